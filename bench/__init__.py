@@ -1,0 +1,1 @@
+"""Benchmarks and reporting: latency, memory and energy measurement, result records, reports and plots."""

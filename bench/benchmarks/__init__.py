@@ -1,0 +1,1 @@
+"""The kit's own benchmarks, one module per topic, each with `run() -> list[Figure]`; `make bench` runs them."""

@@ -1,0 +1,33 @@
+"""Report plots rendered to PNG bytes with matplotlib's Agg backend (no display needed)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+
+def score_vs_size(rows: Sequence[dict[str, Any]]) -> bytes:
+    """Scatter of each model stage: size on disk (log scale) against its score (accuracy or mIoU)."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
+    for model in dict.fromkeys(r["model"] for r in rows):
+        mine = [r for r in rows if r["model"] == model]
+        ax.plot([r["size_bytes"] / 1024 for r in mine], [r["score"] for r in mine], "o-", label=model)
+        for r in mine:
+            ax.annotate(r["stage"], (r["size_bytes"] / 1024, r["score"]), textcoords="offset points",
+                        xytext=(4, 4), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("size on disk [KiB]")
+    ax.set_ylabel("score (accuracy or mIoU)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()

@@ -1,0 +1,56 @@
+"""Runner of the kit's own benchmarks (`make bench`): prints each figure with its unit and target, saves JSON."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+import bench.benchmarks
+from edgewise.atomic import write_json
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One benchmark result: a named value with its unit, how it was obtained, and the target it answers to."""
+
+    name: str
+    value: float
+    unit: str
+    kind: str = "measured"
+    target: str = ""
+    note: str = ""
+
+
+def topics() -> list[str]:
+    """Names of the benchmark modules in bench/benchmarks."""
+    return sorted(m.name for m in pkgutil.iter_modules(bench.benchmarks.__path__))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the chosen topics (all by default), print their figures, and write runs/bench/<topic>.json."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("topic", nargs="*", choices=[*topics(), []], help="benchmark modules to run (default: all)")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench"))
+    args = parser.parse_args(argv)
+    console = Console(width=None if Console().is_terminal else 140)
+    for topic in args.topic or topics():
+        module = importlib.import_module(f"bench.benchmarks.{topic}")
+        console.print(f"[bold]{topic}[/bold]: {(module.__doc__ or '').strip().splitlines()[0]}")
+        figures = module.run()
+        table = Table(show_edge=False)
+        for column in ("figure", "value", "unit", "kind", "target", "note"):
+            table.add_column(column, justify="right" if column == "value" else "left")
+        for f in figures:
+            table.add_row(f.name, f"{f.value:.4g}", f.unit, f.kind, f.target, f.note)
+        console.print(table)
+        write_json(args.out / f"{topic}.json", [asdict(f) for f in figures])
+
+
+if __name__ == "__main__":
+    main()

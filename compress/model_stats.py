@@ -1,0 +1,75 @@
+"""Parameter and multiply-accumulate counts of a model, per layer and in total, from one traced forward."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+_COUNTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """One weight layer: its type, weight shape, parameter count and MACs for one input sample."""
+
+    name: str
+    kind: str
+    weight_shape: tuple[int, ...]
+    params: int
+    macs: int
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    """Totals over the model (parameters include every tensor, MACs only conv and linear layers)."""
+
+    params: int
+    macs: int
+    layers: list[LayerCost] = field(default_factory=list)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameter elements in `model` (shared tensors counted once)."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def _layer_macs(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
+    batch = out.shape[0]
+    if isinstance(module, nn.Linear):
+        return module.in_features * out.numel() // batch
+    if isinstance(module, nn.modules.conv._ConvTransposeNd):
+        # every input position scatters into kernel-size outputs of out_channels/groups
+        kernel = math.prod(module.kernel_size)
+        return inp.numel() // batch * kernel * module.out_channels // module.groups
+    kernel = math.prod(module.kernel_size)
+    return out.numel() // batch * kernel * module.in_channels // module.groups
+
+
+@torch.no_grad()
+def measure_cost(model: nn.Module, input_shape: tuple[int, ...]) -> ModelCost:
+    """Count parameters and per-sample MACs of `model` by running one sample of `input_shape` (C, H, W).
+
+    MACs are counted for convolutions (including depthwise and transposed) and linear layers,
+    the layers that dominate cost on every target; element-wise work is left out.
+    """
+    layers: list[LayerCost] = []
+    hooks = []
+    for name, module in model.named_modules():
+        if isinstance(module, _COUNTED):
+            def hook(mod: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor, name: str = name) -> None:
+                layers.append(LayerCost(name, type(mod).__name__, tuple(mod.weight.shape),
+                                        sum(p.numel() for p in mod.parameters(recurse=False)),
+                                        _layer_macs(mod, args[0], out)))
+            hooks.append(module.register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    try:
+        model(torch.zeros(1, *input_shape))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return ModelCost(count_parameters(model), sum(layer.macs for layer in layers), layers)

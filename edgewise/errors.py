@@ -1,0 +1,36 @@
+"""The kit's exception types: every error a user can cause names the problem and the fix."""
+
+from __future__ import annotations
+
+
+class EdgewiseError(Exception):
+    """Base of all Edgewise errors; `exit_code` is what the CLI returns for it.
+
+    An error carries the problem (the message) and, where one exists, the fix. The CLI prints
+    both on one or two lines without a traceback.
+    """
+
+    exit_code = 1
+
+    def __init__(self, problem: str, fix: str | None = None) -> None:
+        self.problem = problem
+        self.fix = fix
+        super().__init__(problem if fix is None else f"{problem} (fix: {fix})")
+
+
+class UserError(EdgewiseError):
+    """Something the user can correct: bad input, a bad recipe, a missing file (exit code 2)."""
+
+    exit_code = 2
+
+
+class RecipeError(UserError):
+    """A recipe that does not validate: names the field, what was expected and what was given."""
+
+
+class DataError(UserError):
+    """Data that cannot be read or does not fit the model."""
+
+
+class StageError(EdgewiseError):
+    """A pipeline stage failed for a reason inside the kit (exit code 1)."""

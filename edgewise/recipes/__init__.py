@@ -1,0 +1,1 @@
+"""Recipes shipped with the kit; default.yaml is what `edgewise run` does without arguments."""

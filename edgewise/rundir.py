@@ -1,0 +1,132 @@
+"""Run directories: every stage's inputs, outputs (with sha256), parameters, metrics and timings in manifest.json."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgewise.atomic import sha256_file, write_json
+from edgewise.environment import describe_environment, library_versions
+from edgewise.errors import EdgewiseError
+
+MANIFEST = "manifest.json"
+FORMAT = "edgewise-manifest/1"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def file_record(path: Path, root: Path) -> dict[str, Any]:
+    """Path (relative to `root` where possible), sha256 and size of a file, as the manifest stores them."""
+    try:
+        shown = str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        shown = str(path)
+    return {"path": shown, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
+@dataclass
+class StageRecord:
+    """What one stage did; filled in by the `RunDirectory.stage` window and written to the manifest."""
+
+    id: str
+    stage: str
+    model: str | None
+    params: dict[str, Any] = field(default_factory=dict)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    status: str = "running"
+    error: str | None = None
+    started: str = ""
+    finished: str | None = None
+    wall_s: float | None = None
+
+
+class StageWindow:
+    """The handle a stage writes through: where its files go, and what to record about them."""
+
+    def __init__(self, run: RunDirectory, record: StageRecord) -> None:
+        self.run = run
+        self.record = record
+        self.dir = run.root / (record.model or "_run") / record.stage
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The stage's metrics; update it in place."""
+        return self.record.metrics
+
+    def path(self, name: str) -> Path:
+        """Where the stage's output file `name` belongs (inside the run directory)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        return self.dir / name
+
+    def add_input(self, path: Path) -> None:
+        """Record a file the stage read (sha256 and size)."""
+        self.record.inputs.append(file_record(path, self.run.root))
+
+    def add_output(self, path: Path) -> None:
+        """Record a file the stage wrote (sha256 and size); write it atomically first."""
+        self.record.outputs.append(file_record(path, self.run.root))
+
+
+class RunDirectory:
+    """A run's directory and its manifest; stages are recorded through `stage(...)` windows."""
+
+    def __init__(self, root: Path, name: str, recipe: dict[str, Any]) -> None:
+        self.root = root
+        self.manifest: dict[str, Any] = {
+            "format": FORMAT, "run": name, "created": _now(), "updated": _now(),
+            "recipe": recipe, "environment": describe_environment(), "stages": [],
+        }
+
+    @classmethod
+    def create(cls, root: str | Path, name: str, recipe: dict[str, Any]) -> RunDirectory:
+        """Open (creating if needed) the run directory `root` and write its initial manifest."""
+        run = cls(Path(root), name, recipe)
+        run.save()
+        return run
+
+    def save(self) -> None:
+        """Write manifest.json atomically."""
+        self.manifest["updated"] = _now()
+        write_json(self.root / MANIFEST, self.manifest)
+
+    @contextlib.contextmanager
+    def stage(self, stage: str, model: str | None = None,
+              params: dict[str, Any] | None = None) -> Iterator[StageWindow]:
+        """Record one stage: yields a window for its files and metrics; on exit writes the manifest.
+
+        A stage that raises is recorded as failed with its error, the manifest is saved, and the
+        exception propagates: artifacts of earlier stages are untouched.
+        """
+        record = StageRecord(id=f"{model}/{stage}" if model else stage, stage=stage, model=model,
+                             params=dict(params or {}), started=_now())
+        window = StageWindow(self, record)
+        start = time.perf_counter()
+        try:
+            yield window
+            record.status = "ok"
+        except BaseException as exc:
+            record.status = "failed"
+            record.error = (exc.problem if isinstance(exc, EdgewiseError) else
+                            "".join(traceback.format_exception_only(type(exc), exc)).strip())
+            raise
+        finally:
+            record.wall_s = round(time.perf_counter() - start, 4)
+            record.finished = _now()
+            self._store(record)
+            self.save()
+
+    def _store(self, record: StageRecord) -> None:
+        entry = {**record.__dict__, "versions": library_versions(("edgewise", "torch", "numpy"))}
+        stages = [s for s in self.manifest["stages"] if s["id"] != record.id]
+        stages.append(entry)
+        self.manifest["stages"] = stages

@@ -1,0 +1,71 @@
+"""Train-once model cache: a model is keyed by architecture, data content, training and seed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from edgewise.modelio import load_model, save_model
+from edgewise.zoo.dataset import Dataset
+from edgewise.zoo.models import build_model
+from edgewise.zoo.training import TrainConfig, evaluate, fit
+
+CACHE_FORMAT = 1
+
+
+def cache_root() -> Path:
+    """The cache directory: $EDGEWISE_CACHE, else $XDG_CACHE_HOME/edgewise, else ~/.cache/edgewise."""
+    if os.environ.get("EDGEWISE_CACHE"):
+        return Path(os.environ["EDGEWISE_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgewise"
+
+
+@dataclass
+class TrainedModel:
+    """A model from the cache (or freshly trained into it), its card and where it lives."""
+
+    module: nn.Module
+    card: dict[str, Any]
+    path: Path
+    cached: bool
+
+
+def cache_key(arch: str, arch_args: dict[str, Any], data: Dataset, train: TrainConfig, seed: int) -> str:
+    """Hex key of a trained model: equal keys mean the same architecture, data, training and seed."""
+    blob = json.dumps({"format": CACHE_FORMAT, "arch": arch, "arch_args": arch_args, "data": data.fingerprint(),
+                       "train": train.model_dump(), "seed": seed, "torch": torch.__version__.split("+")[0]},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def trained_model(arch: str, data: Dataset, train: TrainConfig, seed: int = 0,
+                  arch_args: dict[str, Any] | None = None, label: str | None = None) -> TrainedModel:
+    """Return the model `arch` trained on `data`: from the cache when present, else trained and cached.
+
+    Training is deterministic for a seed; the card records the architecture, data, training
+    history and test metrics, so later stages and reports need not recompute them.
+    """
+    args = dict(arch_args or {})
+    key = cache_key(arch, args, data, train, seed)
+    path = cache_root() / "models" / f"{arch.replace(':', '-')}-{data.name.replace(':', '-')}-{key[:16]}" / "model.pt"
+    if path.is_file():
+        module, card = load_model(path)
+        return TrainedModel(module, card, path, cached=True)
+    torch.manual_seed(seed)
+    module = build_model(arch, data.input_shape, data.num_classes, **args)
+    history = fit(module, data, train, seed=seed, label=label or f"train {arch}")
+    card = {
+        "arch": arch, "arch_args": args, "input_shape": list(data.input_shape), "num_classes": data.num_classes,
+        "task": data.task, "class_names": list(data.class_names), "data": data.name,
+        "data_fingerprint": data.fingerprint(), "train": train.model_dump(), "seed": seed, "cache_key": key,
+        "history": history, "test_metrics": evaluate(module, data.test, data.task, data.class_names),
+    }
+    save_model(module, path, card)
+    return TrainedModel(module, card, path, cached=False)

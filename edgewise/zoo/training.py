@@ -1,0 +1,102 @@
+"""Training and evaluation for classification and segmentation, deterministic for a seed."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from edgewise.console import progress
+from edgewise.zoo.dataset import Dataset, Split
+
+
+class TrainConfig(BaseModel):
+    """How to train: Adam with the given rate, mini-batches, early stopping on the validation score."""
+
+    model_config = ConfigDict(extra="forbid")
+    epochs: int = Field(60, ge=0, le=10_000)
+    lr: float = Field(1e-3, gt=0, le=1.0)
+    batch_size: int = Field(32, ge=1)
+    weight_decay: float = Field(0.0, ge=0)
+    patience: int = Field(15, ge=1, description="epochs without a better validation score before stopping")
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator | None) -> list[torch.Tensor]:
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    return list(order.split(batch_size))
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Run `model` in eval mode over `x` in batches and return the concatenated logits."""
+    model.eval()
+    return torch.cat([model(x[idx]) for idx in _batches(len(x), batch_size, None)])
+
+
+def evaluate(model: nn.Module, split: Split, task: str, class_names: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Score `model` on `split`: accuracy for classification; mIoU, pixel accuracy and per-class IoU for segmentation.
+
+    Every result has `score` (accuracy or mIoU, in [0, 1]) and `score_name`, so reports can
+    compare stages of any task. mIoU averages over the classes present in labels or predictions.
+    """
+    logits = predict(model, split.x)
+    loss = float(F.cross_entropy(logits, split.y))
+    pred = logits.argmax(1)
+    if task == "classification":
+        acc = float((pred == split.y).float().mean())
+        return {"score_name": "accuracy", "score": acc, "accuracy": acc, "loss": loss}
+    k = logits.shape[1]
+    confusion = torch.bincount(split.y.reshape(-1) * k + pred.reshape(-1), minlength=k * k).reshape(k, k).double()
+    tp = confusion.diag()
+    union = confusion.sum(0) + confusion.sum(1) - tp
+    iou = torch.where(union > 0, tp / union.clamp(min=1), torch.nan)
+    miou = float(iou[union > 0].mean())
+    names = class_names or tuple(str(i) for i in range(k))
+    return {
+        "score_name": "mIoU", "score": miou, "miou": miou,
+        "pixel_accuracy": float(tp.sum() / confusion.sum()), "loss": loss,
+        "iou": {names[i]: (None if torch.isnan(iou[i]) else float(iou[i])) for i in range(k)},
+    }
+
+
+def fit(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0, label: str = "train") -> dict[str, Any]:
+    """Train `model` in place on `data.train`; keep the weights with the best validation score.
+
+    Returns the history: per-epoch training loss and validation score, the best epoch, and
+    whether early stopping ended the run.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    best_score, best_state, best_epoch, stale = -1.0, copy.deepcopy(model.state_dict()), 0, 0
+    history: dict[str, Any] = {"loss": [], "val_score": [], "stopped_early": False}
+    with progress() as bar:
+        task = bar.add_task(label, total=config.epochs, info="")
+        for epoch in range(config.epochs):
+            model.train()
+            total, count = 0.0, 0
+            for idx in _batches(len(data.train), config.batch_size, generator):
+                optimiser.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(model(data.train.x[idx]), data.train.y[idx])
+                loss.backward()
+                optimiser.step()
+                total += float(loss.detach()) * len(idx)
+                count += len(idx)
+            score = evaluate(model, data.val, data.task)["score"]
+            history["loss"].append(total / max(count, 1))
+            history["val_score"].append(score)
+            if score > best_score:
+                best_score, best_state, best_epoch, stale = score, copy.deepcopy(model.state_dict()), epoch, 0
+            else:
+                stale += 1
+            bar.update(task, advance=1, info=f"loss {total / max(count, 1):.4f}  val {score:.4f}")
+            if stale >= config.patience:
+                history["stopped_early"] = True
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    history.update(best_epoch=best_epoch, best_val_score=best_score, epochs_run=len(history["loss"]))
+    return history

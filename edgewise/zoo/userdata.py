@@ -1,0 +1,114 @@
+"""User data: a folder with one sub-folder of images per class, or a `.npz` of arrays.
+
+Folder layout: `root/<class name>/*.png|jpg|jpeg|bmp|gif|webp`; classes are the sub-folder names
+in sorted order. `.npz` layout: either `x_train, y_train, x_val, y_val, x_test, y_test`, or just
+`x, y` (split 60/20/20 here, stratified for classification). `x` is (N, C, H, W) or (N, H, W),
+float in [0, 1] or uint8 (scaled by 1/255); `y` is (N,) for classification or (N, H, W) for
+segmentation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgewise.errors import DataError
+from edgewise.zoo.dataset import Dataset, make_split, stratified_split
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+SPLIT_SEED = 0
+
+
+def _split_arrays(x: np.ndarray, y: np.ndarray, stratify: bool) -> list[np.ndarray]:
+    if stratify:
+        return stratified_split(y, (0.6, 0.2, 0.2), SPLIT_SEED)
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
+    n_train, n_val = round(0.6 * len(x)), round(0.2 * len(x))
+    return [np.sort(order[:n_train]), np.sort(order[n_train:n_train + n_val]), np.sort(order[n_train + n_val:])]
+
+
+def _as_inputs(x: np.ndarray, source: str) -> np.ndarray:
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4:
+        raise DataError(f"{source}: inputs have shape {x.shape}, expected (N, C, H, W) or (N, H, W)",
+                        "reshape the arrays before saving them")
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / 255.0
+    return x.astype(np.float32)
+
+
+def load_folder(path: str | Path, size: tuple[int, int] = (32, 32), grayscale: bool = False) -> Dataset:
+    """Load a folder of images per class, resized to `size` (H, W), as a classification data set."""
+    from PIL import Image
+
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"data folder {root} does not exist", "give the path of a folder with one sub-folder per class")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if len(classes) < 2:
+        raise DataError(f"data folder {root} has {len(classes)} class sub-folders, need at least 2",
+                        "put each class's images in its own sub-folder: root/<class>/<image>.png")
+    xs, ys = [], []
+    mode = "L" if grayscale else "RGB"
+    for label, cls in enumerate(classes):
+        files = sorted(f for f in (root / cls).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise DataError(f"class folder {root / cls} holds no images",
+                            f"add images ({', '.join(sorted(IMAGE_SUFFIXES))}) or remove the folder")
+        for f in files:
+            try:
+                with Image.open(f) as img:
+                    arr = np.asarray(img.convert(mode).resize((size[1], size[0]), Image.BILINEAR), dtype=np.uint8)
+            except OSError as exc:
+                raise DataError(f"cannot read image {f}: {exc}", "remove or replace the broken file") from exc
+            xs.append(arr[None] if grayscale else arr.transpose(2, 0, 1))
+            ys.append(label)
+    x = np.stack(xs).astype(np.float32) / 255.0
+    y = np.asarray(ys, dtype=np.int64)
+    parts = _split_arrays(x, y, stratify=True)
+    train, val, test = (make_split(x[p], y[p]) for p in parts)
+    return Dataset(name=f"folder:{root.name}", task="classification", class_names=tuple(classes),
+                   train=train, val=val, test=test)
+
+
+def load_npz(path: str | Path, class_names: tuple[str, ...] | None = None) -> Dataset:
+    """Load a `.npz` of arrays (see the module docstring) as a classification or segmentation data set."""
+    file = Path(path)
+    if not file.is_file():
+        raise DataError(f"data file {file} does not exist", "give the path of a .npz file")
+    try:
+        arrays = dict(np.load(file, allow_pickle=False))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {file} as .npz: {exc}", "save it with numpy.savez") from exc
+    if {"x_train", "y_train", "x_val", "y_val", "x_test", "y_test"} <= arrays.keys():
+        split_arrays = {s: (_as_inputs(arrays[f"x_{s}"], str(file)), arrays[f"y_{s}"])
+                        for s in ("train", "val", "test")}
+    elif {"x", "y"} <= arrays.keys():
+        x, y = _as_inputs(arrays["x"], str(file)), arrays["y"]
+        if len(x) != len(y):
+            raise DataError(f"{file}: x has {len(x)} samples but y has shape {y.shape}",
+                            "give one label (or label map) per sample")
+        parts = _split_arrays(x, y, stratify=y.ndim == 1)
+        split_arrays = {s: (x[p], y[p]) for s, p in zip(("train", "val", "test"), parts, strict=True)}
+    else:
+        raise DataError(f"{file} holds arrays {sorted(arrays)}",
+                        "save x and y, or x_train, y_train, x_val, y_val, x_test, y_test")
+    y_all = np.concatenate([y.reshape(-1) for _, y in split_arrays.values()])
+    y_train = split_arrays["train"][1]
+    task = "classification" if y_train.ndim == 1 else "segmentation"
+    for s, (x, y) in split_arrays.items():
+        expected = (len(x),) if task == "classification" else (len(x), *x.shape[2:])
+        if y.shape != expected:
+            raise DataError(f"{file}: y_{s} has shape {y.shape}, expected {expected} for {task}",
+                            "labels need one entry per sample (or per pixel for segmentation)")
+    if y_all.min() < 0:
+        raise DataError(f"{file}: labels must be non-negative class indices", "map labels to 0..K-1")
+    num_classes = int(y_all.max()) + 1
+    names = class_names or tuple(str(k) for k in range(num_classes))
+    if len(names) < num_classes:
+        raise DataError(f"{file}: labels go up to {num_classes - 1} but {len(names)} class names were given",
+                        "give one name per class")
+    splits = {s: make_split(x, y) for s, (x, y) in split_arrays.items()}
+    return Dataset(name=f"npz:{file.stem}", task=task, class_names=tuple(names), **splits)

@@ -1,0 +1,37 @@
+import hashlib
+
+import pytest
+
+from edgewise.atomic import atomic_path, sha256_file, write_json, write_text
+
+
+def test_failed_write_leaves_the_old_file(tmp_path):
+    target = tmp_path / "a.txt"
+    write_text(target, "old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash mid-write")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_writes_and_hashes(tmp_path):
+    path = write_json(tmp_path / "sub" / "x.json", {"a": 1})
+    assert path.read_text() == '{\n  "a": 1\n}\n'
+    assert sha256_file(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_full_disk_is_a_user_error(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from edgewise.errors import UserError
+
+    def no_space(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    write_text(tmp_path / "b.txt", "old")
+    monkeypatch.setattr(os, "replace", no_space)
+    with pytest.raises(UserError, match="no space left"):
+        write_text(tmp_path / "b.txt", "new")
+    assert (tmp_path / "b.txt").read_text() == "old"

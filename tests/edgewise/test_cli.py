@@ -1,0 +1,65 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from edgewise.atomic import sha256_file
+
+
+def edgewise(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "edgewise", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "COLUMNS": "200"}, timeout=600)
+
+
+def test_version():
+    result = edgewise("--version")
+    assert result.returncode == 0 and result.stdout.startswith("edgewise ")
+
+
+def test_zoo_list_names_architectures_data_and_references():
+    result = edgewise("zoo", "list")
+    assert result.returncode == 0
+    for word in ("railnet", "mobilenetv2", "torchvision:<name>", "digits", "rail", "folder", "npz", "rail-net"):
+        assert word in result.stderr
+
+
+def test_bad_recipe_exits_2_with_the_field_in_one_line(tmp_path):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text(yaml.safe_dump({"models": [{"name": "a", "arch": "mlp", "data": "digits",
+                                                  "train": {"lr": "fast"}}]}))
+    result = edgewise("run", str(recipe), "--out", str(tmp_path))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "models.0.train.lr" in lines[0] and "fast" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_recipe_show_round_trips_through_check(tmp_path):
+    shown = edgewise("recipe", "show")
+    path = tmp_path / "r.yaml"
+    path.write_text(shown.stdout)
+    assert edgewise("recipe", "check", str(path)).returncode == 0
+
+
+@pytest.mark.slow
+def test_run_writes_manifest_results_and_report(tmp_path, digits_mlp, digits_cnn):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "small", "models": [{"zoo": "digits-mlp"}, {"zoo": "digits-cnn"}]}))
+    result = edgewise("run", str(recipe), "--out", str(tmp_path / "runs"))
+    assert result.returncode == 0, result.stderr
+    root = tmp_path / "runs" / "small"
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert [s["id"] for s in manifest["stages"]] == [
+        "digits-mlp/train", "digits-mlp/evaluate", "digits-cnn/train", "digits-cnn/evaluate", "report"]
+    for stage in manifest["stages"]:
+        for record in stage["outputs"]:
+            path = root / record["path"]
+            assert sha256_file(path) == record["sha256"] and path.stat().st_size == record["bytes"]
+    assert all(s["metrics"]["from_cache"] for s in manifest["stages"] if s["stage"] == "train")
+    rows = json.loads((root / "results.json").read_text())
+    assert [r["model"] for r in rows] == ["digits-mlp", "digits-cnn"]
+    assert (root / "results.csv").read_text().splitlines()[0].startswith("model,stage,task")
+    assert "report" in result.stderr and (root / "report.html").is_file() and (root / "report.md").is_file()

@@ -1,0 +1,57 @@
+import pytest
+
+from edgewise.errors import RecipeError
+from edgewise.recipe import load_recipe, parse_recipe
+
+
+def test_default_recipe_has_the_three_reference_models():
+    recipe = load_recipe()
+    assert [m.name for m in recipe.models] == ["digits-mlp", "digits-cnn", "rail-net"]
+    assert recipe.models[2].data.name == "rail"
+
+
+def test_zoo_reference_fields_can_be_overridden():
+    recipe = parse_recipe({"models": [{"zoo": "digits-mlp", "name": "small", "arch_args": {"hidden": [32]}}]})
+    entry = recipe.models[0]
+    assert (entry.name, entry.arch, entry.arch_args) == ("small", "mlp", {"hidden": [32]})
+
+
+def test_data_shorthand_and_full_form():
+    recipe = parse_recipe({"models": [
+        {"name": "a", "arch": "lenet", "data": "digits"},
+        {"name": "b", "arch": "railnet", "data": {"name": "rail", "size": 32, "train": 8}},
+    ]})
+    assert recipe.models[1].data.size == 32
+
+
+@pytest.mark.parametrize(("recipe", "field", "given"), [
+    ({"models": [{"name": "a", "arch": "alexnet9", "data": "digits"}]}, "models.0.arch", "alexnet9"),
+    ({"models": [{"name": "a", "arch": "mlp", "data": "digits", "train": {"epochs": -1}}]},
+     "models.0.train.epochs", "-1"),
+    ({"models": [{"name": "a", "arch": "mlp", "data": "digits", "colour": "red"}]}, "models.0.colour", "red"),
+    ({"models": [{"name": "a", "arch": "mlp", "data": {"name": "rail", "size": 8}}]}, "models.0.data.rail.size", "8"),
+    ({"models": [{"zoo": "digits-xl"}]}, "models.0", "digits-xl"),
+    ({"models": []}, "models", "[]"),
+])
+def test_bad_fields_are_named_with_what_was_given(recipe, field, given):
+    with pytest.raises(RecipeError) as info:
+        parse_recipe(recipe, "r.yaml")
+    message = str(info.value)
+    assert f"'{field}'" in message and given in message and "\n" not in message
+
+
+def test_duplicate_model_names_are_refused():
+    with pytest.raises(RecipeError, match="repeated: a"):
+        parse_recipe({"models": [{"name": "a", "arch": "mlp", "data": "digits"}] * 2})
+
+
+def test_unreadable_recipes(tmp_path):
+    with pytest.raises(RecipeError, match="does not exist"):
+        load_recipe(tmp_path / "none.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models: [\n")
+    with pytest.raises(RecipeError, match="not valid YAML"):
+        load_recipe(bad)
+    bad.write_text("- 1\n- 2\n")
+    with pytest.raises(RecipeError, match="YAML mapping"):
+        load_recipe(bad)

@@ -1,0 +1,44 @@
+import json
+
+import pytest
+
+from edgewise.atomic import sha256_file, write_text
+from edgewise.rundir import RunDirectory
+
+
+def test_manifest_records_stages_with_hashes(tmp_path):
+    run = RunDirectory.create(tmp_path / "r", "r", {"name": "r"})
+    src = write_text(tmp_path / "input.txt", "in")
+    with run.stage("train", "m", params={"epochs": 3}) as st:
+        st.add_input(src)
+        out = write_text(st.path("model.bin"), "weights")
+        st.add_output(out)
+        st.metrics["score"] = 0.9
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    stage = manifest["stages"][0]
+    assert stage["id"] == "m/train" and stage["status"] == "ok" and stage["params"] == {"epochs": 3}
+    assert stage["outputs"][0]["path"] == "m/train/model.bin"
+    assert stage["outputs"][0]["sha256"] == sha256_file(out) and stage["outputs"][0]["bytes"] == 7
+    assert stage["inputs"][0]["sha256"] == sha256_file(src)
+    assert stage["wall_s"] >= 0 and "torch" in manifest["environment"]["versions"]
+
+
+def test_failed_stage_is_recorded_and_earlier_artifacts_stay(tmp_path):
+    run = RunDirectory.create(tmp_path, "r", {})
+    with run.stage("train", "m") as st:
+        first = write_text(st.path("model.bin"), "good")
+        st.add_output(first)
+    with pytest.raises(ValueError), run.stage("quantize", "m"):
+        raise ValueError("boom")
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert [s["status"] for s in manifest["stages"]] == ["ok", "failed"]
+    assert "boom" in manifest["stages"][1]["error"]
+    assert first.read_text() == "good"
+
+
+def test_rerunning_a_stage_replaces_its_record(tmp_path):
+    run = RunDirectory.create(tmp_path, "r", {})
+    for score in (1, 2):
+        with run.stage("evaluate", "m") as st:
+            st.metrics["score"] = score
+    assert [s["metrics"]["score"] for s in run.manifest["stages"]] == [2]
