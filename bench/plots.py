@@ -31,3 +31,22 @@ def score_vs_size(rows: Sequence[dict[str, Any]]) -> bytes:
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
+
+
+def rate_curves(curves: dict[str, Any], score_name: str, title: str) -> bytes:
+    """Score against pruning rate, one line per criterion, its area under the curve in the legend."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
+    for criterion, curve in curves.items():
+        points = curve["points"]
+        ax.plot([p["rate"] for p in points], [p["score"] for p in points], "o-", markersize=3,
+                label=f"{criterion} (AUC {curve['auc']:.3f})")
+    ax.set_xlabel("pruning rate (fraction of channels removed)")
+    ax.set_ylabel(score_name)
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()

@@ -1,17 +1,29 @@
-"""The run report: one table row per model and stage, plots, and the environment, as HTML and Markdown."""
+"""The run report: the results table, sections added by the stages, plots and the environment, as HTML and Markdown."""
 
 from __future__ import annotations
 
 import base64
 import html
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.plots import score_vs_size
 from bench.units import binary_bytes, si
-from edgewise.atomic import write_text
+from edgewise.atomic import write_bytes, write_text
 
 COLUMNS = ("model", "stage", "metric", "score", "parameters", "MACs / sample", "size on disk")
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled table a stage adds to the report, with an explanatory note under it."""
+
+    title: str
+    columns: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+    note: str = ""
+    image: bytes | None = None
 
 
 def _cells(row: dict[str, Any]) -> tuple[str, ...]:
@@ -29,36 +41,60 @@ def _environment_lines(manifest: dict[str, Any]) -> list[str]:
     ]
 
 
-def render_markdown(rows: list[dict[str, Any]], manifest: dict[str, Any]) -> str:
-    """The report as Markdown: the results table and the environment."""
-    lines = [f"# Edgewise report: {manifest['run']}", "", f"Run at {manifest['updated']}.", "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_cells(r)) + " |" for r in rows]
-    lines += ["", "Scores are on each data set's held-out test split. Sizes are the saved model files.", "",
-              "## Environment", ""]
+def _markdown_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    header = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return header + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def render_markdown(rows: list[dict[str, Any]], manifest: dict[str, Any], sections: list[Section] = (),
+                    image_names: dict[int, str] | None = None) -> str:
+    """The report as Markdown: the results table, the stages' sections (with links to their plots), the environment."""
+    lines = [f"# Edgewise report: {manifest['run']}", "", f"Run at {manifest['updated']}.", ""]
+    lines += _markdown_table(COLUMNS, [_cells(r) for r in rows])
+    lines += ["", "Scores are on each data set's held-out test split. Sizes are the saved model files.", ""]
+    for i, section in enumerate(sections):
+        lines += [f"## {section.title}", "", *_markdown_table(section.columns, section.rows), ""]
+        if section.note:
+            lines += [section.note, ""]
+        if image_names and i in image_names:
+            lines += [f"![{section.title}]({image_names[i]})", ""]
+    lines += ["## Environment", ""]
     lines += [f"- {line}" for line in _environment_lines(manifest)]
     return "\n".join(lines) + "\n"
 
 
 _STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:62rem;color:#1d2330}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:66rem;color:#1d2330}
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #dde}
-table{border-collapse:collapse;font-size:.92rem}th,td{padding:.35rem .7rem;border-bottom:1px solid #e4e6ee}
+table{border-collapse:collapse;font-size:.9rem}th,td{padding:.3rem .65rem;border-bottom:1px solid #e4e6ee}
 th{text-align:left;background:#f4f5f9}td.num{text-align:right;font-variant-numeric:tabular-nums}
 img{max-width:100%}.note{color:#5b6275;font-size:.85rem}
 """
 
 
-def render_html(rows: list[dict[str, Any]], manifest: dict[str, Any]) -> str:
-    """The report as one self-contained HTML page: the results table, an embedded plot, the environment."""
+def _html_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], numeric_from: int, table_id: str = "") -> str:
     esc = html.escape
-    head = "".join(f"<th>{esc(c)}</th>" for c in COLUMNS)
+    head = "".join(f"<th>{esc(c)}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f'<td class="{"num" if i >= 3 else ""}">{esc(c)}</td>' for i, c in enumerate(_cells(r)))
+        "<tr>" + "".join(f'<td class="{"num" if i >= numeric_from else ""}">{esc(c)}</td>' for i, c in enumerate(r))
         + "</tr>" for r in rows
     )
+    ident = f' id="{table_id}"' if table_id else ""
+    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(rows: list[dict[str, Any]], manifest: dict[str, Any], sections: list[Section] = ()) -> str:
+    """The report as one self-contained HTML page: tables, an embedded plot and the environment."""
+    esc = html.escape
     plot = base64.b64encode(score_vs_size(rows)).decode("ascii") if rows else ""
     env = "".join(f"<li>{esc(line)}</li>" for line in _environment_lines(manifest))
+    extra = "".join(
+        f"<h2>{esc(s.title)}</h2>{_html_table(s.columns, s.rows, 1)}"
+        + (f'<p class="note">{esc(s.note)}</p>' if s.note else "")
+        + (f'<img alt="{esc(s.title)}" src="data:image/png;base64,{base64.b64encode(s.image).decode("ascii")}">'
+           if s.image else "")
+        for s in sections
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Edgewise report: {esc(manifest['run'])}</title>
 <style>{_STYLE}</style></head><body>
@@ -66,17 +102,24 @@ def render_html(rows: list[dict[str, Any]], manifest: dict[str, Any]) -> str:
 <p class="note">Run at {esc(manifest['updated'])}. Scores are on each data set's held-out test split;
 sizes are the saved model files.</p>
 <h2>Results</h2>
-<table id="results"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+{_html_table(COLUMNS, [_cells(r) for r in rows], 3, "results")}
 <h2>Score against size</h2>
 {f'<img alt="score against size on disk" src="data:image/png;base64,{plot}">' if plot else ''}
+{extra}
 <h2>Environment</h2><ul>{env}</ul>
 </body></html>
 """
 
 
-def write_report(root: Path, rows: list[dict[str, Any]], manifest: dict[str, Any]) -> dict[str, Path]:
-    """Write report.html and report.md into `root` atomically and return their paths."""
-    return {
-        "html": write_text(root / "report.html", render_html(rows, manifest)),
-        "markdown": write_text(root / "report.md", render_markdown(rows, manifest)),
-    }
+def write_report(root: Path, rows: list[dict[str, Any]], manifest: dict[str, Any],
+                 sections: list[Section] = ()) -> dict[str, Path]:
+    """Write report.html (self-contained), report.md and the Markdown's plot files into `root`, atomically."""
+    paths: dict[str, Path] = {}
+    image_names = {}
+    for i, section in enumerate(sections):
+        if section.image:
+            image_names[i] = f"report-plot-{i}.png"
+            paths[f"plot-{i}"] = write_bytes(root / image_names[i], section.image)
+    paths["html"] = write_text(root / "report.html", render_html(rows, manifest, sections))
+    paths["markdown"] = write_text(root / "report.md", render_markdown(rows, manifest, sections, image_names))
+    return paths

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import statistics
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,6 +28,18 @@ class Figure:
     kind: str = "measured"
     target: str = ""
     note: str = ""
+
+
+def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall time of `fn` over `repeats` calls after `warmup` untimed ones (perf_counter)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def topics() -> list[str]:

@@ -45,8 +45,50 @@ def run(
 
     result = run_recipe(load_recipe(recipe), out=out, name=name)
     console.print(f"run directory: {result.root}")
-    for kind, path in result.reports.items():
-        console.print(f"report ({kind}): {path}")
+    for kind in ("html", "markdown"):
+        if kind in result.reports:
+            console.print(f"report ({kind}): {result.reports[kind]}")
+
+
+@app.command()
+def prune(
+    model: Annotated[str, typer.Argument(help="Zoo reference (e.g. digits-cnn) or a model .pt file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the pruned model (.pt).")],
+    criterion: Annotated[str, typer.Option(help="lrp, gradient, taylor, l1, l2, hrank, apoz, activation, random.")]
+    = "lrp",
+    rate: Annotated[float, typer.Option(help="Fraction of prunable channels to remove, in [0, 1).")] = 0.5,
+    schedule: Annotated[str, typer.Option(help="oneshot, iterative or adaptive.")] = "oneshot",
+    scope: Annotated[str, typer.Option(help="global or layer ranking.")] = "global",
+    data: Annotated[str | None, typer.Option(help="digits, rail, a .npz or an image folder (default: the model's).")]
+    = None,
+    classes: Annotated[list[str] | None, typer.Option("--class", help="Restrict scores to a class (repeatable).")]
+    = None,
+    samples: Annotated[int, typer.Option(help="Reference samples per class.")] = 10,
+) -> None:
+    """Prune a model's channels (physically removed) and print the per-layer report."""
+    from pydantic import ValidationError
+
+    from edgewise.commands import prune_file
+    from edgewise.errors import UserError
+    from edgewise.recipe import PruneConfig
+
+    try:
+        config = PruneConfig(criterion=criterion, rate=rate, schedule=schedule, scope=scope,
+                             samples_per_class=samples)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise UserError(f"--{error['loc'][0]}: {error['msg']} (given {error.get('input')!r})") from None
+    result = prune_file(model, out, config, data, classes)
+    table = Table(title=f"{result.criterion}, {result.schedule}", title_justify="left")
+    for column in ("layer", "channels", "pruned", "parameters", "MACs"):
+        table.add_column(column)
+    for r in result.layers:
+        table.add_row(r["layer"], f"{r['channels_before']} -> {r['channels_after']}", f"{r['rate']:.0%}",
+                      f"{r['params_before']:,} -> {r['params_after']:,}",
+                      f"{r['macs_before']:,} -> {r['macs_after']:,}")
+    console.print(table)
+    console.print(f"parameters {result.before.params:,} -> {result.after.params:,}, "
+                  f"MACs {result.before.macs:,} -> {result.after.macs:,}; written to {out}")
 
 
 @recipe_app.command("show")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -19,6 +19,97 @@ from edgewise.zoo.training import TrainConfig
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
+class FinetuneConfig(BaseModel):
+    """Fine-tuning after pruning (each step of an iterative schedule): the zoo's training loop, shorter."""
+
+    model_config = ConfigDict(extra="forbid")
+    epochs: int = Field(5, ge=1, le=1000)
+    lr: float = Field(1e-4, gt=0, le=1.0)
+    batch_size: int = Field(32, ge=1)
+
+    def train_config(self) -> TrainConfig:
+        """The equivalent zoo training settings (early stopping waits the whole run)."""
+        return TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, patience=self.epochs)
+
+
+class PruneConfig(BaseModel):
+    """Structured pruning: criterion, rate, schedule, ranking and the reference samples it reads."""
+
+    model_config = ConfigDict(extra="forbid")
+    criterion: str = "lrp"
+    rate: float = Field(0.5, ge=0.0, lt=1.0)
+    schedule: Literal["oneshot", "iterative", "adaptive"] = "oneshot"
+    scope: Literal["global", "layer"] = "global"
+    normalization: Literal["none", "sum", "l2"] | None = None
+    min_channels: int = Field(1, ge=1)
+    round_to: int | None = Field(None, ge=1)
+    ignore: list[str] = Field(default_factory=list)
+    samples_per_class: int | None = Field(10, ge=1, description="reference samples per class (x10 scenes for "
+                                          "segmentation); null: the whole validation split")
+    step: float = Field(0.05, gt=0.0, lt=1.0)
+    sf: float = Field(0.5, gt=0.0, lt=1.0)
+    output: Literal["onehot", "logit", "contrast"] = Field("onehot", description="seed at the output for LRP, "
+                                                           "gradient and Taylor scores")
+    options: dict[str, Any] = Field(default_factory=dict, description="criterion options, e.g. LRP rules")
+    finetune: FinetuneConfig | None = None
+
+    @field_validator("criterion")
+    @classmethod
+    def _known_criterion(cls, value: str) -> str:
+        from compress.criteria import CRITERIA
+
+        if value not in CRITERIA:
+            raise ValueError(f"unknown pruning criterion {value!r}; expected one of {', '.join(CRITERIA)}")
+        return value
+
+    def ranking(self) -> Any:
+        """The compress.Ranking these settings describe."""
+        import compress
+
+        return compress.Ranking(self.scope, self.normalization, self.min_channels, self.round_to)
+
+
+def _check_criteria(values: list[str]) -> list[str]:
+    from compress.criteria import CRITERIA
+
+    unknown = [v for v in values if v not in CRITERIA]
+    if unknown:
+        raise ValueError(f"unknown pruning criteria {unknown}; expected some of {', '.join(CRITERIA)}")
+    return values
+
+
+class CurvesConfig(BaseModel):
+    """Score against one-shot pruning rate for several criteria (the area under each curve compares them)."""
+
+    model_config = ConfigDict(extra="forbid")
+    criteria: list[str] = Field(default_factory=lambda: ["lrp", "gradient", "taylor", "l1", "hrank", "apoz", "random"],
+                                min_length=1)
+    rates: list[float] = Field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+                               min_length=2)
+    samples_per_class: int | None = Field(10, ge=1)
+    finetune: FinetuneConfig | None = None
+
+    @field_validator("criteria")
+    @classmethod
+    def _known_criteria(cls, values: list[str]) -> list[str]:
+        return _check_criteria(values)
+
+    @field_validator("rates")
+    @classmethod
+    def _rates_in_range(cls, values: list[float]) -> list[float]:
+        bad = [v for v in values if not 0.0 <= v < 1.0]
+        if bad:
+            raise ValueError(f"pruning rates must be in [0, 1); got {bad}")
+        return sorted(set(values))
+
+
+class ExpertConfig(PruneConfig):
+    """A class-specific expert: pruning whose scores only see the chosen classes (names or indices)."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    classes: list[str | int] = Field(min_length=1)
+
+
 class ModelEntry(BaseModel):
     """One model of a recipe: a zoo reference (`zoo: digits-mlp`) or an architecture with its data."""
 
@@ -29,6 +120,21 @@ class ModelEntry(BaseModel):
     data: DataSpec
     train: TrainConfig = Field(default_factory=TrainConfig)
     seed: int = 0
+    prune: PruneConfig | None = None
+    experts: list[ExpertConfig] = Field(default_factory=list)
+    curves: CurvesConfig | None = None
+    expert_unions: list[list[str]] = Field(default_factory=list, description="experts to combine (union of channels)")
+
+    @model_validator(mode="after")
+    def _unions_name_experts(self) -> ModelEntry:
+        names = [e.name for e in self.experts]
+        if len(set(names)) != len(names):
+            raise ValueError(f"expert names must be unique; got {names}")
+        for group in self.expert_unions:
+            unknown = [n for n in group if n not in names]
+            if unknown or len(group) < 2:
+                raise ValueError(f"an expert union names at least two experts of this model; got {group}")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -59,7 +165,7 @@ class ModelEntry(BaseModel):
 
 
 class Recipe(BaseModel):
-    """A whole run: its name and the models; every model is trained (or loaded) and evaluated."""
+    """A whole run: its name and the models; each model is trained (or loaded), evaluated, then compressed as asked."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field("run", pattern=NAME_PATTERN)

@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
 import time
 
-from bench.suite import Figure
-
-
-def _median_seconds(fn, repeats: int = 5) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from bench.suite import Figure, median_seconds
 
 
 def run() -> list[Figure]:
@@ -28,7 +18,7 @@ def run() -> list[Figure]:
 
     figures = []
     for size, count in ((64, 64), (256, 8)):
-        seconds = _median_seconds(lambda size=size, count=count: render_scenes(size, count, seed=0))
+        seconds = median_seconds(lambda size=size, count=count: render_scenes(size, count, seed=0), warmup=0)
         figures.append(Figure(f"rail scenes {size}x{size}", count / seconds, "scenes/s", note="median of 5"))
     saved = os.environ.get("EDGEWISE_CACHE")
     with tempfile.TemporaryDirectory() as cache:
@@ -40,8 +30,8 @@ def run() -> list[Figure]:
                 start = time.perf_counter()
                 trained = trained_model(ref.arch, data, ref.train, 0, ref.arch_args)
                 cold = time.perf_counter() - start
-                warm = _median_seconds(lambda ref=ref, data=data: trained_model(ref.arch, data, ref.train, 0,
-                                                                                ref.arch_args))
+                warm = median_seconds(lambda ref=ref, data=data: trained_model(ref.arch, data, ref.train, 0,
+                                                                               ref.arch_args), warmup=0)
                 score = trained.card["test_metrics"]
                 figures += [
                     Figure(f"{name} train (cold)", cold, "s", note=f"test {score['score_name']} {score['score']:.4f}"),

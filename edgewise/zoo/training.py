@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -63,12 +64,21 @@ def evaluate(model: nn.Module, split: Split, task: str, class_names: tuple[str, 
     }
 
 
-def fit(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0, label: str = "train") -> dict[str, Any]:
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Score = Callable[[nn.Module, Split], float]
+
+
+def fit(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0, label: str = "train",
+        loss_fn: Loss | None = None, score_fn: Score | None = None) -> dict[str, Any]:
     """Train `model` in place on `data.train`; keep the weights with the best validation score.
 
-    Returns the history: per-epoch training loss and validation score, the best epoch, and
-    whether early stopping ended the run.
+    `loss_fn(logits, labels)` replaces cross-entropy and `score_fn(model, split)` the validation
+    score (accuracy or mIoU), e.g. to fine-tune an expert for its classes. Returns the history:
+    per-epoch training loss and validation score, the best epoch, and whether early stopping
+    ended the run.
     """
+    loss_fn = loss_fn or F.cross_entropy
+    score_fn = score_fn or (lambda m, split: evaluate(m, split, data.task)["score"])
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     best_score, best_state, best_epoch, stale = -1.0, copy.deepcopy(model.state_dict()), 0, 0
@@ -80,12 +90,12 @@ def fit(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0, lab
             total, count = 0.0, 0
             for idx in _batches(len(data.train), config.batch_size, generator):
                 optimiser.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(model(data.train.x[idx]), data.train.y[idx])
+                loss = loss_fn(model(data.train.x[idx]), data.train.y[idx])
                 loss.backward()
                 optimiser.step()
                 total += float(loss.detach()) * len(idx)
                 count += len(idx)
-            score = evaluate(model, data.val, data.task)["score"]
+            score = score_fn(model, data.val)
             history["loss"].append(total / max(count, 1))
             history["val_score"].append(score)
             if score > best_score:

@@ -45,21 +45,60 @@ def test_recipe_show_round_trips_through_check(tmp_path):
 
 
 @pytest.mark.slow
+def test_prune_command_writes_a_smaller_model(tmp_path, digits_cnn):
+    out = tmp_path / "p.pt"
+    result = edgewise("prune", "digits-cnn", "-o", str(out), "--criterion", "l1", "--rate", "0.3")
+    assert result.returncode == 0, result.stderr
+    from edgewise.modelio import load_model
+
+    module, card = load_model(out)
+    assert sum(p.numel() for p in module.parameters()) < sum(p.numel() for p in digits_cnn[0].module.parameters())
+    assert card["stage"].startswith("pruned l1")
+    assert json.loads(out.with_suffix(".prune.json").read_text())["criterion"] == "l1"
+
+
+def test_prune_command_refuses_bad_rates_and_criteria(tmp_path):
+    bad_rate = edgewise("prune", "digits-mlp", "-o", str(tmp_path / "p.pt"), "--rate", "1.5")
+    assert bad_rate.returncode == 2 and "--rate" in bad_rate.stderr
+    bad_criterion = edgewise("prune", "digits-mlp", "-o", str(tmp_path / "p.pt"), "--criterion", "vibes")
+    assert bad_criterion.returncode == 2 and "unknown pruning criterion 'vibes'" in bad_criterion.stderr
+    assert "Traceback" not in bad_rate.stderr + bad_criterion.stderr
+
+
+@pytest.mark.slow
 def test_run_writes_manifest_results_and_report(tmp_path, digits_mlp, digits_cnn):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(yaml.safe_dump({"name": "small", "models": [{"zoo": "digits-mlp"}, {"zoo": "digits-cnn"}]}))
+    recipe.write_text(yaml.safe_dump({"name": "small", "models": [
+        {"zoo": "digits-mlp"},
+        {"zoo": "digits-cnn", "prune": {"criterion": "lrp", "rate": 0.3},
+         "experts": [{"name": "odd", "classes": ["1", "3"], "criterion": "lrp", "rate": 0.3},
+                     {"name": "even", "classes": ["2", "4"], "criterion": "lrp", "rate": 0.3}],
+         "expert_unions": [["odd", "even"]]},
+    ]}))
     result = edgewise("run", str(recipe), "--out", str(tmp_path / "runs"))
     assert result.returncode == 0, result.stderr
     root = tmp_path / "runs" / "small"
     manifest = json.loads((root / "manifest.json").read_text())
     assert [s["id"] for s in manifest["stages"]] == [
-        "digits-mlp/train", "digits-mlp/evaluate", "digits-cnn/train", "digits-cnn/evaluate", "report"]
+        "digits-mlp/train", "digits-mlp/evaluate", "digits-cnn/train", "digits-cnn/evaluate", "digits-cnn/prune",
+        "digits-cnn/expert-odd", "digits-cnn/expert-even", "digits-cnn/union-odd+even", "digits-cnn/expert-table",
+        "report"]
     for stage in manifest["stages"]:
         for record in stage["outputs"]:
             path = root / record["path"]
             assert sha256_file(path) == record["sha256"] and path.stat().st_size == record["bytes"]
     assert all(s["metrics"]["from_cache"] for s in manifest["stages"] if s["stage"] == "train")
     rows = json.loads((root / "results.json").read_text())
-    assert [r["model"] for r in rows] == ["digits-mlp", "digits-cnn"]
+    assert [r["stage"] for r in rows][:3] == ["float32", "float32", "pruned lrp 30%"]
+    pruned = rows[2]
+    assert pruned["params"] < rows[1]["params"] and pruned["macs"] < rows[1]["macs"]
+    assert rows[3]["score_name"] == "accuracy[1,3]" and rows[5]["stage"] == "union odd+even"
+    assert rows[3]["params"] <= rows[5]["params"] <= rows[1]["params"]
+    from edgewise.modelio import load_model
+
+    reloaded, _card = load_model(root / "digits-cnn" / "prune" / "model.pt")
+    assert sum(p.numel() for p in reloaded.parameters()) == pruned["params"]
+    report = (root / "report.md").read_text()
+    assert "## Pruning of digits-cnn" in report and "## Experts of digits-cnn: path similarity per layer" in report
     assert (root / "results.csv").read_text().splitlines()[0].startswith("model,stage,task")
     assert "report" in result.stderr and (root / "report.html").is_file() and (root / "report.md").is_file()

@@ -55,3 +55,28 @@ def test_unreadable_recipes(tmp_path):
     bad.write_text("- 1\n- 2\n")
     with pytest.raises(RecipeError, match="YAML mapping"):
         load_recipe(bad)
+
+
+def test_prune_and_expert_sections():
+    recipe = parse_recipe({"models": [{"zoo": "rail-net", "prune": {"criterion": "taylor", "rate": 0.4},
+                                       "experts": [{"name": "r", "classes": ["rail"]}, {"name": "s", "classes": [6]}],
+                                       "expert_unions": [["r", "s"]]}]})
+    entry = recipe.models[0]
+    assert entry.prune.criterion == "taylor" and entry.experts[1].classes == [6]
+
+
+@pytest.mark.parametrize(("prune", "field"), [
+    ({"criterion": "vibes"}, "models.0.prune.criterion"),
+    ({"rate": 1.0}, "models.0.prune.rate"),
+    ({"rate": -0.2}, "models.0.prune.rate"),
+    ({"schedule": "weekly"}, "models.0.prune.schedule"),
+])
+def test_bad_prune_fields(prune, field):
+    with pytest.raises(RecipeError, match=f"'{field}'"):
+        parse_recipe({"models": [{"zoo": "digits-cnn", "prune": prune}]})
+
+
+def test_expert_unions_must_name_experts():
+    with pytest.raises(RecipeError, match="expert union"):
+        parse_recipe({"models": [{"zoo": "rail-net", "experts": [{"name": "r", "classes": ["rail"]}],
+                                  "expert_unions": [["r", "x"]]}]})

@@ -1,0 +1,42 @@
+"""Channel-importance criteria as plug-ins: LRP, gradient, Taylor, weight L1/L2, HRank, APoZ, activation, random."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from compress.criteria.activation import ActivationCriterion, APoZCriterion, HRankCriterion
+from compress.criteria.base import Criterion
+from compress.criteria.gradient import GradientCriterion, TaylorCriterion
+from compress.criteria.lrp import LRPCriterion
+from compress.criteria.magnitude import MagnitudeCriterion
+from compress.criteria.random import RandomCriterion
+from edgewise.errors import UserError
+
+CRITERIA: dict[str, Callable[..., Criterion]] = {
+    "lrp": LRPCriterion,
+    "gradient": GradientCriterion,
+    "taylor": TaylorCriterion,
+    "l1": lambda: MagnitudeCriterion(p=1),
+    "l2": lambda: MagnitudeCriterion(p=2),
+    "hrank": HRankCriterion,
+    "apoz": APoZCriterion,
+    "activation": ActivationCriterion,
+    "random": RandomCriterion,
+}
+
+
+def get_criterion(criterion: str | Criterion, **options: Any) -> Criterion:
+    """Return the criterion named `criterion` built with `options` (or `criterion` itself if already built)."""
+    if isinstance(criterion, Criterion):
+        return criterion
+    if criterion not in CRITERIA:
+        raise UserError(f"unknown pruning criterion {criterion!r}", f"use one of {', '.join(CRITERIA)}")
+    try:
+        return CRITERIA[criterion](**options)
+    except TypeError as exc:
+        raise UserError(f"bad options for criterion {criterion!r}: {exc}",
+                        "check the criterion's options (see compress.criteria)") from exc
+
+
+__all__ = ["CRITERIA", "Criterion", "get_criterion"]

@@ -1,0 +1,33 @@
+"""Weight magnitude (Li et al. 2016): the L1 or L2 norm of each filter; needs no data."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from compress.criteria.base import Criterion
+from compress.reference import ReferenceSamples
+
+
+def filter_weights(module: nn.Module) -> torch.Tensor:
+    """The weight as (output channels, everything else), for plain and transposed convolutions and linear layers."""
+    weight = module.weight.detach()
+    if isinstance(module, nn.modules.conv._ConvTransposeNd):
+        weight = weight.transpose(0, 1)
+    return weight.flatten(1)
+
+
+class MagnitudeCriterion(Criterion):
+    """Channel score = ||W[c]||_p over the filter's weights (p = 1 or 2)."""
+
+    normalization = "sum"
+    needs_data = False
+    class_specific = False
+
+    def __init__(self, p: int = 1) -> None:
+        self.p = p
+        self.name = f"l{p}"  # type: ignore[misc]
+
+    def scores(self, model: nn.Module, names: set[str], ref: ReferenceSamples) -> dict[str, torch.Tensor]:
+        modules = dict(model.named_modules())
+        return {name: filter_weights(modules[name]).norm(p=self.p, dim=1) for name in names}

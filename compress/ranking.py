@@ -1,0 +1,119 @@
+"""Ranking channel scores into the channels to remove: global or per layer, normalised, with floors and rounding."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from edgewise.errors import UserError
+
+NORMALIZATIONS = ("none", "sum", "l2")
+SCOPES = ("global", "layer")
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """How scores become removals.
+
+    `scope`: one ranking over all groups (`global`) or a rate per group (`layer`);
+    `normalization`: none, per-group sum or per-group L2 before a global ranking (None: the criterion's own);
+    `min_channels`: never keep fewer channels in a group; `round_to`: keep channel counts multiples of it.
+    """
+
+    scope: str = "global"
+    normalization: str | None = None
+    min_channels: int = 1
+    round_to: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.scope not in SCOPES:
+            raise UserError(f"unknown ranking scope {self.scope!r}", f"use one of {', '.join(SCOPES)}")
+        if self.normalization is not None and self.normalization not in NORMALIZATIONS:
+            raise UserError(f"unknown normalisation {self.normalization!r}", f"use one of {', '.join(NORMALIZATIONS)}")
+        if self.min_channels < 1:
+            raise UserError(f"min_channels must be at least 1, got {self.min_channels}", "set min_channels >= 1")
+        if self.round_to is not None and self.round_to < 1:
+            raise UserError(f"round_to must be a positive integer, got {self.round_to}", "use e.g. 8 or 16, or none")
+
+
+def normalize(scores: torch.Tensor, how: str) -> torch.Tensor:
+    """Scale one group's scores: unchanged (`none`), by their sum (`sum`) or by their L2 norm (`l2`)."""
+    scores = scores.to(torch.float64)
+    if how == "sum":
+        return scores / scores.sum().clamp(min=1e-300)
+    if how == "l2":
+        return scores / scores.norm().clamp(min=1e-300)
+    return scores
+
+
+def _ascending(scores: torch.Tensor) -> list[int]:
+    # ties broken by index so that equal scores give the same plan on every run
+    return sorted(range(len(scores)), key=lambda i: (float(scores[i]), i))
+
+
+def _floor_for(original: int, ranking: Ranking) -> int:
+    return min(original, ranking.min_channels)
+
+
+def _rounded_keep(keep: int, current: int, ranking: Ranking) -> int:
+    if not ranking.round_to:
+        return keep
+    return min(current, math.ceil(keep / ranking.round_to) * ranking.round_to)
+
+
+def plan_removal(scores: dict[str, torch.Tensor], original: dict[str, int], rate: float, ranking: Ranking,
+                 default_normalization: str = "none") -> dict[str, list[int]]:
+    """Channel indices (in each group's current numbering) to remove so that `rate` of the original channels go.
+
+    `scores` holds each group's current channels; `original` their counts before any pruning, so
+    an iterative schedule can call this with a growing rate. Global ranking removes the lowest
+    normalised scores across groups; per-layer ranking removes floor(rate x original) per group.
+    Both respect `min_channels`; `round_to` then keeps back the best removed channels until each
+    group's count is a multiple of it.
+    """
+    if not 0.0 <= rate < 1.0:
+        raise UserError(f"pruning rate must be in [0, 1), got {rate}", "give a fraction such as 0.5")
+    how = ranking.normalization or default_normalization
+    current = {g: len(s) for g, s in scores.items()}
+    removal: dict[str, list[int]] = {g: [] for g in scores}
+    if ranking.scope == "layer":
+        for g, s in scores.items():
+            target_keep = max(_floor_for(original[g], ranking), original[g] - math.floor(rate * original[g]))
+            n_remove = max(0, current[g] - target_keep)
+            removal[g] = _ascending(s)[:n_remove]
+    else:
+        total_original = sum(original.values())
+        n_remove = max(0, sum(current.values()) - (total_original - round(rate * total_original)))
+        candidates = sorted(
+            ((float(v), g, i) for g, s in scores.items() for i, v in enumerate(normalize(s, how))),
+            key=lambda t: (t[0], t[1], t[2]),
+        )
+        for _, g, i in candidates:
+            if n_remove == 0:
+                break
+            if current[g] - len(removal[g]) > _floor_for(original[g], ranking):
+                removal[g].append(i)
+                n_remove -= 1
+    for g, removed in removal.items():
+        keep = _rounded_keep(current[g] - len(removed), current[g], ranking)
+        give_back = keep - (current[g] - len(removed))
+        if give_back > 0:
+            # the removed channels are in ascending score order: give back the best of them
+            removal[g] = removed[:len(removed) - give_back]
+    return {g: sorted(r) for g, r in removal.items()}
+
+
+def adaptive_removal(scores: dict[str, torch.Tensor], original: dict[str, int], sf: float,
+                     ranking: Ranking) -> dict[str, list[int]]:
+    """Seed 002's threshold per group: remove channels scoring below median x SF^(C0/Ct) of the remaining ones."""
+    if not 0.0 < sf < 1.0:
+        raise UserError(f"sparsification factor SF must be in (0, 1), got {sf}", "use e.g. 0.3 to 0.9")
+    removal = {}
+    for g, s in scores.items():
+        threshold = float(s.to(torch.float64).median()) * sf ** (original[g] / len(s))
+        below = [i for i in _ascending(s) if float(s[i]) < threshold]
+        room = len(s) - _floor_for(original[g], ranking)
+        removal[g] = sorted(below[:max(0, room)])
+    return removal

@@ -1,0 +1,83 @@
+"""Reference samples for scoring channels: inputs, labels, the task, and an optional restriction to classes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from edgewise.errors import UserError
+
+OUTPUT_SEEDS = ("onehot", "logit", "contrast")
+
+
+@dataclass(frozen=True)
+class ReferenceSamples:
+    """The few (to few hundred) samples criteria look at, and which outputs count.
+
+    `classes` restricts every data-driven criterion to the chosen classes: for classification the
+    samples of those classes, for segmentation the pixels of those classes. `output` picks the
+    seed at the output for relevance and saliency: `onehot` (1 for the true class), `logit`
+    (the true class's logit) or `contrast` (1 for the true class, -1/(K-1) for every other: what
+    separates the class from the rest rather than what raises its logit).
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    task: str = "classification"
+    classes: tuple[int, ...] | None = None
+    batch_size: int = 32
+    output: str = "onehot"
+
+    def __post_init__(self) -> None:
+        if len(self.x) == 0:
+            raise UserError("no reference samples were given", "pass at least one sample per class")
+        if len(self.x) != len(self.y):
+            raise UserError(f"{len(self.x)} reference inputs but {len(self.y)} labels", "give one label per input")
+        if self.output not in OUTPUT_SEEDS:
+            raise UserError(f"unknown output seed {self.output!r}", f"use one of {', '.join(OUTPUT_SEEDS)}")
+
+    @classmethod
+    def from_split(cls, x: torch.Tensor, y: torch.Tensor, task: str, per_class: int | None = 10,
+                   classes: tuple[int, ...] | None = None, **kwargs: object) -> ReferenceSamples:
+        """Take `per_class` samples of each class in order (classification), or the first `per_class` x 10 scenes
+        (segmentation); None takes them all."""
+        if per_class is None:
+            return cls(x, y, task, classes, **kwargs)
+        if task == "segmentation":
+            n = per_class * 10
+            return cls(x[:n], y[:n], task, classes, **kwargs)
+        picked = torch.cat([torch.nonzero(y == c).flatten()[:per_class] for c in torch.unique(y)]).sort().values
+        return cls(x[picked], y[picked], task, classes, **kwargs)
+
+    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The samples in order, `batch_size` at a time."""
+        for start in range(0, len(self.x), self.batch_size):
+            yield self.x[start:start + self.batch_size], self.y[start:start + self.batch_size]
+
+    def label_mask(self, y: torch.Tensor) -> torch.Tensor:
+        """True where a sample (classification) or pixel (segmentation) belongs to the chosen classes."""
+        if self.classes is None:
+            return torch.ones_like(y, dtype=torch.bool)
+        return torch.isin(y, torch.tensor(self.classes, dtype=y.dtype))
+
+    def output_seed(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The relevance (or gradient) to start from at the output: the true class, masked to the chosen classes."""
+        seed = F.one_hot(y, logits.shape[1]).to(logits.dtype)
+        if seed.dim() > 2:  # (N, H, W, K) -> (N, K, H, W)
+            seed = seed.movedim(-1, 1)
+        if self.output == "contrast":
+            seed = seed - (1.0 - seed) / (logits.shape[1] - 1)
+        seed = seed * self.label_mask(y).unsqueeze(1).to(logits.dtype)
+        return seed * logits.detach() if self.output == "logit" else seed
+
+    def spatial_mask(self, y: torch.Tensor, size: torch.Size) -> torch.Tensor:
+        """The label mask resized to a feature map's spatial `size` (N, 1, *size), or (N, 1) for flat features."""
+        mask = self.label_mask(y).to(torch.float32)
+        if self.task != "segmentation":
+            return mask.reshape(len(y), 1, *([1] * len(size)))
+        if len(size) == 0:
+            return mask.flatten(1).amax(1, keepdim=True)
+        return F.interpolate(mask.unsqueeze(1), size=tuple(size), mode="nearest")

@@ -1,0 +1,85 @@
+"""LRP relevance with zennit: rule composites, and relevance at layer outputs, inputs and weights."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+
+import torch
+from torch import nn
+from zennit.canonizers import SequentialMergeBatchNorm
+from zennit.composites import SpecialFirstLayerMapComposite, layer_map_base
+from zennit.core import Composite
+from zennit.rules import AlphaBeta, Epsilon, Flat, Gamma, WSquare, ZPlus
+from zennit.types import Convolution
+from zennit.types import Linear as AnyLinear
+
+from compress.reference import ReferenceSamples
+from compress.taps import capture_outputs
+from edgewise.errors import UserError
+
+RULES: dict[str, Callable[[], object]] = {
+    "epsilon": lambda: Epsilon(epsilon=1e-6),
+    "zplus": ZPlus,
+    "alpha1beta0": lambda: AlphaBeta(alpha=1.0, beta=0.0),
+    "alpha2beta1": lambda: AlphaBeta(alpha=2.0, beta=1.0),
+    "gamma": lambda: Gamma(gamma=0.25),
+    "flat": Flat,
+    "wsquare": WSquare,
+}
+DEFAULT_RULES = {"first": "flat", "conv": "zplus", "linear": "epsilon"}
+
+
+def lrp_composite(rules: Mapping[str, str] | None = None) -> Composite:
+    """A zennit composite: rule per layer kind (`first`, `conv`, `linear`), BatchNorm merged by a canonizer.
+
+    The default is the reference composite of the project: flat on the first layer, z+ on
+    convolutions, epsilon on linear layers (zennit's EpsilonPlusFlat). Rules are chosen by name
+    from RULES.
+    """
+    chosen = {**DEFAULT_RULES, **(rules or {})}
+    for kind, rule in chosen.items():
+        if kind not in DEFAULT_RULES:
+            raise UserError(f"unknown LRP layer kind {kind!r}", f"use {', '.join(DEFAULT_RULES)}")
+        if rule not in RULES:
+            raise UserError(f"unknown LRP rule {rule!r} for {kind}", f"use one of {', '.join(RULES)}")
+    return SpecialFirstLayerMapComposite(
+        layer_map=[*layer_map_base(), (Convolution, RULES[chosen["conv"]]()), (nn.Linear, RULES[chosen["linear"]]())],
+        first_map=[(AnyLinear, RULES[chosen["first"]]())],
+        canonizers=[SequentialMergeBatchNorm()],
+    )
+
+
+def explainable_copy(model: nn.Module) -> nn.Module:
+    """An eval-mode deep copy with in-place activations turned off (zennit's hooks cannot see through them)."""
+    clone = copy.deepcopy(model).eval()
+    for module in clone.modules():
+        if hasattr(module, "inplace"):
+            module.inplace = False
+    return clone
+
+
+def layer_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str],
+                    rules: Mapping[str, str] | None = None, absolute: bool = True
+                    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Relevance per output channel of each named layer, summed over samples and positions, and the input relevance.
+
+    Relevance arrives where the gradient would: the modified gradient at a layer's output tensor
+    is that output's relevance. With `absolute` each element's |R| is summed (the pruning score
+    of Yeom et al.); otherwise the signed sum, for checking conservation. The second result is the
+    signed relevance summed over the inputs, per sample.
+    """
+    clone = explainable_copy(model)
+    sums: dict[str, torch.Tensor] = {}
+    input_relevance = []
+    with lrp_composite(rules).context(clone) as modified, capture_outputs(modified, names, retain_grad=True) as out:
+        for x, y in ref.batches():
+            x = x.clone().requires_grad_(True)
+            logits = modified(x)
+            torch.autograd.backward(logits, ref.output_seed(logits, y))
+            for name, tensor in out.items():
+                rel = tensor.grad.abs() if absolute else tensor.grad
+                per_channel = rel.transpose(0, 1).reshape(rel.shape[1], -1).sum(1)
+                sums[name] = sums.get(name, 0) + per_channel.detach()
+            input_relevance.append(x.grad.flatten(1).sum(1).detach())
+    return sums, torch.cat(input_relevance)

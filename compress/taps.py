@@ -1,0 +1,59 @@
+"""Forward hooks that capture each conv/linear layer's output, batch-normalised when a BatchNorm follows it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
+_BATCHNORM = nn.modules.batchnorm._BatchNorm
+
+
+def weight_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The conv and linear layers of `model` by name, in module order: the layers whose channels are scored."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, PRUNABLE)}
+
+
+@contextlib.contextmanager
+def capture_outputs(model: nn.Module, names: set[str], retain_grad: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+    """Record, per forward, the output of each named layer, or the output of the BatchNorm that directly consumes it.
+
+    The batch-normalised output is the tensor an activation function sees in conv-BN-ReLU stacks,
+    so activation statistics and gradients are taken there. With `retain_grad` the recorded
+    tensors keep their gradients after backward. The dict is refilled on every forward.
+    """
+    outputs: dict[str, torch.Tensor] = {}
+    producer: dict[int, str] = {}
+
+    def start(mod: nn.Module, args: tuple) -> None:
+        # ids of freed tensors are reused: only this forward's outputs may match a BatchNorm input
+        producer.clear()
+        outputs.clear()
+
+    hooks = [model.register_forward_pre_hook(start)]
+
+    def keep(name: str, tensor: torch.Tensor) -> None:
+        if retain_grad and tensor.requires_grad:
+            tensor.retain_grad()
+        outputs[name] = tensor
+
+    for name, module in model.named_modules():
+        if name in names:
+            def on_layer(mod: nn.Module, args: tuple, out: torch.Tensor, name: str = name) -> None:
+                producer[id(out)] = name
+                keep(name, out)
+            hooks.append(module.register_forward_hook(on_layer))
+        elif isinstance(module, _BATCHNORM):
+            def on_norm(mod: nn.Module, args: tuple, out: torch.Tensor) -> None:
+                source = producer.get(id(args[0]))
+                if source is not None:
+                    keep(source, out)
+            hooks.append(module.register_forward_hook(on_norm))
+    try:
+        yield outputs
+    finally:
+        for h in hooks:
+            h.remove()

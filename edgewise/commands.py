@@ -1,0 +1,73 @@
+"""Single-stage operations on files, for the CLI's stage commands: resolve a model and its data, run one stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+import compress
+from edgewise.atomic import write_json
+from edgewise.errors import UserError
+from edgewise.modelio import load_model, save_model
+from edgewise.recipe import PruneConfig
+from edgewise.zoo.cache import trained_model
+from edgewise.zoo.data import DATA_SOURCES, FolderData, NpzData, load_data
+from edgewise.zoo.dataset import Dataset
+from edgewise.zoo.reference import REFERENCES
+
+
+def data_from_argument(value: str) -> Dataset:
+    """A data set from a CLI argument: a source name (digits, rail), a .npz file or a folder of class folders."""
+    if value in ("digits", "rail"):
+        return load_data(DATA_SOURCES[value]())
+    path = Path(value)
+    if path.suffix == ".npz":
+        return load_data(NpzData(path=path))
+    if path.is_dir():
+        return load_data(FolderData(path=path))
+    raise UserError(f"unknown data {value!r}", "give digits, rail, a .npz file or a folder with one folder per class")
+
+
+def resolve_model(model: str, data: str | None = None) -> tuple[nn.Module, dict[str, Any], Dataset]:
+    """A model and its data from a zoo reference name or a model file (its card names the data, or `data` does)."""
+    if model in REFERENCES:
+        ref = REFERENCES[model]
+        dataset = data_from_argument(data) if data else load_data(ref.data)
+        trained = trained_model(ref.arch, dataset, ref.train, 0, ref.arch_args, label=f"train {model}")
+        return trained.module, trained.card, dataset
+    if not model.endswith((".pt", ".pth")) and not Path(model).exists():
+        raise UserError(f"unknown model {model!r}",
+                        f"give a zoo reference ({', '.join(REFERENCES)}) or the path of a .pt file")
+    module, card = load_model(model)
+    if data:
+        return module, card, data_from_argument(data)
+    spec = card.get("data_spec")
+    if not spec:
+        raise UserError(f"{model} does not say which data it was trained on", "pass --data")
+    source = DATA_SOURCES[spec["name"]]
+    return module, card, load_data(source.model_validate(spec))
+
+
+def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | None = None,
+               classes: list[str] | None = None) -> compress.PruneResult:
+    """Prune `model` (zoo name or file) as `config` says and write the pruned model and its report JSON to `out`."""
+    module, card, dataset = resolve_model(model, data)
+    class_ids = None
+    if classes:
+        unknown = [c for c in classes if c not in dataset.class_names]
+        if unknown:
+            raise UserError(f"unknown classes {unknown}", f"use some of {', '.join(dataset.class_names)}")
+        class_ids = tuple(dataset.class_names.index(c) for c in classes)
+    split = dataset.val
+    ref = compress.ReferenceSamples.from_split(split.x, split.y, dataset.task, config.samples_per_class, class_ids,
+                                               output=config.output)
+    result = compress.prune(
+        module, ref, config.criterion, config.rate, config.schedule,
+        ranking=config.ranking(),
+        ignore=tuple(config.ignore), step=config.step, sf=config.sf, criterion_options=config.options)
+    out = Path(out)
+    save_model(result.model, out, {**card, "stage": f"pruned {config.criterion} {result.channel_rate:.0%}"})
+    write_json(out.with_suffix(".prune.json"), result.summary())
+    return result

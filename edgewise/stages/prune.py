@@ -1,0 +1,126 @@
+"""The prune and experts stages: structured pruning of the float model, and class-specific experts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+import compress
+from bench.report import Section
+from bench.units import si
+from edgewise.atomic import write_json
+from edgewise.modelio import save_model
+from edgewise.recipe import ExpertConfig, FinetuneConfig, PruneConfig
+from edgewise.stages.state import ModelState, class_score, score_model
+from edgewise.zoo.dataset import Split
+from edgewise.zoo.training import evaluate, fit
+
+
+def finetuner(state: ModelState, config: FinetuneConfig | None,
+              classes: tuple[int, ...] | None = None) -> Callable[[nn.Module], None] | None:
+    """The fine-tuning callback for compress (None without a config); experts train for their own classes."""
+    if config is None:
+        return None
+    data, settings = state.data, config.train_config()
+    loss_fn = score_fn = None
+    if classes is not None:
+        loss_fn = compress.expert_loss(classes)
+
+        def score_fn(module: nn.Module, split: Split) -> float:
+            return class_score(module, split, data, classes)
+
+    def finetune(module: nn.Module) -> None:
+        fit(module, data, settings, seed=state.entry.seed, label=f"fine-tune {state.entry.name}",
+            loss_fn=loss_fn, score_fn=score_fn)
+
+    return finetune
+
+
+def _run_prune(state: ModelState, config: PruneConfig, classes: tuple[int, ...] | None) -> compress.PruneResult:
+    data = state.data
+    return compress.prune(
+        state.model, state.reference(config, classes, config.output), config.criterion, config.rate, config.schedule,
+        ranking=config.ranking(), ignore=tuple(config.ignore), step=config.step, sf=config.sf,
+        criterion_options=config.options, finetune=finetuner(state, config.finetune, classes),
+        evaluate=lambda m: evaluate(m, data.val, data.task)["score"],
+    )
+
+
+def _layer_section(title: str, result: compress.PruneResult) -> Section:
+    rows = [(r["layer"], r["kind"], f"{r['channels_before']} -> {r['channels_after']}", f"{r['rate']:.0%}",
+             f"{si(r['params_before'])} -> {si(r['params_after'])}", f"{si(r['macs_before'])} -> {si(r['macs_after'])}")
+            for r in result.layers]
+    note = (f"{result.criterion}, {result.schedule}: {result.channel_rate:.0%} of the prunable channels removed; "
+            f"parameters {si(result.before.params)} -> {si(result.after.params)}, "
+            f"MACs {si(result.before.macs)} -> {si(result.after.macs)} "
+            f"({1 - result.after.macs / result.before.macs:.0%} less compute).")
+    if result.prediction:
+        prediction = result.prediction
+        note += (f" Adaptive threshold SF={prediction['sf']}: Lambert-W prediction "
+                 f"{prediction['predicted_total']:.1f} channels, observed {prediction['observed_total']}.")
+    return Section(title, ("layer", "kind", "channels", "pruned", "parameters", "MACs / sample"), rows, note)
+
+
+def _settings(config: PruneConfig) -> dict[str, Any]:
+    return config.model_dump(mode="json")
+
+
+def prune_stage(state: ModelState, config: PruneConfig) -> None:
+    """Prune the float model as configured, save it (it reloads with its smaller shapes), and score it."""
+    name = state.entry.name
+    with state.run.stage("prune", name, params=_settings(config)) as st:
+        st.add_input(state.model_path)
+        result = _run_prune(state, config, None)
+        label = f"pruned {config.criterion} {result.channel_rate:.0%}"
+        path = save_model(result.model, st.path("model.pt"), {**state.card, "stage": label, "prune": config.rate})
+        st.add_output(path)
+        st.add_output(write_json(st.path("prune.json"), result.summary()))
+        row = score_model(state, st, result.model, label, path)
+        st.metrics.update(channel_rate=result.channel_rate, float_score=state.float_score)
+    state.rows.append(row)
+    state.sections.append(_layer_section(f"Pruning of {name}", result))
+
+
+def experts_stage(state: ModelState, experts: list[ExpertConfig], unions: list[list[str]]) -> None:
+    """Derive each class-specific expert, the requested unions, and the per-layer path-similarity table."""
+    name = state.entry.name
+    plans: dict[str, compress.Plan] = {}
+    example = state.data.val.x[:1]
+    for config in experts:
+        classes = state.class_indices(config.classes)
+        with state.run.stage(f"expert-{config.name}", name, params=_settings(config)) as st:
+            st.add_input(state.model_path)
+            result = _run_prune(state, config, classes)
+            plans[config.name] = result.plan
+            label = f"expert {config.name} ({config.criterion} {result.channel_rate:.0%})"
+            path = save_model(result.model, st.path("model.pt"), {**state.card, "stage": label,
+                                                                   "expert_classes": list(config.classes)})
+            st.add_output(path)
+            st.add_output(write_json(st.path("prune.json"), result.summary()))
+            row = score_model(state, st, result.model, label, path, classes)
+            float_row = score_model(state, None, state.model, "float32", state.model_path, classes)
+            row["float_class_score"] = float_row["score"]
+            st.metrics.update(channel_rate=result.channel_rate, float_class_score=float_row["score"])
+        state.rows.append(row)
+    for group in unions:
+        label = "+".join(group)
+        with state.run.stage(f"union-{label}", name, params={"experts": group}) as st:
+            module = compress.combine(state.model, {g: plans[g] for g in group}, example)
+            path = save_model(module, st.path("model.pt"), {**state.card, "stage": f"union {label}"})
+            st.add_output(path)
+            classes = state.class_indices([c for e in experts if e.name in group for c in e.classes])
+            state.rows.append(score_model(state, st, module, f"union {label}", path, classes))
+    if plans:
+        table = compress.expert_table(state.model, plans, example)
+        with state.run.stage("expert-table", name) as st:
+            st.add_output(write_json(st.path("experts.json"), table))
+        state.sections.append(Section(
+            f"Experts of {name}: path similarity per layer",
+            ("layer", "channels", "path similarity", *(f"pruned ({e})" for e in plans), "parameter share"),
+            [(r["layer"] + (f" (+{len(r['coupled_layers'])} coupled)" if r["coupled_layers"] else ""),
+              str(r["channels"]), f"{r['path_similarity']:.2f}",
+              *(f"{r['pruning_rate'][e]:.0%}" for e in plans), f"{r['parameter_share']:.1%}") for r in table],
+            "Path similarity: kept channels shared by all experts over those kept by any (1 = the same path).",
+        ))

@@ -1,0 +1,98 @@
+"""What flows between a model's stages: its data, the float model, result rows and report sections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from bench.report import Section
+from compress.model_stats import measure_cost
+from compress.reference import ReferenceSamples
+from edgewise.console import console
+from edgewise.errors import UserError
+from edgewise.recipe import ModelEntry, PruneConfig
+from edgewise.rundir import RunDirectory, StageWindow
+from edgewise.zoo.dataset import Dataset, Split
+from edgewise.zoo.training import evaluate
+
+
+@dataclass
+class ModelState:
+    """One recipe model as it moves through the stages."""
+
+    run: RunDirectory
+    entry: ModelEntry
+    data: Dataset
+    model: nn.Module | None = None
+    card: dict[str, Any] = field(default_factory=dict)
+    model_path: Path | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    sections: list[Section] = field(default_factory=list)
+    float_score: float | None = None
+
+    def class_indices(self, classes: list[str | int]) -> tuple[int, ...]:
+        """Resolve class names or indices against the data's classes; unknown ones are a user error."""
+        out = []
+        for c in classes:
+            if isinstance(c, int) and 0 <= c < self.data.num_classes:
+                out.append(c)
+            elif isinstance(c, str) and c in self.data.class_names:
+                out.append(self.data.class_names.index(c))
+            else:
+                raise UserError(f"model {self.entry.name}: unknown class {c!r}",
+                                f"use one of {', '.join(self.data.class_names)} (or their indices)")
+        return tuple(out)
+
+    def reference(self, config: PruneConfig, classes: tuple[int, ...] | None = None,
+                  output: str = "onehot") -> ReferenceSamples:
+        """Reference samples for scoring, taken from the validation split (never the test split)."""
+        split = self.data.val
+        return ReferenceSamples.from_split(split.x, split.y, self.data.task, config.samples_per_class, classes,
+                                           output=output)
+
+
+def class_split(split: Split, task: str, classes: tuple[int, ...]) -> Split:
+    """For classification, the samples of `classes`; segmentation keeps every scene (IoU is per class)."""
+    if task == "segmentation":
+        return split
+    keep = sum((split.y == c) for c in classes).bool()
+    return Split(split.x[keep], split.y[keep])
+
+
+def class_score(module: nn.Module, split: Split, data: Dataset, classes: tuple[int, ...]) -> float:
+    """Mean IoU of `classes` (segmentation) or accuracy on their samples (classification)."""
+    if data.task == "segmentation":
+        iou = evaluate(module, split, data.task, data.class_names)["iou"]
+        values = [iou[data.class_names[c]] for c in classes if iou[data.class_names[c]] is not None]
+        return sum(values) / len(values) if values else 0.0
+    return evaluate(module, class_split(split, data.task, classes), data.task)["accuracy"]
+
+
+def score_model(state: ModelState, st: StageWindow | None, module: nn.Module, stage: str, model_path: Path,
+                classes: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """Evaluate `module` on the test split, record its metrics in the stage window `st`, and return the result row.
+
+    Without a window (`st` None) only the score is computed and returned, for baselines.
+
+    With `classes` the row's score is the mean IoU of those classes (segmentation) or the accuracy
+    on their samples (classification): an expert is judged on what it is for.
+    """
+    data = state.data
+    metrics = evaluate(module, data.test, data.task, data.class_names)
+    cost = measure_cost(module, data.input_shape)
+    score_name, score = metrics["score_name"], metrics["score"]
+    if classes is not None:
+        names = [data.class_names[c] for c in classes]
+        score = class_score(module, data.test, data, classes)
+        score_name = f"{'IoU' if data.task == 'segmentation' else 'accuracy'}[{','.join(names)}]"
+        metrics["expert_score"] = score
+    if st is None:  # a baseline for comparison, not a stage's result
+        return {"score_name": score_name, "score": score}
+    st.metrics.update(metrics, params=cost.params, macs=cost.macs)
+    console.print(f"  {state.entry.name} {stage}: {score_name} {score:.4f}, {cost.params:,} parameters, "
+                  f"{cost.macs:,} MACs")
+    return {"model": state.entry.name, "stage": stage, "task": data.task, "score_name": score_name,
+            "score": score, "params": cost.params, "macs": cost.macs, "size_bytes": model_path.stat().st_size}
