@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 
 
 def score_vs_size(rows: Sequence[dict[str, Any]]) -> bytes:
-    """Scatter of each model stage: size on disk (log scale) against its score (accuracy or mIoU)."""
+    """Scatter of each model stage: model size (log scale) against its score (accuracy or mIoU)."""
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
     for model in dict.fromkeys(r["model"] for r in rows):
         mine = [r for r in rows if r["model"] == model]
@@ -22,7 +22,7 @@ def score_vs_size(rows: Sequence[dict[str, Any]]) -> bytes:
             ax.annotate(r["stage"], (r["size_bytes"] / 1024, r["score"]), textcoords="offset points",
                         xytext=(4, 4), fontsize=7)
     ax.set_xscale("log")
-    ax.set_xlabel("size on disk [KiB]")
+    ax.set_xlabel("model size [KiB]")
     ax.set_ylabel("score (accuracy or mIoU)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
@@ -45,6 +45,26 @@ def rate_curves(curves: dict[str, Any], score_name: str, title: str) -> bytes:
     ax.set_title(title, fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def size_ladder(rungs: Sequence[dict[str, Any]], title: str) -> bytes:
+    """Horizontal bars of each rung's size in bytes (log scale), labelled with its score."""
+    fig, ax = plt.subplots(figsize=(6.4, 0.55 * len(rungs) + 1.2), dpi=110)
+    labels = [r["stage"] for r in rungs][::-1]
+    sizes = [r["bytes"] for r in rungs][::-1]
+    ax.barh(labels, sizes, color="#4c72b0")
+    for y, r in enumerate(reversed(rungs)):
+        score = "" if r["score"] is None else f"  score {r['score']:.3f}"
+        ax.text(r["bytes"], y, f" {r['bytes']:,} B{score}", va="center", fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("bytes")
+    ax.set_title(f"{title}: size ladder", fontsize=9)
+    ax.set_xlim(min(sizes) / 2, max(sizes) * 20)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")

@@ -12,7 +12,7 @@ from bench.plots import score_vs_size
 from bench.units import binary_bytes, si
 from edgewise.atomic import write_bytes, write_text
 
-COLUMNS = ("model", "stage", "metric", "score", "parameters", "MACs / sample", "size on disk")
+COLUMNS = ("model", "stage", "metric", "score", "parameters", "MACs / sample", "model size")
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,8 @@ def render_markdown(rows: list[dict[str, Any]], manifest: dict[str, Any], sectio
     """The report as Markdown: the results table, the stages' sections (with links to their plots), the environment."""
     lines = [f"# Edgewise report: {manifest['run']}", "", f"Run at {manifest['updated']}.", ""]
     lines += _markdown_table(COLUMNS, [_cells(r) for r in rows])
-    lines += ["", "Scores are on each data set's held-out test split. Sizes are the saved model files.", ""]
+    lines += ["", "Scores are on each data set's held-out test split. Model size: float32 parameters and buffers, "
+              "or the packed low-bit weights, or the NNCodec bitstream.", ""]
     for i, section in enumerate(sections):
         lines += [f"## {section.title}", "", *_markdown_table(section.columns, section.rows), ""]
         if section.note:
@@ -99,8 +100,8 @@ def render_html(rows: list[dict[str, Any]], manifest: dict[str, Any], sections: 
 <html lang="en"><head><meta charset="utf-8"><title>Edgewise report: {esc(manifest['run'])}</title>
 <style>{_STYLE}</style></head><body>
 <h1>Edgewise report: {esc(manifest['run'])}</h1>
-<p class="note">Run at {esc(manifest['updated'])}. Scores are on each data set's held-out test split;
-sizes are the saved model files.</p>
+<p class="note">Run at {esc(manifest['updated'])}. Scores are on each data set's held-out test split.
+Model size: float32 parameters and buffers, or the packed low-bit weights, or the NNCodec bitstream.</p>
 <h2>Results</h2>
 {_html_table(COLUMNS, [_cells(r) for r in rows], 3, "results")}
 <h2>Score against size</h2>

@@ -83,3 +83,51 @@ def layer_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str],
                 sums[name] = sums.get(name, 0) + per_channel.detach()
             input_relevance.append(x.grad.flatten(1).sum(1).detach())
     return sums, torch.cat(input_relevance)
+
+
+def _weight_gradient(module: nn.Module, inputs: torch.Tensor, signal: torch.Tensor) -> torch.Tensor:
+    """d/dW of sum(z x signal) for the layer's linear map z = W a: the sum over the batch of a_i x signal_j."""
+    weight = module.weight.detach().requires_grad_(True)
+    if isinstance(module, nn.Linear):
+        out = torch.nn.functional.linear(inputs, weight)
+    else:
+        out = module._conv_forward(inputs, weight, None)
+    (grad,) = torch.autograd.grad(out, weight, grad_outputs=signal)
+    return grad
+
+
+def weight_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str],
+                     rules: Mapping[str, str] | None = None, epsilon: float = 1e-6) -> dict[str, torch.Tensor]:
+    """Relevance of each weight, R_ij = sum over samples of a_i w_ij R_j / z_j (the epsilon form), as |R| per layer.
+
+    R_j is the relevance arriving at the layer's output under the composite; z_j the layer's
+    pre-activation output (stabilised by epsilon with its sign); a_i its input. Computed as w times
+    the gradient of sum(z x R/z) with respect to w, for linear and (non-transposed) conv layers.
+    """
+    clone = explainable_copy(model)
+    captured: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    hooks = []
+    modules = dict(clone.named_modules())
+    for name in names:
+        def keep(mod: nn.Module, args: tuple, out: torch.Tensor, name: str = name) -> None:
+            out.retain_grad()
+            captured[name] = (args[0].detach(), out)
+        hooks.append(modules[name].register_forward_hook(keep))
+    totals: dict[str, torch.Tensor] = {}
+    try:
+        with lrp_composite(rules).context(clone) as modified:
+            for x, y in ref.batches():
+                x = x.clone().requires_grad_(True)
+                logits = modified(x)
+                torch.autograd.backward(logits, ref.output_seed(logits, y))
+                for name, (inputs, out) in captured.items():
+                    z = out.detach()
+                    signal = out.grad / (z + epsilon * torch.where(z >= 0, 1.0, -1.0))
+                    module = modules[name]
+                    rel = (module.weight.detach() * _weight_gradient(module, inputs, signal)).abs()
+                    totals[name] = totals.get(name, 0) + rel
+                captured.clear()
+    finally:
+        for h in hooks:
+            h.remove()
+    return totals

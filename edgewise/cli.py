@@ -66,18 +66,11 @@ def prune(
     samples: Annotated[int, typer.Option(help="Reference samples per class.")] = 10,
 ) -> None:
     """Prune a model's channels (physically removed) and print the per-layer report."""
-    from pydantic import ValidationError
-
     from edgewise.commands import prune_file
-    from edgewise.errors import UserError
     from edgewise.recipe import PruneConfig
 
-    try:
-        config = PruneConfig(criterion=criterion, rate=rate, schedule=schedule, scope=scope,
-                             samples_per_class=samples)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        raise UserError(f"--{error['loc'][0]}: {error['msg']} (given {error.get('input')!r})") from None
+    config = _config(PruneConfig, criterion=criterion, rate=rate, schedule=schedule, scope=scope,
+                     samples_per_class=samples)
     result = prune_file(model, out, config, data, classes)
     table = Table(title=f"{result.criterion}, {result.schedule}", title_justify="left")
     for column in ("layer", "channels", "pruned", "parameters", "MACs"):
@@ -89,6 +82,74 @@ def prune(
     console.print(table)
     console.print(f"parameters {result.before.params:,} -> {result.after.params:,}, "
                   f"MACs {result.before.macs:,} -> {result.after.macs:,}; written to {out}")
+
+
+def _config(model_cls, **values):
+    """Validate CLI options through the recipe's model, so both give the same one-line errors."""
+    from pydantic import ValidationError
+
+    from edgewise.errors import UserError
+
+    try:
+        return model_cls(**values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise UserError(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']} (given {error.get('input')!r})"
+                        ) from None
+
+
+@app.command()
+def quantize(
+    model: Annotated[str, typer.Argument(help="Zoo reference or a model .pt file (e.g. a pruned one).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Quantized model (.pt); records go beside it (.npz).")],
+    method: Annotated[str, typer.Option(help="uniform, ecq or ecqx.")] = "ecqx",
+    bits: Annotated[int, typer.Option(help="Bit width, 2 to 8.")] = 4,
+    lam: Annotated[float, typer.Option("--lambda", help="Entropy constraint (ECQ/ECQx): larger is sparser.")] = 0.05,
+    epochs: Annotated[int, typer.Option(help="Quantization-aware training epochs (0: post-training only).")] = 0,
+    data: Annotated[str | None, typer.Option(help="digits, rail, a .npz or an image folder.")] = None,
+) -> None:
+    """Quantize a model's weights (uniform, ECQ or ECQx) and print sparsity and entropy per layer."""
+    from edgewise.commands import quantize_file
+    from edgewise.recipe import QATConfig, QuantizeConfig
+
+    train = _config(QATConfig, epochs=epochs) if epochs > 0 else None
+    config = _config(QuantizeConfig, method=method, bits=bits, lam=lam, train=train)
+    result = quantize_file(model, out, config, data)
+    summary = result.summary()
+    table = Table(title=f"{method} {bits}-bit", title_justify="left")
+    for column in ("layer", "shape", "sparsity", "entropy [bit]"):
+        table.add_column(column)
+    for layer in summary["layers"]:
+        table.add_row(layer["layer"], "x".join(map(str, layer["shape"])), f"{layer['sparsity']:.1%}",
+                      f"{layer['entropy_bits']:.2f}")
+    console.print(table)
+    console.print(f"{summary['weights']:,} weights, sparsity {summary['sparsity']:.1%}, entropy "
+                  f"{summary['entropy_bits']:.2f} bit/weight; written to {out} and {out.with_suffix('.npz')}")
+
+
+@app.command()
+def encode(
+    records: Annotated[Path, typer.Argument(help="Quantized records (.npz written by `edgewise quantize`).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The NNCodec bitstream to write (.nnc).")],
+) -> None:
+    """Code quantized weights losslessly with NNCodec; the round trip is checked before writing."""
+    from edgewise.commands import encode_file
+
+    stream = encode_file(records, out)
+    console.print(f"{stream.weights:,} weights -> {len(stream.data):,} bytes "
+                  f"({stream.bits_per_weight:.2f} bit/weight), round trip bit-exact; written to {out}")
+
+
+@app.command()
+def decode(
+    bitstream: Annotated[Path, typer.Argument(help="An NNCodec bitstream (.nnc) written by `edgewise encode`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Records file to write (.npz).")],
+) -> None:
+    """Decode an NNCodec bitstream back into quantized records; a damaged file is an error."""
+    from edgewise.commands import decode_file
+
+    layers, _ = decode_file(bitstream, out)
+    console.print(f"{len(layers)} layers decoded; written to {out}")
 
 
 @recipe_app.command("show")

@@ -8,10 +8,11 @@ from typing import Any
 from torch import nn
 
 import compress
-from edgewise.atomic import write_json
+from edgewise.atomic import write_bytes, write_json
 from edgewise.errors import UserError
 from edgewise.modelio import load_model, save_model
-from edgewise.recipe import PruneConfig
+from edgewise.recipe import PruneConfig, QuantizeConfig
+from edgewise.records import load_records, save_records
 from edgewise.zoo.cache import trained_model
 from edgewise.zoo.data import DATA_SOURCES, FolderData, NpzData, load_data
 from edgewise.zoo.dataset import Dataset
@@ -71,3 +72,49 @@ def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | Non
     save_model(result.model, out, {**card, "stage": f"pruned {config.criterion} {result.channel_rate:.0%}"})
     write_json(out.with_suffix(".prune.json"), result.summary())
     return result
+
+
+def quantize_file(model: str, out: str | Path, config: QuantizeConfig,
+                  data: str | None = None) -> compress.QuantizedModel:
+    """Quantize `model` (zoo name or file): write the quantized model to `out` and its records beside it (.npz)."""
+    import functools
+
+    from compress.quant.qat import train_quantized
+    from edgewise.zoo.training import evaluate
+
+    module, card, dataset = resolve_model(model, data)
+    split = dataset.val
+    ref = compress.ReferenceSamples.from_split(split.x, split.y, dataset.task, config.samples_per_class,
+                                               output="logit") if config.method == "ecqx" else None
+    train = None
+    if config.train is not None:
+        t = config.train
+        train = functools.partial(train_quantized, x=dataset.train.x, y=dataset.train.y, epochs=t.epochs, lr=t.lr,
+                                  batch_size=t.batch_size, patience=t.patience, relevance_every=t.relevance_every,
+                                  score=lambda m: evaluate(m, dataset.val, dataset.task)["score"])
+    result = compress.quantize(module, config.method, config.bits, lam=config.lam, ref=ref,
+                               per_channel=config.per_channel, rho=config.rho, p=config.p,
+                               ignore=tuple(config.ignore), train=train)
+    out = Path(out)
+    save_model(result.model, out, {**card, "stage": f"{config.method} {config.bits}-bit"})
+    save_records(out.with_suffix(".npz"), result.records, compress.floats_of(result.model, result.records))
+    write_json(out.with_suffix(".quantize.json"), result.summary())
+    return result
+
+
+def encode_file(records: str | Path, out: str | Path) -> compress.Bitstream:
+    """Code a records file (.npz from quantize) with NNCodec into `out` (.nnc); the round trip is verified."""
+    layers, floats = load_records(records)
+    stream = compress.encode(layers, floats)
+    write_bytes(out, stream.data)
+    return stream
+
+
+def decode_file(bitstream: str | Path, out: str | Path) -> tuple[dict, dict]:
+    """Decode a `.nnc` file back into a records file (.npz); damage is reported, never decoded."""
+    path = Path(bitstream)
+    if not path.is_file():
+        raise UserError(f"bitstream {path} does not exist", "give the path of a .nnc file")
+    layers, floats = compress.decode(path.read_bytes())
+    save_records(out, layers, floats)
+    return layers, floats

@@ -15,6 +15,7 @@ from edgewise.recipe import Recipe
 from edgewise.rundir import RunDirectory
 from edgewise.stages.curves import curves_stage
 from edgewise.stages.prune import experts_stage, prune_stage
+from edgewise.stages.quantize import encode_stage, fold_stage, ladder_section, quantize_stage
 from edgewise.stages.state import ModelState
 from edgewise.stages.train import train_stage
 from edgewise.zoo.data import load_data
@@ -62,6 +63,14 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", name: str | None = None
             experts_stage(state, entry.experts, entry.expert_unions)
         if entry.curves is not None:
             curves_stage(state, entry.curves)
+        if entry.fold:
+            fold_stage(state)
+        if entry.quantize is not None:
+            quantized = quantize_stage(state, entry.quantize)
+            if entry.encode:
+                encode_stage(state, quantized)
+        if len(state.ladder) > 1:
+            ladder_section(state)
         result.rows += state.rows
         result.sections += state.sections
     write_json(root / "results.json", result.rows)

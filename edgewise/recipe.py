@@ -103,6 +103,32 @@ class CurvesConfig(BaseModel):
         return sorted(set(values))
 
 
+class QATConfig(BaseModel):
+    """Quantization-aware training: epochs of Adam on the full-precision copy, early stopping on validation."""
+
+    model_config = ConfigDict(extra="forbid")
+    epochs: int = Field(10, ge=1, le=1000)
+    lr: float = Field(1e-3, gt=0, le=1.0)
+    batch_size: int = Field(64, ge=1)
+    patience: int = Field(3, ge=1)
+    relevance_every: int = Field(10, ge=1, description="ECQx: steps between relevance updates")
+
+
+class QuantizeConfig(BaseModel):
+    """Weight quantization: method, bit width, entropy constraint (lambda) and optional training."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    method: Literal["uniform", "ecq", "ecqx"] = "ecqx"
+    bits: int = Field(4, ge=2, le=8)
+    lam: float = Field(0.05, ge=0.0, le=10.0, alias="lambda")
+    per_channel: bool = Field(False, description="uniform only: one step per output channel")
+    rho: float = Field(2.0, gt=0.0)
+    p: float = Field(0.1, ge=0.0, le=1.0)
+    samples_per_class: int | None = Field(10, ge=1)
+    ignore: list[str] = Field(default_factory=list)
+    train: QATConfig | None = None
+
+
 class ExpertConfig(PruneConfig):
     """A class-specific expert: pruning whose scores only see the chosen classes (names or indices)."""
 
@@ -123,7 +149,16 @@ class ModelEntry(BaseModel):
     prune: PruneConfig | None = None
     experts: list[ExpertConfig] = Field(default_factory=list)
     curves: CurvesConfig | None = None
+    fold: bool = Field(False, description="fold BatchNorm into the preceding layers before quantizing")
+    quantize: QuantizeConfig | None = None
+    encode: bool = Field(False, description="code the quantized weights losslessly with NNCodec")
     expert_unions: list[list[str]] = Field(default_factory=list, description="experts to combine (union of channels)")
+
+    @model_validator(mode="after")
+    def _encode_needs_quantize(self) -> ModelEntry:
+        if self.encode and self.quantize is None:
+            raise ValueError("encode codes quantized weights; add a quantize section (or set encode: false)")
+        return self
 
     @model_validator(mode="after")
     def _unions_name_experts(self) -> ModelEntry:

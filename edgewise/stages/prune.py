@@ -10,6 +10,7 @@ from torch import nn
 import compress
 from bench.report import Section
 from bench.units import si
+from compress.size import ladder_row, weight_count
 from edgewise.atomic import write_json
 from edgewise.modelio import save_model
 from edgewise.recipe import ExpertConfig, FinetuneConfig, PruneConfig
@@ -77,10 +78,12 @@ def prune_stage(state: ModelState, config: PruneConfig) -> None:
         path = save_model(result.model, st.path("model.pt"), {**state.card, "stage": label, "prune": config.rate})
         st.add_output(path)
         st.add_output(write_json(st.path("prune.json"), result.summary()))
-        row = score_model(state, st, result.model, label, path)
+        row = score_model(state, st, result.model, label)
         st.metrics.update(channel_rate=result.channel_rate, float_score=state.float_score)
     state.rows.append(row)
     state.sections.append(_layer_section(f"Pruning of {name}", result))
+    state.advance(result.model, label, path)
+    state.ladder.append(ladder_row(label, row["size_bytes"], weight_count(result.model), row["score"]))
 
 
 def experts_stage(state: ModelState, experts: list[ExpertConfig], unions: list[list[str]]) -> None:
@@ -99,8 +102,8 @@ def experts_stage(state: ModelState, experts: list[ExpertConfig], unions: list[l
                                                                    "expert_classes": list(config.classes)})
             st.add_output(path)
             st.add_output(write_json(st.path("prune.json"), result.summary()))
-            row = score_model(state, st, result.model, label, path, classes)
-            float_row = score_model(state, None, state.model, "float32", state.model_path, classes)
+            row = score_model(state, st, result.model, label, classes=classes)
+            float_row = score_model(state, None, state.model, "float32", classes=classes)
             row["float_class_score"] = float_row["score"]
             st.metrics.update(channel_rate=result.channel_rate, float_class_score=float_row["score"])
         state.rows.append(row)
@@ -111,7 +114,7 @@ def experts_stage(state: ModelState, experts: list[ExpertConfig], unions: list[l
             path = save_model(module, st.path("model.pt"), {**state.card, "stage": f"union {label}"})
             st.add_output(path)
             classes = state.class_indices([c for e in experts if e.name in group for c in e.classes])
-            state.rows.append(score_model(state, st, module, f"union {label}", path, classes))
+            state.rows.append(score_model(state, st, module, f"union {label}", classes=classes))
     if plans:
         table = compress.expert_table(state.model, plans, example)
         with state.run.stage("expert-table", name) as st:

@@ -11,6 +11,7 @@ from torch import nn
 from bench.report import Section
 from compress.model_stats import measure_cost
 from compress.reference import ReferenceSamples
+from compress.size import float_bytes
 from edgewise.console import console
 from edgewise.errors import UserError
 from edgewise.recipe import ModelEntry, PruneConfig
@@ -32,6 +33,14 @@ class ModelState:
     rows: list[dict[str, Any]] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)
     float_score: float | None = None
+    current: nn.Module | None = None
+    current_label: str = "float32"
+    current_path: Path | None = None
+    ladder: list[dict[str, Any]] = field(default_factory=list)
+
+    def advance(self, module: nn.Module, label: str, path: Path) -> None:
+        """Make `module` (saved at `path`) the model the next compression stage starts from."""
+        self.current, self.current_label, self.current_path = module, label, path
 
     def class_indices(self, classes: list[str | int]) -> tuple[int, ...]:
         """Resolve class names or indices against the data's classes; unknown ones are a user error."""
@@ -71,11 +80,13 @@ def class_score(module: nn.Module, split: Split, data: Dataset, classes: tuple[i
     return evaluate(module, class_split(split, data.task, classes), data.task)["accuracy"]
 
 
-def score_model(state: ModelState, st: StageWindow | None, module: nn.Module, stage: str, model_path: Path,
-                classes: tuple[int, ...] | None = None) -> dict[str, Any]:
+def score_model(state: ModelState, st: StageWindow | None, module: nn.Module, stage: str,
+                size_bytes: int | None = None, classes: tuple[int, ...] | None = None) -> dict[str, Any]:
     """Evaluate `module` on the test split, record its metrics in the stage window `st`, and return the result row.
 
-    Without a window (`st` None) only the score is computed and returned, for baselines.
+    `size_bytes` is the stage's model size: float32 parameters and buffers unless the stage
+    stores the weights another way (packed low-bit levels, a bitstream). Without a window (`st`
+    None) only the score is computed and returned, for baselines.
 
     With `classes` the row's score is the mean IoU of those classes (segmentation) or the accuracy
     on their samples (classification): an expert is judged on what it is for.
@@ -95,4 +106,5 @@ def score_model(state: ModelState, st: StageWindow | None, module: nn.Module, st
     console.print(f"  {state.entry.name} {stage}: {score_name} {score:.4f}, {cost.params:,} parameters, "
                   f"{cost.macs:,} MACs")
     return {"model": state.entry.name, "stage": stage, "task": data.task, "score_name": score_name,
-            "score": score, "params": cost.params, "macs": cost.macs, "size_bytes": model_path.stat().st_size}
+            "score": score, "params": cost.params, "macs": cost.macs,
+            "size_bytes": float_bytes(module) if size_bytes is None else size_bytes}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from compress.size import ladder_row, weight_count
 from edgewise.modelio import save_model
 from edgewise.stages.state import ModelState, score_model
 from edgewise.zoo.cache import trained_model
@@ -24,6 +25,8 @@ def train_stage(state: ModelState) -> None:
         st.metrics.update(from_cache=trained.cached, epochs_run=history["epochs_run"],
                           best_val_score=history["best_val_score"])
     with state.run.stage("evaluate", entry.name, params={"split": "test", "stage": "float32"}) as st:
-        row = score_model(state, st, state.model, "float32", state.model_path)
+        row = score_model(state, st, state.model, "float32")
     state.float_score = row["score"]
     state.rows.append(row)
+    state.advance(state.model, "float32", state.model_path)
+    state.ladder.append(ladder_row("float32", row["size_bytes"], weight_count(state.model), row["score"]))

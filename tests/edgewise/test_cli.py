@@ -102,3 +102,43 @@ def test_run_writes_manifest_results_and_report(tmp_path, digits_mlp, digits_cnn
     assert "## Pruning of digits-cnn" in report and "## Experts of digits-cnn: path similarity per layer" in report
     assert (root / "results.csv").read_text().splitlines()[0].startswith("model,stage,task")
     assert "report" in result.stderr and (root / "report.html").is_file() and (root / "report.md").is_file()
+
+
+@pytest.mark.slow
+def test_quantize_encode_decode_commands(tmp_path, digits_mlp):
+    out = tmp_path / "q.pt"
+    result = edgewise("quantize", "digits-mlp", "-o", str(out), "--method", "ecq", "--lambda", "0.2")
+    assert result.returncode == 0, result.stderr
+    assert out.is_file() and out.with_suffix(".npz").is_file()
+    assert edgewise("encode", str(out.with_suffix(".npz")), "-o", str(tmp_path / "q.nnc")).returncode == 0
+    assert edgewise("decode", str(tmp_path / "q.nnc"), "-o", str(tmp_path / "back.npz")).returncode == 0
+    from edgewise.records import load_records
+
+    original, _ = load_records(out.with_suffix(".npz"))
+    back, _ = load_records(tmp_path / "back.npz")
+    assert all((original[k].levels == back[k].levels).all() for k in original)
+    damaged = bytearray((tmp_path / "q.nnc").read_bytes())
+    damaged[len(damaged) // 2] ^= 0x10
+    (tmp_path / "bad.nnc").write_bytes(bytes(damaged))
+    bad = edgewise("decode", str(tmp_path / "bad.nnc"), "-o", str(tmp_path / "x.npz"))
+    assert bad.returncode == 2 and "corrupted" in bad.stderr and not (tmp_path / "x.npz").exists()
+
+
+@pytest.mark.slow
+def test_run_with_fold_quantize_encode_writes_the_size_ladder(tmp_path, digits_cnn):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"name": "ladder", "models": [
+        {"zoo": "digits-cnn", "prune": {"criterion": "l1", "rate": 0.3}, "fold": True,
+         "quantize": {"method": "ecqx", "lambda": 0.1, "train": {"epochs": 1}}, "encode": True}]}))
+    result = edgewise("run", str(recipe), "--out", str(tmp_path / "runs"))
+    assert result.returncode == 0, result.stderr
+    root = tmp_path / "runs" / "ladder"
+    ladder = json.loads((root / "digits-cnn" / "size_ladder.json").read_text())
+    assert [r["stage"] for r in ladder] == ["float32", "pruned l1 30%", "ecqx 4-bit packed", "NNCodec bitstream"]
+    sizes = [r["bytes"] for r in ladder]
+    assert sizes == sorted(sizes, reverse=True)
+    nnc = root / "digits-cnn" / "encode" / "model.nnc"
+    assert ladder[-1]["bytes"] == nnc.stat().st_size
+    rows = json.loads((root / "results.json").read_text())
+    assert rows[-1]["score"] == rows[-2]["score"]  # lossless coding
+    assert "## Size ladder of digits-cnn" in (root / "report.md").read_text()

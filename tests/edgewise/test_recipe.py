@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from edgewise.errors import RecipeError
@@ -80,3 +82,15 @@ def test_expert_unions_must_name_experts():
     with pytest.raises(RecipeError, match="expert union"):
         parse_recipe({"models": [{"zoo": "rail-net", "experts": [{"name": "r", "classes": ["rail"]}],
                                   "expert_unions": [["r", "x"]]}]})
+
+
+def test_quantize_section_accepts_lambda_and_needs_it_for_encode():
+    recipe = parse_recipe({"models": [{"zoo": "digits-mlp", "quantize": {"method": "ecq", "lambda": 0.3},
+                                       "encode": True}]})
+    assert recipe.models[0].quantize.lam == 0.3
+    with pytest.raises(RecipeError, match="add a quantize section"):
+        parse_recipe({"models": [{"zoo": "digits-mlp", "encode": True}]})
+    with pytest.raises(RecipeError, match=re.escape("'models.0.quantize.lambda'")):
+        parse_recipe({"models": [{"zoo": "digits-mlp", "quantize": {"lambda": -1}}]})
+    with pytest.raises(RecipeError, match=re.escape("'models.0.quantize.bits'")):
+        parse_recipe({"models": [{"zoo": "digits-mlp", "quantize": {"bits": 1}}]})

@@ -1,0 +1,68 @@
+"""Quantization grids: the step size and integer level range of a layer, and uniform round-to-nearest."""
+
+from __future__ import annotations
+
+import torch
+
+PERCENTILE = 99.9
+
+
+def _side_votes(w: torch.Tensor) -> int:
+    """Positive minus negative votes over five statistics: which side of the grid gets the extra level."""
+    pos, neg = w[w > 0], -w[w < 0]
+
+    def stat(t: torch.Tensor, fn) -> float:
+        return float(fn(t)) if t.numel() > 1 else (float(t.sum()) if t.numel() else 0.0)
+
+    pairs = [(stat(pos, torch.max), stat(neg, torch.max)), (stat(pos, torch.mean), stat(neg, torch.mean)),
+             (float(pos.numel()), float(neg.numel())), (float(pos.sum()), float(neg.sum())),
+             (stat(pos, torch.std), stat(neg, torch.std))]
+    return sum(1 if p > n else -1 for p, n in pairs)
+
+
+def ecq_grid(w: torch.Tensor, bits: int) -> tuple[float, int, int]:
+    """Step and level range of the ECQ grid for weight `w` (fixed after initialisation).
+
+    Step = P99.9(|w|) / (2^(b-1) - 1) for a signed layer, / (2^b - 1) for one without negative
+    weights (levels 0..2^b-1). A signed grid has 2^b levels including 0: {-2^(b-1) .. 2^(b-1)-1}
+    or, when the positive weights dominate, {-2^(b-1)+1 .. 2^(b-1)} (8-bit grids stay within int8).
+    """
+    flat = w.detach().reshape(-1).to(torch.float64)
+    signed = bool((flat < 0).any())
+    denom = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
+    magnitude = flat.abs()
+    step = float(torch.quantile(magnitude, PERCENTILE / 100)) / denom if magnitude.numel() else 0.0
+    if step == 0.0:
+        step = float(magnitude.max()) / denom if magnitude.numel() else 0.0
+    if step == 0.0:
+        step = 1.0  # an all-zero layer: any step represents it exactly
+    if not signed:
+        return step, 0, 2**bits - 1
+    half = 2 ** (bits - 1)
+    if bits < 8 and _side_votes(flat) > 0:
+        return step, -half + 1, half
+    return step, -half, half - 1
+
+
+def uniform_levels(w: torch.Tensor, bits: int, per_channel: bool = False,
+                   axis: int = 0) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """Symmetric round-to-nearest: step = max|w| / (2^(b-1) - 1), levels in +-(2^(b-1) - 1), error <= step / 2.
+
+    Per channel, one step per slice along `axis` (the output channels). Returns levels (int8),
+    the step as float32 (scalar or per channel), qmin and qmax.
+    """
+    qmax = 2 ** (bits - 1) - 1
+    w32 = w.detach().to(torch.float32)
+    if per_channel:
+        dims = [d for d in range(w32.dim()) if d != axis]
+        maxabs = w32.abs().amax(dim=dims) if dims else w32.abs()
+        step = torch.where(maxabs > 0, maxabs / qmax, torch.ones_like(maxabs)).to(torch.float32)
+        shape = [1] * w32.dim()
+        shape[axis] = -1
+        scale = step.reshape(shape)
+    else:
+        maxabs = w32.abs().max()
+        step = (maxabs / qmax if maxabs > 0 else torch.tensor(1.0)).to(torch.float32)
+        scale = step
+    levels = torch.clamp(torch.round(w32 / scale), -qmax, qmax).to(torch.int8)
+    return levels, step, -qmax, qmax

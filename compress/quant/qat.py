@@ -1,0 +1,105 @@
+"""Quantization-aware training for ECQ and ECQx: a full-precision copy learns, the model computes quantized."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from compress.quant.quantizer import (
+    Grid,
+    QuantizedModel,
+    ecq_records,
+    normalized_relevance,
+    weighted_entropy,
+    write_back,
+)
+from compress.reference import ReferenceSamples
+from edgewise.console import progress
+
+
+def _scaled_straight_through(weight_grad: torch.Tensor, quantized: torch.Tensor) -> torch.Tensor:
+    """Full-precision gradient: w_c x g for weights in a non-zero cluster, g for the zero cluster."""
+    return torch.where(quantized != 0, quantized * weight_grad, weight_grad)
+
+
+def train_quantized(model: nn.Module, layers: dict[str, nn.Module], grids: dict[str, Grid], *, method: str,
+                    bits: int, lam: float, ref: ReferenceSamples | None, rho: float, p: float,
+                    x: torch.Tensor, y: torch.Tensor, score: Callable[[nn.Module], float], epochs: int = 10,
+                    lr: float = 1e-3, batch_size: int = 64, patience: int = 3, relevance_every: int = 10,
+                    seed: int = 0, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                    label: str = "QAT") -> QuantizedModel:
+    """Train `model` quantization-aware on (x, y) and return the best quantized model by `score` (validation).
+
+    Each step: forward and backward through the quantized weights; the full-precision copy takes
+    the scaled straight-through gradient; Adam steps it and every other parameter; the weights are
+    re-assigned with ECQ (or ECQx, with relevances recomputed on the current batch every
+    `relevance_every` steps and smoothed) and written back. Stops early after `patience` epochs
+    without a better validation score.
+    """
+    loss_fn = loss_fn or F.cross_entropy
+    generator = torch.Generator().manual_seed(seed)
+    full = {n: m.weight.detach().clone().requires_grad_(True) for n, m in layers.items()}
+    quantized_params = {id(m.weight) for m in layers.values()}
+    others = [q for q in model.parameters() if id(q) not in quantized_params]
+    optimiser = torch.optim.Adam([*full.values(), *others], lr=lr)
+    task = ref.task if ref is not None else "classification"
+    names = set(layers)
+    relevance = normalized_relevance(model, ref, names) if method == "ecqx" else None
+
+    def reassign() -> dict:
+        records, _ = ecq_records({n: w.detach() for n, w in full.items()}, layers, grids, lam, bits, relevance, rho, p)
+        for name, module in layers.items():
+            write_back(module, records[name])
+        return records
+
+    records = reassign()
+    best = (score(model), copy.deepcopy(model.state_dict()), records, 0)
+    history: dict[str, Any] = {"loss": [], "val_score": [best[0]], "sparsity": [], "entropy_bits": []}
+    step, stale = 0, 0
+    with progress() as bar:
+        job = bar.add_task(label, total=epochs, info="")
+        for epoch in range(1, epochs + 1):
+            model.train()
+            total = 0.0
+            for idx in torch.randperm(len(x), generator=generator).split(batch_size):
+                optimiser.zero_grad(set_to_none=True)
+                for module in layers.values():
+                    module.weight.grad = None
+                loss = loss_fn(model(x[idx]), y[idx])
+                loss.backward()
+                for name, module in layers.items():
+                    full[name].grad = _scaled_straight_through(module.weight.grad, module.weight.detach())
+                optimiser.step()
+                step += 1
+                total += float(loss.detach()) * len(idx)
+                if relevance is not None and step % relevance_every == 0:
+                    batch = ReferenceSamples(x[idx], y[idx], task, output="logit")
+                    relevance = normalized_relevance(model, batch, names, previous=relevance)
+                records = reassign()
+            model.eval()
+            val = score(model)
+            weights = sum(r.levels.size for r in records.values())
+            sparsity = sum(int((r.levels == 0).sum()) for r in records.values()) / max(weights, 1)
+            entropy = weighted_entropy(records)
+            history["loss"].append(total / len(x))
+            history["val_score"].append(val)
+            history["sparsity"].append(sparsity)
+            history["entropy_bits"].append(entropy)
+            bar.update(job, advance=1, info=f"loss {total / len(x):.4f}  val {val:.4f}  sparsity {sparsity:.2f}  "
+                                            f"H {entropy:.2f} bit")
+            if val > best[0]:
+                best, stale = (val, copy.deepcopy(model.state_dict()), records, epoch), 0
+            else:
+                stale += 1
+                if stale >= patience:
+                    history["stopped_early"] = True
+                    break
+    model.load_state_dict(best[1])
+    model.eval()
+    history.update(best_epoch=best[3], best_val_score=best[0], epochs_run=len(history["loss"]))
+    return QuantizedModel(model, best[2], method, bits, history)

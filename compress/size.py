@@ -1,0 +1,35 @@
+"""The size ladder in bytes: float32 -> pruned -> packed low-bit -> NNCodec bitstream, with bits per weight."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from edgewise.records import QuantizedLayer
+
+
+def float_bytes(model: nn.Module) -> int:
+    """Bytes of every parameter and buffer of `model` stored as float32."""
+    return 4 * (sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers()
+                                                                 if b.is_floating_point()))
+
+
+def packed_bytes(model: nn.Module, records: dict[str, QuantizedLayer]) -> int:
+    """Bytes of the quantized model with levels packed at their bit width, steps and the rest as float32."""
+    quantized = {f"{name}.weight" for name in records}
+    rest = sum(p.numel() for n, p in model.named_parameters() if n not in quantized)
+    rest += sum(b.numel() for b in model.buffers() if b.is_floating_point())
+    return sum(r.packed_bytes() for r in records.values()) + 4 * rest
+
+
+def weight_count(model: nn.Module) -> int:
+    """Number of weights in the conv and linear layers (the tensors that get quantized)."""
+    from compress.taps import weight_layers
+
+    return sum(m.weight.numel() for m in weight_layers(model).values())
+
+
+def ladder_row(stage: str, size: int, weights: int, score: float | None = None, **extra: Any) -> dict[str, Any]:
+    """One rung: stage, bytes, bits per weight (size x 8 over the weight-layer weights) and any extra metrics."""
+    return {"stage": stage, "bytes": size, "bits_per_weight": 8 * size / max(weights, 1), "score": score, **extra}

@@ -1,0 +1,118 @@
+"""The quantized-layer record shared by compress, export and runtime: integer levels, step sizes, bits (numpy only).
+
+A record holds a layer's weight as integer levels (int8, each within [qmin, qmax]) and the step
+size per layer or per output channel; `levels * step` is exactly the float32 weight the
+quantized torch model computes with. Biases and other float parameters stay float32. Records
+are saved as one `.npz` (no pickle) so the runtime can load them without torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgewise.atomic import atomic_path
+from edgewise.errors import UserError
+
+FORMAT = "edgewise-quantized/1"
+
+
+@dataclass
+class QuantizedLayer:
+    """One quantized weight layer.
+
+    `levels` has the weight's shape; `step` is a scalar array (per layer) or one value per output
+    channel (`axis` names the channel axis: 0 for conv and linear, 1 for transposed conv).
+    """
+
+    name: str
+    kind: str
+    levels: np.ndarray
+    step: np.ndarray
+    bits: int
+    qmin: int
+    qmax: int
+    axis: int | None = None
+    bias: np.ndarray | None = None
+    method: str = "uniform"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.levels = np.asarray(self.levels, dtype=np.int8)
+        self.step = np.asarray(self.step, dtype=np.float32)
+        if self.bias is not None:
+            self.bias = np.asarray(self.bias, dtype=np.float32)
+        if not 2 <= self.bits <= 8:
+            raise UserError(f"{self.name}: bit width {self.bits} is outside 2..8", "choose bits between 2 and 8")
+        if self.levels.size and (self.levels.min() < self.qmin or self.levels.max() > self.qmax):
+            raise UserError(f"{self.name}: levels outside [{self.qmin}, {self.qmax}]", "re-quantize the layer")
+
+    def scale(self) -> np.ndarray:
+        """The step broadcastable against `levels` (per layer, or along the channel axis)."""
+        if self.step.ndim == 0 or self.axis is None:
+            return self.step.reshape(())
+        shape = [1] * self.levels.ndim
+        shape[self.axis] = -1
+        return self.step.reshape(shape)
+
+    def dequantize(self) -> np.ndarray:
+        """The float32 weight: levels x step, computed in float32 exactly as the torch model holds it."""
+        return self.levels.astype(np.float32) * self.scale()
+
+    @property
+    def sparsity(self) -> float:
+        """Fraction of levels that are zero."""
+        return float(np.mean(self.levels == 0)) if self.levels.size else 0.0
+
+    def entropy(self) -> float:
+        """Empirical entropy of the levels in bits per weight."""
+        _, counts = np.unique(self.levels, return_counts=True)
+        p = counts / counts.sum()
+        return float(-(p * np.log2(p)).sum())
+
+    def packed_bytes(self) -> int:
+        """Bytes of the levels packed at `bits` per weight, plus float32 steps (the '4-bit packed' size)."""
+        return (self.levels.size * self.bits + 7) // 8 + 4 * self.step.size
+
+
+def save_records(path: str | os.PathLike[str], records: dict[str, QuantizedLayer],
+                 floats: dict[str, np.ndarray] | None = None) -> Path:
+    """Write the records (and any other float parameters) to one `.npz`, atomically, without pickles."""
+    arrays: dict[str, np.ndarray] = {}
+    header: dict[str, Any] = {"format": FORMAT, "layers": [], "floats": sorted(floats or {})}
+    for i, (name, r) in enumerate(records.items()):
+        arrays[f"l{i}.levels"], arrays[f"l{i}.step"] = r.levels, r.step
+        if r.bias is not None:
+            arrays[f"l{i}.bias"] = r.bias
+        header["layers"].append({"name": name, "kind": r.kind, "bits": r.bits, "qmin": r.qmin, "qmax": r.qmax,
+                                 "axis": r.axis, "method": r.method, "meta": r.meta, "bias": r.bias is not None})
+    for i, name in enumerate(header["floats"]):
+        arrays[f"f{i}"] = np.asarray(floats[name], dtype=np.float32)
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    return Path(path)
+
+
+def load_records(path: str | os.PathLike[str]) -> tuple[dict[str, QuantizedLayer], dict[str, np.ndarray]]:
+    """Read records (and the other float parameters) written by `save_records`."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            header = json.loads(npz["header"].tobytes())
+            if header.get("format") != FORMAT:
+                raise ValueError(f"format {header.get('format')!r}")
+            records = {}
+            for i, h in enumerate(header["layers"]):
+                records[h["name"]] = QuantizedLayer(
+                    h["name"], h["kind"], npz[f"l{i}.levels"], npz[f"l{i}.step"], h["bits"], h["qmin"], h["qmax"],
+                    h["axis"], npz[f"l{i}.bias"] if h["bias"] else None, h["method"], h["meta"])
+            floats = {name: npz[f"f{i}"] for i, name in enumerate(header["floats"])}
+    except (OSError, KeyError, ValueError) as exc:
+        raise UserError(f"cannot read quantized records from {path}: {exc}",
+                        "give a .npz written by Edgewise's quantize stage") from exc
+    return records, floats

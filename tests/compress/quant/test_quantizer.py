@@ -1,0 +1,114 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import compress
+from compress.quant.ecq import assign
+from compress.quant.grid import ecq_grid, uniform_levels
+from edgewise.errors import UserError
+from edgewise.zoo.models import build_model
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_uniform_error_is_at_most_half_a_step(per_channel, bits):
+    torch.manual_seed(0)
+    w = torch.randn(16, 8, 3, 3)
+    levels, step, qmin, qmax = uniform_levels(w, bits, per_channel)
+    scale = step.reshape(-1, 1, 1, 1) if per_channel else step
+    error = (w - levels.float() * scale).abs()
+    assert bool((error <= scale / 2 + 1e-7).all())
+    assert levels.dtype == torch.int8 and int(levels.min()) >= qmin and int(levels.max()) <= qmax == 2 ** (bits - 1) - 1
+
+
+def test_ecq_grid_steps_and_sides():
+    w = torch.linspace(-1, 1, 1001)
+    step, qmin, qmax = ecq_grid(w, 4)
+    assert step == pytest.approx(float(torch.quantile(w.abs().double(), 0.999)) / 7)
+    assert qmax - qmin == 15 and qmin <= 0 <= qmax
+    _, qmin_u, qmax_u = ecq_grid(w.abs(), 4)
+    assert (qmin_u, qmax_u) == (0, 15)
+    assert ecq_grid(torch.cat([w, torch.full((50,), 0.9)]), 4)[1:] == (-7, 8)  # positive side dominates
+    assert ecq_grid(torch.cat([w, torch.full((50,), -0.9)]), 4)[1:] == (-8, 7)
+
+
+def test_ecq_with_lambda_zero_is_nearest_grid():
+    torch.manual_seed(1)
+    w = torch.randn(500) * 0.1
+    step, qmin, qmax = ecq_grid(w, 4)
+    levels, _ = assign(w, step, qmin, qmax, lam=0.0)
+    nearest = torch.clamp(torch.round(w / step), qmin, qmax).to(torch.int8)
+    # ties aside, argmin over squared distances is rounding
+    assert torch.equal(levels, nearest)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), lams=st.lists(st.floats(0, 5), min_size=2, max_size=4))
+def test_larger_lambda_never_lowers_sparsity(seed, lams):
+    w = torch.randn(300, generator=torch.Generator().manual_seed(seed)) * 0.05
+    step, qmin, qmax = ecq_grid(w, 4)
+    sparsities = [float((assign(w, step, qmin, qmax, lam=lam)[0] == 0).float().mean()) for lam in sorted(lams)]
+    assert sparsities == sorted(sparsities)
+
+
+def test_ecqx_keeps_relevant_weights_out_of_the_zero_cluster():
+    torch.manual_seed(2)
+    w = torch.randn(2000) * 0.1
+    step, qmin, qmax = ecq_grid(w, 4)
+    lam = 0.02
+    ecq_levels, _ = assign(w, step, qmin, qmax, lam=lam)
+    zeroed_by_ecq = (ecq_levels == 0) & (w.abs() > step / 2)  # would be non-zero without the entropy term
+    relevance = torch.full_like(w, 0.05)
+    relevance[zeroed_by_ecq] = 1.0
+    ecqx_levels, info = assign(w, step, qmin, qmax, lam=lam, relevance=relevance)
+    rescued = zeroed_by_ecq & (ecqx_levels != 0)
+    assert int(zeroed_by_ecq.sum()) > 0 and int(rescued.sum()) > 0
+    # what ECQx zeroes is less relevant on average than what ECQ zeroes
+    assert float(relevance[ecqx_levels == 0].mean()) < float(relevance[ecq_levels == 0].mean())
+    assert info["sparsity_ecqx"] <= info["sparsity_ecq"] + 1e-9
+
+
+@pytest.mark.parametrize("method", compress.METHODS)
+def test_the_records_reproduce_the_quantized_model_exactly(method):
+    torch.manual_seed(0)
+    model = build_model("lenet", (1, 8, 8), 10).eval()
+    ref = compress.ReferenceSamples(torch.rand(16, 1, 8, 8), torch.arange(16) % 10, output="logit")
+    q = compress.quantize(model, method, 4, lam=0.1, ref=ref)
+    fresh = build_model("lenet", (1, 8, 8), 10).eval()
+    compress.load_decoded(fresh, q.records, compress.floats_of(q.model, q.records))
+    x = torch.rand(4, 1, 8, 8)
+    assert torch.equal(fresh(x), q.model(x))
+    for name, record in q.records.items():
+        weight = dict(q.model.named_modules())[name].weight.detach().numpy()
+        assert np.array_equal(weight, record.dequantize())
+        assert len(np.unique(record.levels)) <= 16
+
+
+def test_quantize_refuses_bad_settings():
+    model = build_model("mlp", (1, 8, 8), 10)
+    with pytest.raises(UserError, match="unknown quantization method"):
+        compress.quantize(model, "kmeans")
+    with pytest.raises(UserError, match=r"2\.\.8"):
+        compress.quantize(model, "ecq", bits=12)
+    with pytest.raises(UserError, match="lambda"):
+        compress.quantize(model, "ecq", lam=-1)
+    with pytest.raises(UserError, match="reference samples"):
+        compress.quantize(model, "ecqx")
+
+
+def test_quantization_aware_training_improves_a_hard_assignment(digits_mlp):
+    import functools
+
+    from compress.quant.qat import train_quantized
+    from edgewise.zoo.training import evaluate
+
+    trained, data = digits_mlp
+    score = lambda m: evaluate(m, data.val, data.task)["score"]  # noqa: E731
+    ptq = compress.quantize(trained.module, "ecq", 4, lam=0.5)
+    train = functools.partial(train_quantized, x=data.train.x, y=data.train.y, score=score, epochs=4, patience=4)
+    qat = compress.quantize(trained.module, "ecq", 4, lam=0.5, train=train)
+    assert score(qat.model) > score(ptq.model)
+    assert qat.history["epochs_run"] >= 1 and len(qat.history["sparsity"]) == qat.history["epochs_run"]
+    assert qat.summary()["sparsity"] > 0.5
