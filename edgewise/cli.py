@@ -17,8 +17,10 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="Compress networks with explainability, export them for edge hardware, measure the cost.")
 zoo_app = typer.Typer(no_args_is_help=True, help="The zoo of reference architectures, models and data.")
 recipe_app = typer.Typer(no_args_is_help=True, help="Recipes: show and check them.")
+bundle_app = typer.Typer(no_args_is_help=True, help="Deploy bundles: check them.")
 app.add_typer(zoo_app, name="zoo")
 app.add_typer(recipe_app, name="recipe")
+app.add_typer(bundle_app, name="bundle")
 
 
 def _version(value: bool) -> None:
@@ -150,6 +152,54 @@ def decode(
 
     layers, _ = decode_file(bitstream, out)
     console.print(f"{len(layers)} layers decoded; written to {out}")
+
+
+@app.command("export")
+def export_command(
+    model: Annotated[str, typer.Argument(help="Zoo reference or a model .pt file (pruned or quantized).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="ONNX file to write.")],
+    records: Annotated[Path | None, typer.Option(help="Quantized records (.npz): store those layers as INT4.")]
+    = None,
+    tensorrt: Annotated[bool, typer.Option("--tensorrt", help="Also build a TensorRT engine (needs TensorRT + GPU).")]
+    = False,
+    precision: Annotated[str, typer.Option(help="TensorRT precision: fp32, fp16, int8, int4.")] = "fp16",
+    data: Annotated[str | None, typer.Option(help="digits, rail, a .npz or an image folder (probe inputs).")] = None,
+) -> None:
+    """Export a model to ONNX (pruned shapes, INT4 weights with --records), verified against torch."""
+    from edgewise.commands import export_file
+
+    result = export_file(model, out, records, data, precision if tensorrt else None)
+    console.print(f"{out}: {result['bytes']:,} bytes, opset {result['opset']}, {len(result['quantized_layers'])} "
+                  f"4-bit layers; ONNX Runtime vs torch {result['rel_diff']:.1e} (exact), "
+                  f"{result['fast_rel_diff']:.1e} (fast session)")
+
+
+@app.command()
+def deploy(
+    model: Annotated[str, typer.Argument(help="Zoo reference or a model .pt file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Bundle directory to write.")],
+    records: Annotated[Path | None, typer.Option(help="Quantized records (.npz) for INT4 weights.")] = None,
+    bitstream: Annotated[Path | None, typer.Option(help="NNCodec bitstream (.nnc) to ship along.")] = None,
+    tar: Annotated[bool, typer.Option("--tar", help="Write a .tar.gz instead of a directory.")] = False,
+    to: Annotated[str | None, typer.Option(help="Copy the bundle to user@host:/path with scp.")] = None,
+    precision: Annotated[str, typer.Option(help="TensorRT precision for the board's trtexec command.")] = "fp16",
+    data: Annotated[str | None, typer.Option(help="digits, rail, a .npz or an image folder (probe inputs).")] = None,
+) -> None:
+    """Write a deploy bundle: ONNX, bitstream, manifest with hashes and probe, the board runner (run.py)."""
+    from edgewise.commands import deploy_file
+
+    path = deploy_file(model, out, records, bitstream, data, tar, to, precision)
+    console.print(f"bundle written and verified: {path}" + (f"; copied to {to}" if to else ""))
+
+
+@bundle_app.command("verify")
+def bundle_verify(path: Annotated[Path, typer.Argument(help="Bundle directory or .tar.gz.")]) -> None:
+    """Check every file's hash and the model's output on the probe input."""
+    import export
+
+    checked = export.verify_bundle(path)
+    console.print(f"{path}: {checked['files']} files match the manifest; probe output within tolerance "
+                  f"({checked['probe_rel_diff']:.1e})")
 
 
 @recipe_app.command("show")

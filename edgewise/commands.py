@@ -37,7 +37,10 @@ def resolve_model(model: str, data: str | None = None) -> tuple[nn.Module, dict[
         ref = REFERENCES[model]
         dataset = data_from_argument(data) if data else load_data(ref.data)
         trained = trained_model(ref.arch, dataset, ref.train, 0, ref.arch_args, label=f"train {model}")
-        return trained.module, trained.card, dataset
+        card = dict(trained.card)
+        if not data:  # files written from this model can name their data
+            card["data_spec"] = ref.data.model_dump(mode="json")
+        return trained.module, card, dataset
     if not model.endswith((".pt", ".pth")) and not Path(model).exists():
         raise UserError(f"unknown model {model!r}",
                         f"give a zoo reference ({', '.join(REFERENCES)}) or the path of a .pt file")
@@ -118,3 +121,62 @@ def decode_file(bitstream: str | Path, out: str | Path) -> tuple[dict, dict]:
     layers, floats = compress.decode(path.read_bytes())
     save_records(out, layers, floats)
     return layers, floats
+
+
+def export_file(model: str, out: str | Path, records: str | Path | None = None, data: str | None = None,
+                tensorrt: str | None = None) -> dict[str, Any]:
+    """Export `model` (zoo name or file) to ONNX at `out` (4-bit when `records` are given) and verify it.
+
+    With `tensorrt` (a precision), an engine is built beside it when TensorRT and a GPU exist;
+    otherwise a UserError says why, after the ONNX file is written and verified.
+    """
+    import export
+
+    module, _, dataset = resolve_model(model, data)
+    layers = load_records(records)[0] if records else None
+    probe = dataset.test.x[:8]
+    onnx_file = export.to_onnx(module, probe[:2], out, layers)
+    check = export.verify(onnx_file.path, module, probe, quantized=layers is not None)
+    result = {"path": str(onnx_file.path), **check, "quantized_layers": onnx_file.quantized_layers}
+    if tensorrt:
+        command = export.trtexec_command(Path(out).name, Path(out).with_suffix(".engine").name, "x",
+                                         dataset.input_shape, tensorrt)
+        result["trtexec"] = command
+        available, reason = export.tensorrt_status()
+        if not available:
+            raise UserError(f"TensorRT is unavailable here: {reason}",
+                            f"build on the board instead: {' '.join(command)}")
+        result["engine"] = export.to_tensorrt(onnx_file.path, Path(out).with_suffix(".engine"), dataset.input_shape,
+                                              tensorrt)
+    return result
+
+
+def deploy_file(model: str, out: str | Path, records: str | Path | None = None, bitstream: str | Path | None = None,
+                data: str | None = None, tar: bool = False, to: str | None = None,
+                precision: str = "fp16") -> Path:
+    """Export `model`, bundle it with its probe, hashes and board runner at `out`, verify it, optionally scp it."""
+    import tempfile
+
+    import torch
+
+    import export
+
+    module, _, dataset = resolve_model(model, data)
+    layers = load_records(records)[0] if records else None
+    probe = dataset.test.x[:4]
+    with tempfile.TemporaryDirectory() as scratch:
+        onnx_path = Path(scratch) / "model.onnx"
+        export.to_onnx(module, probe[:2], onnx_path, layers)
+        export.verify(onnx_path, module, probe, quantized=layers is not None)
+        with torch.no_grad():
+            expected = module.eval()(probe).numpy()
+        command = export.trtexec_command("model.onnx", "model.engine", "x", dataset.input_shape, precision)
+        path = export.bundle(onnx_path, out, name=Path(out).name, probe_input=probe.numpy(), probe_output=expected,
+                             trtexec=command, bitstream=bitstream, tar=tar,
+                             preprocessing={"input_range": [0.0, 1.0], "layout": "NCHW",
+                                            "input_shape": list(dataset.input_shape), "task": dataset.task,
+                                            "classes": list(dataset.class_names)})
+    export.verify_bundle(path)
+    if to:
+        export.copy_to(path, to)
+    return path

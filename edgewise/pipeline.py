@@ -14,6 +14,7 @@ from edgewise.console import console
 from edgewise.recipe import Recipe
 from edgewise.rundir import RunDirectory
 from edgewise.stages.curves import curves_stage
+from edgewise.stages.export import deploy_stage, export_stage
 from edgewise.stages.prune import experts_stage, prune_stage
 from edgewise.stages.quantize import encode_stage, fold_stage, ladder_section, quantize_stage
 from edgewise.stages.state import ModelState
@@ -71,6 +72,10 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", name: str | None = None
                 encode_stage(state, quantized)
         if len(state.ladder) > 1:
             ladder_section(state)
+        if entry.export is not None:
+            export_stage(state, entry.export)
+        if entry.deploy is not None:
+            deploy_stage(state, entry.deploy)
         result.rows += state.rows
         result.sections += state.sections
     write_json(root / "results.json", result.rows)

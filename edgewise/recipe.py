@@ -129,6 +129,34 @@ class QuantizeConfig(BaseModel):
     train: QATConfig | None = None
 
 
+class TensorRTConfig(BaseModel):
+    """A TensorRT engine: built here when TensorRT and a CUDA device exist, else the trtexec command for the board."""
+
+    model_config = ConfigDict(extra="forbid")
+    precision: Literal["fp32", "fp16", "int8", "int4"] = "fp16"
+    max_batch: int = Field(64, ge=1)
+    workspace_mib: int = Field(1024, ge=16)
+    required: bool = Field(False, description="fail the run when TensorRT is unavailable here")
+
+
+class ExportConfig(BaseModel):
+    """ONNX export of the float and the compressed model, verified against torch after writing."""
+
+    model_config = ConfigDict(extra="forbid")
+    dynamic_batch: bool = True
+    probe_samples: int = Field(8, ge=1)
+    tensorrt: TensorRTConfig | None = None
+
+
+class DeployConfig(BaseModel):
+    """A deploy bundle of the compressed model for a board; optionally a tarball copied over scp."""
+
+    model_config = ConfigDict(extra="forbid")
+    tar: bool = False
+    to: str | None = Field(None, description="user@host:/path to copy the bundle to with scp")
+    precision: Literal["fp32", "fp16", "int8", "int4"] = "fp16"
+
+
 class ExpertConfig(PruneConfig):
     """A class-specific expert: pruning whose scores only see the chosen classes (names or indices)."""
 
@@ -152,12 +180,20 @@ class ModelEntry(BaseModel):
     fold: bool = Field(False, description="fold BatchNorm into the preceding layers before quantizing")
     quantize: QuantizeConfig | None = None
     encode: bool = Field(False, description="code the quantized weights losslessly with NNCodec")
+    export: ExportConfig | None = None
+    deploy: DeployConfig | None = None
     expert_unions: list[list[str]] = Field(default_factory=list, description="experts to combine (union of channels)")
 
     @model_validator(mode="after")
     def _encode_needs_quantize(self) -> ModelEntry:
         if self.encode and self.quantize is None:
             raise ValueError("encode codes quantized weights; add a quantize section (or set encode: false)")
+        return self
+
+    @model_validator(mode="after")
+    def _deploy_needs_export(self) -> ModelEntry:
+        if self.deploy is not None and self.export is None:
+            raise ValueError("deploy bundles the exported model; add an export section")
         return self
 
     @model_validator(mode="after")

@@ -70,6 +70,7 @@ def quantize_stage(state: ModelState, config: QuantizeConfig) -> compress.Quanti
     state.ladder.append(ladder_row(f"{config.method} {config.bits}-bit packed", size, weight_count(result.model),
                                    row["score"], sparsity=summary["sparsity"], entropy_bits=summary["entropy_bits"]))
     state.advance(result.model, label, path)
+    state.quantized = result
     return result
 
 
@@ -83,6 +84,7 @@ def encode_stage(state: ModelState, quantized: compress.QuantizedModel) -> None:
         encode_s = time.perf_counter() - start
         path = write_bytes(st.path("model.nnc"), stream.data)
         st.add_output(path)
+        state.bitstream_path = path
         start = time.perf_counter()
         records, floats = compress.decode(path.read_bytes())
         decode_s = time.perf_counter() - start

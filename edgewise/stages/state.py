@@ -37,6 +37,9 @@ class ModelState:
     current_label: str = "float32"
     current_path: Path | None = None
     ladder: list[dict[str, Any]] = field(default_factory=list)
+    quantized: Any = None
+    bitstream_path: Path | None = None
+    onnx_path: Path | None = None
 
     def advance(self, module: nn.Module, label: str, path: Path) -> None:
         """Make `module` (saved at `path`) the model the next compression stage starts from."""

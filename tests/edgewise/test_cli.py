@@ -142,3 +142,23 @@ def test_run_with_fold_quantize_encode_writes_the_size_ladder(tmp_path, digits_c
     rows = json.loads((root / "results.json").read_text())
     assert rows[-1]["score"] == rows[-2]["score"]  # lossless coding
     assert "## Size ladder of digits-cnn" in (root / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_export_deploy_and_bundle_verify_commands(tmp_path, digits_mlp):
+    assert edgewise("quantize", "digits-mlp", "-o", str(tmp_path / "q.pt"), "--method", "uniform").returncode == 0
+    result = edgewise("export", str(tmp_path / "q.pt"), "-o", str(tmp_path / "q.onnx"),
+                      "--records", str(tmp_path / "q.npz"))
+    assert result.returncode == 0, result.stderr
+    assert "3 4-bit layers" in result.stderr
+    no_trt = edgewise("export", "digits-mlp", "-o", str(tmp_path / "f.onnx"), "--tensorrt")
+    assert no_trt.returncode == 2 and "TensorRT is unavailable here" in no_trt.stderr
+    assert len(no_trt.stderr.strip().splitlines()) <= 2 and "trtexec --onnx=f.onnx" in no_trt.stderr
+    assert (tmp_path / "f.onnx").is_file()  # the ONNX file is written and verified before TensorRT is tried
+    deployed = edgewise("deploy", str(tmp_path / "q.pt"), "-o", str(tmp_path / "bundle"),
+                        "--records", str(tmp_path / "q.npz"))
+    assert deployed.returncode == 0, deployed.stderr
+    assert edgewise("bundle", "verify", str(tmp_path / "bundle")).returncode == 0
+    (tmp_path / "bundle" / "model.onnx").write_bytes(b"changed")
+    tampered = edgewise("bundle", "verify", str(tmp_path / "bundle"))
+    assert tampered.returncode == 2 and "changed or missing: model.onnx" in tampered.stderr

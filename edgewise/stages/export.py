@@ -1,0 +1,84 @@
+"""The export and deploy stages: verified ONNX files (pruned shapes, 4-bit weights), TensorRT, board bundles."""
+
+from __future__ import annotations
+
+import torch
+
+import export
+from bench.report import Section
+from bench.units import binary_bytes
+from edgewise.console import console
+from edgewise.errors import UserError
+from edgewise.recipe import DeployConfig, ExportConfig
+from edgewise.stages.state import ModelState
+
+
+def export_stage(state: ModelState, config: ExportConfig) -> None:
+    """Export the float and the compressed model to ONNX, verify both against torch, check the pruned shapes."""
+    name, data = state.entry.name, state.data
+    probe = data.test.x[: config.probe_samples]
+    example = probe[:1]
+    rows = []
+    with state.run.stage("export", name, params=config.model_dump(mode="json")) as st:
+        targets = [("float32", state.model, None, "model-float32.onnx")]
+        if state.current is not state.model:
+            records = state.quantized.records if state.quantized is not None else None
+            targets.append((state.current_label, state.current, records, "model.onnx"))
+        for label, module, records, filename in targets:
+            onnx_file = export.to_onnx(module, example, st.path(filename), records, config.dynamic_batch)
+            check = export.verify(onnx_file.path, module, probe, quantized=records is not None)
+            shapes = export.check_shapes(onnx_file.path, module, state.model)
+            st.add_output(onnx_file.path)
+            st.metrics[filename] = {**check, "quantized_layers": onnx_file.quantized_layers,
+                                    "pruned_layers": sum(r["torch"] != r["original"] for r in shapes)}
+            rows.append((label, filename, binary_bytes(onnx_file.bytes), str(check["opset"]),
+                         f"{check['rel_diff']:.1e}", f"{check['fast_rel_diff']:.1e}",
+                         str(len(onnx_file.quantized_layers))))
+            state.onnx_path = onnx_file.path
+        if config.tensorrt is not None:
+            st.metrics["tensorrt"] = _tensorrt(state, config)
+    state.sections.append(Section(
+        f"ONNX export of {name}", ("model", "file", "size", "opset", "rel. diff (exact)", "rel. diff (fast)",
+                                   "4-bit layers"), rows,
+        "Verified after writing: ONNX Runtime without graph optimizations against the torch model (relative to "
+        "the largest output; quantized files against the fake-quantized torch model), and the session we ship "
+        "(MatMulNBits, int8 activations). Initializer shapes match the pruned torch model.",
+    ))
+
+
+def _tensorrt(state: ModelState, config: ExportConfig) -> dict:
+    trt = config.tensorrt
+    available, reason = export.tensorrt_status()
+    command = export.trtexec_command(state.onnx_path.name, "model.engine", "x", state.data.input_shape,
+                                     trt.precision, trt.max_batch, workspace_mib=trt.workspace_mib)
+    if not available:
+        if trt.required:
+            raise UserError(f"TensorRT is unavailable here: {reason}", "set tensorrt.required: false, or run on "
+                            "a machine with TensorRT and a GPU; the bundle's run.py builds the engine on the board")
+        console.print(f"  TensorRT unavailable here ({reason}); on the board: {' '.join(command)}")
+        return {"available": False, "reason": reason, "trtexec": command}
+    built = export.to_tensorrt(state.onnx_path, state.onnx_path.with_suffix(".engine"), state.data.input_shape,
+                               trt.precision, trt.max_batch, trt.workspace_mib)
+    return {"available": True, **built, "trtexec": command}
+
+
+def deploy_stage(state: ModelState, config: DeployConfig) -> None:
+    """Bundle the exported compressed model with its probe, hashes and runner; optionally copy it to a board."""
+    name = state.entry.name
+    probe = state.data.test.x[:4]
+    with torch.no_grad():
+        expected = state.current.eval()(probe).numpy()
+    with state.run.stage("deploy", name, params=config.model_dump(mode="json")) as st:
+        command = export.trtexec_command("model.onnx", "model.engine", "x", state.data.input_shape, config.precision)
+        path = export.bundle(state.onnx_path, st.path("bundle"), name=name, probe_input=probe.numpy(),
+                             probe_output=expected, trtexec=command, bitstream=state.bitstream_path, tar=config.tar,
+                             preprocessing={"input_range": [0.0, 1.0], "layout": "NCHW",
+                                            "input_shape": list(state.data.input_shape),
+                                            "classes": list(state.data.class_names), "task": state.data.task})
+        checked = export.verify_bundle(path)
+        st.metrics.update(bundle=str(path), **checked)
+        if config.to:
+            st.metrics["copied_with"] = export.copy_to(path, config.to)
+        for file in ([path] if path.is_file() else sorted(path.iterdir())):
+            st.add_output(file)
+    console.print(f"  {name}: bundle {path} verified ({checked['files']} files)")

@@ -1,0 +1,151 @@
+"""Deploy bundles: one directory (or tarball) with the model, a manifest of hashes, a probe, and the board runner."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgewise.atomic import sha256_file
+from export.errors import ExportError
+from export.runner import check_files
+from export.verify import FAST_RTOL
+
+FORMAT = "edgewise-bundle/1"
+RUNNER = Path(__file__).with_name("runner.py")
+
+
+def _readme(name: str, command: list[str]) -> str:
+    return (f"Edgewise deploy bundle '{name}'.\n\n"
+            "On the board (needs Python 3 with numpy, and onnxruntime or TensorRT's trtexec):\n"
+            "    python3 run.py                 # checks hashes and the probe, benchmarks, writes result.json\n"
+            "    python3 run.py --backend onnxruntime --duration 30\n\n"
+            "To build and time a TensorRT engine by hand:\n"
+            f"    {' '.join(command)}\n\n"
+            "Copy result.json back and give it to `edgewise bench` to replace estimates with this measurement.\n")
+
+
+def bundle(onnx_path: str | os.PathLike[str], out: str | os.PathLike[str], *, name: str, probe_input: np.ndarray,
+           probe_output: np.ndarray, trtexec: list[str], preprocessing: dict[str, Any] | None = None,
+           bitstream: str | os.PathLike[str] | None = None, tar: bool = False) -> Path:
+    """Write a deploy bundle to `out` (a directory, or `out`.tar.gz with `tar`) and return its path.
+
+    The bundle holds model.onnx, the NNCodec bitstream if given, the probe input and the expected
+    output (the torch model's), run.py (the board runner), README.txt and manifest.json with the
+    sha256 and size of every file, the input names/shapes/dtypes and the trtexec command. It is
+    assembled in a temporary directory and renamed into place, so a failure leaves no half bundle.
+    """
+    import onnx
+
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        shutil.copyfile(onnx_path, staging / "model.onnx")
+        files = ["model.onnx"]
+        if bitstream is not None:
+            shutil.copyfile(bitstream, staging / "model.nnc")
+            files.append("model.nnc")
+        np.save(staging / "probe_input.npy", probe_input.astype(np.float32))
+        np.save(staging / "probe_output.npy", probe_output.astype(np.float32))
+        shutil.copyfile(RUNNER, staging / "run.py")
+        (staging / "README.txt").write_text(_readme(name, trtexec))
+        files += ["probe_input.npy", "probe_output.npy", "run.py", "README.txt"]
+        graph = onnx.load(str(staging / "model.onnx"), load_external_data=False).graph
+        inputs = [{"name": i.name, "shape": [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim],
+                   "dtype": onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type).name}
+                  for i in graph.input]
+        manifest = {
+            "format": FORMAT, "name": name, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "model": "model.onnx", "inputs": inputs, "preprocessing": preprocessing or {},
+            "probe": {"input": "probe_input.npy", "output": "probe_output.npy", "rtol": FAST_RTOL},
+            "trtexec": trtexec,
+            "files": {f: {"sha256": sha256_file(staging / f), "bytes": (staging / f).stat().st_size} for f in files},
+        }
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        if tar:
+            archive = target.with_name(target.name + ".tar.gz")
+            tmp_archive = staging.with_suffix(".tar.gz")
+            with tarfile.open(tmp_archive, "w:gz") as handle:
+                handle.add(staging, arcname=target.name)
+            os.replace(tmp_archive, archive)
+            return archive
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+            os.replace(staging, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+        return target
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _open(path: Path, scratch: Path) -> Path:
+    if path.is_dir():
+        return path
+    if path.is_file() and path.name.endswith(".tar.gz"):
+        with tarfile.open(path) as handle:
+            handle.extractall(scratch, filter="data")
+        children = [c for c in scratch.iterdir() if c.is_dir()]
+        if len(children) == 1:
+            return children[0]
+    raise ExportError(f"{path} is not a bundle directory or .tar.gz", "give the path `edgewise deploy` printed")
+
+
+def verify_bundle(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Check every file's sha256 and size against the manifest and the model's output on the probe input.
+
+    A changed, missing or extra file, or a probe output outside the manifest's tolerance, raises
+    ExportError naming it.
+    """
+    from export.session import open_session
+
+    with tempfile.TemporaryDirectory() as scratch:
+        root = _open(Path(path), Path(scratch))
+        manifest_path = root / "manifest.json"
+        if not manifest_path.is_file():
+            raise ExportError(f"{root} has no manifest.json", "give the path of a bundle written by `edgewise deploy`")
+        manifest = json.loads(manifest_path.read_text())
+        bad = check_files(root, manifest)
+        extra = sorted(p.name for p in root.iterdir() if p.name not in manifest["files"]
+                       and p.name not in ("manifest.json", "result.json"))
+        if bad or extra:
+            what = [f"changed or missing: {', '.join(bad)}"] if bad else []
+            what += [f"not in the manifest: {', '.join(extra)}"] if extra else []
+            raise ExportError(f"bundle {path} does not match its manifest ({'; '.join(what)})",
+                              "rebuild the bundle with `edgewise deploy`, or copy it again")
+        session = open_session(root / manifest["model"], fast=True)
+        probe = np.load(root / manifest["probe"]["input"])
+        expected = np.load(root / manifest["probe"]["output"])
+        got = session.run(None, {session.get_inputs()[0].name: probe})[0]
+        rel = float(np.abs(got - expected).max() / max(float(np.abs(expected).max()), 1e-12))
+        if got.shape != expected.shape or rel > manifest["probe"]["rtol"]:
+            raise ExportError(f"bundle {path}: the probe output differs by {rel:.2e} (tolerance "
+                              f"{manifest['probe']['rtol']:.0e})", "rebuild the bundle; the model file is not the one "
+                              "the probe was recorded with")
+        return {"files": len(manifest["files"]), "probe_rel_diff": rel, "name": manifest["name"]}
+
+
+def copy_to(bundle_path: str | os.PathLike[str], destination: str) -> list[str]:
+    """Copy a bundle to `user@host:/path` with the system's scp (no new dependency); returns the command run."""
+    if ":" not in destination:
+        raise ExportError(f"--to {destination!r} is not user@host:/path", "give e.g. --to nvidia@jetson:/home/nvidia")
+    if shutil.which("scp") is None:
+        raise ExportError("scp is not installed", "install OpenSSH's client, or copy the bundle by hand")
+    command = ["scp", "-r", "-q", str(bundle_path), destination]
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        raise ExportError(f"scp failed: {completed.stderr.strip().splitlines()[-1:] or ['']}",
+                          "check the host, the path and your ssh keys")
+    return command

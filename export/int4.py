@@ -1,0 +1,179 @@
+"""INT4 weights in ONNX: quantized records become 4-bit initializers feeding DequantizeLinear (opset 21).
+
+Linear layers become DequantizeLinear (blocked along K, axis 0) -> MatMul -> Add, the pattern
+ONNX Runtime fuses into MatMulNBits; convolution weights become 4-bit initializers dequantized per
+tensor or per output channel (ONNX Runtime has no 4-bit conv kernel: they are dequantized once
+when the session is created, the file is still 8x smaller). Levels that fit [-8, 7] are stored
+as INT4; grids shifted to [-7, 8] or unsigned [0, 15] as UINT4 with a zero point.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from edgewise.records import QuantizedLayer
+from export.errors import ExportError
+
+MIN_BLOCK = 16
+
+
+def pack_nibbles(values: np.ndarray) -> bytes:
+    """Pack 4-bit values (already offset into 0..15) two per byte, the first in the low nibble (ONNX order)."""
+    flat = values.reshape(-1).astype(np.uint8) & 0x0F
+    if flat.size % 2:
+        flat = np.append(flat, np.uint8(0))
+    return (flat[0::2] | (flat[1::2] << 4)).astype(np.uint8).tobytes()
+
+
+def _storage(record: QuantizedLayer) -> tuple[int, int]:
+    """ONNX element type and zero point for the record's level range."""
+    if record.bits > 4:
+        if record.qmin >= -128 and record.qmax <= 127:
+            return TensorProto.INT8, 0
+        return TensorProto.UINT8, -record.qmin
+    if record.qmin >= -8 and record.qmax <= 7:
+        return TensorProto.INT4, 0
+    return TensorProto.UINT4, -record.qmin
+
+
+def _int_tensor(name: str, levels: np.ndarray, dtype: int, zero_point: int) -> TensorProto:
+    stored = levels.astype(np.int16) + zero_point
+    if dtype in (TensorProto.INT4, TensorProto.UINT4):
+        return helper.make_tensor(name, dtype, list(levels.shape), pack_nibbles(stored), raw=True)
+    array = stored.astype(np.int8 if dtype == TensorProto.INT8 else np.uint8)
+    return numpy_helper.from_array(array, name)
+
+
+def _zero_point_tensor(name: str, dtype: int, zero_point: int, shape: list[int]) -> TensorProto:
+    count = int(np.prod(shape)) if shape else 1
+    values = np.full(count, zero_point, dtype=np.int16)
+    if dtype in (TensorProto.INT4, TensorProto.UINT4):
+        return helper.make_tensor(name, dtype, shape, pack_nibbles(values), raw=True)
+    return numpy_helper.from_array(values.reshape(shape).astype(np.int8 if dtype == TensorProto.INT8 else np.uint8),
+                                   name)
+
+
+def block_size_for(k: int) -> int | None:
+    """Block size along K for MatMulNBits: the largest power of two <= min(K, 128), at least 16 (None: too small)."""
+    size = 128
+    while size > k:
+        size //= 2
+    return size if size >= MIN_BLOCK else None
+
+
+def _consumers(graph: onnx.GraphProto, tensor: str) -> list[onnx.NodeProto]:
+    return [n for n in graph.node if tensor in n.input]
+
+
+def _check_values(record: QuantizedLayer, initializer: TensorProto, transpose: bool) -> None:
+    exported = numpy_helper.to_array(initializer)
+    expected = record.dequantize()
+    if transpose:
+        expected = expected.T
+    if exported.shape != expected.shape or not np.array_equal(exported.astype(np.float32), expected):
+        raise ExportError(f"the exported weight of {record.name} is not the quantized weight "
+                          f"(shape {exported.shape} vs {expected.shape}); the exporter probably folded a BatchNorm "
+                          "into it", "fold batch-norm before quantizing (recipe: fold: true)")
+
+
+def _linear(graph: onnx.GraphProto, gemm: onnx.NodeProto, record: QuantizedLayer, weight: TensorProto) -> list:
+    attrs = {a.name: helper.get_attribute_value(a) for a in gemm.attribute}
+    if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0:
+        raise ExportError(f"Gemm of {record.name} has transA/alpha/beta set", "export plain nn.Linear layers")
+    trans_b = attrs.get("transB", 0)
+    _check_values(record, weight, transpose=not trans_b)
+    levels = record.levels.T  # (K, N): MatMul's weight layout
+    k, n = levels.shape
+    dtype, zero_point = _storage(record)
+    prefix = f"{record.name}.weight"
+    step = record.step.reshape(-1).astype(np.float32)
+    per_output = step if step.size == n else np.full(n, step[0], dtype=np.float32)
+    block = block_size_for(k)
+    nodes, inits = [], [_int_tensor(f"{prefix}_q", levels, dtype, zero_point)]
+    if block is not None:
+        blocks = -(-k // block)
+        scale = np.tile(per_output, (blocks, 1)).astype(np.float32)
+        inits.append(numpy_helper.from_array(scale, f"{prefix}_scale"))
+        dq_inputs = [f"{prefix}_q", f"{prefix}_scale"]
+        if zero_point:
+            inits.append(_zero_point_tensor(f"{prefix}_zp", dtype, zero_point, [blocks, n]))
+            dq_inputs.append(f"{prefix}_zp")
+        dq = helper.make_node("DequantizeLinear", dq_inputs, [f"{prefix}_dq"], name=f"{prefix}_dequantize",
+                              axis=0, block_size=block)
+    else:
+        inits.append(numpy_helper.from_array(per_output, f"{prefix}_scale"))
+        dq_inputs = [f"{prefix}_q", f"{prefix}_scale"]
+        if zero_point:
+            inits.append(_zero_point_tensor(f"{prefix}_zp", dtype, zero_point, [n]))
+            dq_inputs.append(f"{prefix}_zp")
+        dq = helper.make_node("DequantizeLinear", dq_inputs, [f"{prefix}_dq"], name=f"{prefix}_dequantize", axis=1)
+    nodes.append(dq)
+    out = gemm.output[0]
+    has_bias = len(gemm.input) > 2 and gemm.input[2]
+    matmul_out = f"{out}_matmul" if has_bias else out
+    nodes.append(helper.make_node("MatMul", [gemm.input[0], f"{prefix}_dq"], [matmul_out], name=f"{gemm.name}_matmul"))
+    if has_bias:
+        nodes.append(helper.make_node("Add", [matmul_out, gemm.input[2]], [out], name=f"{gemm.name}_bias"))
+    return [nodes, inits]
+
+
+def _conv(record: QuantizedLayer, weight: TensorProto, node: onnx.NodeProto) -> list:
+    _check_values(record, weight, transpose=False)
+    dtype, zero_point = _storage(record)
+    prefix = f"{record.name}.weight"
+    step = record.step.astype(np.float32)
+    inits = [_int_tensor(f"{prefix}_q", record.levels, dtype, zero_point),
+             numpy_helper.from_array(step.reshape(-1) if step.size > 1 else step.reshape(()), f"{prefix}_scale")]
+    dq_inputs = [f"{prefix}_q", f"{prefix}_scale"]
+    if zero_point:
+        inits.append(_zero_point_tensor(f"{prefix}_zp", dtype, zero_point, [step.size] if step.size > 1 else []))
+        dq_inputs.append(f"{prefix}_zp")
+    axis = record.axis if record.axis is not None else 0
+    dq = helper.make_node("DequantizeLinear", dq_inputs, [weight.name], name=f"{prefix}_dequantize", axis=axis)
+    return [[dq], inits]
+
+
+def quantize_graph(model: onnx.ModelProto, records: dict[str, QuantizedLayer]) -> onnx.ModelProto:
+    """Replace each recorded layer's float weight with 4-bit (or 8-bit) integers and a DequantizeLinear, in place."""
+    graph = model.graph
+    initializers = {i.name: i for i in graph.initializer}
+    new_nodes: dict[int, list[onnx.NodeProto]] = {}
+    replaced: set[str] = set()
+    extra_inits: list[TensorProto] = []
+    drop_nodes: set[int] = set()
+    for name, record in records.items():
+        weight_name = f"{name}.weight"
+        if weight_name not in initializers:
+            raise ExportError(f"layer {name} has no initializer {weight_name} in the exported graph",
+                              "export the same (pruned) model that was quantized")
+        consumers = _consumers(graph, weight_name)
+        if len(consumers) != 1:
+            raise ExportError(f"weight {weight_name} feeds {len(consumers)} nodes, expected one",
+                              "export the same (pruned) model that was quantized")
+        node = consumers[0]
+        index = list(graph.node).index(node)
+        if node.op_type == "Gemm":
+            nodes, inits = _linear(graph, node, record, initializers[weight_name])
+            drop_nodes.add(index)
+        elif node.op_type == "Conv":
+            nodes, inits = _conv(record, initializers[weight_name], node)
+        else:
+            raise ExportError(f"weight {weight_name} feeds a {node.op_type} node; only Gemm and Conv take 4-bit "
+                              "weights",
+                              f"leave {name} out of quantization (quantize: ignore)")
+        new_nodes[index] = nodes
+        extra_inits.extend(inits)
+        replaced.add(weight_name)
+    rebuilt = []
+    for i, node in enumerate(graph.node):
+        rebuilt.extend(new_nodes.get(i, []))
+        if i not in drop_nodes:
+            rebuilt.append(node)
+    del graph.node[:]
+    graph.node.extend(rebuilt)
+    kept = [i for i in graph.initializer if i.name not in replaced]
+    del graph.initializer[:]
+    graph.initializer.extend(kept + extra_inits)
+    return model

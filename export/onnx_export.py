@@ -1,0 +1,85 @@
+"""ONNX export of float, pruned and quantized models: the dynamo exporter, one file, dynamic batch."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from torch import nn
+
+from edgewise.atomic import atomic_path
+from edgewise.records import QuantizedLayer
+from export.errors import ExportError
+from export.int4 import quantize_graph
+
+OPSET = 21  # the first opset whose DequantizeLinear takes INT4 initializers and blocked scales
+
+
+@dataclass
+class OnnxFile:
+    """An exported model: where it is, its size and opset, and its inputs and outputs."""
+
+    path: Path
+    bytes: int
+    opset: int
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    quantized_layers: list[str] = field(default_factory=list)
+
+
+def _io(values: Any) -> list[dict[str, Any]]:
+    out = []
+    for v in values:
+        dims = [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+        out.append({"name": v.name, "shape": dims,
+                    "dtype": onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name})
+    return out
+
+
+def export_proto(model: nn.Module, example_input: torch.Tensor, dynamic_batch: bool = True) -> onnx.ModelProto:
+    """The model as an ONNX ModelProto via torch's dynamo exporter (opset 21, batch dimension dynamic)."""
+    model = model.eval()
+    shapes = None
+    if dynamic_batch:
+        shapes = ({0: torch.export.Dim("batch", min=1, max=65536)},)
+        if example_input.shape[0] == 1:  # torch.export specialises a size-1 dimension to a constant
+            example_input = example_input.expand(2, *example_input.shape[1:]).contiguous()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(model, (example_input,), None, dynamo=True, external_data=False,
+                                        opset_version=OPSET, dynamic_shapes=shapes, verbose=False)
+    except Exception as exc:
+        raise ExportError(f"torch.onnx cannot export this model: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+                          "the model needs operators the exporter supports (no data-dependent control flow)"
+                          ) from None
+    return program.model_proto
+
+
+def to_onnx(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLike[str],
+            records: dict[str, QuantizedLayer] | None = None, dynamic_batch: bool = True) -> OnnxFile:
+    """Export `model` to `path` as one ONNX file; with `records`, its weight layers are stored as 4-bit integers.
+
+    The written file carries the model's (pruned) tensor shapes. The write is atomic; the model is
+    checked with the ONNX checker before it replaces anything.
+    """
+    proto = export_proto(model, example_input, dynamic_batch)
+    if records:
+        proto = quantize_graph(proto, records)
+    try:
+        onnx.checker.check_model(proto, full_check=False)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"the exported graph is not valid ONNX: {str(exc).splitlines()[0]}",
+                          "report this with the model's architecture") from None
+    with atomic_path(path) as tmp:
+        onnx.save_model(proto, str(tmp))
+    file = Path(path)
+    return OnnxFile(file, file.stat().st_size, OPSET, _io(proto.graph.input), _io(proto.graph.output),
+                    sorted(records or {}))

@@ -1,0 +1,106 @@
+"""Checks after every export: ONNX Runtime agrees with torch, and the file carries the pruned shapes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from compress.taps import weight_layers
+from export.errors import ExportError
+from export.session import open_session
+
+FLOAT_RTOL = 1e-5
+# Exact (unoptimised) run of a 4-bit graph against the fake-quantized torch model: only float summation order differs.
+QUANTIZED_RTOL = 1e-4
+# MatMulNBits quantizes activations to int8 (accuracy level 4): recorded, and bounded loosely as a sanity check.
+FAST_RTOL = 5e-2
+
+
+def _relative(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max() / max(float(np.abs(b).max()), 1e-12))
+
+
+def verify(path: str | os.PathLike[str], model: nn.Module, probe: torch.Tensor, quantized: bool = False
+           ) -> dict[str, Any]:
+    """Run ONNX Runtime on `probe` and compare with `model` (the fake-quantized torch model for 4-bit files).
+
+    The exact session (no graph optimizations) must agree within FLOAT_RTOL (float) or
+    QUANTIZED_RTOL (4-bit) relative to the output's largest magnitude; the fast session (the one
+    we ship) within FAST_RTOL. A mismatch raises ExportError. Returns the differences, file size,
+    opset and the fused operator count.
+    """
+    with torch.no_grad():
+        expected = model.eval()(probe).numpy()
+    exact = open_session(path, fast=False)
+    fast = open_session(path, fast=True)
+    name = exact.get_inputs()[0].name
+    got_exact = exact.run(None, {name: probe.numpy()})[0]
+    got_fast = fast.run(None, {name: probe.numpy()})[0]
+    if got_exact.shape != expected.shape:
+        raise ExportError(f"ONNX output shape {got_exact.shape} differs from torch's {expected.shape}",
+                          "export again; report the model if it persists")
+    rel_exact, rel_fast = _relative(got_exact, expected), _relative(got_fast, expected)
+    tolerance = QUANTIZED_RTOL if quantized else FLOAT_RTOL
+    if rel_exact > tolerance:
+        raise ExportError(f"ONNX Runtime differs from torch by {rel_exact:.2e} (relative; tolerance {tolerance:.0e})",
+                          "the export is wrong; do not deploy it")
+    if rel_fast > FAST_RTOL:
+        raise ExportError(f"the optimised ONNX Runtime session differs by {rel_fast:.2e} (tolerance {FAST_RTOL:.0e})",
+                          "run with float activations or report the model")
+    proto = onnx.load(str(path), load_external_data=False)
+    return {"max_abs_diff": float(np.abs(got_exact - expected).max()), "rel_diff": rel_exact,
+            "fast_rel_diff": rel_fast, "tolerance": tolerance, "bytes": Path(path).stat().st_size,
+            "opset": max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
+            "argmax_agreement": float((got_fast.argmax(1) == expected.argmax(1)).mean())}
+
+
+def onnx_weight_shapes(path: str | os.PathLike[str]) -> dict[str, tuple[int, ...]]:
+    """Shape of each layer's weight in the file, keyed by layer name, in torch's layout (4-bit ones included)."""
+    proto = onnx.load(str(path), load_external_data=False)
+    shapes = {}
+    for init in proto.graph.initializer:
+        if init.name.endswith(".weight"):
+            shapes[init.name[: -len(".weight")]] = tuple(init.dims)
+        elif init.name.endswith(".weight_q"):
+            dims = tuple(init.dims)
+            consumer = next((n for n in proto.graph.node if init.name in n.input), None)
+            block = next((a.i for a in consumer.attribute if a.name == "block_size"), 0) if consumer else 0
+            axis = next((a.i for a in consumer.attribute if a.name == "axis"), 1) if consumer else 1
+            # linear layers are stored (K, N) for MatMul: back to torch's (N, K)
+            linear = len(dims) == 2 and (block or axis == 1)
+            shapes[init.name[: -len(".weight_q")]] = dims[::-1] if linear else dims
+    return shapes
+
+
+def check_shapes(path: str | os.PathLike[str], model: nn.Module, original: nn.Module | None = None
+                 ) -> list[dict[str, Any]]:
+    """Prove the file carries `model`'s (pruned) weight shapes and, with `original`, that pruned ones shrank.
+
+    Every conv/linear weight of `model` must appear in the file with the same shape; a layer the
+    pruning shrank must be smaller in the file than in `original`. Returns one row per layer.
+    """
+    in_file = onnx_weight_shapes(path)
+    originals = {n: tuple(m.weight.shape) for n, m in weight_layers(original).items()} if original else {}
+    rows, problems = [], []
+    for name, module in weight_layers(model).items():
+        expected = tuple(module.weight.shape)
+        found = in_file.get(name)
+        row = {"layer": name, "torch": list(expected), "onnx": list(found) if found else None,
+               "original": list(originals[name]) if name in originals else None}
+        rows.append(row)
+        if found is None:
+            problems.append(f"{name} missing")
+        elif found != expected:
+            problems.append(f"{name} is {found} in the file, {expected} in the pruned model")
+        elif name in originals and expected != originals[name] and found == originals[name]:
+            problems.append(f"{name} still has its original shape {found}")
+    if problems:
+        raise ExportError(f"the ONNX file does not carry the pruned shapes: {'; '.join(problems[:3])}",
+                          "export the materialised pruned model (channels removed, not masked)")
+    return rows

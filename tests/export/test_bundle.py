@@ -1,0 +1,80 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import compress
+import export
+from edgewise.zoo.models import build_model
+from export.errors import ExportError
+
+
+@pytest.fixture
+def onnx_model(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("mlp", (1, 8, 8), 10, hidden=[64]).eval()
+    q = compress.quantize(model, "ecq", 4, lam=0.1)
+    probe = torch.rand(4, 1, 8, 8)
+    f = export.to_onnx(q.model, probe[:2], tmp_path / "m.onnx", q.records)
+    with torch.no_grad():
+        expected = q.model(probe).numpy()
+    return f.path, probe.numpy(), expected
+
+
+def _bundle(onnx_model, out, **kwargs):
+    path, probe, expected = onnx_model
+    command = export.trtexec_command("model.onnx", "model.engine", "x", (1, 8, 8), "int4")
+    return export.bundle(path, out, name="t", probe_input=probe, probe_output=expected, trtexec=command, **kwargs)
+
+
+def test_bundle_verifies_and_its_runner_works(onnx_model, tmp_path):
+    path = _bundle(onnx_model, tmp_path / "b")
+    assert export.verify_bundle(path)["files"] == 5
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["inputs"][0]["name"] == "x" and manifest["trtexec"][0] == "trtexec"
+    completed = subprocess.run([sys.executable, "run.py", "--backend", "onnxruntime", "--duration", "0.2",
+                                "--iterations", "20"], cwd=path, capture_output=True, text=True, check=False)
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads((path / "result.json").read_text())
+    assert result["probe_ok"] and result["kind"] == "measured" and result["latency"]["iterations"] >= 20
+    assert export.verify_bundle(path)  # result.json is allowed beside the bundle's files
+
+
+@pytest.mark.parametrize("victim", ["model.onnx", "probe_output.npy", "run.py", "README.txt"])
+def test_tampering_with_any_file_is_detected(onnx_model, tmp_path, victim):
+    path = _bundle(onnx_model, tmp_path / "b")
+    data = bytearray((path / victim).read_bytes())
+    data[-1] ^= 0x01
+    (path / victim).write_bytes(bytes(data))
+    with pytest.raises(ExportError, match=f"changed or missing: {victim}"):
+        export.verify_bundle(path)
+    if victim != "run.py":  # the runner checks the other files before it uses them
+        completed = subprocess.run([sys.executable, str(path / "run.py")], capture_output=True, text=True, check=False)
+        assert completed.returncode == 2 and victim in completed.stderr
+
+
+def test_extra_files_and_tarballs(onnx_model, tmp_path):
+    path = _bundle(onnx_model, tmp_path / "b")
+    (path / "sneaky.so").write_bytes(b"x")
+    with pytest.raises(ExportError, match=r"not in the manifest: sneaky\.so"):
+        export.verify_bundle(path)
+    archive = _bundle(onnx_model, tmp_path / "t", tar=True)
+    assert archive.name == "t.tar.gz" and export.verify_bundle(archive)["files"] == 5
+
+
+def test_a_bundle_is_replaced_whole(onnx_model, tmp_path):
+    first = _bundle(onnx_model, tmp_path / "b")
+    (first / "old-marker").write_text("x")
+    second = _bundle(onnx_model, tmp_path / "b")
+    assert not (second / "old-marker").exists() and export.verify_bundle(second)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_copy_to_needs_a_remote_path(onnx_model, tmp_path):
+    path = _bundle(onnx_model, tmp_path / "b")
+    with pytest.raises(ExportError, match="user@host:/path"):
+        export.copy_to(path, "/local/dir")
+    assert np.load(path / "probe_input.npy").shape == (4, 1, 8, 8)
