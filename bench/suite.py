@@ -42,6 +42,20 @@ def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) 
     return statistics.median(times)
 
 
+def timed_calls(fn: Callable[[], object], min_iterations: int = 50, min_seconds: float = 0.5,
+                warmup: int = 5) -> list[float]:
+    """Per-call wall times of `fn` (perf_counter) for at least `min_iterations` calls and `min_seconds`."""
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_iterations or time.perf_counter() - start < min_seconds:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return times
+
+
 def topics() -> list[str]:
     """Names of the benchmark modules in bench/benchmarks."""
     return sorted(m.name for m in pkgutil.iter_modules(bench.benchmarks.__path__))

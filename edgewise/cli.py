@@ -192,6 +192,37 @@ def deploy(
     console.print(f"bundle written and verified: {path}" + (f"; copied to {to}" if to else ""))
 
 
+@app.command()
+def emulate(
+    model: Annotated[Path, typer.Argument(help="Quantized MLP records (.npz from `edgewise quantize`) or a "
+                                                "4-bit .onnx.")],
+    target: Annotated[str, typer.Option(help="fantastic4-fpga or fantastic4-asic.")] = "fantastic4-asic",
+    data: Annotated[str, typer.Option(help="Data for calibration and accuracy: digits, a .npz, a folder.")] = "digits",
+    activation_bits: Annotated[int, typer.Option(help="Activation bit width.")] = 8,
+    acc_bits: Annotated[int, typer.Option(help="Accumulator width in bits (overflow is an error).")] = 32,
+) -> None:
+    """Run a 4-bit MLP through the FantastIC4 integer kernel and print the emulated per-layer costs."""
+    from edgewise.commands import emulate_file
+
+    _, costs, accuracy = emulate_file(model, target, data, activation_bits, acc_bits)
+    table = Table(title=f"{target} (all figures emulated)", title_justify="left")
+    for column in ("layer", "shape", "representation", "bytes", "additions", "mults", "cycles", "latency",
+                   "energy"):
+        table.add_column(column, justify="left" if column in ("layer", "representation") else "right")
+    for layer in costs["layers"]:
+        table.add_row(layer["layer"], f"{layer['outputs']}x{layer['inputs']}", layer["representation"],
+                      f"{layer['weight_bytes']:,}", f"{layer['additions']:,}", f"{layer['multiplications']:,}",
+                      f"{layer['cycles']:,}", f"{layer['latency_s'] * 1e9:,.1f} ns",
+                      f"{layer['energy_j'] * 1e9:,.3f} nJ")
+    t = costs["total"]
+    table.add_row("total", "", "", f"{t['weight_bytes']:,}", f"{t['additions']:,}", f"{t['multiplications']:,}",
+                  f"{t['cycles']:,}", f"{t['latency_s'] * 1e9:,.1f} ns", f"{t['energy_j'] * 1e9:,.3f} nJ")
+    console.print(table)
+    console.print(f"integer kernel test accuracy {accuracy:.4f}; {t['throughput_per_s']:,.0f} inferences/s, "
+                  f"{t['energy_per_inference_j'] * 1e9:,.3f} nJ per inference, additions saved by zeros "
+                  f"{t['additions_saved']:.0%} (emulated)")
+
+
 @bundle_app.command("verify")
 def bundle_verify(path: Annotated[Path, typer.Argument(help="Bundle directory or .tar.gz.")]) -> None:
     """Check every file's hash and the model's output on the probe input."""

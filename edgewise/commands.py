@@ -180,3 +180,26 @@ def deploy_file(model: str, out: str | Path, records: str | Path | None = None, 
     if to:
         export.copy_to(path, to)
     return path
+
+
+def emulate_file(model: str | Path, target: str, data: str = "digits", activation_bits: int = 8,
+                 acc_bits: int = 32) -> tuple[Any, dict[str, Any], float]:
+    """Run a 4-bit MLP (records .npz or 4-bit .onnx) through the integer kernel and cost it on `target`.
+
+    Returns the IntegerMLP, its emulated costs and its test accuracy on `data` (calibration uses
+    the training split).
+    """
+    from runtime import IntegerMLP
+
+    dataset = data_from_argument(data)
+    path = Path(model)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist", "give quantized records (.npz) or a 4-bit ONNX MLP (.onnx)")
+    calibration = dataset.train.x.numpy()
+    if path.suffix == ".onnx":
+        mlp = IntegerMLP.from_onnx(str(path), calibration, activation_bits, acc_bits)
+    else:
+        records, _ = load_records(path)
+        mlp = IntegerMLP.from_records(list(records.values()), calibration, activation_bits, acc_bits)
+    accuracy = float((mlp.run(dataset.test.x.numpy()).argmax(1) == dataset.test.y.numpy()).mean())
+    return mlp, mlp.costs(target), accuracy

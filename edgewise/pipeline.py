@@ -14,6 +14,7 @@ from edgewise.console import console
 from edgewise.recipe import Recipe
 from edgewise.rundir import RunDirectory
 from edgewise.stages.curves import curves_stage
+from edgewise.stages.emulate import emulate_stage
 from edgewise.stages.export import deploy_stage, export_stage
 from edgewise.stages.prune import experts_stage, prune_stage
 from edgewise.stages.quantize import encode_stage, fold_stage, ladder_section, quantize_stage
@@ -72,6 +73,8 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", name: str | None = None
                 encode_stage(state, quantized)
         if len(state.ladder) > 1:
             ladder_section(state)
+        if entry.emulate is not None:
+            emulate_stage(state, entry.emulate)
         if entry.export is not None:
             export_stage(state, entry.export)
         if entry.deploy is not None:

@@ -157,6 +157,16 @@ class DeployConfig(BaseModel):
     precision: Literal["fp32", "fp16", "int8", "int4"] = "fp16"
 
 
+class EmulateConfig(BaseModel):
+    """The FantastIC4 integer kernel on the quantized MLP, and its emulated costs on accelerator targets."""
+
+    model_config = ConfigDict(extra="forbid")
+    targets: list[Literal["fantastic4-fpga", "fantastic4-asic"]] = Field(
+        default_factory=lambda: ["fantastic4-fpga", "fantastic4-asic"], min_length=1)
+    activation_bits: int = Field(8, ge=2, le=16)
+    acc_bits: int = Field(32, ge=8, le=64)
+
+
 class ExpertConfig(PruneConfig):
     """A class-specific expert: pruning whose scores only see the chosen classes (names or indices)."""
 
@@ -182,12 +192,19 @@ class ModelEntry(BaseModel):
     encode: bool = Field(False, description="code the quantized weights losslessly with NNCodec")
     export: ExportConfig | None = None
     deploy: DeployConfig | None = None
+    emulate: EmulateConfig | None = None
     expert_unions: list[list[str]] = Field(default_factory=list, description="experts to combine (union of channels)")
 
     @model_validator(mode="after")
     def _encode_needs_quantize(self) -> ModelEntry:
         if self.encode and self.quantize is None:
             raise ValueError("encode codes quantized weights; add a quantize section (or set encode: false)")
+        return self
+
+    @model_validator(mode="after")
+    def _emulate_needs_quantize(self) -> ModelEntry:
+        if self.emulate is not None and self.quantize is None:
+            raise ValueError("emulate runs the 4-bit integer kernel; add a quantize section")
         return self
 
     @model_validator(mode="after")

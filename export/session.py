@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import onnx
 import onnxruntime as ort
 
 from export.errors import ExportError
+from export.int4 import fold_conv_dequantize
 
 
 def session_options(fast: bool = True, float_activations: bool = False, threads: int | None = None,
@@ -18,7 +20,8 @@ def session_options(fast: bool = True, float_activations: bool = False, threads:
     dequantized on every run (several times slower than float32). MatMulNBits quantizes the
     activations to int8 by default (about 1e-2 difference); `float_activations` keeps them float
     (accuracy level 0, slower). Without `fast`, graph optimizations are off: the graph runs as
-    written, the exact reference for verification.
+    written, the exact reference for verification. `open_session` also dequantizes 4-bit
+    convolution weights once at load in the fast mode (ONNX Runtime has no 4-bit conv kernel).
     """
     options = ort.SessionOptions()
     options.log_severity_level = 3  # warnings about serialised optimised graphs are not for our users
@@ -45,7 +48,12 @@ def open_session(path: str | os.PathLike[str], fast: bool = True, float_activati
     options = session_options(fast, float_activations, threads, optimized_path)
     disabled = ["MatMulAddFusion"] if fast else []
     try:
-        return ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"],
+        model: str | bytes = str(file)
+        if fast:
+            proto = onnx.load(str(file))
+            if any(n.op_type == "DequantizeLinear" for n in proto.graph.node):
+                model = fold_conv_dequantize(proto).SerializeToString()
+        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"],
                                     disabled_optimizers=disabled)
     except Exception as exc:  # onnxruntime raises its own exception types for bad files
         raise ExportError(f"ONNX Runtime cannot load {file}: {str(exc).splitlines()[0]}",

@@ -162,3 +162,13 @@ def test_export_deploy_and_bundle_verify_commands(tmp_path, digits_mlp):
     (tmp_path / "bundle" / "model.onnx").write_bytes(b"changed")
     tampered = edgewise("bundle", "verify", str(tmp_path / "bundle"))
     assert tampered.returncode == 2 and "changed or missing: model.onnx" in tampered.stderr
+
+
+@pytest.mark.slow
+def test_emulate_command_prints_the_emulated_table(tmp_path, digits_mlp):
+    assert edgewise("quantize", "digits-mlp", "-o", str(tmp_path / "q.pt"), "--method", "ecq").returncode == 0
+    result = edgewise("emulate", str(tmp_path / "q.npz"), "--target", "fantastic4-asic")
+    assert result.returncode == 0, result.stderr
+    assert "all figures emulated" in result.stderr and "total" in result.stderr and "(emulated)" in result.stderr
+    bad = edgewise("emulate", str(tmp_path / "q.npz"), "--target", "jetson-mars")
+    assert bad.returncode == 2 and "unknown target 'jetson-mars'" in bad.stderr

@@ -1,0 +1,53 @@
+"""Activation quantization for the integer kernel: scales, rounding and the fixed-point requantizer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgewise.errors import UserError
+
+
+def quantize_input(x: np.ndarray, scale: float, bits: int, signed: bool) -> np.ndarray:
+    """x / scale rounded half to even and clipped to the a-bit range (unsigned: 0..2^b-1), as int64."""
+    lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    return np.clip(np.rint(np.asarray(x, dtype=np.float64) / scale), lo, hi).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Requantizer:
+    """Integer-only rescaling acc -> clip(round(acc x M)) with M ~ multiplier x 2^-shift (a 31-bit fixed point).
+
+    Rounding is half away from zero on the fixed-point product (add 2^(shift-1), arithmetic shift
+    right, with the sign handled symmetrically); the result is clipped to the activation range.
+    """
+
+    multiplier: int
+    shift: int
+    lo: int
+    hi: int
+
+    @classmethod
+    def from_scale(cls, scale: float, bits: int, signed: bool = False) -> Requantizer:
+        """The fixed-point representation of the real factor `scale` (> 0) for a-bit outputs."""
+        if not scale > 0:
+            raise UserError(f"requantization scale must be positive, got {scale}", "calibrate the activations")
+        mantissa, exponent = np.frexp(scale)  # scale = mantissa * 2^exponent, mantissa in [0.5, 1)
+        multiplier = int(np.round(mantissa * (1 << 31)))
+        shift = 31 - int(exponent)
+        if multiplier == 1 << 31:
+            multiplier //= 2
+            shift -= 1
+        lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+        return cls(multiplier, shift, lo, hi)
+
+    def __call__(self, acc: np.ndarray) -> np.ndarray:
+        product = acc.astype(np.int64) * self.multiplier  # |acc| < 2^31 and multiplier < 2^31: fits int64
+        if self.shift <= 0:
+            rounded = product << (-self.shift)
+        else:
+            half = np.int64(1) << (self.shift - 1)
+            magnitude = (np.abs(product) + half) >> self.shift
+            rounded = np.sign(product) * magnitude
+        return np.clip(rounded, self.lo, self.hi)

@@ -1,0 +1,206 @@
+"""The FantastIC4-style integer MLP: 4-bit weights, a-bit activations, checked integer accumulators.
+
+Inference per layer, for integer inputs x (a-bit) and integer weight levels k (w = step x k):
+
+    acc_i = sum_j k_ij x_j + b_i          (b_i = round(bias_i / (step x s_x)), in the accumulator's units)
+    hidden:  x'_i = clip(round(max(acc_i, 0) x step x s_x / s_x'), 0, 2^a - 1)   (integer-only requantizer)
+    output:  logit_i = acc_i x step x s_x  (float)
+
+Three modes compute acc exactly the same: `bins` (the FantastIC4 scheme: each input is added into
+the accumulator of its weight's 4-bit index, then one multiplication per non-empty bin), `bitplanes`
+(the 4-multiplier variant: sum per bit-plane of the level's unsigned code, shift, one offset term),
+and `fast` (a BLAS GEMM in float32 or float64, chosen per layer so that every partial sum is an
+exactly representable integer). An accumulator that leaves its signed `acc_bits` range is an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edgewise.errors import UserError
+from edgewise.records import QuantizedLayer
+from runtime.activations import Requantizer, quantize_input
+
+MODES = ("bins", "bitplanes", "fast")
+
+
+class AccumulatorOverflow(UserError):
+    """An accumulator exceeded its width: the result would have wrapped on the chip."""
+
+
+@dataclass
+class IntegerLayer:
+    """One fully-connected layer in integer form."""
+
+    name: str
+    levels: np.ndarray  # (outputs, inputs) int8
+    step: float
+    qmin: int
+    qmax: int
+    bias: np.ndarray  # int64, in units of step x input scale
+    input_scale: float
+    output_scale: float | None  # None for the last layer (float logits)
+    relu: bool
+    requantizer: Requantizer | None = None
+    exact_float32: bool = False
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(outputs, inputs)."""
+        return self.levels.shape
+
+
+def _check(acc: np.ndarray, bits: int, layer: str) -> None:
+    limit = 2 ** (bits - 1)
+    if acc.size and (acc.max() >= limit or acc.min() < -limit):
+        raise AccumulatorOverflow(f"layer {layer}: an accumulator reached {int(np.abs(acc).max()):,}, beyond the "
+                                  f"{bits}-bit range", "widen acc_bits, or lower the activation bit width")
+
+
+def accumulate_bins(levels: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """FantastIC4 literally: per output, add every input into the accumulator of its weight's level, skip the zero
+    bin, then multiply each non-empty accumulator once by its level. x: (batch, inputs) int64."""
+    outputs = levels.shape[0]
+    values = np.unique(levels)
+    values = values[values != 0]
+    code = np.searchsorted(values, levels)  # bin per weight; zero weights get masked below
+    nonzero = levels != 0
+    rows = np.broadcast_to(np.arange(outputs)[:, None], levels.shape)[nonzero]
+    bins = rows * len(values) + code[nonzero]
+    acc = np.empty((x.shape[0], outputs), dtype=np.int64)
+    for n, sample in enumerate(x):
+        inputs_of = np.broadcast_to(sample[None, :], levels.shape)[nonzero]
+        # bincount sums in float64: exact for integers below 2^53
+        sums = np.bincount(bins, weights=inputs_of, minlength=outputs * len(values)).reshape(outputs, len(values))
+        acc[n] = np.rint(sums).astype(np.int64) @ values.astype(np.int64)
+    return acc
+
+
+def accumulate_bitplanes(levels: np.ndarray, qmin: int, x: np.ndarray) -> np.ndarray:
+    """The 4-multiplier variant: k = qmin + sum_b 2^b bit_b(k - qmin); sum the inputs of each bit-plane, shift,
+    and add qmin x sum(x) once. For a [-8, 7] grid this is two's complement (the top plane weighs -8)."""
+    unsigned = (levels.astype(np.int64) - qmin)
+    bits = max(int(unsigned.max()).bit_length(), 1)
+    twos = qmin == -(2 ** (bits - 1)) and unsigned.max() < 2**bits
+    codes = levels.astype(np.int64) & (2**bits - 1) if twos else unsigned
+    weights = [1 << b for b in range(bits)]
+    if twos:
+        weights[-1] = -weights[-1]
+    acc = np.zeros((x.shape[0], levels.shape[0]), dtype=np.int64)
+    for b, w in enumerate(weights):
+        plane = ((codes >> b) & 1).astype(bool)
+        sums = np.stack([np.where(plane, sample[None, :], 0).sum(axis=1) for sample in x])  # additions only
+        acc += w * sums
+    if not twos and qmin:
+        acc += qmin * x.sum(axis=1, keepdims=True)
+    return acc
+
+
+def accumulate_fast(layer: IntegerLayer, x: np.ndarray) -> np.ndarray:
+    """The same integers through BLAS: float32 when every partial sum stays below 2^24, else float64 (< 2^53)."""
+    dtype = np.float32 if layer.exact_float32 else np.float64
+    acc = x.astype(dtype) @ layer.levels.T.astype(dtype)
+    return acc.astype(np.int64)
+
+
+@dataclass
+class IntegerMLP:
+    """A fully-connected network run in integers, built from quantized-layer records (or a 4-bit ONNX MLP)."""
+
+    layers: list[IntegerLayer]
+    activation_bits: int = 8
+    acc_bits: int = 32
+    input_signed: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_records(cls, records: list[QuantizedLayer], calibration: np.ndarray, activation_bits: int = 8,
+                     acc_bits: int = 32) -> IntegerMLP:
+        """Build from the records of Linear layers in order, with activation scales calibrated on `calibration`.
+
+        Each activation scale is max|a| / (2^bits - 1) over the calibration inputs (signed inputs use
+        2^(bits-1) - 1); hidden layers are followed by ReLU, the last one gives logits.
+        """
+        if not records:
+            raise UserError("no layers given", "pass the quantized records of an MLP's Linear layers")
+        for r in records:
+            if r.kind != "Linear":
+                raise UserError(f"layer {r.name} is a {r.kind}; the integer kernel runs fully-connected layers",
+                                "use an MLP (the FantastIC4 target class)")
+            if r.step.size != 1:
+                raise UserError(f"layer {r.name} has per-channel steps", "quantize MLPs per layer for the kernel")
+        x = np.asarray(calibration, dtype=np.float64).reshape(len(calibration), -1)
+        signed = bool((x < 0).any())
+        scales = []
+        a = x
+        for i, r in enumerate(records):
+            top = float(np.abs(a).max()) or 1.0
+            scales.append(top / ((2 ** (activation_bits - 1) - 1) if (i == 0 and signed) else (2**activation_bits - 1)))
+            w = r.dequantize().astype(np.float64)
+            a = a @ w.T + (0.0 if r.bias is None else r.bias.astype(np.float64))
+            if i < len(records) - 1:
+                a = np.maximum(a, 0.0)
+        layers = []
+        for i, r in enumerate(records):
+            step = float(r.step.reshape(-1)[0])
+            last = i == len(records) - 1
+            unit = step * scales[i]
+            bias = np.zeros(r.levels.shape[0], np.int64) if r.bias is None else np.rint(
+                r.bias.astype(np.float64) / unit).astype(np.int64)
+            out_scale = None if last else scales[i + 1]
+            inputs = r.levels.shape[1]
+            max_x = 2 ** (activation_bits - 1) if (i == 0 and signed) else 2**activation_bits - 1
+            bound = inputs * max_x * max(abs(r.qmin), abs(r.qmax))
+            layers.append(IntegerLayer(
+                r.name, r.levels.reshape(r.levels.shape[0], -1), step, r.qmin, r.qmax, bias, scales[i], out_scale,
+                not last, None if last else Requantizer.from_scale(unit / out_scale, activation_bits),
+                exact_float32=bound < 2**24))
+        return cls(layers, activation_bits, acc_bits, signed, {"scales": scales})
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        """Inputs as integers at the first layer's activation scale (batch, features)."""
+        flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        return quantize_input(flat, self.layers[0].input_scale, self.activation_bits, self.input_signed)
+
+    def accumulate(self, layer: IntegerLayer, x: np.ndarray, mode: str) -> np.ndarray:
+        """Integer accumulators of one layer (before bias) in the given mode."""
+        if mode == "bins":
+            return accumulate_bins(layer.levels, x)
+        if mode == "bitplanes":
+            return accumulate_bitplanes(layer.levels, layer.qmin, x)
+        if mode == "fast":
+            return accumulate_fast(layer, x)
+        raise UserError(f"unknown kernel mode {mode!r}", f"use one of {', '.join(MODES)}")
+
+    def run_integers(self, x: np.ndarray, mode: str = "fast") -> tuple[list[np.ndarray], np.ndarray]:
+        """Every layer's integer accumulators (bias included) for float inputs `x`, and the final float logits."""
+        a = self.quantize(x)
+        accs = []
+        for layer in self.layers:
+            acc = self.accumulate(layer, a, mode) + layer.bias
+            _check(acc, self.acc_bits, layer.name)
+            accs.append(acc)
+            if layer.requantizer is not None:
+                a = layer.requantizer(np.maximum(acc, 0))
+        last = self.layers[-1]
+        return accs, accs[-1].astype(np.float64) * (last.step * last.input_scale)
+
+    def run(self, x: np.ndarray, mode: str = "fast") -> np.ndarray:
+        """Float logits for inputs `x` (batch first), computed in integers in `mode` (bins, bitplanes or fast)."""
+        return self.run_integers(x, mode)[1]
+
+    def costs(self, target: str | dict = "fantastic4-asic", batch: int = 1) -> dict[str, Any]:
+        """Emulated cost of one inference on a FantastIC4 target (see runtime.costs); every figure is emulated."""
+        from runtime.costs import model_costs
+
+        return model_costs(self, target, batch)
+
+    @classmethod
+    def from_onnx(cls, path: str, calibration: np.ndarray, activation_bits: int = 8, acc_bits: int = 32) -> IntegerMLP:
+        """Build from a 4-bit ONNX MLP written by Edgewise's exporter (DequantizeLinear -> MatMul -> Add chains)."""
+        from runtime.onnx_reader import records_from_onnx
+
+        return cls.from_records(records_from_onnx(path), calibration, activation_bits, acc_bits)
