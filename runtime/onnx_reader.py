@@ -42,7 +42,7 @@ def records_from_onnx(path: str | os.PathLike[str]) -> list[QuantizedLayer]:
         add = next((n for n in graph.node if n.op_type == "Add" and node.output[0] in n.input), None)
         bias = None
         if add is not None:
-            other = [i for i in add.input if i != node.output[0]][0]
+            other = next(i for i in add.input if i != node.output[0])
             bias = numpy_helper.to_array(inits[other]).astype(np.float32) if other in inits else None
         name = dq.input[0].removesuffix(".weight_q")
         signed = inits[dq.input[0]].data_type == onnx.TensorProto.INT4

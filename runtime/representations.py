@@ -79,7 +79,7 @@ def size(kind: str, levels: np.ndarray) -> int:
 
 def encode(kind: str, levels: np.ndarray, qmin: int, bits: int, step: float) -> Encoded:
     """Encode an integer level matrix (rows = outputs) into representation `kind`."""
-    rows, columns = levels.shape
+    _rows, columns = levels.shape
     header = HEADER.pack(qmin, bits, step)
     idx = _index_dtype(columns)
     if kind == "dense":

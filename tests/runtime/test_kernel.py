@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -39,7 +41,7 @@ def test_bins_bitplanes_and_gemm_agree_bit_for_bit(case):
 def _mlp_records(seed=0, sizes=(20, 16, 12, 5)):
     rng = np.random.default_rng(seed)
     records = []
-    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:], strict=False)):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         levels = rng.integers(-8, 8, (n_out, n_in)).astype(np.int8)
         records.append(QuantizedLayer(f"l{i}", "Linear", levels, np.float32(0.05), 4, -8, 7,
                                       bias=rng.normal(0, 0.1, n_out).astype(np.float32)))
