@@ -42,10 +42,13 @@ class Requantizer:
         lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
         return cls(multiplier, shift, lo, hi)
 
-    def __call__(self, acc: np.ndarray) -> np.ndarray:
+    def __call__(self, acc: np.ndarray, nonnegative: bool = False) -> np.ndarray:
         product = acc.astype(np.int64) * self.multiplier  # |acc| < 2^31 and multiplier < 2^31: fits int64
         if self.shift <= 0:
             rounded = product << (-self.shift)
+        elif nonnegative:  # after ReLU: the same rounding without the sign bookkeeping
+            rounded = (product + (np.int64(1) << (self.shift - 1))) >> self.shift
+            return np.minimum(rounded, self.hi) if self.lo <= 0 else np.clip(rounded, self.lo, self.hi)
         else:
             half = np.int64(1) << (self.shift - 1)
             magnitude = (np.abs(product) + half) >> self.shift

@@ -46,6 +46,12 @@ class IntegerLayer:
     relu: bool
     requantizer: Requantizer | None = None
     exact_float32: bool = False
+    gemm_weights: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        # the levels as a transposed float matrix, converted once: the fast mode is then one BLAS call
+        dtype = np.float32 if self.exact_float32 else np.float64
+        self.gemm_weights = np.ascontiguousarray(self.levels.T, dtype=dtype)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -101,9 +107,7 @@ def accumulate_bitplanes(levels: np.ndarray, qmin: int, x: np.ndarray) -> np.nda
 
 def accumulate_fast(layer: IntegerLayer, x: np.ndarray) -> np.ndarray:
     """The same integers through BLAS: float32 when every partial sum stays below 2^24, else float64 (< 2^53)."""
-    dtype = np.float32 if layer.exact_float32 else np.float64
-    acc = x.astype(dtype) @ layer.levels.T.astype(dtype)
-    return acc.astype(np.int64)
+    return (x.astype(layer.gemm_weights.dtype) @ layer.gemm_weights).astype(np.int64)
 
 
 @dataclass
@@ -184,7 +188,7 @@ class IntegerMLP:
             _check(acc, self.acc_bits, layer.name)
             accs.append(acc)
             if layer.requantizer is not None:
-                a = layer.requantizer(np.maximum(acc, 0))
+                a = layer.requantizer(np.maximum(acc, 0), nonnegative=True)
         last = self.layers[-1]
         return accs, accs[-1].astype(np.float64) * (last.step * last.input_scale)
 

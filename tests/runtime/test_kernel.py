@@ -84,3 +84,14 @@ def test_digits_mlp_predictions_equal_the_fake_quantized_model(digits_mlp, tmp_p
     f = export.to_onnx(q.model, data.test.x[:2], tmp_path / "mlp.onnx", q.records)
     from_onnx = IntegerMLP.from_onnx(str(f.path), data.train.x.numpy())
     assert np.array_equal(from_onnx.run(data.test.x.numpy(), "bins").argmax(1), expected)
+
+
+def test_requantizer_fast_path_equals_the_general_one():
+    from runtime.activations import Requantizer
+
+    acc = np.random.default_rng(0).integers(0, 2**24, 10_000)
+    for scale in (1e-6, 0.0123, 0.5, 3.0):
+        r = Requantizer.from_scale(scale, 8)
+        assert np.array_equal(r(acc, nonnegative=True), r(acc))
+        expected = np.clip(np.floor(acc * scale + 0.5), 0, 255)  # half away from zero for non-negative values
+        assert np.abs(r(acc) - expected).max() <= 1  # the 31-bit multiplier may move a tie by one
