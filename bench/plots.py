@@ -12,44 +12,50 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 
-def score_vs_size(rows: Sequence[dict[str, Any]]) -> bytes:
-    """Scatter of each model stage: model size (log scale) against its score (accuracy or mIoU)."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
-    for model in dict.fromkeys(r["model"] for r in rows):
-        mine = [r for r in rows if r["model"] == model]
-        ax.plot([r["size_bytes"] / 1024 for r in mine], [r["score"] for r in mine], "o-", label=model)
-        for r in mine:
-            ax.annotate(r["stage"], (r["size_bytes"] / 1024, r["score"]), textcoords="offset points",
-                        xytext=(4, 4), fontsize=7)
-    ax.set_xscale("log")
-    ax.set_xlabel("model size [KiB]")
-    ax.set_ylabel("score (accuracy or mIoU)")
+def _lines(ax, series: dict[str, tuple[list[float], list[float]]], xlabel: str, ylabel: str, title: str = "",
+           log_x: bool = False) -> None:
+    """Draw labelled line series on `ax` with the report's axis, grid and legend style."""
+    for label, (xs, ys) in series.items():
+        ax.plot(xs, ys, "o-", markersize=3, label=label)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
+
+
+def _png(fig) -> bytes:
+    """The figure as PNG bytes; the figure is closed."""
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
+
+
+def score_vs_size(rows: Sequence[dict[str, Any]]) -> bytes:
+    """Scatter of each model stage: model size (log scale) against its score (accuracy or mIoU)."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
+    models = dict.fromkeys(r["model"] for r in rows)
+    series = {m: ([r["size_bytes"] / 1024 for r in rows if r["model"] == m], [r["score"] for r in rows
+                                                                           if r["model"] == m]) for m in models}
+    _lines(ax, series, "model size [KiB]", "score (accuracy or mIoU)", log_x=True)
+    for r in rows:
+        ax.annotate(r["stage"], (r["size_bytes"] / 1024, r["score"]), textcoords="offset points", xytext=(4, 4),
+                    fontsize=7)
+    return _png(fig)
 
 
 def rate_curves(curves: dict[str, Any], score_name: str, title: str) -> bytes:
     """Score against pruning rate, one line per criterion, its area under the curve in the legend."""
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
-    for criterion, curve in curves.items():
-        points = curve["points"]
-        ax.plot([p["rate"] for p in points], [p["score"] for p in points], "o-", markersize=3,
-                label=f"{criterion} (AUC {curve['auc']:.3f})")
-    ax.set_xlabel("pruning rate (fraction of channels removed)")
-    ax.set_ylabel(score_name)
-    ax.set_title(title, fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    series = {f"{c} (AUC {curve['auc']:.3f})": ([p["rate"] for p in curve["points"]],
+                                                 [p["score"] for p in curve["points"]]) for c, curve in curves.items()}
+    _lines(ax, series, "pruning rate (fraction of channels removed)", score_name, title)
+    return _png(fig)
 
 
 def size_ladder(rungs: Sequence[dict[str, Any]], title: str) -> bytes:
@@ -65,8 +71,16 @@ def size_ladder(rungs: Sequence[dict[str, Any]], title: str) -> bytes:
     ax.set_xlabel("bytes")
     ax.set_title(f"{title}: size ladder", fontsize=9)
     ax.set_xlim(min(sizes) / 2, max(sizes) * 20)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return _png(fig)
+
+
+def score_vs_bytes(points: Sequence[dict[str, Any]], title: str) -> bytes:
+    """Score against bitstream size, one line per (pruned?, method) of a quantization study."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
+    series = {}
+    for key in dict.fromkeys((p["pruned"], p["method"]) for p in points):
+        mine = sorted((p for p in points if (p["pruned"], p["method"]) == key), key=lambda p: p["nnc_bytes"])
+        label = f"{'pruned + ' if key[0] else ''}{key[1]} + NNCodec"
+        series[label] = ([p["nnc_bytes"] / 1024 for p in mine], [p["score"] for p in mine])
+    _lines(ax, series, "NNCodec bitstream [KiB]", "test score", title, log_x=True)
+    return _png(fig)

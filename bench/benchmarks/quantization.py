@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
-import io
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench.plots import score_vs_bytes
 from bench.suite import Figure
 from edgewise.atomic import write_bytes, write_json
 
@@ -17,30 +17,6 @@ OUT = Path("runs/bench")
 LAMBDAS = {"digits-mlp": [0.02, 0.05, 0.1, 0.2, 0.4], "digits-cnn": [0.02, 0.05, 0.1, 0.2, 0.4],
            "rail-net": [0.05, 0.2]}
 QAT_EPOCHS = {"digits-mlp": 10, "digits-cnn": 10, "rail-net": 4}
-
-
-def _plot(points: list[dict[str, Any]], title: str) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
-    for key in dict.fromkeys((p["pruned"], p["method"]) for p in points):
-        mine = sorted((p for p in points if (p["pruned"], p["method"]) == key), key=lambda p: p["nnc_bytes"])
-        ax.plot([p["nnc_bytes"] / 1024 for p in mine], [p["score"] for p in mine], "o-", markersize=3,
-                label=f"{'pruned + ' if key[0] else ''}{key[1]} + NNCodec")
-    ax.set_xscale("log")
-    ax.set_xlabel("NNCodec bitstream [KiB]")
-    ax.set_ylabel("test score")
-    ax.set_title(title, fontsize=9)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
 
 
 def _study(name: str) -> tuple[list[dict[str, Any]], float, int]:
@@ -111,7 +87,7 @@ def run() -> list[Figure]:
         points, float_score, float_size = _study(name)
         write_json(OUT / f"quantization-{name}.json", {"float_score": float_score, "float_bytes": float_size,
                                                         "points": points})
-        write_bytes(OUT / f"quantization-{name}.png", _plot(points, f"{name}: score against bitstream size"))
+        write_bytes(OUT / f"quantization-{name}.png", score_vs_bytes(points, f"{name}: score against bitstream size"))
         for method in ("ecq", "ecqx"):
             mine = [p for p in points if p["pruned"] and p["method"] == method]
             kept = [p for p in mine if p["score"] >= float_score - 0.01]

@@ -20,20 +20,25 @@ def _activations(model: nn.Module, names: set[str], ref: ReferenceSamples):
             yield {name: (t.clamp(min=0), ref.spatial_mask(y, t.shape[2:])) for name, t in out.items()}
 
 
+def _masked_mean(model: nn.Module, names: set[str], ref: ReferenceSamples, statistic) -> dict[str, torch.Tensor]:
+    """Per channel, the mean of statistic(activation) over the chosen classes' samples or pixels."""
+    total: dict[str, torch.Tensor] = {}
+    weight: dict[str, torch.Tensor] = {}
+    for batch in _activations(model, names, ref):
+        for name, (act, mask) in batch.items():
+            m = mask.expand(act.shape[0], 1, *act.shape[2:])
+            total[name] = total.get(name, 0) + (statistic(act) * m).transpose(0, 1).flatten(1).sum(1)
+            weight[name] = weight.get(name, 0) + m.sum()
+    return {name: total[name] / weight[name].clamp(min=1) for name in total}
+
+
 class APoZCriterion(Criterion):
     """APoZ (Hu et al. 2016): score = 1 - average percentage of zeros of the channel's ReLU output."""
 
     name = "apoz"
 
     def scores(self, model: nn.Module, names: set[str], ref: ReferenceSamples) -> dict[str, torch.Tensor]:
-        nonzero: dict[str, torch.Tensor] = {}
-        weight: dict[str, torch.Tensor] = {}
-        for batch in _activations(model, names, ref):
-            for name, (act, mask) in batch.items():
-                m = mask.expand(act.shape[0], 1, *act.shape[2:])
-                nonzero[name] = nonzero.get(name, 0) + ((act > 0).float() * m).transpose(0, 1).flatten(1).sum(1)
-                weight[name] = weight.get(name, 0) + m.sum()
-        return {name: nonzero[name] / weight[name].clamp(min=1) for name in nonzero}
+        return _masked_mean(model, names, ref, lambda act: (act > 0).float())
 
 
 class HRankCriterion(Criterion):
@@ -69,11 +74,4 @@ class ActivationCriterion(Criterion):
     name = "activation"
 
     def scores(self, model: nn.Module, names: set[str], ref: ReferenceSamples) -> dict[str, torch.Tensor]:
-        total: dict[str, torch.Tensor] = {}
-        weight: dict[str, torch.Tensor] = {}
-        for batch in _activations(model, names, ref):
-            for name, (act, mask) in batch.items():
-                m = mask.expand(act.shape[0], 1, *act.shape[2:])
-                total[name] = total.get(name, 0) + (act * m).transpose(0, 1).flatten(1).sum(1)
-                weight[name] = weight.get(name, 0) + m.sum()
-        return {name: total[name] / weight[name].clamp(min=1) for name in total}
+        return _masked_mean(model, names, ref, lambda act: act)

@@ -11,6 +11,15 @@ from compress.reference import ReferenceSamples
 from compress.taps import capture_outputs
 from edgewise.errors import UserError
 
+OBJECTIVES = ("loss", "output")
+
+
+def check_objective(kind: str, criterion: str) -> str:
+    """`kind` if it names an objective J, else a UserError for `criterion`."""
+    if kind not in OBJECTIVES:
+        raise UserError(f"unknown {criterion} objective {kind!r}", f"use one of {', '.join(OBJECTIVES)}")
+    return kind
+
 
 def objective(logits: torch.Tensor, y: torch.Tensor, ref: ReferenceSamples, kind: str) -> torch.Tensor:
     """J: the training loss over the chosen classes' samples/pixels (`loss`), or their true-class output (`output`)."""
@@ -45,9 +54,7 @@ class GradientCriterion(Criterion):
     normalization = "l2"
 
     def __init__(self, objective: str = "output") -> None:
-        if objective not in ("loss", "output"):
-            raise UserError(f"unknown gradient objective {objective!r}", "use 'loss' or 'output'")
-        self.objective = objective
+        self.objective = check_objective(objective, "gradient")
 
     def scores(self, model: nn.Module, names: set[str], ref: ReferenceSamples) -> dict[str, torch.Tensor]:
         sums: dict[str, torch.Tensor] = {}
@@ -74,9 +81,7 @@ class TaylorCriterion(Criterion):
     normalization = "l2"
 
     def __init__(self, objective: str = "loss") -> None:
-        if objective not in ("loss", "output"):
-            raise UserError(f"unknown Taylor objective {objective!r}", "use 'loss' or 'output'")
-        self.objective = objective
+        self.objective = check_objective(objective, "Taylor")
 
     def scores(self, model: nn.Module, names: set[str], ref: ReferenceSamples) -> dict[str, torch.Tensor]:
         sums: dict[str, torch.Tensor] = {}
