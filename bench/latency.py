@@ -1,0 +1,80 @@
+"""Latency measurement with trtexec/MLPerf conventions: warm-up by time and count, N iterations and T seconds."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from export.runner import latency_stats
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    """How long to warm up and to time: at least `iterations` runs AND `duration_s` seconds."""
+
+    warmup_s: float = 0.2
+    warmup_iterations: int = 10
+    iterations: int = 100
+    duration_s: float = 1.0
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def machine_settings(threads: int | None = None) -> dict[str, Any]:
+    """What affects timings and is recorded (never changed): threads, affinity, governor, boost."""
+    return {
+        "threads": threads, "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        "boost": _read("/sys/devices/system/cpu/cpufreq/boost"),
+    }
+
+
+def measure_latency(make_runner: Callable[[], Callable[[], Any]], config: LatencyConfig = LatencyConfig(),
+                    clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+    """Create the runner (timed as session creation), run once (first inference), warm up, then time each run.
+
+    Returns latency_stats (min/mean/std/median/p90/p95/p99/max in ms, cv, throughput) plus the
+    session-creation and first-inference times, the warm-up done and the config; kind "measured".
+    """
+    start = clock()
+    run = make_runner()
+    created = clock() - start
+    start = clock()
+    run()
+    first = clock() - start
+    warm_start, warm = clock(), 0
+    while warm < config.warmup_iterations or clock() - warm_start < config.warmup_s:
+        run()
+        warm += 1
+    times: list[float] = []
+    wall_start = clock()
+    while len(times) < config.iterations or clock() - wall_start < config.duration_s:
+        t = clock()
+        run()
+        times.append(clock() - t)
+    wall = clock() - wall_start
+    return {**latency_stats(times, wall), "session_create_s": created, "first_inference_s": first,
+            "warmup_iterations": warm, "config": asdict(config), "kind": "measured"}
+
+
+def onnx_runner(path: str | os.PathLike[str], inputs: Any, threads: int | None = None
+                ) -> Callable[[], Callable[[], Any]]:
+    """A runner factory for an ONNX file with the shipped session settings (see export.open_session)."""
+    def make() -> Callable[[], Any]:
+        from export.session import open_session
+
+        session = open_session(path, threads=threads)
+        name = session.get_inputs()[0].name
+        return lambda: session.run(None, {name: inputs})
+
+    return make

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+import torch
+
+from bench.latency import LatencyConfig, machine_settings, measure_latency
+from bench.memory import onnx_peak_memory, python_peak_rss
+
+
+class FakeClock:
+    """Each call advances time by the next step, so runs take known durations."""
+
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_latency_statistics_on_a_known_sequence():
+    clock = FakeClock()
+    durations = iter([0.5] + [0.001] * 5 + [0.001 * (i + 1) for i in range(10)])
+
+    def make():
+        clock.t += 2.0  # session creation
+
+        def run():
+            clock.t += next(durations)
+
+        return run
+
+    stats = measure_latency(make, LatencyConfig(warmup_s=0.0, warmup_iterations=5, iterations=10, duration_s=0.0),
+                            clock)
+    assert stats["session_create_s"] == 2.0 and stats["first_inference_s"] == 0.5
+    assert stats["warmup_iterations"] == 5 and stats["iterations"] == 10
+    assert stats["min_ms"] == pytest.approx(1.0) and stats["max_ms"] == pytest.approx(10.0)
+    assert stats["mean_ms"] == pytest.approx(5.5) and stats["median_ms"] == pytest.approx(5.5)
+    assert stats["p90_ms"] == pytest.approx(9.1) and stats["p99_ms"] == pytest.approx(9.91)
+    assert stats["throughput_per_s"] == pytest.approx(10 / 0.055)
+    assert stats["cv"] == pytest.approx(np.std(np.arange(1, 11)) / 5.5)
+
+
+def test_duration_keeps_timing_after_the_iteration_count():
+    clock = FakeClock()
+
+    def make():
+        def run():
+            clock.t += 0.01
+        return run
+
+    stats = measure_latency(make, LatencyConfig(warmup_s=0.05, warmup_iterations=1, iterations=3, duration_s=1.0),
+                            clock)
+    assert stats["warmup_iterations"] >= 5 and stats["iterations"] >= 100
+
+
+def test_settings_are_recorded():
+    settings = machine_settings(2)
+    assert settings["threads"] == 2 and "cpu_affinity" in settings
+
+
+def test_peak_memory_of_a_child_that_allocates_a_known_amount():
+    small_code, small = python_peak_rss("import numpy")
+    code, big = python_peak_rss("import numpy as np; a = np.ones(200 * 2**20 // 8); a[::512] += 1")
+    assert small_code == code == 0
+    assert 190 * 2**20 <= big - small <= 230 * 2**20
+
+
+def test_onnx_model_peak_memory(tmp_path):
+    import export
+    from edgewise.zoo.models import build_model
+
+    model = build_model("mlp", (1, 32, 32), 10, hidden=[1024, 1024]).eval()
+    f = export.to_onnx(model, torch.rand(2, 1, 32, 32), tmp_path / "m.onnx")
+    np.save(tmp_path / "x.npy", np.random.rand(1, 1, 32, 32).astype(np.float32))
+    result = onnx_peak_memory(f.path, tmp_path / "x.npy", runs=3)
+    assert result["kind"] == "measured" and result["model_rss_bytes"] > f.bytes * 0.5
+    assert result["peak_rss_bytes"] > result["baseline_rss_bytes"]
