@@ -85,3 +85,24 @@ def test_unavailable_without_powercap(tmp_path):
     assert not ok and "no powercap" in reason
     with pytest.raises(UserError, match="RAPL is unavailable"):
         RaplMeter(tmp_path / "none").begin()
+
+
+def test_energy_per_inference_gross_and_net(powercap):
+    from bench.energy.measure import energy_per_inference
+
+    root, zones = powercap
+    clock = Clock()
+    counter = {"uj": 1_000_000}
+
+    def tick(seconds, joules):
+        clock.t += seconds
+        counter["uj"] += int(joules * 1e6)
+        (zones["pkg"] / "energy_uj").write_text(str(counter["uj"]))
+
+    # idle draws 1 W; each inference takes 10 ms and 0.05 J on top of idle
+    result = energy_per_inference(RaplMeter(root, clock), lambda: tick(0.01, 0.01 + 0.05), window_s=0.5,
+                                  repeats=3, idle_s=0.5, clock=clock, sleep=lambda s: tick(s, 1.0 * s))
+    assert result["idle_w"] == pytest.approx(1.0)
+    assert result["gross_j_per_inference"] == pytest.approx(0.06)
+    assert result["net_j_per_inference"] == pytest.approx(0.05)
+    assert result["spread"] == pytest.approx(0.0) and result["kind"] == "measured"

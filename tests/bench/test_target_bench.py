@@ -1,0 +1,64 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import export
+from bench.target_bench import BenchConfig, bench_model
+from edgewise.errors import UserError
+from edgewise.zoo.models import build_model
+
+QUICK = BenchConfig(iterations=20, duration_s=0.1, memory_runs=2)
+
+
+@pytest.fixture(scope="module")
+def onnx_mlp(tmp_path_factory):
+    path = tmp_path_factory.mktemp("m") / "m.onnx"
+    model = build_model("mlp", (1, 8, 8), 10, hidden=[32]).eval()
+    export.to_onnx(model, torch.rand(2, 1, 8, 8), path)
+    return path, np.random.rand(1, 1, 8, 8).astype(np.float32)
+
+
+def test_host_is_measured_and_energy_unavailable_here(onnx_mlp):
+    path, probe = onnx_mlp
+    record = bench_model(path, probe, "x86-host", QUICK)
+    assert record["latency"]["kind"] == "measured" and record["latency"]["iterations"] >= 20
+    assert record["memory"]["kind"] == "measured" and record["memory"]["peak_rss_bytes"] > 0
+    assert record["energy"]["kind"] == "unavailable" and "no powercap" in record["energy"]["reason"]
+    assert "joules" not in record["energy"] and "gross_j_per_inference" not in record["energy"]
+
+
+def test_host_energy_from_a_fake_rapl_tree(onnx_mlp, tmp_path):
+    zone = tmp_path / "intel-rapl:0"
+    zone.mkdir()
+    (zone / "name").write_text("package-0")
+    (zone / "energy_uj").write_text("0")
+    (zone / "max_energy_range_uj").write_text("262143328850")
+    path, probe = onnx_mlp
+    record = bench_model(path, probe, "x86-host", BenchConfig(iterations=5, duration_s=0.05, energy_window_s=0.05,
+                                                              energy_repeats=1, memory_runs=1), powercap=tmp_path)
+    assert record["energy"]["kind"] == "measured" and record["energy"]["source"] == "rapl"
+    assert record["energy"]["gross_j_per_inference"] == 0.0  # the fake counter never moves
+
+
+def test_boards_are_estimated_or_read_from_the_runner(onnx_mlp, tmp_path):
+    path, probe = onnx_mlp
+    estimated = bench_model(path, probe, "jetson-orin-nx", macs=10**6, weight_bytes=10**5)
+    assert estimated["latency"]["kind"] == "estimated" and estimated["energy"]["kind"] == "estimated"
+    result = tmp_path / "result.json"
+    result.write_text(json.dumps({"format": "edgewise-bundle-result/1", "backend": "onnxruntime",
+                                  "latency": {"median_ms": 0.8, "p90_ms": 0.9}}))
+    measured = bench_model(path, probe, "jetson-orin-nx", board_result=result)
+    assert measured["latency"] == {"kind": "measured", "median_ms": 0.8, "p90_ms": 0.9, "backend": "onnxruntime"}
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(UserError, match="not a result JSON"):
+        bench_model(path, probe, "jetson-orin-nx", board_result=tmp_path / "bad.json")
+
+
+def test_emulated_needs_an_mlp_and_gpu_is_unavailable(onnx_mlp):
+    path, probe = onnx_mlp
+    record = bench_model(path, probe, "fantastic4-fpga")
+    assert record["latency"]["kind"] == "unavailable" and "fully-connected" in record["latency"]["reason"]
+    gpu = bench_model(path, probe, "nvidia-gpu")
+    assert gpu["energy"]["kind"] == "unavailable" and gpu["energy"]["reason"]
