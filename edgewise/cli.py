@@ -223,6 +223,60 @@ def emulate(
                   f"{t['additions_saved']:.0%} (emulated)")
 
 
+@app.command("targets")
+def targets_command() -> None:
+    """List the hardware targets, whether they run here, and how their figures are obtained."""
+    from bench.availability import all_targets
+    from targets import load_target
+
+    table = Table(title="Targets", title_justify="left")
+    for column in ("target", "kind", "backends", "figures here", "energy here", "why"):
+        table.add_column(column)
+    for row in all_targets():
+        profile = load_target(row["target"])
+        table.add_row(row["target"], profile["kind"], ", ".join(profile["backends"]), row["figures"], row["energy"],
+                      row["why"])
+    console.print(table)
+
+
+@app.command("bench")
+def bench_command(
+    model: Annotated[Path, typer.Argument(help="An ONNX file or a deploy bundle directory.")],
+    target: Annotated[str, typer.Option(help="A target from `edgewise targets`.")] = "x86-host",
+    duration: Annotated[float, typer.Option(help="Time at least this many seconds.")] = 1.0,
+    iterations: Annotated[int, typer.Option(help="Time at least this many runs.")] = 100,
+    threads: Annotated[int | None, typer.Option(help="ONNX Runtime intra-op threads (default: its own).")] = None,
+    result: Annotated[Path | None, typer.Option(help="A board's result.json (from the bundle's run.py).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the result record as JSON here.")] = None,
+) -> None:
+    """Latency, memory and energy of a model on a target, each marked measured, emulated, estimated or unavailable."""
+    from bench.cli_bench import bench_file
+    from bench.target_bench import BenchConfig
+    from edgewise.atomic import write_json
+
+    record = bench_file(model, target, BenchConfig(iterations=iterations, duration_s=duration, threads=threads),
+                        result)
+    lat, mem, energy = record["latency"], record["memory"], record["energy"]
+    if lat["kind"] == "unavailable":
+        console.print(f"latency: unavailable ({lat['reason']})")
+    else:
+        console.print(f"latency ({lat['kind']}): median {lat['median_ms']:.4g} ms, p90 {lat['p90_ms']:.4g} ms, "
+                      f"{lat.get('throughput_per_s', 0):,.0f} inferences/s")
+    if "peak_rss_bytes" in mem:
+        console.print(f"memory ({mem['kind']}): peak RSS {mem['peak_rss_bytes'] / 2**20:.1f} MiB "
+                      f"({mem['model_rss_bytes'] / 2**20:.1f} MiB over the runtime alone), file "
+                      f"{mem['model_file_bytes']:,} B")
+    else:
+        detail = mem.get("reason") or f"weights {mem.get('weight_bytes', 0):,} B"
+        console.print(f"memory ({mem['kind']}): {detail}")
+    if energy["kind"] == "unavailable":
+        console.print(f"energy: unavailable ({energy['reason']})")
+    else:
+        console.print(f"energy ({energy['kind']}): {energy['gross_j_per_inference'] * 1e6:.4g} uJ per inference")
+    if out:
+        write_json(out, record)
+
+
 @bundle_app.command("verify")
 def bundle_verify(path: Annotated[Path, typer.Argument(help="Bundle directory or .tar.gz.")]) -> None:
     """Check every file's hash and the model's output on the probe input."""

@@ -172,3 +172,35 @@ def test_emulate_command_prints_the_emulated_table(tmp_path, digits_mlp):
     assert "all figures emulated" in result.stderr and "total" in result.stderr and "(emulated)" in result.stderr
     bad = edgewise("emulate", str(tmp_path / "q.npz"), "--target", "jetson-mars")
     assert bad.returncode == 2 and "unknown target 'jetson-mars'" in bad.stderr
+
+
+def test_targets_lists_every_profile_with_availability():
+    result = edgewise("targets")
+    assert result.returncode == 0
+    for name in ("x86-host", "jetson-nano", "jetson-xavier-nx", "jetson-orin-nano", "jetson-orin-nx",
+                 "jetson-agx-orin", "nvidia-gpu", "fantastic4-fpga", "fantastic4-asic"):
+        assert name in result.stderr
+    assert "estimated" in result.stderr and "emulated" in result.stderr
+
+
+@pytest.mark.slow
+def test_bench_command_on_host_board_and_emulator(tmp_path):
+    import torch
+
+    import compress
+    import export
+    from edgewise.zoo.models import build_model
+
+    model = build_model("mlp", (1, 8, 8), 10, hidden=[32]).eval()
+    q = compress.quantize(model, "ecq", 4, lam=0.1)
+    export.to_onnx(q.model, torch.rand(2, 1, 8, 8), tmp_path / "q.onnx", q.records)
+    host = edgewise("bench", str(tmp_path / "q.onnx"), "--target", "x86-host", "--duration", "0.1",
+                    "--iterations", "20", "--out", str(tmp_path / "r.json"))
+    assert host.returncode == 0, host.stderr
+    assert "latency (measured)" in host.stderr and "memory (measured)" in host.stderr
+    assert "energy: unavailable" in host.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["latency"]["kind"] == "measured"
+    assert "latency (emulated)" in edgewise("bench", str(tmp_path / "q.onnx"), "--target", "fantastic4-asic").stderr
+    assert "latency (estimated)" in edgewise("bench", str(tmp_path / "q.onnx"), "--target", "jetson-nano").stderr
+    bad = edgewise("bench", str(tmp_path / "q.onnx"), "--target", "jetson-mars")
+    assert bad.returncode == 2 and "unknown target" in bad.stderr
