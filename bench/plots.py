@@ -84,3 +84,46 @@ def score_vs_bytes(points: Sequence[dict[str, Any]], title: str) -> bytes:
         series[label] = ([p["nnc_bytes"] / 1024 for p in mine], [p["score"] for p in mine])
     _lines(ax, series, "NNCodec bitstream [KiB]", "test score", title, log_x=True)
     return _png(fig)
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points not dominated by any other (lower cost and higher score), sorted by cost."""
+    front, best = [], float("-inf")
+    for cost, score in sorted(points, key=lambda p: (p[0], -p[1])):
+        if score > best:
+            front.append((cost, score))
+            best = score
+    return front
+
+
+def latency_pareto(records: Sequence[dict[str, Any]], title: str) -> bytes:
+    """Score against measured median latency per configuration, with the Pareto front."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
+    for r in records:
+        ax.scatter(r["latency"]["median_ms"], r["score"])
+        ax.annotate(f"{r['stage']} @ {r['target']}", (r["latency"]["median_ms"], r["score"]),
+                    textcoords="offset points", xytext=(4, 4), fontsize=6)
+    front = pareto_front([(r["latency"]["median_ms"], r["score"]) for r in records])
+    _lines(ax, {"Pareto front": ([c for c, _ in front], [s for _, s in front])}, "median latency [ms]", "score",
+           f"{title}: latency against score (measured)", log_x=True)
+    return _png(fig)
+
+
+def target_bars(records: Sequence[dict[str, Any]], title: str) -> bytes:
+    """Median latency per configuration and target (log scale), each bar marked with how it was obtained."""
+    usable = [r for r in records if r["latency"]["kind"] != "unavailable"]
+    fig, ax = plt.subplots(figsize=(6.4, 0.35 * max(len(usable), 1) + 1.4), dpi=110)
+    labels = [f"{r['stage']} @ {r['target']}" for r in usable][::-1]
+    values = [r["latency"]["median_ms"] for r in usable][::-1]
+    colours = {"measured": "#4c72b0", "emulated": "#dd8452", "estimated": "#55a868"}
+    ax.barh(labels, values, color=[colours[r["latency"]["kind"]] for r in usable][::-1])
+    for y, r in enumerate(reversed(usable)):
+        ax.text(r["latency"]["median_ms"], y, f" {r['latency']['median_ms']:.3g} ms {r['latency']['kind']}",
+                va="center", fontsize=6)
+    if values:
+        ax.set_xscale("log")
+        ax.set_xlim(min(values) / 3, max(values) * 30)
+    ax.set_xlabel("median latency [ms]")
+    ax.set_title(f"{title}: latency per target", fontsize=9)
+    ax.tick_params(axis="y", labelsize=6)
+    return _png(fig)

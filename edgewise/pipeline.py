@@ -13,6 +13,7 @@ from edgewise.atomic import write_json, write_text
 from edgewise.console import console
 from edgewise.recipe import Recipe
 from edgewise.rundir import RunDirectory
+from edgewise.stages.bench import bench_stage
 from edgewise.stages.curves import curves_stage
 from edgewise.stages.emulate import emulate_stage
 from edgewise.stages.export import deploy_stage, export_stage
@@ -33,6 +34,7 @@ class RunResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)
     reports: dict[str, Path] = field(default_factory=dict)
+    bench: list[dict[str, Any]] = field(default_factory=list)
 
 
 def rows_to_csv(rows: list[dict[str, Any]]) -> str:
@@ -41,6 +43,26 @@ def rows_to_csv(rows: list[dict[str, Any]]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=RESULT_FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
+    return buffer.getvalue()
+
+
+BENCH_FIELDS = ("model", "stage", "target", "score", "size_bytes", "latency_kind", "latency_median_ms",
+                "latency_p90_ms", "memory_kind", "peak_rss_bytes", "energy_kind", "energy_j_per_inference",
+                "energy_reason")
+
+
+def bench_csv(records: list[dict[str, Any]]) -> str:
+    """One CSV row per model x stage x target, each figure with its kind (measured/emulated/estimated)."""
+    flat = [{"model": r["model"], "stage": r["stage"], "target": r["target"], "score": r["score"],
+             "size_bytes": r["size_bytes"], "latency_kind": r["latency"]["kind"],
+             "latency_median_ms": r["latency"].get("median_ms"), "latency_p90_ms": r["latency"].get("p90_ms"),
+             "memory_kind": r["memory"]["kind"], "peak_rss_bytes": r["memory"].get("peak_rss_bytes"),
+             "energy_kind": r["energy"]["kind"], "energy_j_per_inference": r["energy"].get("gross_j_per_inference"),
+             "energy_reason": r["energy"].get("reason", "")} for r in records]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=BENCH_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(flat)
     return buffer.getvalue()
 
 
@@ -79,10 +101,16 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", name: str | None = None
             export_stage(state, entry.export)
         if entry.deploy is not None:
             deploy_stage(state, entry.deploy)
+        if entry.bench is not None:
+            bench_stage(state, entry.bench)
+            result.bench += state.bench_records
         result.rows += state.rows
         result.sections += state.sections
     write_json(root / "results.json", result.rows)
     write_text(root / "results.csv", rows_to_csv(result.rows))
+    if result.bench:
+        write_json(root / "bench.json", result.bench)
+        write_text(root / "bench.csv", bench_csv(result.bench))
     if recipe.report:
         with run.stage("report") as st:
             result.reports = write_report(root, result.rows, run.manifest, result.sections)

@@ -167,6 +167,27 @@ class EmulateConfig(BaseModel):
     acc_bits: int = Field(32, ge=8, le=64)
 
 
+class BenchStageConfig(BaseModel):
+    """Latency, memory and energy of every exported model on each target (measured, emulated or estimated)."""
+
+    model_config = ConfigDict(extra="forbid")
+    targets: list[str] = Field(default_factory=lambda: ["x86-host"], min_length=1)
+    iterations: int = Field(100, ge=1)
+    duration_s: float = Field(1.0, gt=0)
+    threads: int | None = Field(None, ge=1)
+    energy_window_s: float = Field(2.0, gt=0)
+
+    @field_validator("targets")
+    @classmethod
+    def _known_targets(cls, values: list[str]) -> list[str]:
+        from targets import target_names
+
+        unknown = [v for v in values if v not in target_names()]
+        if unknown:
+            raise ValueError(f"unknown targets {unknown}; expected some of {', '.join(target_names())}")
+        return values
+
+
 class ExpertConfig(PruneConfig):
     """A class-specific expert: pruning whose scores only see the chosen classes (names or indices)."""
 
@@ -193,6 +214,7 @@ class ModelEntry(BaseModel):
     export: ExportConfig | None = None
     deploy: DeployConfig | None = None
     emulate: EmulateConfig | None = None
+    bench: BenchStageConfig | None = None
     expert_unions: list[list[str]] = Field(default_factory=list, description="experts to combine (union of channels)")
 
     @model_validator(mode="after")
@@ -205,6 +227,12 @@ class ModelEntry(BaseModel):
     def _emulate_needs_quantize(self) -> ModelEntry:
         if self.emulate is not None and self.quantize is None:
             raise ValueError("emulate runs the 4-bit integer kernel; add a quantize section")
+        return self
+
+    @model_validator(mode="after")
+    def _bench_needs_export(self) -> ModelEntry:
+        if self.bench is not None and self.export is None:
+            raise ValueError("bench measures the exported ONNX files; add an export section")
         return self
 
     @model_validator(mode="after")

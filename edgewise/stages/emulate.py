@@ -19,6 +19,7 @@ def emulate_stage(state: ModelState, config: EmulateConfig) -> None:
         predictions = mlp.run(data.test.x.numpy(), "fast").argmax(1)
         accuracy = float((predictions == data.test.y.numpy()).mean())
         costs = {target: mlp.costs(target) for target in config.targets}
+        state.integer_mlp = mlp
         st.metrics.update(kernel_accuracy=accuracy, activation_bits=config.activation_bits,
                           **{f"{t}_{k}": c["total"][k] for t, c in costs.items()
                              for k in ("latency_s", "energy_per_inference_j")})

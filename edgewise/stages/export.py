@@ -20,11 +20,13 @@ def export_stage(state: ModelState, config: ExportConfig) -> None:
     example = probe[:1]
     rows = []
     with state.run.stage("export", name, params=config.model_dump(mode="json")) as st:
-        targets = [("float32", state.model, None, "model-float32.onnx")]
+        targets = [(state.rows[0], state.model, None, "model-float32.onnx")]
         if state.current is not state.model:
             records = state.quantized.records if state.quantized is not None else None
-            targets.append((state.current_label, state.current, records, "model.onnx"))
-        for label, module, records, filename in targets:
+            row = next(r for r in reversed(state.rows) if r["stage"] == state.current_label)
+            targets.append((row, state.current, records, "model.onnx"))
+        for row, module, records, filename in targets:
+            label = row["stage"]
             onnx_file = export.to_onnx(module, example, st.path(filename), records, config.dynamic_batch)
             check = export.verify(onnx_file.path, module, probe, quantized=records is not None)
             shapes = export.check_shapes(onnx_file.path, module, state.model)
@@ -35,6 +37,7 @@ def export_stage(state: ModelState, config: ExportConfig) -> None:
                          f"{check['rel_diff']:.1e}", f"{check['fast_rel_diff']:.1e}",
                          str(len(onnx_file.quantized_layers))))
             state.onnx_path = onnx_file.path
+            state.exported.append((row, onnx_file.path, module))
         if config.tensorrt is not None:
             st.metrics["tensorrt"] = _tensorrt(state, config)
     state.sections.append(Section(

@@ -40,6 +40,9 @@ class ModelState:
     quantized: Any = None
     bitstream_path: Path | None = None
     onnx_path: Path | None = None
+    exported: list[tuple[dict[str, Any], Path, nn.Module]] = field(default_factory=list)
+    integer_mlp: Any = None
+    bench_records: list[dict[str, Any]] = field(default_factory=list)
 
     def advance(self, module: nn.Module, label: str, path: Path) -> None:
         """Make `module` (saved at `path`) the model the next compression stage starts from."""

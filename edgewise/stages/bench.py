@@ -1,0 +1,72 @@
+"""The bench stage: every exported model on every chosen target, and the report's latency/memory/energy view."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.plots import latency_pareto, target_bars
+from bench.report import Section
+from bench.target_bench import BenchConfig, bench_model
+from bench.units import duration, si
+from compress.model_stats import measure_cost
+from edgewise.atomic import write_json
+from edgewise.recipe import BenchStageConfig
+from edgewise.stages.state import ModelState
+
+
+def _ms(part: dict[str, Any]) -> str:
+    if part["kind"] == "unavailable":
+        return "unavailable"
+    return f"{duration(part['median_ms'] / 1e3)} / {duration(part['p90_ms'] / 1e3)} ({part['kind']})"
+
+
+def _memory(part: dict[str, Any]) -> str:
+    if part["kind"] == "unavailable":
+        return "unavailable"
+    if "peak_rss_bytes" in part:
+        return f"{part['peak_rss_bytes'] / 2**20:.1f} MiB peak ({part['kind']})"
+    return f"{part['weight_bytes']:,} B weights ({part['kind']})"
+
+
+def _energy(part: dict[str, Any]) -> str:
+    if part["kind"] == "unavailable":
+        return f"unavailable: {part['reason']}"
+    return f"{si(part['gross_j_per_inference'], 'J')} ({part['kind']})"
+
+
+def bench_stage(state: ModelState, config: BenchStageConfig) -> None:
+    """Measure (x86-host), emulate (FantastIC4) or estimate (boards) each exported model; add rows and plots."""
+    name, data = state.entry.name, state.data
+    probe = data.test.x[:1].numpy()
+    settings = BenchConfig(iterations=config.iterations, duration_s=config.duration_s, threads=config.threads,
+                           energy_window_s=config.energy_window_s)
+    with state.run.stage("bench", name, params=config.model_dump(mode="json")) as st:
+        for row, path, module in state.exported:
+            cost = measure_cost(module, data.input_shape)
+            compressed = module is not state.model
+            for target in config.targets:
+                record = bench_model(path, probe, target, settings, macs=cost.macs, weight_bytes=row["size_bytes"],
+                                     mlp=state.integer_mlp if compressed else None)
+                state.bench_records.append({"model": name, "stage": row["stage"], "score": row["score"],
+                                            "score_name": row["score_name"], "size_bytes": row["size_bytes"],
+                                            **record})
+        st.add_output(write_json(st.path("bench.json"), state.bench_records))
+    rows = [(r["stage"], r["target"], _ms(r["latency"]), _memory(r["memory"]), _energy(r["energy"]))
+            for r in state.bench_records]
+    state.sections.append(Section(
+        f"Latency, memory and energy of {name}",
+        ("model", "target", "latency median / p90", "memory", "energy / inference"), rows,
+        "measured: timed or read from a sensor here; emulated: the FantastIC4 cost model; estimated: a roofline "
+        "from the board's published peak compute and bandwidth (a lower bound on latency) and its power mode; "
+        "unavailable: no source exists here, and no number is shown.",
+        target_bars(state.bench_records, name),
+    ))
+    measured = [r for r in state.bench_records if r["latency"]["kind"] == "measured"]
+    if measured:
+        state.sections.append(Section(
+            f"Latency against score (measured) of {name}", ("model", "target", "median latency", "score"),
+            [(r["stage"], r["target"], duration(r["latency"]["median_ms"] / 1e3), f"{r['score']:.4f}")
+             for r in measured],
+            "The Pareto front (no other configuration is both faster and better) is drawn as a line.",
+            latency_pareto(measured, name),
+        ))
