@@ -176,6 +176,8 @@ class BenchStageConfig(BaseModel):
     duration_s: float = Field(1.0, gt=0)
     threads: int | None = Field(None, ge=1)
     energy_window_s: float = Field(2.0, gt=0)
+    board_results: dict[str, Path] = Field(default_factory=dict, description="target -> result.json from the "
+                                           "bundle's run.py on that board: replaces the estimate")
 
     @field_validator("targets")
     @classmethod

@@ -45,8 +45,10 @@ def bench_stage(state: ModelState, config: BenchStageConfig) -> None:
             cost = measure_cost(module, data.input_shape)
             compressed = module is not state.model
             for target in config.targets:
+                final = path.name == "model.onnx"
+                board = config.board_results.get(target) if final else None
                 record = bench_model(path, probe, target, settings, macs=cost.macs, weight_bytes=row["size_bytes"],
-                                     mlp=state.integer_mlp if compressed else None)
+                                     mlp=state.integer_mlp if compressed else None, board_result=board)
                 state.bench_records.append({"model": name, "stage": row["stage"], "score": row["score"],
                                             "score_name": row["score_name"], "size_bytes": row["size_bytes"],
                                             **record})

@@ -21,6 +21,8 @@ def export_stage(state: ModelState, config: ExportConfig) -> None:
     rows = []
     with state.run.stage("export", name, params=config.model_dump(mode="json")) as st:
         targets = [(state.rows[0], state.model, None, "model-float32.onnx")]
+        if state.pruned is not None and state.pruned[1] is not state.current:
+            targets.append((state.pruned[0], state.pruned[1], None, "model-pruned.onnx"))
         if state.current is not state.model:
             records = state.quantized.records if state.quantized is not None else None
             row = next(r for r in reversed(state.rows) if r["stage"] == state.current_label)

@@ -83,6 +83,7 @@ def prune_stage(state: ModelState, config: PruneConfig) -> None:
     state.rows.append(row)
     state.sections.append(_layer_section(f"Pruning of {name}", result))
     state.advance(result.model, label, path)
+    state.pruned = (row, result.model)
     state.ladder.append(ladder_row(label, row["size_bytes"], weight_count(result.model), row["score"]))
 
 

@@ -41,6 +41,7 @@ class ModelState:
     bitstream_path: Path | None = None
     onnx_path: Path | None = None
     exported: list[tuple[dict[str, Any], Path, nn.Module]] = field(default_factory=list)
+    pruned: tuple[dict[str, Any], nn.Module] | None = None
     integer_mlp: Any = None
     bench_records: list[dict[str, Any]] = field(default_factory=list)
 
