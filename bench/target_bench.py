@@ -31,6 +31,7 @@ class BenchConfig:
     energy_window_s: float = 2.0
     energy_repeats: int = 3
     memory_runs: int = 10
+    cpus: tuple[int, ...] | None = None  # pin the measuring process to these CPUs (recorded in the settings)
 
 
 def _unavailable(reason: str) -> dict[str, Any]:
@@ -38,6 +39,12 @@ def _unavailable(reason: str) -> dict[str, Any]:
 
 
 def _host(onnx_path: Path, probe: np.ndarray, config: BenchConfig, powercap: Path) -> dict[str, Any]:
+    if config.cpus:
+        try:
+            os.sched_setaffinity(0, config.cpus)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot pin to CPUs {list(config.cpus)}: {exc}",
+                            f"choose CPUs among {sorted(os.sched_getaffinity(0))}") from None
     latency = measure_latency(onnx_runner(onnx_path, probe, config.threads),
                               LatencyConfig(iterations=config.iterations, duration_s=config.duration_s))
     latency.update(settings=machine_settings(config.threads), batch=int(probe.shape[0]))

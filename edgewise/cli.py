@@ -246,6 +246,7 @@ def bench_command(
     duration: Annotated[float, typer.Option(help="Time at least this many seconds.")] = 1.0,
     iterations: Annotated[int, typer.Option(help="Time at least this many runs.")] = 100,
     threads: Annotated[int | None, typer.Option(help="ONNX Runtime intra-op threads (default: its own).")] = None,
+    cpus: Annotated[str | None, typer.Option(help="Pin the measurement to these CPUs, e.g. 0 or 0,1.")] = None,
     result: Annotated[Path | None, typer.Option(help="A board's result.json (from the bundle's run.py).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the result record as JSON here.")] = None,
 ) -> None:
@@ -254,8 +255,15 @@ def bench_command(
     from bench.target_bench import BenchConfig
     from edgewise.atomic import write_json
 
-    record = bench_file(model, target, BenchConfig(iterations=iterations, duration_s=duration, threads=threads),
-                        result)
+    try:
+        pinned = tuple(int(c) for c in cpus.split(",")) if cpus else None
+    except ValueError:
+        from edgewise.errors import UserError
+
+        raise UserError(f"--cpus {cpus!r} is not a comma-separated list of CPU numbers",
+                        "use e.g. --cpus 0,1") from None
+    record = bench_file(model, target, BenchConfig(iterations=iterations, duration_s=duration, threads=threads,
+                                                   cpus=pinned), result)
     lat, mem, energy = record["latency"], record["memory"], record["energy"]
     if lat["kind"] == "unavailable":
         console.print(f"latency: unavailable ({lat['reason']})")
