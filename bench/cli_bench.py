@@ -24,7 +24,10 @@ def _model_and_probe(path: Path) -> tuple[Path, np.ndarray]:
         return path / entry["model"], np.load(path / entry["probe"]["input"])[:1]
     if path.suffix != ".onnx" or not path.is_file():
         raise UserError(f"{path} is not an ONNX file or a bundle", "export the model first (edgewise export)")
-    graph = onnx.load(str(path), load_external_data=False).graph
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception as exc:  # onnx raises DecodeError and others for damaged files
+        raise UserError(f"cannot read {path} as ONNX: {type(exc).__name__}", "export the model again") from None
     dims = [d.dim_value if d.dim_value > 0 else 1 for d in graph.input[0].type.tensor_type.shape.dim]
     # inputs in [0, 1] like the kit's data; latency does not depend on the values
     return path, np.random.default_rng(0).random(dims).astype(np.float32)
@@ -46,4 +49,7 @@ def bench_file(model: str | os.PathLike[str], target: str, config: BenchConfig,
             mlp = None
     record = bench_model(path, probe, target, config, macs=stats["macs"], weight_bytes=stats["weight_bytes"],
                          mlp=mlp, board_result=board_result)
+    if all(record[part]["kind"] == "unavailable" for part in ("latency", "memory", "energy")):
+        raise UserError(f"target {target} is not available here: {record['latency']['reason']}",
+                        "pick a target from `edgewise targets` that runs, emulates or estimates here")
     return {**record, "macs": stats["macs"], "weight_bytes": stats["weight_bytes"]}

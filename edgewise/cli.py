@@ -115,7 +115,7 @@ def quantize(
     from edgewise.recipe import QATConfig, QuantizeConfig
 
     train = _config(QATConfig, epochs=epochs) if epochs > 0 else None
-    config = _config(QuantizeConfig, method=method, bits=bits, lam=lam, train=train)
+    config = _config(QuantizeConfig, method=method, bits=bits, train=train, **{"lambda": lam})
     result = quantize_file(model, out, config, data)
     summary = result.summary()
     table = Table(title=f"{method} {bits}-bit", title_justify="left")

@@ -67,15 +67,20 @@ def bench_csv(records: list[dict[str, Any]]) -> str:
 
 
 def run_recipe(recipe: Recipe, out: str | Path = "runs", name: str | None = None) -> RunResult:
-    """Run `recipe` into `out/<name or recipe.name>/`: per model train (or load), evaluate, prune, experts; the report.
+    """Run `recipe` into `out/<name or recipe.name>/`: every model through its stages, then the report.
 
-    Each stage is recorded in the run's manifest.json as it finishes; results are written as
-    results.json and results.csv, and the report as report.html and report.md.
+    The run directory is locked for the run's duration. Each stage is recorded in the run's
+    manifest.json as it finishes; results are written as results.json and results.csv, and the
+    report as report.html and report.md.
     """
+    root = Path(out) / (name or recipe.name)
+    with RunDirectory.create(root, name or recipe.name, recipe.model_dump(mode="json")) as run:
+        return _run(run, recipe, root)
+
+
+def _run(run: RunDirectory, recipe: Recipe, root: Path) -> RunResult:
     from bench.report import write_report
 
-    root = Path(out) / (name or recipe.name)
-    run = RunDirectory.create(root, name or recipe.name, recipe.model_dump(mode="json"))
     result = RunResult(root)
     console.print(f"[bold]edgewise[/bold] run {run.manifest['run']} -> {root}")
     for entry in recipe.models:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
+import os
 import time
 import traceback
 from collections.abc import Iterator
@@ -13,9 +15,10 @@ from typing import Any
 
 from edgewise.atomic import sha256_file, write_json
 from edgewise.environment import describe_environment, library_versions
-from edgewise.errors import EdgewiseError
+from edgewise.errors import EdgewiseError, UserError
 
 MANIFEST = "manifest.json"
+LOCK = ".edgewise.lock"
 FORMAT = "edgewise-manifest/1"
 
 
@@ -89,10 +92,55 @@ class RunDirectory:
 
     @classmethod
     def create(cls, root: str | Path, name: str, recipe: dict[str, Any]) -> RunDirectory:
-        """Open (creating if needed) the run directory `root` and write its initial manifest."""
+        """Open (creating if needed) and lock the run directory `root`, and write its initial manifest.
+
+        The lock (an exclusive flock on `.edgewise.lock`) keeps two runs from writing the same
+        directory at once; the operating system drops it when the process ends, crashed or not.
+        Use the run as a context manager, or call `close()`, to release it.
+        """
         run = cls(Path(root), name, recipe)
-        run.save()
+        run._lock()
+        try:
+            run.save()
+        except BaseException:
+            run.close()
+            raise
         return run
+
+    def _lock(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = open(self.root / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 (held for the run's lifetime)
+        except PermissionError as exc:
+            raise UserError(f"cannot write to the run directory {self.root}: permission denied",
+                            "choose a writable --out, or fix the directory's permissions") from exc
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise UserError(f"run directory {self.root} is in use by another run ({holder})",
+                            "wait for that run to finish, or give this one another --name") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, started {_now()}\n")
+        handle.flush()
+        self._lock_handle = handle
+
+    def close(self) -> None:
+        """Release the directory's lock."""
+        handle = getattr(self, "_lock_handle", None)
+        if handle is not None:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+            self._lock_handle = None
+
+    def __enter__(self) -> RunDirectory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def save(self) -> None:
         """Write manifest.json atomically."""

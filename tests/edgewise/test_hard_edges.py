@@ -1,0 +1,133 @@
+"""Every user-caused failure: a one-line error with the fix, exit code 2 (1 for internal errors), nothing damaged."""
+
+import errno
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from edgewise.rundir import RunDirectory
+
+
+def edgewise(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "edgewise", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "COLUMNS": "200"}, timeout=600)
+
+
+def assert_user_error(result, *words):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("error: "))
+    assert len(lines) - start <= 2 and "Traceback" not in result.stderr  # the error and its fix, nothing more
+    for word in words:
+        assert word in result.stderr
+
+
+def _recipe(tmp_path, models, name="edge"):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "models": models}))
+    return path
+
+
+def test_unknown_model_name(tmp_path):
+    assert_user_error(edgewise("prune", "digits-xl", "-o", str(tmp_path / "p.pt")), "unknown model 'digits-xl'")
+
+
+def test_missing_data_folder(tmp_path):
+    recipe = _recipe(tmp_path, [{"name": "m", "arch": "lenet", "data": {"name": "folder", "path": "/no/such"}}])
+    assert_user_error(edgewise("run", str(recipe), "--out", str(tmp_path / "runs")), "does not exist")
+
+
+def test_wrong_input_shape(tmp_path):
+    np.savez(tmp_path / "four.npz", x=np.random.rand(20, 4, 8, 8).astype(np.float32), y=np.arange(20) % 2)
+    recipe = _recipe(tmp_path, [{"name": "m", "arch": "torchvision:resnet18",
+                                 "data": {"name": "npz", "path": str(tmp_path / "four.npz")}}])
+    assert_user_error(edgewise("run", str(recipe), "--out", str(tmp_path / "runs")), "3-channel", "4 channels")
+
+
+@pytest.mark.slow
+def test_a_layer_type_the_stage_does_not_support(tmp_path, digits_cnn):
+    assert edgewise("quantize", "digits-cnn", "-o", str(tmp_path / "q.pt"), "--method", "uniform").returncode == 0
+    assert_user_error(edgewise("emulate", str(tmp_path / "q.npz")), "fully-connected")
+
+
+def test_rate_and_lambda_out_of_range(tmp_path):
+    assert_user_error(edgewise("prune", "digits-mlp", "-o", str(tmp_path / "p.pt"), "--rate", "-0.5"), "--rate")
+    assert_user_error(edgewise("quantize", "digits-mlp", "-o", str(tmp_path / "q.pt"), "--lambda", "-1"),
+                      "--lambda")
+
+
+def test_corrupted_onnx_file(tmp_path):
+    (tmp_path / "broken.onnx").write_bytes(b"\x08\x07garbage" * 10)
+    assert_user_error(edgewise("bench", str(tmp_path / "broken.onnx")), "cannot read", "as ONNX")
+
+
+def test_a_target_that_is_not_available_here(tmp_path):
+    import torch
+
+    import export
+    from edgewise.zoo.models import build_model
+
+    export.to_onnx(build_model("mlp", (1, 8, 8), 10, hidden=[16]).eval(), torch.rand(2, 1, 8, 8),
+                   tmp_path / "m.onnx")
+    assert_user_error(edgewise("bench", str(tmp_path / "m.onnx"), "--target", "nvidia-gpu"),
+                      "target nvidia-gpu is not available here")
+
+
+def test_two_runs_in_one_directory_at_once(tmp_path):
+    recipe = _recipe(tmp_path, [{"zoo": "digits-mlp"}], name="busy")
+    with RunDirectory.create(tmp_path / "runs" / "busy", "busy", {}):
+        result = edgewise("run", str(recipe), "--out", str(tmp_path / "runs"))
+    assert_user_error(result, "is in use by another run", f"pid {os.getpid()}")
+    # the lock is released with its holder: the directory can be used again
+    with RunDirectory.create(tmp_path / "runs" / "busy", "busy", {}):
+        pass
+
+
+@pytest.mark.slow
+def test_full_disk_and_unwritable_directory_leave_earlier_artifacts_intact(tmp_path, monkeypatch, digits_mlp):
+    import edgewise.atomic
+    from edgewise.errors import UserError
+    from edgewise.pipeline import run_recipe
+    from edgewise.recipe import parse_recipe
+
+    recipe = parse_recipe({"name": "disk", "models": [{"zoo": "digits-mlp"}]})
+    first = run_recipe(recipe, out=tmp_path)
+    report_before = (first.root / "report.html").read_bytes()
+    real_replace = os.replace
+
+    def full_disk(src, dst):
+        if str(dst).endswith("report.html"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(edgewise.atomic.os, "replace", full_disk)
+    with pytest.raises(UserError, match="no space left"):
+        run_recipe(recipe, out=tmp_path)
+    monkeypatch.setattr(edgewise.atomic.os, "replace", real_replace)
+    # the report that could not be written is the previous one, whole; the stages before it are complete
+    assert (first.root / "report.html").read_bytes() == report_before
+    from edgewise.modelio import load_model
+
+    load_model(first.root / "digits-mlp" / "train" / "model.pt")
+    assert not [p for p in first.root.rglob("*.tmp")]
+    import json
+
+    manifest = json.loads((first.root / "manifest.json").read_text())
+    assert manifest["stages"][-1]["id"] == "report" and manifest["stages"][-1]["status"] == "failed"
+
+    import builtins
+
+    real_open = builtins.open
+
+    def read_only(path, mode="r", *args, **kwargs):
+        if str(path).endswith(".edgewise.lock"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", read_only)
+    with pytest.raises(UserError, match="permission denied"):
+        run_recipe(recipe, out=tmp_path)
