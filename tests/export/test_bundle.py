@@ -39,7 +39,8 @@ def test_bundle_verifies_and_its_runner_works(onnx_model, tmp_path):
                                 "--iterations", "20"], cwd=path, capture_output=True, text=True, check=False)
     assert completed.returncode == 0, completed.stderr
     result = json.loads((path / "result.json").read_text())
-    assert result["probe_ok"] and result["kind"] == "measured" and result["latency"]["iterations"] >= 20
+    runs = result["latency"]["iterations"]
+    assert result["probe_ok"] and result["kind"] == "measured" and runs >= 20  # a count, not a speed
     assert export.verify_bundle(path)  # result.json is allowed beside the bundle's files
 
 
