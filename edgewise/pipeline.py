@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import Section
+from bench.summary import summary_section
 from edgewise.atomic import write_json, write_text
 from edgewise.console import console
 from edgewise.recipe import Recipe
@@ -118,7 +119,8 @@ def _run(run: RunDirectory, recipe: Recipe, root: Path) -> RunResult:
         write_text(root / "bench.csv", bench_csv(result.bench))
     if recipe.report:
         with run.stage("report") as st:
-            result.reports = write_report(root, result.rows, run.manifest, result.sections)
+            sections = [summary_section(result.rows, result.bench), *result.sections]
+            result.reports = write_report(root, result.rows, run.manifest, sections)
             for path in result.reports.values():
                 st.add_output(path)
     return result

@@ -43,12 +43,13 @@ def bench_stage(state: ModelState, config: BenchStageConfig) -> None:
     with state.run.stage("bench", name, params=config.model_dump(mode="json")) as st:
         for row, path, module in state.exported:
             cost = measure_cost(module, data.input_shape)
-            compressed = module is not state.model
+            final = path.name == "model.onnx"
+            # the integer kernel holds the final 4-bit weights: only that file runs on the emulated accelerator
+            mlp = state.integer_mlp if final else None
             for target in config.targets:
-                final = path.name == "model.onnx"
                 board = config.board_results.get(target) if final else None
                 record = bench_model(path, probe, target, settings, macs=cost.macs, weight_bytes=row["size_bytes"],
-                                     mlp=state.integer_mlp if compressed else None, board_result=board)
+                                     mlp=mlp, board_result=board)
                 state.bench_records.append({"model": name, "stage": row["stage"], "score": row["score"],
                                             "score_name": row["score_name"], "size_bytes": row["size_bytes"],
                                             **record})

@@ -1,0 +1,29 @@
+from bench.summary import best_configuration, summary_section
+
+
+def _row(stage, score, size):
+    return {"model": "m", "stage": stage, "score": score, "size_bytes": size}
+
+
+def _bench(stage, target, ms, joules, kind="measured"):
+    return {"model": "m", "stage": stage, "target": target,
+            "latency": {"kind": kind, "median_ms": ms, "p90_ms": ms},
+            "energy": {"kind": kind, "gross_j_per_inference": joules}}
+
+
+def test_best_is_the_smallest_within_one_point():
+    rows = [_row("float32", 0.97, 1000), _row("pruned", 0.965, 400), _row("4-bit", 0.962, 100),
+            _row("nnc", 0.95, 60), _row("expert rail", 0.99, 10)]
+    assert best_configuration(rows)["stage"] == "4-bit"
+    assert best_configuration([rows[0], _row("q", 0.5, 10), _row("p", 0.6, 20)])["stage"] == "p"
+
+
+def test_summary_compares_only_figures_of_the_same_kind():
+    rows = [_row("float32", 0.97, 1000), _row("4-bit", 0.965, 100)]
+    bench = [_bench("float32", "x86-host", 2.0, 4.0), _bench("4-bit", "x86-host", 0.5, 1.0),
+             _bench("4-bit", "fantastic4-asic", 1e-5, 1e-9, "emulated")]
+    section = summary_section(rows, bench)
+    host, asic = section.rows
+    assert host[2] == "100 B (10.0x smaller)" and host[5] == "4.0x faster (measured)"
+    assert host[6] == "4.0x less energy (measured)"
+    assert "no float32 figure of that kind" in asic[5] and "emulated" in asic[5]
