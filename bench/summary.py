@@ -12,13 +12,15 @@ TOLERANCE = 0.01  # a configuration within 1 point of the float32 score counts a
 
 def best_configuration(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Among one model's stages (experts excluded), the smallest that keeps the score within TOLERANCE of float32,
-    else the best-scoring compressed one."""
+    else the best-scoring compressed one (the smallest of equals)."""
     base = rows[0]
     candidates = [r for r in rows[1:] if not r["stage"].startswith(("expert", "union"))]
     if not candidates:
         return base
     kept = [r for r in candidates if r["score"] >= base["score"] - TOLERANCE]
-    return min(kept, key=lambda r: r["size_bytes"]) if kept else max(candidates, key=lambda r: r["score"])
+    if kept:
+        return min(kept, key=lambda r: r["size_bytes"])
+    return max(candidates, key=lambda r: (r["score"], -r["size_bytes"]))  # equal scores: the smaller
 
 
 def _ratio(before: float | None, after: float | None) -> str:
@@ -51,7 +53,9 @@ def summary_section(rows: list[dict[str, Any]], bench: list[dict[str, Any]]) -> 
         if not by_target:
             table.append((*common, "", "", ""))
         for target, records in by_target.items():
-            float_rec, best_rec = records.get(base["stage"]), records.get(best["stage"])
+            # a bitstream is how the weights travel; what runs is the quantized model it decodes to
+            runs_as = best["stage"].removesuffix(" + NNCodec")
+            float_rec, best_rec = records.get(base["stage"]), records.get(runs_as)
             if best_rec is None:
                 table.append((*common, target, "not benchmarked", "not benchmarked"))
                 continue

@@ -16,10 +16,11 @@ def test_best_is_the_smallest_within_one_point():
             _row("nnc", 0.95, 60), _row("expert rail", 0.99, 10)]
     assert best_configuration(rows)["stage"] == "4-bit"
     assert best_configuration([rows[0], _row("q", 0.5, 10), _row("p", 0.6, 20)])["stage"] == "p"
+    assert best_configuration([rows[0], _row("p", 0.6, 20), _row("q", 0.6, 10)])["stage"] == "q"
 
 
 def test_summary_compares_only_figures_of_the_same_kind():
-    rows = [_row("float32", 0.97, 1000), _row("4-bit", 0.965, 100)]
+    rows = [_row("float32", 0.97, 1000), _row("4-bit", 0.965, 100), _row("4-bit + NNCodec", 0.965, 100)]
     bench = [_bench("float32", "x86-host", 2.0, 4.0), _bench("4-bit", "x86-host", 0.5, 1.0),
              _bench("4-bit", "fantastic4-asic", 1e-5, 1e-9, "emulated")]
     section = summary_section(rows, bench)
