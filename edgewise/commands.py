@@ -64,13 +64,9 @@ def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | Non
         if unknown:
             raise UserError(f"unknown classes {unknown}", f"use some of {', '.join(dataset.class_names)}")
         class_ids = tuple(dataset.class_names.index(c) for c in classes)
-    split = dataset.val
-    ref = compress.ReferenceSamples.from_split(split.x, split.y, dataset.task, config.samples_per_class, class_ids,
-                                               output=config.output)
-    result = compress.prune(
-        module, ref, config.criterion, config.rate, config.schedule,
-        ranking=config.ranking(),
-        ignore=tuple(config.ignore), step=config.step, sf=config.sf, criterion_options=config.options)
+    from edgewise.stages.prune import prune_model
+
+    result = prune_model(module, dataset, config, class_ids)
     out = Path(out)
     save_model(result.model, out, {**card, "stage": f"pruned {config.criterion} {result.channel_rate:.0%}"})
     write_json(out.with_suffix(".prune.json"), result.summary())
@@ -80,24 +76,10 @@ def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | Non
 def quantize_file(model: str, out: str | Path, config: QuantizeConfig,
                   data: str | None = None) -> compress.QuantizedModel:
     """Quantize `model` (zoo name or file): write the quantized model to `out` and its records beside it (.npz)."""
-    import functools
-
-    from compress.quant.qat import train_quantized
-    from edgewise.zoo.training import evaluate
+    from edgewise.stages.quantize import quantize_model
 
     module, card, dataset = resolve_model(model, data)
-    split = dataset.val
-    ref = compress.ReferenceSamples.from_split(split.x, split.y, dataset.task, config.samples_per_class,
-                                               output="logit") if config.method == "ecqx" else None
-    train = None
-    if config.train is not None:
-        t = config.train
-        train = functools.partial(train_quantized, x=dataset.train.x, y=dataset.train.y, epochs=t.epochs, lr=t.lr,
-                                  batch_size=t.batch_size, patience=t.patience, relevance_every=t.relevance_every,
-                                  score=lambda m: evaluate(m, dataset.val, dataset.task)["score"])
-    result = compress.quantize(module, config.method, config.bits, lam=config.lam, ref=ref,
-                               per_channel=config.per_channel, rho=config.rho, p=config.p,
-                               ignore=tuple(config.ignore), train=train)
+    result = quantize_model(module, dataset, config)
     out = Path(out)
     save_model(result.model, out, {**card, "stage": f"{config.method} {config.bits}-bit"})
     save_records(out.with_suffix(".npz"), result.records, compress.floats_of(result.model, result.records))

@@ -15,7 +15,7 @@ from edgewise.atomic import write_json
 from edgewise.modelio import save_model
 from edgewise.recipe import ExpertConfig, FinetuneConfig, PruneConfig
 from edgewise.stages.state import ModelState, class_score, score_model
-from edgewise.zoo.dataset import Split
+from edgewise.zoo.dataset import Dataset, Split
 from edgewise.zoo.training import evaluate, fit
 
 
@@ -39,14 +39,20 @@ def finetuner(state: ModelState, config: FinetuneConfig | None,
     return finetune
 
 
-def _run_prune(state: ModelState, config: PruneConfig, classes: tuple[int, ...] | None) -> compress.PruneResult:
-    data = state.data
+def prune_model(module: nn.Module, data: Dataset, config: PruneConfig, classes: tuple[int, ...] | None = None,
+                finetune: Callable[[nn.Module], None] | None = None) -> compress.PruneResult:
+    """Prune `module` as `config` says, scoring on the validation split (restricted to `classes` if given)."""
+    ref = compress.ReferenceSamples.from_split(data.val.x, data.val.y, data.task, config.samples_per_class, classes,
+                                               output=config.output)
     return compress.prune(
-        state.model, state.reference(config, classes, config.output), config.criterion, config.rate, config.schedule,
-        ranking=config.ranking(), ignore=tuple(config.ignore), step=config.step, sf=config.sf,
-        criterion_options=config.options, finetune=finetuner(state, config.finetune, classes),
-        evaluate=lambda m: evaluate(m, data.val, data.task)["score"],
+        module, ref, config.criterion, config.rate, config.schedule, ranking=config.ranking(),
+        ignore=tuple(config.ignore), step=config.step, sf=config.sf, criterion_options=config.options,
+        finetune=finetune, evaluate=lambda m: evaluate(m, data.val, data.task)["score"],
     )
+
+
+def _run_prune(state: ModelState, config: PruneConfig, classes: tuple[int, ...] | None) -> compress.PruneResult:
+    return prune_model(state.model, state.data, config, classes, finetuner(state, config.finetune, classes))
 
 
 def _layer_section(title: str, result: compress.PruneResult) -> Section:

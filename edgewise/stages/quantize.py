@@ -19,6 +19,7 @@ from edgewise.modelio import save_model
 from edgewise.recipe import QuantizeConfig
 from edgewise.records import save_records
 from edgewise.stages.state import ModelState, score_model
+from edgewise.zoo.dataset import Dataset
 from edgewise.zoo.training import evaluate
 
 
@@ -36,26 +37,31 @@ def fold_stage(state: ModelState) -> None:
     state.advance(folded, state.current_label, path)
 
 
+def quantize_model(module: torch.nn.Module, data: Dataset, config: QuantizeConfig, seed: int = 0,
+                   label: str = "QAT") -> compress.QuantizedModel:
+    """Quantize `module` as `config` says: ECQx relevances from the validation split, training on the train split."""
+    ref = None
+    if config.method == "ecqx":
+        ref = compress.ReferenceSamples.from_split(data.val.x, data.val.y, data.task, config.samples_per_class,
+                                                   output="logit")
+    train = None
+    if config.train is not None:
+        t = config.train
+        train = functools.partial(
+            train_quantized, x=data.train.x, y=data.train.y, epochs=t.epochs, lr=t.lr, batch_size=t.batch_size,
+            patience=t.patience, relevance_every=t.relevance_every, seed=seed,
+            score=lambda m: evaluate(m, data.val, data.task)["score"], label=label)
+    return compress.quantize(module, config.method, config.bits, lam=config.lam, ref=ref,
+                             per_channel=config.per_channel, rho=config.rho, p=config.p,
+                             ignore=tuple(config.ignore), train=train)
+
+
 def quantize_stage(state: ModelState, config: QuantizeConfig) -> compress.QuantizedModel:
     """Quantize the current model's weight layers; save the records (.npz) and the quantized model, score it."""
     data, name = state.data, state.entry.name
     with state.run.stage("quantize", name, params=config.model_dump(mode="json", by_alias=True)) as st:
         st.add_input(state.current_path)
-        ref = None
-        if config.method == "ecqx":
-            split = data.val
-            ref = compress.ReferenceSamples.from_split(split.x, split.y, data.task, config.samples_per_class,
-                                                       output="logit")
-        train = None
-        if config.train is not None:
-            t = config.train
-            train = functools.partial(
-                train_quantized, x=data.train.x, y=data.train.y, epochs=t.epochs, lr=t.lr, batch_size=t.batch_size,
-                patience=t.patience, relevance_every=t.relevance_every, seed=state.entry.seed,
-                score=lambda m: evaluate(m, data.val, data.task)["score"], label=f"QAT {name}")
-        result = compress.quantize(state.current, config.method, config.bits, lam=config.lam, ref=ref,
-                                   per_channel=config.per_channel, rho=config.rho, p=config.p,
-                                   ignore=tuple(config.ignore), train=train)
+        result = quantize_model(state.current, data, config, state.entry.seed, f"QAT {name}")
         label = f"{state.current_label} + {config.method} {config.bits}-bit"
         path = save_model(result.model, st.path("model.pt"), {**state.card, "stage": label})
         st.add_output(path)

@@ -10,11 +10,10 @@ from torch import nn
 
 from bench.report import Section
 from compress.model_stats import measure_cost
-from compress.reference import ReferenceSamples
 from compress.size import float_bytes
 from edgewise.console import console
 from edgewise.errors import UserError
-from edgewise.recipe import ModelEntry, PruneConfig
+from edgewise.recipe import ModelEntry
 from edgewise.rundir import RunDirectory, StageWindow
 from edgewise.zoo.dataset import Dataset, Split
 from edgewise.zoo.training import evaluate
@@ -61,13 +60,6 @@ class ModelState:
                 raise UserError(f"model {self.entry.name}: unknown class {c!r}",
                                 f"use one of {', '.join(self.data.class_names)} (or their indices)")
         return tuple(out)
-
-    def reference(self, config: PruneConfig, classes: tuple[int, ...] | None = None,
-                  output: str = "onehot") -> ReferenceSamples:
-        """Reference samples for scoring, taken from the validation split (never the test split)."""
-        split = self.data.val
-        return ReferenceSamples.from_split(split.x, split.y, self.data.task, config.samples_per_class, classes,
-                                           output=output)
 
 
 def class_split(split: Split, task: str, classes: tuple[int, ...]) -> Split:
