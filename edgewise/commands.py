@@ -142,6 +142,7 @@ def deploy_file(model: str, out: str | Path, records: str | Path | None = None, 
     import torch
 
     import export
+    from edgewise.stages.state import preprocessing
 
     module, _, dataset = resolve_model(model, data)
     layers = load_records(records)[0] if records else None
@@ -155,9 +156,7 @@ def deploy_file(model: str, out: str | Path, records: str | Path | None = None, 
         command = export.trtexec_command("model.onnx", "model.engine", "x", dataset.input_shape, precision)
         path = export.bundle(onnx_path, out, name=Path(out).name, probe_input=probe.numpy(), probe_output=expected,
                              trtexec=command, bitstream=bitstream, tar=tar,
-                             preprocessing={"input_range": [0.0, 1.0], "layout": "NCHW",
-                                            "input_shape": list(dataset.input_shape), "task": dataset.task,
-                                            "classes": list(dataset.class_names)})
+                             preprocessing=preprocessing(dataset))
     export.verify_bundle(path)
     if to:
         export.copy_to(path, to)

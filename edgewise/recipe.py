@@ -197,6 +197,15 @@ class ExpertConfig(PruneConfig):
     classes: list[str | int] = Field(min_length=1)
 
 
+# (stage, the stage it needs, why): a recipe that asks for the first without the second is refused
+STAGE_PREREQUISITES = (
+    ("encode", "quantize", "codes quantized weights"),
+    ("emulate", "quantize", "runs the 4-bit integer kernel"),
+    ("bench", "export", "measures the exported ONNX files"),
+    ("deploy", "export", "bundles the exported model"),
+)
+
+
 class ModelEntry(BaseModel):
     """One model of a recipe: a zoo reference (`zoo: digits-mlp`) or an architecture with its data."""
 
@@ -220,27 +229,10 @@ class ModelEntry(BaseModel):
     expert_unions: list[list[str]] = Field(default_factory=list, description="experts to combine (union of channels)")
 
     @model_validator(mode="after")
-    def _encode_needs_quantize(self) -> ModelEntry:
-        if self.encode and self.quantize is None:
-            raise ValueError("encode codes quantized weights; add a quantize section (or set encode: false)")
-        return self
-
-    @model_validator(mode="after")
-    def _emulate_needs_quantize(self) -> ModelEntry:
-        if self.emulate is not None and self.quantize is None:
-            raise ValueError("emulate runs the 4-bit integer kernel; add a quantize section")
-        return self
-
-    @model_validator(mode="after")
-    def _bench_needs_export(self) -> ModelEntry:
-        if self.bench is not None and self.export is None:
-            raise ValueError("bench measures the exported ONNX files; add an export section")
-        return self
-
-    @model_validator(mode="after")
-    def _deploy_needs_export(self) -> ModelEntry:
-        if self.deploy is not None and self.export is None:
-            raise ValueError("deploy bundles the exported model; add an export section")
+    def _prerequisites_present(self) -> ModelEntry:
+        for stage, needed, why in STAGE_PREREQUISITES:
+            if getattr(self, stage) and getattr(self, needed) is None:
+                raise ValueError(f"{stage} {why}; add a {needed} section (or remove {stage})")
         return self
 
     @model_validator(mode="after")

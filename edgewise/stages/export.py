@@ -10,7 +10,7 @@ from bench.units import binary_bytes
 from edgewise.console import console
 from edgewise.errors import UserError
 from edgewise.recipe import DeployConfig, ExportConfig
-from edgewise.stages.state import ModelState
+from edgewise.stages.state import ModelState, preprocessing
 
 
 def export_stage(state: ModelState, config: ExportConfig) -> None:
@@ -77,9 +77,7 @@ def deploy_stage(state: ModelState, config: DeployConfig) -> None:
         command = export.trtexec_command("model.onnx", "model.engine", "x", state.data.input_shape, config.precision)
         path = export.bundle(state.onnx_path, st.path("bundle"), name=name, probe_input=probe.numpy(),
                              probe_output=expected, trtexec=command, bitstream=state.bitstream_path, tar=config.tar,
-                             preprocessing={"input_range": [0.0, 1.0], "layout": "NCHW",
-                                            "input_shape": list(state.data.input_shape),
-                                            "classes": list(state.data.class_names), "task": state.data.task})
+                             preprocessing=preprocessing(state.data))
         checked = export.verify_bundle(path)
         st.metrics.update(bundle=str(path), **checked)
         if config.to:

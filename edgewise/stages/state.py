@@ -62,6 +62,12 @@ class ModelState:
         return tuple(out)
 
 
+def preprocessing(data: Dataset) -> dict[str, Any]:
+    """What a deploy bundle tells the board about the model's input: range, layout, shape, task, classes."""
+    return {"input_range": [0.0, 1.0], "layout": "NCHW", "input_shape": list(data.input_shape), "task": data.task,
+            "classes": list(data.class_names)}
+
+
 def class_split(split: Split, task: str, classes: tuple[int, ...]) -> Split:
     """For classification, the samples of `classes`; segmentation keeps every scene (IoU is per class)."""
     if task == "segmentation":

@@ -94,3 +94,11 @@ def test_quantize_section_accepts_lambda_and_needs_it_for_encode():
         parse_recipe({"models": [{"zoo": "digits-mlp", "quantize": {"lambda": -1}}]})
     with pytest.raises(RecipeError, match=re.escape("'models.0.quantize.bits'")):
         parse_recipe({"models": [{"zoo": "digits-mlp", "quantize": {"bits": 1}}]})
+
+
+@pytest.mark.parametrize(("section", "needed"), [("encode", "quantize"), ("emulate", "quantize"),
+                                                 ("bench", "export"), ("deploy", "export")])
+def test_stages_name_the_section_they_need(section, needed):
+    value = True if section == "encode" else {}
+    with pytest.raises(RecipeError, match=f"add a {needed} section"):
+        parse_recipe({"models": [{"zoo": "digits-mlp", section: value}]})
