@@ -25,6 +25,17 @@ class Section:
     note: str = ""
     image: bytes | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        """The section as JSON-able values (the PNG as base64), for a stage's stored outcome."""
+        return {"title": self.title, "columns": list(self.columns), "rows": [list(r) for r in self.rows],
+                "note": self.note, "image": base64.b64encode(self.image).decode() if self.image else None}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Section:
+        """The section `to_json` stored."""
+        image = base64.b64decode(value["image"]) if value.get("image") else None
+        return cls(value["title"], tuple(value["columns"]), [tuple(r) for r in value["rows"]], value["note"], image)
+
 
 def _cells(row: dict[str, Any]) -> tuple[str, ...]:
     return (row["model"], row["stage"], row["score_name"], f"{row['score']:.4f}", si(row["params"]),

@@ -40,12 +40,19 @@ def run(
     recipe: Annotated[Path | None, typer.Argument(help="Recipe YAML; the embedded default when omitted.")] = None,
     out: Annotated[Path, typer.Option(help="Parent directory of run directories.")] = Path("runs"),
     name: Annotated[str | None, typer.Option(help="Run name (default: the recipe's name).")] = None,
+    force: Annotated[list[str] | None, typer.Option(
+        help="Rerun from this stage on even if its earlier result could be reused: all, STAGE or MODEL/STAGE "
+             "(repeatable).")] = None,
 ) -> None:
-    """Run a recipe: build or load each model, run its stages, write the run directory and the report."""
+    """Run a recipe: build or load each model, run its stages, write the run directory and the report.
+
+    Stages whose parameters and inputs are unchanged since an earlier run into the same directory
+    are reused, so a repeated or interrupted run only does the missing work.
+    """
     from edgewise.pipeline import run_recipe
     from edgewise.recipe import load_recipe
 
-    result = run_recipe(load_recipe(recipe), out=out, name=name)
+    result = run_recipe(load_recipe(recipe), out=out, name=name, force=force or ())
     console.print(f"run directory: {result.root}")
     for kind in ("html", "markdown"):
         if kind in result.reports:

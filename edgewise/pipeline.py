@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from bench.report import Section
 from bench.summary import summary_section
 from edgewise.atomic import write_json, write_text
 from edgewise.console import console
+from edgewise.force import force_policy
 from edgewise.recipe import Recipe
 from edgewise.rundir import RunDirectory
 from edgewise.stages.bench import bench_stage
@@ -67,15 +69,19 @@ def bench_csv(records: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def run_recipe(recipe: Recipe, out: str | Path = "runs", name: str | None = None) -> RunResult:
+def run_recipe(recipe: Recipe, out: str | Path = "runs", name: str | None = None,
+               force: Sequence[str] = ()) -> RunResult:
     """Run `recipe` into `out/<name or recipe.name>/`: every model through its stages, then the report.
 
     The run directory is locked for the run's duration. Each stage is recorded in the run's
     manifest.json as it finishes; results are written as results.json and results.csv, and the
-    report as report.html and report.md.
+    report as report.html and report.md. Running again into the same directory reuses every stage
+    whose parameters and inputs are unchanged and whose outputs are intact, so an interrupted run
+    resumes where it stopped; `force` (`all`, `STAGE` or `MODEL/STAGE`) reruns from those stages on.
     """
     root = Path(out) / (name or recipe.name)
-    with RunDirectory.create(root, name or recipe.name, recipe.model_dump(mode="json")) as run:
+    policy = force_policy(force, [m.name for m in recipe.models])
+    with RunDirectory.create(root, name or recipe.name, recipe.model_dump(mode="json"), policy) as run:
         return _run(run, recipe, root)
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import hashlib
+import json
 import os
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,9 @@ from edgewise.errors import EdgewiseError, UserError
 MANIFEST = "manifest.json"
 LOCK = ".edgewise.lock"
 FORMAT = "edgewise-manifest/1"
+OUTCOME = "outcome.json"
+# bump when a stage's outputs change meaning, so older run directories are recomputed, not reused
+KEY_VERSION = 1
 
 
 def _now() -> str:
@@ -46,6 +51,7 @@ class StageRecord:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     outputs: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
+    key: str | None = None
     status: str = "running"
     error: str | None = None
     started: str = ""
@@ -80,27 +86,62 @@ class StageWindow:
         self.record.outputs.append(file_record(path, self.run.root))
 
 
-class RunDirectory:
-    """A run's directory and its manifest; stages are recorded through `stage(...)` windows."""
+@dataclass(frozen=True)
+class StageOutcome:
+    """What a cached stage hands on: its JSON values, its output files by name, and whether it was reused."""
 
-    def __init__(self, root: Path, name: str, recipe: dict[str, Any]) -> None:
+    values: dict[str, Any]
+    files: dict[str, Path]
+    reused: bool
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+
+def stage_key(stage_id: str, params: dict[str, Any], inputs: Sequence[Path], context: dict[str, Any]) -> str:
+    """sha256 over a stage's identity, parameters, context and its input files' contents: equal keys, equal work."""
+    body = {"version": KEY_VERSION, "stage": stage_id, "params": params, "context": context,
+            "inputs": [sha256_file(path) for path in inputs]}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def never_forced(stage: str, model: str | None) -> bool:
+    """The default force policy: reuse every stage whose key and outputs are unchanged."""
+    return False
+
+
+class RunDirectory:
+    """A run's directory and its manifest; stages are recorded through `stage(...)` windows.
+
+    Reopening a directory keeps its previous manifest's finished stages: `cached(...)` reuses a
+    stage whose key (parameters and input hashes) is unchanged and whose outputs are all present
+    with their recorded sha256, so an interrupted or repeated run resumes where work is missing.
+    """
+
+    def __init__(self, root: Path, name: str, recipe: dict[str, Any],
+                 force: Callable[[str, str | None], bool] = never_forced) -> None:
         self.root = root
+        self.force = force
+        self.previous: dict[str, dict[str, Any]] = {}
         self.manifest: dict[str, Any] = {
             "format": FORMAT, "run": name, "created": _now(), "updated": _now(),
             "recipe": recipe, "environment": describe_environment(), "stages": [],
         }
 
     @classmethod
-    def create(cls, root: str | Path, name: str, recipe: dict[str, Any]) -> RunDirectory:
+    def create(cls, root: str | Path, name: str, recipe: dict[str, Any],
+               force: Callable[[str, str | None], bool] = never_forced) -> RunDirectory:
         """Open (creating if needed) and lock the run directory `root`, and write its initial manifest.
 
         The lock (an exclusive flock on `.edgewise.lock`) keeps two runs from writing the same
         directory at once; the operating system drops it when the process ends, crashed or not.
-        Use the run as a context manager, or call `close()`, to release it.
+        Use the run as a context manager, or call `close()`, to release it. `force(stage, model)`
+        says which stages must run again even where their earlier results could be reused.
         """
-        run = cls(Path(root), name, recipe)
+        run = cls(Path(root), name, recipe, force)
         run._lock()
         try:
+            run._load_previous()
             run.save()
         except BaseException:
             run.close()
@@ -127,6 +168,18 @@ class RunDirectory:
         handle.write(f"pid {os.getpid()}, started {_now()}\n")
         handle.flush()
         self._lock_handle = handle
+
+    def _load_previous(self) -> None:
+        path = self.root / MANIFEST
+        if not path.is_file():
+            return
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # an unreadable manifest only means nothing is reused
+        if isinstance(old, dict) and old.get("format") == FORMAT:
+            self.manifest["created"] = old.get("created", self.manifest["created"])
+            self.previous = {s["id"]: s for s in old.get("stages", []) if s.get("status") == "ok" and s.get("key")}
 
     def close(self) -> None:
         """Release the directory's lock."""
@@ -172,6 +225,46 @@ class RunDirectory:
             record.finished = _now()
             self._store(record)
             self.save()
+
+    def cached(self, stage: str, model: str | None, params: dict[str, Any], inputs: Sequence[Path],
+               compute: Callable[[StageWindow], dict[str, Any]], context: dict[str, Any] | None = None) -> StageOutcome:
+        """Run `compute` as stage `stage`, or reuse its earlier outcome when nothing it depends on changed.
+
+        The stage's key hashes `params`, `context` (what else the work reads, such as the data
+        set's spec and the seed) and the contents of `inputs`; an earlier successful run of
+        the same stage with the same key is reused when every output it recorded still has its
+        sha256 (and the force policy does not name it). `compute` writes its files through the
+        window and returns JSON-able values, kept beside the outputs as outcome.json and handed
+        back on reuse.
+        """
+        stage_id = f"{model}/{stage}" if model else stage
+        key = stage_key(stage_id, params, inputs, context or {})
+        previous = self.previous.get(stage_id)
+        if previous is not None and previous["key"] == key and not self.force(stage, model):
+            outcome = self._reuse(previous)
+            if outcome is not None:
+                return outcome
+        with self.stage(stage, model, params) as st:
+            st.record.key = key
+            for path in inputs:
+                st.add_input(path)
+            values = compute(st)
+            st.add_output(write_json(st.path(OUTCOME), values))
+        return StageOutcome(values, self._files(st.record.outputs), False)
+
+    def _files(self, outputs: list[dict[str, Any]]) -> dict[str, Path]:
+        return {Path(o["path"]).name: self.root / o["path"] for o in outputs}
+
+    def _reuse(self, previous: dict[str, Any]) -> StageOutcome | None:
+        files = self._files(previous["outputs"])
+        for output in previous["outputs"]:
+            path = self.root / output["path"]
+            if not path.is_file() or sha256_file(path) != output["sha256"]:
+                return None
+        record = {**previous, "reused": True}
+        self.manifest["stages"] = [s for s in self.manifest["stages"] if s["id"] != record["id"]] + [record]
+        self.save()
+        return StageOutcome(json.loads(files[OUTCOME].read_text(encoding="utf-8")), files, True)
 
     def _store(self, record: StageRecord) -> None:
         entry = {**record.__dict__, "versions": library_versions(("edgewise", "torch", "numpy"))}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from bench.plots import latency_pareto, target_bars
@@ -11,6 +12,7 @@ from bench.units import duration, si
 from compress.model_stats import measure_cost
 from edgewise.atomic import write_json
 from edgewise.recipe import BenchStageConfig
+from edgewise.rundir import StageWindow
 from edgewise.stages.state import ModelState
 
 
@@ -40,7 +42,9 @@ def bench_stage(state: ModelState, config: BenchStageConfig) -> None:
     probe = data.test.x[:1].numpy()
     settings = BenchConfig(iterations=config.iterations, duration_s=config.duration_s, threads=config.threads,
                            energy_window_s=config.energy_window_s)
-    with state.run.stage("bench", name, params=config.model_dump(mode="json")) as st:
+
+    def bench(st: StageWindow) -> dict[str, Any]:
+        records = []
         for row, path, module in state.exported:
             cost = measure_cost(module, data.input_shape)
             final = path.name == "model.onnx"
@@ -50,26 +54,35 @@ def bench_stage(state: ModelState, config: BenchStageConfig) -> None:
                 board = config.board_results.get(target) if final else None
                 record = bench_model(path, probe, target, settings, macs=cost.macs, weight_bytes=row["size_bytes"],
                                      mlp=mlp, board_result=board)
-                state.bench_records.append({"model": name, "stage": row["stage"], "score": row["score"],
-                                            "score_name": row["score_name"], "size_bytes": row["size_bytes"],
-                                            **record})
-        st.add_output(write_json(st.path("bench.json"), state.bench_records))
+                records.append({"model": name, "stage": row["stage"], "score": row["score"],
+                                "score_name": row["score_name"], "size_bytes": row["size_bytes"], **record})
+        st.add_output(write_json(st.path("bench.json"), records))
+        return {"records": records, "sections": [s.to_json() for s in _sections(name, records)]}
+
+    # the emulated figures come from the emulate stage's kernel, so its result is an input too
+    inputs = [p for _, p, _ in state.exported] + [Path(p) for p in config.board_results.values()]
+    out = state.stage("bench", config.model_dump(mode="json"), [*inputs, state.emulated_path], bench)
+    state.bench_records = out["records"]
+
+
+def _sections(name: str, records: list[dict[str, Any]]) -> list[Section]:
     rows = [(r["stage"], r["target"], _ms(r["latency"]), _memory(r["memory"]), _energy(r["energy"]))
-            for r in state.bench_records]
-    state.sections.append(Section(
+            for r in records]
+    sections = [Section(
         f"Latency, memory and energy of {name}",
         ("model", "target", "latency median / p90", "memory", "energy / inference"), rows,
         "measured: timed or read from a sensor here; emulated: the FantastIC4 cost model; estimated: a roofline "
         "from the board's published peak compute and bandwidth (a lower bound on latency) and its power mode; "
         "unavailable: no source exists here, and no number is shown.",
-        target_bars(state.bench_records, name),
-    ))
-    measured = [r for r in state.bench_records if r["latency"]["kind"] == "measured"]
+        target_bars(records, name),
+    )]
+    measured = [r for r in records if r["latency"]["kind"] == "measured"]
     if measured:
-        state.sections.append(Section(
+        sections.append(Section(
             f"Latency against score (measured) of {name}", ("model", "target", "median latency", "score"),
             [(r["stage"], r["target"], duration(r["latency"]["median_ms"] / 1e3), f"{r['score']:.4f}")
              for r in measured],
             "The Pareto front (no other configuration is both faster and better) is drawn as a line.",
             latency_pareto(measured, name),
         ))
+    return sections

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import time
+from typing import Any
 
 import torch
 
@@ -15,9 +16,10 @@ from bench.units import binary_bytes
 from compress.quant.qat import train_quantized
 from compress.size import ladder_row, packed_bytes, weight_count
 from edgewise.atomic import write_bytes, write_json
-from edgewise.modelio import save_model
+from edgewise.modelio import load_model, save_model
 from edgewise.recipe import QuantizeConfig
-from edgewise.records import save_records
+from edgewise.records import load_records, save_records
+from edgewise.rundir import StageWindow
 from edgewise.stages.state import ModelState, score_model
 from edgewise.zoo.dataset import Dataset
 from edgewise.zoo.training import evaluate
@@ -25,16 +27,19 @@ from edgewise.zoo.training import evaluate
 
 def fold_stage(state: ModelState) -> None:
     """Fold every BatchNorm into the layer before it; the outputs are checked to stay the same."""
-    with state.run.stage("fold", state.entry.name) as st:
-        st.add_input(state.current_path)
+
+    def fold(st: StageWindow) -> dict[str, Any]:
         example = state.data.val.x[:8]
         folded, names = compress.fold_batchnorm(state.current, example)
         with torch.no_grad():
             diff = float((folded(example) - state.current.eval()(example)).abs().max())
         st.metrics.update(folded=names, max_abs_diff=diff)
-        path = save_model(folded, st.path("model.pt"), {**state.card, "stage": f"{state.current_label}, folded"})
-        st.add_output(path)
-    state.advance(folded, state.current_label, path)
+        card = {**state.card, "stage": f"{state.current_label}, folded"}
+        st.add_output(save_model(folded, st.path("model.pt"), card))
+        return {}
+
+    out = state.stage("fold", {}, [state.current_path], fold)
+    state.advance(load_model(out.files["model.pt"])[0], state.current_label, out.files["model.pt"])
 
 
 def quantize_model(module: torch.nn.Module, data: Dataset, config: QuantizeConfig, seed: int = 0,
@@ -59,12 +64,11 @@ def quantize_model(module: torch.nn.Module, data: Dataset, config: QuantizeConfi
 def quantize_stage(state: ModelState, config: QuantizeConfig) -> compress.QuantizedModel:
     """Quantize the current model's weight layers; save the records (.npz) and the quantized model, score it."""
     data, name = state.data, state.entry.name
-    with state.run.stage("quantize", name, params=config.model_dump(mode="json", by_alias=True)) as st:
-        st.add_input(state.current_path)
+    label = f"{state.current_label} + {config.method} {config.bits}-bit"
+
+    def quantize(st: StageWindow) -> dict[str, Any]:
         result = quantize_model(state.current, data, config, state.entry.seed, f"QAT {name}")
-        label = f"{state.current_label} + {config.method} {config.bits}-bit"
-        path = save_model(result.model, st.path("model.pt"), {**state.card, "stage": label})
-        st.add_output(path)
+        st.add_output(save_model(result.model, st.path("model.pt"), {**state.card, "stage": label}))
         st.add_output(save_records(st.path("quantized.npz"), result.records,
                                    compress.floats_of(result.model, result.records)))
         summary = result.summary()
@@ -72,36 +76,41 @@ def quantize_stage(state: ModelState, config: QuantizeConfig) -> compress.Quanti
         size = packed_bytes(result.model, result.records)
         row = score_model(state, st, result.model, label, size)
         st.metrics.update(sparsity=summary["sparsity"], entropy_bits=summary["entropy_bits"], packed_bytes=size)
-    state.rows.append(row)
-    state.ladder.append(ladder_row(f"{config.method} {config.bits}-bit packed", size, weight_count(result.model),
-                                   row["score"], sparsity=summary["sparsity"], entropy_bits=summary["entropy_bits"]))
-    state.advance(result.model, label, path)
+        return {"rows": [row], "history": result.history,
+                "ladder": [ladder_row(f"{config.method} {config.bits}-bit packed", size, weight_count(result.model),
+                                      row["score"], sparsity=summary["sparsity"],
+                                      entropy_bits=summary["entropy_bits"])]}
+
+    out = state.stage("quantize", config.model_dump(mode="json", by_alias=True), [state.current_path], quantize)
+    module = load_model(out.files["model.pt"])[0]
+    records, _ = load_records(out.files["quantized.npz"])
+    result = compress.QuantizedModel(module, records, config.method, config.bits, out["history"])
+    state.advance(module, label, out.files["model.pt"])
     state.quantized = result
     return result
 
 
 def encode_stage(state: ModelState, quantized: compress.QuantizedModel) -> None:
     """Code the quantized records with NNCodec, decode them back into the model, and check nothing changed."""
-    name = state.entry.name
-    with state.run.stage("encode", name) as st:
-        st.add_input(state.current_path)
+
+    def encode(st: StageWindow) -> dict[str, Any]:
         start = time.perf_counter()
         stream = compress.encode(quantized.records, compress.floats_of(quantized.model, quantized.records))
         encode_s = time.perf_counter() - start
         path = write_bytes(st.path("model.nnc"), stream.data)
         st.add_output(path)
-        state.bitstream_path = path
         start = time.perf_counter()
         records, floats = compress.decode(path.read_bytes())
         decode_s = time.perf_counter() - start
         rebuilt = compress.load_decoded(copy.deepcopy(quantized.model), records, floats)
-        label = f"{state.current_label} + NNCodec"
-        row = score_model(state, st, rebuilt, label, len(stream.data))
+        row = score_model(state, st, rebuilt, f"{state.current_label} + NNCodec", len(stream.data))
         st.metrics.update(bytes=len(stream.data), payload_bytes=stream.payload_bytes,
                           bits_per_weight=stream.bits_per_weight, encode_s=encode_s, decode_s=decode_s)
-    state.rows.append(row)
-    state.ladder.append(ladder_row("NNCodec bitstream", len(stream.data), stream.weights, row["score"],
-                                   sparsity=quantized.summary()["sparsity"]))
+        return {"rows": [row], "ladder": [ladder_row("NNCodec bitstream", len(stream.data), stream.weights,
+                                                     row["score"], sparsity=quantized.summary()["sparsity"])]}
+
+    out = state.stage("encode", {}, [state.current_path], encode)
+    state.bitstream_path = out.files["model.nnc"]
 
 
 def ladder_section(state: ModelState) -> None:

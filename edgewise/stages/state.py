@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from compress.size import float_bytes
 from edgewise.console import console
 from edgewise.errors import UserError
 from edgewise.recipe import ModelEntry
-from edgewise.rundir import RunDirectory, StageWindow
+from edgewise.rundir import RunDirectory, StageOutcome, StageWindow
 from edgewise.zoo.dataset import Dataset, Split
 from edgewise.zoo.training import evaluate
 
@@ -41,8 +42,29 @@ class ModelState:
     onnx_path: Path | None = None
     exported: list[tuple[dict[str, Any], Path, nn.Module]] = field(default_factory=list)
     pruned: tuple[dict[str, Any], nn.Module] | None = None
+    pruned_path: Path | None = None
     integer_mlp: Any = None
+    emulated_path: Path | None = None
     bench_records: list[dict[str, Any]] = field(default_factory=list)
+
+    def stage(self, stage: str, params: dict[str, Any], inputs: Sequence[Path | None],
+              compute: Callable[[StageWindow], dict[str, Any]]) -> StageOutcome:
+        """Run (or reuse) one of this model's stages; take in the rows, ladder rungs and sections it returns.
+
+        `compute` returns JSON-able values; the keys `rows`, `ladder` (size-ladder rungs) and
+        `sections` (`Section.to_json()` values) are appended to the model's results whether the
+        stage ran now or was reused from an earlier run of the same directory. The key of every
+        stage also covers the model's data spec, seed and architecture, which all stages read.
+        """
+        context = {"data": self.entry.data.model_dump(mode="json"), "seed": self.entry.seed,
+                   "arch": self.entry.arch, "arch_args": self.entry.arch_args}
+        out = self.run.cached(stage, self.entry.name, params, [p for p in inputs if p is not None], compute, context)
+        self.rows += out.values.get("rows", [])
+        self.ladder += out.values.get("ladder", [])
+        self.sections += [Section.from_json(s) for s in out.values.get("sections", [])]
+        if out.reused:
+            console.print(f"  {self.entry.name} {stage}: reused (inputs and parameters unchanged)")
+        return out
 
     def advance(self, module: nn.Module, label: str, path: Path) -> None:
         """Make `module` (saved at `path`) the model the next compression stage starts from."""

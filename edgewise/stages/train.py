@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from compress.size import ladder_row, weight_count
-from edgewise.modelio import save_model
+from edgewise.modelio import load_model, save_model
+from edgewise.rundir import StageWindow
 from edgewise.stages.state import ModelState, score_model
 from edgewise.zoo.cache import trained_model
 
@@ -13,20 +16,27 @@ def train_stage(state: ModelState) -> None:
     entry = state.entry
     params = {"arch": entry.arch, "arch_args": entry.arch_args, "data": entry.data.model_dump(mode="json"),
               "train": entry.train.model_dump(), "seed": entry.seed}
-    with state.run.stage("train", entry.name, params=params) as st:
+
+    def train(st: StageWindow) -> dict[str, Any]:
         trained = trained_model(entry.arch, state.data, entry.train, entry.seed, entry.arch_args,
                                 label=f"train {entry.name}")
         st.add_input(trained.path)
-        state.card = {**trained.card, "data_spec": entry.data.model_dump(mode="json"), "stage": "float32"}
-        state.model = trained.module
-        state.model_path = save_model(trained.module, st.path("model.pt"), state.card)
-        st.add_output(state.model_path)
+        card = {**trained.card, "data_spec": entry.data.model_dump(mode="json"), "stage": "float32"}
+        st.add_output(save_model(trained.module, st.path("model.pt"), card))
         history = trained.card["history"]
         st.metrics.update(from_cache=trained.cached, epochs_run=history["epochs_run"],
                           best_val_score=history["best_val_score"])
-    with state.run.stage("evaluate", entry.name, params={"split": "test", "stage": "float32"}) as st:
+        return {}
+
+    trained = state.stage("train", params, [], train)
+    state.model_path = trained.files["model.pt"]
+    state.model, state.card = load_model(state.model_path)
+
+    def evaluate(st: StageWindow) -> dict[str, Any]:
         row = score_model(state, st, state.model, "float32")
-    state.float_score = row["score"]
-    state.rows.append(row)
+        return {"rows": [row], "ladder": [ladder_row("float32", row["size_bytes"], weight_count(state.model),
+                                                     row["score"])]}
+
+    scored = state.stage("evaluate", {"split": "test", "stage": "float32"}, [state.model_path], evaluate)
+    state.float_score = scored["rows"][0]["score"]
     state.advance(state.model, "float32", state.model_path)
-    state.ladder.append(ladder_row("float32", row["size_bytes"], weight_count(state.model), row["score"]))

@@ -1,0 +1,88 @@
+"""Resumable runs: unchanged stages are reused, changed ones and what follows them rerun, interrupted runs resume."""
+
+import json
+
+import pytest
+
+import compress
+from edgewise.errors import UserError
+from edgewise.force import force_policy
+from edgewise.pipeline import run_recipe
+from edgewise.recipe import Recipe
+
+RECIPE = {"name": "resume", "report": False, "models": [{
+    "zoo": "digits-mlp",
+    "prune": {"criterion": "l1", "rate": 0.3},
+    "quantize": {"method": "ecq", "bits": 4, "lambda": 0.1},
+    "encode": True,
+    "export": {},
+}]}
+
+
+def recipe(**quantize):
+    body = json.loads(json.dumps(RECIPE))
+    body["models"][0]["quantize"].update(quantize)
+    return Recipe.model_validate(body)
+
+
+def stages(root):
+    manifest = json.loads((root / "manifest.json").read_text())
+    return {s["id"].split("/")[-1]: s for s in manifest["stages"]}
+
+
+def reused(root):
+    return {name for name, s in stages(root).items() if s.get("reused")}
+
+
+ALL = {"train", "evaluate", "prune", "quantize", "encode", "export"}
+
+
+@pytest.mark.slow
+def test_reuse_change_force_and_tampering_in_one_directory(tmp_path, digits_mlp):
+    first = run_recipe(recipe(), tmp_path)
+    assert reused(first.root) == set()
+
+    second = run_recipe(recipe(), tmp_path)
+    assert reused(second.root) == ALL, "a second run reuses every stage"
+    assert second.rows == first.rows
+
+    changed = run_recipe(recipe(**{"lambda": 0.3}), tmp_path)
+    assert reused(changed.root) == {"train", "evaluate", "prune"}, "a changed parameter reruns what follows"
+    assert stages(changed.root)["quantize"]["params"]["lambda"] == 0.3
+
+    forced = run_recipe(recipe(**{"lambda": 0.3}), tmp_path, force=["digits-mlp/encode"])
+    assert reused(forced.root) == {"train", "evaluate", "prune", "quantize"}
+
+    pruned = first.root / "digits-mlp" / "prune" / "prune.json"
+    pruned.write_text(pruned.read_text() + " ")
+    tampered = run_recipe(recipe(**{"lambda": 0.3}), tmp_path)
+    assert reused(tampered.root) == {"train", "evaluate"}, "a changed output file is recomputed, not trusted"
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch, digits_mlp):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(compress, "encode", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run_recipe(recipe(), tmp_path)
+    root = tmp_path / "resume"
+    assert stages(root)["encode"]["status"] == "failed"
+    assert not list(root.rglob("*.tmp*")), "no half-written artifact is left behind"
+    resumed = run_recipe(recipe(), tmp_path)
+    assert reused(resumed.root) == {"train", "evaluate", "prune", "quantize"}
+    assert stages(root)["encode"]["status"] == "ok"
+
+
+def test_force_names_are_checked():
+    policy = force_policy(["prune"], ["a", "b"])
+    assert not policy("train", "a") and not policy("evaluate", "b")
+    assert policy("prune", "a") and policy("expert-x", "b") and policy("bench", "a")
+    only_b = force_policy(["b/export"], ["a", "b"])
+    assert only_b("deploy", "b") and not only_b("deploy", "a") and not only_b("quantize", "b")
+    with pytest.raises(UserError, match="unknown stage 'pune'"):
+        force_policy(["pune"], ["a"])
+    with pytest.raises(UserError, match="no model 'c'"):
+        force_policy(["c/prune"], ["a"])
