@@ -8,7 +8,7 @@ setup:
 	@tools/venv.sh
 
 setup-dev:
-	@tools/venv.sh dev
+	@tools/venv.sh dev,ray
 
 demo: setup
 	.venv/bin/edgewise run

@@ -96,17 +96,22 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, flo
     return front
 
 
+def pareto_scatter(points: Sequence[tuple[float, float, str]], xlabel: str, ylabel: str, title: str,
+                   log_x: bool = True) -> bytes:
+    """Labelled (cost, score, label) points with the Pareto front (lower cost, higher score) drawn as a line."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
+    for cost, score, label in points:
+        ax.scatter(cost, score)
+        ax.annotate(label, (cost, score), textcoords="offset points", xytext=(4, 4), fontsize=6)
+    front = pareto_front([(c, s) for c, s, _ in points])
+    _lines(ax, {"Pareto front": ([c for c, _ in front], [s for _, s in front])}, xlabel, ylabel, title, log_x=log_x)
+    return _png(fig)
+
+
 def latency_pareto(records: Sequence[dict[str, Any]], title: str) -> bytes:
     """Score against measured median latency per configuration, with the Pareto front."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
-    for r in records:
-        ax.scatter(r["latency"]["median_ms"], r["score"])
-        ax.annotate(f"{r['stage']} @ {r['target']}", (r["latency"]["median_ms"], r["score"]),
-                    textcoords="offset points", xytext=(4, 4), fontsize=6)
-    front = pareto_front([(r["latency"]["median_ms"], r["score"]) for r in records])
-    _lines(ax, {"Pareto front": ([c for c, _ in front], [s for _, s in front])}, "median latency [ms]", "score",
-           f"{title}: latency against score (measured)", log_x=True)
-    return _png(fig)
+    return pareto_scatter([(r["latency"]["median_ms"], r["score"], f"{r['stage']} @ {r['target']}") for r in records],
+                          "median latency [ms]", "score", f"{title}: latency against score (measured)")
 
 
 def target_bars(records: Sequence[dict[str, Any]], title: str) -> bytes:

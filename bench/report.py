@@ -24,17 +24,20 @@ class Section:
     rows: list[tuple[str, ...]]
     note: str = ""
     image: bytes | None = None
+    lead: bool = False  # shown above the results table: the summary a reader wants first
 
     def to_json(self) -> dict[str, Any]:
         """The section as JSON-able values (the PNG as base64), for a stage's stored outcome."""
         return {"title": self.title, "columns": list(self.columns), "rows": [list(r) for r in self.rows],
-                "note": self.note, "image": base64.b64encode(self.image).decode() if self.image else None}
+                "note": self.note, "image": base64.b64encode(self.image).decode() if self.image else None,
+                "lead": self.lead}
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> Section:
         """The section `to_json` stored."""
         image = base64.b64decode(value["image"]) if value.get("image") else None
-        return cls(value["title"], tuple(value["columns"]), [tuple(r) for r in value["rows"]], value["note"], image)
+        return cls(value["title"], tuple(value["columns"]), [tuple(r) for r in value["rows"]], value["note"], image,
+                   value.get("lead", False))
 
 
 def _cells(row: dict[str, Any]) -> tuple[str, ...]:
@@ -61,15 +64,24 @@ def render_markdown(rows: list[dict[str, Any]], manifest: dict[str, Any], sectio
                     image_names: dict[int, str] | None = None) -> str:
     """The report as Markdown: the results table, the stages' sections (with links to their plots), the environment."""
     lines = [f"# Edgewise report: {manifest['run']}", "", f"Run at {manifest['updated']}.", ""]
-    lines += _markdown_table(COLUMNS, [_cells(r) for r in rows])
+
+    def section_lines(lead: bool) -> list[str]:
+        out = []
+        for i, section in enumerate(sections):
+            if section.lead != lead:
+                continue
+            out += [f"## {section.title}", "", *_markdown_table(section.columns, section.rows), ""]
+            if section.note:
+                out += [section.note, ""]
+            if image_names and i in image_names:
+                out += [f"![{section.title}]({image_names[i]})", ""]
+        return out
+
+    lines += section_lines(lead=True)
+    lines += ["## Results", "", *_markdown_table(COLUMNS, [_cells(r) for r in rows])]
     lines += ["", "Scores are on each data set's held-out test split. Model size: float32 parameters and buffers, "
               "or the packed low-bit weights, or the NNCodec bitstream.", ""]
-    for i, section in enumerate(sections):
-        lines += [f"## {section.title}", "", *_markdown_table(section.columns, section.rows), ""]
-        if section.note:
-            lines += [section.note, ""]
-        if image_names and i in image_names:
-            lines += [f"![{section.title}]({image_names[i]})", ""]
+    lines += section_lines(lead=False)
     lines += ["## Environment", ""]
     lines += [f"- {line}" for line in _environment_lines(manifest)]
     return "\n".join(lines) + "\n"
@@ -100,24 +112,29 @@ def render_html(rows: list[dict[str, Any]], manifest: dict[str, Any], sections: 
     esc = html.escape
     plot = base64.b64encode(score_vs_size(rows)).decode("ascii") if rows else ""
     env = "".join(f"<li>{esc(line)}</li>" for line in _environment_lines(manifest))
-    extra = "".join(
-        f"<h2>{esc(s.title)}</h2>{_html_table(s.columns, s.rows, 1)}"
-        + (f'<p class="note">{esc(s.note)}</p>' if s.note else "")
-        + (f'<img alt="{esc(s.title)}" src="data:image/png;base64,{base64.b64encode(s.image).decode("ascii")}">'
-           if s.image else "")
-        for s in sections
-    )
+
+    def section_html(lead: bool) -> str:
+        return "".join(
+            f'<section class="{"lead" if s.lead else "stage"}"><h2>{esc(s.title)}</h2>'
+            + _html_table(s.columns, s.rows, 1)
+            + (f'<p class="note">{esc(s.note)}</p>' if s.note else "")
+            + (f'<img alt="{esc(s.title)}" src="data:image/png;base64,{base64.b64encode(s.image).decode("ascii")}">'
+               if s.image else "") + "</section>"
+            for s in sections if s.lead == lead
+        )
+
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Edgewise report: {esc(manifest['run'])}</title>
 <style>{_STYLE}</style></head><body>
 <h1>Edgewise report: {esc(manifest['run'])}</h1>
 <p class="note">Run at {esc(manifest['updated'])}. Scores are on each data set's held-out test split.
 Model size: float32 parameters and buffers, or the packed low-bit weights, or the NNCodec bitstream.</p>
+{section_html(lead=True)}
 <h2>Results</h2>
 {_html_table(COLUMNS, [_cells(r) for r in rows], 3, "results")}
 <h2>Score against size</h2>
 {f'<img alt="score against size on disk" src="data:image/png;base64,{plot}">' if plot else ''}
-{extra}
+{section_html(lead=False)}
 <h2>Environment</h2><ul>{env}</ul>
 </body></html>
 """

@@ -10,6 +10,12 @@ from bench.units import binary_bytes
 TOLERANCE = 0.01  # a configuration within 1 point of the float32 score counts as keeping the accuracy
 
 
+def runs_as(stage: str) -> str:
+    """The stage whose benchmark figures apply to `stage`: a bitstream is how the weights travel, and what runs is
+    the quantized model it decodes to."""
+    return stage.removesuffix(" + NNCodec")
+
+
 def best_configuration(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Among one model's stages (experts excluded), the smallest that keeps the score within TOLERANCE of float32,
     else the best-scoring compressed one (the smallest of equals)."""
@@ -53,9 +59,7 @@ def summary_section(rows: list[dict[str, Any]], bench: list[dict[str, Any]]) -> 
         if not by_target:
             table.append((*common, "", "", ""))
         for target, records in by_target.items():
-            # a bitstream is how the weights travel; what runs is the quantized model it decodes to
-            runs_as = best["stage"].removesuffix(" + NNCodec")
-            float_rec, best_rec = records.get(base["stage"]), records.get(runs_as)
+            float_rec, best_rec = records.get(base["stage"]), records.get(runs_as(best["stage"]))
             if best_rec is None:
                 table.append((*common, target, "not benchmarked", "not benchmarked"))
                 continue
@@ -65,5 +69,5 @@ def summary_section(rows: list[dict[str, Any]], bench: list[dict[str, Any]]) -> 
         "Summary", ("model", "best configuration", "size", "score vs float32", "target", "latency", "energy"), table,
         "Best configuration: the smallest that stays within 1 point of the float32 score (else the best-scoring "
         "compressed one). Faster and less energy: float32 over the best configuration on the same target, compared "
-        "only when both figures are of the same kind (measured, emulated or estimated).",
+        "only when both figures are of the same kind (measured, emulated or estimated).", lead=True,
     )

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from edgewise import __version__
 from edgewise.console import console
-from edgewise.errors import EdgewiseError
+from edgewise.errors import EdgewiseError, UserError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Compress networks with explainability, export them for edge hardware, measure the cost.")
@@ -43,16 +43,30 @@ def run(
     force: Annotated[list[str] | None, typer.Option(
         help="Rerun from this stage on even if its earlier result could be reused: all, STAGE or MODEL/STAGE "
              "(repeatable).")] = None,
+    jobs: Annotated[int, typer.Option(help="Sweeps: configurations run at once in local worker processes.")] = 2,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", help="Sweeps: run the configurations as Ray tasks on the cluster at this address "
+                      "(needs the ray extra).")] = None,
 ) -> None:
     """Run a recipe: build or load each model, run its stages, write the run directory and the report.
 
     Stages whose parameters and inputs are unchanged since an earlier run into the same directory
-    are reused, so a repeated or interrupted run only does the missing work.
+    are reused, so a repeated or interrupted run only does the missing work. A recipe with a
+    `sweep:` runs every configuration as its own run and writes a report comparing them.
     """
     from edgewise.pipeline import run_recipe
     from edgewise.recipe import load_recipe
+    from edgewise.sweep import run_sweep
 
-    result = run_recipe(load_recipe(recipe), out=out, name=name, force=force or ())
+    parsed = load_recipe(recipe)
+    if parsed.sweep:
+        swept = run_sweep(parsed, out=out, name=name, jobs=jobs, ray_address=ray, force=force or ())
+        console.print(f"sweep directory: {swept.root}\nreport (html): {swept.reports['html']}")
+        return
+    if ray:
+        raise UserError("--ray runs the configurations of a sweep, and this recipe has no sweep: section",
+                        "add a sweep: section (axes -> values), or run without --ray")
+    result = run_recipe(parsed, out=out, name=name, force=force or ())
     console.print(f"run directory: {result.root}")
     for kind in ("html", "markdown"):
         if kind in result.reports:
@@ -315,6 +329,8 @@ def recipe_check(recipe: Annotated[Path, typer.Argument(help="Recipe YAML to val
 
     parsed = load_recipe(recipe)
     console.print(f"{recipe}: valid, {len(parsed.models)} model(s): {', '.join(m.name for m in parsed.models)}")
+    if parsed.sweep:
+        console.print(f"sweep of {len(parsed.configurations())} configurations over {', '.join(parsed.sweep)}")
 
 
 @zoo_app.command("list")

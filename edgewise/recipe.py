@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
+import re
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -281,6 +285,70 @@ class Recipe(BaseModel):
     name: str = Field("run", pattern=NAME_PATTERN)
     models: list[ModelEntry] = Field(min_length=1)
     report: bool = True
+    sweep: dict[str, list[Any]] = Field(default_factory=dict, description=(
+        "axes of a sweep: a model setting's dotted path (prune.criterion, quantize.lambda, quantize.bits, ...) "
+        "-> the values to try; every combination runs as its own run, applied to each model with that section"))
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep_axes(cls, sweep: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for path, values in sweep.items():
+            if not values:
+                raise ValueError(f"sweep axis {path!r} has no values; give a list of at least one")
+            if path.split(".")[0] not in ModelEntry.model_fields or "." not in path:
+                raise ValueError(f"sweep axis {path!r} is not a model setting's dotted path such as prune.rate")
+        return sweep
+
+    @model_validator(mode="after")
+    def _sweep_configurations_valid(self) -> Recipe:
+        self.configurations()
+        return self
+
+    def configurations(self) -> list[SweepConfiguration]:
+        """Every combination of the sweep's axes as a recipe of its own (one, the recipe itself, without a sweep).
+
+        An axis `section.field` is set in each model that has `section`; an axis no model can take,
+        or a value its field refuses, is an error naming the configuration.
+        """
+        if not self.sweep:
+            return [SweepConfiguration(self.name, {}, self)]
+        base = self.model_dump(mode="json", by_alias=True, exclude={"sweep"})
+        for path in self.sweep:
+            if not any(model.get(path.split(".")[0]) is not None for model in base["models"]):
+                raise ValueError(f"sweep axis {path!r}: no model has a {path.split('.')[0]} section to set it in")
+        out = []
+        for i, values in enumerate(itertools.product(*self.sweep.values()), start=1):
+            overrides = dict(zip(self.sweep, values, strict=True))
+            name = f"{i:02d}_" + "_".join(f"{p.split('.')[-1]}-{v}" for p, v in overrides.items())
+            body = json.loads(json.dumps(base))
+            body["name"] = re.sub(r"[^A-Za-z0-9_.-]", "-", name)
+            for model in body["models"]:
+                for path, value in overrides.items():
+                    _set(model, path.split("."), value)
+            try:
+                recipe = Recipe.model_validate(body)
+            except ValidationError as exc:
+                raise ValueError(f"sweep configuration {overrides}: {_describe(exc.errors()[0])}") from None
+            out.append(SweepConfiguration(recipe.name, overrides, recipe))
+        return out
+
+
+@dataclass(frozen=True)
+class SweepConfiguration:
+    """One point of a sweep: its run name, the axis values it sets, and the complete recipe it runs."""
+
+    name: str
+    overrides: dict[str, Any]
+    recipe: Recipe
+
+
+def _set(model: dict[str, Any], path: list[str], value: Any) -> None:
+    section = model.get(path[0])
+    if section is None:
+        return  # this model does not run the stage the axis configures
+    for key in path[1:-1]:
+        section = section.setdefault(key, {}) if isinstance(section.get(key), dict | None) else section[key]
+    section[path[-1]] = value
 
     @field_validator("models")
     @classmethod
@@ -300,6 +368,8 @@ def _describe(error: dict[str, Any]) -> str:
     if error["type"] == "missing":
         return f"field '{loc}' is required but missing"
     message = error["msg"].removeprefix("Value error, ")
+    if not error["loc"]:  # a check across the whole recipe: the input is the recipe itself
+        return message
     return f"field '{loc}': {message} (given {given!r})"
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create or refresh .venv for this checkout; usage: tools/venv.sh [EXTRAS], e.g. tools/venv.sh dev.
+# Create or refresh .venv for this checkout; usage: tools/venv.sh [EXTRAS], e.g. tools/venv.sh dev,ray.
 # The venv is keyed on a hash of pyproject.toml and the extras: when either changes, pip runs again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && grep -qx "$key" "$stamp"; the
     exit 0
 fi
 # a dev install satisfies a plain one: do not reinstall for `make demo` after `make test`
-if [ -z "$extras" ] && [ -f "$stamp" ] && grep -qx "${key%-none}-dev" "$stamp"; then
+if [ -z "$extras" ] && [ -f "$stamp" ] && grep -q "^${key%-none}-dev" "$stamp"; then
     exit 0
 fi
 if [ ! -x "$venv/bin/python" ]; then
