@@ -9,6 +9,7 @@ setup:
 
 setup-dev:
 	@tools/venv.sh dev,ray
+	@tools/chromium.sh
 
 demo: setup
 	.venv/bin/edgewise run
