@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.report import Section
-from bench.units import binary_bytes
+from bench.units import binary_bytes, duration, si
 
 TOLERANCE = 0.01  # a configuration within 1 point of the float32 score counts as keeping the accuracy
 
@@ -38,6 +38,9 @@ def _compare(float_rec: dict[str, Any] | None, best_rec: dict[str, Any], part: s
     figure = best_rec[part]
     if figure["kind"] == "unavailable":
         return "unavailable"
+    if float_rec is best_rec:  # nothing was compressed: the figure itself is the news
+        shown = duration(figure[key] / 1e3) if key == "median_ms" else si(figure[key], "J")
+        return f"{shown} ({figure['kind']})"
     if float_rec is not None and float_rec[part]["kind"] == figure["kind"]:
         return f"{_ratio(float_rec[part][key], figure[key])} {word} ({figure['kind']})"
     unit = "ms" if key == "median_ms" else "J"
@@ -52,6 +55,9 @@ def summary_section(rows: list[dict[str, Any]], bench: list[dict[str, Any]]) -> 
         base, best = mine[0], best_configuration(mine)
         size = f"{binary_bytes(best['size_bytes'])} ({_ratio(base['size_bytes'], best['size_bytes'])} smaller)"
         common = (model, best["stage"], size, f"{best['score']:.4f} vs {base['score']:.4f}")
+        if best is base:
+            common = (model, f"{best['stage']} (not compressed)", binary_bytes(best["size_bytes"]),
+                      f"{best['score']:.4f}")
         by_target: dict[str, dict[str, dict[str, Any]]] = {}
         for record in bench:
             if record["model"] == model:

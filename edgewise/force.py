@@ -9,11 +9,11 @@ from edgewise.errors import UserError
 # the order stages run in for each model; forcing one forces everything after it (its outputs feed them)
 STAGE_ORDER = ("train", "prune", "experts", "curves", "fold", "quantize", "encode", "emulate", "export", "deploy",
                "bench")
-_FAMILY = {"evaluate": "train", "expert-table": "experts"}
+_FAMILY = {"evaluate": "train", "load": "train", "expert-table": "experts"}
 
 
 def stage_family(stage: str) -> str:
-    """The STAGE_ORDER entry a recorded stage belongs to (evaluate -> train, expert-x/union-x -> experts)."""
+    """The STAGE_ORDER entry a recorded stage belongs to (evaluate, load -> train; expert-x, union-x -> experts)."""
     if stage in _FAMILY:
         return _FAMILY[stage]
     if stage.startswith(("expert-", "union-")):

@@ -20,6 +20,7 @@ from edgewise.stages.bench import bench_stage
 from edgewise.stages.curves import curves_stage
 from edgewise.stages.emulate import emulate_stage
 from edgewise.stages.export import deploy_stage, export_stage
+from edgewise.stages.onnx_model import onnx_export_stage, onnx_load_stage
 from edgewise.stages.prune import experts_stage, prune_stage
 from edgewise.stages.quantize import encode_stage, fold_stage, ladder_section, quantize_stage
 from edgewise.stages.state import ModelState
@@ -85,6 +86,39 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", name: str | None = None
         return _run(run, recipe, root)
 
 
+def _run_torch(state: ModelState) -> None:
+    entry = state.entry
+    train_stage(state)
+    if entry.prune is not None:
+        prune_stage(state, entry.prune)
+    if entry.experts:
+        experts_stage(state, entry.experts, entry.expert_unions)
+    if entry.curves is not None:
+        curves_stage(state, entry.curves)
+    if entry.fold:
+        fold_stage(state)
+    if entry.quantize is not None:
+        quantized = quantize_stage(state, entry.quantize)
+        if entry.encode:
+            encode_stage(state, quantized)
+    if len(state.ladder) > 1:
+        ladder_section(state)
+    if entry.emulate is not None:
+        emulate_stage(state, entry.emulate)
+    if entry.export is not None:
+        export_stage(state, entry.export)
+    if entry.deploy is not None:
+        deploy_stage(state, entry.deploy)
+
+
+def _run_onnx(state: ModelState) -> None:
+    onnx_load_stage(state)
+    if state.entry.export is not None:
+        onnx_export_stage(state, state.entry.export)
+    if state.entry.emulate is not None:
+        emulate_stage(state, state.entry.emulate)
+
+
 def _run(run: RunDirectory, recipe: Recipe, root: Path) -> RunResult:
     from bench.report import write_report
 
@@ -92,27 +126,7 @@ def _run(run: RunDirectory, recipe: Recipe, root: Path) -> RunResult:
     console.print(f"[bold]edgewise[/bold] run {run.manifest['run']} -> {root}")
     for entry in recipe.models:
         state = ModelState(run, entry, load_data(entry.data))
-        train_stage(state)
-        if entry.prune is not None:
-            prune_stage(state, entry.prune)
-        if entry.experts:
-            experts_stage(state, entry.experts, entry.expert_unions)
-        if entry.curves is not None:
-            curves_stage(state, entry.curves)
-        if entry.fold:
-            fold_stage(state)
-        if entry.quantize is not None:
-            quantized = quantize_stage(state, entry.quantize)
-            if entry.encode:
-                encode_stage(state, quantized)
-        if len(state.ladder) > 1:
-            ladder_section(state)
-        if entry.emulate is not None:
-            emulate_stage(state, entry.emulate)
-        if entry.export is not None:
-            export_stage(state, entry.export)
-        if entry.deploy is not None:
-            deploy_stage(state, entry.deploy)
+        (_run_onnx if entry.onnx is not None else _run_torch)(state)
         if entry.bench is not None:
             bench_stage(state, entry.bench)
             result.bench += state.bench_records

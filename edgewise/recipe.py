@@ -169,6 +169,8 @@ class EmulateConfig(BaseModel):
         default_factory=lambda: ["fantastic4-fpga", "fantastic4-asic"], min_length=1)
     activation_bits: int = Field(8, ge=2, le=16)
     acc_bits: int = Field(32, ge=8, le=64)
+    round_float_weights: bool = Field(False, description="a model brought as ONNX with float weights: round them "
+                                      "to the 4-bit grid (per layer, no retraining) to emulate it")
 
 
 class BenchStageConfig(BaseModel):
@@ -210,12 +212,18 @@ STAGE_PREREQUISITES = (
 )
 
 
+ONNX_STAGES = ("export", "emulate", "bench")
+
+
 class ModelEntry(BaseModel):
-    """One model of a recipe: a zoo reference (`zoo: digits-mlp`) or an architecture with its data."""
+    """One model of a recipe: a zoo reference (`zoo: digits-mlp`), an architecture to train, a torch model file
+    (`file:`) or an ONNX file (`onnx:`), with the data it is scored on."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=NAME_PATTERN)
-    arch: str
+    arch: str | None = None
+    file: Path | None = Field(None, description="a trained torch model (.pt, the whole module) instead of training")
+    onnx: Path | None = Field(None, description="an ONNX model: only the export, emulate and bench stages apply")
     arch_args: dict[str, Any] = Field(default_factory=dict)
     data: DataSpec
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -233,7 +241,23 @@ class ModelEntry(BaseModel):
     expert_unions: list[list[str]] = Field(default_factory=list, description="experts to combine (union of channels)")
 
     @model_validator(mode="after")
+    def _one_source(self) -> ModelEntry:
+        given = [k for k in ("arch", "file", "onnx") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a model needs exactly one of arch (train it), file (a torch .pt) or onnx (an ONNX "
+                             f"file); got {', '.join(given) or 'none'}")
+        if self.onnx is not None:
+            stages = [k for k in ("prune", "curves", "quantize") if getattr(self, k) is not None]
+            stages += [k for k in ("experts", "fold", "encode", "deploy") if getattr(self, k)]
+            if stages:
+                raise ValueError(f"an ONNX model can only be exported, emulated and benchmarked, not {stages[0]}; "
+                                 "give the torch model (file:) to compress it")
+        return self
+
+    @model_validator(mode="after")
     def _prerequisites_present(self) -> ModelEntry:
+        if self.onnx is not None:
+            return self  # the ONNX file is the exported, quantized model those stages read
         for stage, needed, why in STAGE_PREREQUISITES:
             if getattr(self, stage) and getattr(self, needed) is None:
                 raise ValueError(f"{stage} {why}; add a {needed} section (or remove {stage})")
@@ -271,8 +295,8 @@ class ModelEntry(BaseModel):
 
     @field_validator("arch")
     @classmethod
-    def _known_arch(cls, value: str) -> str:
-        if value not in ARCHITECTURES and not value.startswith("torchvision:"):
+    def _known_arch(cls, value: str | None) -> str | None:
+        if value is not None and value not in ARCHITECTURES and not value.startswith("torchvision:"):
             raise ValueError(f"unknown architecture {value!r}; expected one of "
                              f"{', '.join(ARCHITECTURES)} or torchvision:<name>")
         return value
@@ -400,4 +424,23 @@ def load_recipe(path: str | os.PathLike[str] | None = None) -> Recipe:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise RecipeError(f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    if path is not None:
+        _relative_to(data, Path(path).resolve().parent)
     return parse_recipe(data, source)
+
+
+def _relative_to(data: Any, base: Path) -> None:
+    """Make the file paths of a recipe file's models relative to the file itself, as a reader expects."""
+    models = data.get("models") if isinstance(data, dict) else None
+    for model in models if isinstance(models, list) else []:
+        if not isinstance(model, dict):
+            continue
+        holders = [(model, "file"), (model, "onnx")]
+        if isinstance(model.get("data"), dict):
+            holders.append((model["data"], "path"))
+        bench = model.get("bench")
+        if isinstance(bench, dict) and isinstance(bench.get("board_results"), dict):
+            holders += [(bench["board_results"], k) for k in bench["board_results"]]
+        for holder, key in holders:
+            if isinstance(holder.get(key), str) and not Path(holder[key]).expanduser().is_absolute():
+                holder[key] = str(base / holder[key])

@@ -100,6 +100,10 @@ class StageOutcome:
 
 def stage_key(stage_id: str, params: dict[str, Any], inputs: Sequence[Path], context: dict[str, Any]) -> str:
     """sha256 over a stage's identity, parameters, context and its input files' contents: equal keys, equal work."""
+    missing = [str(path) for path in inputs if not Path(path).is_file()]
+    if missing:
+        raise UserError(f"stage {stage_id}: input file {missing[0]} does not exist",
+                        "check the path in the recipe, or rerun the stages that write it (--force)")
     body = {"version": KEY_VERSION, "stage": stage_id, "params": params, "context": context,
             "inputs": [sha256_file(path) for path in inputs]}
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,4 +1,4 @@
-"""Reading a 4-bit MLP back from an ONNX file written by Edgewise's exporter, into quantized-layer records."""
+"""Reading an MLP back from an ONNX file into quantized-layer records: 4-bit weights as written, float ones rounded."""
 
 from __future__ import annotations
 
@@ -12,11 +12,56 @@ from edgewise.errors import UserError
 from edgewise.records import QuantizedLayer
 from export.int4 import initializer_values
 
+FLOAT_GRID = (-7, 7)  # symmetric 4-bit levels for rounded float weights (the signed grid without -8)
 
-def records_from_onnx(path: str | os.PathLike[str]) -> list[QuantizedLayer]:
+
+def round_to_levels(weight: np.ndarray) -> tuple[np.ndarray, np.float32]:
+    """Float weights (outputs, inputs) on a symmetric 4-bit per-layer grid: levels and step (max |w| -> 7)."""
+    peak = float(np.abs(weight).max())
+    step = np.float32(peak / FLOAT_GRID[1] if peak > 0 else 1.0)
+    levels = np.clip(np.rint(weight / step), *FLOAT_GRID).astype(np.int8)
+    return levels, step
+
+
+def _bias(graph: onnx.GraphProto, inits: dict[str, onnx.TensorProto], output: str) -> np.ndarray | None:
+    add = next((n for n in graph.node if n.op_type == "Add" and output in n.input), None)
+    if add is None:
+        return None
+    other = next(i for i in add.input if i != output)
+    return numpy_helper.to_array(inits[other]).astype(np.float32) if other in inits else None
+
+
+def _float_layer(node: onnx.NodeProto, graph: onnx.GraphProto, inits: dict[str, onnx.TensorProto],
+                 round_float_weights: bool) -> QuantizedLayer:
+    """A MatMul or Gemm with float weights, rounded to 4 bits when asked (else a clear refusal)."""
+    if not round_float_weights:
+        raise UserError(f"{node.op_type} {node.name or node.output[0]} has float weights, and the kernel computes "
+                        "with 4-bit levels", "export the MLP with its quantized records, or set emulate: "
+                        "{round_float_weights: true} to round them (per layer, no retraining)")
+    weight = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    if node.op_type == "Gemm" and attrs.get("transA", 0):
+        raise UserError(f"Gemm {node.name} transposes its input", "export the model with plain Linear layers")
+    if node.op_type == "MatMul" or not attrs.get("transB", 0):
+        weight = weight.T  # to (outputs, inputs)
+    bias = None
+    if node.op_type == "Gemm" and len(node.input) > 2 and node.input[2] in inits:
+        bias = numpy_helper.to_array(inits[node.input[2]]).astype(np.float32) * np.float32(attrs.get("beta", 1.0))
+        weight = weight * np.float32(attrs.get("alpha", 1.0))
+    elif node.op_type == "MatMul":
+        bias = _bias(graph, inits, node.output[0])
+    levels, step = round_to_levels(weight)
+    return QuantizedLayer(node.input[1], "Linear", levels, step, 4, -8, 7, bias=bias,
+                          method="round-float", meta={"from": "float ONNX weights, rounded per layer"})
+
+
+def records_from_onnx(path: str | os.PathLike[str], round_float_weights: bool = False) -> list[QuantizedLayer]:
     """The Linear layers of a 4-bit ONNX MLP, in graph order: DequantizeLinear -> MatMul (-> Add bias).
 
     Scales must be one value per layer (blocked scales whose entries are all equal are accepted).
+    MatMul or Gemm layers with float weights (a model exported elsewhere) are refused, or with
+    `round_float_weights` rounded to a symmetric 4-bit grid per layer: an honest what-if for the
+    accelerator, without the retraining ECQ would do.
     """
     try:
         model = onnx.load(str(path))
@@ -28,22 +73,22 @@ def records_from_onnx(path: str | os.PathLike[str]) -> list[QuantizedLayer]:
     producers = {o: n for n in graph.node for o in n.output}
     records = []
     for node in graph.node:
-        if node.op_type != "MatMul":
+        if node.op_type not in ("MatMul", "Gemm"):
             continue
         dq = producers.get(node.input[1])
-        if dq is None or dq.op_type != "DequantizeLinear":
-            raise UserError(f"MatMul {node.name} has float weights", "export the MLP with its quantized records")
+        if node.input[1] in inits:
+            records.append(_float_layer(node, graph, inits, round_float_weights))
+            continue
+        if dq is None or dq.op_type != "DequantizeLinear" or node.op_type != "MatMul":
+            raise UserError(f"{node.op_type} {node.name} computes its weights at run time",
+                            "the kernel reads MLPs whose weights are initializers (float or 4-bit)")
         q = initializer_values(inits[dq.input[0]]).astype(np.int16)
         scale = numpy_helper.to_array(inits[dq.input[1]]).astype(np.float32)
         zero = initializer_values(inits[dq.input[2]]).astype(np.int16) if len(dq.input) > 2 else np.int16(0)
         if np.unique(scale).size != 1 or np.unique(zero).size != 1:
             raise UserError(f"layer {dq.input[0]} has per-channel scales", "quantize MLPs per layer for the kernel")
         levels = (q - int(np.unique(zero)[0])).T  # back to (outputs, inputs)
-        add = next((n for n in graph.node if n.op_type == "Add" and node.output[0] in n.input), None)
-        bias = None
-        if add is not None:
-            other = next(i for i in add.input if i != node.output[0])
-            bias = numpy_helper.to_array(inits[other]).astype(np.float32) if other in inits else None
+        bias = _bias(graph, inits, node.output[0])
         name = dq.input[0].removesuffix(".weight_q")
         signed = inits[dq.input[0]].data_type == onnx.TensorProto.INT4
         offset = int(np.unique(zero)[0])
@@ -51,5 +96,5 @@ def records_from_onnx(path: str | os.PathLike[str]) -> list[QuantizedLayer]:
         records.append(QuantizedLayer(name, "Linear", levels.astype(np.int8), np.float32(scale.reshape(-1)[0]), 4,
                                       qmin, qmax, bias=bias))
     if not records:
-        raise UserError(f"{path} has no 4-bit MatMul layers", "export a quantized MLP (edgewise export --records)")
+        raise UserError(f"{path} has no MatMul or Gemm layers", "the kernel runs fully-connected networks (MLPs)")
     return records

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.onnx_stats import onnx_stats
 from bench.plots import latency_pareto, target_bars
 from bench.report import Section
 from bench.target_bench import BenchConfig, bench_model
@@ -46,13 +47,14 @@ def bench_stage(state: ModelState, config: BenchStageConfig) -> None:
     def bench(st: StageWindow) -> dict[str, Any]:
         records = []
         for row, path, module in state.exported:
-            cost = measure_cost(module, data.input_shape)
+            # a model brought as ONNX has no torch module: its MACs come from the file's shapes
+            macs = measure_cost(module, data.input_shape).macs if module is not None else onnx_stats(path)["macs"]
             final = path.name == "model.onnx"
             # the integer kernel holds the final 4-bit weights: only that file runs on the emulated accelerator
             mlp = state.integer_mlp if final else None
             for target in config.targets:
                 board = config.board_results.get(target) if final else None
-                record = bench_model(path, probe, target, settings, macs=cost.macs, weight_bytes=row["size_bytes"],
+                record = bench_model(path, probe, target, settings, macs=macs, weight_bytes=row["size_bytes"],
                                      mlp=mlp, board_result=board)
                 records.append({"model": name, "stage": row["stage"], "score": row["score"],
                                 "score_name": row["score_name"], "size_bytes": row["size_bytes"], **record})

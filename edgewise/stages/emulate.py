@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from bench.report import Section
@@ -11,12 +12,16 @@ from edgewise.recipe import EmulateConfig
 from edgewise.rundir import StageWindow
 from edgewise.stages.state import ModelState
 from runtime import IntegerMLP
+from runtime.onnx_reader import records_from_onnx
 
 
 def emulate_stage(state: ModelState, config: EmulateConfig) -> None:
     """Build the integer MLP from the records, check its accuracy in integers, cost it on each FantastIC4 target."""
     data, name = state.data, state.entry.name
-    records = list(state.quantized.records.values())
+    if state.quantized is not None:
+        records = list(state.quantized.records.values())
+    else:  # a model brought as ONNX: its 4-bit (or, when asked, rounded float) MatMul weights
+        records = records_from_onnx(state.onnx_path, round_float_weights=config.round_float_weights)
     # the kernel is rebuilt on reuse too (calibration is deterministic and cheap): the bench stage runs it
     state.integer_mlp = IntegerMLP.from_records(records, data.train.x.numpy(), config.activation_bits, config.acc_bits)
 
@@ -29,7 +34,11 @@ def emulate_stage(state: ModelState, config: EmulateConfig) -> None:
                           **{f"{t}_{k}": c["total"][k] for t, c in costs.items()
                              for k in ("latency_s", "energy_per_inference_j")})
         st.add_output(write_json(st.path("emulate.json"), {"kernel_accuracy": accuracy, "costs": costs}))
-        return {"sections": [_section(name, config, accuracy, costs).to_json()]}
+        section = _section(name, config, accuracy, costs)
+        if records[0].method == "round-float":
+            section = dataclasses.replace(section, note=section.note + " The weights were float in the ONNX file and "
+                                          "were rounded to 4 bits per layer without retraining (a what-if).")
+        return {"sections": [section.to_json()]}
 
     out = state.stage("emulate", config.model_dump(mode="json"), [state.current_path], emulate)
     state.emulated_path = out.files["emulate.json"]

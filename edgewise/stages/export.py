@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import onnx
 import torch
 
 import export
@@ -42,7 +43,7 @@ def export_stage(state: ModelState, config: ExportConfig) -> None:
                          f"{check['rel_diff']:.1e}", f"{check['fast_rel_diff']:.1e}",
                          str(len(onnx_file.quantized_layers))))
         if config.tensorrt is not None:
-            st.metrics["tensorrt"] = _tensorrt(state, config, st.path(targets[-1][3]))
+            st.metrics["tensorrt"] = tensorrt_metrics(state, config, st.path(targets[-1][3]))
         return {"sections": [Section(
             f"ONNX export of {name}", ("model", "file", "size", "opset", "rel. diff (exact)", "rel. diff (fast)",
                                        "4-bit layers"), rows,
@@ -56,16 +57,18 @@ def export_stage(state: ModelState, config: ExportConfig) -> None:
     state.onnx_path = state.exported[-1][1]
 
 
-def _tensorrt(state: ModelState, config: ExportConfig, onnx_path: Path) -> dict:
+def tensorrt_metrics(state: ModelState, config: ExportConfig, onnx_path: Path) -> dict:
+    """Build the TensorRT engine where TensorRT and a GPU exist; else record why not and the board's command."""
     trt = config.tensorrt
     available, reason = export.tensorrt_status()
-    command = export.trtexec_command(onnx_path.name, "model.engine", "x", state.data.input_shape,
+    input_name = onnx.load(str(onnx_path), load_external_data=False).graph.input[0].name
+    command = export.trtexec_command(onnx_path.name, "model.engine", input_name, state.data.input_shape,
                                      trt.precision, trt.max_batch, workspace_mib=trt.workspace_mib)
     if not available:
         if trt.required:
             raise UserError(f"TensorRT is unavailable here: {reason}", "set tensorrt.required: false, or run on "
                             "a machine with TensorRT and a GPU; the bundle's run.py builds the engine on the board")
-        console.print(f"  TensorRT unavailable here ({reason}); on the board: {' '.join(command)}")
+        console.print(f"  TensorRT unavailable here ({reason}); on the board: {' '.join(command)}", markup=False)
         return {"available": False, "reason": reason, "trtexec": command}
     built = export.to_tensorrt(onnx_path, onnx_path.with_suffix(".engine"), state.data.input_shape,
                                trt.precision, trt.max_batch, trt.workspace_mib)

@@ -44,14 +44,19 @@ def evaluate(model: nn.Module, split: Split, task: str, class_names: tuple[str, 
     Every result has `score` (accuracy or mIoU, in [0, 1]) and `score_name`, so reports can
     compare stages of any task. mIoU averages over the classes present in labels or predictions.
     """
-    logits = predict(model, split.x)
-    loss = float(F.cross_entropy(logits, split.y))
+    return score_logits(predict(model, split.x), split.y, task, class_names)
+
+
+def score_logits(logits: torch.Tensor, y: torch.Tensor, task: str, class_names: tuple[str, ...] = ()
+                 ) -> dict[str, Any]:
+    """`evaluate`'s metrics from logits computed elsewhere (an ONNX Runtime session, say) and the labels `y`."""
+    loss = float(F.cross_entropy(logits, y))
     pred = logits.argmax(1)
     if task == "classification":
-        acc = float((pred == split.y).float().mean())
+        acc = float((pred == y).float().mean())
         return {"score_name": "accuracy", "score": acc, "accuracy": acc, "loss": loss}
     k = logits.shape[1]
-    confusion = torch.bincount(split.y.reshape(-1) * k + pred.reshape(-1), minlength=k * k).reshape(k, k).double()
+    confusion = torch.bincount(y.reshape(-1) * k + pred.reshape(-1), minlength=k * k).reshape(k, k).double()
     tp = confusion.diag()
     union = confusion.sum(0) + confusion.sum(1) - tp
     iou = torch.where(union > 0, tp / union.clamp(min=1), torch.nan)

@@ -7,14 +7,14 @@ import pytest
 from edgewise.pipeline import run_recipe
 from edgewise.recipe import parse_recipe
 
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.mark.slow
 def test_report_loads_in_headless_chromium_without_errors_and_shows_the_summary(tmp_path, digits_mlp):
     chromium = shutil.which("chromium")
-    assert chromium, "make test installs Debian's chromium (tools/chromium.sh); install it with apt-get install chromium"
+    assert chromium, "make test installs Debian's chromium (tools/chromium.sh); or: apt-get install chromium"
     from playwright.sync_api import sync_playwright
 
     recipe = parse_recipe({"name": "browser", "models": [{

@@ -1,0 +1,39 @@
+"""Checking that a model someone brings (a torch file or an ONNX file) takes the data's samples and answers in kind."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from edgewise.errors import DataError
+from edgewise.zoo.dataset import Dataset
+
+
+def expected_output(data: Dataset, batch: int) -> tuple[int, ...]:
+    """The output shape a model of `data`'s task must give for `batch` samples: logits, or per-pixel logits."""
+    if data.task == "segmentation":
+        return (batch, data.num_classes, *data.input_shape[1:])
+    return (batch, data.num_classes)
+
+
+def check_fits(run: Callable[[np.ndarray], np.ndarray], data: Dataset, source: Path) -> None:
+    """Run two validation samples through `run`; a refusal or an output of the wrong shape is a DataError.
+
+    The message names the model file, the data's input shape and what came back, so the fix is
+    plain: resize the data (folder `size`, `grayscale`) or give the model the data was made for.
+    """
+    probe = data.val.x[:2].numpy()
+    try:
+        out = np.asarray(run(probe))
+    except Exception as exc:
+        raise DataError(f"model {source} does not take the data's samples of shape {list(data.input_shape)}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                        "give data of the shape the model was built for (a folder's size and grayscale), "
+                        "or the model built for this data") from None
+    wanted = expected_output(data, len(probe))
+    if tuple(out.shape) != wanted:
+        raise DataError(f"model {source} answers {list(out.shape)} for 2 samples; the {data.task} data with "
+                        f"{data.num_classes} classes needs {list(wanted)}",
+                        "give the model that was trained for these classes, or data with its classes")
