@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import csv
 import html
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,15 @@ class Section:
         image = base64.b64decode(value["image"]) if value.get("image") else None
         return cls(value["title"], tuple(value["columns"]), [tuple(r) for r in value["rows"]], value["note"], image,
                    value.get("lead", False))
+
+
+def csv_text(rows: list[dict[str, Any]], fields: tuple[str, ...]) -> str:
+    """`rows` as CSV text: a header of `fields`, then each row's values of those fields (other keys ignored)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def _cells(row: dict[str, Any]) -> tuple[str, ...]:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bench.plots import pareto_scatter
-from bench.report import Section, write_report
+from bench.report import Section, csv_text, write_report
 from bench.summary import runs_as
 from bench.units import binary_bytes, duration, si
 from edgewise.atomic import write_json, write_text
@@ -126,21 +124,13 @@ def _sections(rows: list[dict[str, Any]], axes: list[str]) -> list[Section]:
     return sections
 
 
-def _csv(rows: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def write_sweep_report(root: Path, recipe: Any, configurations: list[dict[str, Any]],
                        manifest: dict[str, Any]) -> dict[str, Path]:
     """Write sweep.json (every configuration's summary), sweep.csv (the compared rows) and the report into `root`."""
     rows = sweep_rows(configurations)
     paths = {"json": write_json(root / "sweep.json", {"axes": recipe.sweep, "configurations": configurations,
                                                       "compared": rows}),
-             "csv": write_text(root / "sweep.csv", _csv(rows))}
+             "csv": write_text(root / "sweep.csv", csv_text(rows, CSV_FIELDS))}
     failed = [(c["name"], c["error"]) for c in configurations if c["error"] is not None]
     sections = _sections(rows, list(recipe.sweep))
     if failed:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.report import Section
+from bench.report import Section, csv_text
 from bench.summary import summary_section
 from edgewise.atomic import write_json, write_text
 from edgewise.console import console
@@ -41,15 +39,6 @@ class RunResult:
     bench: list[dict[str, Any]] = field(default_factory=list)
 
 
-def rows_to_csv(rows: list[dict[str, Any]]) -> str:
-    """The result rows as CSV text with a header of RESULT_FIELDS."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=RESULT_FIELDS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 BENCH_FIELDS = ("model", "stage", "target", "score", "size_bytes", "latency_kind", "latency_median_ms",
                 "latency_p90_ms", "memory_kind", "peak_rss_bytes", "energy_kind", "energy_j_per_inference",
                 "energy_reason")
@@ -63,11 +52,7 @@ def bench_csv(records: list[dict[str, Any]]) -> str:
              "memory_kind": r["memory"]["kind"], "peak_rss_bytes": r["memory"].get("peak_rss_bytes"),
              "energy_kind": r["energy"]["kind"], "energy_j_per_inference": r["energy"].get("gross_j_per_inference"),
              "energy_reason": r["energy"].get("reason", "")} for r in records]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=BENCH_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(flat)
-    return buffer.getvalue()
+    return csv_text(flat, BENCH_FIELDS)
 
 
 def run_recipe(recipe: Recipe, out: str | Path = "runs", name: str | None = None,
@@ -133,7 +118,7 @@ def _run(run: RunDirectory, recipe: Recipe, root: Path) -> RunResult:
         result.rows += state.rows
         result.sections += state.sections
     write_json(root / "results.json", result.rows)
-    write_text(root / "results.csv", rows_to_csv(result.rows))
+    write_text(root / "results.csv", csv_text(result.rows, RESULT_FIELDS))
     if result.bench:
         write_json(root / "bench.json", result.bench)
         write_text(root / "bench.csv", bench_csv(result.bench))

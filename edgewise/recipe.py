@@ -323,6 +323,15 @@ class Recipe(BaseModel):
                 raise ValueError(f"sweep axis {path!r} is not a model setting's dotted path such as prune.rate")
         return sweep
 
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, models: list[ModelEntry]) -> list[ModelEntry]:
+        names = [m.name for m in models]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
+        return models
+
     @model_validator(mode="after")
     def _sweep_configurations_valid(self) -> Recipe:
         self.configurations()
@@ -373,15 +382,6 @@ def _set(model: dict[str, Any], path: list[str], value: Any) -> None:
     for key in path[1:-1]:
         section = section.setdefault(key, {}) if isinstance(section.get(key), dict | None) else section[key]
     section[path[-1]] = value
-
-    @field_validator("models")
-    @classmethod
-    def _unique_names(cls, models: list[ModelEntry]) -> list[ModelEntry]:
-        names = [m.name for m in models]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
-        return models
 
 
 def _describe(error: dict[str, Any]) -> str:

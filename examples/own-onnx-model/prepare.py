@@ -1,5 +1,5 @@
-"""Make the ONNX file this example brings: a float MLP on the digits, trained with plain torch and exported with
-torch.onnx, standing in for a model from another framework or team.
+"""Make the ONNX file this example brings: a float MLP on the digits, exported with torch.onnx, standing in for a
+model from another framework or team.
 
 Run: python examples/own-onnx-model/prepare.py; then edgewise run examples/own-onnx-model/recipe.yaml
 """
@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from edgewise.zoo.data import DigitsData, load_data
+from edgewise.zoo.training import TrainConfig, fit
 
 HERE = Path(__file__).resolve().parent  # the recipe beside this script reads the files from here
 
@@ -22,17 +23,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE, help="where to write (default: beside the recipe)")
     args = parser.parse_args()
     data = load_data(DigitsData())
-    torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(),
                           nn.Linear(64, 10))
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(60):
-        order = torch.randperm(len(data.train.x))
-        for start in range(0, len(order), 64):
-            batch = order[start:start + 64]
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(model(data.train.x[batch]), data.train.y[batch]).backward()
-            optimizer.step()
+    fit(model, data, TrainConfig(epochs=60, lr=3e-3), seed=0, label="train the MLP")
     model.eval()
     path = args.out / "my_mlp.onnx"
     torch.onnx.export(model, (data.val.x[:2],), str(path), input_names=["x"], output_names=["logits"],
