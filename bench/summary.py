@@ -77,3 +77,26 @@ def summary_section(rows: list[dict[str, Any]], bench: list[dict[str, Any]]) -> 
         "compressed one). Faster and less energy: float32 over the best configuration on the same target, compared "
         "only when both figures are of the same kind (measured, emulated or estimated).", lead=True,
     )
+
+
+def experts_summary(rows: list[dict[str, Any]]) -> Section | None:
+    """One line per class-specific expert or union: its score on its classes against float32's, and the compute
+    it saves (MACs per sample against the float32 model's)."""
+    table = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        mine = [r for r in rows if r["model"] == model]
+        base = mine[0]
+        for r in mine:
+            if not r["stage"].startswith(("expert", "union")):
+                continue
+            against = f" vs {r['float_class_score']:.4f}" if r.get("float_class_score") is not None else ""
+            table.append((model, r["stage"], f"{r['score_name']} {r['score']:.4f}{against}",
+                          f"{si(base['params'])} -> {si(r['params'])}", f"{si(base['macs'])} -> {si(r['macs'])}",
+                          f"{1 - r['macs'] / base['macs']:.0%} less compute"))
+    if not table:
+        return None
+    return Section(
+        "Experts: compute saved", ("model", "expert", "score on its classes vs float32", "parameters",
+                                   "MACs / sample", "saving"), table,
+        "A class-specific expert keeps the channels its classes need; it is scored on those classes only, against "
+        "the float32 model on the same classes.", lead=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import Section, csv_text
-from bench.summary import summary_section
+from bench.summary import experts_summary, summary_section
 from edgewise.atomic import write_json, write_text
 from edgewise.console import console
 from edgewise.force import force_policy
@@ -124,7 +124,9 @@ def _run(run: RunDirectory, recipe: Recipe, root: Path) -> RunResult:
         write_text(root / "bench.csv", bench_csv(result.bench))
     if recipe.report:
         with run.stage("report") as st:
-            sections = [summary_section(result.rows, result.bench), *result.sections]
+            experts = experts_summary(result.rows)
+            sections = [summary_section(result.rows, result.bench), *([experts] if experts else []),
+                        *result.sections]
             result.reports = write_report(root, result.rows, run.manifest, sections)
             for path in result.reports.values():
                 st.add_output(path)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgewise import __version__
 from edgewise.atomic import sha256_file, write_json
 from edgewise.environment import describe_environment, library_versions
 from edgewise.errors import EdgewiseError, UserError
@@ -24,6 +25,7 @@ LOCK = ".edgewise.lock"
 FORMAT = "edgewise-manifest/1"
 OUTCOME = "outcome.json"
 # bump when a stage's outputs change meaning, so older run directories are recomputed, not reused
+# (the Edgewise version is part of every key as well: a new release recomputes)
 KEY_VERSION = 1
 
 
@@ -104,7 +106,7 @@ def stage_key(stage_id: str, params: dict[str, Any], inputs: Sequence[Path], con
     if missing:
         raise UserError(f"stage {stage_id}: input file {missing[0]} does not exist",
                         "check the path in the recipe, or rerun the stages that write it (--force)")
-    body = {"version": KEY_VERSION, "stage": stage_id, "params": params, "context": context,
+    body = {"version": KEY_VERSION, "edgewise": __version__, "stage": stage_id, "params": params, "context": context,
             "inputs": [sha256_file(path) for path in inputs]}
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -14,6 +14,7 @@ from compress.model_stats import measure_cost
 from edgewise.atomic import write_json
 from edgewise.recipe import BenchStageConfig
 from edgewise.rundir import StageWindow
+from edgewise.stages.emulate import rounded_mlp
 from edgewise.stages.state import ModelState
 
 
@@ -37,6 +38,13 @@ def _energy(part: dict[str, Any]) -> str:
     return f"{si(part['gross_j_per_inference'], 'J')} ({part['kind']})"
 
 
+def baseline_mlp(state: ModelState, module: Any) -> Any:
+    """The integer kernel of a float stage (weights rounded to 4 bits), when the model emulates on FantastIC4."""
+    if state.entry.emulate is None or module is None:
+        return None
+    return rounded_mlp(module, state.data.train.x.numpy(), state.entry.emulate)
+
+
 def bench_stage(state: ModelState, config: BenchStageConfig) -> None:
     """Measure (x86-host), emulate (FantastIC4) or estimate (boards) each exported model; add rows and plots."""
     name, data = state.entry.name, state.data
@@ -50,8 +58,9 @@ def bench_stage(state: ModelState, config: BenchStageConfig) -> None:
             # a model brought as ONNX has no torch module: its MACs come from the file's shapes
             macs = measure_cost(module, data.input_shape).macs if module is not None else onnx_stats(path)["macs"]
             final = path.name == "model.onnx"
-            # the integer kernel holds the final 4-bit weights: only that file runs on the emulated accelerator
-            mlp = state.integer_mlp if final else None
+            # the final file runs on the emulated accelerator with its own 4-bit weights; the float32 and
+            # pruned MLPs with theirs rounded to 4 bits (no retraining), the baseline they are compared with
+            mlp = state.integer_mlp if final else baseline_mlp(state, module)
             for target in config.targets:
                 board = config.board_results.get(target) if final else None
                 record = bench_model(path, probe, target, settings, macs=macs, weight_bytes=row["size_bytes"],
@@ -75,7 +84,8 @@ def _sections(name: str, records: list[dict[str, Any]]) -> list[Section]:
         ("model", "target", "latency median / p90", "memory", "energy / inference"), rows,
         "measured: timed or read from a sensor here; emulated: the FantastIC4 cost model; estimated: a roofline "
         "from the board's published peak compute and bandwidth (a lower bound on latency) and its power mode; "
-        "unavailable: no source exists here, and no number is shown.",
+        "unavailable: no source exists here, and no number is shown. On FantastIC4 the float32 and pruned MLPs run "
+        "with their weights rounded to 4 bits per layer (no retraining), the final model with its own 4-bit weights.",
         target_bars(records, name),
     )]
     measured = [r for r in records if r["latency"]["kind"] == "measured"]

@@ -5,14 +5,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
+from torch import nn
+
 from bench.report import Section
 from bench.units import si
 from edgewise.atomic import write_json
 from edgewise.recipe import EmulateConfig
+from edgewise.records import QuantizedLayer
 from edgewise.rundir import StageWindow
 from edgewise.stages.state import ModelState
 from runtime import IntegerMLP
-from runtime.onnx_reader import records_from_onnx
+from runtime.onnx_reader import records_from_onnx, round_to_levels
 
 
 def emulate_stage(state: ModelState, config: EmulateConfig) -> None:
@@ -42,6 +46,28 @@ def emulate_stage(state: ModelState, config: EmulateConfig) -> None:
 
     out = state.stage("emulate", config.model_dump(mode="json"), [state.current_path], emulate)
     state.emulated_path = out.files["emulate.json"]
+
+
+MLP_LEAVES = (nn.Linear, nn.ReLU, nn.Flatten, nn.Dropout, nn.Identity)
+
+
+def rounded_mlp(module: nn.Module, calibration: np.ndarray, config: EmulateConfig) -> IntegerMLP | None:
+    """The integer kernel for a float MLP (the float32 or pruned stage), its weights rounded to 4 bits per layer.
+
+    This is how the uncompressed network would sit on the accelerator without quantization-aware
+    training: the baseline the final 4-bit model's emulated costs are compared with. None when the
+    module is not a plain stack of Linear and ReLU layers (the kernel's network class).
+    """
+    leaves = [m for m in module.modules() if not list(m.children())]
+    if not all(isinstance(m, MLP_LEAVES) for m in leaves):
+        return None
+    records = []
+    for name, layer in module.named_modules():
+        if isinstance(layer, nn.Linear):
+            levels, step = round_to_levels(layer.weight.detach().numpy())
+            bias = None if layer.bias is None else layer.bias.detach().numpy().astype(np.float32)
+            records.append(QuantizedLayer(name, "Linear", levels, step, 4, -8, 7, bias=bias, method="round-float"))
+    return IntegerMLP.from_records(records, calibration, config.activation_bits, config.acc_bits)
 
 
 def _section(name: str, config: EmulateConfig, accuracy: float, costs: dict[str, Any]) -> Section:

@@ -1,4 +1,4 @@
-from bench.summary import best_configuration, summary_section
+from bench.summary import best_configuration, experts_summary, summary_section
 
 
 def _row(stage, score, size):
@@ -28,3 +28,20 @@ def test_summary_compares_only_figures_of_the_same_kind():
     assert host[2] == "100 B (10.0x smaller)" and host[5] == "4.0x faster (measured)"
     assert host[6] == "4.0x less energy (measured)"
     assert "no float32 figure of that kind" in asic[5] and "emulated" in asic[5]
+
+
+def test_an_uncompressed_model_shows_its_own_figures_not_ratios():
+    rows = [_row("given ONNX", 0.9, 1000)]
+    table = summary_section(rows, [_bench("given ONNX", "x86-host", 0.5, 2e-3)]).rows
+    assert table == [("m", "given ONNX (not compressed)", "1000 B", "0.9000", "x86-host", "500 us (measured)",
+                      "2 mJ (measured)")]
+
+
+def test_experts_summary_states_the_compute_saved():
+    base = {**_row("float32", 0.8, 1000), "params": 100, "macs": 4000, "score_name": "mIoU"}
+    expert = {**_row("expert rail (lrp 50%)", 0.5, 300), "params": 30, "macs": 1000, "score_name": "IoU[rail]",
+              "float_class_score": 0.55}
+    section = experts_summary([base, expert])
+    assert section.lead and section.rows == [("m", "expert rail (lrp 50%)", "IoU[rail] 0.5000 vs 0.5500", "100 -> 30",
+                                              "4 k -> 1 k", "75% less compute")]
+    assert experts_summary([base]) is None
