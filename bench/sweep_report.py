@@ -88,7 +88,10 @@ def _value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _sections(rows: list[dict[str, Any]], axes: list[str]) -> list[Section]:
+def _sections(rows: list[dict[str, Any]], axes: list[str], parallel: bool) -> list[Section]:
+    contention = (" Measured latencies were taken while other configurations ran at once (local workers each on "
+                  "their own CPUs, or Ray tasks): caches and memory bandwidth were shared, so rerun with --jobs 1 "
+                  "--force bench for figures to quote." if parallel else "")
     sections = []
     for model in dict.fromkeys(r["model"] for r in rows):
         mine = [r for r in rows if r["model"] == model]
@@ -107,8 +110,9 @@ def _sections(rows: list[dict[str, Any]], axes: list[str]) -> list[Section]:
             f"Each configuration's final compressed {model} (float32 scores {first['float_score']:.4f}). Pareto: no "
             f"other configuration is at least as good on every objective ({', '.join(first['objectives'])}) and "
             "better on one; latency and energy count only where every configuration has them of one kind on one "
-            "target.", pareto_scatter([(r["size_bytes"], r["score"], r["configuration"].split("_")[0]) for r in mine],
-                                      "size [bytes]", first["score_name"], f"{model}: score against size"),
+            f"target.{contention}",
+            pareto_scatter([(r["size_bytes"], r["score"], r["configuration"].split("_")[0]) for r in mine],
+                           "size [bytes]", first["score_name"], f"{model}: score against size"),
             lead=True,
         ))
         if "latency_ms" in first["objectives"]:
@@ -125,14 +129,14 @@ def _sections(rows: list[dict[str, Any]], axes: list[str]) -> list[Section]:
 
 
 def write_sweep_report(root: Path, recipe: Any, configurations: list[dict[str, Any]],
-                       manifest: dict[str, Any]) -> dict[str, Path]:
+                       manifest: dict[str, Any], parallel: bool = False) -> dict[str, Path]:
     """Write sweep.json (every configuration's summary), sweep.csv (the compared rows) and the report into `root`."""
     rows = sweep_rows(configurations)
     paths = {"json": write_json(root / "sweep.json", {"axes": recipe.sweep, "configurations": configurations,
                                                       "compared": rows}),
              "csv": write_text(root / "sweep.csv", csv_text(rows, CSV_FIELDS))}
     failed = [(c["name"], c["error"]) for c in configurations if c["error"] is not None]
-    sections = _sections(rows, list(recipe.sweep))
+    sections = _sections(rows, list(recipe.sweep), parallel)
     if failed:
         sections.append(Section("Failed configurations", ("configuration", "error"), failed,
                                 "Their finished stages are kept and reused when the sweep runs again.", lead=True))

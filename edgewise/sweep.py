@@ -113,9 +113,22 @@ def _payloads(configurations: Sequence[SweepConfiguration], parent: Path, force:
              "out": str(parent), "force": list(force), "threads": threads} for c in configurations]
 
 
+def _pin_worker(slots: Any, threads: int) -> None:
+    """Give each worker process its own CPUs, so parallel configurations time their models on separate cores."""
+    with slots.get_lock():
+        slot = slots.value
+        slots.value += 1
+    cpus = sorted(os.sched_getaffinity(0))
+    mine = {cpus[(slot * threads + i) % len(cpus)] for i in range(threads)}
+    os.sched_setaffinity(0, mine)
+
+
 def _run_local(payloads: list[dict[str, Any]], jobs: int, done: Callable[[dict[str, Any]], None]) -> None:
     # spawn, not fork: torch's thread pools and locks do not survive a fork of a process that already used them
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+    context = get_context("spawn")
+    slots = context.Value("i", 0)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_pin_worker,
+                             initargs=(slots, payloads[0]["threads"])) as pool:
         futures = [pool.submit(run_configuration, p) for p in payloads]
         for future in as_completed(futures):
             done(future.result())
@@ -196,7 +209,8 @@ def run_sweep(recipe: Recipe, out: str | Path = "runs", name: str | None = None,
             st.metrics.update(failed=sum(s["error"] is not None for s in summaries.values()))
         result = SweepResult(root, [summaries[p["name"]] for p in payloads])
         with run.stage("report") as st:
-            result.reports = write_sweep_report(root, recipe, result.configurations, run.manifest)
+            result.reports = write_sweep_report(root, recipe, result.configurations, run.manifest,
+                                                parallel=bool(ray_address) or jobs > 1)
             for path in result.reports.values():
                 st.add_output(path)
     if result.failed:

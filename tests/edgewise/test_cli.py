@@ -1,7 +1,4 @@
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -9,24 +6,19 @@ import yaml
 from edgewise.atomic import sha256_file
 
 
-def edgewise(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "edgewise", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "COLUMNS": "200"}, timeout=600)
-
-
-def test_version():
-    result = edgewise("--version")
+def test_version(edgewise_process):
+    result = edgewise_process("--version")
     assert result.returncode == 0 and result.stdout.startswith("edgewise ")
 
 
-def test_zoo_list_names_architectures_data_and_references():
+def test_zoo_list_names_architectures_data_and_references(edgewise):
     result = edgewise("zoo", "list")
     assert result.returncode == 0
     for word in ("railnet", "mobilenetv2", "torchvision:<name>", "digits", "rail", "folder", "npz", "rail-net"):
         assert word in result.stderr
 
 
-def test_bad_recipe_exits_2_with_the_field_in_one_line(tmp_path):
+def test_bad_recipe_exits_2_with_the_field_in_one_line(tmp_path, edgewise):
     recipe = tmp_path / "bad.yaml"
     recipe.write_text(yaml.safe_dump({"models": [{"name": "a", "arch": "mlp", "data": "digits",
                                                   "train": {"lr": "fast"}}]}))
@@ -37,7 +29,7 @@ def test_bad_recipe_exits_2_with_the_field_in_one_line(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_recipe_show_round_trips_through_check(tmp_path):
+def test_recipe_show_round_trips_through_check(tmp_path, edgewise):
     shown = edgewise("recipe", "show")
     path = tmp_path / "r.yaml"
     path.write_text(shown.stdout)
@@ -45,7 +37,7 @@ def test_recipe_show_round_trips_through_check(tmp_path):
 
 
 @pytest.mark.slow
-def test_prune_command_writes_a_smaller_model(tmp_path, digits_cnn):
+def test_prune_command_writes_a_smaller_model(tmp_path, digits_cnn, edgewise):
     out = tmp_path / "p.pt"
     result = edgewise("prune", "digits-cnn", "-o", str(out), "--criterion", "l1", "--rate", "0.3")
     assert result.returncode == 0, result.stderr
@@ -57,7 +49,7 @@ def test_prune_command_writes_a_smaller_model(tmp_path, digits_cnn):
     assert json.loads(out.with_suffix(".prune.json").read_text())["criterion"] == "l1"
 
 
-def test_prune_command_refuses_bad_rates_and_criteria(tmp_path):
+def test_prune_command_refuses_bad_rates_and_criteria(tmp_path, edgewise):
     bad_rate = edgewise("prune", "digits-mlp", "-o", str(tmp_path / "p.pt"), "--rate", "1.5")
     assert bad_rate.returncode == 2 and "--rate" in bad_rate.stderr
     bad_criterion = edgewise("prune", "digits-mlp", "-o", str(tmp_path / "p.pt"), "--criterion", "vibes")
@@ -66,7 +58,7 @@ def test_prune_command_refuses_bad_rates_and_criteria(tmp_path):
 
 
 @pytest.mark.slow
-def test_run_writes_manifest_results_and_report(tmp_path, digits_mlp, digits_cnn):
+def test_run_writes_manifest_results_and_report(tmp_path, digits_mlp, digits_cnn, edgewise):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump({"name": "small", "models": [
         {"zoo": "digits-mlp"},
@@ -105,7 +97,7 @@ def test_run_writes_manifest_results_and_report(tmp_path, digits_mlp, digits_cnn
 
 
 @pytest.mark.slow
-def test_quantize_encode_decode_commands(tmp_path, digits_mlp):
+def test_quantize_encode_decode_commands(tmp_path, digits_mlp, edgewise):
     out = tmp_path / "q.pt"
     result = edgewise("quantize", "digits-mlp", "-o", str(out), "--method", "ecq", "--lambda", "0.2")
     assert result.returncode == 0, result.stderr
@@ -125,7 +117,7 @@ def test_quantize_encode_decode_commands(tmp_path, digits_mlp):
 
 
 @pytest.mark.slow
-def test_run_with_fold_quantize_encode_writes_the_size_ladder(tmp_path, digits_cnn):
+def test_run_with_fold_quantize_encode_writes_the_size_ladder(tmp_path, digits_cnn, edgewise):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump({"name": "ladder", "models": [
         {"zoo": "digits-cnn", "prune": {"criterion": "l1", "rate": 0.3}, "fold": True,
@@ -145,7 +137,7 @@ def test_run_with_fold_quantize_encode_writes_the_size_ladder(tmp_path, digits_c
 
 
 @pytest.mark.slow
-def test_export_deploy_and_bundle_verify_commands(tmp_path, digits_mlp):
+def test_export_deploy_and_bundle_verify_commands(tmp_path, digits_mlp, edgewise):
     assert edgewise("quantize", "digits-mlp", "-o", str(tmp_path / "q.pt"), "--method", "uniform").returncode == 0
     result = edgewise("export", str(tmp_path / "q.pt"), "-o", str(tmp_path / "q.onnx"),
                       "--records", str(tmp_path / "q.npz"))
@@ -165,7 +157,7 @@ def test_export_deploy_and_bundle_verify_commands(tmp_path, digits_mlp):
 
 
 @pytest.mark.slow
-def test_emulate_command_prints_the_emulated_table(tmp_path, digits_mlp):
+def test_emulate_command_prints_the_emulated_table(tmp_path, digits_mlp, edgewise):
     assert edgewise("quantize", "digits-mlp", "-o", str(tmp_path / "q.pt"), "--method", "ecq").returncode == 0
     result = edgewise("emulate", str(tmp_path / "q.npz"), "--target", "fantastic4-asic")
     assert result.returncode == 0, result.stderr
@@ -174,7 +166,7 @@ def test_emulate_command_prints_the_emulated_table(tmp_path, digits_mlp):
     assert bad.returncode == 2 and "unknown target 'jetson-mars'" in bad.stderr
 
 
-def test_targets_lists_every_profile_with_availability():
+def test_targets_lists_every_profile_with_availability(edgewise):
     result = edgewise("targets")
     assert result.returncode == 0
     for name in ("x86-host", "jetson-nano", "jetson-xavier-nx", "jetson-orin-nano", "jetson-orin-nx",
@@ -184,7 +176,7 @@ def test_targets_lists_every_profile_with_availability():
 
 
 @pytest.mark.slow
-def test_bench_command_on_host_board_and_emulator(tmp_path):
+def test_bench_command_on_host_board_and_emulator(tmp_path, edgewise):
     import torch
 
     import compress

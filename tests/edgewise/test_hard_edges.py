@@ -2,19 +2,12 @@
 
 import errno
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import yaml
 
 from edgewise.rundir import RunDirectory
-
-
-def edgewise(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "edgewise", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "COLUMNS": "200"}, timeout=600)
 
 
 def assert_user_error(result, *words):
@@ -32,16 +25,16 @@ def _recipe(tmp_path, models, name="edge"):
     return path
 
 
-def test_unknown_model_name(tmp_path):
+def test_unknown_model_name(tmp_path, edgewise):
     assert_user_error(edgewise("prune", "digits-xl", "-o", str(tmp_path / "p.pt")), "unknown model 'digits-xl'")
 
 
-def test_missing_data_folder(tmp_path):
+def test_missing_data_folder(tmp_path, edgewise):
     recipe = _recipe(tmp_path, [{"name": "m", "arch": "lenet", "data": {"name": "folder", "path": "/no/such"}}])
     assert_user_error(edgewise("run", str(recipe), "--out", str(tmp_path / "runs")), "does not exist")
 
 
-def test_wrong_input_shape(tmp_path):
+def test_wrong_input_shape(tmp_path, edgewise):
     np.savez(tmp_path / "four.npz", x=np.random.rand(20, 4, 8, 8).astype(np.float32), y=np.arange(20) % 2)
     recipe = _recipe(tmp_path, [{"name": "m", "arch": "torchvision:resnet18",
                                  "data": {"name": "npz", "path": str(tmp_path / "four.npz")}}])
@@ -49,23 +42,23 @@ def test_wrong_input_shape(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_layer_type_the_stage_does_not_support(tmp_path, digits_cnn):
+def test_a_layer_type_the_stage_does_not_support(tmp_path, digits_cnn, edgewise):
     assert edgewise("quantize", "digits-cnn", "-o", str(tmp_path / "q.pt"), "--method", "uniform").returncode == 0
     assert_user_error(edgewise("emulate", str(tmp_path / "q.npz")), "fully-connected")
 
 
-def test_rate_and_lambda_out_of_range(tmp_path):
+def test_rate_and_lambda_out_of_range(tmp_path, edgewise):
     assert_user_error(edgewise("prune", "digits-mlp", "-o", str(tmp_path / "p.pt"), "--rate", "-0.5"), "--rate")
     assert_user_error(edgewise("quantize", "digits-mlp", "-o", str(tmp_path / "q.pt"), "--lambda", "-1"),
                       "--lambda")
 
 
-def test_corrupted_onnx_file(tmp_path):
+def test_corrupted_onnx_file(tmp_path, edgewise):
     (tmp_path / "broken.onnx").write_bytes(b"\x08\x07garbage" * 10)
     assert_user_error(edgewise("bench", str(tmp_path / "broken.onnx")), "cannot read", "as ONNX")
 
 
-def test_a_target_that_is_not_available_here(tmp_path):
+def test_a_target_that_is_not_available_here(tmp_path, edgewise):
     import torch
 
     import export
@@ -77,10 +70,10 @@ def test_a_target_that_is_not_available_here(tmp_path):
                       "target nvidia-gpu is not available here")
 
 
-def test_two_runs_in_one_directory_at_once(tmp_path):
+def test_two_runs_in_one_directory_at_once(tmp_path, edgewise_process):
     recipe = _recipe(tmp_path, [{"zoo": "digits-mlp"}], name="busy")
     with RunDirectory.create(tmp_path / "runs" / "busy", "busy", {}):
-        result = edgewise("run", str(recipe), "--out", str(tmp_path / "runs"))
+        result = edgewise_process("run", str(recipe), "--out", str(tmp_path / "runs"))
     assert_user_error(result, "is in use by another run", f"pid {os.getpid()}")
     # the lock is released with its holder: the directory can be used again
     with RunDirectory.create(tmp_path / "runs" / "busy", "busy", {}):

@@ -1,8 +1,13 @@
 """Resumable runs: unchanged stages are reused, changed ones and what follows them rerun, interrupted runs resume."""
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
+import yaml
 
 import compress
 from edgewise.errors import UserError
@@ -86,3 +91,31 @@ def test_force_names_are_checked():
         force_policy(["pune"], ["a"])
     with pytest.raises(UserError, match="no model 'c'"):
         force_policy(["c/prune"], ["a"])
+
+
+@pytest.mark.slow
+def test_a_killed_run_leaves_its_finished_stages_for_the_next(tmp_path, digits_mlp):
+    """SIGKILL (no cleanup at all) after the prune stage: the next run reuses what was finished."""
+    recipe_file = tmp_path / "r.yaml"
+    recipe_file.write_text(yaml.safe_dump(RECIPE))
+    root = tmp_path / "resume"
+    run = subprocess.Popen([sys.executable, "-m", "edgewise", "run", str(recipe_file), "--out", str(tmp_path)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while "prune" not in finished(root) and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        run.send_signal(signal.SIGKILL)
+    finally:
+        run.wait()
+    assert {"train", "evaluate", "prune"} <= finished(root)
+    resumed = run_recipe(Recipe.model_validate(RECIPE), tmp_path)
+    assert {"train", "evaluate", "prune"} <= reused(resumed.root)
+    assert stages(resumed.root)["encode"]["status"] == "ok"
+
+
+def finished(root):
+    try:
+        return {name for name, s in stages(root).items() if s["status"] == "ok"}
+    except (FileNotFoundError, json.JSONDecodeError):
+        return set()
