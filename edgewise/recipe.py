@@ -261,6 +261,9 @@ class ModelEntry(BaseModel):
         for stage, needed, why in STAGE_PREREQUISITES:
             if getattr(self, stage) and getattr(self, needed) is None:
                 raise ValueError(f"{stage} {why}; add a {needed} section (or remove {stage})")
+        if self.emulate is not None and self.quantize.bits > 4:
+            raise ValueError(f"emulate runs FantastIC4's 4-bit weights, and quantize.bits is {self.quantize.bits}; "
+                             "quantize to 4 bits or fewer, or remove emulate")
         return self
 
     @model_validator(mode="after")
@@ -394,6 +397,8 @@ def _describe(error: dict[str, Any]) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if not error["loc"]:  # a check across the whole recipe: the input is the recipe itself
         return message
+    if isinstance(given, dict):  # a check across a section: the message names the fields, the section is noise
+        return f"field '{loc}': {message}"
     return f"field '{loc}': {message} (given {given!r})"
 
 

@@ -197,9 +197,19 @@ class IntegerMLP:
         return self.run_integers(x, mode)[1]
 
     def costs(self, target: str | dict = "fantastic4-asic", batch: int = 1) -> dict[str, Any]:
-        """Emulated cost of one inference on a FantastIC4 target (see runtime.costs); every figure is emulated."""
+        """Emulated cost of one inference on a FantastIC4 target (see runtime.costs); every figure is emulated.
+
+        The chip stores 4-bit weight codes (16 shared values per layer): a layer whose levels need
+        more is refused rather than costed as a chip that does not exist. The kernel itself runs any
+        width, bit-exact.
+        """
         from runtime.costs import model_costs
 
+        for layer in self.layers:
+            low, high = int(layer.levels.min()), int(layer.levels.max())
+            if low < -8 or high > 15 or high - low > 15:
+                raise UserError(f"layer {layer.name} has weight levels {low}..{high}; FantastIC4 stores 4-bit codes "
+                                "(16 values per layer)", "quantize with bits: 4 or fewer to emulate the chip")
         return model_costs(self, target, batch)
 
     @classmethod

@@ -102,3 +102,11 @@ def test_stages_name_the_section_they_need(section, needed):
     value = True if section == "encode" else {}
     with pytest.raises(RecipeError, match=f"add a {needed} section"):
         parse_recipe({"models": [{"zoo": "digits-mlp", section: value}]})
+
+
+def test_emulation_needs_weights_of_4_bits_or_fewer():
+    with pytest.raises(RecipeError, match=r"quantize\.bits is 8"):
+        parse_recipe({"models": [{"zoo": "digits-mlp", "quantize": {"method": "uniform", "bits": 8}, "emulate": {}}]})
+    with pytest.raises(RecipeError, match=r"sweep configuration \{.quantize\.bits.: 8\}"):
+        parse_recipe({"models": [{"zoo": "digits-mlp", "quantize": {"method": "uniform", "bits": 4}, "emulate": {}}],
+                      "sweep": {"quantize.bits": [4, 8]}})

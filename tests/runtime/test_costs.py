@@ -38,3 +38,15 @@ def test_mlp_costs_are_emulated_and_sparsity_saves_work():
     assert costs[1]["additions"] < costs[0]["additions"] and costs[1]["energy_j"] < costs[0]["energy_j"]
     assert costs[1]["additions_saved"] > 0.5  # 70% zeros skip their additions; bins and bias add some back
     assert chip("fantastic4-fpga").multipliers == 4 * 64
+
+
+def test_weights_wider_than_4_bits_are_not_costed_as_fantastic4():
+    from edgewise.errors import UserError
+
+    rng = np.random.default_rng(0)
+    wide = QuantizedLayer("fc", "Linear", rng.integers(-100, 100, (4, 6)).astype(np.int8), np.float32(0.01), 8,
+                          -127, 127)
+    mlp = IntegerMLP.from_records([wide], rng.random((10, 6)))
+    assert mlp.run(rng.random((2, 6)), "bins").shape == (2, 4), "the kernel itself runs any width"
+    with pytest.raises(UserError, match="4-bit codes"):
+        mlp.costs("fantastic4-asic")
