@@ -23,6 +23,13 @@ def round_to_levels(weight: np.ndarray) -> tuple[np.ndarray, np.float32]:
     return levels, step
 
 
+def rounded_layer(name: str, weight: np.ndarray, bias: np.ndarray | None) -> QuantizedLayer:
+    """A float Linear layer (weight as (outputs, inputs)) as a 4-bit record by per-layer rounding, no retraining."""
+    levels, step = round_to_levels(weight)
+    return QuantizedLayer(name, "Linear", levels, step, 4, -8, 7, bias=bias, method="round-float",
+                          meta={"from": "float weights, rounded per layer"})
+
+
 def _bias(graph: onnx.GraphProto, inits: dict[str, onnx.TensorProto], output: str) -> np.ndarray | None:
     add = next((n for n in graph.node if n.op_type == "Add" and output in n.input), None)
     if add is None:
@@ -50,9 +57,7 @@ def _float_layer(node: onnx.NodeProto, graph: onnx.GraphProto, inits: dict[str, 
         weight = weight * np.float32(attrs.get("alpha", 1.0))
     elif node.op_type == "MatMul":
         bias = _bias(graph, inits, node.output[0])
-    levels, step = round_to_levels(weight)
-    return QuantizedLayer(node.input[1], "Linear", levels, step, 4, -8, 7, bias=bias,
-                          method="round-float", meta={"from": "float ONNX weights, rounded per layer"})
+    return rounded_layer(node.input[1], weight, bias)
 
 
 def records_from_onnx(path: str | os.PathLike[str], round_float_weights: bool = False) -> list[QuantizedLayer]:

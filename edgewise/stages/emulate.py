@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
@@ -12,11 +11,10 @@ from bench.report import Section
 from bench.units import si
 from edgewise.atomic import write_json
 from edgewise.recipe import EmulateConfig
-from edgewise.records import QuantizedLayer
 from edgewise.rundir import StageWindow
 from edgewise.stages.state import ModelState
 from runtime import IntegerMLP
-from runtime.onnx_reader import records_from_onnx, round_to_levels
+from runtime.onnx_reader import records_from_onnx, rounded_layer
 
 
 def emulate_stage(state: ModelState, config: EmulateConfig) -> None:
@@ -38,11 +36,8 @@ def emulate_stage(state: ModelState, config: EmulateConfig) -> None:
                           **{f"{t}_{k}": c["total"][k] for t, c in costs.items()
                              for k in ("latency_s", "energy_per_inference_j")})
         st.add_output(write_json(st.path("emulate.json"), {"kernel_accuracy": accuracy, "costs": costs}))
-        section = _section(name, config, accuracy, costs)
-        if records[0].method == "round-float":
-            section = dataclasses.replace(section, note=section.note + " The weights were float in the ONNX file and "
-                                          "were rounded to 4 bits per layer without retraining (a what-if).")
-        return {"sections": [section.to_json()]}
+        rounded = records[0].method == "round-float"
+        return {"sections": [_section(name, config, accuracy, costs, rounded).to_json()]}
 
     out = state.stage("emulate", config.model_dump(mode="json"), [state.current_path], emulate)
     state.emulated_path = out.files["emulate.json"]
@@ -64,13 +59,13 @@ def rounded_mlp(module: nn.Module, calibration: np.ndarray, config: EmulateConfi
     records = []
     for name, layer in module.named_modules():
         if isinstance(layer, nn.Linear):
-            levels, step = round_to_levels(layer.weight.detach().numpy())
             bias = None if layer.bias is None else layer.bias.detach().numpy().astype(np.float32)
-            records.append(QuantizedLayer(name, "Linear", levels, step, 4, -8, 7, bias=bias, method="round-float"))
+            records.append(rounded_layer(name, layer.weight.detach().numpy(), bias))
     return IntegerMLP.from_records(records, calibration, config.activation_bits, config.acc_bits)
 
 
-def _section(name: str, config: EmulateConfig, accuracy: float, costs: dict[str, Any]) -> Section:
+def _section(name: str, config: EmulateConfig, accuracy: float, costs: dict[str, Any], rounded: bool
+             ) -> Section:
     rows = []
     for target, c in costs.items():
         t = c["total"]
@@ -88,5 +83,7 @@ def _section(name: str, config: EmulateConfig, accuracy: float, costs: dict[str,
         f"accuracy {accuracy:.4f}, bit-exact across its bins/bitplanes/fast modes. Representations chosen per layer: "
         f"{representations}. Every figure is emulated by the cost model calibrated to the published operating "
         "points (2.45 TOPS at 3.6 W on the XCVU440 FPGA; 20.17 TOPS/W in 22 nm); clock, adders, lanes, bandwidth "
-        "and the energy split are assumptions (targets/data/*.yaml).",
+        "and the energy split are assumptions (targets/data/*.yaml)."
+        + (" The weights were float in the ONNX file and were rounded to 4 bits per layer without retraining "
+           "(a what-if)." if rounded else ""),
     )
