@@ -18,7 +18,7 @@ test: setup-dev
 	$(PY) -m pytest -q
 
 bench: setup-dev
-	$(PY) -m bench.suite
+	$(PY) -m edgewise.bench.suite
 
 lint: setup-dev
 	.venv/bin/ruff check .

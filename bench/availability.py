@@ -6,8 +6,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from bench.energy import InaMeter, NvmlMeter, RaplMeter
-from targets import load_target, target_names
+from edgewise.bench.energy import InaMeter, NvmlMeter, RaplMeter
+from edgewise.targets import load_target, target_names
 
 _JETSON_MODELS = {"jetson-nano": "Nano", "jetson-xavier-nx": "Xavier NX", "jetson-orin-nano": "Orin Nano",
                   "jetson-orin-nx": "Orin NX", "jetson-agx-orin": "AGX Orin"}

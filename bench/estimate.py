@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgewise.errors import UserError
+from edgewise.base.errors import UserError
 
 
 def roofline(profile: dict[str, Any], macs: int, weight_bytes: int, activation_bytes: int = 0,

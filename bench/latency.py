@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from export.runner import latency_stats
+from edgewise.export.runner import latency_stats
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def onnx_runner(path: str | os.PathLike[str], inputs: Any, threads: int | None =
                 ) -> Callable[[], Callable[[], Any]]:
     """A runner factory for an ONNX file with the shipped session settings (see export.open_session)."""
     def make() -> Callable[[], Any]:
-        from export.session import open_session
+        from edgewise.export.session import open_session
 
         session = open_session(path, threads=threads)
         name = session.get_inputs()[0].name

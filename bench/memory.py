@@ -13,14 +13,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
-_CHILD = """
-import sys, numpy as np, onnxruntime as ort
-path, inputs, runs, arena = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
-options = ort.SessionOptions()
+# the child loads the kit's session module by its file (the way a bundle's run.py does), not the kit's packages:
+# what it imports is what serving the model needs, and the baseline imports the same
+_SESSION = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("edgewise_session", sys.argv[1])
+session_module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(session_module)
+import onnx
+"""
+_CHILD = _SESSION + """
+import numpy as np
+path, inputs, runs, arena, threads = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] == "1", int(sys.argv[6])
+options = session_module.session_options(threads=threads or None)
 options.enable_cpu_mem_arena = arena
-options.log_severity_level = 3
-session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"],
-                               disabled_optimizers=["MatMulAddFusion"])
+session = session_module.ort.InferenceSession(session_module.shipped_model(path), options,
+                                              providers=["CPUExecutionProvider"],
+                                              disabled_optimizers=list(session_module.DISABLED_OPTIMIZERS))
 x = np.load(inputs)
 for _ in range(runs):
     session.run(None, {session.get_inputs()[0].name: x})
@@ -45,18 +54,23 @@ def python_peak_rss(code: str, *args: str) -> tuple[int, int]:
 
 
 def onnx_peak_memory(path: str | os.PathLike[str], inputs: str | os.PathLike[str], runs: int = 10,
-                     arena: bool = True) -> dict[str, Any]:
-    """Peak RSS of a fresh Python that opens `path` with ONNX Runtime and runs `inputs` (.npy) `runs` times.
+                     arena: bool = True, threads: int | None = None) -> dict[str, Any]:
+    """Peak RSS of a fresh Python that opens `path` as the kit ships it and runs `inputs` (.npy) `runs` times.
 
-    Also reports the baseline of the same interpreter importing onnxruntime and numpy only, so the
-    model's own share can be read off; the arena setting is recorded because it inflates the peak.
+    The session is the one every measurement uses (edgewise.export.session: the shipped graph,
+    with `threads`). Also reports the baseline of the same interpreter loading that session module
+    without a model, so the model's own share can be read off; the arena setting is recorded because
+    it inflates the peak.
     """
-    baseline_code, baseline = python_peak_rss("import numpy, onnxruntime")
-    code, peak = python_peak_rss(_CHILD, str(path), str(inputs), str(runs), "1" if arena else "0")
-    if code != 0 or baseline_code != 0:
-        from edgewise.errors import StageError
+    from edgewise.base.errors import StageError
+    from edgewise.export import session
 
+    module = str(Path(session.__file__))
+    baseline_code, baseline = python_peak_rss(_SESSION, module)
+    code, peak = python_peak_rss(_CHILD, module, str(path), str(inputs), str(runs), "1" if arena else "0",
+                                 str(threads or 0))
+    if code != 0 or baseline_code != 0:
         raise StageError(f"the memory probe process failed with exit code {code}", "run the model by hand to see why")
     return {"peak_rss_bytes": peak, "baseline_rss_bytes": baseline, "model_rss_bytes": peak - baseline,
-            "model_file_bytes": Path(path).stat().st_size, "cpu_mem_arena": arena, "runs": runs,
+            "model_file_bytes": Path(path).stat().st_size, "cpu_mem_arena": arena, "runs": runs, "threads": threads,
             "kind": "measured", "method": "VmHWM of a fresh child process"}

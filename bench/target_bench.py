@@ -11,14 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from bench.availability import availability
-from bench.energy import RaplMeter
-from bench.energy.measure import energy_per_inference
-from bench.estimate import roofline
-from bench.latency import LatencyConfig, machine_settings, measure_latency, onnx_runner
-from bench.memory import onnx_peak_memory
-from edgewise.errors import UserError
-from targets import load_target
+from edgewise.base.errors import UserError
+from edgewise.bench.availability import availability
+from edgewise.bench.energy import RaplMeter
+from edgewise.bench.energy.measure import energy_per_inference
+from edgewise.bench.estimate import roofline
+from edgewise.bench.latency import LatencyConfig, machine_settings, measure_latency, onnx_runner
+from edgewise.bench.memory import onnx_peak_memory
+from edgewise.targets import load_target
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,11 @@ def _host(onnx_path: Path, probe: np.ndarray, config: BenchConfig, powercap: Pat
     latency.update(settings=machine_settings(config.threads), batch=int(probe.shape[0]))
     with tempfile.TemporaryDirectory() as scratch:
         np.save(Path(scratch) / "x.npy", probe)
-        memory = onnx_peak_memory(onnx_path, Path(scratch) / "x.npy", config.memory_runs)
+        memory = onnx_peak_memory(onnx_path, Path(scratch) / "x.npy", config.memory_runs, threads=config.threads)
     meter = RaplMeter(powercap)
     ok, reason = meter.available()
     if ok:
-        from export.session import open_session
+        from edgewise.export.session import open_session
 
         session = open_session(onnx_path, threads=config.threads)
         name = session.get_inputs()[0].name
@@ -65,11 +65,11 @@ def _host(onnx_path: Path, probe: np.ndarray, config: BenchConfig, powercap: Pat
     return {"latency": latency, "memory": memory, "energy": energy}
 
 
-def _emulated(mlp: Any, target: str) -> dict[str, Any]:
-    if mlp is None:
-        reason = "FantastIC4 runs 4-bit fully-connected networks; this model is not one"
+def _emulated(total: dict[str, Any] | None) -> dict[str, Any]:
+    if total is None:
+        reason = ("not emulated: the accelerator runs 4-bit fully-connected networks (this model is not one, or the "
+                  "recipe has no emulate section)")
         return {"latency": _unavailable(reason), "memory": _unavailable(reason), "energy": _unavailable(reason)}
-    total = mlp.costs(target)["total"]
     return {"latency": {"kind": "emulated", "median_ms": total["latency_s"] * 1e3, "p90_ms": total["latency_s"] * 1e3,
                         "throughput_per_s": total["throughput_per_s"]},
             "memory": {"kind": "emulated", "weight_bytes": total["weight_bytes"]},
@@ -102,13 +102,14 @@ def _board(profile: dict[str, Any], macs: int | None, weight_bytes: int | None, 
 
 
 def bench_model(onnx_path: str | os.PathLike[str], probe: np.ndarray, target: str, config: BenchConfig = BenchConfig(),
-                *, macs: int | None = None, weight_bytes: int | None = None, mlp: Any = None,
+                *, macs: int | None = None, weight_bytes: int | None = None, emulated: dict[str, Any] | None = None,
                 board_result: str | os.PathLike[str] | None = None,
                 powercap: str | os.PathLike[str] = "/sys/class/powercap") -> dict[str, Any]:
     """Latency, memory and energy of one model on `target`; every part says how it was obtained.
 
     x86-host: measured here (latency, peak memory of a child; energy from RAPL or unavailable);
-    fantastic4-*: emulated (needs `mlp`, an IntegerMLP); Jetson boards: the board's result JSON
+    emulated accelerators: `emulated`, the total costs of the model on that target from its cost
+    model (an IntegerMLP's costs(target)["total"]), else unavailable; Jetson boards: the board's result JSON
     (measured) when given, else a roofline estimate from `macs` and `weight_bytes`; nvidia-gpu:
     unavailable without a GPU.
     """
@@ -119,7 +120,7 @@ def bench_model(onnx_path: str | os.PathLike[str], probe: np.ndarray, target: st
             raise UserError(f"target {target} is not this machine: {status['why']}", "pick a target that runs here")
         parts = _host(Path(onnx_path), probe, config, Path(powercap))
     elif profile["kind"] == "emulated":
-        parts = _emulated(mlp, target)
+        parts = _emulated(emulated)
     elif profile["kind"] == "board":
         parts = _board(profile, macs, weight_bytes, Path(board_result) if board_result else None)
     else:

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgewise.errors import UserError
-from edgewise.records import QuantizedLayer
+from edgewise.base.errors import UserError
+from edgewise.base.records import QuantizedLayer
 
 MAGIC = b"EWNNC1\n"
 FORMAT = "edgewise-nnc/1"

@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compress.graph import ChannelGraph
-from compress.pruning import Plan, PruneResult, apply_plan, prune
-from compress.reference import ReferenceSamples
-from edgewise.errors import UserError
+from edgewise.base.errors import UserError
+from edgewise.compress.graph import ChannelGraph
+from edgewise.compress.pruning import Plan, PruneResult, apply_plan, prune
+from edgewise.compress.reference import ReferenceSamples
 
 
 def derive_expert(model: nn.Module, ref: ReferenceSamples, classes: tuple[int, ...], rate: float,

@@ -7,8 +7,8 @@ import copy
 import torch
 from torch import nn
 
-from compress.taps import PRUNABLE
-from edgewise.errors import UserError
+from edgewise.base.errors import UserError
+from edgewise.compress.layers import WEIGHT_LAYERS, output_axis
 
 _BATCHNORM = nn.modules.batchnorm._BatchNorm
 
@@ -19,7 +19,7 @@ def _pairs(model: nn.Module, example_input: torch.Tensor) -> list[tuple[str, str
     pairs: list[tuple[str, str]] = []
     hooks = []
     for name, module in model.named_modules():
-        if isinstance(module, PRUNABLE):
+        if isinstance(module, WEIGHT_LAYERS):
             hooks.append(module.register_forward_hook(
                 lambda m, a, out, name=name: producer.__setitem__(id(out), name)))
         elif isinstance(module, _BATCHNORM):
@@ -60,7 +60,7 @@ def fold_batchnorm(model: nn.Module, example_input: torch.Tensor, atol: float = 
             continue  # a BatchNorm without running statistics normalises by the batch: nothing fixed to fold
         scale = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) / torch.sqrt(bn.running_var + bn.eps)
         shift = (bn.bias if bn.affine else torch.zeros_like(bn.running_mean)) - scale * bn.running_mean
-        channel_axis = 1 if isinstance(layer, nn.modules.conv._ConvTransposeNd) else 0
+        channel_axis = output_axis(layer)
         shape = [1] * layer.weight.dim()
         shape[channel_axis] = -1
         if channel_axis == 1 and layer.groups > 1:

@@ -8,8 +8,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from compress.taps import PRUNABLE
-from edgewise.errors import UserError
+from edgewise.base.errors import UserError
+from edgewise.compress.layers import WEIGHT_LAYERS
 
 
 class PruningError(UserError):
@@ -58,12 +58,12 @@ class ChannelGraph:
         finally:
             model.train(was_training)
         self.groups: list[ChannelGroup] = []
-        for group in self.graph.get_all_groups(ignored_layers=ignored, root_module_types=list(PRUNABLE)):
+        for group in self.graph.get_all_groups(ignored_layers=ignored, root_module_types=list(WEIGHT_LAYERS)):
             members = []
             for item in group:
                 dep, idxs = item.dep, item.idxs
                 module = dep.target.module
-                if self.graph.is_out_channel_pruning_fn(dep.handler) and isinstance(module, PRUNABLE):
+                if self.graph.is_out_channel_pruning_fn(dep.handler) and isinstance(module, WEIGHT_LAYERS):
                     if isinstance(module, nn.modules.conv._ConvNd) and 1 < module.groups != module.in_channels:
                         raise PruningError(
                             f"layer {names[module]} is a grouped convolution (groups={module.groups}); channel "
@@ -80,7 +80,7 @@ class ChannelGraph:
         """Name of the last conv/linear layer the forward pass runs: the one producing the logits."""
         last: list[str] = []
         hooks = [m.register_forward_hook(lambda mod, a, o, n=n: last.append(n))
-                 for n, m in self.model.named_modules() if isinstance(m, PRUNABLE)]
+                 for n, m in self.model.named_modules() if isinstance(m, WEIGHT_LAYERS)]
         try:
             with torch.no_grad():
                 self.model.eval()(self.example_input)

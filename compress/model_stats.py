@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-_COUNTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
+from edgewise.compress.layers import WEIGHT_LAYERS
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def measure_cost(model: nn.Module, input_shape: tuple[int, ...]) -> ModelCost:
     layers: list[LayerCost] = []
     hooks = []
     for name, module in model.named_modules():
-        if isinstance(module, _COUNTED):
+        if isinstance(module, WEIGHT_LAYERS):
             def hook(mod: nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor, name: str = name) -> None:
                 layers.append(LayerCost(name, type(mod).__name__, tuple(mod.weight.shape),
                                         sum(p.numel() for p in mod.parameters(recurse=False)),

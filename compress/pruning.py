@@ -10,13 +10,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from compress.criteria import Criterion, get_criterion
-from compress.graph import ChannelGraph, PruningError
-from compress.model_stats import ModelCost, measure_cost
-from compress.ranking import Ranking, adaptive_removal, plan_removal
-from compress.reference import ReferenceSamples
-from compress.schedules import SCHEDULES, iterative_rates, predicted_remaining, simulated_remaining
-from edgewise.errors import UserError
+from edgewise.base.errors import UserError
+from edgewise.compress.criteria import Criterion, get_criterion
+from edgewise.compress.graph import ChannelGraph, PruningError
+from edgewise.compress.model_stats import ModelCost, measure_cost
+from edgewise.compress.ranking import Ranking, adaptive_removal, plan_removal
+from edgewise.compress.reference import ReferenceSamples
+from edgewise.compress.schedules import SCHEDULES, iterative_rates, predicted_remaining, simulated_remaining
 
 Plan = dict[str, list[int]]
 """Per channel group (named by its first layer), the ORIGINAL channel indices that are kept."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from edgewise.errors import UserError
+from edgewise.base.errors import UserError
 
 NORMALIZATIONS = ("none", "sum", "l2")
 SCOPES = ("global", "layer")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from edgewise.errors import UserError
+from edgewise.base.errors import UserError
 
 OUTPUT_SEEDS = ("onehot", "logit", "contrast")
 

@@ -14,9 +14,9 @@ from zennit.rules import AlphaBeta, Epsilon, Flat, Gamma, WSquare, ZPlus
 from zennit.types import Convolution
 from zennit.types import Linear as AnyLinear
 
-from compress.reference import ReferenceSamples
-from compress.taps import capture_outputs
-from edgewise.errors import UserError
+from edgewise.base.errors import UserError
+from edgewise.compress.reference import ReferenceSamples
+from edgewise.compress.taps import capture_outputs
 
 RULES: dict[str, Callable[[], object]] = {
     "epsilon": lambda: Epsilon(epsilon=1e-6),

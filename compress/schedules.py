@@ -6,7 +6,7 @@ import math
 
 from scipy.special import lambertw
 
-from edgewise.errors import UserError
+from edgewise.base.errors import UserError
 
 SCHEDULES = ("oneshot", "iterative", "adaptive")
 

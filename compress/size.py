@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import nn
 
-from edgewise.records import QuantizedLayer
+from edgewise.base.records import QuantizedLayer
 
 
 def float_bytes(model: nn.Module) -> int:
@@ -25,7 +25,7 @@ def packed_bytes(model: nn.Module, records: dict[str, QuantizedLayer]) -> int:
 
 def weight_count(model: nn.Module) -> int:
     """Number of weights in the conv and linear layers (the tensors that get quantized)."""
-    from compress.taps import weight_layers
+    from edgewise.compress.layers import weight_layers
 
     return sum(m.weight.numel() for m in weight_layers(model).values())
 

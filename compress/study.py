@@ -8,9 +8,9 @@ from typing import Any
 
 from torch import nn
 
-from compress.pruning import prune
-from compress.ranking import Ranking
-from compress.reference import ReferenceSamples
+from edgewise.compress.pruning import prune
+from edgewise.compress.ranking import Ranking
+from edgewise.compress.reference import ReferenceSamples
 
 
 def area_under_curve(rates: Sequence[float], scores: Sequence[float]) -> float:

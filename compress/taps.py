@@ -8,13 +8,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
 _BATCHNORM = nn.modules.batchnorm._BatchNorm
-
-
-def weight_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """The conv and linear layers of `model` by name, in module order: the layers whose channels are scored."""
-    return {name: m for name, m in model.named_modules() if isinstance(m, PRUNABLE)}
 
 
 @contextlib.contextmanager

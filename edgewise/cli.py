@@ -10,8 +10,8 @@ import typer
 from rich.table import Table
 
 from edgewise import __version__
+from edgewise.base.errors import EdgewiseError, UserError
 from edgewise.console import console
-from edgewise.errors import EdgewiseError, UserError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Compress networks with explainability, export them for edge hardware, measure the cost.")
@@ -110,8 +110,6 @@ def prune(
 def _config(model_cls, **values):
     """Validate CLI options through the recipe's model, so both give the same one-line errors."""
     from pydantic import ValidationError
-
-    from edgewise.errors import UserError
 
     try:
         return model_cls(**values)
@@ -247,8 +245,8 @@ def emulate(
 @app.command("targets")
 def targets_command() -> None:
     """List the hardware targets, whether they run here, and how their figures are obtained."""
-    from bench.availability import all_targets
-    from targets import load_target
+    from edgewise.bench.availability import all_targets
+    from edgewise.targets import load_target
 
     table = Table(title="Targets", title_justify="left")
     for column in ("target", "kind", "backends", "figures here", "energy here", "why"):
@@ -272,36 +270,20 @@ def bench_command(
     out: Annotated[Path | None, typer.Option(help="Write the result record as JSON here.")] = None,
 ) -> None:
     """Latency, memory and energy of a model on a target, each marked measured, emulated, estimated or unavailable."""
-    from bench.cli_bench import bench_file
-    from bench.target_bench import BenchConfig
-    from edgewise.atomic import write_json
+    from edgewise.base.atomic import write_json
+    from edgewise.bench.benchmark import benchmark
+    from edgewise.bench.target_bench import BenchConfig
+    from edgewise.report.figures import record_lines
 
     try:
         pinned = tuple(int(c) for c in cpus.split(",")) if cpus else None
     except ValueError:
-        from edgewise.errors import UserError
-
         raise UserError(f"--cpus {cpus!r} is not a comma-separated list of CPU numbers",
                         "use e.g. --cpus 0,1") from None
-    record = bench_file(model, target, BenchConfig(iterations=iterations, duration_s=duration, threads=threads,
-                                                   cpus=pinned), result)
-    lat, mem, energy = record["latency"], record["memory"], record["energy"]
-    if lat["kind"] == "unavailable":
-        console.print(f"latency: unavailable ({lat['reason']})")
-    else:
-        console.print(f"latency ({lat['kind']}): median {lat['median_ms']:.4g} ms, p90 {lat['p90_ms']:.4g} ms, "
-                      f"{lat.get('throughput_per_s', 0):,.0f} inferences/s")
-    if "peak_rss_bytes" in mem:
-        console.print(f"memory ({mem['kind']}): peak RSS {mem['peak_rss_bytes'] / 2**20:.1f} MiB "
-                      f"({mem['model_rss_bytes'] / 2**20:.1f} MiB over the runtime alone), file "
-                      f"{mem['model_file_bytes']:,} B")
-    else:
-        detail = mem.get("reason") or f"weights {mem.get('weight_bytes', 0):,} B"
-        console.print(f"memory ({mem['kind']}): {detail}")
-    if energy["kind"] == "unavailable":
-        console.print(f"energy: unavailable ({energy['reason']})")
-    else:
-        console.print(f"energy ({energy['kind']}): {energy['gross_j_per_inference'] * 1e6:.4g} uJ per inference")
+    record = benchmark(model, target, BenchConfig(iterations=iterations, duration_s=duration, threads=threads,
+                                                  cpus=pinned), result)
+    for line in record_lines(record):
+        console.print(line, markup=False)
     if out:
         write_json(out, record)
 
@@ -309,8 +291,7 @@ def bench_command(
 @bundle_app.command("verify")
 def bundle_verify(path: Annotated[Path, typer.Argument(help="Bundle directory or .tar.gz.")]) -> None:
     """Check every file's hash and the model's output on the probe input."""
-    import export
-
+    from edgewise import export
     checked = export.verify_bundle(path)
     console.print(f"{path}: {checked['files']} files match the manifest; probe output within tolerance "
                   f"({checked['probe_rel_diff']:.1e})")
@@ -347,6 +328,15 @@ def zoo_list() -> None:
         console.print(table)
 
 
+# the exit code of each kind of error, most specific first
+EXIT_CODES: tuple[tuple[type[EdgewiseError], int], ...] = ((UserError, 2), (EdgewiseError, 1))
+
+
+def exit_code(error: EdgewiseError) -> int:
+    """The command's exit code for `error`: 2 for what the user can correct, 1 for a failure inside the kit."""
+    return next(code for kind, code in EXIT_CODES if isinstance(error, kind))
+
+
 def main() -> None:
     """Entry point: run the app; a kit error prints one or two lines and exits 2 (user) or 1 (internal)."""
     try:
@@ -355,7 +345,7 @@ def main() -> None:
         console.print(f"[bold red]error:[/bold red] {exc.problem}", soft_wrap=True)
         if exc.fix:
             console.print(f"  fix: {exc.fix}", soft_wrap=True)
-        raise SystemExit(exc.exit_code) from None
+        raise SystemExit(exit_code(exc)) from None
     except KeyboardInterrupt:
         console.print("interrupted; finished stages are kept in the run directory")
         raise SystemExit(130) from None

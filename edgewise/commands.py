@@ -7,12 +7,12 @@ from typing import Any
 
 from torch import nn
 
-import compress
-from edgewise.atomic import write_bytes, write_json
-from edgewise.errors import UserError
+from edgewise import compress
+from edgewise.base.atomic import write_bytes, write_json
+from edgewise.base.errors import UserError
+from edgewise.base.records import load_records, save_records
 from edgewise.modelio import load_model, save_model
 from edgewise.recipe import PruneConfig, QuantizeConfig
-from edgewise.records import load_records, save_records
 from edgewise.zoo.cache import trained_model
 from edgewise.zoo.data import DATA_SOURCES, FolderData, NpzData, load_data
 from edgewise.zoo.dataset import Dataset
@@ -112,8 +112,7 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
     With `tensorrt` (a precision), an engine is built beside it when TensorRT and a GPU exist;
     otherwise a UserError says why, after the ONNX file is written and verified.
     """
-    import export
-
+    from edgewise import export
     module, _, dataset = resolve_model(model, data)
     layers = load_records(records)[0] if records else None
     probe = dataset.test.x[:8]
@@ -141,8 +140,8 @@ def deploy_file(model: str, out: str | Path, records: str | Path | None = None, 
 
     import torch
 
-    import export
-    from edgewise.stages.state import preprocessing
+    from edgewise import export
+    from edgewise.stages.deploy import preprocessing
 
     module, _, dataset = resolve_model(model, data)
     layers = load_records(records)[0] if records else None
@@ -170,17 +169,14 @@ def emulate_file(model: str | Path, target: str, data: str = "digits", activatio
     Returns the IntegerMLP, its emulated costs and its test accuracy on `data` (calibration uses
     the training split).
     """
-    from runtime import IntegerMLP
+    from edgewise.export.onnx_records import records_from_onnx
+    from edgewise.runtime import IntegerMLP
 
     dataset = data_from_argument(data)
     path = Path(model)
     if not path.is_file():
         raise UserError(f"{path} does not exist", "give quantized records (.npz) or a 4-bit ONNX MLP (.onnx)")
-    calibration = dataset.train.x.numpy()
-    if path.suffix == ".onnx":
-        mlp = IntegerMLP.from_onnx(str(path), calibration, activation_bits, acc_bits)
-    else:
-        records, _ = load_records(path)
-        mlp = IntegerMLP.from_records(list(records.values()), calibration, activation_bits, acc_bits)
+    records = records_from_onnx(path) if path.suffix == ".onnx" else list(load_records(path)[0].values())
+    mlp = IntegerMLP.from_records(records, dataset.train.x.numpy(), activation_bits, acc_bits)
     accuracy = float((mlp.run(dataset.test.x.numpy()).argmax(1) == dataset.test.y.numpy()).mean())
     return mlp, mlp.costs(target), accuracy

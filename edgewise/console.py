@@ -1,19 +1,41 @@
-"""The kit's terminal output: one stderr console and progress bars that stay quiet when not wanted."""
+"""The kit's terminal output: one stderr console, and progress bars for the libraries' long work."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from edgewise.base import progress
+
 console = Console(stderr=True, highlight=False)
 
 
-def progress() -> Progress:
+def progress_bars() -> Progress:
     """A rich progress display for long work; disabled when EDGEWISE_QUIET=1 or not on a terminal."""
     quiet = os.environ.get("EDGEWISE_QUIET") == "1" or not console.is_terminal
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("{task.fields[info]}"), console=console, transient=True, disable=quiet,
     )
+
+
+class _Bar:
+    def __init__(self, bars: Progress, task: int) -> None:
+        self._bars, self._task = bars, task
+
+    def advance(self, info: str = "") -> None:
+        self._bars.update(self._task, advance=1, info=info)
+
+
+@contextlib.contextmanager
+def bar(label: str, total: int) -> Iterator[_Bar]:
+    """A progress bar on the console for one task of `total` steps (the reporter the front door installs)."""
+    with progress_bars() as bars:
+        yield _Bar(bars, bars.add_task(label, total=total, info=""))
+
+
+progress.set_reporter(bar)

@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgewise.atomic import atomic_path
-from edgewise.errors import UserError
+from edgewise.base.atomic import atomic_path
+from edgewise.base.errors import UserError
 
 FORMAT = "edgewise-model/1"
 

@@ -14,7 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from edgewise.errors import RecipeError
+from edgewise.base.errors import RecipeError
+from edgewise.stages.table import check_entry
 from edgewise.zoo.data import DataSpec
 from edgewise.zoo.models import ARCHITECTURES
 from edgewise.zoo.reference import REFERENCES
@@ -60,7 +61,7 @@ class PruneConfig(BaseModel):
     @field_validator("criterion")
     @classmethod
     def _known_criterion(cls, value: str) -> str:
-        from compress.criteria import CRITERIA
+        from edgewise.compress.criteria import CRITERIA
 
         if value not in CRITERIA:
             raise ValueError(f"unknown pruning criterion {value!r}; expected one of {', '.join(CRITERIA)}")
@@ -68,13 +69,12 @@ class PruneConfig(BaseModel):
 
     def ranking(self) -> Any:
         """The compress.Ranking these settings describe."""
-        import compress
-
+        from edgewise import compress
         return compress.Ranking(self.scope, self.normalization, self.min_channels, self.round_to)
 
 
 def _check_criteria(values: list[str]) -> list[str]:
-    from compress.criteria import CRITERIA
+    from edgewise.compress.criteria import CRITERIA
 
     unknown = [v for v in values if v not in CRITERIA]
     if unknown:
@@ -122,7 +122,7 @@ class QuantizeConfig(BaseModel):
     """Weight quantization: method, bit width, entropy constraint (lambda) and optional training."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    method: Literal["uniform", "ecq", "ecqx"] = "ecqx"
+    method: str = Field("ecqx", description="a registered quantizer (edgewise.compress.quant.QUANTIZERS)")
     bits: int = Field(4, ge=2, le=8)
     lam: float = Field(0.05, ge=0.0, le=10.0, alias="lambda")
     per_channel: bool = Field(False, description="uniform only: one step per output channel")
@@ -131,6 +131,15 @@ class QuantizeConfig(BaseModel):
     samples_per_class: int | None = Field(10, ge=1)
     ignore: list[str] = Field(default_factory=list)
     train: QATConfig | None = None
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        from edgewise.compress.quant import QUANTIZERS
+
+        if value not in QUANTIZERS:
+            raise ValueError(f"unknown quantization method {value!r}; expected one of {', '.join(QUANTIZERS)}")
+        return value
 
 
 class TensorRTConfig(BaseModel):
@@ -165,12 +174,23 @@ class EmulateConfig(BaseModel):
     """The FantastIC4 integer kernel on the quantized MLP, and its emulated costs on accelerator targets."""
 
     model_config = ConfigDict(extra="forbid")
-    targets: list[Literal["fantastic4-fpga", "fantastic4-asic"]] = Field(
-        default_factory=lambda: ["fantastic4-fpga", "fantastic4-asic"], min_length=1)
+    targets: list[str] = Field(default_factory=lambda: ["fantastic4-fpga", "fantastic4-asic"], min_length=1,
+                               description="emulated accelerators (targets of kind emulated)")
     activation_bits: int = Field(8, ge=2, le=16)
     acc_bits: int = Field(32, ge=8, le=64)
     round_float_weights: bool = Field(False, description="a model brought as ONNX with float weights: round them "
                                       "to the 4-bit grid (per layer, no retraining) to emulate it")
+
+    @field_validator("targets")
+    @classmethod
+    def _emulated_targets(cls, values: list[str]) -> list[str]:
+        from edgewise.targets import target_names
+
+        emulated = target_names(kind="emulated")
+        unknown = [v for v in values if v not in emulated]
+        if unknown:
+            raise ValueError(f"not emulated accelerators: {unknown}; expected some of {', '.join(emulated)}")
+        return values
 
 
 class BenchStageConfig(BaseModel):
@@ -188,7 +208,7 @@ class BenchStageConfig(BaseModel):
     @field_validator("targets")
     @classmethod
     def _known_targets(cls, values: list[str]) -> list[str]:
-        from targets import target_names
+        from edgewise.targets import target_names
 
         unknown = [v for v in values if v not in target_names()]
         if unknown:
@@ -201,18 +221,6 @@ class ExpertConfig(PruneConfig):
 
     name: str = Field(pattern=NAME_PATTERN)
     classes: list[str | int] = Field(min_length=1)
-
-
-# (stage, the stage it needs, why): a recipe that asks for the first without the second is refused
-STAGE_PREREQUISITES = (
-    ("encode", "quantize", "codes quantized weights"),
-    ("emulate", "quantize", "runs the 4-bit integer kernel"),
-    ("bench", "export", "measures the exported ONNX files"),
-    ("deploy", "export", "bundles the exported model"),
-)
-
-
-ONNX_STAGES = ("export", "emulate", "bench")
 
 
 class ModelEntry(BaseModel):
@@ -241,27 +249,13 @@ class ModelEntry(BaseModel):
     expert_unions: list[list[str]] = Field(default_factory=list, description="experts to combine (union of channels)")
 
     @model_validator(mode="after")
-    def _one_source(self) -> ModelEntry:
+    def _stages_fit(self) -> ModelEntry:
         given = [k for k in ("arch", "file", "onnx") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"a model needs exactly one of arch (train it), file (a torch .pt) or onnx (an ONNX "
                              f"file); got {', '.join(given) or 'none'}")
-        if self.onnx is not None:
-            stages = [k for k in ("prune", "curves", "quantize") if getattr(self, k) is not None]
-            stages += [k for k in ("experts", "fold", "encode", "deploy") if getattr(self, k)]
-            if stages:
-                raise ValueError(f"an ONNX model can only be exported, emulated and benchmarked, not {stages[0]}; "
-                                 "give the torch model (file:) to compress it")
-        return self
-
-    @model_validator(mode="after")
-    def _prerequisites_present(self) -> ModelEntry:
-        if self.onnx is not None:
-            return self  # the ONNX file is the exported, quantized model those stages read
-        for stage, needed, why in STAGE_PREREQUISITES:
-            if getattr(self, stage) and getattr(self, needed) is None:
-                raise ValueError(f"{stage} {why}; add a {needed} section (or remove {stage})")
-        if self.emulate is not None and self.quantize.bits > 4:
+        check_entry(self)
+        if self.emulate is not None and self.quantize is not None and self.quantize.bits > 4:
             raise ValueError(f"emulate runs FantastIC4's 4-bit weights, and quantize.bits is {self.quantize.bits}; "
                              "quantize to 4 bits or fewer, or remove emulate")
         return self

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from edgewise import __version__
-from edgewise.atomic import sha256_file, write_json
+from edgewise.base.atomic import sha256_file, write_json
+from edgewise.base.errors import EdgewiseError, UserError
 from edgewise.environment import describe_environment, library_versions
-from edgewise.errors import EdgewiseError, UserError
 
 MANIFEST = "manifest.json"
 LOCK = ".edgewise.lock"
@@ -26,7 +26,7 @@ FORMAT = "edgewise-manifest/1"
 OUTCOME = "outcome.json"
 # bump when a stage's outputs change meaning, so older run directories are recomputed, not reused
 # (the Edgewise version is part of every key as well: a new release recomputes)
-KEY_VERSION = 1
+KEY_VERSION = 2
 
 
 def _now() -> str:
@@ -233,20 +233,21 @@ class RunDirectory:
             self.save()
 
     def cached(self, stage: str, model: str | None, params: dict[str, Any], inputs: Sequence[Path],
-               compute: Callable[[StageWindow], dict[str, Any]], context: dict[str, Any] | None = None) -> StageOutcome:
+               compute: Callable[[StageWindow], dict[str, Any]], context: dict[str, Any] | None = None,
+               family: str | None = None) -> StageOutcome:
         """Run `compute` as stage `stage`, or reuse its earlier outcome when nothing it depends on changed.
 
         The stage's key hashes `params`, `context` (what else the work reads, such as the data
         set's spec and the seed) and the contents of `inputs`; an earlier successful run of
         the same stage with the same key is reused when every output it recorded still has its
-        sha256 (and the force policy does not name it). `compute` writes its files through the
-        window and returns JSON-able values, kept beside the outputs as outcome.json and handed
-        back on reuse.
+        sha256 (and the force policy does not name it, or its `family`: the pipeline stage it is
+        part of, as `--force` names it). `compute` writes its files through the window and
+        returns JSON-able values, kept beside the outputs as outcome.json and handed back on reuse.
         """
         stage_id = f"{model}/{stage}" if model else stage
         key = stage_key(stage_id, params, inputs, context or {})
         previous = self.previous.get(stage_id)
-        if previous is not None and previous["key"] == key and not self.force(stage, model):
+        if previous is not None and previous["key"] == key and not self.force(family or stage, model):
             outcome = self._reuse(previous)
             if outcome is not None:
                 return outcome

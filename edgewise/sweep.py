@@ -15,8 +15,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from edgewise.console import console, progress
-from edgewise.errors import StageError, UserError
+from edgewise.base.errors import StageError, UserError
+from edgewise.console import bar, console
 from edgewise.recipe import Recipe, SweepConfiguration
 from edgewise.rundir import RunDirectory
 
@@ -51,7 +51,7 @@ def run_configuration(payload: dict[str, Any]) -> dict[str, Any]:
     """
     import torch
 
-    from edgewise.errors import EdgewiseError
+    from edgewise.base.errors import EdgewiseError
     from edgewise.pipeline import run_recipe
 
     os.environ["EDGEWISE_QUIET"] = "1"
@@ -176,7 +176,7 @@ def run_sweep(recipe: Recipe, out: str | Path = "runs", name: str | None = None,
     sweep.csv and the comparison report with the Pareto front of size, score, latency and energy.
     A configuration that fails is reported and the others go on; the failure is raised at the end.
     """
-    from bench.sweep_report import write_sweep_report
+    from edgewise.report.sweep import write_sweep_report
 
     if jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {jobs}", "give the number of worker processes, e.g. --jobs 2")
@@ -193,12 +193,11 @@ def run_sweep(recipe: Recipe, out: str | Path = "runs", name: str | None = None,
         summaries: dict[str, dict[str, Any]] = {}
         with run.stage("sweep", params={"configurations": len(payloads), "jobs": jobs, "ray": ray_address,
                                         "threads": threads, "axes": recipe.sweep}) as st, \
-                progress() as bar:
-            task = bar.add_task("sweep", total=len(payloads), info="")
+                bar("sweep", len(payloads)) as task:
 
             def done(summary: dict[str, Any]) -> None:
                 summaries[summary["name"]] = summary
-                bar.advance(task)
+                task.advance()
                 status = "failed: " + summary["error"] if summary["error"] else f"done in {summary['wall_s']:.1f} s"
                 console.print(f"  {summary['name']}: {status}")
 

@@ -1,13 +1,18 @@
-"""Export: ONNX with pruned shapes and INT4 weights, TensorRT engines, and deploy bundles for boards."""
+"""Export: ONNX with pruned shapes and INT4 weights, TensorRT engines, and deploy bundles for boards.
 
-from export.bundle import bundle, copy_to, verify_bundle
-from export.errors import ExportError
-from export.onnx_export import OnnxFile, to_onnx
-from export.session import open_session
-from export.tensorrt import parse_trtexec, run_trtexec, tensorrt_status, to_tensorrt, trtexec_command
-from export.verify import check_shapes, verify
+Its public names are imported on first use: a session or a bundle check does not import torch.
+"""
 
-__all__ = [
-    "ExportError", "OnnxFile", "bundle", "check_shapes", "copy_to", "open_session", "parse_trtexec",
-    "run_trtexec", "tensorrt_status", "to_onnx", "to_tensorrt", "trtexec_command", "verify", "verify_bundle",
-]
+from edgewise.base.lazy import lazy_attributes
+
+_WHERE = {
+    "ExportError": ".errors", "OnnxFile": ".onnx_export", "to_onnx": ".onnx_export",
+    "bundle": ".bundles", "copy_to": ".bundles", "verify_bundle": ".bundles",
+    "SessionError": ".session", "open_session": ".session",
+    "parse_trtexec": ".tensorrt", "run_trtexec": ".tensorrt", "tensorrt_status": ".tensorrt",
+    "to_tensorrt": ".tensorrt", "trtexec_command": ".tensorrt",
+    "check_shapes": ".checks", "verify": ".checks",
+    "records_from_onnx": ".onnx_records", "rounded_layer": ".onnx_records",
+}
+__getattr__, __dir__ = lazy_attributes(__name__, _WHERE)
+__all__ = sorted(_WHERE)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgewise.errors import UserError
+from edgewise.base.errors import UserError
 
 
 class ExportError(UserError):

@@ -13,18 +13,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgewise.records import QuantizedLayer
-from export.errors import ExportError
+from edgewise.base.nibbles import pack_nibbles
+from edgewise.base.records import QuantizedLayer
+from edgewise.export.errors import ExportError
 
 MIN_BLOCK = 16
-
-
-def pack_nibbles(values: np.ndarray) -> bytes:
-    """Pack 4-bit values (already offset into 0..15) two per byte, the first in the low nibble (ONNX order)."""
-    flat = values.reshape(-1).astype(np.uint8) & 0x0F
-    if flat.size % 2:
-        flat = np.append(flat, np.uint8(0))
-    return (flat[0::2] | (flat[1::2] << 4)).astype(np.uint8).tobytes()
 
 
 def _storage(record: QuantizedLayer) -> tuple[int, int]:
@@ -176,52 +169,4 @@ def quantize_graph(model: onnx.ModelProto, records: dict[str, QuantizedLayer]) -
     kept = [i for i in graph.initializer if i.name not in replaced]
     del graph.initializer[:]
     graph.initializer.extend(kept + extra_inits)
-    return model
-
-
-def unpack_nibbles(data: bytes, count: int, signed: bool) -> np.ndarray:
-    """Inverse of `pack_nibbles`: `count` 4-bit values, sign-extended for INT4, as int16."""
-    raw = np.frombuffer(data, dtype=np.uint8)
-    values = np.empty(raw.size * 2, dtype=np.int16)
-    values[0::2], values[1::2] = raw & 0x0F, raw >> 4
-    values = values[:count]
-    return np.where(values > 7, values - 16, values) if signed else values
-
-
-def initializer_values(tensor: TensorProto) -> np.ndarray:
-    """An initializer as a numpy array; 4-bit tensors are unpacked to int16."""
-    if tensor.data_type in (TensorProto.INT4, TensorProto.UINT4):
-        count = int(np.prod(tensor.dims)) if tensor.dims else 1
-        return unpack_nibbles(tensor.raw_data, count, tensor.data_type == TensorProto.INT4).reshape(tuple(tensor.dims))
-    return numpy_helper.to_array(tensor)
-
-
-def fold_conv_dequantize(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Replace every DequantizeLinear that feeds only Conv nodes by its float32 result (done once, at load).
-
-    ONNX Runtime has no 4-bit convolution and does not constant-fold DequantizeLinear (it keeps
-    Q/DQ groups for its fusions), so without this the weights would be dequantized on every run.
-    Linear layers' DequantizeLinear stay for the MatMulNBits fusion.
-    """
-    graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
-    keep, folded = [], []
-    for node in graph.node:
-        consumers = _consumers(graph, node.output[0]) if node.op_type == "DequantizeLinear" else []
-        if consumers and all(c.op_type == "Conv" for c in consumers) and all(i in inits for i in node.input):
-            q = initializer_values(inits[node.input[0]]).astype(np.float32)
-            scale = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
-            zero = initializer_values(inits[node.input[2]]).astype(np.float32) if len(node.input) > 2 else 0.0
-            axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-            if np.ndim(scale) == 1:
-                shape = [1] * q.ndim
-                shape[axis] = -1
-                scale = scale.reshape(shape)
-                zero = np.reshape(zero, shape) if np.ndim(zero) else zero
-            folded.append(numpy_helper.from_array(((q - zero) * scale).astype(np.float32), node.output[0]))
-        else:
-            keep.append(node)
-    del graph.node[:]
-    graph.node.extend(keep)
-    graph.initializer.extend(folded)
     return model

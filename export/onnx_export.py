@@ -14,10 +14,10 @@ import onnx
 import torch
 from torch import nn
 
-from edgewise.atomic import atomic_path
-from edgewise.records import QuantizedLayer
-from export.errors import ExportError
-from export.int4 import quantize_graph
+from edgewise.base.atomic import atomic_path
+from edgewise.base.records import QuantizedLayer
+from edgewise.export.errors import ExportError
+from edgewise.export.int4 import quantize_graph
 
 OPSET = 21  # the first opset whose DequantizeLinear takes INT4 initializers and blocked scales
 

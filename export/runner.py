@@ -1,7 +1,8 @@
 """Board-side runner of an Edgewise deploy bundle: check the files, run the probe, benchmark, write a result JSON.
 
 This file is copied into every bundle as `run.py` and needs only the Python standard library,
-numpy, and onnxruntime or TensorRT's `trtexec` (it imports nothing from Edgewise). Usage on the
+numpy, and onnxruntime (with the kit's session module, shipped beside it as edgewise_session.py)
+or TensorRT's `trtexec`; it imports nothing else from Edgewise. Usage on the
 board:  python3 run.py [--backend auto|onnxruntime|trtexec] [--duration 10] [--iterations 200]
 Writes result.json beside itself (or --out), which `edgewise bench` on the host reads back.
 """
@@ -90,16 +91,25 @@ def parse_trtexec(text: str) -> dict:
     return out
 
 
+SESSION_MODULE = "edgewise_session.py"  # the kit's session module, copied into every bundle beside run.py
+
+
+def _open_session(path: Path, threads: int | None):
+    """The session the bundle was verified with: its own copy of the kit's session module, else the kit's."""
+    here = Path(__file__).resolve().parent
+    if (here / SESSION_MODULE).is_file():
+        sys.path.insert(0, str(here))
+        from edgewise_session import open_session
+    else:
+        from edgewise.export.session import open_session
+    return open_session(path, threads=threads)
+
+
 def _run_onnxruntime(root: Path, manifest: dict, args: argparse.Namespace, np) -> dict:
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if args.threads:
-        options.intra_op_num_threads = args.threads
     start = time.perf_counter()
-    session = ort.InferenceSession(str(root / manifest["model"]), options, providers=["CPUExecutionProvider"],
-                                   disabled_optimizers=["MatMulAddFusion"])
+    session = _open_session(root / manifest["model"], args.threads or None)
     created = time.perf_counter() - start
     name = session.get_inputs()[0].name
     probe = np.load(root / manifest["probe"]["input"])

@@ -1,27 +1,46 @@
-"""Opening ONNX Runtime sessions the right way for 4-bit models (the MatMulAddFusion trap avoided)."""
+"""The one way Edgewise opens an ONNX model for inference: the session we ship, wherever a model runs.
+
+Latency, memory, energy, scoring, bundle verification and a bundle's run.py on a board all open
+their model here, so every figure is taken on the same optimized graph. This file imports nothing
+of the kit beyond its error type (and works without it): deploy bundles ship a copy beside
+run.py, which needs only the standard library, numpy and onnxruntime (and onnx to pre-dequantize
+4-bit convolution weights).
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-import onnx
+import numpy as np
 import onnxruntime as ort
 
-from export.errors import ExportError
-from export.int4 import fold_conv_dequantize
+try:
+    from edgewise.export.errors import ExportError as _Base
+except ImportError:  # a copy in a deploy bundle, without the kit
+    class _Base(Exception):  # type: ignore[no-redef]
+        def __init__(self, problem: str, fix: str | None = None) -> None:
+            self.problem, self.fix = problem, fix
+            super().__init__(problem if fix is None else f"{problem} (fix: {fix})")
+
+
+class SessionError(_Base):
+    """A model file ONNX Runtime cannot open."""
+
+
+# ONNX Runtime fuses MatMul+Add into Gemm first, after which 4-bit DequantizeLinear weights are
+# dequantized on every run; without this fusion DequantizeLinear+MatMul become MatMulNBits
+DISABLED_OPTIMIZERS = ("MatMulAddFusion",)
 
 
 def session_options(fast: bool = True, float_activations: bool = False, threads: int | None = None,
                     optimized_path: str | os.PathLike[str] | None = None) -> ort.SessionOptions:
-    """Session options: with `fast`, MatMulAddFusion is disabled so 4-bit DequantizeLinear+MatMul fuse into MatMulNBits.
+    """Session options: `fast` is the graph we ship (all optimizations), else the graph as written (the reference).
 
-    ONNX Runtime's default fuses MatMul+Add into Gemm first, after which the 4-bit weights are
-    dequantized on every run (several times slower than float32). MatMulNBits quantizes the
-    activations to int8 by default (about 1e-2 difference); `float_activations` keeps them float
-    (accuracy level 0, slower). Without `fast`, graph optimizations are off: the graph runs as
-    written, the exact reference for verification. `open_session` also dequantizes 4-bit
-    convolution weights once at load in the fast mode (ONNX Runtime has no 4-bit conv kernel).
+    MatMulNBits quantizes the activations to int8 by default (about 1e-2 difference);
+    `float_activations` keeps them float (accuracy level 0, slower). `threads` sets the intra-op
+    thread count (None: ONNX Runtime's own choice). `optimized_path` saves the optimized graph.
     """
     options = ort.SessionOptions()
     options.log_severity_level = 3  # warnings about serialised optimised graphs are not for our users
@@ -38,23 +57,72 @@ def session_options(fast: bool = True, float_activations: bool = False, threads:
     return options
 
 
+def fold_conv_dequantize(model: Any) -> Any:
+    """Replace every DequantizeLinear that feeds only Conv nodes by its float32 result (done once, at load).
+
+    ONNX Runtime has no 4-bit convolution and does not constant-fold DequantizeLinear (it keeps
+    Q/DQ groups for its fusions), so without this the weights would be dequantized on every run.
+    Linear layers' DequantizeLinear stay for the MatMulNBits fusion. `model` is an onnx
+    ModelProto, changed in place and returned.
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    keep, folded = [], []
+    for node in graph.node:
+        users = consumers.get(node.output[0], []) if node.op_type == "DequantizeLinear" else []
+        if users and all(c.op_type == "Conv" for c in users) and all(i in inits for i in node.input if i):
+            q = numpy_helper.to_array(inits[node.input[0]]).astype(np.float32)
+            scale = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
+            zero = (numpy_helper.to_array(inits[node.input[2]]).astype(np.float32)
+                    if len(node.input) > 2 and node.input[2] else np.float32(0.0))
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+            if np.ndim(scale) == 1:
+                shape = [1] * q.ndim
+                shape[axis] = -1
+                scale = scale.reshape(shape)
+                zero = np.reshape(zero, shape) if np.ndim(zero) else zero
+            folded.append(numpy_helper.from_array(((q - zero) * scale).astype(np.float32), node.output[0]))
+        else:
+            keep.append(node)
+    del graph.node[:]
+    graph.node.extend(keep)
+    graph.initializer.extend(folded)
+    return model
+
+
+def shipped_model(path: str | os.PathLike[str]) -> str | bytes:
+    """What the fast session loads: the file itself, or its graph with 4-bit convolution weights pre-dequantized."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    if not any(n.op_type == "DequantizeLinear" for n in proto.graph.node):
+        return str(path)
+    return fold_conv_dequantize(proto).SerializeToString()
+
+
 def open_session(path: str | os.PathLike[str], fast: bool = True, float_activations: bool = False,
                  threads: int | None = None, optimized_path: str | os.PathLike[str] | None = None
                  ) -> ort.InferenceSession:
-    """An ONNX Runtime CPU session for `path`, set up as `session_options` describes."""
+    """An ONNX Runtime CPU session for `path`: the shipped graph (`fast`) or the graph as written.
+
+    The shipped graph has every ONNX Runtime optimization except MatMulAddFusion (so 4-bit linear
+    layers run as MatMulNBits) and its 4-bit convolution weights dequantized once at load. A file
+    that does not exist or that ONNX Runtime cannot load raises SessionError.
+    """
     file = Path(path)
     if not file.is_file():
-        raise ExportError(f"ONNX file {file} does not exist", "export the model first (edgewise export)")
+        raise SessionError(f"ONNX file {file} does not exist", "export the model first (edgewise export)")
     options = session_options(fast, float_activations, threads, optimized_path)
-    disabled = ["MatMulAddFusion"] if fast else []
     try:
-        model: str | bytes = str(file)
-        if fast:
-            proto = onnx.load(str(file))
-            if any(n.op_type == "DequantizeLinear" for n in proto.graph.node):
-                model = fold_conv_dequantize(proto).SerializeToString()
+        model = shipped_model(file) if fast else str(file)
         return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"],
-                                    disabled_optimizers=disabled)
-    except Exception as exc:  # onnxruntime raises its own exception types for bad files
-        raise ExportError(f"ONNX Runtime cannot load {file}: {str(exc).splitlines()[0]}",
-                          "the file is damaged or not ONNX; export it again") from None
+                                    disabled_optimizers=list(DISABLED_OPTIMIZERS) if fast else [])
+    except Exception as exc:  # onnx and onnxruntime raise their own exception types for bad files
+        raise SessionError(f"ONNX Runtime cannot load {file}: {str(exc).splitlines()[0]}",
+                           "the file is damaged or not ONNX; export it again") from None

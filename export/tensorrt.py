@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from export.errors import ExportError
-from export.runner import parse_trtexec
+from edgewise.export.errors import ExportError
+from edgewise.export.runner import parse_trtexec
 
 PRECISIONS = ("fp32", "fp16", "int8", "int4")
 

@@ -1,7 +1,7 @@
 """Runtime: the FantastIC4-style 4-bit integer MLP kernel and the emulated accelerator's cost model (numpy only)."""
 
-from runtime.kernel import MODES, AccumulatorOverflow, IntegerMLP
-from runtime.representations import REPRESENTATIONS, decode, encode, matvec, size, smallest
+from edgewise.runtime.kernel import MODES, AccumulatorOverflow, IntegerMLP
+from edgewise.runtime.representations import REPRESENTATIONS, decode, encode, matvec, size, smallest
 
 __all__ = ["MODES", "REPRESENTATIONS", "AccumulatorOverflow", "IntegerMLP", "decode", "encode", "matvec", "size",
            "smallest"]

@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from runtime.representations import smallest
-from targets import load_target
+from edgewise.base.errors import UserError
+from edgewise.runtime.representations import smallest
+from edgewise.targets import load_target
 
 CALIBRATION_SHAPE = (2048, 2048)  # a dense 4-bit layer, every weight non-zero, 16 levels in every row
 
@@ -122,7 +123,16 @@ def layer_costs(chip: Chip, work: dict[str, Any]) -> dict[str, Any]:
 
 
 def model_costs(mlp: Any, target: str | dict[str, Any] = "fantastic4-asic", batch: int = 1) -> dict[str, Any]:
-    """Per-layer and total emulated costs of one batch through an IntegerMLP on a FantastIC4 target."""
+    """Per-layer and total emulated costs of one batch through an IntegerMLP on a FantastIC4 target.
+
+    The chip stores 4-bit weight codes (16 shared values per layer): a layer whose levels need
+    more is refused rather than costed as a chip that does not exist.
+    """
+    for layer in mlp.layers:
+        low, high = int(layer.levels.min()), int(layer.levels.max())
+        if low < -8 or high > 15 or high - low > 15:
+            raise UserError(f"layer {layer.name} has weight levels {low}..{high}; FantastIC4 stores 4-bit codes "
+                            "(16 values per layer)", "quantize with bits: 4 or fewer to emulate the chip")
     c = chip(target)
     layers = [{"layer": layer.name, **layer_costs(c, layer_work(layer.levels, mlp.activation_bits, batch))}
               for layer in mlp.layers]

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from edgewise.errors import UserError
-from edgewise.records import QuantizedLayer
-from runtime.activations import Requantizer, quantize_input
+from edgewise.base.errors import UserError
+from edgewise.base.records import QuantizedLayer
+from edgewise.runtime.activations import Requantizer, quantize_input
 
 MODES = ("bins", "bitplanes", "fast")
 
@@ -112,7 +112,7 @@ def accumulate_fast(layer: IntegerLayer, x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class IntegerMLP:
-    """A fully-connected network run in integers, built from quantized-layer records (or a 4-bit ONNX MLP)."""
+    """A fully-connected network run in integers, built from quantized-layer records."""
 
     layers: list[IntegerLayer]
     activation_bits: int = 8
@@ -203,7 +203,7 @@ class IntegerMLP:
         more is refused rather than costed as a chip that does not exist. The kernel itself runs any
         width, bit-exact.
         """
-        from runtime.costs import model_costs
+        from edgewise.runtime.costs import model_costs
 
         for layer in self.layers:
             low, high = int(layer.levels.min()), int(layer.levels.max())
@@ -215,6 +215,6 @@ class IntegerMLP:
     @classmethod
     def from_onnx(cls, path: str, calibration: np.ndarray, activation_bits: int = 8, acc_bits: int = 32) -> IntegerMLP:
         """Build from a 4-bit ONNX MLP written by Edgewise's exporter (DequantizeLinear -> MatMul -> Add chains)."""
-        from runtime.onnx_reader import records_from_onnx
+        from edgewise.export.onnx_records import records_from_onnx
 
         return cls.from_records(records_from_onnx(path), calibration, activation_bits, acc_bits)

@@ -23,25 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgewise.base.nibbles import pack_nibbles, unpack_nibbles
+
 HEADER = struct.Struct("<bBf")
 
 
 def _index_dtype(columns: int) -> np.dtype:
     return np.dtype("<u2") if columns <= 65536 else np.dtype("<u4")
-
-
-def _pack(values: np.ndarray) -> bytes:
-    flat = values.reshape(-1).astype(np.uint8) & 0x0F
-    if flat.size % 2:
-        flat = np.append(flat, np.uint8(0))
-    return (flat[0::2] | (flat[1::2] << 4)).tobytes()
-
-
-def _unpack(data: bytes, count: int) -> np.ndarray:
-    raw = np.frombuffer(data, dtype=np.uint8)
-    out = np.empty(raw.size * 2, dtype=np.uint8)
-    out[0::2], out[1::2] = raw & 0x0F, raw >> 4
-    return out[:count]
 
 
 @dataclass
@@ -83,11 +71,11 @@ def encode(kind: str, levels: np.ndarray, qmin: int, bits: int, step: float) -> 
     header = HEADER.pack(qmin, bits, step)
     idx = _index_dtype(columns)
     if kind == "dense":
-        return Encoded(kind, header + _pack(levels - qmin), levels.shape)
+        return Encoded(kind, header + pack_nibbles(levels - qmin), levels.shape)
     if kind == "csr":
         r, c = np.nonzero(levels)
         pointers = np.concatenate([[0], np.cumsum(np.count_nonzero(levels, axis=1))]).astype("<u4")
-        body = pointers.tobytes() + _pack(levels[r, c] - qmin) + c.astype(idx).tobytes()
+        body = pointers.tobytes() + pack_nibbles(levels[r, c] - qmin) + c.astype(idx).tobytes()
         return Encoded(kind, header + body, levels.shape)
     book = _codebook(levels)
     parts = [header, struct.pack("<B", book.size), book.astype(np.int8).tobytes()]
@@ -141,13 +129,13 @@ def decode(enc: Encoded) -> np.ndarray:
     qmin, _, _ = HEADER.unpack_from(enc.data, 0)
     body = enc.data[HEADER.size:]
     if enc.kind == "dense":
-        return (_unpack(body, rows * columns).astype(np.int16) + qmin).astype(np.int8).reshape(rows, columns)
+        return (unpack_nibbles(body, rows * columns).astype(np.int16) + qmin).astype(np.int8).reshape(rows, columns)
     out = np.zeros((rows, columns), dtype=np.int8)
     if enc.kind == "csr":
         pointers = np.frombuffer(body, dtype="<u4", count=rows + 1)
         nnz = int(pointers[-1])
         start = 4 * (rows + 1)
-        values = _unpack(body[start:start + (nnz + 1) // 2], nnz).astype(np.int16) + qmin
+        values = unpack_nibbles(body[start:start + (nnz + 1) // 2], nnz).astype(np.int16) + qmin
         columns_at = np.frombuffer(body, dtype=_index_dtype(columns), count=nnz, offset=start + (nnz + 1) // 2)
         row_of = np.repeat(np.arange(rows), np.diff(pointers))
         out[row_of, columns_at.astype(np.int64)] = values

@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.suite import Figure, timed_calls
+from edgewise.bench.suite import Figure, timed_calls
 
 MODELS = ["digits-mlp", "digits-cnn", "rail-net"]
 
 
 def _latency(path: Path, x: np.ndarray) -> tuple[float, float]:
-    import export
-
+    from edgewise import export
     session = export.open_session(path)
     name = session.get_inputs()[0].name
     times = timed_calls(lambda: session.run(None, {name: x}), min_iterations=100, min_seconds=1.0)
@@ -24,7 +23,7 @@ def _latency(path: Path, x: np.ndarray) -> tuple[float, float]:
 
 
 def _variants(name: str):
-    import compress
+    from edgewise import compress
     from edgewise.zoo.cache import trained_model
     from edgewise.zoo.data import load_data
     from edgewise.zoo.reference import REFERENCES
@@ -45,8 +44,7 @@ def _variants(name: str):
 
 def run() -> list[Figure]:
     """Median and p90 latency at batch 1 and 64 with the shipped session settings, file sizes, MAC ratios."""
-    import compress
-    import export
+    from edgewise import compress, export
     from edgewise.zoo.models import build_model
 
     figures: list[Figure] = []

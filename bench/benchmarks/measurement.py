@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.latency import LatencyConfig, measure_latency, onnx_runner
-from bench.suite import Figure
+from edgewise.bench.latency import LatencyConfig, measure_latency, onnx_runner
+from edgewise.bench.suite import Figure
 
 
 def run() -> list[Figure]:
     """Five identical latency benchmarks of the digits CNN (ONNX Runtime), and the per-iteration overhead."""
-    import export
+    from edgewise import export
     from edgewise.zoo.models import build_model
 
     torch.manual_seed(0)

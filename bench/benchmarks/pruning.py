@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from bench.plots import rate_curves as plot_rate_curves
-from bench.suite import Figure, median_seconds
-from edgewise.atomic import write_bytes, write_json
+from edgewise.base.atomic import write_bytes, write_json
+from edgewise.bench.suite import Figure, median_seconds
+from edgewise.report.plots import rate_curves as plot_rate_curves
 
 CRITERIA = ["lrp", "gradient", "taylor", "l1", "hrank", "apoz", "random"]
 RATES = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
@@ -29,9 +29,9 @@ def _load(name: str):
 
 def run() -> list[Figure]:
     """Curves for three models (no fine-tuning), two fine-tuned rates, LRP cost, and pruned vs unpruned latency."""
-    import compress
-    from compress.study import rate_curves
-    from compress.taps import weight_layers
+    from edgewise import compress
+    from edgewise.compress.layers import weight_layers
+    from edgewise.compress.study import rate_curves
     from edgewise.zoo.training import TrainConfig, evaluate, fit
 
     figures: list[Figure] = []

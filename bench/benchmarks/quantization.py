@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from bench.plots import score_vs_bytes
-from bench.suite import Figure
-from edgewise.atomic import write_bytes, write_json
+from edgewise.base.atomic import write_bytes, write_json
+from edgewise.bench.suite import Figure
+from edgewise.report.plots import score_vs_bytes
 
 OUT = Path("runs/bench")
 LAMBDAS = {"digits-mlp": [0.02, 0.05, 0.1, 0.2, 0.4], "digits-cnn": [0.02, 0.05, 0.1, 0.2, 0.4],
@@ -20,9 +20,9 @@ QAT_EPOCHS = {"digits-mlp": 10, "digits-cnn": 10, "rail-net": 4}
 
 
 def _study(name: str) -> tuple[list[dict[str, Any]], float, int]:
-    import compress
-    from compress.quant.qat import train_quantized
-    from compress.size import float_bytes, packed_bytes
+    from edgewise import compress
+    from edgewise.compress.quant.qat import train_quantized
+    from edgewise.compress.size import float_bytes, packed_bytes
     from edgewise.zoo.cache import trained_model
     from edgewise.zoo.data import load_data
     from edgewise.zoo.reference import REFERENCES
@@ -59,8 +59,8 @@ def _study(name: str) -> tuple[list[dict[str, Any]], float, int]:
 
 
 def _codec_speed() -> list[Figure]:
-    import compress
-    from edgewise.records import QuantizedLayer
+    from edgewise import compress
+    from edgewise.base.records import QuantizedLayer
 
     rng = np.random.default_rng(0)
     levels = np.clip(np.round(rng.normal(0, 1.2, (4096, 4096))), -8, 7).astype(np.int8)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.suite import Figure, timed_calls
+from edgewise.bench.suite import Figure, timed_calls
 
 SHAPES = {"digits MLP 64-256-128-10": None, "MLP 784-1024-1024-10": [784, 1024, 1024, 10],
           "MLP 3x4096x4096": [4096, 4096, 4096, 4096]}
@@ -20,7 +20,7 @@ def _median_ms(fn, iterations: int = 20, seconds: float = 0.5) -> float:
 
 
 def _network(label: str):
-    import compress
+    from edgewise import compress
     from edgewise.zoo.cache import trained_model
     from edgewise.zoo.data import load_data
     from edgewise.zoo.models import build_model
@@ -44,11 +44,10 @@ def _network(label: str):
 
 def run() -> list[Figure]:
     """Per network: kernel modes vs numpy float32 GEMM vs ORT float32 and INT4; storage; emulated costs."""
-    import compress
-    import export
-    from compress.size import packed_bytes
-    from runtime import IntegerMLP, size
-    from runtime.representations import REPRESENTATIONS
+    from edgewise import compress, export
+    from edgewise.compress.size import packed_bytes
+    from edgewise.runtime import IntegerMLP, size
+    from edgewise.runtime.representations import REPRESENTATIONS
 
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory() as scratch:

@@ -6,7 +6,7 @@ import os
 import tempfile
 import time
 
-from bench.suite import Figure, median_seconds
+from edgewise.bench.suite import Figure, median_seconds
 
 
 def run() -> list[Figure]:

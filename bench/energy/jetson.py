@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.energy.window import EnergyMeter, EnergyResult, trapezoid
-from edgewise.errors import UserError
+from edgewise.base.errors import UserError
+from edgewise.bench.energy.window import EnergyMeter, EnergyResult, trapezoid
 
 INPUT_RAILS = ("VDD_IN", "POM_5V_IN")
 NOT_RAILS = {"RAM", "SWAP", "IRAM", "LFB"}

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.energy.window import EnergyMeter
+from edgewise.bench.energy.window import EnergyMeter
 
 
 def _window(meter: EnergyMeter, work: Callable[[], int], seconds: float, interval_s: float,

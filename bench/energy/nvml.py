@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.energy.window import EnergyMeter, EnergyResult, trapezoid
-from edgewise.errors import UserError
+from edgewise.base.errors import UserError
+from edgewise.bench.energy.window import EnergyMeter, EnergyResult, trapezoid
 
 
 def _pynvml() -> Any:

@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.energy.window import EnergyMeter, EnergyResult
-from edgewise.errors import UserError
+from edgewise.base.errors import UserError
+from edgewise.bench.energy.window import EnergyMeter, EnergyResult
 
 POWERCAP = Path("/sys/class/powercap")
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from compress.criteria.activation import ActivationCriterion, APoZCriterion, HRankCriterion
-from compress.criteria.base import Criterion
-from compress.criteria.gradient import GradientCriterion, TaylorCriterion
-from compress.criteria.lrp import LRPCriterion
-from compress.criteria.magnitude import MagnitudeCriterion
-from compress.criteria.random import RandomCriterion
-from edgewise.errors import UserError
+from edgewise.base.errors import UserError
+from edgewise.compress.criteria.activation import ActivationCriterion, APoZCriterion, HRankCriterion
+from edgewise.compress.criteria.base import Criterion
+from edgewise.compress.criteria.gradient import GradientCriterion, TaylorCriterion
+from edgewise.compress.criteria.lrp import LRPCriterion
+from edgewise.compress.criteria.magnitude import MagnitudeCriterion
+from edgewise.compress.criteria.random import RandomCriterion
 
 CRITERIA: dict[str, Callable[..., Criterion]] = {
     "lrp": LRPCriterion,

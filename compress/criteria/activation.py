@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from compress.criteria.base import Criterion
-from compress.reference import ReferenceSamples
-from compress.taps import capture_outputs
+from edgewise.compress.criteria.base import Criterion
+from edgewise.compress.reference import ReferenceSamples
+from edgewise.compress.taps import capture_outputs
 
 
 @torch.no_grad()

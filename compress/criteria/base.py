@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from compress.reference import ReferenceSamples
+from edgewise.compress.reference import ReferenceSamples
 
 
 class Criterion(abc.ABC):

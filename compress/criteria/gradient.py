@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compress.criteria.base import Criterion
-from compress.reference import ReferenceSamples
-from compress.taps import capture_outputs
-from edgewise.errors import UserError
+from edgewise.base.errors import UserError
+from edgewise.compress.criteria.base import Criterion
+from edgewise.compress.reference import ReferenceSamples
+from edgewise.compress.taps import capture_outputs
 
 OBJECTIVES = ("loss", "output")
 

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from compress.criteria.base import Criterion
-from compress.reference import ReferenceSamples
-from compress.relevance import DEFAULT_RULES, layer_relevance, lrp_composite
+from edgewise.compress.criteria.base import Criterion
+from edgewise.compress.reference import ReferenceSamples
+from edgewise.compress.relevance import DEFAULT_RULES, layer_relevance, lrp_composite
 
 
 class LRPCriterion(Criterion):

@@ -5,16 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from compress.criteria.base import Criterion
-from compress.reference import ReferenceSamples
+from edgewise.compress.criteria.base import Criterion
+from edgewise.compress.layers import output_axis
+from edgewise.compress.reference import ReferenceSamples
 
 
 def filter_weights(module: nn.Module) -> torch.Tensor:
     """The weight as (output channels, everything else), for plain and transposed convolutions and linear layers."""
-    weight = module.weight.detach()
-    if isinstance(module, nn.modules.conv._ConvTransposeNd):
-        weight = weight.transpose(0, 1)
-    return weight.flatten(1)
+    return module.weight.detach().transpose(0, output_axis(module)).flatten(1)
 
 
 class MagnitudeCriterion(Criterion):

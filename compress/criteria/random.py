@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from compress.criteria.base import Criterion
-from compress.reference import ReferenceSamples
+from edgewise.compress.criteria.base import Criterion
+from edgewise.compress.layers import output_axis
+from edgewise.compress.reference import ReferenceSamples
 
 
 class RandomCriterion(Criterion):
@@ -24,6 +25,6 @@ class RandomCriterion(Criterion):
         out = {}
         for name, module in model.named_modules():
             if name in names:
-                channels = module.weight.shape[1 if isinstance(module, nn.modules.conv._ConvTransposeNd) else 0]
+                channels = module.weight.shape[output_axis(module)]
                 out[name] = torch.rand(channels, generator=generator)
         return out

@@ -1,4 +1,4 @@
-"""Quantization grids: the step size and integer level range of a layer, and uniform round-to-nearest."""
+"""The ECQ grid of a layer: its step size and integer level range, fixed once before assignment."""
 
 from __future__ import annotations
 
@@ -42,27 +42,3 @@ def ecq_grid(w: torch.Tensor, bits: int) -> tuple[float, int, int]:
     if bits < 8 and _side_votes(flat) > 0:
         return step, -half + 1, half
     return step, -half, half - 1
-
-
-def uniform_levels(w: torch.Tensor, bits: int, per_channel: bool = False,
-                   axis: int = 0) -> tuple[torch.Tensor, torch.Tensor, int, int]:
-    """Symmetric round-to-nearest: step = max|w| / (2^(b-1) - 1), levels in +-(2^(b-1) - 1), error <= step / 2.
-
-    Per channel, one step per slice along `axis` (the output channels). Returns levels (int8),
-    the step as float32 (scalar or per channel), qmin and qmax.
-    """
-    qmax = 2 ** (bits - 1) - 1
-    w32 = w.detach().to(torch.float32)
-    if per_channel:
-        dims = [d for d in range(w32.dim()) if d != axis]
-        maxabs = w32.abs().amax(dim=dims) if dims else w32.abs()
-        step = torch.where(maxabs > 0, maxabs / qmax, torch.ones_like(maxabs)).to(torch.float32)
-        shape = [1] * w32.dim()
-        shape[axis] = -1
-        scale = step.reshape(shape)
-    else:
-        maxabs = w32.abs().max()
-        step = (maxabs / qmax if maxabs > 0 else torch.tensor(1.0)).to(torch.float32)
-        scale = step
-    levels = torch.clamp(torch.round(w32 / scale), -qmax, qmax).to(torch.int8)
-    return levels, step, -qmax, qmax

@@ -10,16 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compress.quant.quantizer import (
-    Grid,
-    QuantizedModel,
-    ecq_records,
-    normalized_relevance,
-    weighted_entropy,
-    write_back,
-)
-from compress.reference import ReferenceSamples
-from edgewise.console import progress
+from edgewise.base import progress
+from edgewise.compress.quant.entropy_constrained import Grid, ecq_records, normalized_relevance
+from edgewise.compress.quant.model import QuantizedModel, weighted_entropy, write_back
+from edgewise.compress.reference import ReferenceSamples
 
 
 def _scaled_straight_through(weight_grad: torch.Tensor, quantized: torch.Tensor) -> torch.Tensor:
@@ -28,7 +22,7 @@ def _scaled_straight_through(weight_grad: torch.Tensor, quantized: torch.Tensor)
 
 
 def train_quantized(model: nn.Module, layers: dict[str, nn.Module], grids: dict[str, Grid], *, method: str,
-                    bits: int, lam: float, ref: ReferenceSamples | None, rho: float, p: float,
+                    bits: int, lam: float, ref: ReferenceSamples | None, rho: float = 2.0, p: float = 0.1,
                     x: torch.Tensor, y: torch.Tensor, score: Callable[[nn.Module], float], epochs: int = 10,
                     lr: float = 1e-3, batch_size: int = 64, patience: int = 3, relevance_every: int = 10,
                     seed: int = 0, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
@@ -61,8 +55,7 @@ def train_quantized(model: nn.Module, layers: dict[str, nn.Module], grids: dict[
     best = (score(model), copy.deepcopy(model.state_dict()), records, 0)
     history: dict[str, Any] = {"loss": [], "val_score": [best[0]], "sparsity": [], "entropy_bits": []}
     step, stale = 0, 0
-    with progress() as bar:
-        job = bar.add_task(label, total=epochs, info="")
+    with progress.task(label, epochs) as job:
         for epoch in range(1, epochs + 1):
             model.train()
             total = 0.0
@@ -90,8 +83,8 @@ def train_quantized(model: nn.Module, layers: dict[str, nn.Module], grids: dict[
             history["val_score"].append(val)
             history["sparsity"].append(sparsity)
             history["entropy_bits"].append(entropy)
-            bar.update(job, advance=1, info=f"loss {total / len(x):.4f}  val {val:.4f}  sparsity {sparsity:.2f}  "
-                                            f"H {entropy:.2f} bit")
+            job.advance(f"loss {total / len(x):.4f}  val {val:.4f}  sparsity {sparsity:.2f}  "
+                        f"H {entropy:.2f} bit")
             if val > best[0]:
                 best, stale = (val, copy.deepcopy(model.state_dict()), records, epoch), 0
             else:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.plots import rate_curves as plot_rate_curves
-from bench.report import Section
-from compress.reference import ReferenceSamples
-from compress.study import rate_curves
-from edgewise.atomic import write_json
+from edgewise.base.atomic import write_json
+from edgewise.compress.reference import ReferenceSamples
+from edgewise.compress.study import rate_curves
+from edgewise.ledger import TORCH
 from edgewise.recipe import CurvesConfig
+from edgewise.report.plots import rate_curves as plot_rate_curves
+from edgewise.report.section import Section
 from edgewise.rundir import StageWindow
 from edgewise.stages.prune import finetuner
 from edgewise.stages.state import ModelState
@@ -22,7 +23,7 @@ def curves_stage(state: ModelState, config: CurvesConfig) -> None:
 
     def curves(st: StageWindow) -> dict[str, Any]:
         ref = ReferenceSamples.from_split(data.val.x, data.val.y, data.task, config.samples_per_class)
-        study = rate_curves(state.model, ref, config.criteria, config.rates,
+        study = rate_curves(state.module(state.base), ref, config.criteria, config.rates,
                             lambda m: evaluate(m, data.test, data.task)["score"],
                             finetune=finetuner(state, config.finetune))
         st.add_output(write_json(st.path("curves.json"), study))
@@ -39,4 +40,4 @@ def curves_stage(state: ModelState, config: CurvesConfig) -> None:
             plot_rate_curves(study["curves"], score_name, f"{name}: one-shot pruning{tuned}"),
         ).to_json()]}
 
-    state.stage("curves", config.model_dump(mode="json"), [state.model_path], curves)
+    state.stage("curves", config.model_dump(mode="json"), [state.base.files[TORCH]], curves)

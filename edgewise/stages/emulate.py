@@ -1,4 +1,4 @@
-"""The emulate stage: the quantized MLP through the FantastIC4 integer kernel, and its emulated costs."""
+"""The emulate stage: each version that fits the FantastIC4 integer kernel, run in integers and costed per target."""
 
 from __future__ import annotations
 
@@ -7,61 +7,80 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from bench.report import Section
-from bench.units import si
-from edgewise.atomic import write_json
+from edgewise.base.atomic import write_json
+from edgewise.base.records import QuantizedLayer, load_records
+from edgewise.export.onnx_records import records_from_onnx, rounded_layer
+from edgewise.ledger import EMULATION, ONNX, RECORDS, TORCH, Version
 from edgewise.recipe import EmulateConfig
+from edgewise.report.section import Section
+from edgewise.report.units import si
 from edgewise.rundir import StageWindow
+from edgewise.runtime import IntegerMLP
 from edgewise.stages.state import ModelState
-from runtime import IntegerMLP
-from runtime.onnx_reader import records_from_onnx, rounded_layer
-
-
-def emulate_stage(state: ModelState, config: EmulateConfig) -> None:
-    """Build the integer MLP from the records, check its accuracy in integers, cost it on each FantastIC4 target."""
-    data, name = state.data, state.entry.name
-    if state.quantized is not None:
-        records = list(state.quantized.records.values())
-    else:  # a model brought as ONNX: its 4-bit (or, when asked, rounded float) MatMul weights
-        records = records_from_onnx(state.onnx_path, round_float_weights=config.round_float_weights)
-    # the kernel is rebuilt on reuse too (calibration is deterministic and cheap): the bench stage runs it
-    state.integer_mlp = IntegerMLP.from_records(records, data.train.x.numpy(), config.activation_bits, config.acc_bits)
-
-    def emulate(st: StageWindow) -> dict[str, Any]:
-        mlp = state.integer_mlp
-        predictions = mlp.run(data.test.x.numpy(), "fast").argmax(1)
-        accuracy = float((predictions == data.test.y.numpy()).mean())
-        costs = {target: mlp.costs(target) for target in config.targets}
-        st.metrics.update(kernel_accuracy=accuracy, activation_bits=config.activation_bits,
-                          **{f"{t}_{k}": c["total"][k] for t, c in costs.items()
-                             for k in ("latency_s", "energy_per_inference_j")})
-        st.add_output(write_json(st.path("emulate.json"), {"kernel_accuracy": accuracy, "costs": costs}))
-        rounded = records[0].method == "round-float"
-        return {"sections": [_section(name, config, accuracy, costs, rounded).to_json()]}
-
-    out = state.stage("emulate", config.model_dump(mode="json"), [state.current_path], emulate)
-    state.emulated_path = out.files["emulate.json"]
-
 
 MLP_LEAVES = (nn.Linear, nn.ReLU, nn.Flatten, nn.Dropout, nn.Identity)
 
 
-def rounded_mlp(module: nn.Module, calibration: np.ndarray, config: EmulateConfig) -> IntegerMLP | None:
-    """The integer kernel for a float MLP (the float32 or pruned stage), its weights rounded to 4 bits per layer.
+def rounded_records(module: nn.Module) -> list[QuantizedLayer] | None:
+    """A float MLP's Linear layers as 4-bit records, weights rounded per layer (no retraining); None when the module
+    is not a plain stack of Linear and ReLU layers (the kernel's network class).
 
-    This is how the uncompressed network would sit on the accelerator without quantization-aware
-    training: the baseline the final 4-bit model's emulated costs are compared with. None when the
-    module is not a plain stack of Linear and ReLU layers (the kernel's network class).
+    This is how an uncompressed network would sit on the accelerator without quantization-aware
+    training: the baseline a quantized model's emulated costs are compared with.
     """
     leaves = [m for m in module.modules() if not list(m.children())]
     if not all(isinstance(m, MLP_LEAVES) for m in leaves):
         return None
-    records = []
-    for name, layer in module.named_modules():
-        if isinstance(layer, nn.Linear):
-            bias = None if layer.bias is None else layer.bias.detach().numpy().astype(np.float32)
-            records.append(rounded_layer(name, layer.weight.detach().numpy(), bias))
-    return IntegerMLP.from_records(records, calibration, config.activation_bits, config.acc_bits)
+    return [rounded_layer(name, layer.weight.detach().numpy(),
+                          None if layer.bias is None else layer.bias.detach().numpy().astype(np.float32))
+            for name, layer in module.named_modules() if isinstance(layer, nn.Linear)]
+
+
+def _records(state: ModelState, version: Version, config: EmulateConfig, own: bool) -> list[QuantizedLayer] | None:
+    """The records the kernel runs for `version`: its own 4-bit levels, the ONNX file's, or rounded float weights.
+
+    `own` marks the version the stage emulates for its own sake (the quantized model, or the ONNX
+    file given): a version that does not fit the kernel is an error there, and skipped otherwise.
+    """
+    if RECORDS in version.files:
+        return list(load_records(version.files[RECORDS])[0].values())
+    if TORCH in version.files:
+        return rounded_records(state.module(version))
+    if own:
+        return records_from_onnx(version.files[ONNX], round_float_weights=config.round_float_weights)
+    return None
+
+
+def emulate_stage(state: ModelState, config: EmulateConfig) -> None:
+    """Run the final version through the integer kernel (accuracy in integers) and cost it on every emulated target;
+    the other deployable versions too, where they are MLPs (weights rounded to 4 bits), as the baselines."""
+    data, name = state.data, state.entry.name
+    versions = state.ledger.deployable()
+    final = versions[-1]
+
+    def emulate(st: StageWindow) -> dict[str, Any]:
+        calibration = data.train.x.numpy()
+        results: dict[str, dict[str, Any]] = {}
+        for version in versions:
+            records = _records(state, version, config, own=version is final)
+            if records is None:
+                continue
+            mlp = IntegerMLP.from_records(records, calibration, config.activation_bits, config.acc_bits)
+            predictions = mlp.run(data.test.x.numpy(), "fast").argmax(1)
+            results[version.id] = {"version": version.id,
+                                   "kernel_accuracy": float((predictions == data.test.y.numpy()).mean()),
+                                   "rounded": records[0].method == "round-float",
+                                   "costs": {target: mlp.costs(target) for target in config.targets}}
+            st.add_output(write_json(st.path(f"{version.id}.json"), results[version.id]))
+        mine = results[final.id]
+        st.metrics.update(kernel_accuracy=mine["kernel_accuracy"], activation_bits=config.activation_bits,
+                          **{f"{t}_{k}": c["total"][k] for t, c in mine["costs"].items()
+                             for k in ("latency_s", "energy_per_inference_j")})
+        return {"versions": [{"id": v, "files": {EMULATION: f"{v}.json"}} for v in results],
+                "sections": [_section(name, config, mine["kernel_accuracy"], mine["costs"], mine["rounded"]).to_json()]}
+
+    inputs = [version.files.get(RECORDS) or version.files.get(TORCH) or version.files.get(ONNX) for version in versions]
+    state.stage("emulate", config.model_dump(mode="json"), inputs, emulate)
 
 
 def _section(name: str, config: EmulateConfig, accuracy: float, costs: dict[str, Any], rounded: bool

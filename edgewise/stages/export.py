@@ -1,64 +1,100 @@
-"""The export and deploy stages: verified ONNX files (pruned shapes, 4-bit weights), TensorRT, board bundles."""
+"""The export stage: every deployable version as a verified ONNX file (pruned shapes, 4-bit weights), and TensorRT."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
-import torch
 
-import export
-from bench.report import Section
-from bench.units import binary_bytes
+from edgewise import export
+from edgewise.base.errors import UserError
+from edgewise.base.records import load_records
 from edgewise.console import console
-from edgewise.errors import UserError
-from edgewise.recipe import DeployConfig, ExportConfig
+from edgewise.ledger import ONNX, RECORDS, TORCH, Version
+from edgewise.recipe import ExportConfig
+from edgewise.report.section import Section
+from edgewise.report.units import binary_bytes
 from edgewise.rundir import StageWindow
-from edgewise.stages.state import ModelState, preprocessing
+from edgewise.stages.load import session_runner
+from edgewise.stages.state import ModelState
+
+
+def onnx_name(version: Version, final: Version) -> str:
+    """The exported file's name: model.onnx for the final (deployed) version, model-<version>.onnx for the others."""
+    return "model.onnx" if version is final else f"model-{version.id}.onnx"
 
 
 def export_stage(state: ModelState, config: ExportConfig) -> None:
-    """Export the float and the compressed model to ONNX, verify both against torch, check the pruned shapes."""
-    name, data = state.entry.name, state.data
-    probe = data.test.x[: config.probe_samples]
-    targets = [(state.rows[0], state.model, None, "model-float32.onnx", state.model_path)]
-    if state.pruned is not None and state.pruned[1] is not state.current:
-        targets.append((*state.pruned, None, "model-pruned.onnx", state.pruned_path))
-    if state.current is not state.model:
-        records = state.quantized.records if state.quantized is not None else None
-        row = next(r for r in reversed(state.rows) if r["stage"] == state.current_label)
-        targets.append((row, state.current, records, "model.onnx", state.current_path))
+    """Export each deployable version to ONNX and verify it against its torch model, checking the pruned shapes; a
+    version given as ONNX is checked as shipped against its exact graph. TensorRT for the final version."""
+    versions = state.ledger.deployable()
+    final = versions[-1]
+    if TORCH in final.files:
+        _export_torch(state, config, versions, final)
+    else:
+        _check_given(state, config, final)
+
+
+def _export_torch(state: ModelState, config: ExportConfig, versions: list[Version], final: Version) -> None:
+    probe = state.data.test.x[: config.probe_samples]
+    original = state.module(state.base)
 
     def export_all(st: StageWindow) -> dict[str, Any]:
-        rows = []
-        for row, module, records, filename, _ in targets:
+        rows, exported = [], []
+        for version in versions:
+            module, filename = state.module(version), onnx_name(version, final)
+            records = load_records(version.files[RECORDS])[0] if RECORDS in version.files else None
             onnx_file = export.to_onnx(module, probe[:1], st.path(filename), records, config.dynamic_batch)
             check = export.verify(onnx_file.path, module, probe, quantized=records is not None)
-            shapes = export.check_shapes(onnx_file.path, module, state.model)
+            shapes = export.check_shapes(onnx_file.path, module, original)
             st.add_output(onnx_file.path)
             st.metrics[filename] = {**check, "quantized_layers": onnx_file.quantized_layers,
                                     "pruned_layers": sum(r["torch"] != r["original"] for r in shapes)}
-            rows.append((row["stage"], filename, binary_bytes(onnx_file.bytes), str(check["opset"]),
+            rows.append((version.label, filename, binary_bytes(onnx_file.bytes), str(check["opset"]),
                          f"{check['rel_diff']:.1e}", f"{check['fast_rel_diff']:.1e}",
                          str(len(onnx_file.quantized_layers))))
+            exported.append({"id": version.id, "files": {ONNX: filename}})
         if config.tensorrt is not None:
-            st.metrics["tensorrt"] = tensorrt_metrics(state, config, st.path(targets[-1][3]))
-        return {"sections": [Section(
-            f"ONNX export of {name}", ("model", "file", "size", "opset", "rel. diff (exact)", "rel. diff (fast)",
-                                       "4-bit layers"), rows,
+            st.metrics["tensorrt"] = tensorrt_metrics(state, st, config, st.path(onnx_name(final, final)))
+        return {"versions": exported, "sections": [Section(
+            f"ONNX export of {state.entry.name}", ("model", "file", "size", "opset", "rel. diff (exact)",
+                                                   "rel. diff (fast)", "4-bit layers"), rows,
             "Verified after writing: ONNX Runtime without graph optimizations against the torch model (relative to "
             "the largest output; quantized files against the fake-quantized torch model), and the session we ship "
             "(MatMulNBits, int8 activations). Initializer shapes match the pruned torch model.",
         ).to_json()]}
 
-    out = state.stage("export", config.model_dump(mode="json"), [t[4] for t in targets], export_all)
-    state.exported = [(row, out.files[filename], module) for row, module, _, filename, _ in targets]
-    state.onnx_path = state.exported[-1][1]
+    inputs = [version.files.get(RECORDS) for version in versions] + [version.files[TORCH] for version in versions]
+    state.stage("export", config.model_dump(mode="json"), inputs, export_all)
 
 
-def tensorrt_metrics(state: ModelState, config: ExportConfig, onnx_path: Path) -> dict:
-    """Build the TensorRT engine where TensorRT and a GPU exist; else record why not and the board's command."""
+def _check_given(state: ModelState, config: ExportConfig, given: Version) -> None:
+    probe = state.data.test.x[: config.probe_samples].numpy()
+    path = given.files[ONNX]
+
+    def verify(st: StageWindow) -> dict[str, Any]:
+        exact = session_runner(export.open_session(path, fast=False))(probe)
+        fast = session_runner(export.open_session(path))(probe)
+        rel = float(np.abs(fast - exact).max() / max(np.abs(exact).max(), 1e-12))
+        opset = max((o.version for o in onnx.load(str(path)).opset_import if o.domain in ("", "ai.onnx")), default=0)
+        st.metrics.update(fast_rel_diff=rel, opset=opset)
+        if config.tensorrt is not None:
+            st.metrics["tensorrt"] = tensorrt_metrics(state, st, config, path)
+        return {"sections": [Section(
+            f"ONNX file of {state.entry.name}", ("model", "file", "size", "opset", "rel. diff (fast vs exact)"),
+            [(given.label, path.name, binary_bytes(path.stat().st_size), str(opset), f"{rel:.1e}")],
+            "The file as given; the session Edgewise ships (graph optimizations on, 4-bit DequantizeLinear folded) "
+            "against ONNX Runtime without optimizations, relative to the largest output.",
+        ).to_json()]}
+
+    state.stage("export", config.model_dump(mode="json"), [path], verify)
+
+
+def tensorrt_metrics(state: ModelState, st: StageWindow, config: ExportConfig, onnx_path: Path) -> dict:
+    """Build the TensorRT engine where TensorRT and a GPU exist (recorded as an output); else record why not and the
+    board's trtexec command."""
     trt = config.tensorrt
     available, reason = export.tensorrt_status()
     input_name = onnx.load(str(onnx_path), load_external_data=False).graph.input[0].name
@@ -70,31 +106,7 @@ def tensorrt_metrics(state: ModelState, config: ExportConfig, onnx_path: Path) -
                             "a machine with TensorRT and a GPU; the bundle's run.py builds the engine on the board")
         console.print(f"  TensorRT unavailable here ({reason}); on the board: {' '.join(command)}", markup=False)
         return {"available": False, "reason": reason, "trtexec": command}
-    built = export.to_tensorrt(onnx_path, onnx_path.with_suffix(".engine"), state.data.input_shape,
-                               trt.precision, trt.max_batch, trt.workspace_mib)
+    built = export.to_tensorrt(onnx_path, st.path("model.engine"), state.data.input_shape, trt.precision,
+                               trt.max_batch, trt.workspace_mib)
+    st.add_output(st.path("model.engine"))
     return {"available": True, **built, "trtexec": command}
-
-
-def deploy_stage(state: ModelState, config: DeployConfig) -> None:
-    """Bundle the exported compressed model with its probe, hashes and runner; optionally copy it to a board."""
-    name = state.entry.name
-    probe = state.data.test.x[:4]
-    with torch.no_grad():
-        expected = state.current.eval()(probe).numpy()
-
-    def deploy(st: StageWindow) -> dict[str, Any]:
-        command = export.trtexec_command("model.onnx", "model.engine", "x", state.data.input_shape, config.precision)
-        path = export.bundle(state.onnx_path, st.path("bundle"), name=name, probe_input=probe.numpy(),
-                             probe_output=expected, trtexec=command, bitstream=state.bitstream_path, tar=config.tar,
-                             preprocessing=preprocessing(state.data))
-        checked = export.verify_bundle(path)
-        st.metrics.update(bundle=str(path), **checked)
-        if config.to:
-            st.metrics["copied_with"] = export.copy_to(path, config.to)
-        for file in ([path] if path.is_file() else sorted(path.iterdir())):
-            st.add_output(file)
-        return {"bundle": str(path.relative_to(state.run.root)), "files": checked["files"]}
-
-    out = state.stage("deploy", config.model_dump(mode="json"), [state.onnx_path, state.bitstream_path], deploy)
-    if not out.reused:
-        console.print(f"  {name}: bundle {state.run.root / out['bundle']} verified ({out['files']} files)")

@@ -1,4 +1,4 @@
-"""The train stage: load the model from the cache or train it, then evaluate the float32 model."""
+"""The train stage: the float32 version, from the user's file, the model cache or training; then its score."""
 
 from __future__ import annotations
 
@@ -6,12 +6,17 @@ from typing import Any
 
 import torch
 
-from compress.size import ladder_row, weight_count
+from edgewise.compress.size import ladder_row, weight_count
+from edgewise.ledger import FLOAT32, TORCH
 from edgewise.modelio import load_model, save_model
 from edgewise.rundir import StageWindow
-from edgewise.stages.state import ModelState, score_model
+from edgewise.stages.scoring import score_model
+from edgewise.stages.state import ModelState
 from edgewise.zoo.cache import trained_model
 from edgewise.zoo.fit_check import check_fits
+from edgewise.zoo.training import TrainConfig
+
+FLOAT32_VERSION = {"id": FLOAT32, "kind": FLOAT32, "label": "float32", "files": {TORCH: "model.pt"}}
 
 
 def _bring(state: ModelState, st: StageWindow) -> dict[str, Any]:
@@ -24,18 +29,18 @@ def _bring(state: ModelState, st: StageWindow) -> dict[str, Any]:
             "input_shape": list(state.data.input_shape), "task": state.data.task,
             "class_names": list(state.data.class_names)}
     st.add_output(save_model(module, st.path("model.pt"), card))
-    return {}
+    return {"versions": [FLOAT32_VERSION]}
 
 
-def train_stage(state: ModelState) -> None:
-    """Obtain the trained float model (the user's file, the cache or training), save it in the run directory,
-    and score it."""
+def train_stage(state: ModelState, config: TrainConfig) -> None:
+    """Obtain the trained float model (the user's file, the cache or training), keep it in the run directory as the
+    float32 version, and score it."""
     entry = state.entry
     params = {"arch": entry.arch, "arch_args": entry.arch_args, "data": entry.data.model_dump(mode="json"),
-              "train": entry.train.model_dump(), "seed": entry.seed}
+              "train": config.model_dump(), "seed": entry.seed}
 
     def train(st: StageWindow) -> dict[str, Any]:
-        trained = trained_model(entry.arch, state.data, entry.train, entry.seed, entry.arch_args,
+        trained = trained_model(entry.arch, state.data, config, entry.seed, entry.arch_args,
                                 label=f"train {entry.name}")
         st.add_input(trained.path)
         card = {**trained.card, "data_spec": entry.data.model_dump(mode="json"), "stage": "float32"}
@@ -43,20 +48,18 @@ def train_stage(state: ModelState) -> None:
         history = trained.card["history"]
         st.metrics.update(from_cache=trained.cached, epochs_run=history["epochs_run"],
                           best_val_score=history["best_val_score"])
-        return {}
+        return {"versions": [FLOAT32_VERSION]}
 
     if entry.file is not None:
-        trained = state.stage("train", {"file": str(entry.file)}, [entry.file], lambda st: _bring(state, st))
+        state.stage("train", {"file": str(entry.file)}, [entry.file], lambda st: _bring(state, st))
     else:
-        trained = state.stage("train", params, [], train)
-    state.model_path = trained.files["model.pt"]
-    state.model, state.card = load_model(state.model_path)
+        state.stage("train", params, [], train)
+    version = state.ledger[FLOAT32]
 
     def evaluate(st: StageWindow) -> dict[str, Any]:
-        row = score_model(state, st, state.model, "float32")
-        return {"rows": [row], "ladder": [ladder_row("float32", row["size_bytes"], weight_count(state.model),
-                                                     row["score"])]}
+        module = state.module(version)
+        row = score_model(state, st, module, version.label)
+        return {"versions": [{"id": FLOAT32, "row": row,
+                              "rung": ladder_row("float32", row["size_bytes"], weight_count(module), row["score"])}]}
 
-    scored = state.stage("evaluate", {"split": "test", "stage": "float32"}, [state.model_path], evaluate)
-    state.float_score = scored["rows"][0]["score"]
-    state.advance(state.model, "float32", state.model_path)
+    state.stage("evaluate", {"split": "test", "stage": "float32"}, [version.files[TORCH]], evaluate)

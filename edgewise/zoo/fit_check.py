@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgewise.errors import DataError
+from edgewise.base.errors import DataError
 from edgewise.zoo.dataset import Dataset
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgewise.errors import UserError
+from edgewise.base.errors import UserError
 
 
 class MLP(nn.Module):

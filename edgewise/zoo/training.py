@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from edgewise.console import progress
+from edgewise.base import progress
 from edgewise.zoo.dataset import Dataset, Split
 
 
@@ -88,8 +88,7 @@ def fit(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0, lab
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     best_score, best_state, best_epoch, stale = -1.0, copy.deepcopy(model.state_dict()), 0, 0
     history: dict[str, Any] = {"loss": [], "val_score": [], "stopped_early": False}
-    with progress() as bar:
-        task = bar.add_task(label, total=config.epochs, info="")
+    with progress.task(label, config.epochs) as task:
         for epoch in range(config.epochs):
             model.train()
             total, count = 0.0, 0
@@ -107,7 +106,7 @@ def fit(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0, lab
                 best_score, best_state, best_epoch, stale = score, copy.deepcopy(model.state_dict()), epoch, 0
             else:
                 stale += 1
-            bar.update(task, advance=1, info=f"loss {total / max(count, 1):.4f}  val {score:.4f}")
+            task.advance(f"loss {total / max(count, 1):.4f}  val {score:.4f}")
             if stale >= config.patience:
                 history["stopped_early"] = True
                 break

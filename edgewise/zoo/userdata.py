@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgewise.errors import DataError
+from edgewise.base.errors import DataError
 from edgewise.zoo.dataset import Dataset, make_split, stratified_split
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}

@@ -1,9 +1,9 @@
 import pytest
 
-from bench.availability import all_targets, availability
-from bench.estimate import roofline
-from edgewise.errors import UserError
-from targets import load_target
+from edgewise.base.errors import UserError
+from edgewise.bench.availability import all_targets, availability
+from edgewise.bench.estimate import roofline
+from edgewise.targets import load_target
 
 
 def test_roofline_is_labelled_and_picks_the_binding_limit():

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.latency import LatencyConfig, machine_settings, measure_latency
-from bench.memory import onnx_peak_memory, python_peak_rss
+from edgewise.bench.latency import LatencyConfig, machine_settings, measure_latency
+from edgewise.bench.memory import onnx_peak_memory, python_peak_rss
 
 
 class FakeClock:
@@ -65,7 +65,7 @@ def test_peak_memory_of_a_child_that_allocates_a_known_amount():
 
 
 def test_onnx_model_peak_memory(tmp_path):
-    import export
+    from edgewise import export
     from edgewise.zoo.models import build_model
 
     model = build_model("mlp", (1, 32, 32), 10, hidden=[1024, 1024]).eval()

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-import export
-from bench.target_bench import BenchConfig, bench_model
-from edgewise.errors import UserError
+from edgewise import export
+from edgewise.base.errors import UserError
+from edgewise.bench.target_bench import BenchConfig, bench_model
 from edgewise.zoo.models import build_model
 
 QUICK = BenchConfig(iterations=20, duration_s=0.1, memory_runs=2)

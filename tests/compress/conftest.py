@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from compress.reference import ReferenceSamples
+from edgewise.compress.reference import ReferenceSamples
 
 
 def random_reference(shape, classes=10, n=20, segmentation=False, seed=0):

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-import compress
-from compress.codec import CodecError, decode, encode
-from edgewise.records import QuantizedLayer, load_records, save_records
+from edgewise import compress
+from edgewise.base.records import QuantizedLayer, load_records, save_records
+from edgewise.compress.codec import CodecError, decode, encode
 from edgewise.zoo.models import build_model
 
 

@@ -1,6 +1,6 @@
 import torch
 
-from compress.experts import combine, derive_expert, expert_table, path_similarity, union
+from edgewise.compress.experts import combine, derive_expert, expert_table, path_similarity, union
 from edgewise.zoo.models import build_model
 
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from compress.fold import fold_batchnorm
+from edgewise.compress.fold import fold_batchnorm
 from edgewise.zoo.models import build_model
 
 

@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from compress.model_stats import count_parameters, measure_cost
+from edgewise.compress.model_stats import count_parameters, measure_cost
 from edgewise.zoo.models import build_model
 
 

@@ -2,11 +2,11 @@ import pytest
 import torch
 from torch import nn
 
-from compress.criteria.base import Criterion
-from compress.graph import PruningError
-from compress.pruning import apply_plan, prune
-from compress.ranking import Ranking
-from edgewise.errors import UserError
+from edgewise.base.errors import UserError
+from edgewise.compress.criteria.base import Criterion
+from edgewise.compress.graph import PruningError
+from edgewise.compress.pruning import apply_plan, prune
+from edgewise.compress.ranking import Ranking
 from edgewise.modelio import load_model, save_model
 from edgewise.zoo.models import build_model
 

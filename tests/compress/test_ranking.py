@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from compress.ranking import Ranking, adaptive_removal, normalize, plan_removal
-from edgewise.errors import UserError
+from edgewise.base.errors import UserError
+from edgewise.compress.ranking import Ranking, adaptive_removal, normalize, plan_removal
 
 
 def test_global_ranking_without_normalisation_takes_the_lowest_anywhere():

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from compress.reference import ReferenceSamples
-from compress.relevance import layer_relevance, lrp_composite
-from edgewise.errors import UserError
+from edgewise.base.errors import UserError
+from edgewise.compress.reference import ReferenceSamples
+from edgewise.compress.relevance import layer_relevance, lrp_composite
 from edgewise.zoo.models import build_model
 
 

@@ -1,7 +1,7 @@
 import pytest
 
-from compress.schedules import iterative_rates, predicted_remaining, simulated_remaining
-from edgewise.errors import UserError
+from edgewise.base.errors import UserError
+from edgewise.compress.schedules import iterative_rates, predicted_remaining, simulated_remaining
 
 
 def test_lambert_w_prediction_matches_the_seed_example():

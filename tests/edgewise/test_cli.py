@@ -3,7 +3,7 @@ import json
 import pytest
 import yaml
 
-from edgewise.atomic import sha256_file
+from edgewise.base.atomic import sha256_file
 
 
 def test_version(edgewise_process):
@@ -104,7 +104,7 @@ def test_quantize_encode_decode_commands(tmp_path, digits_mlp, edgewise):
     assert out.is_file() and out.with_suffix(".npz").is_file()
     assert edgewise("encode", str(out.with_suffix(".npz")), "-o", str(tmp_path / "q.nnc")).returncode == 0
     assert edgewise("decode", str(tmp_path / "q.nnc"), "-o", str(tmp_path / "back.npz")).returncode == 0
-    from edgewise.records import load_records
+    from edgewise.base.records import load_records
 
     original, _ = load_records(out.with_suffix(".npz"))
     back, _ = load_records(tmp_path / "back.npz")
@@ -179,8 +179,7 @@ def test_targets_lists_every_profile_with_availability(edgewise):
 def test_bench_command_on_host_board_and_emulator(tmp_path, edgewise):
     import torch
 
-    import compress
-    import export
+    from edgewise import compress, export
     from edgewise.zoo.models import build_model
 
     model = build_model("mlp", (1, 8, 8), 10, hidden=[32]).eval()

@@ -61,7 +61,7 @@ def test_corrupted_onnx_file(tmp_path, edgewise):
 def test_a_target_that_is_not_available_here(tmp_path, edgewise):
     import torch
 
-    import export
+    from edgewise import export
     from edgewise.zoo.models import build_model
 
     export.to_onnx(build_model("mlp", (1, 8, 8), 10, hidden=[16]).eval(), torch.rand(2, 1, 8, 8),
@@ -82,8 +82,8 @@ def test_two_runs_in_one_directory_at_once(tmp_path, edgewise_process):
 
 @pytest.mark.slow
 def test_full_disk_and_unwritable_directory_leave_earlier_artifacts_intact(tmp_path, monkeypatch, digits_mlp):
-    import edgewise.atomic
-    from edgewise.errors import UserError
+    import edgewise.base.atomic
+    from edgewise.base.errors import UserError
     from edgewise.pipeline import run_recipe
     from edgewise.recipe import parse_recipe
 
@@ -97,10 +97,10 @@ def test_full_disk_and_unwritable_directory_leave_earlier_artifacts_intact(tmp_p
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(edgewise.atomic.os, "replace", full_disk)
+    monkeypatch.setattr(edgewise.base.atomic.os, "replace", full_disk)
     with pytest.raises(UserError, match="no space left"):
         run_recipe(recipe, out=tmp_path)
-    monkeypatch.setattr(edgewise.atomic.os, "replace", real_replace)
+    monkeypatch.setattr(edgewise.base.atomic.os, "replace", real_replace)
     # the report that could not be written is the previous one, whole; the stages before it are complete
     assert (first.root / "report.html").read_bytes() == report_before
     from edgewise.modelio import load_model

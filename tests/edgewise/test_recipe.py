@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from edgewise.errors import RecipeError
+from edgewise.base.errors import RecipeError
 from edgewise.recipe import load_recipe, parse_recipe
 
 

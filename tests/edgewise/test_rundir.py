@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from edgewise.atomic import sha256_file, write_text
+from edgewise.base.atomic import sha256_file, write_text
 from edgewise.rundir import RunDirectory
 
 

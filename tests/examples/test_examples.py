@@ -69,7 +69,8 @@ def test_own_onnx_model_is_scored_emulated_and_benchmarked(tmp_path):
     prepare("own-onnx-model", folder)
     result = run_recipe(load_recipe(folder / "recipe.yaml"), tmp_path / "runs")
     assert [r["stage"] for r in result.rows] == ["given ONNX"] and result.rows[0]["score"] > 0.9
-    emulated = json.loads((result.root / "my-mlp" / "emulate" / "emulate.json").read_text())
+    given = next(v for v in result.versions["my-mlp"] if v["kind"] == "given")  # the ledger says where its files are
+    emulated = json.loads((result.root / given["files"]["emulation"]).read_text())
     assert abs(emulated["kernel_accuracy"] - result.rows[0]["score"]) < 0.05
     kinds = {r["target"]: r["energy"]["kind"] for r in result.bench}
     assert kinds == {"x86-host": "unavailable", "fantastic4-asic": "emulated"}

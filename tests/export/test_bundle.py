@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-import compress
-import export
+from edgewise import compress, export
+from edgewise.export.errors import ExportError
 from edgewise.zoo.models import build_model
-from export.errors import ExportError
 
 
 @pytest.fixture
@@ -32,7 +31,7 @@ def _bundle(onnx_model, out, **kwargs):
 
 def test_bundle_verifies_and_its_runner_works(onnx_model, tmp_path):
     path = _bundle(onnx_model, tmp_path / "b")
-    assert export.verify_bundle(path)["files"] == 5
+    assert export.verify_bundle(path)["files"] == 6  # model, probe in/out, run.py, its session module, README
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["inputs"][0]["name"] == "x" and manifest["trtexec"][0] == "trtexec"
     completed = subprocess.run([sys.executable, "run.py", "--backend", "onnxruntime", "--duration", "0.2",
@@ -63,7 +62,7 @@ def test_extra_files_and_tarballs(onnx_model, tmp_path):
     with pytest.raises(ExportError, match=r"not in the manifest: sneaky\.so"):
         export.verify_bundle(path)
     archive = _bundle(onnx_model, tmp_path / "t", tar=True)
-    assert archive.name == "t.tar.gz" and export.verify_bundle(archive)["files"] == 5
+    assert archive.name == "t.tar.gz" and export.verify_bundle(archive)["files"] == 6
 
 
 def test_a_bundle_is_replaced_whole(onnx_model, tmp_path):

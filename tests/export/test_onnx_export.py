@@ -3,12 +3,11 @@ import onnx
 import pytest
 import torch
 
-import compress
-import export
+from edgewise import compress, export
+from edgewise.export.checks import onnx_weight_shapes
+from edgewise.export.errors import ExportError
+from edgewise.export.int4 import block_size_for
 from edgewise.zoo.models import build_model
-from export.errors import ExportError
-from export.int4 import block_size_for, pack_nibbles
-from export.verify import onnx_weight_shapes
 
 ZOO = [("mlp", (1, 8, 8), 10), ("lenet", (1, 8, 8), 10), ("vgg", (1, 8, 8), 10), ("resnet", (3, 16, 16), 10),
        ("mobilenetv2", (3, 16, 16), 10), ("railnet", (3, 32, 32), 7)]
@@ -95,8 +94,7 @@ def test_ort_fuses_4bit_linear_layers_into_matmulnbits(tmp_path):
     assert ops.count("MatMulNBits") == 3 and "Gemm" not in ops
 
 
-def test_pack_nibbles_and_block_sizes():
-    assert pack_nibbles(np.array([1, 2, 15])) == bytes([0x21, 0x0F])
+def test_block_sizes():
     assert [block_size_for(k) for k in (8, 16, 64, 100, 1000)] == [None, 16, 64, 64, 128]
 
 

@@ -2,9 +2,9 @@ import subprocess
 
 import pytest
 
-import export
-from export.errors import ExportError
-from export.runner import parse_trtexec
+from edgewise import export
+from edgewise.export.errors import ExportError
+from edgewise.export.runner import parse_trtexec
 
 
 def test_command_has_profile_precision_and_timing():

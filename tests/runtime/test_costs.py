@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from edgewise.records import QuantizedLayer
-from runtime import IntegerMLP
-from runtime.costs import chip, layer_work, operating_point
+from edgewise.base.records import QuantizedLayer
+from edgewise.runtime import IntegerMLP
+from edgewise.runtime.costs import chip, layer_work, operating_point
 
 
 def test_op_counts_by_hand():
@@ -41,7 +41,7 @@ def test_mlp_costs_are_emulated_and_sparsity_saves_work():
 
 
 def test_weights_wider_than_4_bits_are_not_costed_as_fantastic4():
-    from edgewise.errors import UserError
+    from edgewise.base.errors import UserError
 
     rng = np.random.default_rng(0)
     wide = QuantizedLayer("fc", "Linear", rng.integers(-100, 100, (4, 6)).astype(np.int8), np.float32(0.01), 8,

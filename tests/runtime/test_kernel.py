@@ -6,11 +6,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import compress
-import export
-from edgewise.records import QuantizedLayer
-from runtime import AccumulatorOverflow, IntegerMLP
-from runtime.kernel import accumulate_bins, accumulate_bitplanes
+from edgewise import compress, export
+from edgewise.base.records import QuantizedLayer
+from edgewise.runtime import AccumulatorOverflow, IntegerMLP
+from edgewise.runtime.kernel import accumulate_bins, accumulate_bitplanes
 
 
 @st.composite
@@ -82,12 +81,12 @@ def test_digits_mlp_predictions_equal_the_fake_quantized_model(digits_mlp, tmp_p
     assert np.array_equal(mlp.run(data.test.x.numpy()).argmax(1), expected)
     # the same network read back from its 4-bit ONNX file
     f = export.to_onnx(q.model, data.test.x[:2], tmp_path / "mlp.onnx", q.records)
-    from_onnx = IntegerMLP.from_onnx(str(f.path), data.train.x.numpy())
+    from_onnx = IntegerMLP.from_records(export.records_from_onnx(f.path), data.train.x.numpy())
     assert np.array_equal(from_onnx.run(data.test.x.numpy(), "bins").argmax(1), expected)
 
 
 def test_requantizer_fast_path_equals_the_general_one():
-    from runtime.activations import Requantizer
+    from edgewise.runtime.activations import Requantizer
 
     acc = np.random.default_rng(0).integers(0, 2**24, 10_000)
     for scale in (1e-6, 0.0123, 0.5, 3.0):

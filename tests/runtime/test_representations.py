@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.representations import REPRESENTATIONS, decode, encode, matvec, size, smallest
+from edgewise.runtime.representations import REPRESENTATIONS, decode, encode, matvec, size, smallest
 
 
 @st.composite

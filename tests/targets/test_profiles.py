@@ -1,7 +1,7 @@
 import pytest
 
-from edgewise.errors import UserError
-from targets import load_target, target_names
+from edgewise.base.errors import UserError
+from edgewise.targets import load_target, target_names
 
 
 def test_fantastic4_profiles_load_with_sources_and_assumptions():

@@ -2,7 +2,7 @@ import types
 
 import pytest
 
-from bench.energy import NvmlMeter
+from edgewise.bench.energy import NvmlMeter
 
 
 class NVMLError(Exception):

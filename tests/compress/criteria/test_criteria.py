@@ -2,10 +2,10 @@ import pytest
 import torch
 from torch import nn
 
-from compress.criteria import CRITERIA, get_criterion
-from compress.reference import ReferenceSamples
-from compress.taps import weight_layers
-from edgewise.errors import UserError
+from edgewise.base.errors import UserError
+from edgewise.compress.criteria import CRITERIA, get_criterion
+from edgewise.compress.layers import weight_layers
+from edgewise.compress.reference import ReferenceSamples
 from edgewise.zoo.models import build_model
 
 

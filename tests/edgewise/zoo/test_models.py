@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from edgewise.errors import UserError
+from edgewise.base.errors import UserError
 from edgewise.zoo.models import ARCHITECTURES, build_model
 
 

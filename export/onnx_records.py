@@ -1,4 +1,7 @@
-"""Reading an MLP back from an ONNX file into quantized-layer records: 4-bit weights as written, float ones rounded."""
+"""Reading an MLP back from an ONNX file into quantized-layer records: 4-bit weights as written, float ones rounded.
+
+The records feed the FantastIC4 integer kernel (edgewise.runtime), which knows nothing of ONNX.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +11,15 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edgewise.errors import UserError
-from edgewise.records import QuantizedLayer
-from export.int4 import initializer_values
-
-FLOAT_GRID = (-7, 7)  # symmetric 4-bit levels for rounded float weights (the signed grid without -8)
-
-
-def round_to_levels(weight: np.ndarray) -> tuple[np.ndarray, np.float32]:
-    """Float weights (outputs, inputs) on a symmetric 4-bit per-layer grid: levels and step (max |w| -> 7)."""
-    peak = float(np.abs(weight).max())
-    step = np.float32(peak / FLOAT_GRID[1] if peak > 0 else 1.0)
-    levels = np.clip(np.rint(weight / step), *FLOAT_GRID).astype(np.int8)
-    return levels, step
+from edgewise.base.errors import UserError
+from edgewise.base.grid import symmetric_levels
+from edgewise.base.records import QuantizedLayer
 
 
 def rounded_layer(name: str, weight: np.ndarray, bias: np.ndarray | None) -> QuantizedLayer:
-    """A float Linear layer (weight as (outputs, inputs)) as a 4-bit record by per-layer rounding, no retraining."""
-    levels, step = round_to_levels(weight)
+    """A float Linear layer (weight as (outputs, inputs)) as a 4-bit record by per-layer symmetric rounding (levels
+    within +-7, max |w| -> 7), no retraining; stored on the signed 4-bit grid [-8, 7]."""
+    levels, step, _, _ = symmetric_levels(weight, 4)
     return QuantizedLayer(name, "Linear", levels, step, 4, -8, 7, bias=bias, method="round-float",
                           meta={"from": "float weights, rounded per layer"})
 
@@ -87,9 +81,9 @@ def records_from_onnx(path: str | os.PathLike[str], round_float_weights: bool = 
         if dq is None or dq.op_type != "DequantizeLinear" or node.op_type != "MatMul":
             raise UserError(f"{node.op_type} {node.name} computes its weights at run time",
                             "the kernel reads MLPs whose weights are initializers (float or 4-bit)")
-        q = initializer_values(inits[dq.input[0]]).astype(np.int16)
+        q = numpy_helper.to_array(inits[dq.input[0]]).astype(np.int16)
         scale = numpy_helper.to_array(inits[dq.input[1]]).astype(np.float32)
-        zero = initializer_values(inits[dq.input[2]]).astype(np.int16) if len(dq.input) > 2 else np.int16(0)
+        zero = numpy_helper.to_array(inits[dq.input[2]]).astype(np.int16) if len(dq.input) > 2 else np.int16(0)
         if np.unique(scale).size != 1 or np.unique(zero).size != 1:
             raise UserError(f"layer {dq.input[0]} has per-channel scales", "quantize MLPs per layer for the kernel")
         levels = (q - int(np.unique(zero)[0])).T  # back to (outputs, inputs)

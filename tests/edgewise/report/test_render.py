@@ -1,12 +1,14 @@
 from html.parser import HTMLParser
 
-from bench.report import render_html, render_markdown, write_report
+from edgewise.report.render import render_html, render_markdown, write_report
 
 ROWS = [
     {"model": "m", "stage": "float32", "task": "classification", "score_name": "accuracy", "score": 0.97,
-     "params": 50826, "macs": 50560, "size_bytes": 206000},
+     "params": 50826, "macs": 50560, "size_bytes": 206000, "version": "float32", "kind": "float32",
+     "runs_as": "float32"},
     {"model": "seg", "stage": "float32", "task": "segmentation", "score_name": "mIoU", "score": 0.81,
-     "params": 100000, "macs": 9_000_000, "size_bytes": 420000},
+     "params": 100000, "macs": 9_000_000, "size_bytes": 420000, "version": "float32", "kind": "float32",
+     "runs_as": "float32"},
 ]
 MANIFEST = {"run": "t", "updated": "2026-11-21T00:00:00+00:00",
             "environment": {"cpu": "cpu", "logical_cpus": 2, "memory_bytes": 2**34, "platform": "linux",

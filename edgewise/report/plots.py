@@ -36,16 +36,43 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
+# how each kind of version is drawn: marker and the word in the legend
+_KIND_MARKERS = {"float32": ("o", "float32"), "given": ("o", "given"), "pruned": ("s", "pruned"),
+                 "quantized": ("^", "quantized"), "bitstream": ("D", "bitstream")}
+
+
 def score_vs_size(rows: Sequence[dict[str, Any]]) -> bytes:
-    """Scatter of each model stage: model size (log scale) against its score (accuracy or mIoU)."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
-    models = dict.fromkeys(r["model"] for r in rows)
-    series = {m: ([r["size_bytes"] / 1024 for r in rows if r["model"] == m], [r["score"] for r in rows
-                                                                           if r["model"] == m]) for m in models}
-    _lines(ax, series, "model size [KiB]", "score (accuracy or mIoU)", log_x=True)
-    for r in rows:
-        ax.annotate(r["stage"], (r["size_bytes"] / 1024, r["score"]), textcoords="offset points", xytext=(4, 4),
-                    fontsize=7)
+    """Score against size (log scale) of each model's compression line: one line per model, a marker per kind.
+
+    One panel per score metric (accuracy, mIoU, ...): scores of different metrics are never drawn
+    on one axis. Class-specific experts are left out (scored on their own classes, they have their
+    own section). Kinds are told apart by markers, explained in the legend, so no label overlaps.
+    """
+    line = [r for r in rows if r.get("kind") in _KIND_MARKERS]
+    metrics = list(dict.fromkeys(r["score_name"] for r in line)) or ["score"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6.4 * min(len(metrics), 2), 3.8), dpi=110, squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    models = list(dict.fromkeys(r["model"] for r in line))
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for m, model in enumerate(models):
+            mine = [r for r in line if r["model"] == model and r["score_name"] == metric]
+            if not mine:
+                continue
+            colour = colours[m % len(colours)]
+            ax.plot([r["size_bytes"] / 1024 for r in mine], [r["score"] for r in mine], "-", color=colour,
+                    label=model, alpha=0.8)
+            for r in mine:
+                ax.plot(r["size_bytes"] / 1024, r["score"], _KIND_MARKERS[r["kind"]][0], color=colour, markersize=6)
+        kinds = list(dict.fromkeys(r["kind"] for r in line if r["score_name"] == metric))
+        handles = ax.get_legend_handles_labels()[0] + [
+            plt.Line2D([], [], color="#555", marker=_KIND_MARKERS[k][0], linestyle="", label=_KIND_MARKERS[k][1])
+            for k in kinds]
+        # big and bad (lower right) is where compressed models never are
+        ax.legend(handles=handles, fontsize=7, loc="lower right")
+        ax.set_xscale("log")
+        ax.set_xlabel("model size [KiB]")
+        ax.set_ylabel(metric)
+        ax.grid(True, which="both", alpha=0.3)
     return _png(fig)
 
 

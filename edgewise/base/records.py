@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from edgewise.atomic import atomic_path
-from edgewise.errors import UserError
+from edgewise.base.atomic import atomic_path
+from edgewise.base.errors import UserError
 
 FORMAT = "edgewise-quantized/1"
 

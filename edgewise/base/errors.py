@@ -4,13 +4,11 @@ from __future__ import annotations
 
 
 class EdgewiseError(Exception):
-    """Base of all Edgewise errors; `exit_code` is what the CLI returns for it.
+    """Base of all Edgewise errors: the problem (the message) and, where one exists, the fix.
 
-    An error carries the problem (the message) and, where one exists, the fix. The CLI prints
-    both on one or two lines without a traceback.
+    The CLI prints both on one or two lines without a traceback and maps the error's type to its
+    exit code (a user's error 2, the kit's 1).
     """
-
-    exit_code = 1
 
     def __init__(self, problem: str, fix: str | None = None) -> None:
         self.problem = problem
@@ -19,9 +17,7 @@ class EdgewiseError(Exception):
 
 
 class UserError(EdgewiseError):
-    """Something the user can correct: bad input, a bad recipe, a missing file (exit code 2)."""
-
-    exit_code = 2
+    """Something the user can correct: bad input, a bad recipe, a missing file."""
 
 
 class RecipeError(UserError):
@@ -33,4 +29,4 @@ class DataError(UserError):
 
 
 class StageError(EdgewiseError):
-    """A pipeline stage failed for a reason inside the kit (exit code 1)."""
+    """A pipeline stage failed for a reason inside the kit."""

@@ -1,14 +1,18 @@
 """The sweep comparison: final stages, figures of one kind, and the Pareto front over every objective."""
 
-from bench.sweep_report import dominates, sweep_rows
+from edgewise.report.sweep import dominates, sweep_rows
 
 
 def config(name, score, size, latency=None, kind="measured", target="x86-host", error=None):
-    rows = [{"model": "m", "stage": "float32", "score": 0.97, "size_bytes": 1000, "score_name": "accuracy"},
-            {"model": "m", "stage": "expert a", "score": 1.0, "size_bytes": 1, "score_name": "accuracy"},
-            {"model": "m", "stage": "q", "score": 0.9, "size_bytes": size * 2, "score_name": "accuracy"},
-            {"model": "m", "stage": "q + NNCodec", "score": score, "size_bytes": size, "score_name": "accuracy"}]
-    bench = [] if latency is None else [{"model": "m", "stage": "q", "target": target,
+    rows = [{"model": "m", "stage": "float32", "score": 0.97, "size_bytes": 1000, "score_name": "accuracy",
+             "version": "float32", "kind": "float32", "runs_as": "float32"},
+            {"model": "m", "stage": "expert a", "score": 1.0, "size_bytes": 1, "score_name": "accuracy",
+             "version": "expert-a", "kind": "expert", "runs_as": "expert-a"},
+            {"model": "m", "stage": "q", "score": 0.9, "size_bytes": size * 2, "score_name": "accuracy",
+             "version": "quantized", "kind": "quantized", "runs_as": "quantized"},
+            {"model": "m", "stage": "q + NNCodec", "score": score, "size_bytes": size, "score_name": "accuracy",
+             "version": "bitstream", "kind": "bitstream", "runs_as": "quantized"}]
+    bench = [] if latency is None else [{"model": "m", "stage": "q", "version": "quantized", "target": target,
                                          "latency": {"kind": kind, "median_ms": latency},
                                          "energy": {"kind": "unavailable", "reason": "no RAPL"}}]
     return {"name": name, "overrides": {}, "rows": rows, "bench": bench, "error": error}

@@ -2,7 +2,7 @@ import hashlib
 
 import pytest
 
-from edgewise.atomic import atomic_path, sha256_file, write_json, write_text
+from edgewise.base.atomic import atomic_path, sha256_file, write_json, write_text
 
 
 def test_failed_write_leaves_the_old_file(tmp_path):
@@ -25,7 +25,7 @@ def test_full_disk_is_a_user_error(tmp_path, monkeypatch):
     import errno
     import os
 
-    from edgewise.errors import UserError
+    from edgewise.base.errors import UserError
 
     def no_space(*args):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -1,12 +1,23 @@
-from bench.summary import best_configuration, experts_summary, summary_section
+from edgewise.report.summary import best_configuration, experts_summary, summary_section
+
+
+# label -> (version id, kind, the version it runs as): what the ledger gives every row
+VERSIONS = {"float32": ("float32", "float32", "float32"), "given ONNX": ("given", "given", "given"),
+            "pruned": ("pruned", "pruned", "pruned"), "p": ("pruned", "pruned", "pruned"),
+            "4-bit": ("quantized", "quantized", "quantized"), "q": ("quantized", "quantized", "quantized"),
+            "nnc": ("bitstream", "bitstream", "quantized"), "4-bit + NNCodec": ("bitstream", "bitstream", "quantized"),
+            "expert rail": ("expert-rail", "expert", "expert-rail"),
+            "expert rail (lrp 50%)": ("expert-rail", "expert", "expert-rail")}
 
 
 def _row(stage, score, size):
-    return {"model": "m", "stage": stage, "score": score, "size_bytes": size}
+    version, kind, runs_as = VERSIONS[stage]
+    return {"model": "m", "stage": stage, "score": score, "size_bytes": size, "version": version, "kind": kind,
+            "runs_as": runs_as}
 
 
 def _bench(stage, target, ms, joules, kind="measured"):
-    return {"model": "m", "stage": stage, "target": target,
+    return {"model": "m", "stage": stage, "version": VERSIONS[stage][0], "target": target,
             "latency": {"kind": kind, "median_ms": ms, "p90_ms": ms},
             "energy": {"kind": kind, "gross_j_per_inference": joules}}
 

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.report import Section
-from bench.units import binary_bytes, duration, si
+from edgewise.ledger import CLASS_SPECIFIC
+from edgewise.report.section import Section
+from edgewise.report.units import binary_bytes, duration, si
 
 TOLERANCE = 0.01  # a configuration within 1 point of the float32 score counts as keeping the accuracy
 
 
-def runs_as(stage: str) -> str:
-    """The stage whose benchmark figures apply to `stage`: a bitstream is how the weights travel, and what runs is
-    the quantized model it decodes to."""
-    return stage.removesuffix(" + NNCodec")
-
-
 def best_configuration(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Among one model's stages (experts excluded), the smallest that keeps the score within TOLERANCE of float32,
-    else the best-scoring compressed one (the smallest of equals)."""
+    """Among one model's versions (class-specific experts excluded), the smallest that keeps the score within
+    TOLERANCE of the first (float32), else the best-scoring compressed one (the smallest of equals)."""
     base = rows[0]
-    candidates = [r for r in rows[1:] if not r["stage"].startswith(("expert", "union"))]
+    candidates = [r for r in rows[1:] if r["kind"] not in CLASS_SPECIFIC]
     if not candidates:
         return base
     kept = [r for r in candidates if r["score"] >= base["score"] - TOLERANCE]
@@ -61,11 +56,11 @@ def summary_section(rows: list[dict[str, Any]], bench: list[dict[str, Any]]) -> 
         by_target: dict[str, dict[str, dict[str, Any]]] = {}
         for record in bench:
             if record["model"] == model:
-                by_target.setdefault(record["target"], {})[record["stage"]] = record
+                by_target.setdefault(record["target"], {})[record["version"]] = record
         if not by_target:
             table.append((*common, "", "", ""))
         for target, records in by_target.items():
-            float_rec, best_rec = records.get(base["stage"]), records.get(runs_as(best["stage"]))
+            float_rec, best_rec = records.get(base["runs_as"]), records.get(best["runs_as"])
             if best_rec is None:
                 table.append((*common, target, "not benchmarked", "not benchmarked"))
                 continue
@@ -87,7 +82,7 @@ def experts_summary(rows: list[dict[str, Any]]) -> Section | None:
         mine = [r for r in rows if r["model"] == model]
         base = mine[0]
         for r in mine:
-            if not r["stage"].startswith(("expert", "union")):
+            if r["kind"] not in CLASS_SPECIFIC:
                 continue
             against = f" vs {r['float_class_score']:.4f}" if r.get("float_class_score") is not None else ""
             table.append((model, r["stage"], f"{r['score_name']} {r['score']:.4f}{against}",

@@ -14,13 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from edgewise.atomic import sha256_file
-from export.errors import ExportError
-from export.runner import check_files
-from export.verify import FAST_RTOL
+from edgewise.base.atomic import sha256_file
+from edgewise.export.checks import FAST_RTOL
+from edgewise.export.errors import ExportError
+from edgewise.export.runner import SESSION_MODULE, check_files
 
 FORMAT = "edgewise-bundle/1"
 RUNNER = Path(__file__).with_name("runner.py")
+SESSION = Path(__file__).with_name("session.py")
 
 
 def _readme(name: str, command: list[str]) -> str:
@@ -39,7 +40,8 @@ def bundle(onnx_path: str | os.PathLike[str], out: str | os.PathLike[str], *, na
     """Write a deploy bundle to `out` (a directory, or `out`.tar.gz with `tar`) and return its path.
 
     The bundle holds model.onnx, the NNCodec bitstream if given, the probe input and the expected
-    output (the torch model's), run.py (the board runner), README.txt and manifest.json with the
+    output (the torch model's), run.py (the board runner) with the session module it opens the
+    model with (the kit's own, so the board runs the graph we measured), README.txt and manifest.json with the
     sha256 and size of every file, the input names/shapes/dtypes and the trtexec command. It is
     assembled in a temporary directory and renamed into place, so a failure leaves no half bundle.
     """
@@ -57,8 +59,9 @@ def bundle(onnx_path: str | os.PathLike[str], out: str | os.PathLike[str], *, na
         np.save(staging / "probe_input.npy", probe_input.astype(np.float32))
         np.save(staging / "probe_output.npy", probe_output.astype(np.float32))
         shutil.copyfile(RUNNER, staging / "run.py")
+        shutil.copyfile(SESSION, staging / SESSION_MODULE)
         (staging / "README.txt").write_text(_readme(name, trtexec))
-        files += ["probe_input.npy", "probe_output.npy", "run.py", "README.txt"]
+        files += ["probe_input.npy", "probe_output.npy", "run.py", SESSION_MODULE, "README.txt"]
         graph = onnx.load(str(staging / "model.onnx"), load_external_data=False).graph
         inputs = [{"name": i.name, "shape": [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim],
                    "dtype": onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type).name}
@@ -109,7 +112,7 @@ def verify_bundle(path: str | os.PathLike[str]) -> dict[str, Any]:
     A changed, missing or extra file, or a probe output outside the manifest's tolerance, raises
     ExportError naming it.
     """
-    from export.session import open_session
+    from edgewise.export.session import open_session
 
     with tempfile.TemporaryDirectory() as scratch:
         root = _open(Path(path), Path(scratch))

@@ -1,4 +1,4 @@
-from bench.units import binary_bytes, si
+from edgewise.report.units import binary_bytes, si
 
 
 def test_si_prefixes():
@@ -15,7 +15,7 @@ def test_binary_bytes():
 
 
 def test_small_values_and_durations():
-    from bench.units import duration
+    from edgewise.report.units import duration
 
     assert si(2.794e-09, "J") == "2.79 nJ" and si(0.1005e-6, "J") == "100 nJ" and si(0, "J") == "0 J"
     assert duration(4.5e-08) == "45 ns" and duration(1.76e-05) == "17.6 us" and duration(0.0123) == "12.3 ms"

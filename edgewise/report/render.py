@@ -3,52 +3,17 @@
 from __future__ import annotations
 
 import base64
-import csv
 import html
-import io
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.plots import score_vs_size
-from bench.units import binary_bytes, si
-from edgewise.atomic import write_bytes, write_text
+from edgewise.base.atomic import write_bytes, write_text
+from edgewise.report.plots import score_vs_size
+from edgewise.report.section import Section
+from edgewise.report.units import binary_bytes, si
 
 COLUMNS = ("model", "stage", "metric", "score", "parameters", "MACs / sample", "model size")
-
-
-@dataclass(frozen=True)
-class Section:
-    """A titled table a stage adds to the report, with an explanatory note under it."""
-
-    title: str
-    columns: tuple[str, ...]
-    rows: list[tuple[str, ...]]
-    note: str = ""
-    image: bytes | None = None
-    lead: bool = False  # shown above the results table: the summary a reader wants first
-
-    def to_json(self) -> dict[str, Any]:
-        """The section as JSON-able values (the PNG as base64), for a stage's stored outcome."""
-        return {"title": self.title, "columns": list(self.columns), "rows": [list(r) for r in self.rows],
-                "note": self.note, "image": base64.b64encode(self.image).decode() if self.image else None,
-                "lead": self.lead}
-
-    @classmethod
-    def from_json(cls, value: dict[str, Any]) -> Section:
-        """The section `to_json` stored."""
-        image = base64.b64decode(value["image"]) if value.get("image") else None
-        return cls(value["title"], tuple(value["columns"]), [tuple(r) for r in value["rows"]], value["note"], image,
-                   value.get("lead", False))
-
-
-def csv_text(rows: list[dict[str, Any]], fields: tuple[str, ...]) -> str:
-    """`rows` as CSV text: a header of `fields`, then each row's values of those fields (other keys ignored)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def _cells(row: dict[str, Any]) -> tuple[str, ...]:
@@ -71,7 +36,7 @@ def _markdown_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> li
     return header + ["| " + " | ".join(r) + " |" for r in rows]
 
 
-def render_markdown(rows: list[dict[str, Any]], manifest: dict[str, Any], sections: list[Section] = (),
+def render_markdown(rows: list[dict[str, Any]], manifest: dict[str, Any], sections: Sequence[Section] = (),
                     image_names: dict[int, str] | None = None) -> str:
     """The report as Markdown: the results table, the stages' sections (with links to their plots), the environment."""
     lines = [f"# Edgewise report: {manifest['run']}", "", f"Run at {manifest['updated']}.", ""]
@@ -118,7 +83,7 @@ def _html_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], numeric_f
     return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def render_html(rows: list[dict[str, Any]], manifest: dict[str, Any], sections: list[Section] = ()) -> str:
+def render_html(rows: list[dict[str, Any]], manifest: dict[str, Any], sections: Sequence[Section] = ()) -> str:
     """The report as one self-contained HTML page: tables, an embedded plot and the environment."""
     esc = html.escape
     plot = base64.b64encode(score_vs_size(rows)).decode("ascii") if rows else ""
@@ -152,7 +117,7 @@ Model size: float32 parameters and buffers, or the packed low-bit weights, or th
 
 
 def write_report(root: Path, rows: list[dict[str, Any]], manifest: dict[str, Any],
-                 sections: list[Section] = ()) -> dict[str, Path]:
+                 sections: Sequence[Section] = ()) -> dict[str, Path]:
     """Write report.html (self-contained), report.md and the Markdown's plot files into `root`, atomically."""
     paths: dict[str, Path] = {}
     image_names = {}

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edgewise.errors import UserError
+from edgewise.base.errors import UserError
 
 
 @contextlib.contextmanager

@@ -11,9 +11,9 @@ import onnx
 import torch
 from torch import nn
 
-from compress.taps import weight_layers
-from export.errors import ExportError
-from export.session import open_session
+from edgewise.compress.layers import weight_layers
+from edgewise.export.errors import ExportError
+from edgewise.export.session import open_session
 
 FLOAT_RTOL = 1e-5
 # Exact (unoptimised) run of a 4-bit graph against the fake-quantized torch model: only float summation order differs.

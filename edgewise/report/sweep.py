@@ -6,11 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.plots import pareto_scatter
-from bench.report import Section, csv_text, write_report
-from bench.summary import runs_as
-from bench.units import binary_bytes, duration, si
-from edgewise.atomic import write_json, write_text
+from edgewise.base.atomic import write_json, write_text
+from edgewise.ledger import CLASS_SPECIFIC
+from edgewise.report.plots import pareto_scatter
+from edgewise.report.render import write_report
+from edgewise.report.section import Section
+from edgewise.report.tables import csv_text
+from edgewise.report.units import binary_bytes, duration, si
 
 KIND_PREFERENCE = ("measured", "emulated", "estimated")
 # (field, True when larger is better): the objectives a configuration is compared on
@@ -39,9 +41,9 @@ def sweep_rows(configurations: Sequence[dict[str, Any]]) -> list[dict[str, Any]]
         if config["error"] is not None:
             continue
         for model in dict.fromkeys(r["model"] for r in config["rows"]):
-            mine = [r for r in config["rows"] if r["model"] == model and not r["stage"].startswith(("expert", "union"))]
+            mine = [r for r in config["rows"] if r["model"] == model and r["kind"] not in CLASS_SPECIFIC]
             final, base = mine[-1], mine[0]
-            bench = [b for b in config["bench"] if b["model"] == model and b["stage"] == runs_as(final["stage"])]
+            bench = [b for b in config["bench"] if b["model"] == model and b["version"] == final["runs_as"]]
             latency, latency_kind, latency_target = _figure(bench, "latency", "median_ms")
             energy, energy_kind, energy_target = _figure(bench, "energy", "gross_j_per_inference")
             rows.append({"configuration": config["name"], "overrides": config["overrides"], "model": model,

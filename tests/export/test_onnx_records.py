@@ -5,9 +5,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgewise.errors import UserError
-from runtime import IntegerMLP
-from runtime.onnx_reader import records_from_onnx, round_to_levels
+from edgewise.base.errors import UserError
+from edgewise.base.grid import symmetric_levels
+from edgewise.export.onnx_records import records_from_onnx
+from edgewise.runtime import IntegerMLP
 
 
 def float_mlp(path, rng):
@@ -37,10 +38,10 @@ def test_rounded_layers_keep_orientation_bias_and_grid(tmp_path):
     w1, b1, w2, b2 = float_mlp(tmp_path / "m.onnx", np.random.default_rng(1))
     first, second = records_from_onnx(tmp_path / "m.onnx", round_float_weights=True)
     assert first.levels.shape == (6, 8) and second.levels.shape == (3, 6)
-    np.testing.assert_array_equal(first.levels, round_to_levels(w1)[0])
+    np.testing.assert_array_equal(first.levels, symmetric_levels(w1, 4)[0])
     np.testing.assert_array_equal(first.bias, b1)
     np.testing.assert_array_equal(second.bias, b2)
-    levels, step = round_to_levels(w2)
+    levels, step = symmetric_levels(w2, 4)[:2]
     np.testing.assert_array_equal(second.levels, levels)
     assert np.abs(second.levels).max() == 7 and np.abs(second.levels * step - w2).max() <= step / 2 + 1e-6
     x = np.random.default_rng(2).random((5, 8)).astype(np.float32)

@@ -1,0 +1,34 @@
+"""The quantizer plug-in interface: turn a model's chosen weight layers into records and quantized weights."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from torch import nn
+
+from edgewise.compress.quant.model import QuantizedModel
+from edgewise.compress.reference import ReferenceSamples
+
+
+class Quantizer(abc.ABC):
+    """A weight quantizer, registered by `name` in `edgewise.compress.quant.QUANTIZERS`.
+
+    `needs_reference` says whether reference samples are read (ECQx's relevances); `trainable`
+    whether quantization-aware training can follow the initial assignment. The settings a recipe
+    gives (lambda, per_channel, rho, p) are the constructor's keyword arguments.
+    """
+
+    name: ClassVar[str]
+    needs_reference: ClassVar[bool] = False
+    trainable: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def quantize(self, model: nn.Module, layers: dict[str, nn.Module], bits: int, ref: ReferenceSamples | None,
+                 train: Callable[..., QuantizedModel] | None) -> QuantizedModel:
+        """Quantize `layers` (modules of `model`, a working copy) in place; return the model and its records."""
+
+    def describe(self) -> dict[str, Any]:
+        """The quantizer's name and settings, for reports and records."""
+        return {"method": self.name, **{k: v for k, v in vars(self).items() if not k.startswith("_")}}

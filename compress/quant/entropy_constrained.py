@@ -1,0 +1,135 @@
+"""The ECQ and ECQx quantizers: a fixed grid per layer, entropy-constrained assignment, relevance-guarded zeros."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from edgewise.base.errors import UserError
+from edgewise.base.records import QuantizedLayer
+from edgewise.compress.quant.base import Quantizer
+from edgewise.compress.quant.ecq import assign, cluster_pmf, lambda_max
+from edgewise.compress.quant.grid import ecq_grid
+from edgewise.compress.quant.model import QuantizedModel, layer_record, write_back
+from edgewise.compress.reference import ReferenceSamples
+from edgewise.compress.relevance import weight_relevance
+
+RELEVANCE_SMOOTHING = 0.9  # R <- 0.9 R_batch + 0.1 R_previous (ECQx)
+
+
+@dataclass
+class Grid:
+    """A layer's fixed ECQ grid and its share of the global lambda."""
+
+    step: float
+    qmin: int
+    qmax: int
+    decay: float
+    lam_max: float = 0.0
+
+
+def init_grids(layers: dict[str, nn.Module], bits: int) -> dict[str, Grid]:
+    """The fixed ECQ grid of each layer and its lambda decay (larger layers are constrained more)."""
+    largest = max(m.weight.numel() for m in layers.values())
+    grids = {}
+    for name, module in layers.items():
+        step, qmin, qmax = ecq_grid(module.weight, bits)
+        grids[name] = Grid(step, qmin, qmax, (module.weight.numel() / largest + 0.05) / 1.05)
+    return grids
+
+
+def layer_lambda(weight: torch.Tensor, grid: Grid, lam: float) -> float:
+    """Absolute lambda of a layer: Lambda x lambda_max of the layer x its size decay."""
+    centroids = torch.arange(grid.qmin, grid.qmax + 1, dtype=torch.float32) * grid.step
+    info = -torch.log2(cluster_pmf(weight.detach().to(torch.float32), centroids, -grid.qmin)).to(torch.float32)
+    grid.lam_max = lambda_max(weight.detach().to(torch.float32), centroids, info, -grid.qmin)
+    return lam * grid.lam_max * grid.decay
+
+
+def ecq_records(weights: dict[str, torch.Tensor], layers: dict[str, nn.Module], grids: dict[str, Grid], lam: float,
+                bits: int, relevance: dict[str, torch.Tensor] | None = None, rho: float = 2.0,
+                p: float = 0.1) -> tuple[dict[str, QuantizedLayer], dict[str, dict]]:
+    """Assign every layer's (full-precision) weights with ECQ, or ECQx where relevances are given."""
+    records, info = {}, {}
+    for name, module in layers.items():
+        grid = grids[name]
+        rel = None if relevance is None else relevance[name]
+        levels, meta = assign(weights[name], grid.step, grid.qmin, grid.qmax,
+                              layer_lambda(weights[name], grid, lam), rel, rho, p)
+        method = "ecq" if rel is None else "ecqx"
+        records[name] = layer_record(name, module, levels, grid.step, bits, grid.qmin, grid.qmax, method)
+        info[name] = meta
+    return records, info
+
+
+def normalized_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str],
+                         previous: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Weight relevances |R| / max |R| per layer, smoothed with the previous ones (0.9 new + 0.1 old)."""
+    raw = weight_relevance(model, ref, names)
+    out = {}
+    for name, r in raw.items():
+        r = r / r.max().clamp(min=1e-12)
+        out[name] = r if previous is None else RELEVANCE_SMOOTHING * r + (1 - RELEVANCE_SMOOTHING) * previous[name]
+    return out
+
+
+class ECQQuantizer(Quantizer):
+    """Entropy-constrained quantization: argmin_c d(w, w_c) + lambda x I_c on a fixed grid (Wiedemann et al.)."""
+
+    name = "ecq"
+    trainable = True
+
+    def __init__(self, lam: float = 0.05) -> None:
+        if lam < 0:
+            raise UserError(f"lambda must be >= 0, got {lam}", "use e.g. 0.05 (larger: sparser, smaller files)")
+        self.lam = lam
+
+    def relevance(self, model: nn.Module, ref: ReferenceSamples | None, names: set[str]
+                  ) -> dict[str, torch.Tensor] | None:
+        """The weight relevances that guard the zero cluster (none for plain ECQ)."""
+        return None
+
+    def quantize(self, model: nn.Module, layers: dict[str, nn.Module], bits: int, ref: ReferenceSamples | None,
+                 train: Callable[..., QuantizedModel] | None) -> QuantizedModel:
+        """Initial assignment on each layer's fixed grid, then quantization-aware training when `train` is given."""
+        grids = init_grids(layers, bits)
+        if train is not None:
+            return train(model, layers, grids, method=self.name, bits=bits, lam=self.lam, ref=ref,
+                         **self.training_settings())
+        weights = {n: m.weight.detach().clone() for n, m in layers.items()}
+        records, info = ecq_records(weights, layers, grids, self.lam, bits, self.relevance(model, ref, set(layers)),
+                                    **self.training_settings())
+        for name, module in layers.items():
+            write_back(module, records[name])
+        return QuantizedModel(model, records, self.name, bits, {"assignment": info})
+
+    def training_settings(self) -> dict[str, float]:
+        """The relevance settings quantization-aware training re-assigns with (ECQx's rho and p)."""
+        return {}
+
+
+class ECQxQuantizer(ECQQuantizer):
+    """ECQ whose zero cluster is guarded by LRP weight relevances: relevant weights pay rho x R^beta to become 0."""
+
+    name = "ecqx"
+    needs_reference = True
+
+    def __init__(self, lam: float = 0.05, rho: float = 2.0, p: float = 0.1) -> None:
+        super().__init__(lam)
+        self.rho, self.p = rho, p
+
+    def relevance(self, model: nn.Module, ref: ReferenceSamples | None, names: set[str]
+                  ) -> dict[str, torch.Tensor] | None:
+        return normalized_relevance(model, ref, names)
+
+    def quantize(self, model: nn.Module, layers: dict[str, nn.Module], bits: int, ref: ReferenceSamples | None,
+                 train: Callable[..., QuantizedModel] | None) -> QuantizedModel:
+        if ref is None:
+            raise UserError("ECQx needs reference samples for its weight relevances", "pass ref=ReferenceSamples(...)")
+        return super().quantize(model, layers, bits, ref, train)
+
+    def training_settings(self) -> dict[str, float]:
+        return {"rho": self.rho, "p": self.p}

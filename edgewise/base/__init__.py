@@ -1,0 +1,6 @@
+"""The kit's base layer: errors, quantized-layer records, atomic writes, 4-bit packing, progress; no front door.
+
+Every package of the kit may import this layer; it imports nothing of the kit above it (the CLI,
+the pipeline, the report, compress, export, runtime, bench or targets), and nothing heavier than
+numpy, so the packages built on it stay independent of each other and of the user interface.
+"""

@@ -1,0 +1,61 @@
+"""Benchmark figures in words: a record's latency, memory and energy, each with how it was obtained.
+
+One formatter serves the report's tables (short cells) and the `edgewise bench` command (a line
+per figure with its details); a figure without a source says so and why, never a number.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgewise.report.units import binary_bytes, duration, si
+
+
+def latency_text(part: dict[str, Any]) -> str:
+    """'median / p90 (kind)', or 'unavailable'."""
+    if part["kind"] == "unavailable":
+        return "unavailable"
+    return f"{duration(part['median_ms'] / 1e3)} / {duration(part['p90_ms'] / 1e3)} ({part['kind']})"
+
+
+def memory_text(part: dict[str, Any]) -> str:
+    """Peak resident memory of a fresh process, or the weights' bytes where only those are known; with the kind."""
+    if part["kind"] == "unavailable":
+        return "unavailable"
+    if "peak_rss_bytes" in part:
+        return f"{binary_bytes(part['peak_rss_bytes'])} peak ({part['kind']})"
+    return f"{binary_bytes(part['weight_bytes'])} weights ({part['kind']})"
+
+
+def energy_text(part: dict[str, Any]) -> str:
+    """Gross energy per inference with its kind; an unavailable figure always says why (the fix is in it)."""
+    if part["kind"] == "unavailable":
+        return f"unavailable: {part['reason']}"
+    return f"{si(part['gross_j_per_inference'], 'J')} ({part['kind']})"
+
+
+def record_lines(record: dict[str, Any]) -> list[str]:
+    """What `edgewise bench` prints for a record: latency, memory and energy, each with its kind and details."""
+    lat, mem, energy = record["latency"], record["memory"], record["energy"]
+    lines = []
+    if lat["kind"] == "unavailable":
+        lines.append(f"latency: unavailable ({lat['reason']})")
+    else:
+        lines.append(f"latency ({lat['kind']}): median {duration(lat['median_ms'] / 1e3)}, p90 "
+                     f"{duration(lat['p90_ms'] / 1e3)}, {lat.get('throughput_per_s', 0):,.0f} inferences/s"
+                     + (f" ({lat['method']})" if lat.get("method") else ""))
+    if "peak_rss_bytes" in mem:
+        lines.append(f"memory ({mem['kind']}): peak RSS {binary_bytes(mem['peak_rss_bytes'])} "
+                     f"({binary_bytes(mem['model_rss_bytes'])} over the runtime alone), file "
+                     f"{binary_bytes(mem['model_file_bytes'])}")
+    elif mem["kind"] == "unavailable":
+        lines.append(f"memory: unavailable ({mem['reason']})")
+    else:
+        lines.append(f"memory ({mem['kind']}): {memory_text(mem)}")
+    if energy["kind"] == "unavailable":
+        lines.append(f"energy: unavailable ({energy['reason']})")
+    else:
+        net = energy.get("net_j_per_inference")
+        lines.append(f"energy ({energy['kind']}): {si(energy['gross_j_per_inference'], 'J')} per inference"
+                     + (f", net {si(net, 'J')} above idle" if net is not None else ""))
+    return lines

@@ -1,0 +1,49 @@
+"""The deploy stage: the final version's ONNX file bundled for a board, with its probe, hashes and runner."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from edgewise import export
+from edgewise.console import console
+from edgewise.ledger import BITSTREAM, BITSTREAM_FILE, ONNX
+from edgewise.recipe import DeployConfig
+from edgewise.rundir import StageWindow
+from edgewise.stages.state import ModelState
+from edgewise.zoo.dataset import Dataset
+
+
+def preprocessing(data: Dataset) -> dict[str, Any]:
+    """What a deploy bundle tells the board about the model's input: range, layout, shape, task, classes."""
+    return {"input_range": [0.0, 1.0], "layout": "NCHW", "input_shape": list(data.input_shape), "task": data.task,
+            "classes": list(data.class_names)}
+
+
+def deploy_stage(state: ModelState, config: DeployConfig) -> None:
+    """Bundle the final version's ONNX file (and its NNCodec bitstream, if coded) with its probe, hashes and runner;
+    optionally copy it to a board."""
+    name = state.entry.name
+    final = state.ledger.final()
+    bitstream = next((v.files[BITSTREAM_FILE] for v in state.ledger.of_kind(BITSTREAM)), None)
+    probe = state.data.test.x[:4]
+    with torch.no_grad():
+        expected = state.module(final).eval()(probe).numpy()
+
+    def deploy(st: StageWindow) -> dict[str, Any]:
+        command = export.trtexec_command("model.onnx", "model.engine", "x", state.data.input_shape, config.precision)
+        path = export.bundle(final.files[ONNX], st.path("bundle"), name=name, probe_input=probe.numpy(),
+                             probe_output=expected, trtexec=command, bitstream=bitstream, tar=config.tar,
+                             preprocessing=preprocessing(state.data))
+        checked = export.verify_bundle(path)
+        st.metrics.update(bundle=str(path), **checked)
+        if config.to:
+            st.metrics["copied_with"] = export.copy_to(path, config.to)
+        for file in ([path] if path.is_file() else sorted(path.iterdir())):
+            st.add_output(file)
+        return {"bundle": str(path.relative_to(state.run.root)), "files": checked["files"]}
+
+    out = state.stage("deploy", config.model_dump(mode="json"), [final.files[ONNX], bitstream], deploy)
+    if not out.reused:
+        console.print(f"  {name}: bundle {state.run.root / out['bundle']} verified ({out['files']} files)")

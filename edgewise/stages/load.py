@@ -1,0 +1,62 @@
+"""The load stage of a model brought as an ONNX file: check it, keep a self-contained copy, score it in ONNX Runtime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+
+from edgewise import export
+from edgewise.base.atomic import write_bytes
+from edgewise.base.errors import UserError
+from edgewise.bench.onnx_stats import onnx_stats
+from edgewise.ledger import GIVEN, ONNX
+from edgewise.rundir import StageWindow
+from edgewise.stages.state import ModelState
+from edgewise.zoo.fit_check import check_fits
+from edgewise.zoo.training import score_logits
+
+BATCH = 256
+
+
+def session_runner(session: Any) -> Any:
+    """A function running `session` on a float array in batches, returning the first output."""
+    name = session.get_inputs()[0].name
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return np.concatenate([session.run(None, {name: x[i:i + BATCH].astype(np.float32)})[0]
+                               for i in range(0, len(x), BATCH)])
+
+    return run
+
+
+def load_stage(state: ModelState, path: Any) -> None:
+    """Check the ONNX file, keep a copy in the run directory as model.onnx (the given version), score it."""
+    entry, data = state.entry, state.data
+
+    def load(st: StageWindow) -> dict[str, Any]:
+        try:
+            onnx.checker.check_model(str(entry.onnx))
+        except (onnx.checker.ValidationError, OSError) as exc:
+            raise UserError(f"{entry.onnx} is not a valid ONNX model: {str(exc).splitlines()[0]}",
+                            "export it again; a truncated or edited file cannot be repaired") from None
+        # one self-contained file: weights kept beside the model (external data) are taken in
+        copy = write_bytes(st.path("model.onnx"), onnx.load(str(entry.onnx)).SerializeToString())
+        st.add_output(copy)
+        run = session_runner(export.open_session(copy))
+        check_fits(run, data, entry.onnx)
+        metrics = score_logits(torch.from_numpy(run(data.test.x.numpy())), data.test.y, data.task,
+                               data.class_names)
+        stats = onnx_stats(copy)
+        proto = onnx.load(str(copy))
+        params = sum(int(np.prod(i.dims)) for i in proto.graph.initializer)
+        four_bit = any(i.data_type in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4) for i in proto.graph.initializer)
+        label = "given ONNX (4-bit)" if four_bit else "given ONNX"
+        st.metrics.update(metrics, params=params, macs=stats["macs"])
+        row = {"model": entry.name, "stage": label, "task": data.task, "score_name": metrics["score_name"],
+               "score": metrics["score"], "params": params, "macs": stats["macs"], "size_bytes": copy.stat().st_size}
+        return {"versions": [{"id": GIVEN, "kind": GIVEN, "label": label, "row": row, "files": {ONNX: "model.onnx"}}]}
+
+    state.stage("load", {"onnx": str(entry.onnx)}, [entry.onnx], load)

@@ -1,0 +1,101 @@
+"""The stage table: every pipeline stage once, in run order, with its recipe section, prerequisites and run function.
+
+The pipeline's loop, the names `--force` accepts and the recipe's checks (which stages a model
+source allows, which stages need another) all derive from this table, so a new stage is its
+module and one row here plus its recipe section. Run functions are named as `module:function`
+and imported when the stage runs: reading the table (to validate a recipe) imports no torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+TORCH_SOURCES = ("arch", "file")  # a model trained here, or a torch model file the user gives
+ALL_SOURCES = (*TORCH_SOURCES, "onnx")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline stage.
+
+    `section` is the model-entry field that switches the stage on and configures it; `needs`
+    names stages that must be switched on too (for torch models: an ONNX model is itself the
+    exported, quantized file those stages read) and `why` says what the stage does with them;
+    `sources` are the model sources (arch, file, onnx) it applies to; `run` is `module:function`,
+    called as function(state, config).
+    """
+
+    name: str
+    section: str
+    run: str
+    needs: tuple[str, ...] = ()
+    why: str = ""
+    sources: tuple[str, ...] = TORCH_SOURCES
+
+    def config(self, entry: Any) -> Any:
+        """This stage's configuration in a recipe model entry (None, False or empty when it is off)."""
+        return getattr(entry, self.section)
+
+    def enabled(self, entry: Any) -> bool:
+        """Whether the entry switches this stage on (its section is set and not empty)."""
+        value = self.config(entry)
+        return value is not None and value is not False and value != []
+
+    def applies(self, entry: Any) -> bool:
+        """Whether the stage runs for this entry: switched on, and for the entry's model source."""
+        return source(entry) in self.sources and self.enabled(entry)
+
+    @property
+    def function(self) -> Callable[[Any, Any], None]:
+        """The run function, imported now."""
+        module, _, name = self.run.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+STAGES = (
+    Stage("train", "train", "edgewise.stages.train:train_stage"),
+    Stage("load", "onnx", "edgewise.stages.load:load_stage", sources=("onnx",)),
+    Stage("prune", "prune", "edgewise.stages.prune:prune_stage"),
+    Stage("experts", "experts", "edgewise.stages.experts:experts_stage"),
+    Stage("curves", "curves", "edgewise.stages.curves:curves_stage"),
+    Stage("fold", "fold", "edgewise.stages.fold:fold_stage"),
+    Stage("quantize", "quantize", "edgewise.stages.quantize:quantize_stage"),
+    Stage("encode", "encode", "edgewise.stages.encode:encode_stage", ("quantize",), "codes quantized weights"),
+    Stage("emulate", "emulate", "edgewise.stages.emulate:emulate_stage", ("quantize",),
+          "runs the 4-bit integer kernel", ALL_SOURCES),
+    Stage("export", "export", "edgewise.stages.export:export_stage", sources=ALL_SOURCES),
+    Stage("deploy", "deploy", "edgewise.stages.deploy:deploy_stage", ("export",), "bundles the exported model"),
+    Stage("bench", "bench", "edgewise.stages.bench:bench_stage", ("export",), "measures the exported ONNX files",
+          ALL_SOURCES),
+)
+STAGE_NAMES = tuple(s.name for s in STAGES)
+
+
+def source(entry: Any) -> str:
+    """Where a recipe model comes from: `arch` (trained here), `file` (a torch model) or `onnx` (an ONNX file)."""
+    return next(s for s in ("onnx", "file", "arch") if getattr(entry, s) is not None)
+
+
+def stage(name: str) -> Stage:
+    """The table's row for stage `name`."""
+    return next(s for s in STAGES if s.name == name)
+
+
+def check_entry(entry: Any) -> None:
+    """Raise ValueError when an entry switches on a stage its source does not allow, or one without its needs."""
+    kind = source(entry)
+    for s in STAGES:
+        if not s.enabled(entry) or s.section == "train":
+            continue
+        if kind not in s.sources:
+            allowed = ", ".join(x.name for x in STAGES if kind in x.sources and x.section != kind)
+            raise ValueError(f"an {kind.upper() if kind == 'onnx' else kind} model can only run {allowed}, not "
+                             f"{s.name}; give the torch model (file:) to compress it")
+        if kind == "onnx":
+            continue  # the ONNX file is the exported, quantized model those stages read
+        for needed in s.needs:
+            if not stage(needed).enabled(entry):
+                raise ValueError(f"{s.name} {s.why}; add a {stage(needed).section} section (or remove {s.name})")
