@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from edgewise.base.system import sysfs
 from edgewise.export.runner import latency_stats
 
 
@@ -22,7 +23,7 @@ class LatencyConfig:
     duration_s: float = 1.0
 
 
-def _read(path: str) -> str | None:
+def _read(path: Path) -> str | None:
     try:
         return Path(path).read_text().strip()
     except OSError:
@@ -34,8 +35,8 @@ def machine_settings(threads: int | None = None) -> dict[str, Any]:
     return {
         "threads": threads, "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
-        "boost": _read("/sys/devices/system/cpu/cpufreq/boost"),
+        "governor": _read(sysfs() / "devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        "boost": _read(sysfs() / "devices/system/cpu/cpufreq/boost"),
     }
 
 

@@ -38,7 +38,7 @@ def _unavailable(reason: str) -> dict[str, Any]:
     return {"kind": "unavailable", "reason": reason}
 
 
-def _host(onnx_path: Path, probe: np.ndarray, config: BenchConfig, powercap: Path) -> dict[str, Any]:
+def _host(onnx_path: Path, probe: np.ndarray, config: BenchConfig, powercap: Path | None) -> dict[str, Any]:
     if config.cpus:
         try:
             os.sched_setaffinity(0, config.cpus)
@@ -104,7 +104,7 @@ def _board(profile: dict[str, Any], macs: int | None, weight_bytes: int | None, 
 def bench_model(onnx_path: str | os.PathLike[str], probe: np.ndarray, target: str, config: BenchConfig = BenchConfig(),
                 *, macs: int | None = None, weight_bytes: int | None = None, emulated: dict[str, Any] | None = None,
                 board_result: str | os.PathLike[str] | None = None,
-                powercap: str | os.PathLike[str] = "/sys/class/powercap") -> dict[str, Any]:
+                powercap: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Latency, memory and energy of one model on `target`; every part says how it was obtained.
 
     x86-host: measured here (latency, peak memory of a child; energy from RAPL or unavailable);
@@ -118,7 +118,7 @@ def bench_model(onnx_path: str | os.PathLike[str], probe: np.ndarray, target: st
     if profile["kind"] == "host":
         if not status["runs_here"]:
             raise UserError(f"target {target} is not this machine: {status['why']}", "pick a target that runs here")
-        parts = _host(Path(onnx_path), probe, config, Path(powercap))
+        parts = _host(Path(onnx_path), probe, config, None if powercap is None else Path(powercap))
     elif profile["kind"] == "emulated":
         parts = _emulated(emulated)
     elif profile["kind"] == "board":

@@ -7,6 +7,8 @@ import platform
 from importlib import metadata
 from typing import Any
 
+from edgewise.base.system import procfs
+
 KEY_PACKAGES = ("edgewise", "torch", "torchvision", "zennit", "nncodec", "torch-pruning", "onnx", "onnxruntime",
                 "onnxscript", "numpy", "scikit-learn")
 
@@ -23,9 +25,9 @@ def library_versions(packages: tuple[str, ...] = KEY_PACKAGES) -> dict[str, str 
 
 
 def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo, or platform.processor() where that file does not exist."""
+    """The CPU's model name from cpuinfo (under the kit's procfs root), or platform.processor() where there is none."""
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+        with open(procfs() / "cpuinfo", encoding="utf-8") as fh:
             for line in fh:
                 if line.startswith("model name"):
                     return line.split(":", 1)[1].strip()

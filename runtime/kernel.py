@@ -196,25 +196,13 @@ class IntegerMLP:
         """Float logits for inputs `x` (batch first), computed in integers in `mode` (bins, bitplanes or fast)."""
         return self.run_integers(x, mode)[1]
 
-    def costs(self, target: str | dict = "fantastic4-asic", batch: int = 1) -> dict[str, Any]:
-        """Emulated cost of one inference on a FantastIC4 target (see runtime.costs); every figure is emulated.
+    def costs(self, target: str = "fantastic4-asic", batch: int = 1) -> dict[str, Any]:
+        """Emulated cost of `batch` inferences on an emulated accelerator target: per layer and in total.
 
-        The chip stores 4-bit weight codes (16 shared values per layer): a layer whose levels need
-        more is refused rather than costed as a chip that does not exist. The kernel itself runs any
-        width, bit-exact.
+        The target's profile names its cost model (see edgewise.runtime.emulators); every figure
+        is labelled emulated. The kernel itself runs any weight width, bit-exact; a cost model
+        refuses widths its chip does not have.
         """
-        from edgewise.runtime.costs import model_costs
+        from edgewise.runtime.emulators import emulated_costs
 
-        for layer in self.layers:
-            low, high = int(layer.levels.min()), int(layer.levels.max())
-            if low < -8 or high > 15 or high - low > 15:
-                raise UserError(f"layer {layer.name} has weight levels {low}..{high}; FantastIC4 stores 4-bit codes "
-                                "(16 values per layer)", "quantize with bits: 4 or fewer to emulate the chip")
-        return model_costs(self, target, batch)
-
-    @classmethod
-    def from_onnx(cls, path: str, calibration: np.ndarray, activation_bits: int = 8, acc_bits: int = 32) -> IntegerMLP:
-        """Build from a 4-bit ONNX MLP written by Edgewise's exporter (DequantizeLinear -> MatMul -> Add chains)."""
-        from edgewise.export.onnx_records import records_from_onnx
-
-        return cls.from_records(records_from_onnx(path), calibration, activation_bits, acc_bits)
+        return emulated_costs(self, target, batch)

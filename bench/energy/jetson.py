@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgewise.base.errors import UserError
+from edgewise.base.system import sysfs
 from edgewise.bench.energy.window import EnergyMeter, EnergyResult, trapezoid
 
 INPUT_RAILS = ("VDD_IN", "POM_5V_IN")
@@ -40,9 +41,9 @@ class InaMeter(EnergyMeter):
 
     source = "ina3221"
 
-    def __init__(self, root: str | Path = "/sys", clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, root: str | Path | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(clock)
-        self.root = Path(root)
+        self.root = Path(root) if root is not None else sysfs()
         self._times: list[float] = []
         self._watts: list[float] = []
         self._total_rail = ""

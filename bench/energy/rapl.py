@@ -7,9 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgewise.base.errors import UserError
+from edgewise.base.system import sysfs
 from edgewise.bench.energy.window import EnergyMeter, EnergyResult
-
-POWERCAP = Path("/sys/class/powercap")
 
 
 class RaplMeter(EnergyMeter):
@@ -23,9 +22,9 @@ class RaplMeter(EnergyMeter):
 
     source = "rapl"
 
-    def __init__(self, root: str | Path = POWERCAP, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, root: str | Path | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(clock)
-        self.root = Path(root)
+        self.root = Path(root) if root is not None else sysfs() / "class" / "powercap"
         self.zones: dict[str, Path] = {}
         self._last: dict[str, int] = {}
         self._total: dict[str, int] = {}

@@ -34,3 +34,16 @@ def test_a_jetson_board_is_recognised(tmp_path):
     row = availability("jetson-orin-nx", tmp_path)
     assert row["runs_here"] and row["figures"] == "measured"
     assert availability("jetson-nano", tmp_path)["runs_here"] is False
+
+
+def test_the_machine_is_read_under_the_kit_sysfs_and_procfs_roots(tmp_path, monkeypatch):
+    zone = tmp_path / "host-sys/class/powercap/intel-rapl:0"
+    zone.mkdir(parents=True)
+    for name, value in (("name", "package-0"), ("energy_uj", "1000"), ("max_energy_range_uj", "262143328850")):
+        (zone / name).write_text(value + "\n")
+    (tmp_path / "host-proc/device-tree").mkdir(parents=True)
+    (tmp_path / "host-proc/device-tree/model").write_text("NVIDIA Jetson Orin NX Developer Kit\x00")
+    monkeypatch.setenv("EDGEWISE_SYSFS", str(tmp_path / "host-sys"))
+    monkeypatch.setenv("EDGEWISE_PROCFS", str(tmp_path / "host-proc"))
+    assert availability("x86-host")["energy"] == "measured (RAPL)"
+    assert availability("jetson-orin-nx")["runs_here"]

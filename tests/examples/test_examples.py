@@ -47,7 +47,7 @@ def prepare(name, folder, *args):
 
 
 @pytest.mark.slow
-def test_own_torch_model_and_image_folder(tmp_path):
+def test_own_torch_model_and_image_folder(tmp_path, unrecorded):
     folder = copy_example("own-torch-model", tmp_path,
                           prune={"criterion": "lrp", "rate": 0.4, "scope": "layer", "finetune": {"epochs": 1}},
                           quantize={"method": "ecqx", "bits": 4, "lambda": 0.05, "train": {"epochs": 1}},
@@ -60,10 +60,14 @@ def test_own_torch_model_and_image_folder(tmp_path):
     bundle = json.loads((result.root / "my-cnn" / "deploy" / "bundle" / "manifest.json").read_text())
     assert bundle["preprocessing"]["input_shape"] == [1, 16, 16]
     assert {r["target"] for r in result.bench} == {"x86-host", "jetson-orin-nano"}
+    assert not unrecorded(result.root), "every file a stage writes is a recorded output"
+    kinds = [v["kind"] for v in result.versions["my-cnn"]]
+    assert kinds == ["float32", "pruned", "folded", "quantized", "bitstream"]
+    assert {b["version"] for b in result.bench} == {"float32", "pruned", "quantized"}
 
 
 @pytest.mark.slow
-def test_own_onnx_model_is_scored_emulated_and_benchmarked(tmp_path):
+def test_own_onnx_model_is_scored_emulated_and_benchmarked(tmp_path, unrecorded):
     folder = copy_example("own-onnx-model", tmp_path, bench={"targets": ["x86-host", "fantastic4-asic"],
                                                              "duration_s": 0.1, "iterations": 20})
     prepare("own-onnx-model", folder)
@@ -77,3 +81,4 @@ def test_own_onnx_model_is_scored_emulated_and_benchmarked(tmp_path):
     export = json.loads((result.root / "manifest.json").read_text())["stages"]
     trt = next(s for s in export if s["id"] == "my-mlp/export")["metrics"]["tensorrt"]
     assert not trt["available"] and "--fp16" in trt["trtexec"] and any("x:1x1x8x8" in a for a in trt["trtexec"])
+    assert not unrecorded(result.root)

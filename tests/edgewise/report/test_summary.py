@@ -1,6 +1,5 @@
 from edgewise.report.summary import best_configuration, experts_summary, summary_section
 
-
 # label -> (version id, kind, the version it runs as): what the ledger gives every row
 VERSIONS = {"float32": ("float32", "float32", "float32"), "given ONNX": ("given", "given", "given"),
             "pruned": ("pruned", "pruned", "pruned"), "p": ("pruned", "pruned", "pruned"),

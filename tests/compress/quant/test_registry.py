@@ -1,0 +1,46 @@
+"""Quantizers are plug-ins: the registry names them, recipes validate against it, and a new one is one entry."""
+
+import pytest
+import torch
+
+from edgewise import compress
+from edgewise.base.errors import RecipeError, UserError
+from edgewise.compress.quant import QUANTIZERS
+from edgewise.compress.quant.model import QuantizedModel, layer_record, write_back
+from edgewise.compress.quant.uniform import UniformQuantizer
+from edgewise.recipe import parse_recipe
+from edgewise.zoo.models import build_model
+
+
+class HalfStepQuantizer(UniformQuantizer):
+    """A test quantizer: the uniform grid with every level halved toward zero."""
+
+    name = "half"
+
+    def quantize(self, model, layers, bits, ref, train):
+        out = super().quantize(model, layers, bits, ref, train)
+        for name, module in layers.items():
+            r = out.records[name]
+            out.records[name] = layer_record(name, module, (r.levels // 2).astype("int8"), r.step, bits, r.qmin,
+                                             r.qmax, self.name)
+            write_back(module, out.records[name])
+        return QuantizedModel(model, out.records, self.name, bits)
+
+
+def test_a_registered_quantizer_is_used_by_the_api_and_accepted_by_recipes(monkeypatch):
+    monkeypatch.setitem(QUANTIZERS, "half", HalfStepQuantizer)
+    model = build_model("mlp", (1, 8, 8), 10, hidden=[16]).eval()
+    q = compress.quantize(model, "half", 4)
+    assert q.method == "half" and all(r.method == "half" for r in q.records.values())
+    recipe = parse_recipe({"models": [{"name": "m", "arch": "mlp", "data": "digits", "quantize": {"method": "half"}}]})
+    assert recipe.models[0].quantize.method == "half"
+
+
+def test_unknown_methods_and_settings_a_method_does_not_take():
+    with pytest.raises(RecipeError, match="unknown quantization method 'ternary'; expected one of uniform, ecq, ecqx"):
+        parse_recipe({"models": [{"name": "m", "arch": "mlp", "data": "digits", "quantize": {"method": "ternary"}}]})
+    with pytest.raises(UserError, match="unknown quantization method"):
+        compress.quantize(torch.nn.Linear(4, 2), "ternary")
+    # every recipe gives lambda, per_channel, rho and p: each quantizer takes its own
+    assert vars(compress.get_quantizer("uniform", lam=0.3, per_channel=True, rho=2.0)) == {"per_channel": True}
+    assert vars(compress.get_quantizer("ecqx", lam=0.3, per_channel=True)) == {"lam": 0.3, "rho": 2.0, "p": 0.1}

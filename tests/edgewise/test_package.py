@@ -1,0 +1,121 @@
+"""One installed package whose parts depend on each other one way, a lazy public API, and a wheel with one name."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import edgewise
+
+ROOT = Path(__file__).resolve().parents[2]
+# the folder of each installed subpackage (setuptools package-dir in pyproject.toml)
+FOLDERS = {"edgewise": "edgewise", "edgewise.compress": "compress", "edgewise.export": "export",
+           "edgewise.runtime": "runtime", "edgewise.bench": "bench", "edgewise.targets": "targets"}
+# the layers and what each may import: the front door sits on everything, the base layer on nothing
+ALLOWED = {
+    "base": set(),
+    "targets": {"base"},
+    "compress": {"base"},
+    "runtime": {"base", "targets"},
+    "export": {"base", "compress"},
+    "bench": {"base", "targets", "runtime", "export"},
+}
+
+
+def _layer(module: str) -> str:
+    """The layer a module belongs to; the kit's own benchmark suite (make bench) sits on top like the front door."""
+    parts = module.split(".")
+    if parts[:2] == ["edgewise", "bench"] and len(parts) > 2 and parts[2] in ("benchmarks", "suite"):
+        return "front door"
+    return parts[1] if len(parts) > 1 and parts[1] in ALLOWED else "front door"
+
+
+def _modules() -> dict[str, Path]:
+    """Every module of the kit by its installed name."""
+    out = {}
+    for package, folder in FOLDERS.items():
+        for path in (ROOT / folder).rglob("*.py"):
+            parts = [p for p in path.relative_to(ROOT / folder).with_suffix("").parts if p != "__init__"]
+            out[".".join([package, *parts])] = path
+    return out
+
+
+def _imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    return found
+
+
+def test_no_module_imports_the_folders_by_their_bare_names():
+    bare = ("compress", "export", "runtime", "bench", "targets")
+    offenders = sorted(f"{name}: {imported}" for name, path in _modules().items() for imported in _imports(path)
+                       if imported.split(".")[0] in bare)
+    assert not offenders, offenders
+
+
+def test_the_layers_depend_one_way():
+    edges = set()
+    for name, path in _modules().items():
+        source = _layer(name)
+        for imported in _imports(path):
+            if imported.split(".")[0] == "edgewise":
+                target = _layer(imported)
+                if source != target:
+                    edges.add((source, target, name, imported))
+    wrong = sorted(f"{s} -> {t} ({n} imports {i})" for s, t, n, i in edges
+                   if s != "front door" and t not in ALLOWED[s])
+    assert not wrong, wrong
+
+
+def test_import_edgewise_is_cheap_and_the_api_resolves():
+    code = ("import sys, edgewise as ew; assert 'torch' not in sys.modules, 'torch'; "
+            "names = [n for n in ew.__all__ if n != '__version__']; "
+            "[getattr(ew, n) for n in names]; assert callable(ew.bench); print(len(names))")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert int(completed.stdout) >= 10
+    assert {"prune", "quantize", "fold_batchnorm", "encode", "decode", "to_onnx", "open_session", "bench",
+            "IntegerMLP", "run"} <= set(edgewise.__all__)
+
+
+def test_api_names_are_the_objects_not_modules():
+    import types
+
+    for name in edgewise.__all__:
+        if name not in ("__version__", "bench"):
+            assert not isinstance(getattr(edgewise, name), types.ModuleType), name
+    from edgewise import export
+
+    for name in export.__all__:
+        assert not isinstance(getattr(export, name), types.ModuleType), name
+
+
+@pytest.mark.slow
+def test_the_wheel_holds_one_top_level_package(tmp_path):
+    import shutil
+
+    source = tmp_path / "source"  # setuptools builds inside the source tree: a copy keeps the checkout clean
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copyfile(ROOT / name, source / name)
+    for folder in FOLDERS.values():
+        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    completed = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
+                                "-q", "-w", str(tmp_path)], capture_output=True, text=True, check=False)
+    assert completed.returncode == 0, completed.stderr
+    names = zipfile.ZipFile(next(tmp_path.glob("edgewise-*.whl"))).namelist()
+    assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {"edgewise"}
+    for package, folder in FOLDERS.items():
+        for path in (ROOT / folder).rglob("*.py"):
+            assert "/".join([*package.split("."), *path.relative_to(ROOT / folder).parts]) in names, path
+    assert "edgewise/targets/data/jetson-orin-nx.yaml" in names and "edgewise/recipes/default.yaml" in names
