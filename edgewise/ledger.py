@@ -24,8 +24,7 @@ MAIN_LINE = (FLOAT32, GIVEN, PRUNED, FOLDED, QUANTIZED)
 CLASS_SPECIFIC = (EXPERT, UNION)
 
 # the files a version can have, by role
-TORCH, RECORDS, ONNX, BITSTREAM_FILE, BUNDLE, EMULATION = ("torch", "records", "onnx", "bitstream", "bundle",
-                                                           "emulation")
+TORCH, RECORDS, ONNX, BITSTREAM_FILE, EMULATION = "torch", "records", "onnx", "bitstream", "emulation"
 
 
 @dataclass

@@ -6,6 +6,7 @@ import itertools
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -22,6 +23,19 @@ from edgewise.zoo.reference import REFERENCES
 from edgewise.zoo.training import TrainConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+def registered(value: Any, names: Iterable[str], what: str) -> Any:
+    """`value` (a name, or a list of names) when every name is in a registry; else a ValueError listing the names."""
+    names = list(names)
+    if isinstance(value, str):
+        if value not in names:
+            raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(names)}")
+        return value
+    unknown = [v for v in value if v not in names]
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; expected some of {', '.join(names)}")
+    return value
 
 
 class FinetuneConfig(BaseModel):
@@ -63,23 +77,12 @@ class PruneConfig(BaseModel):
     def _known_criterion(cls, value: str) -> str:
         from edgewise.compress.criteria import CRITERIA
 
-        if value not in CRITERIA:
-            raise ValueError(f"unknown pruning criterion {value!r}; expected one of {', '.join(CRITERIA)}")
-        return value
+        return registered(value, CRITERIA, "pruning criterion")
 
     def ranking(self) -> Any:
         """The compress.Ranking these settings describe."""
         from edgewise import compress
         return compress.Ranking(self.scope, self.normalization, self.min_channels, self.round_to)
-
-
-def _check_criteria(values: list[str]) -> list[str]:
-    from edgewise.compress.criteria import CRITERIA
-
-    unknown = [v for v in values if v not in CRITERIA]
-    if unknown:
-        raise ValueError(f"unknown pruning criteria {unknown}; expected some of {', '.join(CRITERIA)}")
-    return values
 
 
 class CurvesConfig(BaseModel):
@@ -96,7 +99,9 @@ class CurvesConfig(BaseModel):
     @field_validator("criteria")
     @classmethod
     def _known_criteria(cls, values: list[str]) -> list[str]:
-        return _check_criteria(values)
+        from edgewise.compress.criteria import CRITERIA
+
+        return registered(values, CRITERIA, "pruning criteria")
 
     @field_validator("rates")
     @classmethod
@@ -137,9 +142,7 @@ class QuantizeConfig(BaseModel):
     def _known_method(cls, value: str) -> str:
         from edgewise.compress.quant import QUANTIZERS
 
-        if value not in QUANTIZERS:
-            raise ValueError(f"unknown quantization method {value!r}; expected one of {', '.join(QUANTIZERS)}")
-        return value
+        return registered(value, QUANTIZERS, "quantization method")
 
 
 class TensorRTConfig(BaseModel):
@@ -186,11 +189,7 @@ class EmulateConfig(BaseModel):
     def _emulated_targets(cls, values: list[str]) -> list[str]:
         from edgewise.targets import target_names
 
-        emulated = target_names(kind="emulated")
-        unknown = [v for v in values if v not in emulated]
-        if unknown:
-            raise ValueError(f"not emulated accelerators: {unknown}; expected some of {', '.join(emulated)}")
-        return values
+        return registered(values, target_names(kind="emulated"), "emulated accelerators")
 
 
 class BenchStageConfig(BaseModel):
@@ -210,10 +209,7 @@ class BenchStageConfig(BaseModel):
     def _known_targets(cls, values: list[str]) -> list[str]:
         from edgewise.targets import target_names
 
-        unknown = [v for v in values if v not in target_names()]
-        if unknown:
-            raise ValueError(f"unknown targets {unknown}; expected some of {', '.join(target_names())}")
-        return values
+        return registered(values, target_names(), "targets")
 
 
 class ExpertConfig(PruneConfig):

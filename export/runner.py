@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -172,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
             else "onnxruntime"
     import numpy as np
 
+    if backend == "onnxruntime" and importlib.util.find_spec("onnxruntime") is None:
+        print("error: onnxruntime is not installed for this Python; pip install onnxruntime (onnxruntime-gpu on a "
+              "GPU board), or build with TensorRT: --backend trtexec", file=sys.stderr)
+        return 2
     measured = _run_trtexec(root, manifest, args) if backend == "trtexec" else _run_onnxruntime(root, manifest,
                                                                                                  args, np)
     result = {"format": RESULT_FORMAT, "bundle": manifest["name"], "model": manifest["model"],

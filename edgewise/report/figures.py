@@ -51,7 +51,7 @@ def record_lines(record: dict[str, Any]) -> list[str]:
     elif mem["kind"] == "unavailable":
         lines.append(f"memory: unavailable ({mem['reason']})")
     else:
-        lines.append(f"memory ({mem['kind']}): {memory_text(mem)}")
+        lines.append(f"memory ({mem['kind']}): {binary_bytes(mem['weight_bytes'])} weights")
     if energy["kind"] == "unavailable":
         lines.append(f"energy: unavailable ({energy['reason']})")
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,21 +33,21 @@ def session_runner(session: Any) -> Any:
     return run
 
 
-def load_stage(state: ModelState, path: Any) -> None:
-    """Check the ONNX file, keep a copy in the run directory as model.onnx (the given version), score it."""
+def load_stage(state: ModelState, given: Path) -> None:
+    """Check the ONNX file `given`, keep a copy in the run directory as model.onnx (the given version), score it."""
     entry, data = state.entry, state.data
 
     def load(st: StageWindow) -> dict[str, Any]:
         try:
-            onnx.checker.check_model(str(entry.onnx))
+            onnx.checker.check_model(str(given))
         except (onnx.checker.ValidationError, OSError) as exc:
-            raise UserError(f"{entry.onnx} is not a valid ONNX model: {str(exc).splitlines()[0]}",
+            raise UserError(f"{given} is not a valid ONNX model: {str(exc).splitlines()[0]}",
                             "export it again; a truncated or edited file cannot be repaired") from None
         # one self-contained file: weights kept beside the model (external data) are taken in
-        copy = write_bytes(st.path("model.onnx"), onnx.load(str(entry.onnx)).SerializeToString())
+        copy = write_bytes(st.path("model.onnx"), onnx.load(str(given)).SerializeToString())
         st.add_output(copy)
         run = session_runner(export.open_session(copy))
-        check_fits(run, data, entry.onnx)
+        check_fits(run, data, given)
         metrics = score_logits(torch.from_numpy(run(data.test.x.numpy())), data.test.y, data.task,
                                data.class_names)
         stats = onnx_stats(copy)
@@ -59,4 +60,4 @@ def load_stage(state: ModelState, path: Any) -> None:
                "score": metrics["score"], "params": params, "macs": stats["macs"], "size_bytes": copy.stat().st_size}
         return {"versions": [{"id": GIVEN, "kind": GIVEN, "label": label, "row": row, "files": {ONNX: "model.onnx"}}]}
 
-    state.stage("load", {"onnx": str(entry.onnx)}, [entry.onnx], load)
+    state.stage("load", {"onnx": str(given)}, [given], load)

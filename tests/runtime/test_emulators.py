@@ -17,7 +17,7 @@ def _mlp():
 
 def test_the_emulated_targets_are_the_profiles_of_kind_emulated():
     assert emulators.emulated_targets() == ["fantastic4-asic", "fantastic4-fpga"]
-    with pytest.raises(RecipeError, match=r"not emulated accelerators: \['x86-host'\]"):
+    with pytest.raises(RecipeError, match=r"unknown emulated accelerators \['x86-host'\]"):
         parse_recipe({"models": [{"name": "m", "arch": "mlp", "data": "digits", "quantize": {},
                                   "emulate": {"targets": ["x86-host"]}}]})
 
