@@ -13,11 +13,11 @@ from typing import Any
 
 
 class _CallableModule(types.ModuleType):
-    def __call__(self, model: Any, target: str = "x86-host", config: Any = None, board_result: Any = None
-                 ) -> dict[str, Any]:
+    def __call__(self, model: Any, target: str = "x86-host", config: Any = None, board_result: Any = None,
+                 **options: Any) -> dict[str, Any]:
         from edgewise.bench.benchmark import benchmark
 
-        return benchmark(model, target, config, board_result)
+        return benchmark(model, target, config, board_result, **options)
 
 
 sys.modules[__name__].__class__ = _CallableModule

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,62 +12,83 @@ import numpy as np
 import onnx
 
 from edgewise.base.errors import UserError
-from edgewise.bench.onnx_stats import onnx_stats
+from edgewise.bench.counts import count_onnx
+from edgewise.bench.inputs import Inputs, declared_inputs, load_arrays, parse_request, resolve_inputs
 from edgewise.bench.target_bench import BenchConfig, bench_model
 
 
-def _model_and_probe(path: Path) -> tuple[Path, np.ndarray]:
+def _model(path: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    """The ONNX file to run, and the arrays a bundle ships as its probe (one sample of its input)."""
     if path.is_dir():
         manifest = path / "manifest.json"
         if not manifest.is_file():
             raise UserError(f"{path} is a folder without manifest.json", "give an .onnx file or a deploy bundle")
         entry = json.loads(manifest.read_text())
-        return path / entry["model"], np.load(path / entry["probe"]["input"])[:1]
+        model = path / entry["model"]
+        return model, {entry["inputs"][0]["name"]: np.load(path / entry["probe"]["input"])[:1]}
     if path.suffix != ".onnx" or not path.is_file():
         raise UserError(f"{path} is not an ONNX file or a bundle", "export the model first (edgewise export)")
+    return path, {}
+
+
+def model_inputs(path: str | os.PathLike[str], requests: Sequence[str] = (),
+                 arrays: dict[str, np.ndarray] | None = None, batch: int | None = None,
+                 sample: np.ndarray | None = None) -> Inputs:
+    """The inputs to feed the ONNX model at `path`: `requests` in `--input` form, given arrays, `batch`, and a data
+    `sample` for the first input (unless a request or an array already gives that input)."""
     try:
         graph = onnx.load(str(path), load_external_data=False).graph
     except Exception as exc:  # onnx raises DecodeError and others for damaged files
         raise UserError(f"cannot read {path} as ONNX: {type(exc).__name__}", "export the model again") from None
-    dims = [d.dim_value if d.dim_value > 0 else 1 for d in graph.input[0].type.tensor_type.shape.dim]
-    # inputs in [0, 1] like the kit's data; latency does not depend on the values
-    return path, np.random.default_rng(0).random(dims).astype(np.float32)
+    declared = declared_inputs(graph)
+    parsed = [parse_request(r) for r in requests]
+    arrays = dict(arrays or {})
+    if sample is not None and declared and declared[0].name not in {r.name for r in parsed} | set(arrays):
+        arrays[declared[0].name] = sample
+    return resolve_inputs(declared, parsed, arrays, batch)
 
 
-def _emulated(path: Path, probe: np.ndarray, target: str) -> dict[str, Any] | None:
+def _emulated(path: Path, inputs: Inputs, target: str) -> dict[str, Any] | None:
     """The total emulated costs of a 4-bit ONNX MLP on an emulated target; None when the model does not fit the kernel.
 
-    The probe only sets activation scales: the emulated costs depend on the weights alone.
+    The inputs only set activation scales: the emulated costs depend on the weights alone.
     """
     from edgewise.export.onnx_records import records_from_onnx
     from edgewise.runtime import IntegerMLP
 
+    first = next(iter(inputs.feeds.values()))
     try:
-        mlp = IntegerMLP.from_records(records_from_onnx(path), probe.reshape(1, -1))
+        mlp = IntegerMLP.from_records(records_from_onnx(path), first.reshape(len(first), -1))
     except UserError:
         return None
     return mlp.costs(target)["total"]
 
 
 def benchmark(model: str | os.PathLike[str], target: str = "x86-host", config: BenchConfig | None = None,
-              board_result: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+              board_result: str | os.PathLike[str] | None = None, inputs: Sequence[str] = (),
+              arrays: str | os.PathLike[str] | dict[str, np.ndarray] | None = None, batch: int | None = None,
+              precision: str | None = None) -> dict[str, Any]:
     """Latency, memory and energy of an ONNX file or deploy bundle on `target`, each with how it was obtained.
 
-    On this machine's own target the figures are measured; on an emulated accelerator a 4-bit
-    MLP runs through the integer kernel's cost model; a board not at hand gets an estimate, or its
-    own measurement when `board_result` (a bundle's result.json) is given. Returns the record
-    (JSON-able: target, latency, memory, energy, MACs and weight bytes); a target with no figure
-    at all here is a UserError.
+    The model is fed what `inputs` states (`--input` form: "x:1x3x640x640", "sr:int64=16000"),
+    `arrays` (an .npz or a dict, one array per input name) and `batch` (a leading dynamic
+    dimension); a bundle brings its probe. On this machine's own target the figures are measured;
+    on an emulated accelerator a 4-bit MLP runs through its cost model; a board not at hand gets
+    the calibrated estimate at the engine `precision` (fp16 by default), or its own measurement
+    when `board_result` (a bundle's result.json) is given. Returns the record (JSON-able), with
+    the inputs and the model's counts at them; a target with no figure at all here is a UserError.
     """
     from edgewise.targets import load_target
 
+    kind = load_target(target)["kind"]  # an unknown target fails before any work
     config = config or BenchConfig()
-    path, probe = _model_and_probe(Path(model))
-    stats = onnx_stats(path)
-    emulated = _emulated(path, probe, target) if load_target(target)["kind"] == "emulated" else None
-    record = bench_model(path, probe, target, config, macs=stats["macs"], weight_bytes=stats["weight_bytes"],
-                         emulated=emulated, board_result=board_result)
+    path, shipped = _model(Path(model))
+    given = load_arrays(arrays) if isinstance(arrays, str | os.PathLike) else dict(arrays or {})
+    fed = model_inputs(path, inputs, {**shipped, **given}, batch)
+    counts = count_onnx(path, fed)
+    record = bench_model(path, fed, target, config, counts=counts, precision=precision, board_result=board_result,
+                         emulated=_emulated(path, fed, target) if kind == "emulated" else None)
     if all(record[part]["kind"] == "unavailable" for part in ("latency", "memory", "energy")):
         raise UserError(f"target {target} is not available here: {record['latency']['reason']}",
                         "pick a target from `edgewise targets` that runs, emulates or estimates here")
-    return {**record, "macs": stats["macs"], "weight_bytes": stats["weight_bytes"]}
+    return {**record, "counts": counts.to_json(), "macs": counts.macs, "weight_bytes": counts.weight_bytes}

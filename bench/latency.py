@@ -68,14 +68,24 @@ def measure_latency(make_runner: Callable[[], Callable[[], Any]], config: Latenc
             "warmup_iterations": warm, "config": asdict(config), "kind": "measured"}
 
 
-def onnx_runner(path: str | os.PathLike[str], inputs: Any, threads: int | None = None
+def onnx_runner(path: str | os.PathLike[str], feeds: dict[str, Any], threads: int | None = None
                 ) -> Callable[[], Callable[[], Any]]:
-    """A runner factory for an ONNX file with the shipped session settings (see export.open_session)."""
+    """A runner factory for an ONNX file fed `feeds` (input name -> array), in the session the kit ships.
+
+    The first run is checked: ONNX Runtime's failure there (a wrong shape or dtype for the
+    model) is a UserError naming the inputs and the fix, not a traceback.
+    """
     def make() -> Callable[[], Any]:
+        from edgewise.base.errors import UserError
         from edgewise.export.session import open_session
 
         session = open_session(path, threads=threads)
-        name = session.get_inputs()[0].name
-        return lambda: session.run(None, {name: inputs})
+        try:
+            session.run(None, feeds)
+        except Exception as exc:  # onnxruntime's own exception types
+            given = ", ".join(f"{k}:{'x'.join(map(str, v.shape)) or 'scalar'}:{v.dtype}" for k, v in feeds.items())
+            raise UserError(f"ONNX Runtime cannot run {Path(path).name} on {given}: {str(exc).splitlines()[0]}",
+                            "give each input the shape and dtype the model takes (--input NAME:SHAPE:DTYPE)") from None
+        return lambda: session.run(None, feeds)
 
     return make

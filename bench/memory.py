@@ -25,14 +25,11 @@ import onnx
 _CHILD = _SESSION + """
 import numpy as np
 path, inputs, runs, arena, threads = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] == "1", int(sys.argv[6])
-options = session_module.session_options(threads=threads or None)
-options.enable_cpu_mem_arena = arena
-session = session_module.ort.InferenceSession(session_module.shipped_model(path), options,
-                                              providers=["CPUExecutionProvider"],
-                                              disabled_optimizers=list(session_module.DISABLED_OPTIMIZERS))
-x = np.load(inputs)
+session = session_module.open_session(path, threads=threads or None, arena=arena)
+with np.load(inputs) as npz:
+    feeds = {name: npz[name] for name in npz.files}
 for _ in range(runs):
-    session.run(None, {session.get_inputs()[0].name: x})
+    session.run(None, feeds)
 """
 
 
@@ -55,7 +52,9 @@ def python_peak_rss(code: str, *args: str) -> tuple[int, int]:
 
 def onnx_peak_memory(path: str | os.PathLike[str], inputs: str | os.PathLike[str], runs: int = 10,
                      arena: bool = True, threads: int | None = None) -> dict[str, Any]:
-    """Peak RSS of a fresh Python that opens `path` as the kit ships it and runs `inputs` (.npy) `runs` times.
+    """Peak RSS of a fresh Python that opens `path` as the kit ships it and runs `inputs` `runs` times.
+
+    `inputs` is an .npz with one array per input name (edgewise.bench.inputs.Inputs.save).
 
     The session is the one every measurement uses (edgewise.export.session: the shipped graph,
     with `threads`). Also reports the baseline of the same interpreter loading that session module

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from edgewise import __version__
@@ -262,10 +263,17 @@ def targets_command() -> None:
 def bench_command(
     model: Annotated[Path, typer.Argument(help="An ONNX file or a deploy bundle directory.")],
     target: Annotated[str, typer.Option(help="A target from `edgewise targets`.")] = "x86-host",
+    inputs: Annotated[list[str] | None, typer.Option(
+        "--input", help="An input's shape, dtype or value: NAME:SHAPE[:DTYPE][=VALUE], e.g. x:1x3x640x640 or "
+                        "sr:int64=16000 (repeatable); dynamic dimensions must be given.")] = None,
+    arrays: Annotated[Path | None, typer.Option("--inputs", help="An .npz with one array per input name.")] = None,
+    batch: Annotated[int | None, typer.Option(help="The size of a leading dynamic dimension.")] = None,
     duration: Annotated[float, typer.Option(help="Time at least this many seconds.")] = 1.0,
     iterations: Annotated[int, typer.Option(help="Time at least this many runs.")] = 100,
     threads: Annotated[int | None, typer.Option(help="ONNX Runtime intra-op threads (default: its own).")] = None,
     cpus: Annotated[str | None, typer.Option(help="Pin the measurement to these CPUs, e.g. 0 or 0,1.")] = None,
+    precision: Annotated[str | None, typer.Option(help="Boards: the TensorRT engine precision the estimate assumes "
+                                                       "(fp32, fp16, int8; default fp16).")] = None,
     result: Annotated[Path | None, typer.Option(help="A board's result.json (from the bundle's run.py).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the result record as JSON here.")] = None,
 ) -> None:
@@ -280,8 +288,10 @@ def bench_command(
     except ValueError:
         raise UserError(f"--cpus {cpus!r} is not a comma-separated list of CPU numbers",
                         "use e.g. --cpus 0,1") from None
-    record = benchmark(model, target, BenchConfig(iterations=iterations, duration_s=duration, threads=threads,
-                                                  cpus=pinned), result)
+    if batch is not None and batch < 1:
+        raise UserError(f"--batch {batch} is not a batch size", "give --batch 1 or more")
+    config = BenchConfig(iterations=iterations, duration_s=duration, threads=threads, cpus=pinned)
+    record = benchmark(model, target, config, result, inputs or (), arrays, batch, precision)
     for line in record_lines(record):
         console.print(line, markup=False)
     if out:
@@ -342,9 +352,9 @@ def main() -> None:
     try:
         app()
     except EdgewiseError as exc:
-        console.print(f"[bold red]error:[/bold red] {exc.problem}", soft_wrap=True)
+        console.print(f"[bold red]error:[/bold red] {escape(exc.problem)}", soft_wrap=True)
         if exc.fix:
-            console.print(f"  fix: {exc.fix}", soft_wrap=True)
+            console.print(f"  fix: {escape(exc.fix)}", soft_wrap=True)
         raise SystemExit(exit_code(exc)) from None
     except KeyboardInterrupt:
         console.print("interrupted; finished stages are kept in the run directory")

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from edgewise.base.errors import RecipeError
+from edgewise.base.errors import RecipeError, UserError
 from edgewise.stages.table import check_entry
 from edgewise.zoo.data import DataSpec
 from edgewise.zoo.models import ARCHITECTURES
@@ -197,10 +197,14 @@ class BenchStageConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     targets: list[str] = Field(default_factory=lambda: ["x86-host"], min_length=1)
-    iterations: int = Field(100, ge=1)
-    duration_s: float = Field(1.0, gt=0)
-    threads: int | None = Field(None, ge=1)
-    energy_window_s: float = Field(2.0, gt=0)
+    iterations: int = Field(100, ge=1, le=10_000_000)
+    duration_s: float = Field(1.0, ge=0, le=3600, allow_inf_nan=False)
+    threads: int | None = Field(None, ge=1, le=1024)
+    energy_window_s: float = Field(2.0, gt=0, le=3600, allow_inf_nan=False)
+    inputs: list[str] = Field(default_factory=list, description="the model's inputs beyond the data's sample, as "
+                              "`edgewise bench --input` takes them: NAME:SHAPE[:DTYPE][=VALUE]")
+    precision: Literal["fp32", "fp16", "int8"] | None = Field(None, description="boards: the TensorRT engine "
+                                                               "precision the estimate assumes (default fp16)")
     board_results: dict[str, Path] = Field(default_factory=dict, description="target -> result.json from the "
                                            "bundle's run.py on that board: replaces the estimate")
 
@@ -210,6 +214,18 @@ class BenchStageConfig(BaseModel):
         from edgewise.targets import target_names
 
         return registered(values, target_names(), "targets")
+
+    @field_validator("inputs")
+    @classmethod
+    def _input_forms(cls, values: list[str]) -> list[str]:
+        from edgewise.bench.inputs import parse_request
+
+        for value in values:
+            try:
+                parse_request(value)
+            except UserError as exc:
+                raise ValueError(exc.problem) from None
+        return values
 
 
 class ExpertConfig(PruneConfig):

@@ -35,14 +35,18 @@ DISABLED_OPTIMIZERS = ("MatMulAddFusion",)
 
 
 def session_options(fast: bool = True, float_activations: bool = False, threads: int | None = None,
-                    optimized_path: str | os.PathLike[str] | None = None) -> ort.SessionOptions:
+                    optimized_path: str | os.PathLike[str] | None = None, arena: bool = True) -> ort.SessionOptions:
     """Session options: `fast` is the graph we ship (all optimizations), else the graph as written (the reference).
 
     MatMulNBits quantizes the activations to int8 by default (about 1e-2 difference);
     `float_activations` keeps them float (accuracy level 0, slower). `threads` sets the intra-op
-    thread count (None: ONNX Runtime's own choice). `optimized_path` saves the optimized graph.
+    thread count (None: ONNX Runtime's own choice). `optimized_path` saves the optimized graph
+    (also when $EDGEWISE_OPTIMIZED_GRAPHS names a folder: every session writes its graph there,
+    to compare what each measurement ran). `arena` is ONNX Runtime's CPU memory arena (it
+    inflates peak memory; on by default).
     """
     options = ort.SessionOptions()
+    options.enable_cpu_mem_arena = arena
     options.log_severity_level = 3  # warnings about serialised optimised graphs are not for our users
     if fast:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -52,6 +56,9 @@ def session_options(fast: bool = True, float_activations: bool = False, threads:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     if threads:
         options.intra_op_num_threads = threads
+    folder = os.environ.get("EDGEWISE_OPTIMIZED_GRAPHS")
+    if optimized_path is None and folder and fast:
+        optimized_path = Path(folder) / f"session-{os.getpid()}-{id(options)}.onnx"
     if optimized_path is not None:
         options.optimized_model_filepath = str(optimized_path)
     return options
@@ -96,33 +103,35 @@ def fold_conv_dequantize(model: Any) -> Any:
     return model
 
 
-def shipped_model(path: str | os.PathLike[str]) -> str | bytes:
-    """What the fast session loads: the file itself, or its graph with 4-bit convolution weights pre-dequantized."""
+def shipped_model(path: str | os.PathLike[str]) -> tuple[str | bytes, list[str]]:
+    """What the fast session loads and the optimizers it leaves off: the file itself with ONNX Runtime's defaults, or,
+    for a graph with DequantizeLinear weights, that graph with 4-bit convolution weights pre-dequantized and
+    MatMulAddFusion off (so the 4-bit linear layers become MatMulNBits)."""
     import onnx
 
     proto = onnx.load(str(path))
     if not any(n.op_type == "DequantizeLinear" for n in proto.graph.node):
-        return str(path)
-    return fold_conv_dequantize(proto).SerializeToString()
+        return str(path), []
+    return fold_conv_dequantize(proto).SerializeToString(), list(DISABLED_OPTIMIZERS)
 
 
 def open_session(path: str | os.PathLike[str], fast: bool = True, float_activations: bool = False,
-                 threads: int | None = None, optimized_path: str | os.PathLike[str] | None = None
-                 ) -> ort.InferenceSession:
+                 threads: int | None = None, optimized_path: str | os.PathLike[str] | None = None,
+                 arena: bool = True) -> ort.InferenceSession:
     """An ONNX Runtime CPU session for `path`: the shipped graph (`fast`) or the graph as written.
 
-    The shipped graph has every ONNX Runtime optimization except MatMulAddFusion (so 4-bit linear
-    layers run as MatMulNBits) and its 4-bit convolution weights dequantized once at load. A file
-    that does not exist or that ONNX Runtime cannot load raises SessionError.
+    The shipped graph has every ONNX Runtime optimization; a graph with 4-bit weights also has its
+    convolution weights dequantized once at load and MatMulAddFusion off, so its linear layers run
+    as MatMulNBits (`shipped_model`). A file that does not exist or that ONNX Runtime cannot load
+    raises SessionError.
     """
     file = Path(path)
     if not file.is_file():
         raise SessionError(f"ONNX file {file} does not exist", "export the model first (edgewise export)")
-    options = session_options(fast, float_activations, threads, optimized_path)
+    options = session_options(fast, float_activations, threads, optimized_path, arena)
     try:
-        model = shipped_model(file) if fast else str(file)
-        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"],
-                                    disabled_optimizers=list(DISABLED_OPTIMIZERS) if fast else [])
+        model, disabled = shipped_model(file) if fast else (str(file), [])
+        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"], disabled_optimizers=disabled)
     except Exception as exc:  # onnx and onnxruntime raise their own exception types for bad files
         raise SessionError(f"ONNX Runtime cannot load {file}: {str(exc).splitlines()[0]}",
                            "the file is damaged or not ONNX; export it again") from None

@@ -24,7 +24,7 @@ def run() -> list[Figure]:
     config = LatencyConfig(warmup_s=1.0, warmup_iterations=100, iterations=1000, duration_s=3.0)
     with tempfile.TemporaryDirectory() as scratch:
         path = export.to_onnx(model, torch.rand(2, 1, 8, 8), Path(scratch) / "cnn.onnx").path
-        medians = [measure_latency(onnx_runner(path, x, threads=1), config)["median_ms"] for _ in range(5)]
+        medians = [measure_latency(onnx_runner(path, {"x": x}, threads=1), config)["median_ms"] for _ in range(5)]
     spread = (max(medians) - min(medians)) / statistics.median(medians)
     empty = measure_latency(lambda: (lambda: None), LatencyConfig(warmup_s=0.1, iterations=100_000, duration_s=1.0))
     return [

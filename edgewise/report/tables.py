@@ -6,12 +6,14 @@ import csv
 import io
 from typing import Any
 
+from edgewise.report.figures import inputs_text
+
 # new columns go last: scripts that read the earlier columns by position keep working
 RESULT_FIELDS = ("model", "stage", "task", "score_name", "score", "params", "macs", "size_bytes", "version", "kind",
                  "runs_as")
 BENCH_FIELDS = ("model", "stage", "target", "score", "size_bytes", "latency_kind", "latency_median_ms",
                 "latency_p90_ms", "memory_kind", "peak_rss_bytes", "energy_kind", "energy_j_per_inference",
-                "energy_reason", "version")
+                "energy_reason", "version", "inputs")
 
 
 def csv_text(rows: list[dict[str, Any]], fields: tuple[str, ...]) -> str:
@@ -30,5 +32,6 @@ def bench_csv(records: list[dict[str, Any]]) -> str:
              "latency_median_ms": r["latency"].get("median_ms"), "latency_p90_ms": r["latency"].get("p90_ms"),
              "memory_kind": r["memory"]["kind"], "peak_rss_bytes": r["memory"].get("peak_rss_bytes"),
              "energy_kind": r["energy"]["kind"], "energy_j_per_inference": r["energy"].get("gross_j_per_inference"),
-             "energy_reason": r["energy"].get("reason", "")} for r in records]
+             "energy_reason": r["energy"].get("reason", ""), "inputs": inputs_text(r.get("inputs", []))}
+            for r in records]
     return csv_text(flat, BENCH_FIELDS)

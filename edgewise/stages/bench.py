@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from edgewise.base.atomic import write_json
-from edgewise.bench.onnx_stats import onnx_stats
+from edgewise.bench.benchmark import model_inputs
+from edgewise.bench.counts import count_onnx
 from edgewise.bench.target_bench import BenchConfig, bench_model
-from edgewise.compress.model_stats import measure_cost
-from edgewise.ledger import EMULATION, ONNX, TORCH, Version
+from edgewise.ledger import EMULATION, ONNX, Version
 from edgewise.recipe import BenchStageConfig
-from edgewise.report.figures import energy_text, latency_text, memory_text
+from edgewise.report.figures import energy_text, inputs_text, latency_text, memory_text
 from edgewise.report.plots import latency_pareto, target_bars
 from edgewise.report.section import Section
 from edgewise.report.units import duration
@@ -34,7 +34,7 @@ def bench_stage(state: ModelState, config: BenchStageConfig) -> None:
     A board's measured result (`board_results`) stands for the final version, the one a board receives.
     """
     name, data = state.entry.name, state.data
-    probe = data.test.x[:1].numpy()
+    sample = data.test.x[:1].numpy()
     settings = BenchConfig(iterations=config.iterations, duration_s=config.duration_s, threads=config.threads,
                            energy_window_s=config.energy_window_s)
     versions = [v for v in state.ledger.deployable() if ONNX in v.files]
@@ -43,18 +43,18 @@ def bench_stage(state: ModelState, config: BenchStageConfig) -> None:
     def bench(st: StageWindow) -> dict[str, Any]:
         records = []
         for version in versions:
-            row = version.row
-            # a model brought as ONNX has no torch module: its MACs come from the file's shapes
-            macs = (measure_cost(state.module(version), data.input_shape).macs if TORCH in version.files
-                    else onnx_stats(version.files[ONNX])["macs"])
+            row, path = version.row, version.files[ONNX]
+            # the data's first test sample feeds the model's first input; the others as the recipe states them
+            inputs = model_inputs(path, config.inputs, sample=sample)
+            counts = count_onnx(path, inputs)
             emulated = _emulated(version) or {}
             for target in config.targets:
                 board = config.board_results.get(target) if version is final else None
-                record = bench_model(version.files[ONNX], probe, target, settings, macs=macs,
-                                     weight_bytes=row["size_bytes"], emulated=emulated.get(target),
-                                     board_result=board)
+                record = bench_model(path, inputs, target, settings, counts=counts, emulated=emulated.get(target),
+                                     precision=config.precision, board_result=board)
                 records.append({"model": name, "version": version.id, "stage": version.label, "score": row["score"],
-                                "score_name": row["score_name"], "size_bytes": row["size_bytes"], **record})
+                                "score_name": row["score_name"], "size_bytes": row["size_bytes"],
+                                "counts": counts.to_json(), **record})
         st.add_output(write_json(st.path("bench.json"), records))
         return {"bench": records, "sections": [s.to_json() for s in _sections(name, records)]}
 
@@ -69,10 +69,12 @@ def _sections(name: str, records: list[dict[str, Any]]) -> list[Section]:
     sections = [Section(
         f"Latency, memory and energy of {name}",
         ("model", "target", "latency median / p90", "memory", "energy / inference"), rows,
-        "measured: timed or read from a sensor here; emulated: the FantastIC4 cost model; estimated: a roofline "
-        "from the board's published peak compute and bandwidth (a lower bound on latency) and its power mode; "
-        "unavailable: no source exists here, and no number is shown. On FantastIC4 the float32 and pruned MLPs run "
-        "with their weights rounded to 4 bits per layer (no retraining), the final model with its own 4-bit weights.",
+        "measured: timed or read from a sensor here; emulated: the FantastIC4 cost model; estimated: the calibrated "
+        "per-layer TensorRT model of the board's GPU at its power mode, with the range published measurements fell "
+        "in around such estimates; unavailable: no source exists here, and no number is shown. On FantastIC4 the "
+        "float32 and pruned MLPs run with their weights rounded to 4 bits per layer (no retraining), the final model "
+        "with its own 4-bit weights. Inputs: " + "; ".join(sorted({inputs_text(r["inputs"]) for r in records}))
+        + ".",
         target_bars(records, name),
     )]
     measured = [r for r in records if r["latency"]["kind"] == "measured"]

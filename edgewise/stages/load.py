@@ -12,7 +12,8 @@ import torch
 from edgewise import export
 from edgewise.base.atomic import write_bytes
 from edgewise.base.errors import UserError
-from edgewise.bench.onnx_stats import onnx_stats
+from edgewise.bench.benchmark import model_inputs
+from edgewise.bench.counts import count_onnx
 from edgewise.ledger import GIVEN, ONNX
 from edgewise.rundir import StageWindow
 from edgewise.stages.state import ModelState
@@ -50,14 +51,14 @@ def load_stage(state: ModelState, given: Path) -> None:
         check_fits(run, data, given)
         metrics = score_logits(torch.from_numpy(run(data.test.x.numpy())), data.test.y, data.task,
                                data.class_names)
-        stats = onnx_stats(copy)
+        counts = count_onnx(copy, model_inputs(copy, sample=data.test.x[:1].numpy()))  # one sample, as scored
         proto = onnx.load(str(copy))
-        params = sum(int(np.prod(i.dims)) for i in proto.graph.initializer)
         four_bit = any(i.data_type in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4) for i in proto.graph.initializer)
         label = "given ONNX (4-bit)" if four_bit else "given ONNX"
-        st.metrics.update(metrics, params=params, macs=stats["macs"])
+        st.metrics.update(metrics, params=counts.parameters, macs=counts.macs, counts=counts.to_json())
         row = {"model": entry.name, "stage": label, "task": data.task, "score_name": metrics["score_name"],
-               "score": metrics["score"], "params": params, "macs": stats["macs"], "size_bytes": copy.stat().st_size}
+               "score": metrics["score"], "params": counts.parameters, "macs": counts.macs_counted,
+               "size_bytes": copy.stat().st_size}
         return {"versions": [{"id": GIVEN, "kind": GIVEN, "label": label, "row": row, "files": {ONNX: "model.onnx"}}]}
 
     state.stage("load", {"onnx": str(given)}, [given], load)

@@ -1,23 +1,5 @@
-import pytest
 
-from edgewise.base.errors import UserError
 from edgewise.bench.availability import all_targets, availability
-from edgewise.bench.estimate import roofline
-from edgewise.targets import load_target
-
-
-def test_roofline_is_labelled_and_picks_the_binding_limit():
-    orin = load_target("jetson-orin-nx")
-    compute_bound = roofline(orin, macs=10**9, weight_bytes=1000)
-    assert compute_bound["kind"] == "estimated" and compute_bound["bound"] == "compute"
-    assert compute_bound["latency_s"] == pytest.approx(2e9 / 50e12)  # dense INT8 = half the sparse 100 TOPS
-    memory_bound = roofline(orin, macs=1000, weight_bytes=10**8)
-    assert memory_bound["bound"] == "memory" and memory_bound["latency_s"] == pytest.approx(1e8 / 102.4e9)
-    assert memory_bound["power_mode"] == "25W" and memory_bound["energy_j"] == pytest.approx(25 * 1e8 / 102.4e9)
-    nano = roofline(load_target("jetson-nano"), macs=10**6, weight_bytes=10, power_mode="5W")
-    assert nano["precision"] == "fp16" and nano["power_w"] == 5
-    with pytest.raises(UserError, match="no power mode"):
-        roofline(orin, 1, 1, power_mode="90W")
 
 
 def test_availability_here(tmp_path):

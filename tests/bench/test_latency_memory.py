@@ -70,7 +70,7 @@ def test_onnx_model_peak_memory(tmp_path):
 
     model = build_model("mlp", (1, 32, 32), 10, hidden=[1024, 1024]).eval()
     f = export.to_onnx(model, torch.rand(2, 1, 32, 32), tmp_path / "m.onnx")
-    np.save(tmp_path / "x.npy", np.random.rand(1, 1, 32, 32).astype(np.float32))
-    result = onnx_peak_memory(f.path, tmp_path / "x.npy", runs=3)
+    np.savez(tmp_path / "x.npz", x=np.random.rand(1, 1, 32, 32).astype(np.float32))
+    result = onnx_peak_memory(f.path, tmp_path / "x.npz", runs=3)
     assert result["kind"] == "measured" and result["model_rss_bytes"] > f.bytes * 0.5
     assert result["peak_rss_bytes"] > result["baseline_rss_bytes"]

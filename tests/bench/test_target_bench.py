@@ -6,6 +6,8 @@ import torch
 
 from edgewise import export
 from edgewise.base.errors import UserError
+from edgewise.bench.counts import count_onnx
+from edgewise.bench.inputs import Inputs
 from edgewise.bench.target_bench import BenchConfig, bench_model
 from edgewise.zoo.models import build_model
 
@@ -17,7 +19,7 @@ def onnx_mlp(tmp_path_factory):
     path = tmp_path_factory.mktemp("m") / "m.onnx"
     model = build_model("mlp", (1, 8, 8), 10, hidden=[32]).eval()
     export.to_onnx(model, torch.rand(2, 1, 8, 8), path)
-    return path, np.random.rand(1, 1, 8, 8).astype(np.float32)
+    return path, Inputs({"x": np.random.rand(1, 1, 8, 8).astype(np.float32)}, [{"name": "x", "shape": [1, 1, 8, 8]}])
 
 
 def test_host_is_measured_and_energy_unavailable_here(onnx_mlp):
@@ -45,8 +47,10 @@ def test_host_energy_from_a_fake_rapl_tree(onnx_mlp, tmp_path):
 
 def test_boards_are_estimated_or_read_from_the_runner(onnx_mlp, tmp_path):
     path, probe = onnx_mlp
-    estimated = bench_model(path, probe, "jetson-orin-nx", macs=10**6, weight_bytes=10**5)
+    estimated = bench_model(path, probe, "jetson-orin-nx", counts=count_onnx(path, probe))
     assert estimated["latency"]["kind"] == "estimated" and estimated["energy"]["kind"] == "estimated"
+    assert estimated["latency"]["low_ms"] < estimated["latency"]["median_ms"] < estimated["latency"]["high_ms"]
+    assert estimated["inputs"] == [{"name": "x", "shape": [1, 1, 8, 8]}]
     result = tmp_path / "result.json"
     result.write_text(json.dumps({"format": "edgewise-bundle-result/1", "backend": "onnxruntime",
                                   "latency": {"median_ms": 0.8, "p90_ms": 0.9}}))
@@ -61,5 +65,15 @@ def test_emulated_needs_an_mlp_and_gpu_is_unavailable(onnx_mlp):
     path, probe = onnx_mlp
     record = bench_model(path, probe, "fantastic4-fpga")
     assert record["latency"]["kind"] == "unavailable" and "fully-connected" in record["latency"]["reason"]
+    assert bench_model(path, probe, "jetson-nano")["latency"]["kind"] == "unavailable", "no counts, no estimate"
     gpu = bench_model(path, probe, "nvidia-gpu")
     assert gpu["energy"]["kind"] == "unavailable" and gpu["energy"]["reason"]
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"iterations": 0}, "iterations 0 is outside"), ({"iterations": 10**12}, "iterations"),
+    ({"duration_s": -1.0}, "duration -1.0"), ({"duration_s": float("nan")}, "duration nan"),
+    ({"duration_s": float("inf")}, "duration inf"), ({"threads": 0}, "threads 0"), ({"threads": -1}, "threads -1")])
+def test_settings_that_time_nothing_or_forever_are_refused(settings, message):
+    with pytest.raises(UserError, match=message):
+        BenchConfig(**settings)

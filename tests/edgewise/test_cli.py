@@ -185,13 +185,16 @@ def test_bench_command_on_host_board_and_emulator(tmp_path, edgewise):
     model = build_model("mlp", (1, 8, 8), 10, hidden=[32]).eval()
     q = compress.quantize(model, "ecq", 4, lam=0.1)
     export.to_onnx(q.model, torch.rand(2, 1, 8, 8), tmp_path / "q.onnx", q.records)
-    host = edgewise("bench", str(tmp_path / "q.onnx"), "--target", "x86-host", "--duration", "0.1",
+    missing = edgewise("bench", str(tmp_path / "q.onnx"))  # its batch dimension is dynamic: nothing is assumed
+    assert missing.returncode == 2 and "dynamic dimension 'batch'" in missing.stderr and "--batch" in missing.stderr
+    host = edgewise("bench", str(tmp_path / "q.onnx"), "--batch", "1", "--target", "x86-host", "--duration", "0.1",
                     "--iterations", "20", "--out", str(tmp_path / "r.json"))
     assert host.returncode == 0, host.stderr
     assert "latency (measured)" in host.stderr and "memory (measured)" in host.stderr
     assert "energy: unavailable" in host.stderr
     assert json.loads((tmp_path / "r.json").read_text())["latency"]["kind"] == "measured"
-    assert "latency (emulated)" in edgewise("bench", str(tmp_path / "q.onnx"), "--target", "fantastic4-asic").stderr
-    assert "latency (estimated)" in edgewise("bench", str(tmp_path / "q.onnx"), "--target", "jetson-nano").stderr
+    one = ("--input", "x:1x1x8x8")
+    assert "latency (emulated)" in edgewise("bench", str(tmp_path / "q.onnx"), *one, "--target", "fantastic4-asic").stderr
+    assert "latency (estimated)" in edgewise("bench", str(tmp_path / "q.onnx"), *one, "--target", "jetson-nano").stderr
     bad = edgewise("bench", str(tmp_path / "q.onnx"), "--target", "jetson-mars")
     assert bad.returncode == 2 and "unknown target" in bad.stderr

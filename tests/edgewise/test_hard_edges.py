@@ -66,7 +66,7 @@ def test_a_target_that_is_not_available_here(tmp_path, edgewise):
 
     export.to_onnx(build_model("mlp", (1, 8, 8), 10, hidden=[16]).eval(), torch.rand(2, 1, 8, 8),
                    tmp_path / "m.onnx")
-    assert_user_error(edgewise("bench", str(tmp_path / "m.onnx"), "--target", "nvidia-gpu"),
+    assert_user_error(edgewise("bench", str(tmp_path / "m.onnx"), "--batch", "1", "--target", "nvidia-gpu"),
                       "target nvidia-gpu is not available here")
 
 
