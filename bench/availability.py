@@ -48,9 +48,10 @@ def availability(name: str, root: str | Path | None = None) -> dict[str, Any]:
     ina_ok, ina_reason = InaMeter(sys_root).available()
     return {"target": name, "runs_here": here, "figures": "measured" if here else "estimated",
             "energy": "measured (INA3221)" if here and ina_ok else
-            ("estimated (power mode x roofline latency)" if not here else f"unavailable: {ina_reason}"),
+            ("estimated (power mode x estimated latency)" if not here else f"unavailable: {ina_reason}"),
             "why": f"this board ({board})" if here else
-            "not this machine: roofline estimate from published figures, or a result JSON from the bundle's run.py"}
+            "not this machine: a per-layer estimate calibrated on published measurements, or a result JSON from the "
+            "bundle's run.py"}
 
 
 def all_targets(root: str | Path | None = None) -> list[dict[str, Any]]:
