@@ -193,8 +193,8 @@ def test_bench_command_on_host_board_and_emulator(tmp_path, edgewise):
     assert "latency (measured)" in host.stderr and "memory (measured)" in host.stderr
     assert "energy: unavailable" in host.stderr
     assert json.loads((tmp_path / "r.json").read_text())["latency"]["kind"] == "measured"
-    one = ("--input", "x:1x1x8x8")
-    assert "latency (emulated)" in edgewise("bench", str(tmp_path / "q.onnx"), *one, "--target", "fantastic4-asic").stderr
-    assert "latency (estimated)" in edgewise("bench", str(tmp_path / "q.onnx"), *one, "--target", "jetson-nano").stderr
+    one = (str(tmp_path / "q.onnx"), "--input", "x:1x1x8x8")
+    assert "latency (emulated)" in edgewise("bench", *one, "--target", "fantastic4-asic").stderr
+    assert "latency (estimated)" in edgewise("bench", *one, "--target", "jetson-nano").stderr
     bad = edgewise("bench", str(tmp_path / "q.onnx"), "--target", "jetson-mars")
     assert bad.returncode == 2 and "unknown target" in bad.stderr
