@@ -17,7 +17,8 @@ from edgewise.zoo.dataset import Dataset
 
 def preprocessing(data: Dataset) -> dict[str, Any]:
     """What a deploy bundle tells the board about the model's input: range, layout, shape, task, classes."""
-    return {"input_range": [0.0, 1.0], "layout": "NCHW", "input_shape": list(data.input_shape), "task": data.task,
+    layout = "NCHW" if len(data.input_shape) == 3 else "samples first"
+    return {"input_range": [0.0, 1.0], "layout": layout, "input_shape": list(data.input_shape), "task": data.task,
             "classes": list(data.class_names)}
 
 

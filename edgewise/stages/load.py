@@ -24,11 +24,14 @@ BATCH = 256
 
 
 def session_runner(session: Any) -> Any:
-    """A function running `session` on a float array in batches, returning the first output."""
-    name = session.get_inputs()[0].name
+    """A function running `session` on an array of samples in batches (as the model's first input, in its dtype),
+    returning the first output."""
+    first = session.get_inputs()[0]
+    element = first.type.removeprefix("tensor(").removesuffix(")")  # ONNX Runtime writes e.g. tensor(int32)
+    dtype = {"float": "float32", "double": "float64"}.get(element, element)
 
     def run(x: np.ndarray) -> np.ndarray:
-        return np.concatenate([session.run(None, {name: x[i:i + BATCH].astype(np.float32)})[0]
+        return np.concatenate([session.run(None, {first.name: x[i:i + BATCH].astype(dtype)})[0]
                                for i in range(0, len(x), BATCH)])
 
     return run

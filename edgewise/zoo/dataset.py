@@ -13,7 +13,11 @@ TASKS = ("classification", "segmentation")
 
 @dataclass(frozen=True)
 class Split:
-    """One split: inputs `x` (N, C, H, W) float32 in [0, 1] and labels `y` (N,) or (N, H, W) int64."""
+    """One split: inputs `x` (N, ...) and labels `y` (N,) or (N, H, W) int64.
+
+    Images are (N, C, H, W) float32 in [0, 1]; other data keeps its shape, and integer data (tokens,
+    bytes) its dtype.
+    """
 
     x: torch.Tensor
     y: torch.Tensor
@@ -39,10 +43,9 @@ class Dataset:
         return len(self.class_names)
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """Shape (C, H, W) of one input sample."""
-        c, h, w = self.train.x.shape[1:]
-        return int(c), int(h), int(w)
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input sample: (C, H, W) for images."""
+        return tuple(int(d) for d in self.train.x.shape[1:])
 
     def fingerprint(self) -> str:
         """sha256 over every split's bytes: two data sets with equal fingerprints are the same data."""

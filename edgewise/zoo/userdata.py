@@ -29,13 +29,17 @@ def _split_arrays(x: np.ndarray, y: np.ndarray, stratify: bool) -> list[np.ndarr
 
 
 def _as_inputs(x: np.ndarray, source: str) -> np.ndarray:
-    if x.ndim == 3:
-        x = x[:, None]
-    if x.ndim != 4:
-        raise DataError(f"{source}: inputs have shape {x.shape}, expected (N, C, H, W) or (N, H, W)",
-                        "reshape the arrays before saving them")
-    if x.dtype == np.uint8:
-        return x.astype(np.float32) / 255.0
+    """Images (N, H, W) or (N, C, H, W) as float32 in [0, 1] (uint8 scaled); other data as it is, integer data
+    (tokens, bytes) keeping its dtype and float data as float32."""
+    if x.ndim < 2:
+        raise DataError(f"{source}: inputs have shape {x.shape}, one value per sample",
+                        "give inputs of shape (N, ...): one sample per row")
+    if x.ndim in (3, 4) and x.dtype == np.uint8:
+        return (x if x.ndim == 4 else x[:, None]).astype(np.float32) / 255.0
+    if x.ndim == 3 and np.issubdtype(x.dtype, np.floating):
+        x = x[:, None]  # grey images without a channel axis
+    if np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_:
+        return x
     return x.astype(np.float32)
 
 

@@ -1,0 +1,39 @@
+"""A model brought as ONNX with an integer input (bytes, tokens) goes through a recipe: scored, counted, benchmarked."""
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from edgewise.pipeline import run_recipe
+from edgewise.recipe import parse_recipe
+
+
+def _byte_classifier(path):
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Gather", ["table", "bytes"], ["embedded"]),
+             helper.make_node("ReduceMean", ["embedded", "axes"], ["pooled"], keepdims=0),
+             helper.make_node("MatMul", ["pooled", "w"], ["logits"])]
+    graph = helper.make_graph(
+        nodes, "bytes", [helper.make_tensor_value_info("bytes", TensorProto.INT32, ["N", 16])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])],
+        [numpy_helper.from_array(rng.standard_normal((256, 8)).astype(np.float32), "table"),
+         numpy_helper.from_array(np.array([1], np.int64), "axes"),
+         numpy_helper.from_array(rng.standard_normal((8, 3)).astype(np.float32), "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
+
+
+def test_an_integer_input_model_from_a_recipe(tmp_path):
+    _byte_classifier(tmp_path / "bytes.onnx")
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "bytes.npz", x=rng.integers(0, 256, (60, 16)).astype(np.int32), y=rng.integers(0, 3, 60))
+    data = {"name": "npz", "path": str(tmp_path / "bytes.npz")}
+    recipe = parse_recipe({"name": "ints", "models": [{
+        "name": "bytes", "onnx": str(tmp_path / "bytes.onnx"), "data": data,
+        "export": {}, "bench": {"targets": ["x86-host", "jetson-orin-nx"], "duration_s": 0.05, "iterations": 5}}]})
+    result = run_recipe(recipe, tmp_path / "runs")
+    row = result.rows[0]
+    assert row["kind"] == "given" and row["params"] == 256 * 8 + 8 * 3, "weights, not the int64 axes constant"
+    assert row["macs"] == 8 * 3, "the MatMul at one sample"
+    host = next(r for r in result.bench if r["target"] == "x86-host")
+    assert host["inputs"][0]["dtype"] == "int32" and host["inputs"][0]["shape"] == [1, 16]
+    assert host["latency"]["kind"] == "measured"
