@@ -1,59 +1,69 @@
-"""Which targets can be measured on this machine, which only estimated or emulated, and why."""
+"""Which targets can be measured on this machine, which only estimated or emulated, and why.
+
+The machine is read under the kit's sysfs and procfs roots (EDGEWISE_SYSFS, EDGEWISE_PROCFS):
+the board from the device tree's model string, energy sources through each target's meter.
+"""
 
 from __future__ import annotations
 
 import platform
-from pathlib import Path
 from typing import Any
 
-from edgewise.base.system import procfs, sysfs
-from edgewise.bench.energy import InaMeter, NvmlMeter, RaplMeter
+from edgewise.base.system import procfs
+from edgewise.bench.energy import NvmlMeter, meter_for
 from edgewise.targets import load_target, target_names
 
-_JETSON_MODELS = {"jetson-nano": "Nano", "jetson-xavier-nx": "Xavier NX", "jetson-orin-nano": "Orin Nano",
-                  "jetson-orin-nx": "Orin NX", "jetson-agx-orin": "AGX Orin"}
+# the device tree's model string names the module, e.g. "NVIDIA Jetson Orin NX Engineering Reference Developer Kit"
+JETSON_MODELS = {"jetson-nano": "Nano", "jetson-xavier-nx": "Xavier NX", "jetson-orin-nano": "Orin Nano",
+                 "jetson-orin-nx": "Orin NX", "jetson-agx-orin": "AGX Orin", "jetson-agx-thor": "AGX Thor"}
 
 
-def _board_model(proc: Path) -> str:
+def board_model() -> str:
+    """The device tree's model string ('' on a machine without one)."""
     try:
-        return (proc / "device-tree/model").read_text().strip("\x00\n ")
+        return (procfs() / "device-tree/model").read_text().strip("\x00\n ")
     except OSError:
         return ""
 
 
-def availability(name: str, root: str | Path | None = None) -> dict[str, Any]:
-    """For target `name`: can it run here, how figures are obtained (measured/emulated/estimated), the energy source.
+def this_board() -> str | None:
+    """The target name of the Jetson this runs on, or None: the longest module name in the model string wins
+    ('Orin Nano' over 'Nano')."""
+    model = board_model()
+    found = [(len(module), name) for name, module in JETSON_MODELS.items() if module in model and "Jetson" in model]
+    return max(found)[1] if found else None
 
-    The machine is read under `root` (its sys/ and proc/ folders) when given, else under the kit's
-    sysfs and procfs roots (EDGEWISE_SYSFS, EDGEWISE_PROCFS).
-    """
+
+def _energy(profile: dict[str, Any]) -> str:
+    meter, why = meter_for(profile)
+    return f"measured ({meter.label})" if meter else f"unavailable: {why}"
+
+
+def availability(name: str) -> dict[str, Any]:
+    """For target `name`: can it run here, how figures are obtained (measured/emulated/estimated), the energy source."""
     profile = load_target(name)
-    sys_root, proc_root = (Path(root) / "sys", Path(root) / "proc") if root is not None else (sysfs(), procfs())
     kind = profile["kind"]
     if kind == "emulated":
         return {"target": name, "runs_here": True, "figures": "emulated", "energy": "emulated (cost model)",
                 "why": "the FantastIC4 emulator runs anywhere"}
     if kind == "host":
         ok = platform.machine() in ("x86_64", "AMD64")
-        energy_ok, energy_reason = RaplMeter(sys_root / "class" / "powercap").available()
         return {"target": name, "runs_here": ok, "figures": "measured" if ok else "unavailable",
-                "energy": "measured (RAPL)" if energy_ok else f"unavailable: {energy_reason}",
+                "energy": _energy(profile),
                 "why": f"this CPU ({platform.machine()})" if ok else f"not an x86-64 machine ({platform.machine()})"}
     if kind == "gpu":
-        ok, reason = NvmlMeter().available()
+        ok, why = NvmlMeter().available()  # the GPU is found through NVML, its energy source too
         return {"target": name, "runs_here": ok, "figures": "measured" if ok else "unavailable",
-                "energy": "measured (NVML)" if ok else f"unavailable: {reason}", "why": reason}
-    board = _board_model(proc_root)
-    here = _JETSON_MODELS.get(name, "") in board and bool(board)
-    ina_ok, ina_reason = InaMeter(sys_root).available()
-    return {"target": name, "runs_here": here, "figures": "measured" if here else "estimated",
-            "energy": "measured (INA3221)" if here and ina_ok else
-            ("estimated (power mode x estimated latency)" if not here else f"unavailable: {ina_reason}"),
-            "why": f"this board ({board})" if here else
-            "not this machine: a per-layer estimate calibrated on published measurements, or a result JSON from the "
-            "bundle's run.py"}
+                "energy": "measured (NVML)" if ok else f"unavailable: {why}", "why": why}
+    if this_board() == name:
+        return {"target": name, "runs_here": True, "figures": "measured", "energy": _energy(profile),
+                "why": f"this board ({board_model()})"}
+    return {"target": name, "runs_here": False, "figures": "estimated",
+            "energy": "estimated (power mode x estimated latency)",
+            "why": "not this machine: a per-layer estimate calibrated on published measurements, or a result JSON from "
+                   "the bundle's run.py"}
 
 
-def all_targets(root: str | Path | None = None) -> list[dict[str, Any]]:
+def all_targets() -> list[dict[str, Any]]:
     """Availability of every shipped target."""
-    return [availability(name, root) for name in target_names()]
+    return [availability(name) for name in target_names()]

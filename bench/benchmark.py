@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -64,30 +65,61 @@ def _emulated(path: Path, inputs: Inputs, target: str) -> dict[str, Any] | None:
     return mlp.costs(target)["total"]
 
 
-def benchmark(model: str | os.PathLike[str], target: str = "x86-host", config: BenchConfig | None = None,
+def _torch_onnx(module: Any, requests: Sequence[str], arrays: dict[str, np.ndarray], scratch: Path
+                ) -> tuple[Path, dict[str, np.ndarray]]:
+    """A torch module given to benchmark, exported to ONNX in `scratch` at the one input shape stated for it (under
+    any name), and that input under the exported graph's name."""
+    import torch
+
+    from edgewise.export import to_onnx
+
+    shapes = [r.shape for r in map(parse_request, requests) if r.shape is not None]
+    given = list(arrays.values())
+    if len(shapes) + len(given) != 1:
+        raise UserError("a torch model is benchmarked at one stated input shape",
+                        "give inputs=['x:1x3x224x224'] (or one array) for its input")
+    example = torch.from_numpy(given[0]) if given else torch.rand(shapes[0])
+    path = to_onnx(module.eval(), example, scratch / f"{type(module).__name__}.onnx").path
+    first = declared_inputs(onnx.load(str(path), load_external_data=False).graph)[0].name
+    return path, {first: example.numpy()}
+
+
+def benchmark(model: Any, target: str = "x86-host", config: BenchConfig | None = None,
               board_result: str | os.PathLike[str] | None = None, inputs: Sequence[str] = (),
               arrays: str | os.PathLike[str] | dict[str, np.ndarray] | None = None, batch: int | None = None,
               precision: str | None = None) -> dict[str, Any]:
-    """Latency, memory and energy of an ONNX file or deploy bundle on `target`, each with how it was obtained.
+    """Latency, memory and energy of an ONNX file, deploy bundle or torch module on `target`, each with how it was
+    obtained.
 
     The model is fed what `inputs` states (`--input` form: "x:1x3x640x640", "sr:int64=16000"),
     `arrays` (an .npz or a dict, one array per input name) and `batch` (a leading dynamic
-    dimension); a bundle brings its probe. On this machine's own target the figures are measured;
-    on an emulated accelerator a 4-bit MLP runs through its cost model; a board not at hand gets
-    the calibrated estimate at the engine `precision` (fp16 by default), or its own measurement
-    when `board_result` (a bundle's result.json) is given. Returns the record (JSON-able), with
-    the inputs and the model's counts at them; a target with no figure at all here is a UserError.
+    dimension); a bundle brings its probe. A torch module is exported to ONNX at its one stated
+    input shape, and on an NVIDIA GPU without onnxruntime-gpu it runs as itself on CUDA. On this
+    machine's own target the figures are measured; on an emulated accelerator a 4-bit MLP runs
+    through its cost model; a board not at hand gets the calibrated estimate at the engine
+    `precision` (fp16 by default), or its own measurement when `board_result` (a bundle's
+    result.json) is given. Returns the record (JSON-able), with the inputs and the model's counts
+    at them; a target with no figure at all here is a UserError.
     """
     from edgewise.targets import load_target
 
     kind = load_target(target)["kind"]  # an unknown target fails before any work
     config = config or BenchConfig()
-    path, shipped = _model(Path(model))
     given = load_arrays(arrays) if isinstance(arrays, str | os.PathLike) else dict(arrays or {})
-    fed = model_inputs(path, inputs, {**shipped, **given}, batch)
-    counts = count_onnx(path, fed)
-    record = bench_model(path, fed, target, config, counts=counts, precision=precision, board_result=board_result,
-                         emulated=_emulated(path, fed, target) if kind == "emulated" else None)
+    with tempfile.TemporaryDirectory() as scratch:
+        module = None if isinstance(model, str | os.PathLike) else model
+        if module is None:
+            path, shipped = _model(Path(model))
+            fed = model_inputs(path, inputs, {**shipped, **given}, batch)
+        else:
+            path, example = _torch_onnx(module, inputs, given, Path(scratch))
+            fed = model_inputs(path, (), example)
+        counts = count_onnx(path, fed)
+        record = bench_model(path, fed, target, config, counts=counts, precision=precision,
+                             board_result=board_result, torch_model=module,
+                             emulated=_emulated(path, fed, target) if kind == "emulated" else None)
+    if module is not None:
+        record["model_file"] = f"torch module {type(module).__name__} (exported to ONNX to count and run)"
     if all(record[part]["kind"] == "unavailable" for part in ("latency", "memory", "energy")):
         raise UserError(f"target {target} is not available here: {record['latency']['reason']}",
                         "pick a target from `edgewise targets` that runs, emulates or estimates here")

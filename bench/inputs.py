@@ -112,6 +112,11 @@ class Inputs:
         """The specification in the form `--input` takes: name:shape:dtype per input."""
         return " ".join(f"{s['name']}:{'x'.join(map(str, s['shape'])) or 'scalar'}:{s['dtype']}" for s in self.spec)
 
+    def dynamic_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shapes fed to inputs declared with a dynamic dimension (what an engine builder must be told; TensorRT
+        refuses shapes for static inputs)."""
+        return {s["name"]: tuple(s["shape"]) for s in self.spec if any(isinstance(d, str) for d in s["declared"])}
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         """The feeds as an .npz, one array per input name (what a memory child or a bundle loads)."""
         np.savez(path, **self.feeds)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edgewise.base.system import sysfs
-from edgewise.export.runner import latency_stats
+from edgewise.export.runner import time_runs
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,15 @@ def machine_settings(threads: int | None = None) -> dict[str, Any]:
 
 
 def measure_latency(make_runner: Callable[[], Callable[[], Any]], config: LatencyConfig = LatencyConfig(),
-                    clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+                    clock: Callable[[], float] = time.perf_counter,
+                    timer: Callable[[Callable[[], Any]], float] | None = None) -> dict[str, Any]:
     """Create the runner (timed as session creation), run once (first inference), warm up, then time each run.
 
     Returns latency_stats (min/mean/std/median/p90/p95/p99/max in ms, cv, throughput) plus the
     session-creation and first-inference times, the warm-up done and the config; kind "measured".
+    `timer(run)` times one run in seconds (default: `clock` around it; CUDA passes device events).
+    The timing loop is the bundle runner's (edgewise.export.runner.time_runs), so a board and this
+    machine time alike.
     """
     start = clock()
     run = make_runner()
@@ -53,24 +57,16 @@ def measure_latency(make_runner: Callable[[], Callable[[], Any]], config: Latenc
     start = clock()
     run()
     first = clock() - start
-    warm_start, warm = clock(), 0
-    while warm < config.warmup_iterations or clock() - warm_start < config.warmup_s:
-        run()
-        warm += 1
-    times: list[float] = []
-    wall_start = clock()
-    while len(times) < config.iterations or clock() - wall_start < config.duration_s:
-        t = clock()
-        run()
-        times.append(clock() - t)
-    wall = clock() - wall_start
-    return {**latency_stats(times, wall), "session_create_s": created, "first_inference_s": first,
-            "warmup_iterations": warm, "config": asdict(config), "kind": "measured"}
+    timed = time_runs(run, config.warmup_s, config.warmup_iterations, config.iterations, config.duration_s, timer,
+                      clock)
+    return {**timed, "session_create_s": created, "first_inference_s": first, "config": asdict(config),
+            "kind": "measured"}
 
 
-def onnx_runner(path: str | os.PathLike[str], feeds: dict[str, Any], threads: int | None = None
-                ) -> Callable[[], Callable[[], Any]]:
-    """A runner factory for an ONNX file fed `feeds` (input name -> array), in the session the kit ships.
+def onnx_runner(path: str | os.PathLike[str], feeds: dict[str, Any], threads: int | None = None,
+                providers: list[str] | None = None) -> Callable[[], Callable[[], Any]]:
+    """A runner factory for an ONNX file fed `feeds` (input name -> array), in the session the kit ships (on the
+    CPU unless `providers` names others).
 
     The first run is checked: ONNX Runtime's failure there (a wrong shape or dtype for the
     model) is a UserError naming the inputs and the fix, not a traceback.
@@ -79,7 +75,7 @@ def onnx_runner(path: str | os.PathLike[str], feeds: dict[str, Any], threads: in
         from edgewise.base.errors import UserError
         from edgewise.export.session import open_session
 
-        session = open_session(path, threads=threads)
+        session = open_session(path, threads=threads, providers=providers)
         try:
             session.run(None, feeds)
         except Exception as exc:  # onnxruntime's own exception types

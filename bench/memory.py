@@ -25,7 +25,8 @@ import onnx
 _CHILD = _SESSION + """
 import numpy as np
 path, inputs, runs, arena, threads = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] == "1", int(sys.argv[6])
-session = session_module.open_session(path, threads=threads or None, arena=arena)
+providers = sys.argv[7].split(",") if sys.argv[7] else None
+session = session_module.open_session(path, threads=threads or None, arena=arena, providers=providers)
 with np.load(inputs) as npz:
     feeds = {name: npz[name] for name in npz.files}
 for _ in range(runs):
@@ -51,13 +52,14 @@ def python_peak_rss(code: str, *args: str) -> tuple[int, int]:
 
 
 def onnx_peak_memory(path: str | os.PathLike[str], inputs: str | os.PathLike[str], runs: int = 10,
-                     arena: bool = True, threads: int | None = None) -> dict[str, Any]:
+                     arena: bool = True, threads: int | None = None, providers: list[str] | None = None
+                     ) -> dict[str, Any]:
     """Peak RSS of a fresh Python that opens `path` as the kit ships it and runs `inputs` `runs` times.
 
     `inputs` is an .npz with one array per input name (edgewise.bench.inputs.Inputs.save).
 
     The session is the one every measurement uses (edgewise.export.session: the shipped graph,
-    with `threads`). Also reports the baseline of the same interpreter loading that session module
+    with `threads`, on `providers`). Also reports the baseline of the same interpreter loading that session module
     without a model, so the model's own share can be read off; the arena setting is recorded because
     it inflates the peak.
     """
@@ -67,7 +69,7 @@ def onnx_peak_memory(path: str | os.PathLike[str], inputs: str | os.PathLike[str
     module = str(Path(session.__file__))
     baseline_code, baseline = python_peak_rss(_SESSION, module)
     code, peak = python_peak_rss(_CHILD, module, str(path), str(inputs), str(runs), "1" if arena else "0",
-                                 str(threads or 0))
+                                 str(threads or 0), ",".join(providers or []))
     if code != 0 or baseline_code != 0:
         raise StageError(f"the memory probe process failed with exit code {code}", "run the model by hand to see why")
     return {"peak_rss_bytes": peak, "baseline_rss_bytes": baseline, "model_rss_bytes": peak - baseline,

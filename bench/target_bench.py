@@ -6,24 +6,27 @@ import json
 import math
 import os
 import tempfile
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgewise.base.errors import UserError
-from edgewise.bench.availability import availability
+from edgewise.bench.availability import availability, board_model, this_board
 from edgewise.bench.counts import Counts
-from edgewise.bench.energy import RaplMeter
-from edgewise.bench.energy.measure import energy_per_inference
+from edgewise.bench.energy import RamPeak, board_state, measure_energy, meter_for
 from edgewise.bench.estimate import estimate
+from edgewise.bench.gpu import measure_gpu
 from edgewise.bench.inputs import Inputs
 from edgewise.bench.latency import LatencyConfig, machine_settings, measure_latency, onnx_runner
 from edgewise.bench.memory import onnx_peak_memory
+from edgewise.export.runner import RESULT_FORMAT
 from edgewise.targets import load_target
 
 # upper bounds that keep a mistyped setting from running for days
 MAX_ITERATIONS = 10_000_000
 MAX_SECONDS = 3600.0
+BACKENDS = ("auto", "onnxruntime", "trtexec")
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class BenchConfig:
     energy_repeats: int = 3
     memory_runs: int = 10
     cpus: tuple[int, ...] | None = None  # pin the measuring process to these CPUs (recorded in the settings)
+    backend: str = "auto"  # on a board: auto (ONNX Runtime on the best providers installed), onnxruntime, trtexec
 
     def __post_init__(self) -> None:
         checks = (
@@ -54,6 +58,9 @@ class BenchConfig:
             if not isinstance(value, int | float) or not math.isfinite(value) or not low <= value <= high:
                 raise UserError(f"{name} {value!r} is outside {low:g}..{high:g}",
                                 f"give {meaning}, e.g. {name.replace(' ', '-')} {max(low, 1):g}")
+        if self.backend not in BACKENDS:
+            raise UserError(f"backend {self.backend!r} is not one of {', '.join(BACKENDS)}",
+                            "give --backend auto, onnxruntime or trtexec")
         if self.threads is not None and not 1 <= self.threads <= 1024:
             raise UserError(f"threads {self.threads!r} is not a thread count", "give --threads 1 or more, or leave it "
                             "out for ONNX Runtime's own choice")
@@ -63,30 +70,81 @@ def _unavailable(reason: str) -> dict[str, Any]:
     return {"kind": "unavailable", "reason": reason}
 
 
-def _host(onnx_path: Path, inputs: Inputs, config: BenchConfig, powercap: Path | None) -> dict[str, Any]:
-    if config.cpus:
+def _pin(cpus: tuple[int, ...] | None) -> None:
+    if cpus:
         try:
-            os.sched_setaffinity(0, config.cpus)
+            os.sched_setaffinity(0, cpus)
         except (OSError, ValueError) as exc:
-            raise UserError(f"cannot pin to CPUs {list(config.cpus)}: {exc}",
+            raise UserError(f"cannot pin to CPUs {list(cpus)}: {exc}",
                             f"choose CPUs among {sorted(os.sched_getaffinity(0))}") from None
-    latency = measure_latency(onnx_runner(onnx_path, inputs.feeds, config.threads),
-                              LatencyConfig(iterations=config.iterations, duration_s=config.duration_s))
-    latency.update(settings=machine_settings(config.threads), batch=inputs.batch)
-    with tempfile.TemporaryDirectory() as scratch:
-        memory = onnx_peak_memory(onnx_path, inputs.save(Path(scratch) / "inputs.npz"), config.memory_runs,
-                                  threads=config.threads)
-    meter = RaplMeter(powercap)
-    ok, reason = meter.available()
-    if ok:
-        from edgewise.export.session import open_session
 
-        session = open_session(onnx_path, threads=config.threads)
-        energy = energy_per_inference(meter, lambda: session.run(None, inputs.feeds), config.energy_window_s,
-                                      config.energy_repeats)
-    else:
-        energy = _unavailable(f"no energy source here: {reason}")
+
+def _here(onnx_path: Path, inputs: Inputs, profile: dict[str, Any], config: BenchConfig,
+          providers: list[str] | None = None, unified_memory: bool = False) -> dict[str, Any]:
+    """Latency, memory and energy measured on this machine with ONNX Runtime on `providers` (the CPU by default).
+
+    Memory is a fresh child's VmHWM; with `unified_memory` (a Jetson, whose GPU allocates from
+    system RAM outside any process's resident set) also the system RAM in use above idle while
+    the child runs. Energy comes from the target's meter, or is unavailable with why.
+    """
+    from edgewise.export.session import open_session
+
+    _pin(config.cpus)
+    latency = measure_latency(onnx_runner(onnx_path, inputs.feeds, config.threads, providers),
+                              LatencyConfig(iterations=config.iterations, duration_s=config.duration_s))
+    providers = providers or ["CPUExecutionProvider"]
+    latency.update(settings=machine_settings(config.threads), batch=inputs.batch, providers=providers,
+                   backend=f"onnxruntime ({providers[0]})")
+    with tempfile.TemporaryDirectory() as scratch, RamPeak() if unified_memory else nullcontext() as ram:
+        memory = onnx_peak_memory(onnx_path, inputs.save(Path(scratch) / "inputs.npz"), config.memory_runs,
+                                  threads=config.threads, providers=providers)
+    if ram is not None:
+        memory.update(ram.record())
+    meter, why = meter_for(profile)
+    session = open_session(onnx_path, threads=config.threads, providers=providers) if meter else None
+    energy = measure_energy(meter, why, lambda: session.run(None, inputs.feeds), config.energy_window_s,
+                            config.energy_repeats)
     return {"latency": latency, "memory": memory, "energy": energy}
+
+
+def _trtexec_here(onnx_path: Path, inputs: Inputs, profile: dict[str, Any], config: BenchConfig,
+                  precision: str | None) -> dict[str, Any]:
+    """Latency, memory and energy of a TensorRT engine built and timed by trtexec on this board, as run.py does."""
+    from edgewise.bench import energy
+    from edgewise.export.runner import trtexec_measurement, trtexec_path
+    from edgewise.export.tensorrt import trtexec_command
+    from edgewise.export.trtexec_report import TrtexecError
+
+    executable = trtexec_path()
+    if executable is None:
+        raise UserError("trtexec is not on PATH or in /usr/src/tensorrt/bin",
+                        "install TensorRT (JetPack ships it), or measure with --backend onnxruntime")
+    with tempfile.TemporaryDirectory() as scratch:
+        command = trtexec_command(str(Path(onnx_path).resolve()), str(Path(scratch) / "model.engine"),
+                                  precision=precision or "fp16", iterations=config.iterations,
+                                  duration_s=config.duration_s,
+                                  shapes=inputs.dynamic_shapes())
+        meter, why = meter_for(profile)
+        try:
+            measured = trtexec_measurement([executable, *command[1:]], Path(scratch), energy, meter, why,
+                                           config.energy_window_s, config.energy_repeats)
+        except TrtexecError as exc:
+            raise UserError(f"{exc}", "run the trtexec command by hand to read its whole output") from None
+    measured["latency"].update(backend="tensorrt", trtexec=measured["trtexec"], batch=inputs.batch)
+    return {part: measured[part] for part in ("latency", "memory", "energy")}
+
+
+def _on_board(onnx_path: Path, inputs: Inputs, profile: dict[str, Any], config: BenchConfig,
+              precision: str | None) -> dict[str, Any]:
+    """This Jetson measured: ONNX Runtime on the best providers installed (TensorRT, CUDA, else CPU), or trtexec when
+    asked for; with the power mode and GPU clocks the figures hold for."""
+    from edgewise.export.session import device_providers
+
+    if config.backend == "trtexec":
+        parts = _trtexec_here(onnx_path, inputs, profile, config, precision)
+    else:
+        parts = _here(onnx_path, inputs, profile, config, device_providers("auto"), unified_memory=True)
+    return {**parts, "board": board_state()}
 
 
 def _emulated(total: dict[str, Any] | None) -> dict[str, Any]:
@@ -101,15 +159,27 @@ def _emulated(total: dict[str, Any] | None) -> dict[str, Any]:
                        "inferences_per_j": total["inferences_per_j"], "source": "FantastIC4 cost model"}}
 
 
-def _board_result(path: Path) -> dict[str, Any]:
-    result = json.loads(Path(path).read_text())
-    if result.get("format") != "edgewise-bundle-result/1":
+def _board_result(path: Path, estimated: dict[str, Any]) -> dict[str, Any]:
+    """A bundle's result.json as measured parts, each beside the estimate it replaces (when there is one)."""
+    try:
+        result = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {path} as JSON: {exc}",
+                        "give the result.json the bundle's run.py wrote") from None
+    if not isinstance(result, dict) or result.get("format") != RESULT_FORMAT:
         raise UserError(f"{path} is not a result JSON written by a bundle's run.py",
                         "run the bundle on the board and give its result.json")
     latency = result.get("latency") or (result.get("trtexec") or {}).get("latency") or {}
-    return {"latency": {"kind": "measured", **latency, "backend": result.get("backend")},
-            "memory": _unavailable("the board runner does not record memory"),
-            "energy": _unavailable("the board runner records no energy; use tegrastats on the board")}
+    if "median_ms" not in latency:
+        raise UserError(f"{path} holds no latency figures", "run the bundle again on the board; its run failed")
+    older = "this result.json comes from an older run.py that did not measure it; rebuild the bundle and run it again"
+    parts = {"latency": {**latency, "kind": "measured", "backend": result.get("backend")},
+             "memory": result.get("memory") or _unavailable(older),
+             "energy": result.get("energy") or _unavailable(older)}
+    for part, figure in parts.items():
+        if estimated[part]["kind"] == "estimated":
+            figure["replaces"] = estimated[part]
+    return {**parts, "board": result.get("board", {}), "device": result.get("device", {})}
 
 
 def _estimated(profile: dict[str, Any], counts: Counts | None, precision: str | None) -> dict[str, Any]:
@@ -128,28 +198,48 @@ def _estimated(profile: dict[str, Any], counts: Counts | None, precision: str | 
                        "method": "module power of the power mode x estimated latency"}}
 
 
+def _on_another_board(target: str) -> None:
+    here = this_board()
+    if here is not None and here != target:
+        raise UserError(f"this machine is a {board_model()} ({here}), not {target}",
+                        f"measure it with --target {here}; for {target}, run the bundle there and give its result.json "
+                        "(--result)")
+
+
 def bench_model(onnx_path: str | os.PathLike[str], inputs: Inputs, target: str, config: BenchConfig = BenchConfig(),
                 *, counts: Counts | None = None, emulated: dict[str, Any] | None = None, precision: str | None = None,
-                board_result: str | os.PathLike[str] | None = None,
-                powercap: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+                board_result: str | os.PathLike[str] | None = None, torch_model: Any | None = None
+                ) -> dict[str, Any]:
     """Latency, memory and energy of one model fed `inputs` on `target`; every part says how it was obtained.
 
-    x86-host: measured here (latency, peak memory of a child; energy from RAPL or unavailable);
-    emulated accelerators: `emulated`, the model's total costs on that target from its cost model,
-    else unavailable; Jetson boards: the board's result JSON (measured) when given, else the
-    calibrated per-layer estimate from `counts` at the engine `precision`; nvidia-gpu: unavailable
-    without a GPU. The record names the inputs it holds for.
+    x86-host: measured here (latency, peak memory of a child, energy from the target's meter or
+    unavailable with why); emulated accelerators: `emulated`, the model's total costs on that
+    target from its cost model, else unavailable; a Jetson: measured when this is that board
+    (ONNX Runtime on its best providers, or trtexec with config.backend), else its result JSON
+    from a bundle's run.py (measured, beside the estimate it replaces), else the calibrated
+    per-layer estimate from `counts` at the engine `precision`; nvidia-gpu: measured where NVML
+    sees a GPU (ONNX Runtime's CUDA/TensorRT provider, else `torch_model` on CUDA), else
+    unavailable. The record names the inputs it holds for.
     """
     profile = load_target(target)
     status = availability(target)
-    if profile["kind"] == "host":
+    kind = profile["kind"]
+    if kind == "host":
         if not status["runs_here"]:
             raise UserError(f"target {target} is not this machine: {status['why']}", "pick a target that runs here")
-        parts = _host(Path(onnx_path), inputs, config, None if powercap is None else Path(powercap))
-    elif profile["kind"] == "emulated":
+        parts = _here(Path(onnx_path), inputs, profile, config)
+    elif kind == "emulated":
         parts = _emulated(emulated)
-    elif profile["kind"] == "board":
-        parts = _board_result(Path(board_result)) if board_result else _estimated(profile, counts, precision)
+    elif kind == "board" and board_result:
+        parts = _board_result(Path(board_result), _estimated(profile, counts, precision))
+    elif kind == "board" and status["runs_here"]:
+        parts = _on_board(Path(onnx_path), inputs, profile, config, precision)
+    elif kind == "board":
+        _on_another_board(target)
+        parts = _estimated(profile, counts, precision)
+    elif status["runs_here"]:
+        _pin(config.cpus)
+        parts = measure_gpu(onnx_path, inputs, profile, config, torch_model)
     else:
         parts = {k: _unavailable(status["why"]) for k in ("latency", "memory", "energy")}
     return {"target": target, "model_file": str(onnx_path), "inputs": inputs.spec, **parts}

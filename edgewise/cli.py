@@ -271,9 +271,13 @@ def bench_command(
     duration: Annotated[float, typer.Option(help="Time at least this many seconds.")] = 1.0,
     iterations: Annotated[int, typer.Option(help="Time at least this many runs.")] = 100,
     threads: Annotated[int | None, typer.Option(help="ONNX Runtime intra-op threads (default: its own).")] = None,
+    energy_window: Annotated[float, typer.Option(help="Seconds per energy window (60 for a careful study).")] = 2.0,
+    energy_repeats: Annotated[int, typer.Option(help="Energy windows to take the median of.")] = 3,
     cpus: Annotated[str | None, typer.Option(help="Pin the measurement to these CPUs, e.g. 0 or 0,1.")] = None,
     precision: Annotated[str | None, typer.Option(help="Boards: the TensorRT engine precision the estimate assumes "
                                                        "(fp32, fp16, int8; default fp16).")] = None,
+    backend: Annotated[str, typer.Option(help="On a Jetson: auto (ONNX Runtime on TensorRT, CUDA or CPU, as "
+                                               "installed), onnxruntime, or trtexec (a TensorRT engine).")] = "auto",
     result: Annotated[Path | None, typer.Option(help="A board's result.json (from the bundle's run.py).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the result record as JSON here.")] = None,
 ) -> None:
@@ -290,7 +294,8 @@ def bench_command(
                         "use e.g. --cpus 0,1") from None
     if batch is not None and batch < 1:
         raise UserError(f"--batch {batch} is not a batch size", "give --batch 1 or more")
-    config = BenchConfig(iterations=iterations, duration_s=duration, threads=threads, cpus=pinned)
+    config = BenchConfig(iterations=iterations, duration_s=duration, threads=threads, cpus=pinned, backend=backend,
+                         energy_window_s=energy_window, energy_repeats=energy_repeats)
     record = benchmark(model, target, config, result, inputs or (), arrays, batch, precision)
     for line in record_lines(record):
         console.print(line, markup=False)

@@ -9,7 +9,7 @@ _WHERE = {
     "ExportError": ".errors", "OnnxFile": ".onnx_export", "to_onnx": ".onnx_export",
     "bundle": ".bundles", "copy_to": ".bundles", "verify_bundle": ".bundles",
     "SessionError": ".session", "open_session": ".session",
-    "parse_trtexec": ".tensorrt", "run_trtexec": ".tensorrt", "tensorrt_status": ".tensorrt",
+    "parse_trtexec": ".trtexec_report", "run_trtexec": ".tensorrt", "tensorrt_status": ".tensorrt",
     "to_tensorrt": ".tensorrt", "trtexec_command": ".tensorrt",
     "check_shapes": ".checks", "verify": ".checks",
     "records_from_onnx": ".onnx_records", "rounded_layer": ".onnx_records",

@@ -14,21 +14,35 @@ from typing import Any
 
 import numpy as np
 
+from edgewise.base import errors as base_errors
+from edgewise.base import system as base_system
 from edgewise.base.atomic import sha256_file
 from edgewise.export.checks import FAST_RTOL
 from edgewise.export.errors import ExportError
-from edgewise.export.runner import SESSION_MODULE, check_files
+from edgewise.export.runner import (
+    BASE_MODULES,
+    ENERGY_PACKAGE,
+    RUN_OUTPUTS,
+    SESSION_MODULE,
+    TRTEXEC_MODULE,
+    check_files,
+)
 
 FORMAT = "edgewise-bundle/1"
-RUNNER = Path(__file__).with_name("runner.py")
-SESSION = Path(__file__).with_name("session.py")
+# what run.py needs beside it, by the name it has in a bundle: the kit's own modules, so the board measures as the kit
+SHIPPED = {"run.py": Path(__file__).with_name("runner.py"), SESSION_MODULE: Path(__file__).with_name("session.py"),
+           TRTEXEC_MODULE: Path(__file__).with_name("trtexec_report.py"),
+           **dict(zip(BASE_MODULES, (Path(base_errors.__file__), Path(base_system.__file__)), strict=True))}
+# the energy package is the bench layer's; it is copied as files (never imported here), installed or not
+ENERGY = Path(__file__).resolve().parent.parent / "bench" / "energy"
 
 
 def _readme(name: str, command: list[str]) -> str:
     return (f"Edgewise deploy bundle '{name}'.\n\n"
             "On the board (needs Python 3 with numpy, and onnxruntime or TensorRT's trtexec):\n"
-            "    python3 run.py                 # checks hashes and the probe, benchmarks, writes result.json\n"
-            "    python3 run.py --backend onnxruntime --duration 30\n\n"
+            "    python3 run.py                 # checks hashes and the probe; measures latency, memory and energy\n"
+            "    python3 run.py --backend onnxruntime --duration 30\n"
+            "    sudo python3 run.py            # where the power rails are readable by root only\n\n"
             "To build and time a TensorRT engine by hand:\n"
             f"    {' '.join(command)}\n\n"
             "Copy result.json back and give it to `edgewise bench` to replace estimates with this measurement.\n")
@@ -40,9 +54,10 @@ def bundle(onnx_path: str | os.PathLike[str], out: str | os.PathLike[str], *, na
     """Write a deploy bundle to `out` (a directory, or `out`.tar.gz with `tar`) and return its path.
 
     The bundle holds model.onnx, the NNCodec bitstream if given, the probe input and the expected
-    output (the torch model's), run.py (the board runner) with the session module it opens the
-    model with (the kit's own, so the board runs the graph we measured), README.txt and manifest.json with the
-    sha256 and size of every file, the input names/shapes/dtypes and the trtexec command. It is
+    output (the torch model's), run.py (the board runner) with the kit's own session module,
+    trtexec reader and energy package (so the board runs the graph we measured and measures it
+    as the kit does), README.txt and manifest.json with the sha256 and size of every file, the
+    input names/shapes/dtypes and the trtexec command. It is
     assembled in a temporary directory and renamed into place, so a failure leaves no half bundle.
     """
     import onnx
@@ -58,10 +73,12 @@ def bundle(onnx_path: str | os.PathLike[str], out: str | os.PathLike[str], *, na
             files.append("model.nnc")
         np.save(staging / "probe_input.npy", probe_input.astype(np.float32))
         np.save(staging / "probe_output.npy", probe_output.astype(np.float32))
-        shutil.copyfile(RUNNER, staging / "run.py")
-        shutil.copyfile(SESSION, staging / SESSION_MODULE)
+        (staging / ENERGY_PACKAGE).mkdir()
+        shipped = {**SHIPPED, **{f"{ENERGY_PACKAGE}/{f.name}": f for f in sorted(ENERGY.glob("*.py"))}}
+        for name_in_bundle, source in shipped.items():
+            shutil.copyfile(source, staging / name_in_bundle)
         (staging / "README.txt").write_text(_readme(name, trtexec))
-        files += ["probe_input.npy", "probe_output.npy", "run.py", SESSION_MODULE, "README.txt"]
+        files += ["probe_input.npy", "probe_output.npy", *shipped, "README.txt"]
         graph = onnx.load(str(staging / "model.onnx"), load_external_data=False).graph
         inputs = [{"name": i.name, "shape": [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim],
                    "dtype": onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type).name}
@@ -121,8 +138,9 @@ def verify_bundle(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise ExportError(f"{root} has no manifest.json", "give the path of a bundle written by `edgewise deploy`")
         manifest = json.loads(manifest_path.read_text())
         bad = check_files(root, manifest)
-        extra = sorted(p.name for p in root.iterdir() if p.name not in manifest["files"]
-                       and p.name not in ("manifest.json", "result.json"))
+        extra = sorted(name for name in (p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+                       if name not in manifest["files"] and name != "manifest.json"
+                       and not any(part in RUN_OUTPUTS for part in name.split("/")))
         if bad or extra:
             what = [f"changed or missing: {', '.join(bad)}"] if bad else []
             what += [f"not in the manifest: {', '.join(extra)}"] if extra else []

@@ -1,31 +1,43 @@
-"""Board-side runner of an Edgewise deploy bundle: check the files, run the probe, benchmark, write a result JSON.
+"""Board-side runner of an Edgewise deploy bundle: check the files, run the probe, measure, write a result JSON.
 
-This file is copied into every bundle as `run.py` and needs only the Python standard library,
-numpy, and onnxruntime (with the kit's session module, shipped beside it as edgewise_session.py)
-or TensorRT's `trtexec`; it imports nothing else from Edgewise. Usage on the
-board:  python3 run.py [--backend auto|onnxruntime|trtexec] [--duration 10] [--iterations 200]
-Writes result.json beside itself (or --out), which `edgewise bench` on the host reads back.
+This file is copied into every bundle as `run.py`. It needs the Python standard library, numpy,
+and onnxruntime or TensorRT's `trtexec`, plus what the bundle ships beside it: the kit's session
+module (edgewise_session.py), its trtexec reader (edgewise_trtexec.py), its energy package
+(edgewise_energy/) and the base they stand on (edgewise_errors.py, edgewise_system.py); it imports
+nothing else from Edgewise. It measures what `edgewise bench`
+measures on a board: latency, peak memory (its own VmHWM and, on a Jetson's unified memory, the
+system RAM in use above idle) and energy per inference from the board's power rails (INA sysfs,
+else tegrastats; RAPL or NVML elsewhere), with the power mode and GPU clocks. Usage on the board:
+    python3 run.py [--backend auto|onnxruntime|trtexec] [--duration 10] [--iterations 200]
+Writes result.json beside itself (or --out), which `edgewise bench --result` on the host reads back.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import importlib.util
 import json
 import math
 import os
 import platform
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 RESULT_FORMAT = "edgewise-bundle-result/1"
-_STAT = r"([-+0-9.eE]+)"
+SESSION_MODULE = "edgewise_session.py"  # the kit's session module, copied into every bundle beside run.py
+TRTEXEC_MODULE = "edgewise_trtexec.py"  # the kit's trtexec report reader
+ENERGY_PACKAGE = "edgewise_energy"  # the kit's energy package (meters, rails, windows)
+BASE_MODULES = ("edgewise_errors.py", "edgewise_system.py")  # the kit's base: error types, sysfs/procfs roots
+# what a run leaves beside the bundle's files without changing them
+RUN_OUTPUTS = ("result.json", "__pycache__", "model.engine")
+_TRTEXEC_DEFAULT = "/usr/src/tensorrt/bin/trtexec"  # where JetPack installs it, off PATH
 
 
 def sha256(path: Path) -> str:
@@ -63,103 +75,164 @@ def latency_stats(seconds: list[float], wall: float) -> dict:
             "cv": std / mean if mean else 0.0, "throughput_per_s": len(ms) / wall if wall else 0.0}
 
 
-def parse_trtexec(text: str) -> dict:
-    """trtexec's printed report as numbers: throughput, latency and GPU compute statistics, engine size, version."""
-    out: dict = {"passed": "&&&& PASSED" in text, "failed": "&&&& FAILED" in text}
-    m = re.search(r"\[TensorRT v(\d+)\]", text) or re.search(r"TensorRT version: ([\d.]+)", text)
-    out["tensorrt_version"] = m.group(1) if m else None
-    m = re.search(r"Throughput: " + _STAT + " qps", text)
-    out["throughput_qps"] = float(m.group(1)) if m else None
-    for key, label in (("latency", "Latency"), ("gpu_compute", "GPU Compute Time"), ("enqueue", "Enqueue Time"),
-                       ("h2d", "H2D Latency"), ("d2h", "D2H Latency")):
-        m = re.search(r"\] " + re.escape(label) + r": (.*)$", text, re.MULTILINE)
-        if not m:
-            out[key] = None
-            continue
-        stats = {}
-        for part in m.group(1).split(","):
-            pm = re.match(r"\s*(min|max|mean|median|percentile\(([\d.]+)%\))\s*=?\s*" + _STAT + " ms", part)
-            if pm:
-                stats[f"p{float(pm.group(2)):g}" if pm.group(2) else pm.group(1)] = float(pm.group(3))
-        out[key] = {f"{k}_ms": v for k, v in stats.items()}
-    for key, pattern in (("total_host_walltime_s", r"Total Host Walltime: " + _STAT + " s"),
-                         ("total_gpu_compute_s", r"Total GPU Compute Time: " + _STAT + " s"),
-                         ("build_s", r"Engine built in " + _STAT + " sec")):
-        m = re.search(pattern, text)
-        out[key] = float(m.group(1)) if m else None
-    m = re.search(r"(?:Created engine with size|Loaded engine size): " + _STAT + r" (MiB|MB)", text)
-    out["engine_mib"] = float(m.group(1)) if m else None
-    return out
+def time_runs(run: Callable[[], Any], warmup_s: float, warmup_iterations: int, iterations: int, duration_s: float,
+              timer: Callable[[Callable[[], Any]], float] | None = None,
+              clock: Callable[[], float] = time.perf_counter) -> dict:
+    """Warm up (at least `warmup_iterations` runs and `warmup_s`), then time at least `iterations` runs and
+    `duration_s` seconds; latency_stats of the timed runs plus the warm-up count.
+
+    `timer(run)` times one run in seconds (default: the wall clock around it; a GPU passes one
+    that reads device events).
+    """
+    def wall(fn: Callable[[], Any]) -> float:
+        start = clock()
+        fn()
+        return clock() - start
+
+    timer = timer or wall
+    warm_start, warm = clock(), 0
+    while warm < warmup_iterations or clock() - warm_start < warmup_s:
+        run()
+        warm += 1
+    times: list[float] = []
+    wall_start = clock()
+    while len(times) < iterations or clock() - wall_start < duration_s:
+        times.append(timer(run))
+    return {**latency_stats(times, clock() - wall_start), "warmup_iterations": warm}
 
 
-SESSION_MODULE = "edgewise_session.py"  # the kit's session module, copied into every bundle beside run.py
+def process_memory() -> dict[str, int]:
+    """This process's resident set now and at its peak (VmRSS, VmHWM) in bytes; empty where /proc is missing."""
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return {}
+    fields = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in lines if line.startswith(("VmRSS", "VmHWM"))}
+    return {"rss_bytes": fields.get("VmRSS", 0), "peak_rss_bytes": fields.get("VmHWM", 0)}
 
 
-def _open_session(path: Path, threads: int | None):
-    """The session the bundle was verified with: its own copy of the kit's session module, else the kit's."""
+def _beside(name: str, kit: str) -> Any:
+    """A module the bundle ships beside run.py (by its bundle name), else the kit's own (when run from the kit)."""
     here = Path(__file__).resolve().parent
-    if (here / SESSION_MODULE).is_file():
-        sys.path.insert(0, str(here))
-        from edgewise_session import open_session
-    else:
-        from edgewise.export.session import open_session
-    return open_session(path, threads=threads)
+    if (here / name).exists():
+        sys.dont_write_bytecode = True  # the bundle stays as shipped: no __pycache__ among its hashed files
+        if str(here) not in sys.path:
+            sys.path.insert(0, str(here))
+        return importlib.import_module(name.removesuffix(".py"))
+    return importlib.import_module(kit)
 
 
-def _run_onnxruntime(root: Path, manifest: dict, args: argparse.Namespace, np) -> dict:
+def _energy_meter(args: argparse.Namespace) -> tuple[Any, Any, str]:
+    """The energy package and this machine's meter, or why energy is not measured."""
+    energy = _beside(ENERGY_PACKAGE, "edgewise.bench.energy")
+    if args.no_energy:
+        return energy, None, "not asked for (--no-energy)"
+    meter, reason = energy.detect_meter()
+    return energy, meter, reason
+
+
+def _unavailable(reason: str) -> dict:
+    return {"kind": "unavailable", "reason": reason}
+
+
+def _run_onnxruntime(root: Path, manifest: dict, args: argparse.Namespace) -> dict:
+    import numpy as np
     import onnxruntime as ort
 
-    start = time.perf_counter()
-    session = _open_session(root / manifest["model"], args.threads or None)
-    created = time.perf_counter() - start
-    name = session.get_inputs()[0].name
-    probe = np.load(root / manifest["probe"]["input"])
-    start = time.perf_counter()
-    output = session.run(None, {name: probe})[0]
-    first = time.perf_counter() - start
+    session_module = _beside(SESSION_MODULE, "edgewise.export.session")
+    energy, meter, why = _energy_meter(args)
+    providers = session_module.device_providers(args.providers)
+    before = process_memory()
+    ram = energy.RamPeak()
+    with ram:
+        start = time.perf_counter()
+        session = session_module.open_session(root / manifest["model"], threads=args.threads or None,
+                                              providers=providers)
+        created = time.perf_counter() - start
+        name = session.get_inputs()[0].name
+        probe = np.load(root / manifest["probe"]["input"])
+        start = time.perf_counter()
+        output = session.run(None, {name: probe})[0]
+        first = time.perf_counter() - start
+        feeds = {name: probe[:1]}
+        latency = time_runs(lambda: session.run(None, feeds), args.warmup_s, args.warmup_iterations,
+                            args.iterations, args.duration)
+    after = process_memory()
     expected = np.load(root / manifest["probe"]["output"])
     diff = float(np.abs(output - expected).max() / max(float(np.abs(expected).max()), 1e-12))
-    sample = probe[:1]
-    warm_start, warm_runs = time.perf_counter(), 0
-    while warm_runs < args.warmup_iterations or time.perf_counter() - warm_start < args.warmup_s:
-        session.run(None, {name: sample})
-        warm_runs += 1
-    times = []
-    wall_start = time.perf_counter()
-    while len(times) < args.iterations or time.perf_counter() - wall_start < args.duration:
-        t = time.perf_counter()
-        session.run(None, {name: sample})
-        times.append(time.perf_counter() - t)
-    wall = time.perf_counter() - wall_start
-    return {"backend": "onnxruntime", "onnxruntime": ort.__version__, "session_create_s": created,
-            "first_inference_s": first, "warmup_iterations": warm_runs, "probe_rel_diff": diff,
-            "probe_ok": diff <= manifest["probe"]["rtol"], "latency": latency_stats(times, wall), "batch": 1,
-            "threads": args.threads or None}
+    memory = (_unavailable("no /proc/self/status on this system") if not after else
+              {"kind": "measured", "peak_rss_bytes": after["peak_rss_bytes"],
+               "model_rss_bytes": after["peak_rss_bytes"] - before["rss_bytes"],
+               "model_file_bytes": (root / manifest["model"]).stat().st_size, **ram.record(),
+               "method": "VmHWM of the runner, less its resident set before the model; system RAM above idle"})
+    measured = energy.measure_energy(meter, why, lambda: session.run(None, feeds), args.energy_window,
+                                     args.energy_repeats)
+    return {"backend": "onnxruntime", "onnxruntime": ort.__version__, "providers": session.get_providers(),
+            "session_create_s": created, "first_inference_s": first, "probe_rel_diff": diff,
+            "probe_ok": diff <= manifest["probe"]["rtol"], "latency": {"kind": "measured", **latency},
+            "memory": memory, "energy": measured, "batch": 1, "threads": args.threads or None}
+
+
+def trtexec_path() -> str | None:
+    """trtexec on PATH, else where JetPack installs it, else None."""
+    return shutil.which("trtexec") or (_TRTEXEC_DEFAULT if Path(_TRTEXEC_DEFAULT).exists() else None)
+
+
+def trtexec_measurement(command: list[str], cwd: Path, energy: Any, meter: Any, why: str, window_s: float,
+                        repeats: int) -> dict:
+    """Build and time the engine with a trtexec `command`, with the system RAM it takes above idle and, given a
+    `meter` of the `energy` package, energy per inference from timing runs of the saved engine (else why not).
+
+    Shared by run.py and the kit's on-board benchmark. A failed run, or one without figures,
+    raises the reader's TrtexecError.
+    """
+    reader = _beside(TRTEXEC_MODULE, "edgewise.export.trtexec_report")
+    engine = next((p.split("=", 1)[1] for p in command if p.startswith("--saveEngine=")), "model.engine")
+    ram = energy.RamPeak()
+    of = lambda run_for: energy.measure_energy(meter, why, run_for, window_s, repeats, whole_runs=True)  # noqa: E731
+    measured = reader.measure_trtexec(command, engine, cwd, of, ram)
+    memory = ({"kind": "measured", **ram.record(), "method": "system RAM above idle while trtexec built and timed "
+               "the engine (a Jetson's GPU allocates from it)"} if not ram.reason else _unavailable(ram.reason))
+    return {"backend": "tensorrt", "trtexec": measured["report"], "command": command, "latency": measured["latency"],
+            "memory": memory, "energy": measured["energy"] or _unavailable(why)}
 
 
 def _run_trtexec(root: Path, manifest: dict, args: argparse.Namespace) -> dict:
-    executable = shutil.which("trtexec") or "/usr/src/tensorrt/bin/trtexec"
-    if not Path(executable).exists():
-        raise SystemExit("trtexec not found: install TensorRT (JetPack ships /usr/src/tensorrt/bin/trtexec)")
-    command = [executable if part == "trtexec" else part for part in manifest["trtexec"]]
-    command += [f"--duration={args.duration}", f"--iterations={args.iterations}"]
-    completed = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
-    report = parse_trtexec(completed.stdout + completed.stderr)
-    if completed.returncode != 0 or not report["passed"]:
-        raise SystemExit(f"trtexec failed (exit {completed.returncode}); see its output above")
-    return {"backend": "tensorrt", "trtexec": report, "command": command}
+    executable = trtexec_path()
+    if executable is None:
+        raise SystemExit("error: trtexec not found: install TensorRT (JetPack ships /usr/src/tensorrt/bin/trtexec)")
+    command = [executable if part == "trtexec" else part for part in manifest["trtexec"]
+               if not part.startswith(("--duration=", "--iterations="))]
+    command += [f"--duration={args.duration:g}", f"--iterations={args.iterations}"]
+    energy, meter, why = _energy_meter(args)
+    reader = _beside(TRTEXEC_MODULE, "edgewise.export.trtexec_report")
+    try:
+        return trtexec_measurement(command, root, energy, meter, why, args.energy_window, args.energy_repeats)
+    except reader.TrtexecError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def _board() -> dict:
+    """The power mode and GPU clocks the figures were taken at (a Jetson; elsewhere the reasons they are unknown)."""
+    return _beside(ENERGY_PACKAGE, "edgewise.bench.energy").board_state()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Verify, probe and benchmark the bundle in this directory; write the result JSON."""
+    """Verify, probe and measure the bundle in this directory; write the result JSON."""
     root = Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(description="Run an Edgewise deploy bundle on this device.")
     parser.add_argument("--backend", choices=["auto", "onnxruntime", "trtexec"], default="auto")
+    parser.add_argument("--providers", default="auto",
+                        help="ONNX Runtime execution providers, comma-separated, or auto (TensorRT, CUDA, CPU as "
+                             "installed)")
     parser.add_argument("--duration", type=float, default=10.0, help="at least this many seconds of timed runs")
     parser.add_argument("--iterations", type=int, default=200, help="at least this many timed runs")
     parser.add_argument("--warmup-s", type=float, default=0.2)
     parser.add_argument("--warmup-iterations", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--energy-window", type=float, default=2.0, help="seconds per energy window")
+    parser.add_argument("--energy-repeats", type=int, default=3, help="energy windows to take the median of")
+    parser.add_argument("--no-energy", action="store_true", help="skip energy and board state")
     parser.add_argument("--out", type=Path, default=root / "result.json")
     args = parser.parse_args(argv)
     manifest = json.loads((root / "manifest.json").read_text())
@@ -169,22 +242,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     backend = args.backend
     if backend == "auto":
-        backend = "trtexec" if (shutil.which("trtexec") or Path("/usr/src/tensorrt/bin/trtexec").exists()) \
-            else "onnxruntime"
-    import numpy as np
-
+        backend = "trtexec" if trtexec_path() else "onnxruntime"
     if backend == "onnxruntime" and importlib.util.find_spec("onnxruntime") is None:
         print("error: onnxruntime is not installed for this Python; pip install onnxruntime (onnxruntime-gpu on a "
               "GPU board), or build with TensorRT: --backend trtexec", file=sys.stderr)
         return 2
-    measured = _run_trtexec(root, manifest, args) if backend == "trtexec" else _run_onnxruntime(root, manifest,
-                                                                                                 args, np)
+    measured = _run_trtexec(root, manifest, args) if backend == "trtexec" else _run_onnxruntime(root, manifest, args)
     result = {"format": RESULT_FORMAT, "bundle": manifest["name"], "model": manifest["model"],
               "kind": "measured", "device": {"hostname": platform.node(), "machine": platform.machine(),
                                              "platform": platform.platform(), "python": platform.python_version(),
                                              "cpus": os.cpu_count()},
-              "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **measured}
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+              "board": _board(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **measured}
+    tmp = args.out.with_name(f".{args.out.name}.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, args.out)
     ok = result.get("probe_ok", True)
     print(f"{'ok' if ok else 'PROBE MISMATCH'}: {backend}, result in {args.out}")
     return 0 if ok else 1

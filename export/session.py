@@ -18,11 +18,8 @@ import onnxruntime as ort
 
 try:
     from edgewise.export.errors import ExportError as _Base
-except ImportError:  # a copy in a deploy bundle, without the kit
-    class _Base(Exception):  # type: ignore[no-redef]
-        def __init__(self, problem: str, fix: str | None = None) -> None:
-            self.problem, self.fix = problem, fix
-            super().__init__(problem if fix is None else f"{problem} (fix: {fix})")
+except ImportError:  # a copy in a deploy bundle, without the kit: its error types ship beside it
+    from edgewise_errors import UserError as _Base  # type: ignore[no-redef]
 
 
 class SessionError(_Base):
@@ -32,6 +29,25 @@ class SessionError(_Base):
 # ONNX Runtime fuses MatMul+Add into Gemm first, after which 4-bit DequantizeLinear weights are
 # dequantized on every run; without this fusion DequantizeLinear+MatMul become MatMulNBits
 DISABLED_OPTIMIZERS = ("MatMulAddFusion",)
+
+
+# ONNX Runtime's execution providers in the order a GPU machine prefers them; CPU always last
+PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def device_providers(requested: str | list[str] | None = "auto") -> list[str]:
+    """The execution providers to open a session with: "auto" (or None) takes TensorRT, CUDA and CPU in that order
+    as this onnxruntime build has them; a comma-separated string or a list names them (an unknown one is a
+    SessionError that lists what this build has)."""
+    available = ort.get_available_providers()
+    if requested in (None, "auto"):
+        return [p for p in PREFERRED_PROVIDERS if p in available]
+    names = requested.split(",") if isinstance(requested, str) else list(requested)
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise SessionError(f"this onnxruntime has no {', '.join(missing)}",
+                           f"choose among {', '.join(available)} (onnxruntime-gpu brings CUDA and TensorRT)")
+    return names
 
 
 def session_options(fast: bool = True, float_activations: bool = False, threads: int | None = None,
@@ -117,8 +133,9 @@ def shipped_model(path: str | os.PathLike[str]) -> tuple[str | bytes, list[str]]
 
 def open_session(path: str | os.PathLike[str], fast: bool = True, float_activations: bool = False,
                  threads: int | None = None, optimized_path: str | os.PathLike[str] | None = None,
-                 arena: bool = True) -> ort.InferenceSession:
-    """An ONNX Runtime CPU session for `path`: the shipped graph (`fast`) or the graph as written.
+                 arena: bool = True, providers: list[str] | None = None) -> ort.InferenceSession:
+    """An ONNX Runtime session for `path`: the shipped graph (`fast`) or the graph as written, on the CPU unless
+    `providers` (device_providers) names others.
 
     The shipped graph has every ONNX Runtime optimization; a graph with 4-bit weights also has its
     convolution weights dequantized once at load and MatMulAddFusion off, so its linear layers run
@@ -131,7 +148,8 @@ def open_session(path: str | os.PathLike[str], fast: bool = True, float_activati
     options = session_options(fast, float_activations, threads, optimized_path, arena)
     try:
         model, disabled = shipped_model(file) if fast else (str(file), [])
-        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"], disabled_optimizers=disabled)
+        return ort.InferenceSession(model, options, providers=providers or ["CPUExecutionProvider"],
+                                    disabled_optimizers=disabled)
     except Exception as exc:  # onnx and onnxruntime raise their own exception types for bad files
         raise SessionError(f"ONNX Runtime cannot load {file}: {str(exc).splitlines()[0]}",
                            "the file is damaged or not ONNX; export it again") from None

@@ -2,20 +2,20 @@
 
 Engines are specific to the GPU and TensorRT version they are built on, so the normal flow for a
 board is to ship the ONNX file and build there. `trtexec_command` writes that command;
-`parse_trtexec` (shared with the bundle runner) turns trtexec's printed report into numbers.
+`run_trtexec` runs it and reads its report (edgewise.export.trtexec_report, which bundles ship too).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from edgewise.export.errors import ExportError
-from edgewise.export.runner import parse_trtexec
+from edgewise.export.trtexec_report import TrtexecError
+from edgewise.export.trtexec_report import run_trtexec as _run_trtexec
 
 PRECISIONS = ("fp32", "fp16", "int8", "int4")
 
@@ -41,40 +41,46 @@ def _shape(dims: Sequence[int]) -> str:
     return "x".join(str(d) for d in dims)
 
 
-def trtexec_command(onnx_path: str, engine_path: str, input_name: str, input_shape: Sequence[int],
-                    precision: str = "fp16", max_batch: int = 64, opt_batch: int = 1, workspace_mib: int = 1024,
-                    warmup_ms: int = 200, iterations: int = 100, duration_s: float = 3.0) -> list[str]:
-    """The trtexec command line that builds the engine from `onnx_path` and times it (dynamic batch profile).
+def trtexec_command(onnx_path: str, engine_path: str, input_name: str | None = None,
+                    input_shape: Sequence[int] | None = None, precision: str = "fp16", max_batch: int = 64,
+                    opt_batch: int = 1, workspace_mib: int = 1024, warmup_ms: int = 200, iterations: int = 100,
+                    duration_s: float = 3.0, shapes: dict[str, Sequence[int]] | None = None) -> list[str]:
+    """The trtexec command line that builds the engine from `onnx_path` and times it.
 
-    `input_shape` is one sample's shape without the batch. Precisions: fp32, fp16, int8 (with fp16
-    fallback; calibration-free, so use it only with Q/DQ models or for speed estimates), int4
-    (weight-only: the file's 4-bit DequantizeLinear types are kept with --stronglyTyped).
+    With `input_name` and `input_shape` (one sample's shape, without the batch) the engine gets a
+    dynamic batch profile (1 to `max_batch`, tuned for `opt_batch`); with `shapes` (input name ->
+    full shape) it is built and timed at those shapes; with neither, at the model's own static
+    shapes. Precisions: fp32, fp16, int8 (with fp16 fallback; calibration-free, so use it only
+    with Q/DQ models or for speed estimates), int4 (weight-only: the file's 4-bit
+    DequantizeLinear types are kept with --stronglyTyped).
     """
     if precision not in PRECISIONS:
         raise ExportError(f"unknown TensorRT precision {precision!r}", f"use one of {', '.join(PRECISIONS)}")
     command = ["trtexec", f"--onnx={onnx_path}", f"--saveEngine={engine_path}",
-               f"--memPoolSize=workspace:{workspace_mib}M",
-               f"--minShapes={input_name}:{_shape([1, *input_shape])}",
-               f"--optShapes={input_name}:{_shape([opt_batch, *input_shape])}",
-               f"--maxShapes={input_name}:{_shape([max_batch, *input_shape])}",
-               f"--warmUp={warmup_ms}", f"--iterations={iterations}", f"--duration={duration_s:g}"]
+               f"--memPoolSize=workspace:{workspace_mib}M"]
+    if input_name is not None and input_shape is not None:
+        command += [f"--minShapes={input_name}:{_shape([1, *input_shape])}",
+                    f"--optShapes={input_name}:{_shape([opt_batch, *input_shape])}",
+                    f"--maxShapes={input_name}:{_shape([max_batch, *input_shape])}"]
+    elif shapes:
+        command.append("--shapes=" + ",".join(f"{name}:{_shape(shape)}" for name, shape in shapes.items()))
+    command += [f"--warmUp={warmup_ms}", f"--iterations={iterations}", f"--duration={duration_s:g}"]
     command += {"fp32": [], "fp16": ["--fp16"], "int8": ["--int8", "--fp16"], "int4": ["--stronglyTyped"]}[precision]
     return command
 
 
 def run_trtexec(command: Sequence[str], cwd: str | os.PathLike[str] | None = None,
                 timeout_s: float = 3600) -> dict[str, Any]:
-    """Run a trtexec command and return its parsed report; a missing trtexec or a failed build is an ExportError."""
+    """Run a trtexec command and return its parsed report; a missing trtexec, a failed build or a report without
+    figures is an ExportError."""
     executable = shutil.which(command[0])
     if executable is None:
         raise ExportError("trtexec is not on PATH",
                           "install TensorRT (JetPack: /usr/src/tensorrt/bin) or add it to PATH")
-    completed = subprocess.run([executable, *command[1:]], cwd=cwd, capture_output=True, text=True,
-                               timeout=timeout_s, check=False)
-    report = parse_trtexec(completed.stdout + completed.stderr)
-    if completed.returncode != 0 or report["failed"] or not report["passed"]:
-        last = (completed.stdout + completed.stderr).strip().splitlines()[-1:] or [""]
-        raise ExportError(f"trtexec failed (exit {completed.returncode}): {last[0]}", "read trtexec's output above")
+    try:
+        report = _run_trtexec([executable, *command[1:]], cwd, timeout_s)
+    except TrtexecError as exc:
+        raise ExportError(str(exc), "read trtexec's output (run the command by hand)") from None
     report["command"] = list(command)
     return report
 

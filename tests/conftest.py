@@ -1,9 +1,15 @@
-"""Test set-up: a private model cache, quiet progress bars, a bare machine, and shared trained models."""
+"""Test set-up: a private model cache, quiet progress bars, a bare machine, shared trained models, the `edgewise`
+command in this process or as a real one, and the hardware fakes (trtexec, a simulated Jetson)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import subprocess
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -11,9 +17,13 @@ import pytest
 @pytest.fixture(scope="session", autouse=True)
 def _bare_machine(tmp_path_factory: pytest.TempPathFactory):
     """Every test sees the same machine, whatever it runs on: empty sysfs and procfs roots (no RAPL, no board), no
-    NVML and no TensorRT. Tests of a reader give it its own fake tree or module."""
+    NVML, no TensorRT, and an onnxruntime with the CPU provider alone (onnxruntime-gpu would offer CUDA). Tests of
+    a reader give it its own fake tree or module."""
+    import onnxruntime
+
     root = tmp_path_factory.mktemp("bare-machine")
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
         patch.setenv("EDGEWISE_SYSFS", str(root / "sys"))
         patch.setenv("EDGEWISE_PROCFS", str(root / "proc"))
         patch.setitem(sys.modules, "pynvml", None)
@@ -82,3 +92,88 @@ def unrecorded_files(root):
 @pytest.fixture
 def unrecorded():
     return unrecorded_files
+
+
+FAKES = Path(__file__).with_name("fakes")
+
+
+@pytest.fixture
+def fake_trtexec(tmp_path, monkeypatch):
+    """Put a `trtexec` that prints the real report formats first on PATH."""
+    import shutil
+    import stat
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    target = bin_dir / "trtexec"
+    target.write_text((FAKES / "trtexec.py").read_text().replace("#!/usr/bin/env python3", f"#!{sys.executable}", 1))
+    target.chmod(target.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    assert shutil.which("trtexec") == str(target)
+    return target
+
+
+@pytest.fixture
+def simulated_jetson(tmp_path, monkeypatch):
+    """Make this machine a simulated Jetson (tests/fakes/board.py): `simulated_jetson("thor")` builds the board's
+    root, points the kit's sysfs/procfs roots and PATH at it, and returns it (enter it to start the sensors)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("edgewise_test_board", FAKES / "board.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def make(board: str = "orin-nx", trtexec: bool = False, rails_in_sysfs: bool = True):
+        fake = FAKES / "trtexec.py" if trtexec else None
+        simulated = module.SimulatedJetson(tmp_path / f"board-{board}", board, fake, rails_in_sysfs)
+        for name, value in simulated.env.items():
+            monkeypatch.setenv(name, value)
+        simulated.energy_j = module.energy_j
+        return simulated
+
+    return make
+
+
+@dataclass
+class Completed:
+    """What a command left: its exit code and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_in_process(*args: str) -> Completed:
+    """`edgewise ARGS` through the real entry point (error mapping and exit codes included), without a new process."""
+    from edgewise.cli import main
+    from edgewise.console import console
+
+    out, err = io.StringIO(), io.StringIO()
+    argv, width = sys.argv, console.width
+    sys.argv = ["edgewise", *args]
+    console.width = 200  # as COLUMNS=200 would make it: no wrapped lines to match against
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv, console.width = argv, width
+    return Completed(code, out.getvalue(), err.getvalue())
+
+
+def run_process(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess:
+    """`python -m edgewise ARGS` as a separate process (for locks, signals and the real start-up)."""
+    return subprocess.run([sys.executable, "-m", "edgewise", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "COLUMNS": "200"}, timeout=600)
+
+
+@pytest.fixture
+def edgewise():
+    return run_in_process
+
+
+@pytest.fixture
+def edgewise_process():
+    return run_process

@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from edgewise.base.errors import UserError
-from edgewise.bench.energy.window import EnergyMeter, EnergyResult, trapezoid
+from .rails import trapezoid
+from .window import EnergyMeter, EnergyResult, MeterError
 
 
 def _pynvml() -> Any:
@@ -21,6 +21,7 @@ class NvmlMeter(EnergyMeter):
     supported (before Volta), the trapezoid integral of nvmlDeviceGetPowerUsage (mW) over `sample()` calls."""
 
     source = "nvml"
+    label = "NVML"
 
     def __init__(self, index: int = 0, clock: Callable[[], float] = time.monotonic,
                  module: Any | None = None) -> None:
@@ -54,13 +55,24 @@ class NvmlMeter(EnergyMeter):
             return False, f"no GPU {self.index} (NVML sees {count})"
         return True, f"NVML GPU {self.index}"
 
+    def process_memory(self, pid: int) -> int | None:
+        """GPU memory (bytes) NVML counts for process `pid` on this GPU, or None where it cannot say (no driver, the
+        process holds no context, or a container that hides the host's process ids)."""
+        try:
+            handle = self.nvml.nvmlDeviceGetHandleByIndex(self.index)
+            processes = self.nvml.nvmlDeviceGetComputeRunningProcesses(handle)
+        except Exception:  # pynvml's NVMLError subclasses, or no pynvml at all
+            return None
+        used = [p.usedGpuMemory for p in processes if p.pid == pid and p.usedGpuMemory is not None]
+        return sum(used) if used else None
+
     def _power_w(self) -> float:
         return self.nvml.nvmlDeviceGetPowerUsage(self._handle) / 1000.0
 
     def begin(self) -> None:
         ok, reason = self.available()
         if not ok:
-            raise UserError(f"NVML is unavailable: {reason}", "measure on a machine with an NVIDIA GPU and driver")
+            raise MeterError(f"NVML is unavailable: {reason}", "measure on a machine with an NVIDIA GPU and driver")
         self._handle = self.nvml.nvmlDeviceGetHandleByIndex(self.index)
         self._start = self.clock()
         try:

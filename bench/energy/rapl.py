@@ -6,9 +6,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from edgewise.base.errors import UserError
-from edgewise.base.system import sysfs
-from edgewise.bench.energy.window import EnergyMeter, EnergyResult
+from .window import EnergyMeter, EnergyResult, MeterError, sysfs
 
 
 class RaplMeter(EnergyMeter):
@@ -21,6 +19,7 @@ class RaplMeter(EnergyMeter):
     """
 
     source = "rapl"
+    label = "RAPL"
 
     def __init__(self, root: str | Path | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(clock)
@@ -44,10 +43,18 @@ class RaplMeter(EnergyMeter):
         return zones
 
     def available(self) -> tuple[bool, str]:
+        """Whether the counters exist and this process may read them (root-only since Linux 5.10), and if not why,
+        with the fix."""
         if not self.root.is_dir():
             return False, f"no powercap interface at {self.root} (virtual machines usually have none)"
-        if not self._discover():
+        zones = self._discover()
+        if not zones:
             return False, f"no RAPL package zones under {self.root}"
+        try:
+            for zone in zones.values():
+                self._read(zone)
+        except MeterError as exc:
+            return False, f"{exc.problem}; fix: {exc.fix}"
         return True, "RAPL package and DRAM counters"
 
     def _read(self, zone: Path) -> int:
@@ -55,15 +62,17 @@ class RaplMeter(EnergyMeter):
             with open(zone / "energy_uj", encoding="ascii") as fh:
                 return int(fh.read())
         except PermissionError as exc:
-            raise UserError(
+            raise MeterError(
                 f"permission denied reading {zone / 'energy_uj'} (root-only since Linux 5.10, CVE-2020-8694)",
                 "run as root, or `sudo chmod a+r /sys/class/powercap/intel-rapl:*/energy_uj` (this re-opens a "
                 "power side channel)") from exc
 
     def begin(self) -> None:
+        for zone in self._discover().values():
+            self._read(zone)  # a counter this process may not read says so, with the fix
         ok, reason = self.available()
         if not ok:
-            raise UserError(f"RAPL is unavailable: {reason}", "measure on a machine with powercap RAPL")
+            raise MeterError(f"RAPL is unavailable: {reason}", "measure on a machine with powercap RAPL")
         self.zones = self._discover()
         self._last = {k: self._read(z) for k, z in self.zones.items()}
         self._total = dict.fromkeys(self.zones, 0)

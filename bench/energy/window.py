@@ -1,12 +1,32 @@
-"""The measurement window every energy source implements, its result record, and power-sample integration."""
+"""The measurement window every energy source implements, its result record, and the error a source raises.
+
+This package uses only the standard library (and pynvml where NVML is read) and relative
+imports: deploy bundles ship it whole as edgewise_energy/ beside run.py, so the board's runner
+measures the way the kit does. The kit's error types and sysfs/procfs roots come from
+edgewise.base, which bundles ship beside it as edgewise_errors.py and edgewise_system.py.
+"""
 
 from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+try:
+    from edgewise.base.errors import UserError as _Base
+    from edgewise.base.system import procfs, sysfs
+except ImportError:  # a copy in a deploy bundle, without the kit: the bundle ships these two modules beside it
+    from edgewise_errors import UserError as _Base  # type: ignore[no-redef]
+    from edgewise_system import procfs, sysfs  # type: ignore[no-redef]
+
+
+__all__ = ["KINDS", "EnergyMeter", "EnergyResult", "MeterError", "procfs", "sysfs", "unavailable"]
+
+
+class MeterError(_Base):
+    """An energy source that cannot be read as asked, with the fix."""
 
 KINDS = ("measured", "emulated", "estimated", "unavailable")
 
@@ -54,11 +74,6 @@ def unavailable(source: str, reason: str) -> EnergyResult:
     return EnergyResult(None, 0.0, source, "unavailable", reason)
 
 
-def trapezoid(times: Sequence[float], watts: Sequence[float]) -> float:
-    """Joules from power samples at monotonic timestamps, by the trapezoid rule."""
-    return sum((t1 - t0) * (p0 + p1) / 2 for t0, t1, p0, p1 in zip(times, times[1:], watts, watts[1:], strict=False))
-
-
 class EnergyMeter(abc.ABC):
     """A source of energy readings: `begin()` opens a window, `sample()` may be called inside, `end()` closes it.
 
@@ -68,6 +83,7 @@ class EnergyMeter(abc.ABC):
     """
 
     source: str = "energy"
+    label: str = "energy"  # how a person names the source
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock

@@ -10,7 +10,7 @@ from edgewise.base.atomic import write_json
 from edgewise.bench.benchmark import model_inputs
 from edgewise.bench.counts import count_onnx
 from edgewise.bench.target_bench import BenchConfig, bench_model
-from edgewise.ledger import EMULATION, ONNX, Version
+from edgewise.ledger import EMULATION, ONNX, TORCH, Version
 from edgewise.recipe import BenchStageConfig
 from edgewise.report.figures import energy_text, inputs_text, latency_text, memory_text
 from edgewise.report.plots import latency_pareto, target_bars
@@ -18,6 +18,7 @@ from edgewise.report.section import Section
 from edgewise.report.units import duration
 from edgewise.rundir import StageWindow
 from edgewise.stages.state import ModelState
+from edgewise.targets import load_target
 
 
 def _emulated(version: Version) -> dict[str, Any] | None:
@@ -50,8 +51,11 @@ def bench_stage(state: ModelState, config: BenchStageConfig) -> None:
             emulated = _emulated(version) or {}
             for target in config.targets:
                 board = config.board_results.get(target) if version is final else None
+                # a GPU without onnxruntime-gpu runs the torch model itself
+                module = state.module(version) if load_target(target)["kind"] == "gpu" and TORCH in version.files \
+                    else None
                 record = bench_model(path, inputs, target, settings, counts=counts, emulated=emulated.get(target),
-                                     precision=config.precision, board_result=board)
+                                     precision=config.precision, board_result=board, torch_model=module)
                 records.append({"model": name, "version": version.id, "stage": version.label, "score": row["score"],
                                 "score_name": row["score_name"], "size_bytes": row["size_bytes"],
                                 "counts": counts.to_json(), **record})

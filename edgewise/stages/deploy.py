@@ -41,7 +41,7 @@ def deploy_stage(state: ModelState, config: DeployConfig) -> None:
         st.metrics.update(bundle=str(path), **checked)
         if config.to:
             st.metrics["copied_with"] = export.copy_to(path, config.to)
-        for file in ([path] if path.is_file() else sorted(path.iterdir())):
+        for file in ([path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file())):
             st.add_output(file)
         return {"bundle": str(path.relative_to(state.run.root)), "files": checked["files"]}
 

@@ -1,21 +1,33 @@
 
-from edgewise.bench.availability import all_targets, availability
+import pytest
+
+from edgewise.bench.availability import all_targets, availability, this_board
+from edgewise.targets import target_names
 
 
-def test_availability_here(tmp_path):
-    rows = {r["target"]: r for r in all_targets(tmp_path)}
+def test_availability_here():
+    rows = {r["target"]: r for r in all_targets()}
     assert rows["fantastic4-asic"]["figures"] == "emulated"
     assert rows["jetson-orin-nx"]["figures"] == "estimated" and "not this machine" in rows["jetson-orin-nx"]["why"]
-    assert rows["x86-host"]["energy"].startswith("unavailable: no powercap")
+    assert rows["x86-host"]["energy"].startswith("unavailable: no energy source here: no powercap")
     assert rows["nvidia-gpu"]["runs_here"] is False
 
 
-def test_a_jetson_board_is_recognised(tmp_path):
-    (tmp_path / "proc/device-tree").mkdir(parents=True)
-    (tmp_path / "proc/device-tree/model").write_text("NVIDIA Jetson Orin NX Engineering Reference Developer Kit\x00")
-    row = availability("jetson-orin-nx", tmp_path)
-    assert row["runs_here"] and row["figures"] == "measured"
-    assert availability("jetson-nano", tmp_path)["runs_here"] is False
+@pytest.mark.parametrize(("model", "target"), [
+    ("NVIDIA Jetson Orin NX Engineering Reference Developer Kit", "jetson-orin-nx"),
+    ("NVIDIA Jetson Orin Nano Developer Kit", "jetson-orin-nano"),  # not the Nano: the longest name wins
+    ("NVIDIA Jetson Nano Developer Kit", "jetson-nano"),
+    ("NVIDIA Jetson AGX Thor Developer Kit", "jetson-agx-thor"),
+    ("Raspberry Pi 5 Model B Rev 1.0", None),
+])
+def test_a_jetson_board_is_recognised(tmp_path, monkeypatch, model, target):
+    (tmp_path / "device-tree").mkdir(parents=True)
+    (tmp_path / "device-tree/model").write_text(model + "\x00")
+    monkeypatch.setenv("EDGEWISE_PROCFS", str(tmp_path))
+    assert this_board() == target
+    for name in target_names("board"):
+        row, here = availability(name), name == target
+        assert row["runs_here"] is here and row["figures"] == ("measured" if here else "estimated")
 
 
 def test_the_machine_is_read_under_the_kit_sysfs_and_procfs_roots(tmp_path, monkeypatch):
@@ -28,4 +40,5 @@ def test_the_machine_is_read_under_the_kit_sysfs_and_procfs_roots(tmp_path, monk
     monkeypatch.setenv("EDGEWISE_SYSFS", str(tmp_path / "host-sys"))
     monkeypatch.setenv("EDGEWISE_PROCFS", str(tmp_path / "host-proc"))
     assert availability("x86-host")["energy"] == "measured (RAPL)"
+    assert availability("jetson-orin-nx")["energy"].startswith("unavailable: no energy source here: no INA3221")
     assert availability("jetson-orin-nx")["runs_here"]

@@ -32,15 +32,16 @@ def test_host_is_measured_and_energy_unavailable_here(onnx_mlp):
     assert "joules" not in record["energy"] and "gross_j_per_inference" not in record["energy"]
 
 
-def test_host_energy_from_a_fake_rapl_tree(onnx_mlp, tmp_path):
-    zone = tmp_path / "intel-rapl:0"
-    zone.mkdir()
+def test_host_energy_from_a_fake_rapl_tree(onnx_mlp, tmp_path, monkeypatch):
+    zone = tmp_path / "sys/class/powercap/intel-rapl:0"
+    zone.mkdir(parents=True)
+    monkeypatch.setenv("EDGEWISE_SYSFS", str(tmp_path / "sys"))
     (zone / "name").write_text("package-0")
     (zone / "energy_uj").write_text("0")
     (zone / "max_energy_range_uj").write_text("262143328850")
     path, probe = onnx_mlp
     record = bench_model(path, probe, "x86-host", BenchConfig(iterations=5, duration_s=0.05, energy_window_s=0.05,
-                                                              energy_repeats=1, memory_runs=1), powercap=tmp_path)
+                                                              energy_repeats=1, memory_runs=1))
     assert record["energy"]["kind"] == "measured" and record["energy"]["source"] == "rapl"
     assert record["energy"]["gross_j_per_inference"] == 0.0  # the fake counter never moves
 
@@ -77,3 +78,25 @@ def test_emulated_needs_an_mlp_and_gpu_is_unavailable(onnx_mlp):
 def test_settings_that_time_nothing_or_forever_are_refused(settings, message):
     with pytest.raises(UserError, match=message):
         BenchConfig(**settings)
+
+
+def test_unreadable_rapl_leaves_energy_unavailable_and_the_bench_goes_on(onnx_mlp, tmp_path, monkeypatch):
+    import builtins
+
+    zone = tmp_path / "sys/class/powercap/intel-rapl:0"
+    zone.mkdir(parents=True)
+    for name, value in (("name", "package-0"), ("energy_uj", "0"), ("max_energy_range_uj", "262143328850")):
+        (zone / name).write_text(value)
+    monkeypatch.setenv("EDGEWISE_SYSFS", str(tmp_path / "sys"))
+    real_open = builtins.open
+
+    def root_only(path, *args, **kwargs):  # as Linux >= 5.10 serves energy_uj to a user
+        if str(path).endswith("energy_uj"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", root_only)
+    path, probe = onnx_mlp
+    record = bench_model(path, probe, "x86-host", QUICK)
+    assert record["latency"]["kind"] == "measured" and record["memory"]["kind"] == "measured"
+    assert record["energy"]["kind"] == "unavailable" and "chmod a+r" in record["energy"]["reason"]

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -31,19 +32,34 @@ def _bundle(onnx_model, out, **kwargs):
 
 def test_bundle_verifies_and_its_runner_works(onnx_model, tmp_path):
     path = _bundle(onnx_model, tmp_path / "b")
-    assert export.verify_bundle(path)["files"] == 6  # model, probe in/out, run.py, its session module, README
+    shipped = len(list(export.bundles.ENERGY.glob("*.py")))  # the energy package, file by file
+    # model, probe in/out, run.py, its session module, trtexec reader, error types and roots, README
+    assert export.verify_bundle(path)["files"] == 9 + shipped
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["inputs"][0]["name"] == "x" and manifest["trtexec"][0] == "trtexec"
+    # as on a board: no Edgewise to import (numpy and onnxruntime only), bytecode written where allowed
+    no_kit = tmp_path / "no-kit/edgewise"
+    no_kit.mkdir(parents=True)
+    (no_kit / "__init__.py").write_text("raise ImportError('Edgewise is not installed on this board')\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = str(no_kit.parent)
     completed = subprocess.run([sys.executable, "run.py", "--backend", "onnxruntime", "--duration", "0.2",
-                                "--iterations", "20"], cwd=path, capture_output=True, text=True, check=False)
+                                "--iterations", "20"], cwd=path, capture_output=True, text=True, check=False, env=env)
     assert completed.returncode == 0, completed.stderr
     result = json.loads((path / "result.json").read_text())
     runs = result["latency"]["iterations"]
     assert result["probe_ok"] and result["kind"] == "measured" and runs >= 20  # a count, not a speed
+    assert result["memory"]["kind"] == "measured" and result["memory"]["peak_rss_bytes"] > 0
+    # this test machine has no power sensor: energy says so and why, and gives no number
+    assert result["energy"] == {"kind": "unavailable", "reason": result["energy"]["reason"]}
+    assert "no INA3221" in result["energy"]["reason"] and "no powercap" in result["energy"]["reason"]
+    assert result["board"]["power_mode"]["name"] is None  # no nvpmodel here
+    assert not list(path.rglob("__pycache__")), "running the bundle leaves its files as shipped"
     assert export.verify_bundle(path)  # result.json is allowed beside the bundle's files
 
 
-@pytest.mark.parametrize("victim", ["model.onnx", "probe_output.npy", "run.py", "README.txt"])
+@pytest.mark.parametrize("victim", ["model.onnx", "probe_output.npy", "run.py", "README.txt",
+                                    "edgewise_energy/rails.py"])
 def test_tampering_with_any_file_is_detected(onnx_model, tmp_path, victim):
     path = _bundle(onnx_model, tmp_path / "b")
     data = bytearray((path / victim).read_bytes())
@@ -62,7 +78,9 @@ def test_extra_files_and_tarballs(onnx_model, tmp_path):
     with pytest.raises(ExportError, match=r"not in the manifest: sneaky\.so"):
         export.verify_bundle(path)
     archive = _bundle(onnx_model, tmp_path / "t", tar=True)
-    assert archive.name == "t.tar.gz" and export.verify_bundle(archive)["files"] == 6
+    (path / "sneaky.so").unlink()
+    assert archive.name == "t.tar.gz"
+    assert export.verify_bundle(archive)["files"] == export.verify_bundle(path)["files"]
 
 
 def test_a_bundle_is_replaced_whole(onnx_model, tmp_path):

@@ -1,10 +1,7 @@
-import subprocess
-
 import pytest
 
 from edgewise import export
 from edgewise.export.errors import ExportError
-from edgewise.export.runner import parse_trtexec
 
 
 def test_command_has_profile_precision_and_timing():
@@ -18,32 +15,6 @@ def test_command_has_profile_precision_and_timing():
         export.trtexec_command("m.onnx", "m.engine", "x", (1,), "fp8")
 
 
-def test_parser_reads_the_fake_report_exactly(fake_trtexec, tmp_path):
-    (tmp_path / "m.onnx").write_bytes(b"onnx")
-    text = subprocess.run([str(fake_trtexec), f"--onnx={tmp_path / 'm.onnx'}", "--fp16"], capture_output=True,
-                          text=True, check=True).stdout
-    report = parse_trtexec(text)
-    assert report["passed"] and not report["failed"] and report["tensorrt_version"] == "100300"
-    assert report["throughput_qps"] == 2891.43
-    assert report["latency"] == {"min_ms": 0.326416, "max_ms": 0.615234, "mean_ms": 0.341248, "median_ms": 0.338867,
-                                 "p90_ms": 0.348633, "p95_ms": 0.352539, "p99_ms": 0.387939}
-    assert report["gpu_compute"]["median_ms"] == 0.323975 and report["gpu_compute"]["p99_ms"] == 0.371582
-    assert report["h2d"]["mean_ms"] == 0.00892563 and report["d2h"]["max_ms"] == 0.0136719
-    assert report["total_host_walltime_s"] == 3.00128 and report["total_gpu_compute_s"] == 2.83051
-    assert report["engine_mib"] == 1.25098 and report["build_s"] == 12.5731
-
-
-def test_older_report_without_percentiles_90_95():
-    text = ("[07/28/2022-16:00:55] [I] Throughput: 716.632 qps\n"
-            "[07/28/2022-16:00:55] [I] Latency: min = 1.3476 ms, max = 1.5657 ms, mean = 1.38629 ms, "
-            "median = 1.38037 ms, percentile(99%) = 1.55853 ms\n"
-            "[07/28/2022-16:00:55] [I] [TRT] Loaded engine size: 245 MB\n"
-            "&&&& PASSED TensorRT.trtexec [TensorRT v8402]\n")
-    report = parse_trtexec(text)
-    assert report["latency"]["p99_ms"] == 1.55853 and "p90_ms" not in report["latency"]
-    assert report["engine_mib"] == 245.0 and report["gpu_compute"] is None
-
-
 def test_run_trtexec_builds_and_parses(fake_trtexec, tmp_path):
     (tmp_path / "m.onnx").write_bytes(b"onnx")
     command = export.trtexec_command("m.onnx", "m.engine", "x", (1, 8, 8), "fp16")
@@ -52,6 +23,20 @@ def test_run_trtexec_builds_and_parses(fake_trtexec, tmp_path):
     assert report["latency"]["median_ms"] == 0.338867 and report["command"] == command
     with pytest.raises(ExportError, match="trtexec failed"):
         export.run_trtexec(export.trtexec_command("missing.onnx", "m.engine", "x", (1,)), cwd=tmp_path)
+
+
+def test_a_report_without_figures_is_an_error_not_a_measurement(fake_trtexec, tmp_path, monkeypatch):
+    (tmp_path / "m.onnx").write_bytes(b"onnx")
+    monkeypatch.setenv("FAKE_TRTEXEC_FORMAT", "empty")
+    with pytest.raises(ExportError, match="no throughput or latency figures"):
+        export.run_trtexec(export.trtexec_command("m.onnx", "m.engine"), cwd=tmp_path)
+
+
+def test_shapes_are_given_for_dynamic_inputs_only_or_as_a_batch_profile():
+    static = export.trtexec_command("m.onnx", "m.engine")
+    assert not any(a.startswith(("--shapes", "--minShapes")) for a in static)
+    fixed = export.trtexec_command("m.onnx", "m.engine", shapes={"ids": (1, 128), "mask": (1, 128)})
+    assert "--shapes=ids:1x128,mask:1x128" in fixed
 
 
 def test_tensorrt_is_unavailable_here_with_a_reason():

@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from edgewise.bench.energy import InaMeter, TegrastatsMeter, parse_tegrastats
-from edgewise.bench.energy.jetson import board_total
+from edgewise.bench.energy.rails import board_total
 
 LINES = {
     "nano": "RAM 2020/3956MB (lfb 1x2MB) SWAP 0/1978MB (cached 0MB) IRAM 0/252kB(lfb 252kB) CPU [9%@1479,4%@1479] "
@@ -33,7 +33,7 @@ LINES = {
 def test_tegrastats_lines_of_every_format(board, total, rail):
     rails = parse_tegrastats(LINES[board])
     assert "RAM" not in rails and "SWAP" not in rails and "IRAM" not in rails
-    value, source = board_total(rails)
+    value, source, _ = board_total(rails)
     assert value == total and source.startswith(rail)
 
 
@@ -89,3 +89,54 @@ def test_jetpack4_iio_rails(tmp_path):
 def test_not_a_jetson(tmp_path):
     ok, reason = InaMeter(tmp_path).available()
     assert not ok and "not a Jetson" in reason
+
+
+def test_thor_tegrastats_total_is_its_input_rail_vin():
+    # JetPack 7 on AGX Thor: VIN is the input; adding its sub-rails would count the board twice (162 W, not 87 W)
+    line = ("11-21-2026 10:00:00 RAM 23412/125772MB CPU [3%@972,2%@972] GPU 0%@[1575] tj@52C VDD_GPU 31000mW/31000mW "
+            "VDD_CPU_SOC_MSS 29000mW/29000mW VIN_SYS_5V0 15000mW/15000mW VIN 87000mW/87000mW")
+    total, rail, warnings = board_total(parse_tegrastats(line))
+    assert (total, rail, warnings) == (87000.0, "VIN", [])
+
+
+def test_thor_ina238_input_rail_in_sysfs(tmp_path):
+    ina238 = tmp_path / "bus/i2c/drivers/ina238/2-0044/hwmon/hwmon5"
+    ina238.mkdir(parents=True)
+    (ina238 / "power1_input").write_text("87250000\n")  # uW
+    _hwmon(tmp_path, {1: ("VDD_GPU", 5000, 6200), 2: ("VDD_CPU_SOC_MSS", 5000, 5800)})
+    total, rail, rails = InaMeter(tmp_path).read_mw()
+    assert (total, rail) == (87250.0, "VIN") and set(rails) == {"VIN", "VDD_GPU", "VDD_CPU_SOC_MSS"}
+    (ina238 / "power1_label").write_text("VIN_MAIN\n")  # a carrier board's own name is kept
+    assert "VIN_MAIN" in InaMeter(tmp_path).read_mw()[2]
+
+
+def test_l4t28_iio_device_directory(tmp_path):
+    # TX1/TX2 on L4T 28 keep the rails under iio_device, not iio:device0
+    device = tmp_path / "bus/i2c/drivers/ina3221x/0-0040/iio_device"
+    device.mkdir(parents=True)
+    for n, (name, mw) in enumerate([("VDD_IN", 3500), ("VDD_SYS_GPU", 400), ("VDD_SYS_SOC", 900)]):
+        (device / f"rail_name_{n}").write_text(name)
+        (device / f"in_power{n}_input").write_text(str(mw))
+    assert InaMeter(tmp_path).read_mw()[:2] == (3500.0, "VDD_IN")
+
+
+def test_a_sub_rail_above_the_input_rail_is_a_warning(tmp_path):
+    _hwmon(tmp_path, {1: ("VDD_IN", 5000, 1000), 2: ("VDD_CPU_GPU_CV", 5000, 1400)})
+    meter = InaMeter(tmp_path, clock=iter([0.0, 1.0]).__next__)
+    meter.begin()
+    result = meter.end()
+    assert result.details["rail"] == "VDD_IN" and "VDD_CPU_GPU_CV reads 7000 mW, above" in result.details["warnings"][0]
+
+
+def test_unreadable_rails_say_so_with_the_fix(tmp_path, monkeypatch):
+    _hwmon(tmp_path, {1: ("VDD_IN", 5000, 1000)})
+    real = type(tmp_path).read_text
+
+    def refuse(path, *args, **kwargs):
+        if path.name.endswith("_input"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(type(tmp_path), "read_text", refuse)
+    ok, reason = InaMeter(tmp_path).available()
+    assert not ok and "permission denied" in reason and "run as root" in reason

@@ -75,6 +75,8 @@ def test_permission_error_names_the_fix(powercap, monkeypatch):
         return real_open(path, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "open", guarded)
+    ok, reason = RaplMeter(root).available()  # says no, with the fix, before any window opens
+    assert not ok and "root-only since Linux 5.10" in reason and "chmod a+r" in reason
     with pytest.raises(UserError, match=r"root-only since Linux 5\.10") as info:
         RaplMeter(root).begin()
     assert "chmod a+r" in info.value.fix
