@@ -13,18 +13,20 @@ from edgewise.compress.layers import WEIGHT_LAYERS, output_axis
 _BATCHNORM = nn.modules.batchnorm._BatchNorm
 
 
-def _pairs(model: nn.Module, example_input: torch.Tensor) -> list[tuple[str, str]]:
-    """(layer, batchnorm) name pairs where the BatchNorm's input is exactly that layer's output."""
-    producer: dict[int, str] = {}
+def batchnorm_pairs(model: nn.Module, example_input: torch.Tensor) -> list[tuple[str, str]]:
+    """(layer, batchnorm) name pairs where the BatchNorm's input is exactly that layer's output, found by running the
+    model once (module order says nothing: DenseNet's BatchNorms come before their convolutions)."""
+    # the outputs are kept alive while the model runs: a freed tensor's id would be reused by a later one
+    producer: dict[int, tuple[str, torch.Tensor]] = {}
     pairs: list[tuple[str, str]] = []
     hooks = []
     for name, module in model.named_modules():
         if isinstance(module, WEIGHT_LAYERS):
             hooks.append(module.register_forward_hook(
-                lambda m, a, out, name=name: producer.__setitem__(id(out), name)))
+                lambda m, a, out, name=name: producer.__setitem__(id(out), (name, out))))
         elif isinstance(module, _BATCHNORM):
             hooks.append(module.register_forward_hook(
-                lambda m, a, out, name=name: pairs.append((producer[id(a[0])], name)) if id(a[0]) in producer
+                lambda m, a, out, name=name: pairs.append((producer[id(a[0])][0], name)) if id(a[0]) in producer
                 else None))
     try:
         with torch.no_grad():
@@ -54,7 +56,7 @@ def fold_batchnorm(model: nn.Module, example_input: torch.Tensor, atol: float = 
     folded = copy.deepcopy(model).eval()
     modules = dict(folded.named_modules())
     done = []
-    for layer_name, bn_name in _pairs(folded, example_input):
+    for layer_name, bn_name in batchnorm_pairs(folded, example_input):
         layer, bn = modules[layer_name], modules[bn_name]
         if bn.running_var is None or bn.running_mean is None:
             continue  # a BatchNorm without running statistics normalises by the batch: nothing fixed to fold

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 import torch_pruning as tp
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from edgewise.base.errors import UserError
 from edgewise.compress.layers import WEIGHT_LAYERS
@@ -21,17 +22,127 @@ class ChannelGroup:
     """Output channels of one or more coupled layers (residual adds, depthwise convs) that are cut at the same indices.
 
     `members` lists every conv/linear layer whose output channels belong to the group, as
-    (layer name, its channel indices, the matching group indices).
+    (layer name, its channel indices, the matching group indices). A group that feeds or leaves
+    a grouped convolution (ResNeXt, RegNet) or a GroupNorm has `ch_groups` > 1: its channels are
+    ch_groups blocks of `units` channels each, and a unit is cut in every block at once, so every
+    block keeps the same size.
     """
 
     name: str
     root: nn.Module
     channels: int
     members: list[tuple[str, list[int], list[int]]] = field(default_factory=list)
+    ch_groups: int = 1
+
+    @property
+    def units(self) -> int:
+        """How many units can be cut: channels per block."""
+        return self.channels // self.ch_groups
+
+    def unit_scores(self, scores: torch.Tensor) -> torch.Tensor:
+        """Per unit, the mean score of its channel in every block."""
+        return scores.reshape(self.ch_groups, self.units).mean(0)
+
+    def channels_of(self, units: list[int]) -> list[int]:
+        """The channel indices of `units`: the unit's place in every block."""
+        return sorted(u + block * self.units for block in range(self.ch_groups) for u in units)
+
+
+def _channel_blocks(module: nn.Module) -> int:
+    """How many equal blocks a layer's channels come in: a grouped (not depthwise) convolution's groups, a GroupNorm's
+    groups, else 1."""
+    if isinstance(module, nn.modules.conv._ConvNd) and 1 < module.groups != module.out_channels:
+        return module.groups
+    if isinstance(module, nn.GroupNorm):
+        return module.num_groups
+    return 1
+
+
+def _tensors(out: object) -> list[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    values = out.values() if isinstance(out, dict) else out if isinstance(out, list | tuple) else ()
+    return [t for value in values for t in _tensors(value)]
+
+
+def output_layers(model: nn.Module, example_input: torch.Tensor) -> list[str]:
+    """Names of the conv/linear layers that produce the model's outputs: on every path back from each output tensor
+    (through upsampling, reshapes, concatenations, activations), the first such layer met. A segmentation model's
+    main and auxiliary classifiers, a detector's box and class convolutions, a classifier's head."""
+    produced: dict[object, str] = {}
+    hooks = [m.register_forward_hook(lambda mod, a, o, n=n: produced.__setitem__(o.grad_fn, n)
+                                     if isinstance(o, torch.Tensor) and o.grad_fn is not None else None)
+             for n, m in model.named_modules() if isinstance(m, WEIGHT_LAYERS)]
+    was_training = model.training
+    try:
+        with torch.enable_grad():
+            outputs = _tensors(model.eval()(example_input))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    found: list[str] = []
+    seen: set[object] = set()
+    stack = [t.grad_fn for t in outputs if t.grad_fn is not None]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if node in produced:
+            found.append(produced[node])
+            continue
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    if not found:
+        raise PruningError("the model has no convolution or linear layer to prune", "nothing to do here")
+    order = {n: i for i, (n, _) in enumerate(model.named_modules())}
+    return sorted(set(found), key=order.__getitem__)
+
+
+class _ChannelSplits(TorchFunctionMode):
+    """Records the innermost running module whenever a view/reshape splits a 4-D tensor's channel axis in two (the
+    channel shuffle of ShuffleNet: (N, C, H, W) -> (N, g, C/g, H, W))."""
+
+    def __init__(self, running: list[str]) -> None:
+        super().__init__()
+        self.running = running
+        self.found: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if getattr(func, "__name__", "") in ("view", "reshape") and isinstance(out, torch.Tensor):
+            source = args[0]
+            if (isinstance(source, torch.Tensor) and source.ndim == 4 and out.ndim == 5
+                    and out.shape[1] * out.shape[2] == source.shape[1] and out.shape[1] > 1):
+                self.found.append(self.running[-1] if self.running and self.running[-1] else "the model's forward")
+        return out
+
+
+def _channel_splits(model: nn.Module, example_input: torch.Tensor) -> list[str]:
+    """Names of the modules whose own forward splits the channel axis by a reshape (see _ChannelSplits)."""
+    running: list[str] = []
+
+    def leave(module: nn.Module, args: tuple, out: object) -> None:
+        running.pop()
+
+    hooks = []
+    for name, module in model.named_modules():
+        hooks.append(module.register_forward_pre_hook(lambda m, a, n=name: running.append(n)))
+        hooks.append(module.register_forward_hook(leave))
+    mode = _ChannelSplits(running)
+    try:
+        with torch.no_grad(), mode:
+            model(example_input)
+    except Exception:  # a diagnosis only: the trace reports the model's own error
+        return []
+    finally:
+        for h in hooks:
+            h.remove()
+    return list(dict.fromkeys(mode.found))
 
 
 class ChannelGraph:
-    """The dependency graph of a model and its prunable channel groups (the output layer left alone by default)."""
+    """The dependency graph of a model and its prunable channel groups (the output layers left alone by default)."""
 
     def __init__(self, model: nn.Module, example_input: torch.Tensor, ignore: list[str] | tuple[str, ...] = (),
                  ignore_output_layer: bool = True) -> None:
@@ -46,9 +157,18 @@ class ChannelGraph:
                                "use names from model.named_modules()")
         ignored = [modules[n] for n in ignore]
         if ignore_output_layer:
-            ignored.append(modules[self.output_layer()])
+            ignored.extend(modules[n] for n in output_layers(model, example_input))
         was_training = model.training
         model.eval()
+        # torch-pruning either fails on a channel shuffle or, worse, prunes through it into a broken network
+        shuffles = _channel_splits(model, example_input)
+        if shuffles:
+            model.train(was_training)
+            more = f" and {len(shuffles) - 1} more" if len(shuffles) > 1 else ""
+            raise PruningError(
+                f"layer {shuffles[0]}{more} reshapes its channels into groups (a channel shuffle, as in ShuffleNet), "
+                "which torch-pruning's dependency graph cannot follow",
+                "prune a model without channel shuffles, or compress this one by quantization alone")
         try:
             self.graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
         except Exception as exc:
@@ -64,32 +184,17 @@ class ChannelGraph:
                 dep, idxs = item.dep, item.idxs
                 module = dep.target.module
                 if self.graph.is_out_channel_pruning_fn(dep.handler) and isinstance(module, WEIGHT_LAYERS):
-                    if isinstance(module, nn.modules.conv._ConvNd) and 1 < module.groups != module.in_channels:
-                        raise PruningError(
-                            f"layer {names[module]} is a grouped convolution (groups={module.groups}); channel "
-                            "pruning would have to keep every group the same size",
-                            f"add '{names[module]}' to the layers to ignore")
                     members.append((names[module], list(idxs), list(item.root_idxs)))
             if not members:
                 continue
             members.sort(key=lambda m: self._order[m[0]])
             root = group[0].dep.target.module
-            self.groups.append(ChannelGroup(members[0][0], root, len(group[0].idxs), members))
-
-    def output_layer(self) -> str:
-        """Name of the last conv/linear layer the forward pass runs: the one producing the logits."""
-        last: list[str] = []
-        hooks = [m.register_forward_hook(lambda mod, a, o, n=n: last.append(n))
-                 for n, m in self.model.named_modules() if isinstance(m, WEIGHT_LAYERS)]
-        try:
-            with torch.no_grad():
-                self.model.eval()(self.example_input)
-        finally:
-            for h in hooks:
-                h.remove()
-        if not last:
-            raise PruningError("the model has no convolution or linear layer to prune", "nothing to do here")
-        return last[-1]
+            channels = len(group[0].idxs)
+            blocks = max(_channel_blocks(item.dep.target.module) for item in group)
+            if channels % blocks:
+                raise PruningError(f"layer {members[0][0]} has {channels} channels in {blocks} groups",
+                                   f"add '{members[0][0]}' to the layers to ignore")
+            self.groups.append(ChannelGroup(members[0][0], root, channels, members, blocks))
 
     def group_scores(self, layer_scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per group, the mean of its member layers' channel scores (mapped through the group's index coupling)."""

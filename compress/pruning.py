@@ -14,6 +14,7 @@ from edgewise.base.errors import UserError
 from edgewise.compress.criteria import Criterion, get_criterion
 from edgewise.compress.graph import ChannelGraph, PruningError
 from edgewise.compress.model_stats import ModelCost, measure_cost
+from edgewise.compress.outputs import OutputKey, pick, scored_output, shapes
 from edgewise.compress.ranking import Ranking, adaptive_removal, plan_removal
 from edgewise.compress.reference import ReferenceSamples
 from edgewise.compress.schedules import SCHEDULES, iterative_rates, predicted_remaining, simulated_remaining
@@ -42,20 +43,32 @@ class PruneResult:
         """Fraction of the prunable channels (coupled layers counted once) actually removed."""
         return self.history[-1]["channel_rate"]
 
+    @property
+    def narrowest(self) -> dict[str, Any] | None:
+        """The pruned layer that kept the smallest share of its channels (its row), or None when nothing was cut."""
+        cut = [r for r in self.layers if r["channels_after"] < r["channels_before"]]
+        return max(cut, key=lambda r: (r["rate"], r["layer"]), default=None)
+
     def summary(self) -> dict[str, Any]:
         """JSON-able record: settings, parameters and MACs before and after, per-layer rows, history, prediction."""
+        narrowest = self.narrowest
         return {
             "criterion": self.criterion, "schedule": self.schedule, "rate_requested": self.rate,
             "channel_rate": self.channel_rate,
+            "narrowest_layer": None if narrowest is None else {
+                k: narrowest[k] for k in ("layer", "channels_before", "channels_after", "rate")},
             "params_before": self.before.params, "params_after": self.after.params,
             "macs_before": self.before.macs, "macs_after": self.after.macs,
             "layers": self.layers, "history": self.history, "prediction": self.prediction, "plan": self.plan,
         }
 
 
-def _validate(rate: float, schedule: str) -> None:
+def _validate(rate: float, schedule: str, ranking: Ranking) -> None:
     if not 0.0 <= rate < 1.0:
         raise UserError(f"pruning rate must be in [0, 1), got {rate}", "give a fraction such as 0.5")
+    if rate > ranking.max_layer_rate:
+        raise UserError(f"pruning rate {rate} is above the most any layer may lose ({ranking.max_layer_rate})",
+                        f"lower the rate, or raise max_layer_rate to at least {rate}")
     if schedule not in SCHEDULES:
         raise UserError(f"unknown pruning schedule {schedule!r}", f"use one of {', '.join(SCHEDULES)}")
 
@@ -89,7 +102,7 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
           step: float = 0.05, sf: float = 0.5, max_steps: int = 50,
           criterion_options: dict[str, Any] | None = None,
           finetune: Callable[[nn.Module], None] | None = None,
-          evaluate: Callable[[nn.Module], float] | None = None) -> PruneResult:
+          evaluate: Callable[[nn.Module], float] | None = None, output: OutputKey = None) -> PruneResult:
     """Prune `model`'s channels scored by `criterion` on `ref`; the pruned channels are physically removed.
 
     Schedules: `oneshot` removes `rate` of the prunable channels at once; `iterative` removes
@@ -97,19 +110,26 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
     `finetune` is given) between steps; `adaptive` applies seed 002's threshold
     median x SF^(C0/Ct) per group until nothing more falls below it (`rate` is then unused) and
     reports the Lambert-W prediction beside the observed counts. The input model is not changed.
-    `evaluate`, when given, scores the model after every step for the history.
+    `evaluate`, when given, scores the model after every step for the history. A model returning
+    a dict, tuple or list is scored by the tensor `output` names (default: a dict's 'out', else
+    the first tensor); the pruned model returns what the original did.
     """
-    _validate(rate, schedule)
     ranking = ranking or Ranking()
+    _validate(rate, schedule, ranking)
     scorer = get_criterion(criterion, **(criterion_options or {}))
     work = copy.deepcopy(model).eval()
     input_shape = tuple(ref.x.shape[1:])
     example = ref.x[:1]
     with torch.no_grad():
-        reference_shape = work(example).shape
+        reference_output = work(example)
+    pick(reference_output, output)  # an output name the model lacks is refused before any work
+    reference_shapes = shapes(reference_output)
     before = measure_cost(work, input_shape)
     graph = ChannelGraph(work, example, ignore)
     original = {g.name: g.channels for g in graph.groups}
+    # ranking counts units: a channel, or in a group feeding a grouped convolution one channel per block
+    original_units = {g.name: g.units for g in graph.groups}
+    width = {g.name: g.ch_groups for g in graph.groups}
     plan: Plan = {g: list(range(c)) for g, c in original.items()}
 
     def record(step_index: int) -> None:
@@ -123,13 +143,19 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
 
     def scores() -> dict[str, torch.Tensor]:
         names = {name for g in graph.groups for name, _, _ in g.members}
-        return graph.group_scores(scorer.scores(work, names, ref))
+        with scored_output(work, output):
+            by_group = graph.group_scores(scorer.scores(work, names, ref))
+        return {g.name: g.unit_scores(by_group[g.name]) for g in graph.groups}
+
+    def channels(units: Plan) -> Plan:
+        groups = {g.name: g for g in graph.groups}
+        return {name: groups[name].channels_of(u) for name, u in units.items()}
 
     history: list[dict[str, Any]] = []
     record(0)
     if schedule == "adaptive":
         for step_index in range(1, max_steps + 1):
-            if _remove(graph, adaptive_removal(scores(), original, sf, ranking), plan) == 0:
+            if _remove(graph, channels(adaptive_removal(scores(), original_units, sf, ranking)), plan) == 0:
                 break
             if finetune is not None:
                 finetune(work)
@@ -138,7 +164,8 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
     else:
         rates = [rate] if schedule == "oneshot" else iterative_rates(rate, step)
         for step_index, r in enumerate(rates, start=1):
-            _remove(graph, plan_removal(scores(), original, r, ranking, scorer.normalization), plan)
+            removal = plan_removal(scores(), original_units, r, ranking, scorer.normalization, width)
+            _remove(graph, channels(removal), plan)
             if finetune is not None:
                 finetune(work)
             record(step_index)
@@ -146,9 +173,9 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
                 graph = ChannelGraph(work, example, ignore)
     work.eval()
     with torch.no_grad():
-        if work(example).shape != reference_shape:
-            raise PruningError(f"pruning changed the output shape from {tuple(reference_shape)} to "
-                               f"{tuple(work(example).shape)}", "leave the output layer out of pruning")
+        if shapes(work(example)) != reference_shapes:
+            raise PruningError(f"pruning changed the output shapes from {reference_shapes} to {shapes(work(example))}",
+                               "leave the output layers out of pruning (ignore)")
     after = measure_cost(work, input_shape)
     prunable = {name for g in graph.groups for name, _, _ in g.members}
     result = PruneResult(work, plan, scorer.describe(), schedule, rate, before, after,
@@ -165,7 +192,8 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
     return result
 
 
-def apply_plan(model: nn.Module, plan: Plan, example_input: torch.Tensor, ignore: tuple[str, ...] = ()) -> nn.Module:
+def apply_plan(model: nn.Module, plan: Plan, example_input: torch.Tensor, ignore: tuple[str, ...] = ()
+               ) -> nn.Module:
     """A copy of `model` with only the channels `plan` keeps (original indices per group), physically removed."""
     work = copy.deepcopy(model).eval()
     graph = ChannelGraph(work, example_input, ignore)

@@ -19,13 +19,17 @@ class Ranking:
 
     `scope`: one ranking over all groups (`global`) or a rate per group (`layer`);
     `normalization`: none, per-group sum or per-group L2 before a global ranking (None: the criterion's own);
-    `min_channels`: never keep fewer channels in a group; `round_to`: keep channel counts multiples of it.
+    `min_channels`: never keep fewer channels in a group; `max_layer_rate`: never remove more than
+    this share of a group's channels (global ranking with no normalisation would otherwise cut a
+    layer of small scores to one channel and the network's output to a constant; 1.0 lifts the
+    floor); `round_to`: keep channel counts multiples of it.
     """
 
     scope: str = "global"
     normalization: str | None = None
     min_channels: int = 1
     round_to: int | None = None
+    max_layer_rate: float = 0.9
 
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:
@@ -34,6 +38,9 @@ class Ranking:
             raise UserError(f"unknown normalisation {self.normalization!r}", f"use one of {', '.join(NORMALIZATIONS)}")
         if self.min_channels < 1:
             raise UserError(f"min_channels must be at least 1, got {self.min_channels}", "set min_channels >= 1")
+        if not 0.0 < self.max_layer_rate <= 1.0:
+            raise UserError(f"max_layer_rate must be in (0, 1], got {self.max_layer_rate}",
+                            "give the largest share of a layer's channels that may go, e.g. 0.9 (1.0: no limit)")
         if self.round_to is not None and self.round_to < 1:
             raise UserError(f"round_to must be a positive integer, got {self.round_to}", "use e.g. 8 or 16, or none")
 
@@ -54,7 +61,8 @@ def _ascending(scores: torch.Tensor) -> list[int]:
 
 
 def _floor_for(original: int, ranking: Ranking) -> int:
-    return min(original, ranking.min_channels)
+    kept_share = math.ceil(round((1.0 - ranking.max_layer_rate) * original, 9))
+    return min(original, max(ranking.min_channels, kept_share))
 
 
 def _rounded_keep(keep: int, current: int, ranking: Ranking) -> int:
@@ -64,14 +72,15 @@ def _rounded_keep(keep: int, current: int, ranking: Ranking) -> int:
 
 
 def plan_removal(scores: dict[str, torch.Tensor], original: dict[str, int], rate: float, ranking: Ranking,
-                 default_normalization: str = "none") -> dict[str, list[int]]:
-    """Channel indices (in each group's current numbering) to remove so that `rate` of the original channels go.
+                 default_normalization: str = "none", width: dict[str, int] | None = None) -> dict[str, list[int]]:
+    """Unit indices (in each group's current numbering) to remove so that `rate` of the original channels go.
 
-    `scores` holds each group's current channels; `original` their counts before any pruning, so
+    `scores` holds each group's current units (a channel, or a channel in every block of a grouped
+    layer: `width` channels per unit, default 1); `original` their counts before any pruning, so
     an iterative schedule can call this with a growing rate. Global ranking removes the lowest
-    normalised scores across groups; per-layer ranking removes floor(rate x original) per group.
-    Both respect `min_channels`; `round_to` then keeps back the best removed channels until each
-    group's count is a multiple of it.
+    normalised scores across groups until `rate` of all channels are gone; per-layer ranking
+    removes floor(rate x original) per group. Both respect `min_channels` and `max_layer_rate`;
+    `round_to` then keeps back the best removed units until each group's count is a multiple of it.
     """
     if not 0.0 <= rate < 1.0:
         raise UserError(f"pruning rate must be in [0, 1), got {rate}", "give a fraction such as 0.5")
@@ -84,18 +93,21 @@ def plan_removal(scores: dict[str, torch.Tensor], original: dict[str, int], rate
             n_remove = max(0, current[g] - target_keep)
             removal[g] = _ascending(s)[:n_remove]
     else:
-        total_original = sum(original.values())
-        n_remove = max(0, sum(current.values()) - (total_original - round(rate * total_original)))
+        width = width or {}
+        total_original = sum(c * width.get(g, 1) for g, c in original.items())
+        kept_target = total_original - round(rate * total_original)
+        n_remove = sum(c * width.get(g, 1) for g, c in current.items()) - kept_target
         candidates = sorted(
             ((float(v), g, i) for g, s in scores.items() for i, v in enumerate(normalize(s, how))),
             key=lambda t: (t[0], t[1], t[2]),
         )
         for _, g, i in candidates:
-            if n_remove == 0:
+            # a unit counts as the channels it removes; the last one may overshoot by less than its width
+            if n_remove <= 0:
                 break
             if current[g] - len(removal[g]) > _floor_for(original[g], ranking):
                 removal[g].append(i)
-                n_remove -= 1
+                n_remove -= width.get(g, 1)
     for g, removed in removal.items():
         keep = _rounded_keep(current[g] - len(removed), current[g], ranking)
         give_back = keep - (current[g] - len(removed))

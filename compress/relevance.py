@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
-from zennit.canonizers import SequentialMergeBatchNorm
+from zennit.canonizers import NamedMergeBatchNorm
 from zennit.composites import SpecialFirstLayerMapComposite, layer_map_base
 from zennit.core import Composite
 from zennit.rules import AlphaBeta, Epsilon, Flat, Gamma, WSquare, ZPlus
@@ -15,6 +15,7 @@ from zennit.types import Convolution
 from zennit.types import Linear as AnyLinear
 
 from edgewise.base.errors import UserError
+from edgewise.compress.fold import batchnorm_pairs
 from edgewise.compress.reference import ReferenceSamples
 from edgewise.compress.taps import capture_outputs
 
@@ -30,12 +31,14 @@ RULES: dict[str, Callable[[], object]] = {
 DEFAULT_RULES = {"first": "flat", "conv": "zplus", "linear": "epsilon"}
 
 
-def lrp_composite(rules: Mapping[str, str] | None = None) -> Composite:
-    """A zennit composite: rule per layer kind (`first`, `conv`, `linear`), BatchNorm merged by a canonizer.
+def lrp_composite(rules: Mapping[str, str] | None = None, merge: list[tuple[str, str]] = ()) -> Composite:
+    """A zennit composite: rule per layer kind (`first`, `conv`, `linear`), BatchNorms merged into their layers.
 
     The default is the reference composite of the project: flat on the first layer, z+ on
     convolutions, epsilon on linear layers (zennit's EpsilonPlusFlat). Rules are chosen by name
-    from RULES.
+    from RULES. `merge` names the (layer, BatchNorm) pairs whose BatchNorm directly follows its
+    layer (batchnorm_pairs): those are merged into the layer; any other BatchNorm (a
+    pre-activation one, as in DenseNet) passes relevance through unchanged (zennit's Pass rule).
     """
     chosen = {**DEFAULT_RULES, **(rules or {})}
     for kind, rule in chosen.items():
@@ -46,7 +49,7 @@ def lrp_composite(rules: Mapping[str, str] | None = None) -> Composite:
     return SpecialFirstLayerMapComposite(
         layer_map=[*layer_map_base(), (Convolution, RULES[chosen["conv"]]()), (nn.Linear, RULES[chosen["linear"]]())],
         first_map=[(AnyLinear, RULES[chosen["first"]]())],
-        canonizers=[SequentialMergeBatchNorm()],
+        canonizers=[NamedMergeBatchNorm([((layer,), bn) for layer, bn in merge])] if merge else [],
     )
 
 
@@ -72,7 +75,8 @@ def layer_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str],
     clone = explainable_copy(model)
     sums: dict[str, torch.Tensor] = {}
     input_relevance = []
-    with lrp_composite(rules).context(clone) as modified, capture_outputs(modified, names, retain_grad=True) as out:
+    composite = lrp_composite(rules, batchnorm_pairs(clone, ref.x[:1]))
+    with composite.context(clone) as modified, capture_outputs(modified, names, retain_grad=True) as out:
         for x, y in ref.batches():
             x = x.clone().requires_grad_(True)
             logits = modified(x)
@@ -105,6 +109,7 @@ def weight_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str],
     the gradient of sum(z x R/z) with respect to w, for linear and (non-transposed) conv layers.
     """
     clone = explainable_copy(model)
+    composite = lrp_composite(rules, batchnorm_pairs(clone, ref.x[:1]))
     captured: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     hooks = []
     modules = dict(clone.named_modules())
@@ -115,7 +120,7 @@ def weight_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str],
         hooks.append(modules[name].register_forward_hook(keep))
     totals: dict[str, torch.Tensor] = {}
     try:
-        with lrp_composite(rules).context(clone) as modified:
+        with composite.context(clone) as modified:
             for x, y in ref.batches():
                 x = x.clone().requires_grad_(True)
                 logits = modified(x)

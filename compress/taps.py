@@ -17,7 +17,10 @@ def capture_outputs(model: nn.Module, names: set[str], retain_grad: bool = False
 
     The batch-normalised output is the tensor an activation function sees in conv-BN-ReLU stacks,
     so activation statistics and gradients are taken there. With `retain_grad` the recorded
-    tensors keep their gradients after backward. The dict is refilled on every forward.
+    tensors keep their gradients after backward. The dict is refilled on every forward. Every
+    recorded tensor has its channels on axis 1: a linear layer applied to tokens or channels-last
+    maps (ViT, ConvNeXt: (N, ..., C)) is recorded as a channels-first view that the forward goes on
+    through, so its gradient is that of the layer's output.
     """
     outputs: dict[str, torch.Tensor] = {}
     producer: dict[int, str] = {}
@@ -36,9 +39,14 @@ def capture_outputs(model: nn.Module, names: set[str], retain_grad: bool = False
 
     for name, module in model.named_modules():
         if name in names:
-            def on_layer(mod: nn.Module, args: tuple, out: torch.Tensor, name: str = name) -> None:
+            def on_layer(mod: nn.Module, args: tuple, out: torch.Tensor, name: str = name) -> torch.Tensor | None:
+                if isinstance(mod, nn.Linear) and out.dim() > 2:
+                    first = out.movedim(-1, 1)
+                    keep(name, first)
+                    return first.movedim(1, -1)
                 producer[id(out)] = name
                 keep(name, out)
+                return None
             hooks.append(module.register_forward_hook(on_layer))
         elif isinstance(module, _BATCHNORM):
             def on_norm(mod: nn.Module, args: tuple, out: torch.Tensor) -> None:

@@ -83,6 +83,8 @@ def prune(
     rate: Annotated[float, typer.Option(help="Fraction of prunable channels to remove, in [0, 1).")] = 0.5,
     schedule: Annotated[str, typer.Option(help="oneshot, iterative or adaptive.")] = "oneshot",
     scope: Annotated[str, typer.Option(help="global or layer ranking.")] = "global",
+    max_layer_rate: Annotated[float, typer.Option(help="The largest share of one layer's channels that may go "
+                                                       "(1.0: no limit).")] = 0.9,
     data: Annotated[str | None, typer.Option(help="digits, rail, a .npz or an image folder (default: the model's).")]
     = None,
     classes: Annotated[list[str] | None, typer.Option("--class", help="Restrict scores to a class (repeatable).")]
@@ -94,7 +96,7 @@ def prune(
     from edgewise.recipe import PruneConfig
 
     config = _config(PruneConfig, criterion=criterion, rate=rate, schedule=schedule, scope=scope,
-                     samples_per_class=samples)
+                     max_layer_rate=max_layer_rate, samples_per_class=samples)
     result = prune_file(model, out, config, data, classes)
     table = Table(title=f"{result.criterion}, {result.schedule}", title_justify="left")
     for column in ("layer", "channels", "pruned", "parameters", "MACs"):
@@ -104,6 +106,10 @@ def prune(
                       f"{r['params_before']:,} -> {r['params_after']:,}",
                       f"{r['macs_before']:,} -> {r['macs_after']:,}")
     console.print(table)
+    narrowest = result.narrowest
+    if narrowest:
+        console.print(f"narrowest layer: {narrowest['layer']}, {narrowest['channels_before']} -> "
+                      f"{narrowest['channels_after']} channels")
     console.print(f"parameters {result.before.params:,} -> {result.after.params:,}, "
                   f"MACs {result.before.macs:,} -> {result.after.macs:,}; written to {out}")
 

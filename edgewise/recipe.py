@@ -62,6 +62,8 @@ class PruneConfig(BaseModel):
     normalization: Literal["none", "sum", "l2"] | None = None
     min_channels: int = Field(1, ge=1)
     round_to: int | None = Field(None, ge=1)
+    max_layer_rate: float = Field(0.9, gt=0.0, le=1.0, description="the largest share of one layer's channels that "
+                                  "may go (1.0: no limit; a layer cut to one channel can silence the network)")
     ignore: list[str] = Field(default_factory=list)
     samples_per_class: int | None = Field(10, ge=1, description="reference samples per class (x10 scenes for "
                                           "segmentation); null: the whole validation split")
@@ -82,7 +84,7 @@ class PruneConfig(BaseModel):
     def ranking(self) -> Any:
         """The compress.Ranking these settings describe."""
         from edgewise import compress
-        return compress.Ranking(self.scope, self.normalization, self.min_channels, self.round_to)
+        return compress.Ranking(self.scope, self.normalization, self.min_channels, self.round_to, self.max_layer_rate)
 
 
 class CurvesConfig(BaseModel):

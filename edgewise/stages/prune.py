@@ -63,6 +63,9 @@ def layer_section(title: str, result: compress.PruneResult) -> Section:
             f"parameters {si(result.before.params)} -> {si(result.after.params)}, "
             f"MACs {si(result.before.macs)} -> {si(result.after.macs)} "
             f"({1 - result.after.macs / result.before.macs:.0%} less compute).")
+    if result.narrowest:
+        n = result.narrowest
+        note += f" Narrowest layer: {n['layer']}, {n['channels_before']} -> {n['channels_after']} channels."
     if result.prediction:
         prediction = result.prediction
         note += (f" Adaptive threshold SF={prediction['sf']}: Lambert-W prediction "

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from edgewise.base import progress
+from edgewise.compress.outputs import pick
 from edgewise.zoo.dataset import Dataset, Split
 
 
@@ -33,9 +34,10 @@ def _batches(n: int, batch_size: int, generator: torch.Generator | None) -> list
 
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Run `model` in eval mode over `x` in batches and return the concatenated logits."""
+    """Run `model` in eval mode over `x` in batches and return the concatenated logits (a model returning a dict,
+    tuple or list: its scoring tensor, compress.outputs.pick)."""
     model.eval()
-    return torch.cat([model(x[idx]) for idx in _batches(len(x), batch_size, None)])
+    return torch.cat([pick(model(x[idx])) for idx in _batches(len(x), batch_size, None)])
 
 
 def evaluate(model: nn.Module, split: Split, task: str, class_names: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -125,12 +125,122 @@ def test_unknown_criterion_and_schedule(reference):
         prune(model, ref, "l1", 0.5, schedule="weekly")
 
 
-def test_grouped_convolution_is_named_in_the_error(reference):
-    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3, groups=2), nn.ReLU(),
-                          nn.Flatten(), nn.LazyLinear(4))
-    model(torch.rand(1, 3, 8, 8))
-    with pytest.raises(PruningError, match="layer 2 is a grouped convolution"):
-        prune(model, reference((3, 8, 8), classes=4), "l1", 0.5)
+class Grouped(nn.Module):
+    """A ResNeXt-style block: grouped convolutions whose channel groups must shrink alike, a GroupNorm of 4 groups."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.norm = nn.GroupNorm(4, 16)
+        self.grouped = nn.Conv2d(16, 16, 3, padding=1, groups=4)
+        self.depthwise = nn.Conv2d(16, 16, 3, padding=1, groups=16)
+        self.expand = nn.Conv2d(16, 24, 1, groups=2)
+        self.head = nn.Linear(24, 4)
+
+    def forward(self, x):
+        x = torch.relu(self.norm(self.stem(x)))
+        x = torch.relu(self.depthwise(torch.relu(self.grouped(x))))
+        return self.head(torch.relu(self.expand(x)).mean((2, 3)))
+
+
+@pytest.mark.parametrize("criterion", ["l1", "lrp", "taylor"])
+def test_grouped_convolutions_lose_whole_units_in_every_group(criterion, reference):
+    torch.manual_seed(0)
+    model = Grouped().eval()
+    ref = reference((3, 8, 8), classes=4)
+    result = prune(model, ref, criterion, 0.5)
+    pruned = result.model
+    assert pruned(ref.x[:2]).shape == (2, 4)
+    # every grouped layer keeps its groups and equal channels per group; the depthwise one stays depthwise
+    assert pruned.norm.num_groups == 4 and pruned.stem.out_channels % 4 == 0
+    assert pruned.grouped.groups == 4 and pruned.grouped.in_channels % 4 == 0 and pruned.grouped.out_channels % 4 == 0
+    assert pruned.depthwise.groups == pruned.depthwise.in_channels == pruned.depthwise.out_channels
+    assert pruned.expand.groups == 2 and pruned.expand.out_channels % 2 == 0
+    assert result.channel_rate == pytest.approx(0.5, abs=4 / 56)  # the rate counts channels, a unit is up to 4
+    # the plan rebuilds the same network
+    rebuilt = apply_plan(model, result.plan, ref.x[:1])
+    assert torch.equal(rebuilt(ref.x[:3]), pruned(ref.x[:3]))
+
+
+class DictOutput(nn.Module):
+    """A segmentation-style network: a dict with the main map under 'out' and an auxiliary one."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU())
+        self.out = nn.Conv2d(16, 5, 1)
+        self.aux = nn.Conv2d(16, 5, 1)
+
+    def forward(self, x):
+        features = self.body(x)
+        return {"out": self.out(features), "aux": self.aux(features)}
+
+
+@pytest.mark.parametrize("output", [None, "aux", lambda out: out["out"] + out["aux"]])
+def test_a_dict_output_is_scored_by_the_named_tensor_and_kept(output, reference):
+    torch.manual_seed(0)
+    model = DictOutput().eval()
+    ref = reference((3, 8, 8), classes=5, segmentation=True)
+    result = prune(model, ref, "lrp", 0.5, output=output)
+    out = result.model(ref.x[:2])
+    assert isinstance(out, dict) and {k: v.shape for k, v in out.items()} == {"out": (2, 5, 8, 8), "aux": (2, 5, 8, 8)}
+    assert result.model.body[0].out_channels < 16
+    assert type(result.model) is DictOutput and type(model) is DictOutput
+
+
+def test_an_unknown_output_name_is_refused(reference):
+    with pytest.raises(UserError, match="the model's output has no 'logits'"):
+        prune(DictOutput().eval(), reference((3, 8, 8), classes=5, segmentation=True), "l1", 0.5, output="logits")
+
+
+class Fading(nn.Module):
+    """Two hidden layers; the second's weights are 1000x smaller, so a global l1 ranking wants all of it."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.head = nn.Linear(64, 40), nn.Linear(40, 40), nn.Linear(40, 4)
+        with torch.no_grad():
+            self.b.weight.mul_(1e-3)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.b(torch.relu(self.a(x.flatten(1))))))
+
+
+def test_no_layer_is_cut_below_its_floor(reference):
+    torch.manual_seed(0)
+    ref = reference((1, 8, 8), classes=4)
+
+    def kept(rate=0.6, **ranking):
+        return prune(Fading().eval(), ref, "l1", rate, ranking=Ranking(normalization="none", **ranking)).model.b
+
+    assert kept().out_features == 4  # 90% at most may go: ceil(0.1 x 40)
+    assert kept(max_layer_rate=1.0).out_features == 1
+    assert kept(0.45, max_layer_rate=0.5).out_features == 20
+    with pytest.raises(UserError, match="above the most any layer may lose"):
+        kept(0.6, max_layer_rate=0.5)
+
+
+class Tokens(nn.Module):
+    """A transformer-style MLP on (batch, tokens, features): linear layers whose channels are the LAST axis."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.fc1, self.fc2, self.head = nn.Linear(8, 16), nn.Linear(16, 32), nn.Linear(32, 16), \
+            nn.Linear(16, 4)
+
+    def forward(self, x):
+        tokens = self.embed(x.flatten(2).transpose(1, 2))
+        tokens = tokens + self.fc2(torch.relu(self.fc1(tokens)))
+        return self.head(tokens.mean(1))
+
+
+@pytest.mark.parametrize("criterion", ["apoz", "hrank", "activation", "lrp", "gradient"])
+def test_token_layers_are_scored_per_feature(criterion, reference):
+    torch.manual_seed(0)
+    ref = reference((8, 4, 4), classes=4)
+    result = prune(Tokens().eval(), ref, criterion, 0.5)
+    assert result.model(ref.x[:2]).shape == (2, 4)
+    assert result.model.fc1.out_features < 32 and result.model.fc2.in_features == result.model.fc1.out_features
 
 
 def test_iterative_schedule_steps_and_finetunes(reference):
@@ -161,3 +271,22 @@ def test_apply_plan_reproduces_a_pruning(reference):
     again = apply_plan(model, result.plan, ref.x[:1])
     x = ref.x[:4]
     assert torch.allclose(again(x), result.model(x))
+
+
+class Shuffled(nn.Module):
+    """A ShuffleNet unit: the channels are viewed as (2, C/2), transposed and flattened back."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.head = nn.Conv2d(3, 8, 1), nn.Conv2d(8, 8, 1), nn.Linear(8, 4)
+
+    def forward(self, x):
+        x = self.a(x)
+        n, c, h, w = x.shape
+        x = x.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
+        return self.head(self.b(x).mean((2, 3)))
+
+
+def test_a_channel_shuffle_is_refused_naming_where_it_happens(reference):
+    with pytest.raises(PruningError, match="layer the model's forward reshapes its channels into groups"):
+        prune(Shuffled().eval(), reference((3, 4, 4), classes=4), "l1", 0.5)

@@ -39,14 +39,17 @@ def test_recipe_show_round_trips_through_check(tmp_path, edgewise):
 @pytest.mark.slow
 def test_prune_command_writes_a_smaller_model(tmp_path, digits_cnn, edgewise):
     out = tmp_path / "p.pt"
-    result = edgewise("prune", "digits-cnn", "-o", str(out), "--criterion", "l1", "--rate", "0.3")
+    result = edgewise("prune", "digits-cnn", "-o", str(out), "--criterion", "l1", "--rate", "0.3",
+                      "--max-layer-rate", "0.5")
     assert result.returncode == 0, result.stderr
+    assert "narrowest layer:" in result.stderr  # the console writes to stderr
     from edgewise.modelio import load_model
 
     module, card = load_model(out)
     assert sum(p.numel() for p in module.parameters()) < sum(p.numel() for p in digits_cnn[0].module.parameters())
     assert card["stage"].startswith("pruned l1")
-    assert json.loads(out.with_suffix(".prune.json").read_text())["criterion"] == "l1"
+    summary = json.loads(out.with_suffix(".prune.json").read_text())
+    assert summary["criterion"] == "l1" and summary["narrowest_layer"]["rate"] <= 0.5
 
 
 def test_prune_command_refuses_bad_rates_and_criteria(tmp_path, edgewise):
@@ -54,7 +57,9 @@ def test_prune_command_refuses_bad_rates_and_criteria(tmp_path, edgewise):
     assert bad_rate.returncode == 2 and "--rate" in bad_rate.stderr
     bad_criterion = edgewise("prune", "digits-mlp", "-o", str(tmp_path / "p.pt"), "--criterion", "vibes")
     assert bad_criterion.returncode == 2 and "unknown pruning criterion 'vibes'" in bad_criterion.stderr
-    assert "Traceback" not in bad_rate.stderr + bad_criterion.stderr
+    bad_floor = edgewise("prune", "digits-mlp", "-o", str(tmp_path / "p.pt"), "--max-layer-rate", "0")
+    assert bad_floor.returncode == 2 and "--max-layer-rate" in bad_floor.stderr
+    assert "Traceback" not in bad_rate.stderr + bad_criterion.stderr + bad_floor.stderr
 
 
 @pytest.mark.slow

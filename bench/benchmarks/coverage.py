@@ -1,0 +1,214 @@
+"""Pruning coverage: public architectures pruned at rate 0.3 by Edgewise and by torch-pruning, side by side.
+
+Every torchvision classification and segmentation model up to 150 M parameters, built without
+weights, is pruned at rate 0.3 with Edgewise's l1 and lrp and with torch-pruning's own
+MetaPruner (L1 group magnitude, its default per-layer ratio), each case in a fresh process with a
+time limit. A case is clean when it prunes, keeps the output shape, leaves no layer below 10% of
+its channels, gives an output that still varies with the input (no collapse), and exports to
+ONNX with ONNX Runtime matching torch. Select models with EDGEWISE_COVERAGE (a regular
+expression); the table is written to runs/bench/coverage-table.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+RATE = 0.3
+MAX_PARAMS = 150e6
+TIMEOUT_S = 600
+NARROWEST = 0.10  # a layer kept below this share of its channels counts as collapsed
+FIXED_224 = re.compile(r"^(vit|swin|maxvit)")  # architectures with a fixed input size
+TOOLS = (("edgewise", "l1"), ("edgewise", "lrp"), ("torch-pruning", "l1"))
+OUT = Path("runs/bench")
+
+
+def cases() -> list[tuple[str, str]]:
+    """(source, model name) of every architecture covered: torchvision classification and segmentation models."""
+    from torchvision import models
+
+    found = [("classification", n) for n in models.list_models(module=models)]
+    found += [("segmentation", n) for n in models.list_models(module=models.segmentation)]
+    pattern = re.compile(os.environ.get("EDGEWISE_COVERAGE", ".*"))
+    return [(s, n) for s, n in found if pattern.search(n)]
+
+
+def build(source: str, name: str) -> tuple[torch.nn.Module, torch.Tensor]:
+    """The architecture without weights, in eval mode, and a batch of 4 inputs at a size it takes."""
+    from torchvision import models
+
+    torch.manual_seed(0)
+    if source == "segmentation":
+        model = models.get_model(name, weights=None, weights_backbone=None, num_classes=21)
+    else:
+        model = models.get_model(name, weights=None)
+    for module in model.modules():  # zero-initialised heads (ViT's) would make every output 0: nothing to check
+        weight = getattr(module, "weight", None)
+        if isinstance(weight, torch.nn.Parameter) and weight.dim() > 1 and not weight.any():
+            torch.nn.init.normal_(weight, std=0.02)
+    size = 224 if FIXED_224.match(name) else (299 if name == "inception_v3" else 128)
+    return model.eval(), torch.rand(4, 3, size, size)
+
+
+def _select(out: Any) -> torch.Tensor:
+    return out["out"] if isinstance(out, dict) else out
+
+
+def _degenerate(before: torch.Tensor, after: torch.Tensor) -> str:
+    """Why a pruned output no longer behaves like a network's output ('' when it does)."""
+    if not torch.isfinite(after).all():
+        return "output not finite"
+    spread_before, spread_after = before.std(0).mean().item(), after.std(0).mean().item()
+    if spread_after <= 1e-3 * spread_before:
+        return f"output no longer varies with the input ({spread_after:.2e} vs {spread_before:.2e})"
+    scale = after.abs().mean().item() / max(before.abs().mean().item(), 1e-30)
+    if scale < 1e-3:
+        return f"output shrank {1 / scale:,.0f}-fold"
+    return ""
+
+
+def _narrowest(original: torch.nn.Module, pruned: torch.nn.Module) -> tuple[str, float]:
+    from edgewise.compress.layers import output_axis, weight_layers
+
+    before, after = weight_layers(original), weight_layers(pruned)
+    shares = {n: after[n].weight.shape[output_axis(after[n])] / m.weight.shape[output_axis(m)]
+              for n, m in before.items() if n in after}
+    name = min(shares, key=shares.get)
+    return name, shares[name]
+
+
+def _onnx_parity(model: torch.nn.Module, x: torch.Tensor) -> float:
+    """Relative max difference of ONNX Runtime against torch on `x` (the scored output)."""
+    import numpy as np
+
+    from edgewise.export import open_session, to_onnx
+
+    class Scored(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return _select(self.inner(x))
+
+    wrapped = Scored(model).eval()
+    with tempfile.TemporaryDirectory() as scratch:
+        path = to_onnx(wrapped, x[:1], Path(scratch) / "m.onnx").path
+        got = open_session(path).run(None, {"x": x[:1].numpy()})[0]
+    with torch.no_grad():
+        want = wrapped(x[:1]).numpy()
+    return float(np.abs(got - want).max() / max(float(np.abs(want).max()), 1e-12))
+
+
+def _torch_pruning(model: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
+    import torch_pruning as tp
+
+    from edgewise.compress.graph import output_layers
+
+    modules = dict(model.named_modules())
+    ignored = [modules[n] for n in output_layers(model, x[:1])]
+    pruner = tp.pruner.MetaPruner(model, x[:1], importance=tp.importance.GroupMagnitudeImportance(p=1),
+                                  pruning_ratio=RATE, ignored_layers=ignored, output_transform=_select)
+    pruner.step()
+    return model
+
+
+def check(source: str, name: str, tool: str, criterion: str) -> dict[str, Any]:
+    """One case, in this process: prune, then check shape, narrowest layer, output and ONNX parity."""
+    import copy
+
+    from edgewise import compress
+
+    model, x = build(source, name)
+    params = sum(p.numel() for p in model.parameters())
+    row: dict[str, Any] = {"source": source, "model": name, "tool": tool, "criterion": criterion, "params": params}
+    if params > MAX_PARAMS:
+        return {**row, "status": "skipped", "why": f"{params / 1e6:.0f} M parameters > 150 M"}
+    with torch.no_grad():
+        before = _select(model(x))
+    start = time.perf_counter()
+    try:
+        if tool == "edgewise":
+            ref = compress.ReferenceSamples(x, torch.randint(0, before.shape[1], (len(x),)),
+                                            "segmentation" if source == "segmentation" else "classification")
+            if source == "segmentation":
+                ref = compress.ReferenceSamples(x, before.argmax(1), "segmentation")
+            pruned = compress.prune(model, ref, criterion, RATE).model
+        else:
+            pruned = _torch_pruning(copy.deepcopy(model), x)
+    except Exception as exc:  # every failure is a row of the table, with its one line
+        kind = "refused" if isinstance(exc, compress.PruningError) else "failed"
+        return {**row, "status": kind, "why": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+                "seconds": time.perf_counter() - start}
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        after = _select(pruned.eval()(x))
+    row.update(seconds=seconds, params_after=sum(p.numel() for p in pruned.parameters()))
+    if after.shape != before.shape:
+        return {**row, "status": "wrong shape", "why": f"{tuple(before.shape)} -> {tuple(after.shape)}"}
+    row["narrowest_layer"], row["narrowest_share"] = _narrowest(model, pruned)
+    why = _degenerate(before, after)
+    if why:
+        return {**row, "status": "degenerate", "why": why}
+    if row["narrowest_share"] < NARROWEST:
+        return {**row, "status": "collapsed", "why": f"{row['narrowest_layer']} keeps "
+                                                     f"{row['narrowest_share']:.1%} of its channels"}
+    try:
+        row["onnx_rel_diff"] = _onnx_parity(pruned, x)
+    except Exception as exc:
+        return {**row, "status": "no onnx", "why": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
+    ok = row["onnx_rel_diff"] < 1e-3
+    return {**row, "status": "clean" if ok else "onnx differs", "why": "" if ok else f"{row['onnx_rel_diff']:.1e}"}
+
+
+def _child(source: str, name: str, tool: str, criterion: str) -> dict[str, Any]:
+    command = [sys.executable, "-m", "edgewise.bench.benchmarks.coverage", source, name, tool, criterion]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        return {"source": source, "model": name, "tool": tool, "criterion": criterion, "status": "timeout",
+                "why": f"over {TIMEOUT_S} s"}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"source": source, "model": name, "tool": tool, "criterion": criterion, "status": "crashed",
+                "why": f"exit {done.returncode}: {last[:300]}"}
+    return json.loads(lines[-1])
+
+
+def run() -> list[Any]:
+    """Every case in a fresh process; the counts per tool as figures, the whole table as JSON."""
+    from edgewise.base.atomic import write_json
+    from edgewise.bench.suite import Figure
+
+    rows = [_child(source, name, tool, criterion) for source, name in cases() for tool, criterion in TOOLS]
+    write_json(OUT / "coverage-table.json", rows)
+    figures = []
+    for tool, criterion in TOOLS:
+        mine = [r for r in rows if (r["tool"], r["criterion"]) == (tool, criterion) and r["status"] != "skipped"]
+        clean = sum(r["status"] == "clean" for r in mine)
+        figures.append(Figure(f"{tool} {criterion}: clean", clean, "models", note=f"of {len(mine)}"))
+        for status in sorted({r["status"] for r in mine} - {"clean"}):
+            figures.append(Figure(f"{tool} {criterion}: {status}", sum(r["status"] == status for r in mine),
+                                  "models"))
+    return figures
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="one coverage case, printed as a JSON line")
+    parser.add_argument("source")
+    parser.add_argument("model")
+    parser.add_argument("tool")
+    parser.add_argument("criterion")
+    options = parser.parse_args()
+    print(json.dumps(check(options.source, options.model, options.tool, options.criterion)))

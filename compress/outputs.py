@@ -1,0 +1,82 @@
+"""The output a model is scored, traced and checked by: a tensor, or the one picked from the dict, tuple or list it
+returns (torchvision segmentation's {'out', 'aux'}, detectors' tuples)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from edgewise.base.errors import UserError
+
+OutputKey = str | int | Callable[[Any], torch.Tensor] | None
+"""Which output scores: a dict key, a tuple/list index, a function of the output, or None (the default pick)."""
+
+
+def _first_tensor(out: Any) -> torch.Tensor | None:
+    if isinstance(out, torch.Tensor):
+        return out
+    values = list(out.values()) if isinstance(out, dict) else list(out) if isinstance(out, list | tuple) else []
+    for value in values:
+        found = _first_tensor(value)
+        if found is not None:
+            return found
+    return None
+
+
+def pick(out: Any, key: OutputKey = None) -> torch.Tensor:
+    """The scoring tensor of a model's output: `out` itself when it is a tensor; by default a dict's 'out' (else its
+    first tensor) and a sequence's first tensor; else what `key` names."""
+    if callable(key):
+        return key(out)
+    if key is not None:
+        try:
+            chosen = out[key]
+        except (KeyError, IndexError, TypeError):
+            keys = list(out) if isinstance(out, dict) else list(range(len(out))) if isinstance(out, list | tuple) \
+                else []
+            raise UserError(f"the model's output has no {key!r}", f"name one of {keys} as the output to score"
+                            ) from None
+        return pick(chosen)
+    if isinstance(out, dict) and isinstance(out.get("out"), torch.Tensor):
+        return out["out"]
+    found = _first_tensor(out)
+    if found is None:
+        raise UserError(f"the model returns {type(out).__name__} with no tensor in it",
+                        "name the output to score (output=...) or return a tensor")
+    return found
+
+
+def shapes(out: Any) -> Any:
+    """The output's structure with each tensor replaced by its shape (tuple): what pruning must leave unchanged."""
+    if isinstance(out, torch.Tensor):
+        return tuple(out.shape)
+    if isinstance(out, dict):
+        return {k: shapes(v) for k, v in out.items()}
+    if isinstance(out, list | tuple):
+        return [shapes(v) for v in out]
+    return type(out).__name__
+
+
+def _selecting(cls: type[nn.Module], key: OutputKey) -> type[nn.Module]:
+    class Scored(cls):  # type: ignore[valid-type, misc]
+        def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+            return pick(super().forward(*args, **kwargs), key)
+
+    Scored.__name__, Scored.__qualname__ = cls.__name__, cls.__qualname__
+    return Scored
+
+
+@contextmanager
+def scored_output(model: nn.Module, key: OutputKey = None) -> Iterator[nn.Module]:
+    """Within the block `model` returns its scoring tensor (`pick`): tracing, criteria and checks see one tensor,
+    and layer names stay the model's own. The model's class is restored on leaving."""
+    original = type(model)
+    model.__class__ = _selecting(original, key)
+    try:
+        yield model
+    finally:
+        model.__class__ = original
