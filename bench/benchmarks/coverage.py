@@ -191,8 +191,11 @@ def run() -> list[Any]:
     from edgewise.base.atomic import write_json
     from edgewise.bench.suite import Figure
 
-    rows = [_child(source, name, tool, criterion) for source, name in cases() for tool, criterion in TOOLS]
-    write_json(OUT / "coverage-table.json", rows)
+    rows = []
+    for source, name in cases():
+        for tool, criterion in TOOLS:
+            rows.append(_child(source, name, tool, criterion))
+            write_json(OUT / "coverage-table.json", rows)  # after every case: a long run can be read as it goes
     figures = []
     for tool, criterion in TOOLS:
         mine = [r for r in rows if (r["tool"], r["criterion"]) == (tool, criterion) and r["status"] != "skipped"]
