@@ -15,7 +15,9 @@ from zennit.types import Convolution
 from zennit.types import Linear as AnyLinear
 
 from edgewise.base.errors import UserError
+from edgewise.compress.attention import explicit_attention
 from edgewise.compress.fold import batchnorm_pairs
+from edgewise.compress.lrp_ops import op_rules
 from edgewise.compress.reference import ReferenceSamples
 from edgewise.compress.taps import capture_outputs
 
@@ -39,6 +41,8 @@ def lrp_composite(rules: Mapping[str, str] | None = None, merge: list[tuple[str,
     from RULES. `merge` names the (layer, BatchNorm) pairs whose BatchNorm directly follows its
     layer (batchnorm_pairs): those are merged into the layer; any other BatchNorm (a
     pre-activation one, as in DenseNet) passes relevance through unchanged (zennit's Pass rule).
+    Run the model under lrp_ops.op_rules() so that sums, gates, attention and layer norms between
+    the layers conserve relevance too.
     """
     chosen = {**DEFAULT_RULES, **(rules or {})}
     for kind, rule in chosen.items():
@@ -54,8 +58,9 @@ def lrp_composite(rules: Mapping[str, str] | None = None, merge: list[tuple[str,
 
 
 def explainable_copy(model: nn.Module) -> nn.Module:
-    """An eval-mode deep copy with in-place activations turned off (zennit's hooks cannot see through them)."""
-    clone = copy.deepcopy(model).eval()
+    """An eval-mode deep copy with in-place activations turned off (zennit's hooks cannot see through them) and
+    nn.MultiheadAttention written out (attention.ExplicitAttention) so that rules reach inside it."""
+    clone = explicit_attention(copy.deepcopy(model).eval())
     for module in clone.modules():
         if hasattr(module, "inplace"):
             module.inplace = False
@@ -79,7 +84,8 @@ def layer_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str],
     with composite.context(clone) as modified, capture_outputs(modified, names, retain_grad=True) as out:
         for x, y in ref.batches():
             x = x.clone().requires_grad_(True)
-            logits = modified(x)
+            with op_rules():
+                logits = modified(x)
             torch.autograd.backward(logits, ref.output_seed(logits, y))
             for name, tensor in out.items():
                 rel = tensor.grad.abs() if absolute else tensor.grad
@@ -123,7 +129,8 @@ def weight_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str],
         with composite.context(clone) as modified:
             for x, y in ref.batches():
                 x = x.clone().requires_grad_(True)
-                logits = modified(x)
+                with op_rules():
+                    logits = modified(x)
                 torch.autograd.backward(logits, ref.output_seed(logits, y))
                 for name, (inputs, out) in captured.items():
                     z = out.detach()
