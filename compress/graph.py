@@ -10,7 +10,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from edgewise.base.errors import UserError
-from edgewise.compress.layers import WEIGHT_LAYERS
+from edgewise.compress.layers import WEIGHT_LAYERS, output_axis
 
 
 class PruningError(UserError):
@@ -46,6 +46,10 @@ class ChannelGroup:
     def channels_of(self, units: list[int]) -> list[int]:
         """The channel indices of `units`: the unit's place in every block."""
         return sorted(u + block * self.units for block in range(self.ch_groups) for u in units)
+
+
+def _out_channels(module: nn.Module) -> int:
+    return module.weight.shape[output_axis(module)]
 
 
 def _channel_blocks(module: nn.Module) -> int:
@@ -100,20 +104,27 @@ def output_layers(model: nn.Module, example_input: torch.Tensor) -> list[str]:
 
 
 class _ChannelSplits(TorchFunctionMode):
-    """Records the innermost running module whenever a view/reshape splits a 4-D tensor's channel axis in two (the
-    channel shuffle of ShuffleNet: (N, C, H, W) -> (N, g, C/g, H, W))."""
+    """Records the innermost running module wherever a forward shuffles channels: a view/reshape splits a 4-D
+    tensor's channel axis in two, (N, C, H, W) -> (N, g, C/g, H, W), and the two channel axes are then swapped
+    (ShuffleNet). A split alone (a detection head viewing its output as anchors x values) is no shuffle."""
 
     def __init__(self, running: list[str]) -> None:
         super().__init__()
         self.running = running
+        self.split: dict[int, torch.Tensor] = {}  # the split tensors, kept alive so that their ids stay theirs
         self.found: list[str] = []
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        if getattr(func, "__name__", "") in ("view", "reshape") and isinstance(out, torch.Tensor):
-            source = args[0]
-            if (isinstance(source, torch.Tensor) and source.ndim == 4 and out.ndim == 5
-                    and out.shape[1] * out.shape[2] == source.shape[1] and out.shape[1] > 1):
+        name = getattr(func, "__name__", "")
+        source = args[0] if args else None
+        if name in ("view", "reshape") and isinstance(out, torch.Tensor) and isinstance(source, torch.Tensor):
+            if source.ndim == 4 and out.ndim == 5 and out.shape[1] * out.shape[2] == source.shape[1] > out.shape[1] > 1:
+                self.split[id(out)] = out
+        elif name in ("transpose", "permute") and isinstance(source, torch.Tensor) and id(source) in self.split:
+            dims = [d % 5 for d in (args[1:] if name == "transpose" else (args[1:] if len(args) > 2 else args[1]))]
+            swapped = sorted(dims) == [1, 2] if name == "transpose" else dims[1:3] == [2, 1]
+            if swapped:
                 self.found.append(self.running[-1] if self.running and self.running[-1] else "the model's forward")
         return out
 
@@ -178,6 +189,7 @@ class ChannelGraph:
         finally:
             model.train(was_training)
         self.groups: list[ChannelGroup] = []
+        self.skipped: dict[str, str] = {}  # group -> why it is left whole
         for group in self.graph.get_all_groups(ignored_layers=ignored, root_module_types=list(WEIGHT_LAYERS)):
             members = []
             for item in group:
@@ -188,6 +200,12 @@ class ChannelGraph:
             if not members:
                 continue
             members.sort(key=lambda m: self._order[m[0]])
+            overflow = [n for n, idxs, _ in members if max(idxs) >= _out_channels(modules[n])]
+            if overflow:
+                # a split output (torch.chunk in YOLOv8's C2f) maps indices past the layer's channels
+                self.skipped[members[0][0]] = (f"its channels reach {overflow[0]} through a split (torch.chunk or "
+                                               "split) whose index mapping torch-pruning gets wrong")
+                continue
             root = group[0].dep.target.module
             channels = len(group[0].idxs)
             blocks = max(_channel_blocks(item.dep.target.module) for item in group)

@@ -25,7 +25,10 @@ Plan = dict[str, list[int]]
 
 @dataclass
 class PruneResult:
-    """A pruned model (an ordinary, smaller nn.Module), the plan that made it, and the per-layer report."""
+    """A pruned model (an ordinary, smaller nn.Module), the plan that made it, and the per-layer report.
+
+    `left_whole` names the channel groups that could not be pruned safely, with the reason.
+    """
 
     model: nn.Module
     plan: Plan
@@ -37,6 +40,7 @@ class PruneResult:
     layers: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     prediction: dict[str, Any] | None = None
+    left_whole: dict[str, str] = field(default_factory=dict)
 
     @property
     def channel_rate(self) -> float:
@@ -60,6 +64,7 @@ class PruneResult:
             "params_before": self.before.params, "params_after": self.after.params,
             "macs_before": self.before.macs, "macs_after": self.after.macs,
             "layers": self.layers, "history": self.history, "prediction": self.prediction, "plan": self.plan,
+            "left_whole": self.left_whole,
         }
 
 
@@ -179,7 +184,7 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
     after = measure_cost(work, input_shape)
     prunable = {name for g in graph.groups for name, _, _ in g.members}
     result = PruneResult(work, plan, scorer.describe(), schedule, rate, before, after,
-                         _layer_rows(before, after, prunable), history)
+                         _layer_rows(before, after, prunable), history, left_whole=dict(graph.skipped))
     if schedule == "adaptive":
         result.prediction = {
             "sf": sf, "m": 0.5,

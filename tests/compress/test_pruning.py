@@ -290,3 +290,44 @@ class Shuffled(nn.Module):
 def test_a_channel_shuffle_is_refused_naming_where_it_happens(reference):
     with pytest.raises(PruningError, match="layer the model's forward reshapes its channels into groups"):
         prune(Shuffled().eval(), reference((3, 4, 4), classes=4), "l1", 0.5)
+
+
+class DetectionHeads(nn.Module):
+    """torchvision's SSDlite up to its head: per-anchor class logits and box offsets, before decoding and NMS."""
+
+    def __init__(self):
+        super().__init__()
+        import torchvision
+
+        self.ssd = torchvision.models.detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None,
+                                                                            num_classes=5)
+
+    def forward(self, x):
+        out = self.ssd.head(list(self.ssd.backbone(x).values()))
+        return out["cls_logits"], out["bbox_regression"]
+
+
+def test_a_detector_is_pruned_with_its_heads_kept(reference):
+    torch.manual_seed(0)
+    model = DetectionHeads().eval()
+    ref = reference((3, 320, 320), classes=5, n=2)
+    result = prune(model, ref, "l1", 0.3)
+    with torch.no_grad():
+        want, got = model(ref.x), result.model(ref.x)
+    assert [t.shape for t in got] == [t.shape for t in want]
+    assert result.after.params < 0.8 * result.before.params
+    heads = [r for r in result.layers if r["layer"].endswith(("module_list.0.1", "module_list.5"))]
+    assert heads and all(r["channels_after"] == r["channels_before"] for r in heads)  # the output convolutions
+
+
+def test_yolov8_built_from_its_yaml_prunes_with_split_channels_left_whole(reference):
+    from ultralytics.nn.tasks import DetectionModel
+
+    torch.manual_seed(0)
+    model = DetectionModel("yolov8n.yaml", nc=3, verbose=False).eval()
+    ref = reference((3, 128, 128), classes=3, n=2)
+    result = prune(model, ref, "l1", 0.3, output=lambda out: out[0])
+    with torch.no_grad():
+        assert result.model(ref.x)[0].shape == model(ref.x)[0].shape == (2, 7, 336)
+    assert result.after.params < 0.8 * result.before.params
+    assert result.left_whole and all("torch.chunk" in why for why in result.left_whole.values())
