@@ -1,7 +1,7 @@
 """Pruning coverage: public architectures pruned at rate 0.3 by Edgewise and by torch-pruning, side by side.
 
 Every torchvision classification and segmentation model up to 150 M parameters, built without
-weights, is pruned at rate 0.3 with Edgewise's l1 and lrp and with torch-pruning's own
+weights (BatchNorm statistics taken from the inputs), is pruned at rate 0.3 with Edgewise's l1 and lrp and with torch-pruning's own
 MetaPruner (L1 group magnitude, its default per-layer ratio), each case in a fresh process with a
 time limit. A case is clean when it prunes, keeps the output shape, leaves no layer below 10% of
 its channels, gives an output that still varies with the input (no collapse), and exports to
@@ -57,7 +57,22 @@ def build(source: str, name: str) -> tuple[torch.nn.Module, torch.Tensor]:
         if isinstance(weight, torch.nn.Parameter) and weight.dim() > 1 and not weight.any():
             torch.nn.init.normal_(weight, std=0.02)
     size = 224 if FIXED_224.match(name) else (299 if name == "inception_v3" else 128)
-    return model.eval(), torch.rand(4, 3, size, size)
+    x = torch.rand(4, 3, size, size)
+    _calibrate_batchnorm(model, x)
+    return model.eval(), x
+
+
+def _calibrate_batchnorm(model: torch.nn.Module, x: torch.Tensor) -> None:
+    """BatchNorm statistics of the inputs themselves: with the initial ones (mean 0, variance 1) signals vanish or
+    explode through a deep random network (EfficientNet's output then varies by 1e-15), and no check means much."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average
+    model.train()
+    with torch.no_grad():
+        model(x)
+    model.eval()
 
 
 def _select(out: Any) -> torch.Tensor:
