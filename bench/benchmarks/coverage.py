@@ -3,10 +3,10 @@
 Every torchvision classification and segmentation model up to 150 M parameters, built without
 weights (BatchNorm statistics taken from the inputs), is pruned at rate 0.3 with Edgewise's l1 and
 lrp and with torch-pruning's own MetaPruner (L1 group magnitude, its default per-layer ratio),
-each case in a fresh process with a time limit. A case is clean when it prunes, keeps the output shape, leaves no layer below 10% of
-its channels, gives an output that still varies with the input (no collapse), and exports to
-ONNX with ONNX Runtime matching torch. Select models with EDGEWISE_COVERAGE (a regular
-expression); the table is written to runs/bench/coverage-table.json.
+each case in a fresh process with a time limit. A case is clean when it prunes, keeps the output
+shape, leaves no layer below 10% of its channels, gives an output that still varies with the
+input (no collapse), and exports to ONNX with ONNX Runtime matching torch. Select models with
+EDGEWISE_COVERAGE (a regular expression); the table is written to runs/bench/coverage-table.json.
 """
 
 from __future__ import annotations
