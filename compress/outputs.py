@@ -61,22 +61,12 @@ def shapes(out: Any) -> Any:
     return type(out).__name__
 
 
-def _selecting(cls: type[nn.Module], key: OutputKey) -> type[nn.Module]:
-    class Scored(cls):  # type: ignore[valid-type, misc]
-        def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-            return pick(super().forward(*args, **kwargs), key)
-
-    Scored.__name__, Scored.__qualname__ = cls.__name__, cls.__qualname__
-    return Scored
-
-
 @contextmanager
 def scored_output(model: nn.Module, key: OutputKey = None) -> Iterator[nn.Module]:
-    """Within the block `model` returns its scoring tensor (`pick`): tracing, criteria and checks see one tensor,
-    and layer names stay the model's own. The model's class is restored on leaving."""
-    original = type(model)
-    model.__class__ = _selecting(original, key)
+    """Within the block `model` returns its scoring tensor (`pick`): tracing, criteria, checks and export see one
+    tensor, and layer names stay the model's own (a forward hook on the model replaces its output)."""
+    handle = model.register_forward_hook(lambda module, args, out: pick(out, key))
     try:
         yield model
     finally:
-        model.__class__ = original
+        handle.remove()

@@ -75,10 +75,6 @@ def _calibrate_batchnorm(model: torch.nn.Module, x: torch.Tensor) -> None:
     model.eval()
 
 
-def _select(out: Any) -> torch.Tensor:
-    return out["out"] if isinstance(out, dict) else out
-
-
 def _degenerate(before: torch.Tensor, after: torch.Tensor) -> str:
     """Why a pruned output no longer behaves like a network's output ('' when it does)."""
     if not torch.isfinite(after).all():
@@ -106,22 +102,15 @@ def _onnx_parity(model: torch.nn.Module, x: torch.Tensor) -> float:
     """Relative max difference of ONNX Runtime against torch on `x` (the scored output)."""
     import numpy as np
 
+    from edgewise.compress.outputs import scored_output
     from edgewise.export import open_session, to_onnx
 
-    class Scored(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return _select(self.inner(x))
-
-    wrapped = Scored(model).eval()
-    with tempfile.TemporaryDirectory() as scratch:
-        path = to_onnx(wrapped, x[:1], Path(scratch) / "m.onnx").path
-        got = open_session(path).run(None, {"x": x[:1].numpy()})[0]
-    with torch.no_grad():
-        want = wrapped(x[:1]).numpy()
+    with scored_output(model.eval()) as scored, tempfile.TemporaryDirectory() as scratch:
+        path = to_onnx(scored, x[:1], Path(scratch) / "m.onnx").path
+        session = open_session(path)
+        got = session.run(None, {session.get_inputs()[0].name: x[:1].numpy()})[0]
+        with torch.no_grad():
+            want = scored(x[:1]).numpy()
     return float(np.abs(got - want).max() / max(float(np.abs(want).max()), 1e-12))
 
 
@@ -129,11 +118,12 @@ def _torch_pruning(model: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
     import torch_pruning as tp
 
     from edgewise.compress.graph import output_layers
+    from edgewise.compress.outputs import pick
 
     modules = dict(model.named_modules())
     ignored = [modules[n] for n in output_layers(model, x[:1])]
     pruner = tp.pruner.MetaPruner(model, x[:1], importance=tp.importance.GroupMagnitudeImportance(p=1),
-                                  pruning_ratio=RATE, ignored_layers=ignored, output_transform=_select)
+                                  pruning_ratio=RATE, ignored_layers=ignored, output_transform=pick)
     pruner.step()
     return model
 
@@ -143,6 +133,7 @@ def check(source: str, name: str, tool: str, criterion: str) -> dict[str, Any]:
     import copy
 
     from edgewise import compress
+    from edgewise.compress.outputs import pick
 
     model, x = build(source, name)
     params = sum(p.numel() for p in model.parameters())
@@ -150,7 +141,7 @@ def check(source: str, name: str, tool: str, criterion: str) -> dict[str, Any]:
     if params > MAX_PARAMS:
         return {**row, "status": "skipped", "why": f"{params / 1e6:.0f} M parameters > 150 M"}
     with torch.no_grad():
-        before = _select(model(x))
+        before = pick(model(x))
     start = time.perf_counter()
     try:
         if tool == "edgewise":
@@ -167,7 +158,7 @@ def check(source: str, name: str, tool: str, criterion: str) -> dict[str, Any]:
                 "seconds": time.perf_counter() - start}
     seconds = time.perf_counter() - start
     with torch.no_grad():
-        after = _select(pruned.eval()(x))
+        after = pick(pruned.eval()(x))
     row.update(seconds=seconds, params_after=sum(p.numel() for p in pruned.parameters()))
     if after.shape != before.shape:
         return {**row, "status": "wrong shape", "why": f"{tuple(before.shape)} -> {tuple(after.shape)}"}
