@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -67,6 +67,24 @@ def explainable_copy(model: nn.Module) -> nn.Module:
     return clone
 
 
+def _explained(model: nn.Module, ref: ReferenceSamples, rules: Mapping[str, str] | None
+               ) -> tuple[nn.Module, Composite]:
+    """The explainable copy and its composite (BatchNorm pairs traced before any hook is attached)."""
+    clone = explainable_copy(model)
+    return clone, lrp_composite(rules, batchnorm_pairs(clone, ref.x[:1]))
+
+
+def _backward_passes(modified: nn.Module, ref: ReferenceSamples) -> Iterator[torch.Tensor]:
+    """Per batch of `ref`, its input once relevance has flowed back to it through the composite-modified model:
+    `.grad` holds the input relevance, and retained gradients inside the model are their tensors' relevance."""
+    for x, y in ref.batches():
+        x = x.clone().requires_grad_(True)
+        with op_rules():
+            logits = modified(x)
+        torch.autograd.backward(logits, ref.output_seed(logits, y))
+        yield x
+
+
 def layer_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str],
                     rules: Mapping[str, str] | None = None, absolute: bool = True
                     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -77,16 +95,12 @@ def layer_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str],
     of Yeom et al.); otherwise the signed sum, for checking conservation. The second result is the
     signed relevance summed over the inputs, per sample.
     """
-    clone = explainable_copy(model)
+    clone, composite = _explained(model, ref, rules)
     sums: dict[str, torch.Tensor] = {}
     input_relevance = []
-    composite = lrp_composite(rules, batchnorm_pairs(clone, ref.x[:1]))
+    # the capture hooks come after zennit's: a token-layout layer's recorded view replaces its output
     with composite.context(clone) as modified, capture_outputs(modified, names, retain_grad=True) as out:
-        for x, y in ref.batches():
-            x = x.clone().requires_grad_(True)
-            with op_rules():
-                logits = modified(x)
-            torch.autograd.backward(logits, ref.output_seed(logits, y))
+        for x in _backward_passes(modified, ref):
             for name, tensor in out.items():
                 rel = tensor.grad.abs() if absolute else tensor.grad
                 per_channel = rel.transpose(0, 1).reshape(rel.shape[1], -1).sum(1)
@@ -114,8 +128,7 @@ def weight_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str],
     pre-activation output (stabilised by epsilon with its sign); a_i its input. Computed as w times
     the gradient of sum(z x R/z) with respect to w, for linear and (non-transposed) conv layers.
     """
-    clone = explainable_copy(model)
-    composite = lrp_composite(rules, batchnorm_pairs(clone, ref.x[:1]))
+    clone, composite = _explained(model, ref, rules)
     captured: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     hooks = []
     modules = dict(clone.named_modules())
@@ -127,11 +140,7 @@ def weight_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str],
     totals: dict[str, torch.Tensor] = {}
     try:
         with composite.context(clone) as modified:
-            for x, y in ref.batches():
-                x = x.clone().requires_grad_(True)
-                with op_rules():
-                    logits = modified(x)
-                torch.autograd.backward(logits, ref.output_seed(logits, y))
+            for _ in _backward_passes(modified, ref):
                 for name, (inputs, out) in captured.items():
                     z = out.detach()
                     signal = out.grad / (z + epsilon * torch.where(z >= 0, 1.0, -1.0))
