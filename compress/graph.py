@@ -11,6 +11,7 @@ from torch.overrides import TorchFunctionMode
 
 from edgewise.base.errors import UserError
 from edgewise.compress.layers import WEIGHT_LAYERS, output_axis
+from edgewise.compress.running import running_modules
 
 
 class PruningError(UserError):
@@ -108,9 +109,9 @@ class _ChannelSplits(TorchFunctionMode):
     tensor's channel axis in two, (N, C, H, W) -> (N, g, C/g, H, W), and the two channel axes are then swapped
     (ShuffleNet). A split alone (a detection head viewing its output as anchors x values) is no shuffle."""
 
-    def __init__(self, running: list[str]) -> None:
+    def __init__(self, running: list[nn.Module], names: dict[nn.Module, str]) -> None:
         super().__init__()
-        self.running = running
+        self.running, self.names = running, names
         self.split: dict[int, torch.Tensor] = {}  # the split tensors, kept alive so that their ids stay theirs
         self.found: list[str] = []
 
@@ -125,30 +126,19 @@ class _ChannelSplits(TorchFunctionMode):
             dims = [d % 5 for d in (args[1:] if name == "transpose" else (args[1:] if len(args) > 2 else args[1]))]
             swapped = sorted(dims) == [1, 2] if name == "transpose" else dims[1:3] == [2, 1]
             if swapped:
-                self.found.append(self.running[-1] if self.running and self.running[-1] else "the model's forward")
+                where = self.names.get(self.running[-1], "") if self.running else ""
+                self.found.append(where or "the model's forward")
         return out
 
 
 def _channel_splits(model: nn.Module, example_input: torch.Tensor) -> list[str]:
-    """Names of the modules whose own forward splits the channel axis by a reshape (see _ChannelSplits)."""
-    running: list[str] = []
-
-    def leave(module: nn.Module, args: tuple, out: object) -> None:
-        running.pop()
-
-    hooks = []
-    for name, module in model.named_modules():
-        hooks.append(module.register_forward_pre_hook(lambda m, a, n=name: running.append(n)))
-        hooks.append(module.register_forward_hook(leave))
-    mode = _ChannelSplits(running)
+    """Names of the modules whose own forward shuffles channels (see _ChannelSplits)."""
+    names = {module: name for name, module in model.named_modules()}
     try:
-        with torch.no_grad(), mode:
+        with torch.no_grad(), running_modules() as running, _ChannelSplits(running, names) as mode:
             model(example_input)
     except Exception:  # a diagnosis only: the trace reports the model's own error
         return []
-    finally:
-        for h in hooks:
-            h.remove()
     return list(dict.fromkeys(mode.found))
 
 

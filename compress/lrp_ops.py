@@ -18,8 +18,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode
+
+from edgewise.compress.running import running_modules
 
 EPSILON = 1e-6
 
@@ -173,15 +174,15 @@ LAYERS = (torch.nn.Linear, torch.nn.modules.conv._ConvNd)
 class OpRules(TorchFunctionMode):
     """The mode that routes a running forward's tensor operations through the rules above.
 
-    It follows which module is running (global module hooks) so that F.linear inside an nn.Linear,
+    It follows which module is running (compress.running) so that F.linear inside an nn.Linear,
     which zennit rules itself, is left alone.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, running: list[torch.nn.Module]) -> None:
         super().__init__()
         # softmax outputs (attention weights), kept alive for the forward so that their ids stay theirs
         self.constants: dict[int, torch.Tensor] = {}
-        self.running: list[torch.nn.Module] = []
+        self.running = running
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # torch's protocol
         kwargs = kwargs or {}
@@ -270,16 +271,5 @@ class OpRules(TorchFunctionMode):
 @contextmanager
 def op_rules() -> Iterator[OpRules]:
     """Within the block, tensor operations between layers pass relevance by the rules above."""
-    mode = OpRules()
-
-    def leave(module: torch.nn.Module, args: tuple, out: object) -> None:
-        mode.running.pop()
-
-    hooks = [register_module_forward_pre_hook(lambda module, args: mode.running.append(module)),
-             register_module_forward_hook(leave)]
-    try:
-        with mode:
-            yield mode
-    finally:
-        for hook in hooks:
-            hook.remove()
+    with running_modules() as running, OpRules(running) as mode:
+        yield mode
