@@ -45,7 +45,8 @@ def test_bench_on_the_board_measures_latency_memory_and_energy(model, simulated_
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "r.json").read_text())
     latency, memory, energy = record["latency"], record["memory"], record["energy"]
-    assert latency["kind"] == "measured" and latency["iterations"] >= 20
+    # the loop's contract: at least the --iterations asked for (and the duration), never fewer
+    assert latency["kind"] == "measured" and latency["iterations"] >= int(QUICK[QUICK.index("--iterations") + 1])
     assert latency["providers"] == ["CPUExecutionProvider"]  # what this onnxruntime has; a board's has CUDA too
     assert memory["kind"] == "measured" and memory["peak_rss_bytes"] > 0
     assert memory["system_ram_above_idle_bytes"] == 0  # the simulated meminfo stays at its idle level

@@ -76,12 +76,17 @@ def test_jetpack5_hwmon_total_rail_skips_nc_and_channel_7(tmp_path):
     assert result.joules == pytest.approx((5 + 10) / 2 + (10 + 10) / 2)
 
 
-def test_jetpack4_iio_rails(tmp_path):
-    device = tmp_path / "bus/i2c/drivers/ina3221x/6-0040/iio:device0"
+def _iio_rails(device, rails):
+    """An INA3221 iio device as L4T exposes it: rail_name_N and in_powerN_input (mW) per channel."""
     device.mkdir(parents=True)
-    for n, (name, mw) in enumerate([("POM_5V_IN", 2100), ("POM_5V_GPU", 300), ("POM_5V_CPU", 700)]):
+    for n, (name, mw) in enumerate(rails):
         (device / f"rail_name_{n}").write_text(name)
         (device / f"in_power{n}_input").write_text(str(mw))
+
+
+def test_jetpack4_iio_rails(tmp_path):
+    _iio_rails(tmp_path / "bus/i2c/drivers/ina3221x/6-0040/iio:device0",
+               [("POM_5V_IN", 2100), ("POM_5V_GPU", 300), ("POM_5V_CPU", 700)])
     total, rail, _ = InaMeter(tmp_path).read_mw()
     assert (total, rail) == (2100.0, "POM_5V_IN")
 
@@ -112,11 +117,8 @@ def test_thor_ina238_input_rail_in_sysfs(tmp_path):
 
 def test_l4t28_iio_device_directory(tmp_path):
     # TX1/TX2 on L4T 28 keep the rails under iio_device, not iio:device0
-    device = tmp_path / "bus/i2c/drivers/ina3221x/0-0040/iio_device"
-    device.mkdir(parents=True)
-    for n, (name, mw) in enumerate([("VDD_IN", 3500), ("VDD_SYS_GPU", 400), ("VDD_SYS_SOC", 900)]):
-        (device / f"rail_name_{n}").write_text(name)
-        (device / f"in_power{n}_input").write_text(str(mw))
+    _iio_rails(tmp_path / "bus/i2c/drivers/ina3221x/0-0040/iio_device",
+               [("VDD_IN", 3500), ("VDD_SYS_GPU", 400), ("VDD_SYS_SOC", 900)])
     assert InaMeter(tmp_path).read_mw()[:2] == (3500.0, "VDD_IN")
 
 
