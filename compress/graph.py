@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import torch
@@ -142,6 +143,21 @@ def _channel_splits(model: nn.Module, example_input: torch.Tensor) -> list[str]:
     return list(dict.fromkeys(mode.found))
 
 
+def _removal_breaks(model: nn.Module, example_input: torch.Tensor, root: str) -> str:
+    """Why a copy of `model` no longer runs on `example_input` once the first channel of the group rooted at layer
+    `root` is removed ('' when it runs)."""
+    trial = copy.deepcopy(model)
+    layer = dict(trial.named_modules())[root]
+    try:
+        graph = tp.DependencyGraph().build_dependency(trial, example_inputs=example_input)
+        graph.get_pruning_group(layer, graph.get_pruner_of_module(layer).prune_out_channels, idxs=[0]).prune()
+        with torch.no_grad():
+            trial(example_input)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return ""
+
+
 class ChannelGraph:
     """The dependency graph of a model and its prunable channel groups (the output layers left alone by default)."""
 
@@ -197,12 +213,31 @@ class ChannelGraph:
                                                "split) whose index mapping torch-pruning gets wrong")
                 continue
             root = group[0].dep.target.module
+            if any(isinstance(item.dep.target.module, nn.Parameter) for item in group):
+                # parameters outside any layer (a ViT's class token and position embedding) are cut along with
+                # the group, but the model's code may still expect the old width: try it on a copy first
+                why = _removal_breaks(model, example_input, names[root])
+                if why:
+                    self.skipped[members[0][0]] = f"the model no longer runs without one of its channels ({why})"
+                    continue
             channels = len(group[0].idxs)
             blocks = max(_channel_blocks(item.dep.target.module) for item in group)
             if channels % blocks:
                 raise PruningError(f"layer {members[0][0]} has {channels} channels in {blocks} groups",
                                    f"add '{members[0][0]}' to the layers to ignore")
             self.groups.append(ChannelGroup(members[0][0], root, channels, members, blocks))
+
+    def _check_runs(self, groups: list[str]) -> None:
+        was_training = self.model.training
+        try:
+            with torch.no_grad():
+                self.model.eval()(self.example_input)
+        except Exception as exc:
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise PruningError(f"the network no longer runs after removing channels of {', '.join(groups)}: "
+                               f"{type(exc).__name__}: {first}", f"add '{groups[0]}' to the layers to ignore") from exc
+        finally:
+            self.model.train(was_training)
 
     def group_scores(self, layer_scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per group, the mean of its member layers' channel scores (mapped through the group's index coupling)."""
@@ -236,3 +271,4 @@ class ChannelGraph:
             except Exception as exc:
                 raise PruningError(f"cannot remove channels of layer {name}: {type(exc).__name__}: {exc}",
                                    f"add '{name}' to the layers to ignore") from exc
+        self._check_runs([name for name, idxs in removal.items() if idxs])

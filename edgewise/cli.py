@@ -110,6 +110,8 @@ def prune(
     if narrowest:
         console.print(f"narrowest layer: {narrowest['layer']}, {narrowest['channels_before']} -> "
                       f"{narrowest['channels_after']} channels")
+    for group, why in result.left_whole.items():
+        console.print(f"left whole: {group}: {why}")
     console.print(f"parameters {result.before.params:,} -> {result.after.params:,}, "
                   f"MACs {result.before.macs:,} -> {result.after.macs:,}; written to {out}")
 

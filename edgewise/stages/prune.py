@@ -66,6 +66,8 @@ def layer_section(title: str, result: compress.PruneResult) -> Section:
     if result.narrowest:
         n = result.narrowest
         note += f" Narrowest layer: {n['layer']}, {n['channels_before']} -> {n['channels_after']} channels."
+    for group, why in result.left_whole.items():
+        note += f" Left whole: {group} ({why})."
     if result.prediction:
         prediction = result.prediction
         note += (f" Adaptive threshold SF={prediction['sf']}: Lambert-W prediction "

@@ -331,3 +331,35 @@ def test_yolov8_built_from_its_yaml_prunes_with_split_channels_left_whole(refere
         assert result.model(ref.x)[0].shape == model(ref.x)[0].shape == (2, 7, 336)
     assert result.after.params < 0.8 * result.before.params
     assert result.left_whole and all("torch.chunk" in why for why in result.left_whole.values())
+
+
+def test_a_width_the_model_code_fixes_is_left_whole(reference):
+    """torchvision's ViT reshapes by its own hidden_dim: the residual width (with the class token and position
+    embedding) cannot shrink, so it is left whole with the reason and the MLP widths are pruned."""
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4,
+                                                 hidden_dim=32, mlp_dim=64, num_classes=4).eval()
+    ref = reference((3, 32, 32), classes=4, n=8)
+    result = prune(model, ref, "lrp", 0.3)
+    assert list(result.left_whole) == ["conv_proj"] and "no longer runs" in result.left_whole["conv_proj"]
+    assert result.model(ref.x[:2]).shape == (2, 4) and result.model.hidden_dim == 32
+    assert result.model.encoder.layers[0].mlp[0].out_features < 64
+
+
+class FixedWidth(nn.Module):
+    """A per-channel offset kept in a buffer: a width out of torch-pruning's sight."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.head = nn.Conv2d(3, 16, 3, padding=1), nn.Linear(16, 4)
+        self.register_buffer("offset", torch.zeros(1, 16, 1, 1))
+
+    def forward(self, x):
+        return self.head((self.conv(x) + self.offset).mean((2, 3)))
+
+
+def test_a_pruned_network_that_no_longer_runs_is_a_one_line_error(reference):
+    with pytest.raises(PruningError, match="the network no longer runs after removing channels of conv"):
+        prune(FixedWidth().eval(), reference((3, 16, 16), classes=4), "l1", 0.5)
