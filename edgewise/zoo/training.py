@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from edgewise.base import progress
+from edgewise.base.errors import UserError
 from edgewise.compress.outputs import pick
 from edgewise.zoo.dataset import Dataset, Split
 
@@ -52,6 +53,12 @@ def evaluate(model: nn.Module, split: Split, task: str, class_names: tuple[str, 
 def score_logits(logits: torch.Tensor, y: torch.Tensor, task: str, class_names: tuple[str, ...] = ()
                  ) -> dict[str, Any]:
     """`evaluate`'s metrics from logits computed elsewhere (an ONNX Runtime session, say) and the labels `y`."""
+    expected = "(samples, classes)" if task == "classification" else "(samples, classes, height, width)"
+    if logits.dim() != y.dim() + 1 or logits.shape[0] != y.shape[0] or logits.shape[2:] != y.shape[1:]:
+        raise UserError(f"the model's output {tuple(logits.shape)} does not fit the {task} labels {tuple(y.shape)}: "
+                        f"{task} needs logits of shape {expected}",
+                        "give data of the model's own task (a detector's outputs cannot be scored on class labels; "
+                        "prune it through the Python API, edgewise.compress.prune, without an evaluate function)")
     loss = float(F.cross_entropy(logits, y))
     pred = logits.argmax(1)
     if task == "classification":

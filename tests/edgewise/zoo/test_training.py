@@ -62,3 +62,14 @@ def test_evaluate_segmentation_counts_iou_exactly():
     # class a: tp 2, union 3; class b: tp 1, union 2
     assert metrics["iou"] == {"a": pytest.approx(2 / 3), "b": pytest.approx(1 / 2)}
     assert metrics["pixel_accuracy"] == pytest.approx(3 / 4)
+
+
+def test_an_output_that_does_not_fit_the_labels_is_a_one_line_error():
+    from edgewise.base.errors import UserError
+    from edgewise.zoo.training import score_logits
+
+    detections = torch.rand(4, 8, 84)  # a detector's (samples, boxes + classes, anchors)
+    with pytest.raises(UserError, match=r"output \(4, 8, 84\) does not fit the classification labels \(4,\)"):
+        score_logits(detections, torch.zeros(4, dtype=torch.long), "classification")
+    with pytest.raises(UserError, match="segmentation needs logits of shape"):
+        score_logits(torch.rand(4, 3), torch.zeros(4, 8, 8, dtype=torch.long), "segmentation")
