@@ -12,6 +12,7 @@ from torch.overrides import TorchFunctionMode
 
 from edgewise.base.errors import UserError
 from edgewise.compress.layers import WEIGHT_LAYERS, output_axis
+from edgewise.compress.outputs import tensors_of
 from edgewise.compress.running import running_modules
 
 
@@ -64,13 +65,6 @@ def _channel_blocks(module: nn.Module) -> int:
     return 1
 
 
-def _tensors(out: object) -> list[torch.Tensor]:
-    if isinstance(out, torch.Tensor):
-        return [out]
-    values = out.values() if isinstance(out, dict) else out if isinstance(out, list | tuple) else ()
-    return [t for value in values for t in _tensors(value)]
-
-
 def output_layers(model: nn.Module, example_input: torch.Tensor) -> list[str]:
     """Names of the conv/linear layers that produce the model's outputs: on every path back from each output tensor
     (through upsampling, reshapes, concatenations, activations), the first such layer met. A segmentation model's
@@ -82,7 +76,7 @@ def output_layers(model: nn.Module, example_input: torch.Tensor) -> list[str]:
     was_training = model.training
     try:
         with torch.enable_grad():
-            outputs = _tensors(model.eval()(example_input))
+            outputs = tensors_of(model.eval()(example_input))
     finally:
         for h in hooks:
             h.remove()

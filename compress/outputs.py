@@ -16,15 +16,13 @@ OutputKey = str | int | Callable[[Any], torch.Tensor] | None
 """Which output scores: a dict key, a tuple/list index, a function of the output, or None (the default pick)."""
 
 
-def _first_tensor(out: Any) -> torch.Tensor | None:
+def tensors_of(out: Any) -> list[torch.Tensor]:
+    """Every tensor in a model's output, in the order ONNX export flattens them (dicts by insertion, sequences in
+    order, nested)."""
     if isinstance(out, torch.Tensor):
-        return out
-    values = list(out.values()) if isinstance(out, dict) else list(out) if isinstance(out, list | tuple) else []
-    for value in values:
-        found = _first_tensor(value)
-        if found is not None:
-            return found
-    return None
+        return [out]
+    values = out.values() if isinstance(out, dict) else out if isinstance(out, list | tuple) else ()
+    return [t for value in values for t in tensors_of(value)]
 
 
 def pick(out: Any, key: OutputKey = None) -> torch.Tensor:
@@ -43,11 +41,11 @@ def pick(out: Any, key: OutputKey = None) -> torch.Tensor:
         return pick(chosen)
     if isinstance(out, dict) and isinstance(out.get("out"), torch.Tensor):
         return out["out"]
-    found = _first_tensor(out)
-    if found is None:
+    found = tensors_of(out)
+    if not found:
         raise UserError(f"the model returns {type(out).__name__} with no tensor in it",
                         "name the output to score (output=...) or return a tensor")
-    return found
+    return found[0]
 
 
 def shapes(out: Any) -> Any:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from edgewise.compress.layers import weight_layers
+from edgewise.compress.outputs import tensors_of
 from edgewise.export.errors import ExportError
 from edgewise.export.session import open_session
 
@@ -28,7 +29,8 @@ def _relative(a: np.ndarray, b: np.ndarray) -> float:
 
 def verify(path: str | os.PathLike[str], model: nn.Module, probe: torch.Tensor, quantized: bool = False
            ) -> dict[str, Any]:
-    """Run ONNX Runtime on `probe` and compare with `model` (the fake-quantized torch model for 4-bit files).
+    """Run ONNX Runtime on `probe` and compare every output with `model`'s (the fake-quantized torch model for 4-bit
+    files; a dict or tuple output compared tensor by tensor).
 
     The exact session (no graph optimizations) must agree within FLOAT_RTOL (float) or
     QUANTIZED_RTOL (4-bit) relative to the output's largest magnitude; the fast session (the one
@@ -36,16 +38,19 @@ def verify(path: str | os.PathLike[str], model: nn.Module, probe: torch.Tensor, 
     opset and the fused operator count.
     """
     with torch.no_grad():
-        expected = model.eval()(probe).numpy()
+        expected_all = [t.numpy() for t in tensors_of(model.eval()(probe))]
     exact = open_session(path, fast=False)
     fast = open_session(path, fast=True)
     name = exact.get_inputs()[0].name
-    got_exact = exact.run(None, {name: probe.numpy()})[0]
-    got_fast = fast.run(None, {name: probe.numpy()})[0]
-    if got_exact.shape != expected.shape:
-        raise ExportError(f"ONNX output shape {got_exact.shape} differs from torch's {expected.shape}",
-                          "export again; report the model if it persists")
-    rel_exact, rel_fast = _relative(got_exact, expected), _relative(got_fast, expected)
+    exact_all = exact.run(None, {name: probe.numpy()})
+    fast_all = fast.run(None, {name: probe.numpy()})
+    if [a.shape for a in exact_all] != [e.shape for e in expected_all]:
+        raise ExportError(f"ONNX output shapes {[a.shape for a in exact_all]} differ from torch's "
+                          f"{[e.shape for e in expected_all]}", "export again; report the model if it persists")
+    rel_exact = max(_relative(a, e) for a, e in zip(exact_all, expected_all, strict=True))
+    rel_fast = max(_relative(a, e) for a, e in zip(fast_all, expected_all, strict=True))
+    # the first output is the one scored (a segmentation model's 'out', a classifier's logits)
+    got_fast, expected = fast_all[0], expected_all[0]
     tolerance = QUANTIZED_RTOL if quantized else FLOAT_RTOL
     if rel_exact > tolerance:
         raise ExportError(f"ONNX Runtime differs from torch by {rel_exact:.2e} (relative; tolerance {tolerance:.0e})",
@@ -54,7 +59,8 @@ def verify(path: str | os.PathLike[str], model: nn.Module, probe: torch.Tensor, 
         raise ExportError(f"the optimised ONNX Runtime session differs by {rel_fast:.2e} (tolerance {FAST_RTOL:.0e})",
                           "run with float activations or report the model")
     proto = onnx.load(str(path), load_external_data=False)
-    return {"max_abs_diff": float(np.abs(got_exact - expected).max()), "rel_diff": rel_exact,
+    max_abs = max(float(np.abs(a - e).max()) for a, e in zip(exact_all, expected_all, strict=True))
+    return {"max_abs_diff": max_abs, "rel_diff": rel_exact,
             "fast_rel_diff": rel_fast, "tolerance": tolerance, "bytes": Path(path).stat().st_size,
             "opset": max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
             "argmax_agreement": float((got_fast.argmax(1) == expected.argmax(1)).mean())}

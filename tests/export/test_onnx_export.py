@@ -53,6 +53,31 @@ def test_torchvision_exports(name, tmp_path):
     assert export.verify(f.path, model, probe)["rel_diff"] <= 1e-5
 
 
+class TwoHeads(torch.nn.Module):
+    """A segmentation-style model returning {'out', 'aux'}: both become ONNX outputs and both are checked."""
+
+    def __init__(self):
+        super().__init__()
+        self.body, self.out, self.aux = torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 4, 1), \
+            torch.nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        features = torch.relu(self.body(x))
+        return {"out": self.out(features), "aux": self.aux(features)}
+
+
+def test_every_output_of_a_dict_model_is_verified(tmp_path):
+    torch.manual_seed(0)
+    model, probe = TwoHeads().eval(), torch.rand(2, 3, 8, 8)
+    f = export.to_onnx(model, probe, tmp_path / "m.onnx")
+    assert len(f.outputs) == 2
+    assert export.verify(f.path, model, probe)["rel_diff"] <= 1e-5
+    with torch.no_grad():
+        model.aux.weight.mul_(2)  # only the second output changes: the check must see it
+    with pytest.raises(ExportError, match="ONNX Runtime differs from torch"):
+        export.verify(f.path, model, probe)
+
+
 def test_shape_check_fails_when_pruning_was_only_a_mask(tmp_path):
     torch.manual_seed(0)
     model = build_model("lenet", (1, 8, 8), 10).eval()
