@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgewise.base.errors import UserError
+from edgewise.compress.attention import explicit_attention
 from edgewise.compress.graph import ChannelGraph
 from edgewise.compress.pruning import Plan, PruneResult, apply_plan, prune
 from edgewise.compress.reference import ReferenceSamples
@@ -71,9 +73,11 @@ def expert_table(model: nn.Module, plans: Mapping[str, Plan], example_input: tor
 
     The parameter share is the group's layers' parameters over the whole original model's.
     """
-    graph = ChannelGraph(model, example_input, ignore)
-    modules = dict(model.named_modules())
-    total = sum(p.numel() for p in model.parameters())
+    # the graph prune() sees: attention written out, so that heads are groups here too
+    written_out = explicit_attention(copy.deepcopy(model).eval())
+    graph = ChannelGraph(written_out, example_input, ignore)
+    modules = dict(written_out.named_modules())
+    total = sum(p.numel() for p in written_out.parameters())
     rows = []
     for g in graph.groups:
         kept = {name: set(plan.get(g.name, range(g.channels))) for name, plan in plans.items()}

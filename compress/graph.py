@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import copy
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 import torch_pruning as tp
 from torch import nn
 from torch.overrides import TorchFunctionMode
+from torch_pruning.dependency import index_mapping
 
 from edgewise.base.errors import UserError
+from edgewise.compress.heads import HeadGroup, head_groups, head_projections
 from edgewise.compress.layers import WEIGHT_LAYERS, output_axis
 from edgewise.compress.outputs import tensors_of
 from edgewise.compress.running import running_modules
@@ -41,6 +46,11 @@ class ChannelGroup:
     def units(self) -> int:
         """How many units can be cut: channels per block."""
         return self.channels // self.ch_groups
+
+    @property
+    def width(self) -> int:
+        """Channels one unit removes: one per block."""
+        return self.ch_groups
 
     def unit_scores(self, scores: torch.Tensor) -> torch.Tensor:
         """Per unit, the mean score of its channel in every block."""
@@ -137,14 +147,30 @@ def _channel_splits(model: nn.Module, example_input: torch.Tensor) -> list[str]:
     return list(dict.fromkeys(mode.found))
 
 
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silences torch-pruning's warnings about parameters outside layers (they are tried on a copy, see
+    _removal_breaks) and about deep shape inference, which tell a user of the kit nothing they can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
+        warnings.filterwarnings("ignore", message="Maximum recursive depth reached")
+        yield
+
+
+def _dependency_graph(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyGraph:
+    with _quiet():
+        return tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
+
+
 def _removal_breaks(model: nn.Module, example_input: torch.Tensor, root: str) -> str:
     """Why a copy of `model` no longer runs on `example_input` once the first channel of the group rooted at layer
     `root` is removed ('' when it runs)."""
     trial = copy.deepcopy(model)
     layer = dict(trial.named_modules())[root]
     try:
-        graph = tp.DependencyGraph().build_dependency(trial, example_inputs=example_input)
-        graph.get_pruning_group(layer, graph.get_pruner_of_module(layer).prune_out_channels, idxs=[0]).prune()
+        graph = _dependency_graph(trial, example_input)
+        with _quiet():
+            graph.get_pruning_group(layer, graph.get_pruner_of_module(layer).prune_out_channels, idxs=[0]).prune()
         with torch.no_grad():
             trial(example_input)
     except Exception as exc:
@@ -152,8 +178,62 @@ def _removal_breaks(model: nn.Module, example_input: torch.Tensor, root: str) ->
     return ""
 
 
+MAX_GROUP_INDICES = 2_000_000
+"""The most channel indices one group's mapping may reach: the flattening reshapes of window attention (Swin) make
+torch-pruning's index lists grow multiplicatively, to tens of gigabytes, and such a group is left whole."""
+
+
+class _GroupTooLarge(Exception):
+    pass
+
+
+@contextmanager
+def _bounded_flattening() -> Iterator[None]:
+    """Within the block, torch-pruning's flatten index mapping raises _GroupTooLarge instead of building a list of
+    more than MAX_GROUP_INDICES indices."""
+    mapping = index_mapping._FlattenIndexMapping
+    unbounded = mapping.__call__
+
+    def bounded(self, idxs):
+        if not self.reverse and len(idxs) * self._stride > MAX_GROUP_INDICES:
+            raise _GroupTooLarge
+        return unbounded(self, idxs)
+
+    mapping.__call__ = bounded
+    try:
+        yield
+    finally:
+        mapping.__call__ = unbounded
+
+
+def _root_groups(graph: tp.DependencyGraph, ignored: list[nn.Module]) -> Iterator[tuple[nn.Module, object]]:
+    """Each conv/linear layer not yet covered, as a root, with the group its output channels couple (None when the
+    group is too large to map); groups reaching an ignored layer's output channels are not yielded."""
+    covered: set[nn.Module] = set()
+    ignored_ids = {id(m) for m in ignored}
+    for module in list(graph.module2node):
+        if id(module) in ignored_ids or module in covered or not isinstance(module, WEIGHT_LAYERS):
+            continue
+        pruner = graph.get_pruner_of_module(module)
+        if pruner is None or pruner.get_out_channels(module) is None:
+            continue
+        try:
+            with _bounded_flattening(), _quiet():
+                group = graph.get_pruning_group(module, pruner.prune_out_channels,
+                                                list(range(pruner.get_out_channels(module))))
+        except _GroupTooLarge:
+            covered.add(module)
+            yield module, None
+            continue
+        outputs = [item.dep.target.module for item in group if graph.is_out_channel_pruning_fn(item.dep.handler)]
+        covered.update(outputs)
+        if not any(id(m) in ignored_ids for m in outputs):
+            yield module, group
+
+
 class ChannelGraph:
-    """The dependency graph of a model and its prunable channel groups (the output layers left alone by default)."""
+    """The dependency graph of a model and its prunable groups: channel groups, and the heads of each attention layer
+    (see compress.heads); the output layers are left alone by default."""
 
     def __init__(self, model: nn.Module, example_input: torch.Tensor, ignore: list[str] | tuple[str, ...] = (),
                  ignore_output_layer: bool = True) -> None:
@@ -166,9 +246,10 @@ class ChannelGraph:
         if unknown:
             raise PruningError(f"layers to ignore not found in the model: {', '.join(unknown)}",
                                "use names from model.named_modules()")
-        ignored = [modules[n] for n in ignore]
-        if ignore_output_layer:
-            ignored.extend(modules[n] for n in output_layers(model, example_input))
+        ignored_names = set(ignore) | (set(output_layers(model, example_input)) if ignore_output_layer else set())
+        heads, heads_whole = head_groups(model, example_input, ignored_names)
+        # head projections are cut a whole head at a time, never channel by channel
+        ignored = [modules[n] for n in sorted(ignored_names | set(head_projections(model)))]
         was_training = model.training
         model.eval()
         # torch-pruning either fails on a channel shuffle or, worse, prunes through it into a broken network
@@ -181,16 +262,20 @@ class ChannelGraph:
                 "which torch-pruning's dependency graph cannot follow",
                 "prune a model without channel shuffles, or compress this one by quantization alone")
         try:
-            self.graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
+            self.graph = _dependency_graph(model, example_input)
         except Exception as exc:
             raise PruningError(f"torch-pruning cannot trace this model: {type(exc).__name__}: {exc}",
                                "simplify the forward (no data-dependent control flow) or prune a traceable part"
                                ) from exc
         finally:
             model.train(was_training)
-        self.groups: list[ChannelGroup] = []
-        self.skipped: dict[str, str] = {}  # group -> why it is left whole
-        for group in self.graph.get_all_groups(ignored_layers=ignored, root_module_types=list(WEIGHT_LAYERS)):
+        self.groups: list[ChannelGroup | HeadGroup] = []
+        self.skipped: dict[str, str] = dict(heads_whole)  # group -> why it is left whole
+        for root, group in _root_groups(self.graph, ignored):
+            if group is None:
+                self.skipped[names[root]] = ("torch-pruning's index mapping of its channels grows past "
+                                             f"{MAX_GROUP_INDICES:,} indices (window partitions, as in Swin)")
+                continue
             members = []
             for item in group:
                 dep, idxs = item.dep, item.idxs
@@ -206,7 +291,6 @@ class ChannelGraph:
                 self.skipped[members[0][0]] = (f"its channels reach {overflow[0]} through a split (torch.chunk or "
                                                "split) whose index mapping torch-pruning gets wrong")
                 continue
-            root = group[0].dep.target.module
             if any(isinstance(item.dep.target.module, nn.Parameter) for item in group):
                 # parameters outside any layer (a ViT's class token and position embedding) are cut along with
                 # the group, but the model's code may still expect the old width: try it on a copy first
@@ -220,6 +304,7 @@ class ChannelGraph:
                 raise PruningError(f"layer {members[0][0]} has {channels} channels in {blocks} groups",
                                    f"add '{members[0][0]}' to the layers to ignore")
             self.groups.append(ChannelGroup(members[0][0], root, channels, members, blocks))
+        self.groups.extend(heads)
 
     def _check_runs(self, groups: list[str]) -> None:
         was_training = self.model.training
@@ -253,9 +338,13 @@ class ChannelGraph:
             if not idxs:
                 continue
             group = by_name[name]
+            if isinstance(group, HeadGroup):
+                group.remove(idxs)
+                continue
             pruner = self.graph.get_pruner_of_module(group.root)
             try:
-                plan = self.graph.get_pruning_group(group.root, pruner.prune_out_channels, idxs=sorted(idxs))
+                with _quiet():
+                    plan = self.graph.get_pruning_group(group.root, pruner.prune_out_channels, idxs=sorted(idxs))
                 if not self.graph.check_pruning_group(plan):
                     raise PruningError(f"removing {len(idxs)} channels of group {name} would empty a layer",
                                        "keep at least one channel per layer (min_channels)")

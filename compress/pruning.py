@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from edgewise.base.errors import UserError
+from edgewise.compress.attention import explicit_attention
 from edgewise.compress.criteria import Criterion, get_criterion
 from edgewise.compress.graph import ChannelGraph, PruningError
 from edgewise.compress.model_stats import ModelCost, measure_cost
@@ -122,7 +123,8 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
     ranking = ranking or Ranking()
     _validate(rate, schedule, ranking)
     scorer = get_criterion(criterion, **(criterion_options or {}))
-    work = copy.deepcopy(model).eval()
+    # torch's nn.MultiheadAttention fixes its inner width to the embedding width: written out, its heads can go
+    work = explicit_attention(copy.deepcopy(model).eval())
     input_shape = tuple(ref.x.shape[1:])
     example = ref.x[:1]
     with torch.no_grad():
@@ -134,7 +136,7 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
     original = {g.name: g.channels for g in graph.groups}
     # ranking counts units: a channel, or in a group feeding a grouped convolution one channel per block
     original_units = {g.name: g.units for g in graph.groups}
-    width = {g.name: g.ch_groups for g in graph.groups}
+    width = {g.name: g.width for g in graph.groups}
     plan: Plan = {g: list(range(c)) for g, c in original.items()}
 
     def record(step_index: int) -> None:
@@ -200,7 +202,7 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
 def apply_plan(model: nn.Module, plan: Plan, example_input: torch.Tensor, ignore: tuple[str, ...] = ()
                ) -> nn.Module:
     """A copy of `model` with only the channels `plan` keeps (original indices per group), physically removed."""
-    work = copy.deepcopy(model).eval()
+    work = explicit_attention(copy.deepcopy(model).eval())
     graph = ChannelGraph(work, example_input, ignore)
     removal = {}
     for g in graph.groups:

@@ -69,6 +69,12 @@ def _vit():
                                                 mlp_dim=64, num_classes=4)
 
 
+def _timm_vit():
+    timm = pytest.importorskip("timm")
+    return timm.models.vision_transformer.VisionTransformer(img_size=32, patch_size=8, embed_dim=32, depth=2,
+                                                            num_heads=4, num_classes=4)
+
+
 def _torchvision(name, **kwargs):
     import torchvision
 
@@ -79,7 +85,7 @@ def _without_biases(model):
     """Biases, class tokens and position embeddings absorb or add relevance; without them it is conserved exactly."""
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if name.endswith("bias") or "class_token" in name or "pos_embedding" in name:
+            if name.endswith("bias") or any(k in name for k in ("class_token", "cls_token", "pos_embed")):
                 p.zero_()
             elif not p.any():
                 nn.init.normal_(p, std=0.02)
@@ -90,6 +96,7 @@ ARCHITECTURES = [
     pytest.param(SEBlock, (3, 8, 8), "stem", id="residual-se-gate"),
     pytest.param(TinyTransformer, (8, 4, 4), "embed", id="transformer"),
     pytest.param(_vit, (3, 32, 32), "conv_proj", id="torchvision-vit"),
+    pytest.param(_timm_vit, (3, 32, 32), "patch_embed.proj", id="timm-vit"),
     pytest.param(_torchvision("resnet18"), (3, 32, 32), "conv1", id="torchvision-resnet18"),
     pytest.param(_torchvision("convnext_tiny"), (3, 32, 32), "features.0.0", id="torchvision-convnext",
                  marks=pytest.mark.slow),
