@@ -13,6 +13,7 @@ from torch import nn
 from edgewise.base.errors import UserError
 from edgewise.compress.attention import explicit_attention
 from edgewise.compress.criteria import Criterion, get_criterion
+from edgewise.compress.detectors import detection_output
 from edgewise.compress.graph import ChannelGraph, PruningError
 from edgewise.compress.model_stats import ModelCost, measure_cost
 from edgewise.compress.outputs import OutputKey, pick, scored_output, shapes
@@ -118,11 +119,14 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
     reports the Lambert-W prediction beside the observed counts. The input model is not changed.
     `evaluate`, when given, scores the model after every step for the history. A model returning
     a dict, tuple or list is scored by the tensor `output` names (default: a dict's 'out', else
-    the first tensor); the pruned model returns what the original did.
+    the first tensor; for detection samples, a known detector's class scores, see compress.detectors);
+    the pruned model returns what the original did.
     """
     ranking = ranking or Ranking()
     _validate(rate, schedule, ranking)
     scorer = get_criterion(criterion, **(criterion_options or {}))
+    if output is None and ref.task == "detection":
+        output = detection_output(model)
     # torch's nn.MultiheadAttention fixes its inner width to the embedding width: written out, its heads can go
     work = explicit_attention(copy.deepcopy(model).eval())
     input_shape = tuple(ref.x.shape[1:])
@@ -152,13 +156,23 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
         names = {name for g in graph.groups for name, _, _ in g.members}
         with scored_output(work, output):
             by_group = graph.group_scores(scorer.scores(work, names, ref))
-        return {g.name: g.unit_scores(by_group[g.name]) for g in graph.groups}
+        # a group the scored output does not reach (a detector's box branch when its class scores are scored) has
+        # no score, or only zeros: it is left whole rather than cut to the floor
+        for g in graph.groups:
+            if g.name not in by_group or not by_group[g.name].any():
+                unscored[g.name] = f"the scored output does not depend on it, so {scorer.name} gives it no score"
+        if graph.groups and len(unscored) == len(graph.groups):
+            raise PruningError(f"{scorer.name} gives no layer a score: the scored output does not depend on any of "
+                               "them for these samples (an untrained head initialised at zero does this)",
+                               "train the model first, or score with a criterion that needs no output (l1)")
+        return {g.name: g.unit_scores(by_group[g.name]) for g in graph.groups if g.name not in unscored}
 
     def channels(units: Plan) -> Plan:
         groups = {g.name: g for g in graph.groups}
         return {name: groups[name].channels_of(u) for name, u in units.items()}
 
     history: list[dict[str, Any]] = []
+    unscored: dict[str, str] = {}
     record(0)
     if schedule == "adaptive":
         for step_index in range(1, max_steps + 1):
@@ -171,7 +185,9 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
     else:
         rates = [rate] if schedule == "oneshot" else iterative_rates(rate, step)
         for step_index, r in enumerate(rates, start=1):
-            removal = plan_removal(scores(), original_units, r, ranking, scorer.normalization, width)
+            scored = scores()
+            removal = plan_removal(scored, {g: original_units[g] for g in scored}, r, ranking, scorer.normalization,
+                                   width)
             _remove(graph, channels(removal), plan)
             if finetune is not None:
                 finetune(work)
@@ -186,7 +202,8 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
     after = measure_cost(work, input_shape)
     prunable = {name for g in graph.groups for name, _, _ in g.members}
     result = PruneResult(work, plan, scorer.describe(), schedule, rate, before, after,
-                         _layer_rows(before, after, prunable), history, left_whole=dict(graph.skipped))
+                         _layer_rows(before, after, prunable), history,
+                         left_whole={**graph.skipped, **unscored})
     if schedule == "adaptive":
         result.prediction = {
             "sf": sf, "m": 0.5,

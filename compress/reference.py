@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from edgewise.base.errors import UserError
 
 OUTPUT_SEEDS = ("onehot", "logit", "contrast")
+TASKS = ("classification", "segmentation", "detection")
 
 
 @dataclass(frozen=True)
@@ -18,10 +19,15 @@ class ReferenceSamples:
     """The few (to few hundred) samples criteria look at, and which outputs count.
 
     `classes` restricts every data-driven criterion to the chosen classes: for classification the
-    samples of those classes, for segmentation the pixels of those classes. `output` picks the
-    seed at the output for relevance and saliency: `onehot` (1 for the true class), `logit`
-    (the true class's logit) or `contrast` (1 for the true class, -1/(K-1) for every other: what
-    separates the class from the rest rather than what raises its logit).
+    samples of those classes, for segmentation the pixels of those classes, for detection the
+    detections of those classes. `output` picks the seed at the output for relevance and saliency:
+    `onehot` (1 for the true class), `logit` (the true class's logit) or `contrast` (1 for the true
+    class, -1/(K-1) for every other: what separates the class from the rest rather than what
+    raises its logit).
+
+    Detection has no label per image: the seed is the model's own `detections` strongest
+    (anchor, class) scores per image among the allowed classes, on a class-score output of shape
+    (N, anchors, classes) (see compress.detectors); `y` is unused (build with `for_detection`).
     """
 
     x: torch.Tensor
@@ -30,8 +36,17 @@ class ReferenceSamples:
     classes: tuple[int, ...] | None = None
     batch_size: int = 32
     output: str = "onehot"
+    detections: int = 10
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise UserError(f"unknown task {self.task!r}", f"use one of {', '.join(TASKS)}")
+        if self.task == "detection" and self.output == "contrast":
+            raise UserError("the contrast seed needs one true class per sample, which detection has not",
+                            "use output='onehot' or 'logit' for detectors")
+        if self.detections < 1:
+            raise UserError(f"detections must be at least 1, got {self.detections}",
+                            "seed at least one detection per image")
         if len(self.x) == 0:
             raise UserError("no reference samples were given", "pass at least one sample per class")
         if len(self.x) != len(self.y):
@@ -40,13 +55,20 @@ class ReferenceSamples:
             raise UserError(f"unknown output seed {self.output!r}", f"use one of {', '.join(OUTPUT_SEEDS)}")
 
     @classmethod
+    def for_detection(cls, x: torch.Tensor, classes: tuple[int, ...] | None = None, detections: int = 10,
+                      **kwargs: object) -> ReferenceSamples:
+        """Reference images of a detector: relevance starts at each image's `detections` strongest scores of
+        `classes` (all classes by default)."""
+        return cls(x, torch.zeros(len(x), dtype=torch.long), "detection", classes, detections=detections, **kwargs)
+
+    @classmethod
     def from_split(cls, x: torch.Tensor, y: torch.Tensor, task: str, per_class: int | None = 10,
                    classes: tuple[int, ...] | None = None, **kwargs: object) -> ReferenceSamples:
         """Take `per_class` samples of each class in order (classification), or the first `per_class` x 10 scenes
         (segmentation); None takes them all."""
         if per_class is None:
             return cls(x, y, task, classes, **kwargs)
-        if task == "segmentation":
+        if task in ("segmentation", "detection"):
             n = per_class * 10
             return cls(x[:n], y[:n], task, classes, **kwargs)
         picked = torch.cat([torch.nonzero(y == c).flatten()[:per_class] for c in torch.unique(y)]).sort().values
@@ -59,12 +81,15 @@ class ReferenceSamples:
 
     def label_mask(self, y: torch.Tensor) -> torch.Tensor:
         """True where a sample (classification) or pixel (segmentation) belongs to the chosen classes."""
-        if self.classes is None:
+        if self.classes is None or self.task == "detection":
             return torch.ones_like(y, dtype=torch.bool)
         return torch.isin(y, torch.tensor(self.classes, dtype=y.dtype))
 
     def output_seed(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The relevance (or gradient) to start from at the output: the true class, masked to the chosen classes."""
+        """The relevance (or gradient) to start from at the output: the true class, masked to the chosen classes
+        (for detection: the strongest detections of the chosen classes)."""
+        if self.task == "detection":
+            return self._detection_seed(logits)
         seed = F.one_hot(y, logits.shape[1]).to(logits.dtype)
         if seed.dim() > 2:  # (N, H, W, K) -> (N, K, H, W)
             seed = seed.movedim(-1, 1)
@@ -72,6 +97,25 @@ class ReferenceSamples:
             seed = seed - (1.0 - seed) / (logits.shape[1] - 1)
         seed = seed * self.label_mask(y).unsqueeze(1).to(logits.dtype)
         return seed * logits.detach() if self.output == "logit" else seed
+
+    def _detection_seed(self, scores: torch.Tensor) -> torch.Tensor:
+        if scores.dim() != 3:
+            raise UserError(f"a detector is scored on class scores of shape (images, anchors, classes), got "
+                            f"{tuple(scores.shape)}", "name the class-score output (compress.detectors)")
+        allowed = torch.zeros(scores.shape[2], dtype=torch.bool, device=scores.device)
+        if self.classes is None:
+            allowed[:] = True
+        else:
+            outside = [c for c in self.classes if not 0 <= c < scores.shape[2]]
+            if outside:
+                raise UserError(f"detection classes {outside} are outside the model's {scores.shape[2]} classes",
+                                f"use classes 0 to {scores.shape[2] - 1}")
+            allowed[list(self.classes)] = True
+        ranked = scores.detach().masked_fill(~allowed, float("-inf")).flatten(1)
+        k = min(self.detections, int(allowed.sum()) * scores.shape[1])
+        strongest = ranked.topk(k, dim=1).indices
+        seed = torch.zeros_like(ranked).scatter_(1, strongest, 1.0).reshape(scores.shape)
+        return seed * scores.detach() if self.output == "logit" else seed
 
     def spatial_mask(self, y: torch.Tensor, size: torch.Size) -> torch.Tensor:
         """The label mask resized to a feature map's spatial `size` (N, 1, *size), or (N, 1) for flat features."""

@@ -89,6 +89,7 @@ def layer_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str],
                     rules: Mapping[str, str] | None = None, absolute: bool = True
                     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Relevance per output channel of each named layer, summed over samples and positions, and the input relevance.
+    A layer no relevance reaches (it has no path to the scored output) is left out.
 
     Relevance arrives where the gradient would: the modified gradient at a layer's output tensor
     is that output's relevance. With `absolute` each element's |R| is summed (the pruning score
@@ -102,6 +103,8 @@ def layer_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str],
     with composite.context(clone) as modified, capture_outputs(modified, names, retain_grad=True) as out:
         for x in _backward_passes(modified, ref):
             for name, tensor in out.items():
+                if tensor.grad is None:  # no path to the scored output (a detector's box branch): no score
+                    continue
                 rel = tensor.grad.abs() if absolute else tensor.grad
                 per_channel = rel.transpose(0, 1).reshape(rel.shape[1], -1).sum(1)
                 sums[name] = sums.get(name, 0) + per_channel.detach()

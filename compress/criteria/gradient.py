@@ -22,8 +22,9 @@ def check_objective(kind: str, criterion: str) -> str:
 
 
 def objective(logits: torch.Tensor, y: torch.Tensor, ref: ReferenceSamples, kind: str) -> torch.Tensor:
-    """J: the training loss over the chosen classes' samples/pixels (`loss`), or their true-class output (`output`)."""
-    if kind == "output":
+    """J: the training loss over the chosen classes' samples/pixels (`loss`), or their true-class output (`output`);
+    a detector's J is always its strongest detections' scores (it has no per-image label to take a loss on)."""
+    if kind == "output" or ref.task == "detection":
         return (logits * ref.output_seed(logits, y)).sum()
     mask = ref.label_mask(y)
     loss = F.cross_entropy(logits, y, reduction="none")
@@ -38,7 +39,8 @@ def backward_with_outputs(model: nn.Module, names: set[str], ref: ReferenceSampl
             model.zero_grad(set_to_none=True)
             logits = model(x.clone().requires_grad_(True))
             objective(logits, y, ref, kind).backward()
-            yield out, y
+            # a layer with no path to the scored output (a detector's box branch) gets no gradient and no score
+            yield {name: t for name, t in out.items() if t.grad is not None}, y
 
 
 class GradientCriterion(Criterion):

@@ -5,7 +5,7 @@ from torch import nn
 
 from edgewise.compress import graph as graph_module
 from edgewise.compress.attention import explicit_attention
-from edgewise.compress.graph import ChannelGraph
+from edgewise.compress.graph import ChannelGraph, PruningError
 from edgewise.compress.heads import remove_heads
 from edgewise.compress.pruning import apply_plan, prune
 from edgewise.compress.ranking import Ranking
@@ -15,8 +15,10 @@ from edgewise.export.onnx_export import to_onnx
 
 def _vit():
     torch.manual_seed(0)
-    return torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4,
-                                                hidden_dim=32, mlp_dim=64, num_classes=4).eval()
+    model = torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4,
+                                                 hidden_dim=32, mlp_dim=64, num_classes=4).eval()
+    nn.init.normal_(model.heads.head.weight, std=0.02)  # torchvision starts it at zero: no output, no relevance
+    return model
 
 
 def _timm_vit():
@@ -106,3 +108,11 @@ def test_a_group_whose_index_mapping_explodes_is_left_whole(monkeypatch):
     assert graph.groups == [] and "index mapping" in graph.skipped["conv"]
     monkeypatch.setattr(graph_module, "MAX_GROUP_INDICES", 1000)
     assert [g.name for g in ChannelGraph(_Flattened().eval(), torch.rand(1, 3, 8, 8)).groups] == ["conv"]
+
+
+def test_an_output_that_depends_on_nothing_is_a_one_line_error(reference):
+    """torchvision's ViT head starts at zero: no relevance reaches any layer, and pruning says so."""
+    model = torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=1, num_heads=2,
+                                                 hidden_dim=16, mlp_dim=32, num_classes=4).eval()
+    with pytest.raises(PruningError, match="lrp gives no layer a score"):
+        prune(model, reference((3, 32, 32), classes=4, n=4), "lrp", 0.3)

@@ -341,6 +341,7 @@ def test_a_width_the_model_code_fixes_is_left_whole(reference):
     torch.manual_seed(0)
     model = torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4,
                                                  hidden_dim=32, mlp_dim=64, num_classes=4).eval()
+    nn.init.normal_(model.heads.head.weight, std=0.02)  # torchvision starts it at zero: no output, no relevance
     ref = reference((3, 32, 32), classes=4, n=8)
     result = prune(model, ref, "lrp", 0.3)
     assert list(result.left_whole) == ["conv_proj"] and "no longer runs" in result.left_whole["conv_proj"]
