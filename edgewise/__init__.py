@@ -26,7 +26,7 @@ _WHERE = {
     # compress
     "prune": ".compress", "quantize": ".compress", "fold_batchnorm": ".compress", "encode": ".compress",
     "decode": ".compress", "ReferenceSamples": ".compress", "PruneResult": ".compress", "QuantizedModel": ".compress",
-    "Bitstream": ".compress",
+    "Bitstream": ".compress", "DetectorHeads": ".compress",
     # export
     "to_onnx": ".export", "open_session": ".export", "OnnxFile": ".export",
     # bench: the subpackage is callable, edgewise.bench("model.onnx", target=...)

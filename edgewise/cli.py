@@ -85,6 +85,8 @@ def prune(
     scope: Annotated[str, typer.Option(help="global or layer ranking.")] = "global",
     max_layer_rate: Annotated[float, typer.Option(help="The largest share of one layer's channels that may go "
                                                        "(1.0: no limit).")] = 0.9,
+    round_to: Annotated[int | None, typer.Option(help="Keep channel counts multiples of this (e.g. 8 or 16: the "
+                                                     "widths vector units and GPU kernels run fastest at).")] = None,
     data: Annotated[str | None, typer.Option(help="digits, rail, a .npz or an image folder (default: the model's).")]
     = None,
     classes: Annotated[list[str] | None, typer.Option("--class", help="Restrict scores to a class (repeatable).")]
@@ -96,7 +98,7 @@ def prune(
     from edgewise.recipe import PruneConfig
 
     config = _config(PruneConfig, criterion=criterion, rate=rate, schedule=schedule, scope=scope,
-                     max_layer_rate=max_layer_rate, samples_per_class=samples)
+                     max_layer_rate=max_layer_rate, round_to=round_to, samples_per_class=samples)
     result = prune_file(model, out, config, data, classes)
     table = Table(title=f"{result.criterion}, {result.schedule}", title_justify="left")
     for column in ("layer", "channels", "pruned", "parameters", "MACs"):

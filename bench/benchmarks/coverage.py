@@ -1,9 +1,11 @@
 """Pruning coverage: public architectures pruned at rate 0.3 by Edgewise and by torch-pruning, side by side.
 
-Every torchvision classification and segmentation model up to 150 M parameters, built without
-weights (BatchNorm statistics taken from the inputs), is pruned at rate 0.3 with Edgewise's l1 and
-lrp and with torch-pruning's own MetaPruner (L1 group magnitude, its default per-layer ratio),
-each case in a fresh process with a time limit. A case is clean when it prunes, keeps the output
+Every torchvision classification and segmentation model up to 150 M parameters, one model of each
+timm family the kit is asked to cover, and two detectors (ultralytics YOLOv8n from its yaml,
+torchvision SSDlite through its heads), all built without weights (BatchNorm statistics taken from
+the inputs), is pruned at rate 0.3 with Edgewise's l1 and lrp (detectors: relevance of their own
+strongest detections) and with torch-pruning's own MetaPruner (L1 group magnitude, its default
+per-layer ratio), each case in a fresh process with a time limit. A case is clean when it prunes, keeps the output
 shape, leaves no layer below 10% of its channels, gives an output that still varies with the
 input (no collapse), and exports to ONNX with ONNX Runtime matching torch. Select models with
 EDGEWISE_COVERAGE (a regular expression); the table is written to runs/bench/coverage-table.json.
@@ -28,17 +30,22 @@ RATE = 0.3
 MAX_PARAMS = 150e6
 TIMEOUT_S = 600
 NARROWEST = 0.10  # a layer kept below this share of its channels counts as collapsed
-FIXED_224 = re.compile(r"^(vit|swin|maxvit)")  # architectures with a fixed input size
+FIXED_224 = re.compile(r"^(vit|swin|maxvit|deit|mobilevit)")  # architectures with a fixed input size
+TIMM = ("resnet18", "convnext_atto", "efficientnet_b0", "mobilenetv3_small_100", "regnetx_002", "ghostnet_100",
+        "repvgg_a0", "vit_tiny_patch16_224", "deit_tiny_patch16_224", "swin_tiny_patch4_window7_224", "mobilevit_xxs")
+DETECTION = ("yolov8n", "ssdlite320_mobilenet_v3_large")
 TOOLS = (("edgewise", "l1"), ("edgewise", "lrp"), ("torch-pruning", "l1"))
 OUT = Path("runs/bench")
 
 
 def cases() -> list[tuple[str, str]]:
-    """(source, model name) of every architecture covered: torchvision classification and segmentation models."""
+    """(source, model name) of every architecture covered: torchvision classification and segmentation models, timm
+    families, detectors."""
     from torchvision import models
 
     found = [("classification", n) for n in models.list_models(module=models)]
     found += [("segmentation", n) for n in models.list_models(module=models.segmentation)]
+    found += [("timm", n) for n in TIMM] + [("detection", n) for n in DETECTION]
     pattern = re.compile(os.environ.get("EDGEWISE_COVERAGE", ".*"))
     return [(s, n) for s, n in found if pattern.search(n)]
 
@@ -50,13 +57,26 @@ def build(source: str, name: str) -> tuple[torch.nn.Module, torch.Tensor]:
     torch.manual_seed(0)
     if source == "segmentation":
         model = models.get_model(name, weights=None, weights_backbone=None, num_classes=21)
+    elif source == "timm":
+        import timm
+
+        model = timm.create_model(name, pretrained=False)
+    elif name == "yolov8n":
+        from ultralytics.nn.tasks import DetectionModel
+
+        model = DetectionModel("yolov8n.yaml", verbose=False)
+    elif source == "detection":
+        from edgewise.compress.detectors import DetectorHeads
+
+        model = DetectorHeads(models.get_model(name, weights=None, weights_backbone=None))
     else:
         model = models.get_model(name, weights=None)
     for module in model.modules():  # zero-initialised heads (ViT's) would make every output 0: nothing to check
         weight = getattr(module, "weight", None)
         if isinstance(weight, torch.nn.Parameter) and weight.dim() > 1 and not weight.any():
             torch.nn.init.normal_(weight, std=0.02)
-    size = 224 if FIXED_224.match(name) else (299 if name == "inception_v3" else 128)
+    size = {"inception_v3": 299, "mobilevit_xxs": 256, "ssdlite320_mobilenet_v3_large": 320}.get(
+        name, 224 if FIXED_224.match(name) else 128)
     x = torch.rand(4, 3, size, size)
     _calibrate_batchnorm(model, x)
     return model.eval(), x
@@ -133,15 +153,17 @@ def check(source: str, name: str, tool: str, criterion: str) -> dict[str, Any]:
     import copy
 
     from edgewise import compress
+    from edgewise.compress.detectors import detection_output
     from edgewise.compress.outputs import pick
 
     model, x = build(source, name)
+    scored = detection_output(model) if source == "detection" else None
     params = sum(p.numel() for p in model.parameters())
     row: dict[str, Any] = {"source": source, "model": name, "tool": tool, "criterion": criterion, "params": params}
     if params > MAX_PARAMS:
         return {**row, "status": "skipped", "why": f"{params / 1e6:.0f} M parameters > 150 M"}
     with torch.no_grad():
-        before = pick(model(x))
+        before = pick(model(x), scored)
     start = time.perf_counter()
     try:
         if tool == "edgewise":
@@ -149,6 +171,8 @@ def check(source: str, name: str, tool: str, criterion: str) -> dict[str, Any]:
                                             "segmentation" if source == "segmentation" else "classification")
             if source == "segmentation":
                 ref = compress.ReferenceSamples(x, before.argmax(1), "segmentation")
+            if source == "detection":
+                ref = compress.ReferenceSamples.for_detection(x)
             pruned = compress.prune(model, ref, criterion, RATE).model
         else:
             pruned = _torch_pruning(copy.deepcopy(model), x)
@@ -158,7 +182,7 @@ def check(source: str, name: str, tool: str, criterion: str) -> dict[str, Any]:
                 "seconds": time.perf_counter() - start}
     seconds = time.perf_counter() - start
     with torch.no_grad():
-        after = pick(pruned.eval()(x))
+        after = pick(pruned.eval()(x), scored)
     row.update(seconds=seconds, params_after=sum(p.numel() for p in pruned.parameters()))
     if after.shape != before.shape:
         return {**row, "status": "wrong shape", "why": f"{tuple(before.shape)} -> {tuple(after.shape)}"}

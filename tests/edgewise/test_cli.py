@@ -40,7 +40,7 @@ def test_recipe_show_round_trips_through_check(tmp_path, edgewise):
 def test_prune_command_writes_a_smaller_model(tmp_path, digits_cnn, edgewise):
     out = tmp_path / "p.pt"
     result = edgewise("prune", "digits-cnn", "-o", str(out), "--criterion", "l1", "--rate", "0.3",
-                      "--max-layer-rate", "0.5")
+                      "--max-layer-rate", "0.5", "--round-to", "4")
     assert result.returncode == 0, result.stderr
     assert "narrowest layer:" in result.stderr  # the console writes to stderr
     from edgewise.modelio import load_model
@@ -50,6 +50,7 @@ def test_prune_command_writes_a_smaller_model(tmp_path, digits_cnn, edgewise):
     assert card["stage"].startswith("pruned l1")
     summary = json.loads(out.with_suffix(".prune.json").read_text())
     assert summary["criterion"] == "l1" and summary["narrowest_layer"]["rate"] <= 0.5
+    assert all(r["channels_after"] % 4 == 0 for r in summary["layers"] if r["channels_after"] < r["channels_before"])
 
 
 def test_prune_command_refuses_bad_rates_and_criteria(tmp_path, edgewise):
@@ -59,7 +60,9 @@ def test_prune_command_refuses_bad_rates_and_criteria(tmp_path, edgewise):
     assert bad_criterion.returncode == 2 and "unknown pruning criterion 'vibes'" in bad_criterion.stderr
     bad_floor = edgewise("prune", "digits-mlp", "-o", str(tmp_path / "p.pt"), "--max-layer-rate", "0")
     assert bad_floor.returncode == 2 and "--max-layer-rate" in bad_floor.stderr
-    assert "Traceback" not in bad_rate.stderr + bad_criterion.stderr + bad_floor.stderr
+    bad_round = edgewise("prune", "digits-mlp", "-o", str(tmp_path / "p.pt"), "--round-to", "0")
+    assert bad_round.returncode == 2 and "--round-to" in bad_round.stderr
+    assert "Traceback" not in bad_rate.stderr + bad_criterion.stderr + bad_floor.stderr + bad_round.stderr
 
 
 @pytest.mark.slow
