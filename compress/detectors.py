@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from edgewise.compress.outputs import OutputKey
@@ -32,11 +33,29 @@ class DetectorHeads(nn.Module):
         self.detector = detector
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Raw head outputs for a batch of images (N, 3, H, W) in [0, 1]."""
-        images, _ = self.detector.transform(list(x))
-        features = self.detector.backbone(images.tensors)
+        """Raw head outputs for a batch of same-size images (N, 3, H, W) in [0, 1]."""
+        features = self.detector.backbone(self.transformed(x))
         features = list(features.values()) if isinstance(features, dict) else [features]
         return self.detector.head(features)
+
+
+    def transformed(self, x: torch.Tensor) -> torch.Tensor:
+        """What the detector's eval-mode transform makes of a batch of same-size images, computed on the batch as a
+        whole (torchvision's works image by image, which ties an exported graph to one batch size): normalised,
+        resized to its fixed size or by its min/max-size scale, zero-padded to a multiple of its size divisor."""
+        transform = self.detector.transform
+        x = transform.normalize(x)
+        if transform.fixed_size is not None:
+            x = F.interpolate(x, size=[transform.fixed_size[1], transform.fixed_size[0]], mode="bilinear",
+                              align_corners=False)
+        else:
+            h, w = x.shape[-2:]
+            scale = min(transform.min_size[-1] / min(h, w), transform.max_size / max(h, w))
+            x = F.interpolate(x, scale_factor=scale, mode="bilinear", recompute_scale_factor=True,
+                              align_corners=False)
+        divisor = transform.size_divisible
+        h, w = x.shape[-2:]
+        return F.pad(x, (0, -w % divisor, 0, -h % divisor))
 
 
 def detection_output(model: nn.Module) -> OutputKey:

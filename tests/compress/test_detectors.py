@@ -62,3 +62,21 @@ def test_a_torchvision_ssd_is_pruned_through_its_heads_and_still_detects():
         heads = result.model(x)
     assert heads["cls_logits"].shape == (2, 3234, 5) and heads["bbox_regression"].shape == (2, 3234, 4)
     assert set(detections[0]) == {"boxes", "scores", "labels"}
+
+
+@pytest.mark.parametrize("build", [torchvision.models.detection.ssdlite320_mobilenet_v3_large,
+                                   torchvision.models.detection.retinanet_resnet50_fpn])
+def test_detector_heads_see_what_torchvision_feeds_the_backbone_and_export_for_any_batch(build, tmp_path):
+    from edgewise.export import open_session, to_onnx
+
+    torch.manual_seed(0)
+    heads = DetectorHeads(build(weights=None, weights_backbone=None, num_classes=3)).eval()
+    x = torch.rand(2, 3, 200, 250)
+    images, _ = heads.detector.transform(list(x))
+    torch.testing.assert_close(heads.transformed(x), images.tensors)
+    if build is torchvision.models.detection.ssdlite320_mobilenet_v3_large:
+        to_onnx(heads, x[:1], tmp_path / "ssd.onnx")
+        session = open_session(tmp_path / "ssd.onnx")
+        got = session.run(None, {session.get_inputs()[0].name: x[:1].numpy()})
+        with torch.no_grad():
+            torch.testing.assert_close(torch.from_numpy(got[1]), heads(x[:1])["cls_logits"], rtol=1e-4, atol=1e-4)
