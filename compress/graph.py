@@ -206,6 +206,13 @@ def _bounded_flattening() -> Iterator[None]:
         mapping.__call__ = unbounded
 
 
+def _group_of(graph: tp.DependencyGraph, module: nn.Module) -> object:
+    """torch-pruning's group of all of `module`'s output channels, its index mapping bounded (_GroupTooLarge)."""
+    pruner = graph.get_pruner_of_module(module)
+    with _bounded_flattening(), _quiet():
+        return graph.get_pruning_group(module, pruner.prune_out_channels, list(range(pruner.get_out_channels(module))))
+
+
 def _root_groups(graph: tp.DependencyGraph, ignored: list[nn.Module]) -> Iterator[tuple[nn.Module, object]]:
     """Each conv/linear layer not yet covered, as a root, with the group its output channels couple (None when the
     group is too large to map); groups reaching an ignored layer's output channels are not yielded."""
@@ -218,9 +225,15 @@ def _root_groups(graph: tp.DependencyGraph, ignored: list[nn.Module]) -> Iterato
         if pruner is None or pruner.get_out_channels(module) is None:
             continue
         try:
-            with _bounded_flattening(), _quiet():
-                group = graph.get_pruning_group(module, pruner.prune_out_channels,
-                                                list(range(pruner.get_out_channels(module))))
+            group = _group_of(graph, module)
+            # a layer whose channels each feed several of the root's (GhostNet's cat of x and dw(x)) is the root
+            # instead: removing one of its channels then removes all the root channels it feeds, never half of them
+            narrower = [item.dep.target.module for item in group if graph.is_out_channel_pruning_fn(item.dep.handler)
+                        and isinstance(item.dep.target.module, WEIGHT_LAYERS)
+                        and _out_channels(item.dep.target.module) < _out_channels(module)]
+            if narrower:
+                module = min(narrower, key=_out_channels)
+                group = _group_of(graph, module)
         except _GroupTooLarge:
             covered.add(module)
             yield module, None

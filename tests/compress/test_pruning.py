@@ -364,3 +364,16 @@ class FixedWidth(nn.Module):
 def test_a_pruned_network_that_no_longer_runs_is_a_one_line_error(reference):
     with pytest.raises(PruningError, match="the network no longer runs after removing channels of conv"):
         prune(FixedWidth().eval(), reference((3, 16, 16), classes=4), "l1", 0.5)
+
+
+def test_ghostnet_is_pruned_by_the_channels_its_cheap_operation_doubles(reference):
+    """GhostNet concatenates x and a depthwise dw(x): each primary channel feeds two of the block's output channels,
+    so the primary layer is the group's root and a cut removes both (rooted at the wider layer, half of them went)."""
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    model = timm.create_model("ghostnet_050", pretrained=False, num_classes=4).eval()
+    ref = reference((3, 64, 64), classes=4, n=4)
+    result = prune(model, ref, "l1", 0.6, ranking=Ranking(scope="layer"))
+    block = result.model.blocks[4][0].ghost1
+    assert block.primary_conv[0].out_channels == block.cheap_operation[0].out_channels == 12
+    assert result.model(ref.x).shape == (4, 4)
