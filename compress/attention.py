@@ -3,6 +3,8 @@ LRP rules reach each projection and the attention product (torch's version runs 
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -91,6 +93,12 @@ def _combined_mask(attn_mask: torch.Tensor | None, key_padding_mask: torch.Tenso
         padding = additive(key_padding_mask)[:, None, None, :]
         total = padding if total is None else total + padding
     return total
+
+
+def written_out_copy(model: nn.Module) -> nn.Module:
+    """An eval-mode deep copy of `model` with every nn.MultiheadAttention written out: the network pruning and
+    relevance work on (torch's module ties its inner width to the embedding width and runs as one opaque function)."""
+    return explicit_attention(copy.deepcopy(model).eval())
 
 
 def explicit_attention(model: nn.Module) -> nn.Module:

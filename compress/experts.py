@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgewise.base.errors import UserError
-from edgewise.compress.attention import explicit_attention
+from edgewise.compress.attention import written_out_copy
 from edgewise.compress.graph import ChannelGraph
 from edgewise.compress.pruning import Plan, PruneResult, apply_plan, prune
 from edgewise.compress.reference import ReferenceSamples
@@ -73,8 +72,7 @@ def expert_table(model: nn.Module, plans: Mapping[str, Plan], example_input: tor
 
     The parameter share is the group's layers' parameters over the whole original model's.
     """
-    # the graph prune() sees: attention written out, so that heads are groups here too
-    written_out = explicit_attention(copy.deepcopy(model).eval())
+    written_out = written_out_copy(model)  # the network prune() sees, so that heads are groups here too
     graph = ChannelGraph(written_out, example_input, ignore)
     modules = dict(written_out.named_modules())
     total = sum(p.numel() for p in written_out.parameters())

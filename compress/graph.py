@@ -332,12 +332,9 @@ class ChannelGraph:
             self.model.train(was_training)
 
     def group_scores(self, layer_scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Per group, the mean of its member layers' channel scores (mapped through the group's index coupling); a
-        group none of whose layers has a score (no path to the scored output) is left out."""
+        """Per group, the mean of its member layers' channel scores (mapped through the group's index coupling)."""
         out = {}
         for g in self.groups:
-            if not any(name in layer_scores for name, _, _ in g.members):
-                continue
             total = torch.zeros(g.channels, dtype=torch.float64)
             count = torch.zeros(g.channels, dtype=torch.float64)
             for name, idxs, root_idxs in g.members:

@@ -39,6 +39,11 @@ def _layout(module: nn.Module) -> tuple[list[str], str, int] | None:
     return ["qkv"], "qkv", 2 * proj.in_features
 
 
+def _inner_width(module: nn.Module) -> int:
+    """Channels of all heads together (heads x head_dim) of a known layout."""
+    return module.q.out_features if isinstance(module, ExplicitAttention) else module.proj.in_features
+
+
 @dataclass
 class HeadGroup:
     """The heads of one attention layer: `heads` units of `head_dim` channels each (the channels of the value
@@ -84,16 +89,14 @@ class HeadGroup:
 def remove_heads(module: nn.Module, heads: list[int]) -> None:
     """Physically remove attention heads `heads` of `module` (a known layout, see `_layout`)."""
     n = module.num_heads
+    inner = _inner_width(module)
+    d = inner // n
+    rows = [h * d + j for h in heads for j in range(d)]
     if isinstance(module, ExplicitAttention):
-        d = module.q.out_features // n
-        rows = [h * d + j for h in heads for j in range(d)]
         for layer in (module.q, module.k, module.v):
             tp.prune_linear_out_channels(layer, rows)
         tp.prune_linear_in_channels(module.out_proj, rows)
     else:
-        inner = module.proj.in_features
-        d = inner // n
-        rows = [h * d + j for h in heads for j in range(d)]
         tp.prune_linear_out_channels(module.qkv, [part * inner + r for part in range(3) for r in rows])
         tp.prune_linear_in_channels(module.proj, rows)
         if _linear(module, "gate") is not None:
@@ -156,7 +159,7 @@ def head_groups(model: nn.Module, example_input: torch.Tensor, ignored: set[str]
     for name, module in found.items():
         _, value, first = _layout(module)
         n = module.num_heads
-        d = (module.q.out_features if isinstance(module, ExplicitAttention) else module.proj.in_features) // n
+        d = _inner_width(module) // n
         idxs = list(range(first, first + n * d))
         groups.append(HeadGroup(name, module, n, d, [(f"{name}.{value}", idxs, list(range(n * d)))]))
     return groups, skipped

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +10,7 @@ import torch
 from torch import nn
 
 from edgewise.base.errors import UserError
-from edgewise.compress.attention import explicit_attention
+from edgewise.compress.attention import written_out_copy
 from edgewise.compress.criteria import Criterion, get_criterion
 from edgewise.compress.detectors import detection_output
 from edgewise.compress.graph import ChannelGraph, PruningError
@@ -127,8 +126,7 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
     scorer = get_criterion(criterion, **(criterion_options or {}))
     if output is None and ref.task == "detection":
         output = detection_output(model)
-    # torch's nn.MultiheadAttention fixes its inner width to the embedding width: written out, its heads can go
-    work = explicit_attention(copy.deepcopy(model).eval())
+    work = written_out_copy(model)
     input_shape = tuple(ref.x.shape[1:])
     example = ref.x[:1]
     with torch.no_grad():
@@ -156,10 +154,10 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
         names = {name for g in graph.groups for name, _, _ in g.members}
         with scored_output(work, output):
             by_group = graph.group_scores(scorer.scores(work, names, ref))
-        # a group the scored output does not reach (a detector's box branch when its class scores are scored) has
-        # no score, or only zeros: it is left whole rather than cut to the floor
+        # a group the scored output does not reach (a detector's box branch when its class scores are scored) scores
+        # only zeros: it is left whole rather than cut to the floor
         for g in graph.groups:
-            if g.name not in by_group or not by_group[g.name].any():
+            if not by_group[g.name].any():
                 unscored[g.name] = f"the scored output does not depend on it, so {scorer.name} gives it no score"
         if graph.groups and len(unscored) == len(graph.groups):
             raise PruningError(f"{scorer.name} gives no layer a score: the scored output does not depend on any of "
@@ -219,7 +217,7 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
 def apply_plan(model: nn.Module, plan: Plan, example_input: torch.Tensor, ignore: tuple[str, ...] = ()
                ) -> nn.Module:
     """A copy of `model` with only the channels `plan` keeps (original indices per group), physically removed."""
-    work = explicit_attention(copy.deepcopy(model).eval())
+    work = written_out_copy(model)
     graph = ChannelGraph(work, example_input, ignore)
     removal = {}
     for g in graph.groups:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterator, Mapping
 
 import torch
@@ -15,7 +14,7 @@ from zennit.types import Convolution
 from zennit.types import Linear as AnyLinear
 
 from edgewise.base.errors import UserError
-from edgewise.compress.attention import explicit_attention
+from edgewise.compress.attention import written_out_copy
 from edgewise.compress.fold import batchnorm_pairs
 from edgewise.compress.lrp_ops import op_rules
 from edgewise.compress.reference import ReferenceSamples
@@ -60,7 +59,7 @@ def lrp_composite(rules: Mapping[str, str] | None = None, merge: list[tuple[str,
 def explainable_copy(model: nn.Module) -> nn.Module:
     """An eval-mode deep copy with in-place activations turned off (zennit's hooks cannot see through them) and
     nn.MultiheadAttention written out (attention.ExplicitAttention) so that rules reach inside it."""
-    clone = explicit_attention(copy.deepcopy(model).eval())
+    clone = written_out_copy(model)
     for module in clone.modules():
         if hasattr(module, "inplace"):
             module.inplace = False
