@@ -92,14 +92,23 @@ def prune(
     classes: Annotated[list[str] | None, typer.Option("--class", help="Restrict scores to a class (repeatable).")]
     = None,
     samples: Annotated[int, typer.Option(help="Reference samples per class.")] = 10,
+    detect: Annotated[bool, typer.Option(help="The model is a detector (ultralytics YOLO, ew.DetectorHeads); --data "
+                                              "is a .npz of images (x), scored by the model's own detections.")]
+    = False,
+    detections: Annotated[int, typer.Option(help="With --detect: detections per image relevance starts from.")] = 10,
 ) -> None:
     """Prune a model's channels (physically removed) and print the per-layer report."""
-    from edgewise.commands import prune_file
+    from edgewise.commands import prune_detector_file, prune_file
     from edgewise.recipe import PruneConfig
 
     config = _config(PruneConfig, criterion=criterion, rate=rate, schedule=schedule, scope=scope,
                      max_layer_rate=max_layer_rate, round_to=round_to, samples_per_class=samples)
-    result = prune_file(model, out, config, data, classes)
+    if detect:
+        if data is None:
+            raise UserError("--detect needs reference images", "pass --data images.npz (an array x of images)")
+        result = prune_detector_file(model, out, config, data, classes, detections)
+    else:
+        result = prune_file(model, out, config, data, classes)
     table = Table(title=f"{result.criterion}, {result.schedule}", title_justify="left")
     for column in ("layer", "channels", "pruned", "parameters", "MACs"):
         table.add_column(column)

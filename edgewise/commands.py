@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from torch import nn
 
 from edgewise import compress
@@ -69,6 +71,53 @@ def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | Non
     result = prune_model(module, dataset, config, class_ids)
     out = Path(out)
     save_model(result.model, out, {**card, "stage": f"pruned {config.criterion} {result.channel_rate:.0%}"})
+    write_json(out.with_suffix(".prune.json"), result.summary())
+    return result
+
+
+def detection_images(path: str | Path) -> torch.Tensor:
+    """Reference images for a detector: the `x` array (images, channels, height, width) of a .npz, labels unneeded."""
+    file = Path(path)
+    if file.suffix != ".npz" or not file.is_file():
+        raise UserError(f"detection images {file} are not a .npz file", "save the images as np.savez(path, x=images)")
+    with np.load(file) as arrays:
+        if "x" not in arrays:
+            raise UserError(f"{file} has no array 'x'", "save the images as np.savez(path, x=images)")
+        x = arrays["x"]
+    if x.ndim != 4 or len(x) == 0 or not np.issubdtype(x.dtype, np.floating) or not np.isfinite(x).all():
+        raise UserError(f"the images in {file} are {x.dtype} of shape {x.shape}",
+                        "give finite float images of shape (images, channels, height, width)")
+    return torch.from_numpy(x.astype(np.float32))
+
+
+def _detection_classes(module: nn.Module, classes: list[str]) -> tuple[int, ...]:
+    names = getattr(module, "names", None) or {}
+    ids = {str(name): int(i) for i, name in (names.items() if isinstance(names, dict) else enumerate(names))}
+    chosen = []
+    for c in classes:
+        if c.isdigit() or c in ids:
+            chosen.append(int(c) if c.isdigit() else ids[c])
+        else:
+            known = ", ".join(list(ids)[:10]) + (f" ... ({len(ids)} classes)" if len(ids) > 10 else "")
+            raise UserError(f"unknown detection class {c!r}", f"give a class id or a name the model knows: {known}")
+    return tuple(chosen)
+
+
+def prune_detector_file(model: str, out: str | Path, config: PruneConfig, images: str | Path,
+                        classes: list[str] | None = None, detections: int = 10) -> compress.PruneResult:
+    """Prune a detector saved as a file (an ultralytics YOLO model, compress.DetectorHeads of a torchvision
+    detector), scored by the relevance of its own `detections` strongest detections per reference image, restricted
+    to `classes` (ids or the model's class names); write the pruned model and its report JSON to `out`."""
+    module, card = load_model(model)
+    ref = compress.ReferenceSamples.for_detection(detection_images(images),
+                                                  _detection_classes(module, classes) if classes else None,
+                                                  detections, output=config.output)
+    result = compress.prune(module, ref, config.criterion, config.rate, config.schedule, ranking=config.ranking(),
+                            ignore=tuple(config.ignore), step=config.step, sf=config.sf,
+                            criterion_options=config.options)
+    out = Path(out)
+    save_model(result.model, out, {**card, "task": "detection",
+                                   "stage": f"pruned {config.criterion} {result.channel_rate:.0%}"})
     write_json(out.with_suffix(".prune.json"), result.summary())
     return result
 

@@ -207,3 +207,27 @@ def test_bench_command_on_host_board_and_emulator(tmp_path, edgewise):
     assert "latency (estimated)" in edgewise("bench", *one, "--target", "jetson-nano").stderr
     bad = edgewise("bench", str(tmp_path / "q.onnx"), "--target", "jetson-mars")
     assert bad.returncode == 2 and "unknown target" in bad.stderr
+
+
+def test_prune_detect_prunes_a_yolo_file_by_its_own_detections(tmp_path, edgewise):
+    """A detector saved with torch.save and a .npz of images (no labels): scored by its strongest detections of the
+    chosen class, the box branch those scores do not reach left whole with the reason."""
+    tasks = pytest.importorskip("ultralytics.nn.tasks")
+    import numpy as np
+    import torch
+
+    torch.manual_seed(0)
+    torch.save(tasks.DetectionModel("yolov8n.yaml", nc=3, verbose=False).eval(), tmp_path / "yolo.pt")
+    np.savez(tmp_path / "images.npz", x=np.random.default_rng(0).random((2, 3, 96, 96), dtype=np.float32))
+    out = tmp_path / "p.pt"
+    result = edgewise("prune", str(tmp_path / "yolo.pt"), "-o", str(out), "--detect", "--data",
+                      str(tmp_path / "images.npz"), "--class", "1", "--criterion", "lrp", "--rate", "0.3")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(out.with_suffix(".prune.json").read_text())
+    assert summary["params_after"] < 0.85 * summary["params_before"]
+    assert "does not depend on it" in summary["left_whole"]["model.22.cv2.0.0.conv"]
+    unknown = edgewise("prune", str(tmp_path / "yolo.pt"), "-o", str(out), "--detect", "--data",
+                       str(tmp_path / "images.npz"), "--class", "zebra")
+    assert unknown.returncode == 2 and "unknown detection class 'zebra'" in unknown.stderr
+    no_images = edgewise("prune", str(tmp_path / "yolo.pt"), "-o", str(out), "--detect")
+    assert no_images.returncode == 2 and "--detect needs reference images" in no_images.stderr
