@@ -7,6 +7,7 @@ import copy
 import torch
 from torch import nn
 
+from edgewise.base.device import device_of
 from edgewise.base.errors import UserError
 from edgewise.compress.layers import WEIGHT_LAYERS, output_axis
 
@@ -30,7 +31,7 @@ def batchnorm_pairs(model: nn.Module, example_input: torch.Tensor) -> list[tuple
                 else None))
     try:
         with torch.no_grad():
-            model(example_input)
+            model(example_input.to(device_of(model)))
     finally:
         for h in hooks:
             h.remove()
@@ -54,6 +55,7 @@ def fold_batchnorm(model: nn.Module, example_input: torch.Tensor, atol: float = 
     """
     original = model.eval()
     folded = copy.deepcopy(model).eval()
+    example_input = example_input.to(device_of(model))
     modules = dict(folded.named_modules())
     done = []
     for layer_name, bn_name in batchnorm_pairs(folded, example_input):

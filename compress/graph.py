@@ -14,6 +14,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch_pruning.dependency import index_mapping
 
+from edgewise.base.device import device_of
 from edgewise.base.errors import UserError
 from edgewise.compress.heads import HeadGroup, head_groups, head_projections
 from edgewise.compress.layers import WEIGHT_LAYERS, output_axis
@@ -251,7 +252,7 @@ class ChannelGraph:
     def __init__(self, model: nn.Module, example_input: torch.Tensor, ignore: list[str] | tuple[str, ...] = (),
                  ignore_output_layer: bool = True) -> None:
         self.model = model
-        self.example_input = example_input
+        self.example_input = example_input = example_input.to(device_of(model))
         names = {m: n for n, m in model.named_modules()}
         self._order = {n: i for i, (n, _) in enumerate(model.named_modules())}
         modules = dict(model.named_modules())
@@ -339,7 +340,7 @@ class ChannelGraph:
             count = torch.zeros(g.channels, dtype=torch.float64)
             for name, idxs, root_idxs in g.members:
                 if name in layer_scores:
-                    total[root_idxs] += layer_scores[name].to(torch.float64)[idxs]
+                    total[root_idxs] += layer_scores[name].detach().to('cpu', torch.float64)[idxs]
                     count[root_idxs] += 1
             out[g.name] = total / count.clamp(min=1)
         return out

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from edgewise.base.device import device_of
 from edgewise.compress.layers import WEIGHT_LAYERS
 
 
@@ -67,7 +68,7 @@ def measure_cost(model: nn.Module, input_shape: tuple[int, ...]) -> ModelCost:
     was_training = model.training
     model.eval()
     try:
-        model(torch.zeros(1, *input_shape))
+        model(torch.zeros(1, *input_shape, device=device_of(model)))
     finally:
         for h in hooks:
             h.remove()

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from edgewise.base.device import device_of
 from edgewise.base.errors import UserError
 from edgewise.compress.attention import written_out_copy
 from edgewise.compress.criteria import Criterion, get_criterion
@@ -128,7 +129,7 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
         output = detection_output(model)
     work = written_out_copy(model)
     input_shape = tuple(ref.x.shape[1:])
-    example = ref.x[:1]
+    example = ref.x[:1].to(device_of(work))
     with torch.no_grad():
         reference_output = work(example)
     pick(reference_output, output)  # an output name the model lacks is refused before any work

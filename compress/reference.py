@@ -74,16 +74,18 @@ class ReferenceSamples:
         picked = torch.cat([torch.nonzero(y == c).flatten()[:per_class] for c in torch.unique(y)]).sort().values
         return cls(x[picked], y[picked], task, classes, **kwargs)
 
-    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The samples in order, `batch_size` at a time."""
+    def batches(self, device: torch.device | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The samples in order, `batch_size` at a time, on `device` (the model's: the samples stay where they are
+        and only a batch at a time travels)."""
         for start in range(0, len(self.x), self.batch_size):
-            yield self.x[start:start + self.batch_size], self.y[start:start + self.batch_size]
+            x, y = self.x[start:start + self.batch_size], self.y[start:start + self.batch_size]
+            yield (x, y) if device is None else (x.to(device), y.to(device))
 
     def label_mask(self, y: torch.Tensor) -> torch.Tensor:
         """True where a sample (classification) or pixel (segmentation) belongs to the chosen classes."""
         if self.classes is None or self.task == "detection":
             return torch.ones_like(y, dtype=torch.bool)
-        return torch.isin(y, torch.tensor(self.classes, dtype=y.dtype))
+        return torch.isin(y, torch.tensor(self.classes, dtype=y.dtype, device=y.device))
 
     def output_seed(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The relevance (or gradient) to start from at the output: the true class, masked to the chosen classes

@@ -13,6 +13,7 @@ from zennit.rules import AlphaBeta, Epsilon, Flat, Gamma, WSquare, ZPlus
 from zennit.types import Convolution
 from zennit.types import Linear as AnyLinear
 
+from edgewise.base.device import device_of
 from edgewise.base.errors import UserError
 from edgewise.compress.attention import written_out_copy
 from edgewise.compress.fold import batchnorm_pairs
@@ -76,7 +77,7 @@ def _explained(model: nn.Module, ref: ReferenceSamples, rules: Mapping[str, str]
 def _backward_passes(modified: nn.Module, ref: ReferenceSamples) -> Iterator[torch.Tensor]:
     """Per batch of `ref`, its input once relevance has flowed back to it through the composite-modified model:
     `.grad` holds the input relevance, and retained gradients inside the model are their tensors' relevance."""
-    for x, y in ref.batches():
+    for x, y in ref.batches(device_of(modified)):
         x = x.clone().requires_grad_(True)
         with op_rules():
             logits = modified(x)

@@ -23,6 +23,9 @@ app.add_typer(zoo_app, name="zoo")
 app.add_typer(recipe_app, name="recipe")
 app.add_typer(bundle_app, name="bundle")
 
+DEVICE_HELP = ("Where torch computes (training, scores, fine-tuning, QAT): auto (the GPU when there is one), cpu, "
+               "cuda, cuda:N")
+
 
 def _version(value: bool) -> None:
     if value:
@@ -48,6 +51,7 @@ def run(
     ray: Annotated[str | None, typer.Option(
         "--ray", help="Sweeps: run the configurations as Ray tasks on the cluster at this address "
                       "(needs the ray extra).")] = None,
+    device: Annotated[str | None, typer.Option(help=DEVICE_HELP + " (default: the recipe's device, auto).")] = None,
 ) -> None:
     """Run a recipe: build or load each model, run its stages, write the run directory and the report.
 
@@ -60,6 +64,8 @@ def run(
     from edgewise.sweep import run_sweep
 
     parsed = load_recipe(recipe)
+    if device is not None:
+        parsed = _config(type(parsed), **{**parsed.model_dump(by_alias=True), "device": device})
     if parsed.sweep:
         swept = run_sweep(parsed, out=out, name=name, jobs=jobs, ray_address=ray, force=force or ())
         console.print(f"sweep directory: {swept.root}\nreport (html): {swept.reports['html']}")
@@ -96,6 +102,7 @@ def prune(
                                               "is a .npz of images (x), scored by the model's own detections.")]
     = False,
     detections: Annotated[int, typer.Option(help="With --detect: detections per image relevance starts from.")] = 10,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP + ".")] = "auto",
 ) -> None:
     """Prune a model's channels (physically removed) and print the per-layer report."""
     from edgewise.commands import prune_detector_file, prune_file
@@ -106,9 +113,9 @@ def prune(
     if detect:
         if data is None:
             raise UserError("--detect needs reference images", "pass --data images.npz (an array x of images)")
-        result = prune_detector_file(model, out, config, data, classes, detections)
+        result = prune_detector_file(model, out, config, data, classes, detections, device)
     else:
-        result = prune_file(model, out, config, data, classes)
+        result = prune_file(model, out, config, data, classes, device)
     table = Table(title=f"{result.criterion}, {result.schedule}", title_justify="left")
     for column in ("layer", "channels", "pruned", "parameters", "MACs"):
         table.add_column(column)
@@ -148,6 +155,7 @@ def quantize(
     lam: Annotated[float, typer.Option("--lambda", help="Entropy constraint (ECQ/ECQx): larger is sparser.")] = 0.05,
     epochs: Annotated[int, typer.Option(help="Quantization-aware training epochs (0: post-training only).")] = 0,
     data: Annotated[str | None, typer.Option(help="digits, rail, a .npz or an image folder.")] = None,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP + ".")] = "auto",
 ) -> None:
     """Quantize a model's weights (uniform, ECQ or ECQx) and print sparsity and entropy per layer."""
     from edgewise.commands import quantize_file
@@ -155,7 +163,7 @@ def quantize(
 
     train = _config(QATConfig, epochs=epochs) if epochs > 0 else None
     config = _config(QuantizeConfig, method=method, bits=bits, train=train, **{"lambda": lam})
-    result = quantize_file(model, out, config, data)
+    result = quantize_file(model, out, config, data, device)
     summary = result.summary()
     table = Table(title=f"{method} {bits}-bit", title_justify="left")
     for column in ("layer", "shape", "sparsity", "entropy [bit]"):

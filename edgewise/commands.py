@@ -11,6 +11,7 @@ from torch import nn
 
 from edgewise import compress
 from edgewise.base.atomic import write_bytes, write_json
+from edgewise.base.device import on_device, resolve_device
 from edgewise.base.errors import UserError
 from edgewise.base.records import load_records, save_records
 from edgewise.modelio import load_model, save_model
@@ -33,12 +34,15 @@ def data_from_argument(value: str) -> Dataset:
     raise UserError(f"unknown data {value!r}", "give digits, rail, a .npz file or a folder with one folder per class")
 
 
-def resolve_model(model: str, data: str | None = None) -> tuple[nn.Module, dict[str, Any], Dataset]:
-    """A model and its data from a zoo reference name or a model file (its card names the data, or `data` does)."""
+def resolve_model(model: str, data: str | None = None, device: torch.device | None = None
+                  ) -> tuple[nn.Module, dict[str, Any], Dataset]:
+    """A model and its data from a zoo reference name or a model file (its card names the data, or `data` does); on
+    `device` when given (a zoo model is then trained there), else on the CPU."""
+    device = device or torch.device("cpu")
     if model in REFERENCES:
         ref = REFERENCES[model]
         dataset = data_from_argument(data) if data else load_data(ref.data)
-        trained = trained_model(ref.arch, dataset, ref.train, 0, ref.arch_args, label=f"train {model}")
+        trained = trained_model(ref.arch, dataset, ref.train, 0, ref.arch_args, label=f"train {model}", device=device)
         card = dict(trained.card)
         if not data:  # files written from this model can name their data
             card["data_spec"] = ref.data.model_dump(mode="json")
@@ -47,6 +51,7 @@ def resolve_model(model: str, data: str | None = None) -> tuple[nn.Module, dict[
         raise UserError(f"unknown model {model!r}",
                         f"give a zoo reference ({', '.join(REFERENCES)}) or the path of a .pt file")
     module, card = load_model(model)
+    module = on_device(module, device)
     if data:
         return module, card, data_from_argument(data)
     spec = card.get("data_spec")
@@ -57,9 +62,10 @@ def resolve_model(model: str, data: str | None = None) -> tuple[nn.Module, dict[
 
 
 def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | None = None,
-               classes: list[str] | None = None) -> compress.PruneResult:
-    """Prune `model` (zoo name or file) as `config` says and write the pruned model and its report JSON to `out`."""
-    module, card, dataset = resolve_model(model, data)
+               classes: list[str] | None = None, device: str = "auto") -> compress.PruneResult:
+    """Prune `model` (zoo name or file) as `config` says, scoring on `device` (auto, cpu, cuda, cuda:N), and write
+    the pruned model and its report JSON to `out`."""
+    module, card, dataset = resolve_model(model, data, resolve_device(device))
     class_ids = None
     if classes:
         unknown = [c for c in classes if c not in dataset.class_names]
@@ -104,11 +110,13 @@ def _detection_classes(module: nn.Module, classes: list[str]) -> tuple[int, ...]
 
 
 def prune_detector_file(model: str, out: str | Path, config: PruneConfig, images: str | Path,
-                        classes: list[str] | None = None, detections: int = 10) -> compress.PruneResult:
+                        classes: list[str] | None = None, detections: int = 10, device: str = "auto"
+                        ) -> compress.PruneResult:
     """Prune a detector saved as a file (an ultralytics YOLO model, compress.DetectorHeads of a torchvision
     detector), scored by the relevance of its own `detections` strongest detections per reference image, restricted
-    to `classes` (ids or the model's class names); write the pruned model and its report JSON to `out`."""
+    to `classes` (ids or the model's class names), on `device`; write the pruned model and its report JSON to `out`."""
     module, card = load_model(model)
+    module = on_device(module, resolve_device(device))
     ref = compress.ReferenceSamples.for_detection(detection_images(images),
                                                   _detection_classes(module, classes) if classes else None,
                                                   detections, output=config.output)
@@ -123,11 +131,12 @@ def prune_detector_file(model: str, out: str | Path, config: PruneConfig, images
 
 
 def quantize_file(model: str, out: str | Path, config: QuantizeConfig,
-                  data: str | None = None) -> compress.QuantizedModel:
-    """Quantize `model` (zoo name or file): write the quantized model to `out` and its records beside it (.npz)."""
+                  data: str | None = None, device: str = "auto") -> compress.QuantizedModel:
+    """Quantize `model` (zoo name or file), relevances and QAT on `device` (auto, cpu, cuda, cuda:N): write the
+    quantized model to `out` and its records beside it (.npz)."""
     from edgewise.stages.quantize import quantize_model
 
-    module, card, dataset = resolve_model(model, data)
+    module, card, dataset = resolve_model(model, data, resolve_device(device))
     result = quantize_model(module, dataset, config)
     out = Path(out)
     save_model(result.model, out, {**card, "stage": f"{config.method} {config.bits}-bit"})

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from edgewise.base.atomic import atomic_path
+from edgewise.base.device import on_device
 from edgewise.base.errors import UserError
 
 FORMAT = "edgewise-model/1"
@@ -21,10 +22,11 @@ def save_model(model: nn.Module, path: str | os.PathLike[str], card: dict[str, A
     """Write `model` (the whole module, so its shapes travel with it) and its `card` atomically to `path`.
 
     The card is plain JSON-able metadata: architecture, input shape, task, class names, how it
-    was made. The file is a torch pickle: load only files you trust.
+    was made. The file is a torch pickle: load only files you trust. A model on a GPU is written
+    from a CPU copy, so the file loads on machines without one.
     """
     with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "card": card, "module": model}, tmp)
+        torch.save({"format": FORMAT, "card": card, "module": on_device(model, torch.device("cpu"))}, tmp)
     return Path(path)
 
 

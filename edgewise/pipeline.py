@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from edgewise.base.atomic import write_json, write_text
+from edgewise.base.device import resolve_device
 from edgewise.console import console
 from edgewise.force import force_policy
 from edgewise.recipe import Recipe
@@ -47,8 +50,9 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", name: str | None = None
     """
     root = Path(out) / (name or recipe.name)
     policy = force_policy(force, [m.name for m in recipe.models])
+    device = resolve_device(recipe.device)  # a device this machine lacks is refused before anything is written
     with RunDirectory.create(root, name or recipe.name, recipe.model_dump(mode="json"), policy) as run:
-        return _run(run, recipe, root)
+        return _run(run, recipe, root, device)
 
 
 def run_model(state: ModelState) -> None:
@@ -59,11 +63,11 @@ def run_model(state: ModelState) -> None:
             stage.function(state, stage.config(state.entry))
 
 
-def _run(run: RunDirectory, recipe: Recipe, root: Path) -> RunResult:
+def _run(run: RunDirectory, recipe: Recipe, root: Path, device: torch.device) -> RunResult:
     result = RunResult(root)
-    console.print(f"[bold]edgewise[/bold] run {run.manifest['run']} -> {root}")
+    console.print(f"[bold]edgewise[/bold] run {run.manifest['run']} -> {root} (torch on {device})")
     for entry in recipe.models:
-        state = ModelState(run, entry, load_data(entry.data))
+        state = ModelState(run, entry, load_data(entry.data), device=device)
         run_model(state)
         result.rows += state.ledger.rows()
         result.versions[entry.name] = [v.to_json(root) for v in state.ledger]

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from edgewise.base.device import check_device_choice
 from edgewise.base.errors import RecipeError, UserError
 from edgewise.stages.table import check_entry
 from edgewise.zoo.data import DataSpec
@@ -320,9 +321,17 @@ class Recipe(BaseModel):
     name: str = Field("run", pattern=NAME_PATTERN)
     models: list[ModelEntry] = Field(min_length=1)
     report: bool = True
+    device: str = Field("auto", description=(
+        "where training, scoring, fine-tuning, QAT and experts compute: auto (the GPU when torch sees one), cpu, "
+        "cuda or cuda:N; export, emulation and benchmarks are unaffected"))
     sweep: dict[str, list[Any]] = Field(default_factory=dict, description=(
         "axes of a sweep: a model setting's dotted path (prune.criterion, quantize.lambda, quantize.bits, ...) "
         "-> the values to try; every combination runs as its own run, applied to each model with that section"))
+
+    @field_validator("device")
+    @classmethod
+    def _device_choice(cls, value: str) -> str:
+        return check_device_choice(value)
 
     @field_validator("sweep")
     @classmethod

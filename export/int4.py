@@ -1,9 +1,10 @@
 """INT4 weights in ONNX: quantized records become 4-bit initializers feeding DequantizeLinear (opset 21).
 
 Linear layers become DequantizeLinear (blocked along K, axis 0) -> MatMul -> Add, the pattern
-ONNX Runtime fuses into MatMulNBits; convolution weights become 4-bit initializers dequantized per
-tensor or per output channel (ONNX Runtime has no 4-bit conv kernel: they are dequantized once
-when the session is created, the file is still 8x smaller). Levels that fit [-8, 7] are stored
+ONNX Runtime fuses into MatMulNBits; a block-wise record's blocks carry their own scales there.
+Convolution weights become 4-bit initializers dequantized per tensor, per output channel or per
+block of input channels (ONNX Runtime has no 4-bit conv kernel: they are dequantized once when
+the session is created, the file is still 8x smaller). Levels that fit [-8, 7] are stored
 as INT4; grids shifted to [-7, 8] or unsigned [0, 15] as UINT4 with a zero point.
 """
 
@@ -83,11 +84,11 @@ def _linear(graph: onnx.GraphProto, gemm: onnx.NodeProto, record: QuantizedLayer
     prefix = f"{record.name}.weight"
     step = record.step.reshape(-1).astype(np.float32)
     per_output = step if step.size == n else np.full(n, step[0], dtype=np.float32)
-    block = block_size_for(k)
+    block = record.block or block_size_for(k)
     nodes, inits = [], [_int_tensor(f"{prefix}_q", levels, dtype, zero_point)]
     if block is not None:
         blocks = -(-k // block)
-        scale = np.tile(per_output, (blocks, 1)).astype(np.float32)
+        scale = record.block_steps().T if record.block else np.tile(per_output, (blocks, 1)).astype(np.float32)
         inits.append(numpy_helper.from_array(scale, f"{prefix}_scale"))
         dq_inputs = [f"{prefix}_q", f"{prefix}_scale"]
         if zero_point:
@@ -116,15 +117,19 @@ def _conv(record: QuantizedLayer, weight: TensorProto, node: onnx.NodeProto) -> 
     _check_values(record, weight, transpose=False)
     dtype, zero_point = _storage(record)
     prefix = f"{record.name}.weight"
-    step = record.step.astype(np.float32)
+    if record.block is not None:
+        scale, axis, blocked = record.block_steps(), record.input_axis, {"block_size": record.block}
+    else:
+        step = record.step.astype(np.float32)
+        scale, axis, blocked = step.reshape(-1) if step.size > 1 else step.reshape(()), record.axis or 0, {}
     inits = [_int_tensor(f"{prefix}_q", record.levels, dtype, zero_point),
-             numpy_helper.from_array(step.reshape(-1) if step.size > 1 else step.reshape(()), f"{prefix}_scale")]
+             numpy_helper.from_array(scale, f"{prefix}_scale")]
     dq_inputs = [f"{prefix}_q", f"{prefix}_scale"]
     if zero_point:
-        inits.append(_zero_point_tensor(f"{prefix}_zp", dtype, zero_point, [step.size] if step.size > 1 else []))
+        inits.append(_zero_point_tensor(f"{prefix}_zp", dtype, zero_point, list(scale.shape)))
         dq_inputs.append(f"{prefix}_zp")
-    axis = record.axis if record.axis is not None else 0
-    dq = helper.make_node("DequantizeLinear", dq_inputs, [weight.name], name=f"{prefix}_dequantize", axis=axis)
+    dq = helper.make_node("DequantizeLinear", dq_inputs, [weight.name], name=f"{prefix}_dequantize", axis=axis,
+                          **blocked)
     return [[dq], inits]
 
 

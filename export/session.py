@@ -105,7 +105,12 @@ def fold_conv_dequantize(model: Any) -> Any:
             zero = (numpy_helper.to_array(inits[node.input[2]]).astype(np.float32)
                     if len(node.input) > 2 and node.input[2] else np.float32(0.0))
             axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-            if np.ndim(scale) == 1:
+            block = next((a.i for a in node.attribute if a.name == "block_size"), 0)
+            if block:  # a blocked scale: one value per block of weights along the axis (this file ships alone)
+                kept = np.arange(q.shape[axis])
+                scale = np.take(np.repeat(scale, block, axis=axis), kept, axis=axis)
+                zero = np.take(np.repeat(zero, block, axis=axis), kept, axis=axis) if np.ndim(zero) else zero
+            elif np.ndim(scale) == 1:
                 shape = [1] * q.ndim
                 shape[axis] = -1
                 scale = scale.reshape(shape)

@@ -12,13 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
+
+# asked before the bare machine hides the GPU: the switch of the tests that compare the CUDA path with the CPU's
+HAS_CUDA = torch.cuda.is_available()
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _bare_machine(tmp_path_factory: pytest.TempPathFactory):
     """Every test sees the same machine, whatever it runs on: empty sysfs and procfs roots (no RAPL, no board), no
-    NVML, no TensorRT, and an onnxruntime with the CPU provider alone (onnxruntime-gpu would offer CUDA). Tests of
-    a reader give it its own fake tree or module."""
+    NVML, no TensorRT, an onnxruntime with the CPU provider alone (onnxruntime-gpu would offer CUDA), and no CUDA
+    device for torch (device auto is the CPU, here and in the `edgewise` processes tests start). Tests of a reader
+    give it its own fake tree or module; the CUDA tests take the `cuda_device` fixture."""
     import onnxruntime
 
     root = tmp_path_factory.mktemp("bare-machine")
@@ -28,7 +33,18 @@ def _bare_machine(tmp_path_factory: pytest.TempPathFactory):
         patch.setenv("EDGEWISE_PROCFS", str(root / "proc"))
         patch.setitem(sys.modules, "pynvml", None)
         patch.setitem(sys.modules, "tensorrt", None)
+        patch.setattr(torch.cuda, "is_available", lambda: False)
+        patch.setenv("CUDA_VISIBLE_DEVICES", "")
         yield root
+
+
+@pytest.fixture
+def cuda_device(monkeypatch: pytest.MonkeyPatch) -> torch.device:
+    """The machine's first CUDA device, visible again to the kit for this test; the test is skipped without one."""
+    if not HAS_CUDA:
+        pytest.skip("no CUDA device on this machine")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    return torch.device("cuda", 0)
 
 
 @pytest.fixture(scope="session", autouse=True)

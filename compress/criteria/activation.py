@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from edgewise.base.device import device_of
 from edgewise.compress.criteria.base import Criterion
 from edgewise.compress.reference import ReferenceSamples
 from edgewise.compress.taps import capture_outputs
@@ -15,7 +16,7 @@ def _activations(model: nn.Module, names: set[str], ref: ReferenceSamples):
     """Yield per batch: ReLU of each layer's (batch-normalised) output, and the chosen classes' mask at its size."""
     model = model.eval()
     with capture_outputs(model, names) as out:
-        for x, y in ref.batches():
+        for x, y in ref.batches(device_of(model)):
             model(x)
             yield {name: (t.clamp(min=0), ref.spatial_mask(y, t.shape[2:])) for name, t in out.items()}
 

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgewise.base.device import device_of
 from edgewise.base.errors import UserError
 from edgewise.compress.criteria.base import Criterion
 from edgewise.compress.reference import ReferenceSamples
@@ -35,7 +36,7 @@ def backward_with_outputs(model: nn.Module, names: set[str], ref: ReferenceSampl
     """Yield, per batch, the captured layer outputs (with gradients of J) and the labels."""
     model = model.eval()
     with capture_outputs(model, names, retain_grad=True) as out:
-        for x, y in ref.batches():
+        for x, y in ref.batches(device_of(model)):
             model.zero_grad(set_to_none=True)
             logits = model(x.clone().requires_grad_(True))
             objective(logits, y, ref, kind).backward()

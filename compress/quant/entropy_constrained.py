@@ -56,9 +56,10 @@ def ecq_records(weights: dict[str, torch.Tensor], layers: dict[str, nn.Module], 
     records, info = {}, {}
     for name, module in layers.items():
         grid = grids[name]
-        rel = None if relevance is None else relevance[name]
-        levels, meta = assign(weights[name], grid.step, grid.qmin, grid.qmax,
-                              layer_lambda(weights[name], grid, lam), rel, rho, p)
+        # assignment runs on the CPU wherever the model trains: the same weights give the same levels on any device
+        w = weights[name].detach().cpu()
+        rel = None if relevance is None else relevance[name].detach().cpu()
+        levels, meta = assign(w, grid.step, grid.qmin, grid.qmax, layer_lambda(w, grid, lam), rel, rho, p)
         method = "ecq" if rel is None else "ecqx"
         records[name] = layer_record(name, module, levels, grid.step, bits, grid.qmin, grid.qmax, method)
         info[name] = meta

@@ -27,7 +27,7 @@ def ecq_grid(w: torch.Tensor, bits: int) -> tuple[float, int, int]:
     weights (levels 0..2^b-1). A signed grid has 2^b levels including 0: {-2^(b-1) .. 2^(b-1)-1}
     or, when the positive weights dominate, {-2^(b-1)+1 .. 2^(b-1)} (8-bit grids stay within int8).
     """
-    flat = w.detach().reshape(-1).to(torch.float64)
+    flat = w.detach().reshape(-1).to('cpu', torch.float64)
     signed = bool((flat < 0).any())
     denom = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
     magnitude = flat.abs()

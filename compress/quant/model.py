@@ -52,13 +52,16 @@ def weight_layers_to_quantize(model: nn.Module, ignore: tuple[str, ...] = ()) ->
 
 
 def layer_record(name: str, module: nn.Module, levels: np.ndarray | torch.Tensor, step: Any, bits: int, qmin: int,
-                 qmax: int, method: str, per_channel: bool = False) -> QuantizedLayer:
-    """The record of `module`'s quantized weight: its levels, step(s), grid and float bias."""
-    levels = levels.numpy() if isinstance(levels, torch.Tensor) else levels
+                 qmax: int, method: str, per_channel: bool = False, block: int | None = None,
+                 multipliers: np.ndarray | None = None) -> QuantizedLayer:
+    """The record of `module`'s quantized weight: its levels, step(s) (per channel, with integer `multipliers` per
+    `block` weights when blocked), grid and float bias."""
+    levels = levels.cpu().numpy() if isinstance(levels, torch.Tensor) else levels
     return QuantizedLayer(
         name, type(module).__name__, levels, np.asarray(step, dtype=np.float32), bits, qmin, qmax,
-        output_axis(module) if per_channel else None,
-        None if module.bias is None else module.bias.detach().cpu().numpy().copy(), method)
+        output_axis(module) if per_channel or block is not None else None,
+        None if module.bias is None else module.bias.detach().cpu().numpy().copy(), method, block=block,
+        multipliers=multipliers)
 
 
 def write_back(module: nn.Module, record: QuantizedLayer) -> None:
@@ -70,7 +73,7 @@ def write_back(module: nn.Module, record: QuantizedLayer) -> None:
 def floats_of(model: nn.Module, records: dict[str, QuantizedLayer]) -> dict[str, Any]:
     """Every float parameter and buffer of `model` that the records do not hold (BatchNorm, unquantized layers)."""
     held = {f"{n}.weight" for n in records} | {f"{n}.bias" for n, r in records.items() if r.bias is not None}
-    return {k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()
+    return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()
             if k not in held and v.is_floating_point()}
 
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgewise.base import progress
+from edgewise.base.device import device_of
 from edgewise.compress.quant.entropy_constrained import Grid, ecq_records, normalized_relevance
 from edgewise.compress.quant.model import QuantizedModel, weighted_entropy, write_back
 from edgewise.compress.reference import ReferenceSamples
@@ -27,7 +28,8 @@ def train_quantized(model: nn.Module, layers: dict[str, nn.Module], grids: dict[
                     lr: float = 1e-3, batch_size: int = 64, patience: int = 3, relevance_every: int = 10,
                     seed: int = 0, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                     label: str = "QAT") -> QuantizedModel:
-    """Train `model` quantization-aware on (x, y) and return the best quantized model by `score` (validation).
+    """Train `model` quantization-aware on (x, y), on the model's device, and return the best quantized model by
+    `score` (validation).
 
     Each step: forward and backward through the quantized weights; the full-precision copy takes
     the scaled straight-through gradient; Adam steps it and every other parameter; the weights are
@@ -37,6 +39,7 @@ def train_quantized(model: nn.Module, layers: dict[str, nn.Module], grids: dict[
     """
     loss_fn = loss_fn or F.cross_entropy
     generator = torch.Generator().manual_seed(seed)
+    device = device_of(model)
     full = {n: m.weight.detach().clone().requires_grad_(True) for n, m in layers.items()}
     quantized_params = {id(m.weight) for m in layers.values()}
     others = [q for q in model.parameters() if id(q) not in quantized_params]
@@ -63,7 +66,8 @@ def train_quantized(model: nn.Module, layers: dict[str, nn.Module], grids: dict[
                 optimiser.zero_grad(set_to_none=True)
                 for module in layers.values():
                     module.weight.grad = None
-                loss = loss_fn(model(x[idx]), y[idx])
+                batch_x, batch_y = x[idx].to(device), y[idx].to(device)
+                loss = loss_fn(model(batch_x), batch_y)
                 loss.backward()
                 for name, module in layers.items():
                     full[name].grad = _scaled_straight_through(module.weight.grad, module.weight.detach())
@@ -71,7 +75,7 @@ def train_quantized(model: nn.Module, layers: dict[str, nn.Module], grids: dict[
                 step += 1
                 total += float(loss.detach()) * len(idx)
                 if relevance is not None and step % relevance_every == 0:
-                    batch = ReferenceSamples(x[idx], y[idx], task, output="logit")
+                    batch = ReferenceSamples(batch_x, batch_y, task, output="logit")
                     relevance = normalized_relevance(model, batch, names, previous=relevance)
                 records = reassign()
             model.eval()

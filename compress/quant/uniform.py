@@ -1,4 +1,5 @@
-"""The uniform quantizer: symmetric round-to-nearest per layer or per output channel, no data, no training."""
+"""The uniform quantizer: symmetric round-to-nearest per layer, per output channel or per block, no data, no
+training."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from collections.abc import Callable
 
 from torch import nn
 
-from edgewise.base.grid import symmetric_levels
+from edgewise.base.errors import UserError
+from edgewise.base.grid import BLOCK_SIZES, blocked_symmetric_levels, symmetric_levels
 from edgewise.compress.layers import output_axis
 from edgewise.compress.quant.base import Quantizer
 from edgewise.compress.quant.model import QuantizedModel, layer_record, write_back
@@ -14,20 +16,38 @@ from edgewise.compress.reference import ReferenceSamples
 
 
 class UniformQuantizer(Quantizer):
-    """step = max|w| / (2^(b-1) - 1), levels rounded to nearest: the baseline every other quantizer is held to."""
+    """step = max|w| / (2^(b-1) - 1), levels rounded to nearest: the baseline every other quantizer is held to.
+
+    The max is taken per layer, per output channel (`per_channel`), or per `block` weights along the
+    input axis (16 to 256; the block's step is a per-channel base times an 8-bit integer, see
+    edgewise.base.records): on heavy-tailed weights a few large values no longer set the step of
+    every other weight of their row.
+    """
 
     name = "uniform"
 
-    def __init__(self, per_channel: bool = False) -> None:
+    def __init__(self, per_channel: bool = False, block: int | None = None) -> None:
+        if block is not None and block not in BLOCK_SIZES:
+            raise UserError(f"block size {block} is not supported",
+                            f"use one of {', '.join(map(str, BLOCK_SIZES))} (or none: per layer or per channel)")
         self.per_channel = per_channel
+        self.block = block
 
     def quantize(self, model: nn.Module, layers: dict[str, nn.Module], bits: int, ref: ReferenceSamples | None,
                  train: Callable[..., QuantizedModel] | None) -> QuantizedModel:
         """Round each layer's weight onto its symmetric grid and write the grid values back."""
         records = {}
         for name, module in layers.items():
-            axis = output_axis(module) if self.per_channel else None
-            levels, step, qmin, qmax = symmetric_levels(module.weight.detach().cpu().numpy(), bits, axis)
-            records[name] = layer_record(name, module, levels, step, bits, qmin, qmax, self.name, self.per_channel)
+            weight = module.weight.detach().cpu().numpy()
+            if self.block is not None:
+                levels, base, multipliers, qmin, qmax = blocked_symmetric_levels(weight, bits, output_axis(module),
+                                                                                 self.block)
+                records[name] = layer_record(name, module, levels, base, bits, qmin, qmax, self.name,
+                                             block=self.block, multipliers=multipliers)
+            else:
+                axis = output_axis(module) if self.per_channel else None
+                levels, step, qmin, qmax = symmetric_levels(weight, bits, axis)
+                records[name] = layer_record(name, module, levels, step, bits, qmin, qmax, self.name,
+                                             self.per_channel)
             write_back(module, records[name])
         return QuantizedModel(model, records, self.name, bits)

@@ -1,8 +1,8 @@
 """The quantized-layer record shared by compress, export and runtime: integer levels, step sizes, bits (numpy only).
 
 A record holds a layer's weight as integer levels (int8, each within [qmin, qmax]) and the step
-size per layer or per output channel; `levels * step` is exactly the float32 weight the
-quantized torch model computes with. Biases and other float parameters stay float32. Records
+size per layer, per output channel, or per block of `block` weights along the input axis;
+`levels * scale()` is exactly the float32 weight the quantized torch model computes with. Biases and other float parameters stay float32. Records
 are saved as one `.npz` (no pickle) so the runtime can load them without torch.
 """
 
@@ -18,6 +18,7 @@ import numpy as np
 
 from edgewise.base.atomic import atomic_path
 from edgewise.base.errors import UserError
+from edgewise.base.grid import expand_blocks, input_axis_of
 
 FORMAT = "edgewise-quantized/1"
 
@@ -28,6 +29,13 @@ class QuantizedLayer:
 
     `levels` has the weight's shape; `step` is a scalar array (per layer) or one value per output
     channel (`axis` names the channel axis: 0 for conv and linear, 1 for transposed conv).
+
+    Block-wise (`block` set): every run of `block` weights along the input axis (the other of the
+    first two: a linear layer's K, a convolution's input channels at each kernel position, as
+    ONNX's blocked DequantizeLinear) has its own step, `step[channel] x multipliers[block]`: a
+    float32 base per output channel times an integer in 1..255. The integer multipliers let an
+    integer kernel apply a block's scale exactly (sum the block, multiply once by its integer),
+    and the base per channel follows rows of very different size.
     """
 
     name: str
@@ -41,6 +49,8 @@ class QuantizedLayer:
     bias: np.ndarray | None = None
     method: str = "uniform"
     meta: dict[str, Any] = field(default_factory=dict)
+    block: int | None = None
+    multipliers: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.levels = np.asarray(self.levels, dtype=np.int8)
@@ -51,9 +61,35 @@ class QuantizedLayer:
             raise UserError(f"{self.name}: bit width {self.bits} is outside 2..8", "choose bits between 2 and 8")
         if self.levels.size and (self.levels.min() < self.qmin or self.levels.max() > self.qmax):
             raise UserError(f"{self.name}: levels outside [{self.qmin}, {self.qmax}]", "re-quantize the layer")
+        if self.block is not None:
+            self._check_blocks()
+
+    def _check_blocks(self) -> None:
+        self.multipliers = np.asarray(self.multipliers, dtype=np.uint8)
+        if self.axis is None or self.levels.ndim < 2:
+            raise UserError(f"{self.name}: block-wise steps need the output channel axis of a 2-D or larger weight",
+                            "re-quantize the layer")
+        expected = list(self.levels.shape)
+        expected[self.input_axis] = -(-expected[self.input_axis] // self.block)
+        if list(self.multipliers.shape) != expected or (self.multipliers.size and self.multipliers.min() < 1):
+            raise UserError(f"{self.name}: block multipliers of shape {self.multipliers.shape} do not fit blocks of "
+                            f"{self.block} of a {self.levels.shape} weight", "re-quantize the layer")
+
+    @property
+    def input_axis(self) -> int:
+        """The axis blocks run along: a layer's input axis, the other of its first two (1 unless axis is 1)."""
+        return input_axis_of(self.axis)
+
+    def block_steps(self) -> np.ndarray:
+        """Per block, its float32 step (base x multiplier), in the multipliers' (blocked) shape."""
+        shape = [1] * self.levels.ndim
+        shape[self.axis] = -1
+        return (self.step.reshape(shape) * self.multipliers.astype(np.float32)).astype(np.float32)
 
     def scale(self) -> np.ndarray:
-        """The step broadcastable against `levels` (per layer, or along the channel axis)."""
+        """The step broadcastable against `levels` (per layer, along the channel axis, or per weight for blocks)."""
+        if self.block is not None:
+            return expand_blocks(self.block_steps(), self.input_axis, self.block, self.levels.shape[self.input_axis])
         if self.step.ndim == 0 or self.axis is None:
             return self.step.reshape(())
         shape = [1] * self.levels.ndim
@@ -76,8 +112,10 @@ class QuantizedLayer:
         return float(-(p * np.log2(p)).sum())
 
     def packed_bytes(self) -> int:
-        """Bytes of the levels packed at `bits` per weight, plus float32 steps (the '4-bit packed' size)."""
-        return (self.levels.size * self.bits + 7) // 8 + 4 * self.step.size
+        """Bytes of the levels packed at `bits` per weight, plus float32 steps and one byte per block multiplier (the
+        '4-bit packed' size)."""
+        blocks = 0 if self.multipliers is None else self.multipliers.size
+        return (self.levels.size * self.bits + 7) // 8 + 4 * self.step.size + blocks
 
 
 def save_records(path: str | os.PathLike[str], records: dict[str, QuantizedLayer],
@@ -89,8 +127,11 @@ def save_records(path: str | os.PathLike[str], records: dict[str, QuantizedLayer
         arrays[f"l{i}.levels"], arrays[f"l{i}.step"] = r.levels, r.step
         if r.bias is not None:
             arrays[f"l{i}.bias"] = r.bias
+        if r.block is not None:
+            arrays[f"l{i}.multipliers"] = r.multipliers
         header["layers"].append({"name": name, "kind": r.kind, "bits": r.bits, "qmin": r.qmin, "qmax": r.qmax,
-                                 "axis": r.axis, "method": r.method, "meta": r.meta, "bias": r.bias is not None})
+                                 "axis": r.axis, "method": r.method, "meta": r.meta, "bias": r.bias is not None,
+                                 "block": r.block})
     for i, name in enumerate(header["floats"]):
         arrays[f"f{i}"] = np.asarray(floats[name], dtype=np.float32)
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
@@ -110,7 +151,8 @@ def load_records(path: str | os.PathLike[str]) -> tuple[dict[str, QuantizedLayer
             for i, h in enumerate(header["layers"]):
                 records[h["name"]] = QuantizedLayer(
                     h["name"], h["kind"], npz[f"l{i}.levels"], npz[f"l{i}.step"], h["bits"], h["qmin"], h["qmax"],
-                    h["axis"], npz[f"l{i}.bias"] if h["bias"] else None, h["method"], h["meta"])
+                    h["axis"], npz[f"l{i}.bias"] if h["bias"] else None, h["method"], h["meta"], h.get("block"),
+                    npz[f"l{i}.multipliers"] if h.get("block") else None)
             floats = {name: npz[f"f{i}"] for i, name in enumerate(header["floats"])}
     except (OSError, KeyError, ValueError) as exc:
         raise UserError(f"cannot read quantized records from {path}: {exc}",

@@ -23,7 +23,7 @@ def curves_stage(state: ModelState, config: CurvesConfig) -> None:
 
     def curves(st: StageWindow) -> dict[str, Any]:
         ref = ReferenceSamples.from_split(data.val.x, data.val.y, data.task, config.samples_per_class)
-        study = rate_curves(state.module(state.base), ref, config.criteria, config.rates,
+        study = rate_curves(state.compute_module(state.base), ref, config.criteria, config.rates,
                             lambda m: evaluate(m, data.test, data.task)["score"],
                             finetune=finetuner(state, config.finetune))
         st.add_output(write_json(st.path("curves.json"), study))

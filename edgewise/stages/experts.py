@@ -24,7 +24,7 @@ from edgewise.stages.state import ModelState
 def experts_stage(state: ModelState, experts: list[ExpertConfig]) -> None:
     """Derive each class-specific expert, the recipe's unions of experts, and the per-layer path-similarity table."""
     base = state.base
-    model = state.module(base)
+    model = state.compute_module(base)
     plans: dict[str, Path] = {}
     for config in experts:
         classes = state.class_indices(config.classes)

@@ -80,7 +80,7 @@ def prune_stage(state: ModelState, config: PruneConfig) -> None:
     source = state.ledger.working()
 
     def prune(st: StageWindow) -> dict[str, Any]:
-        result = prune_model(state.module(source), state.data, config, None, finetuner(state, config.finetune))
+        result = prune_model(state.compute_module(source), state.data, config, None, finetuner(state, config.finetune))
         label = f"pruned {config.criterion} {result.channel_rate:.0%}"
         st.add_output(save_model(result.model, st.path("model.pt"),
                                  {**state.card, "stage": label, "prune": config.rate}))

@@ -49,7 +49,8 @@ def quantize_stage(state: ModelState, config: QuantizeConfig) -> None:
     label = f"{source.label} + {config.method} {config.bits}-bit"
 
     def quantize(st: StageWindow) -> dict[str, Any]:
-        result = quantize_model(state.module(source), state.data, config, state.entry.seed, f"QAT {state.entry.name}")
+        result = quantize_model(state.compute_module(source), state.data, config, state.entry.seed,
+                                f"QAT {state.entry.name}")
         st.add_output(save_model(result.model, st.path("model.pt"), {**state.card, "stage": label}))
         st.add_output(save_records(st.path("quantized.npz"), result.records,
                                    compress.floats_of(result.model, result.records)))

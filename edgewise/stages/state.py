@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
+from edgewise.base.device import on_device
 from edgewise.base.errors import UserError
 from edgewise.console import console
 from edgewise.ledger import TORCH, Ledger, Version
@@ -23,7 +25,8 @@ from edgewise.zoo.dataset import Dataset
 class ModelState:
     """One recipe model as it moves through the stages.
 
-    Stages return JSON outcomes; `stage()` applies them whether the stage ran now or was reused:
+    Torch work (training, scoring, pruning, quantization) runs on `device`; the versions are kept on
+    the CPU, as files are. Stages return JSON outcomes; `stage()` applies them whether the stage ran now or was reused:
     `versions` (new versions, or fields and files added to existing ones, files named as the
     stage's outputs), `sections` (report sections) and `bench` (benchmark records).
     """
@@ -35,6 +38,7 @@ class ModelState:
     sections: list[Section] = field(default_factory=list)
     bench: list[dict[str, Any]] = field(default_factory=list)
     running: str = ""  # the stage table's stage now running: what `--force` calls the stages it records
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     _loaded: dict[Path, tuple[nn.Module, dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     def stage(self, stage: str, params: dict[str, Any], inputs: Sequence[Path | None],
@@ -64,6 +68,11 @@ class ModelState:
     def module(self, version: Version) -> nn.Module:
         """The torch model of `version`, loaded once (treat it as read-only: compression works on copies)."""
         return self._load(version)[0]
+
+    def compute_module(self, version: Version) -> nn.Module:
+        """The torch model of `version` on the run's compute device (a copy there when that is not the CPU): what
+        training, scoring and compression run on; files are written from it on the CPU (modelio.save_model)."""
+        return on_device(self.module(version), self.device)
 
     @property
     def card(self) -> dict[str, Any]:

@@ -41,13 +41,13 @@ def train_stage(state: ModelState, config: TrainConfig) -> None:
 
     def train(st: StageWindow) -> dict[str, Any]:
         trained = trained_model(entry.arch, state.data, config, entry.seed, entry.arch_args,
-                                label=f"train {entry.name}")
+                                label=f"train {entry.name}", device=state.device)
         st.add_input(trained.path)
         card = {**trained.card, "data_spec": entry.data.model_dump(mode="json"), "stage": "float32"}
         st.add_output(save_model(trained.module, st.path("model.pt"), card))
         history = trained.card["history"]
-        st.metrics.update(from_cache=trained.cached, epochs_run=history["epochs_run"],
-                          best_val_score=history["best_val_score"])
+        st.metrics.update(from_cache=trained.cached, device=trained.card.get("device", "cpu"),
+                          epochs_run=history["epochs_run"], best_val_score=history["best_val_score"])
         return {"versions": [FLOAT32_VERSION]}
 
     if entry.file is not None:
@@ -57,7 +57,7 @@ def train_stage(state: ModelState, config: TrainConfig) -> None:
     version = state.ledger[FLOAT32]
 
     def evaluate(st: StageWindow) -> dict[str, Any]:
-        module = state.module(version)
+        module = state.compute_module(version)
         row = score_model(state, st, module, version.label)
         return {"versions": [{"id": FLOAT32, "row": row,
                               "rung": ladder_row("float32", row["size_bytes"], weight_count(module), row["score"])}]}

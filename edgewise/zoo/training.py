@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from edgewise.base import progress
+from edgewise.base.device import device_of
 from edgewise.base.errors import UserError
 from edgewise.compress.outputs import pick
 from edgewise.zoo.dataset import Dataset, Split
@@ -35,10 +36,11 @@ def _batches(n: int, batch_size: int, generator: torch.Generator | None) -> list
 
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Run `model` in eval mode over `x` in batches and return the concatenated logits (a model returning a dict,
-    tuple or list: its scoring tensor, compress.outputs.pick)."""
+    """Run `model` in eval mode over `x` in batches on the model's device and return the concatenated logits on the
+    CPU (a model returning a dict, tuple or list: its scoring tensor, compress.outputs.pick)."""
     model.eval()
-    return torch.cat([pick(model(x[idx])) for idx in _batches(len(x), batch_size, None)])
+    device = device_of(model)
+    return torch.cat([pick(model(x[idx].to(device))).cpu() for idx in _batches(len(x), batch_size, None)])
 
 
 def evaluate(model: nn.Module, split: Split, task: str, class_names: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -84,7 +86,7 @@ Score = Callable[[nn.Module, Split], float]
 
 def fit(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0, label: str = "train",
         loss_fn: Loss | None = None, score_fn: Score | None = None) -> dict[str, Any]:
-    """Train `model` in place on `data.train`; keep the weights with the best validation score.
+    """Train `model` in place on `data.train`, on the model's device; keep the weights with the best validation score.
 
     `loss_fn(logits, labels)` replaces cross-entropy and `score_fn(model, split)` the validation
     score (accuracy or mIoU), e.g. to fine-tune an expert for its classes. Returns the history:
@@ -94,6 +96,7 @@ def fit(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0, lab
     loss_fn = loss_fn or F.cross_entropy
     score_fn = score_fn or (lambda m, split: evaluate(m, split, data.task)["score"])
     generator = torch.Generator().manual_seed(seed)
+    device = device_of(model)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     best_score, best_state, best_epoch, stale = -1.0, copy.deepcopy(model.state_dict()), 0, 0
     history: dict[str, Any] = {"loss": [], "val_score": [], "stopped_early": False}
@@ -103,7 +106,7 @@ def fit(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0, lab
             total, count = 0.0, 0
             for idx in _batches(len(data.train), config.batch_size, generator):
                 optimiser.zero_grad(set_to_none=True)
-                loss = loss_fn(model(data.train.x[idx]), data.train.y[idx])
+                loss = loss_fn(model(data.train.x[idx].to(device)), data.train.y[idx].to(device))
                 loss.backward()
                 optimiser.step()
                 total += float(loss.detach()) * len(idx)

@@ -1,0 +1,63 @@
+"""The torch device the kit computes on: the user's choice (auto, cpu, cuda, cuda:N) checked against this machine,
+and the device a model lives on, which every compress and training function computes on."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+
+import torch
+from torch import nn
+
+from edgewise.base.errors import UserError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
+
+
+def check_device_choice(choice: str) -> str:
+    """`choice` when it is a device name the kit takes (whether this machine has it is `resolve_device`'s question),
+    else a ValueError listing the names."""
+    if re.fullmatch(r"auto|cpu|cuda(:\d+)?", choice) is None:
+        raise ValueError(f"unknown device {choice!r}; expected one of {', '.join(DEVICE_CHOICES)}")
+    return choice
+
+
+def resolve_device(choice: str = "auto") -> torch.device:
+    """The device `choice` names: `auto` is the first CUDA device when torch sees one, else the CPU; `cuda` or
+    `cuda:N` on a machine without that device is a user error saying why (a CPU-only torch, no device found)."""
+    if choice == "auto":
+        # an explicit index: tensors report cuda:N, and a device compared with theirs must say N too
+        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    if choice == "cpu":
+        return torch.device("cpu")
+    try:
+        check_device_choice(choice)
+    except ValueError as exc:
+        raise UserError(str(exc), "use auto (the GPU when there is one), cpu, cuda or cuda:N") from None
+    match = re.fullmatch(r"cuda(?::(\d+))?", choice)
+    if not torch.cuda.is_available():
+        why = ("this torch is built for the CPU only" if torch.version.cuda is None
+               else "torch finds no CUDA device (check the driver and CUDA_VISIBLE_DEVICES)")
+        raise UserError(f"device {choice} was asked for, but {why}",
+                        "use device auto (the GPU when there is one) or cpu")
+    count = torch.cuda.device_count()
+    index = torch.cuda.current_device() if match.group(1) is None else int(match.group(1))
+    if index >= count:
+        raise UserError(f"device {choice} was asked for, but this machine has {count} CUDA device(s)",
+                        f"use cuda:0 to cuda:{count - 1}, or auto")
+    return torch.device("cuda", index)
+
+
+def device_of(module: nn.Module) -> torch.device:
+    """Where `module` computes: the device of its first parameter or buffer (the CPU for a module without any)."""
+    for tensor in itertools.chain(module.parameters(), module.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def on_device(module: nn.Module, device: torch.device) -> nn.Module:
+    """`module` itself when it already lives on `device`, else a copy moved there (the original is not changed)."""
+    if device_of(module) == device:
+        return module
+    return copy.deepcopy(module).to(device)
