@@ -1,6 +1,6 @@
 """Lossless coding of quantized records with NNCodec (DeepCABAC), in a checksummed `.nnc` container.
 
-Levels go to NNCodec as int32 (coded losslessly); step sizes, biases and other float parameters
+Levels and block multipliers go to NNCodec as int32 (coded losslessly); step sizes, biases and other float parameters
 as their float32 bits viewed as int32, so every value comes back bit-exact. NNCodec itself has
 no integrity check, so the container adds one: magic, a (zlib-compressed) JSON header with the layer
 layout and the sha256 of the NNCodec payload. A flipped or missing byte is reported, never decoded into a wrong
@@ -80,6 +80,9 @@ def encode(records: dict[str, QuantizedLayer], floats: dict[str, np.ndarray] | N
         layers.append({"name": name, "kind": r.kind, "bits": r.bits, "qmin": r.qmin, "qmax": r.qmax, "axis": r.axis,
                        "method": r.method, "meta": r.meta, "shape": list(r.levels.shape),
                        "step_shape": list(r.step.shape), "bias": r.bias is not None})
+        if r.block is not None:
+            arrays[f"l{i}.multipliers"] = np.ascontiguousarray(r.multipliers, dtype=np.int32)
+            layers[-1].update(block=r.block, multipliers_shape=list(r.multipliers.shape))
     float_meta = []
     for i, (name, value) in enumerate(floats.items()):
         arrays[f"f{i}"] = _as_int32(value)
@@ -94,7 +97,9 @@ def encode(records: dict[str, QuantizedLayer], floats: dict[str, np.ndarray] | N
     back, back_floats = decode(data)
     for name, r in records.items():
         b = back[name]
-        if not (np.array_equal(b.levels, r.levels) and np.array_equal(b.step.view(np.int32), r.step.view(np.int32))):
+        same_blocks = r.block is None or (b.block == r.block and np.array_equal(b.multipliers, r.multipliers))
+        if not (np.array_equal(b.levels, r.levels) and np.array_equal(b.step.view(np.int32), r.step.view(np.int32))
+                and same_blocks):
             raise CodecError(f"NNCodec did not reproduce the levels of {name} exactly", "report this as a bug")
     for name, value in floats.items():
         if not np.array_equal(back_floats[name].view(np.int32), np.asarray(value, np.float32).view(np.int32)):
@@ -126,8 +131,11 @@ def decode(data: bytes) -> tuple[dict[str, QuantizedLayer], dict[str, np.ndarray
         levels = np.asarray(arrays[f"l{i}.levels"]).reshape(h["shape"]).astype(np.int8)
         step = np.asarray(arrays[f"l{i}.step"], dtype=np.int32).view(np.float32).reshape(h["step_shape"])
         bias = np.asarray(arrays[f"l{i}.bias"], dtype=np.int32).view(np.float32) if h["bias"] else None
+        block = h.get("block")
+        multipliers = (np.asarray(arrays[f"l{i}.multipliers"]).reshape(h["multipliers_shape"]).astype(np.uint8)
+                       if block else None)
         records[h["name"]] = QuantizedLayer(h["name"], h["kind"], levels, step, h["bits"], h["qmin"], h["qmax"],
-                                            h["axis"], bias, h["method"], h["meta"])
+                                            h["axis"], bias, h["method"], h["meta"], block, multipliers)
     floats = {f["name"]: np.asarray(arrays[f"f{i}"], dtype=np.int32).view(np.float32).reshape(f["shape"])
               for i, f in enumerate(header["floats"])}
     return records, floats

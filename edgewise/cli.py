@@ -142,7 +142,10 @@ def _config(model_cls, **values):
         return model_cls(**values)
     except ValidationError as exc:
         error = exc.errors()[0]
-        raise UserError(f"--{str(error['loc'][0]).replace('_', '-')}: {error['msg']} (given {error.get('input')!r})"
+        message = error["msg"].removeprefix("Value error, ")
+        if not error["loc"]:  # a check across options: the message names them
+            raise UserError(message) from None
+        raise UserError(f"--{str(error['loc'][0]).replace('_', '-')}: {message} (given {error.get('input')!r})"
                         ) from None
 
 
@@ -154,6 +157,8 @@ def quantize(
     bits: Annotated[int, typer.Option(help="Bit width, 2 to 8.")] = 4,
     lam: Annotated[float, typer.Option("--lambda", help="Entropy constraint (ECQ/ECQx): larger is sparser.")] = 0.05,
     epochs: Annotated[int, typer.Option(help="Quantization-aware training epochs (0: post-training only).")] = 0,
+    block: Annotated[int | None, typer.Option(help="uniform: a step per block of this many input weights (16 to "
+                                                   "256).")] = None,
     data: Annotated[str | None, typer.Option(help="digits, rail, a .npz or an image folder.")] = None,
     device: Annotated[str, typer.Option(help=DEVICE_HELP + ".")] = "auto",
 ) -> None:
@@ -162,7 +167,7 @@ def quantize(
     from edgewise.recipe import QATConfig, QuantizeConfig
 
     train = _config(QATConfig, epochs=epochs) if epochs > 0 else None
-    config = _config(QuantizeConfig, method=method, bits=bits, train=train, **{"lambda": lam})
+    config = _config(QuantizeConfig, method=method, bits=bits, train=train, block=block, **{"lambda": lam})
     result = quantize_file(model, out, config, data, device)
     summary = result.summary()
     table = Table(title=f"{method} {bits}-bit", title_justify="left")

@@ -134,6 +134,8 @@ class QuantizeConfig(BaseModel):
     bits: int = Field(4, ge=2, le=8)
     lam: float = Field(0.05, ge=0.0, le=10.0, alias="lambda")
     per_channel: bool = Field(False, description="uniform only: one step per output channel")
+    block: int | None = Field(None, description="uniform only: one step per block of this many weights along the "
+                              "input axis (16, 32, 64, 128 or 256; null: per layer or per channel)")
     rho: float = Field(2.0, gt=0.0)
     p: float = Field(0.1, ge=0.0, le=1.0)
     samples_per_class: int | None = Field(10, ge=1)
@@ -146,6 +148,27 @@ class QuantizeConfig(BaseModel):
         from edgewise.compress.quant import QUANTIZERS
 
         return registered(value, QUANTIZERS, "quantization method")
+
+    @field_validator("block")
+    @classmethod
+    def _block_size(cls, value: int | None) -> int | None:
+        from edgewise.base.grid import BLOCK_SIZES
+
+        if value is not None and value not in BLOCK_SIZES:
+            raise ValueError(f"block size {value} is not supported; expected one of "
+                             f"{', '.join(map(str, BLOCK_SIZES))} (or null)")
+        return value
+
+    @model_validator(mode="after")
+    def _block_needs_a_blocked_method(self) -> QuantizeConfig:
+        import inspect
+
+        from edgewise.compress.quant import QUANTIZERS
+
+        if self.block is not None and "block" not in inspect.signature(QUANTIZERS[self.method].__init__).parameters:
+            blocked = [n for n, q in QUANTIZERS.items() if "block" in inspect.signature(q.__init__).parameters]
+            raise ValueError(f"quantizer {self.method} has no block-wise steps; block is for {', '.join(blocked)}")
+        return self
 
 
 class TensorRTConfig(BaseModel):

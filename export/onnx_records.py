@@ -12,7 +12,7 @@ import onnx
 from onnx import numpy_helper
 
 from edgewise.base.errors import UserError
-from edgewise.base.grid import symmetric_levels
+from edgewise.base.grid import MULTIPLIER_MAX, symmetric_levels
 from edgewise.base.records import QuantizedLayer
 
 
@@ -54,10 +54,30 @@ def _float_layer(node: onnx.NodeProto, graph: onnx.GraphProto, inits: dict[str, 
     return rounded_layer(node.input[1], weight, bias)
 
 
+def _record(name: str, levels: np.ndarray, scales: np.ndarray, block: int, qmin: int, qmax: int,
+            bias: np.ndarray | None) -> QuantizedLayer:
+    """The record of a 4-bit MatMul weight from its scales (outputs, blocks): per layer, per output, or blocks whose
+    scales are integer multiples of their output's base (the base is the largest scale / 255, as Edgewise writes)."""
+    if np.unique(scales).size == 1:
+        return QuantizedLayer(name, "Linear", levels, np.float32(scales.reshape(-1)[0]), 4, qmin, qmax, bias=bias)
+    if scales.shape[1] == 1 or np.all(scales == scales[:, :1]):
+        return QuantizedLayer(name, "Linear", levels, scales[:, 0].copy(), 4, qmin, qmax, axis=0, bias=bias)
+    base = (scales.max(axis=1) / np.float32(MULTIPLIER_MAX)).astype(np.float32)
+    multipliers = np.rint(scales / base[:, None])
+    exact = (multipliers >= 1).all() and (multipliers <= MULTIPLIER_MAX).all() and np.array_equal(
+        (base[:, None] * multipliers.astype(np.float32)).astype(np.float32), scales)
+    if not exact:
+        raise UserError(f"layer {name} has block scales that are not integer multiples of one base per output",
+                        "quantize and export the model with Edgewise (uniform, block) for the integer kernel")
+    return QuantizedLayer(name, "Linear", levels, base, 4, qmin, qmax, axis=0, bias=bias, block=block,
+                          multipliers=multipliers.astype(np.uint8))
+
+
 def records_from_onnx(path: str | os.PathLike[str], round_float_weights: bool = False) -> list[QuantizedLayer]:
     """The Linear layers of a 4-bit ONNX MLP, in graph order: DequantizeLinear -> MatMul (-> Add bias).
 
-    Scales must be one value per layer (blocked scales whose entries are all equal are accepted).
+    Scales are one value per layer, one per output, or per block of K (a blocked DequantizeLinear)
+    where each block's scale is an integer 1..255 times its output's base, as Edgewise writes them.
     MatMul or Gemm layers with float weights (a model exported elsewhere) are refused, or with
     `round_float_weights` rounded to a symmetric 4-bit grid per layer: an honest what-if for the
     accelerator, without the retraining ECQ would do.
@@ -84,16 +104,19 @@ def records_from_onnx(path: str | os.PathLike[str], round_float_weights: bool = 
         q = numpy_helper.to_array(inits[dq.input[0]]).astype(np.int16)
         scale = numpy_helper.to_array(inits[dq.input[1]]).astype(np.float32)
         zero = numpy_helper.to_array(inits[dq.input[2]]).astype(np.int16) if len(dq.input) > 2 else np.int16(0)
-        if np.unique(scale).size != 1 or np.unique(zero).size != 1:
-            raise UserError(f"layer {dq.input[0]} has per-channel scales", "quantize MLPs per layer for the kernel")
+        if np.unique(zero).size != 1:
+            raise UserError(f"layer {dq.input[0]} has a zero point per channel",
+                            "the kernel reads one zero point per layer (export with Edgewise)")
         levels = (q - int(np.unique(zero)[0])).T  # back to (outputs, inputs)
         bias = _bias(graph, inits, node.output[0])
         name = dq.input[0].removesuffix(".weight_q")
         signed = inits[dq.input[0]].data_type == onnx.TensorProto.INT4
         offset = int(np.unique(zero)[0])
         qmin, qmax = (-8, 7) if signed else (-offset, 15 - offset)
-        records.append(QuantizedLayer(name, "Linear", levels.astype(np.int8), np.float32(scale.reshape(-1)[0]), 4,
-                                      qmin, qmax, bias=bias))
+        block = next((a.i for a in dq.attribute if a.name == "block_size"), 0)
+        outputs = levels.shape[0]
+        scales = np.full((outputs, 1), scale.reshape(-1)[0]) if scale.size == 1 else scale.reshape(-1, outputs).T
+        records.append(_record(name, levels.astype(np.int8), scales.astype(np.float32), block, qmin, qmax, bias))
     if not records:
         raise UserError(f"{path} has no MatMul or Gemm layers", "the kernel runs fully-connected networks (MLPs)")
     return records

@@ -46,20 +46,37 @@ class Chip:
         return 2 * self.adders * self.clock_hz / 1e12
 
 
-def layer_work(levels: np.ndarray, activation_bits: int = 8, batch: int = 1) -> dict[str, Any]:
-    """Executed work of one layer in the bins scheme: additions, multiplications, bytes read, dense-equivalent ops."""
+def _bins(levels: np.ndarray, block: int | None) -> tuple[int, int]:
+    """Non-empty (output, block, level) bins and non-empty (output, block) pairs; without blocks a row is one."""
+    outputs, inputs = levels.shape
+    size = block or inputs
+    blocks = -(-inputs // size)
+    padded = np.zeros((outputs, blocks * size), dtype=levels.dtype)
+    padded[:, :inputs] = levels
+    runs = padded.reshape(outputs, blocks, size)
+    bins = sum(int((runs == v).any(axis=2).sum()) for v in np.unique(levels) if v != 0)
+    return bins, int((runs != 0).any(axis=2).sum())
+
+
+def layer_work(levels: np.ndarray, activation_bits: int = 8, batch: int = 1, block: int | None = None
+               ) -> dict[str, Any]:
+    """Executed work of one layer in the bins scheme: additions, multiplications, bytes read, dense-equivalent ops.
+    With block-wise steps every non-empty block of a row is multiplied once more, by its 8-bit integer."""
     outputs, inputs = levels.shape
     nnz = int(np.count_nonzero(levels))
-    bins = sum(len(np.unique(row[row != 0])) for row in levels)
+    bins, used_blocks = _bins(levels, block)
     representation, weight_bytes = smallest(levels)
+    blocks = 0 if block is None else outputs * -(-inputs // block)
     act_bytes = math.ceil(inputs * activation_bits / 8)
     return {
         "outputs": outputs, "inputs": inputs, "nonzero": nnz, "sparsity": 1 - nnz / levels.size,
         "dense_ops": 2 * outputs * inputs * batch,
-        # each non-zero weight adds its input into a bin; bins are summed after their multiplication; plus bias
+        # each non-zero weight adds its input into a bin; a row's bins (over all its blocks) are summed after their
+        # multiplication; plus bias
         "additions": batch * (nnz + max(bins - outputs, 0) + outputs),
-        "multiplications": batch * (bins + outputs),  # one per non-empty bin, one requantization per output
-        "representation": representation, "weight_bytes": weight_bytes,
+        # one per non-empty bin, one per non-empty block when blocked, one requantization per output
+        "multiplications": batch * (bins + (used_blocks if block else 0) + outputs),
+        "representation": representation, "weight_bytes": weight_bytes + blocks,
         "bytes_read": weight_bytes + batch * (act_bytes + 4 * outputs),  # weights once; activations and bias
     }
 
@@ -134,7 +151,8 @@ def model_costs(mlp: Any, target: str | dict[str, Any] = "fantastic4-asic", batc
             raise UserError(f"layer {layer.name} has weight levels {low}..{high}; FantastIC4 stores 4-bit codes "
                             "(16 values per layer)", "quantize with bits: 4 or fewer to emulate the chip")
     c = chip(target)
-    layers = [{"layer": layer.name, **layer_costs(c, layer_work(layer.levels, mlp.activation_bits, batch))}
+    layers = [{"layer": layer.name, **layer_costs(c, layer_work(layer.levels, mlp.activation_bits, batch,
+                                                                 layer.block))}
               for layer in mlp.layers]
     total = {key: sum(layer[key] for layer in layers) for key in
              ("dense_ops", "additions", "multiplications", "bytes_read", "weight_bytes", "cycles", "latency_s",

@@ -1,10 +1,15 @@
 """The FantastIC4-style integer MLP: 4-bit weights, a-bit activations, checked integer accumulators.
 
-Inference per layer, for integer inputs x (a-bit) and integer weight levels k (w = step x k):
+Inference per layer, for integer inputs x (a-bit) and integer weight levels k (w = step_i x k):
 
-    acc_i = sum_j k_ij x_j + b_i          (b_i = round(bias_i / (step x s_x)), in the accumulator's units)
-    hidden:  x'_i = clip(round(max(acc_i, 0) x step x s_x / s_x'), 0, 2^a - 1)   (integer-only requantizer)
-    output:  logit_i = acc_i x step x s_x  (float)
+    acc_i = sum_j k_ij x_j + b_i          (b_i = round(bias_i / (step_i x s_x)), in the accumulator's units)
+    hidden:  x'_i = clip(round(max(acc_i, 0) x step_i x s_x / s_x'), 0, 2^a - 1)   (integer-only requantizer)
+    output:  logit_i = acc_i x step_i x s_x  (float)
+
+The step is one per layer or one per output. With block-wise steps (step_i x m_ib for the b-th
+block of inputs, m_ib an integer in 1..255) the accumulator is acc_i = sum_b m_ib x (sum_{j in b}
+k_ij x_j) + b_i: each block is summed on its own and multiplied once by its integer, so the block
+scales cost no precision.
 
 Three modes compute acc exactly the same: `bins` (the FantastIC4 scheme: each input is added into
 the accumulator of its weight's 4-bit index, then one multiplication per non-empty bin), `bitplanes`
@@ -21,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from edgewise.base.errors import UserError
+from edgewise.base.grid import expand_blocks
 from edgewise.base.records import QuantizedLayer
 from edgewise.runtime.activations import Requantizer, quantize_input
 
@@ -37,7 +43,7 @@ class IntegerLayer:
 
     name: str
     levels: np.ndarray  # (outputs, inputs) int8
-    step: float
+    step: np.ndarray  # (outputs,) float64: one value per output (the layer's step repeated, per layer)
     qmin: int
     qmax: int
     bias: np.ndarray  # int64, in units of step x input scale
@@ -46,12 +52,28 @@ class IntegerLayer:
     relu: bool
     requantizer: Requantizer | None = None
     exact_float32: bool = False
+    block: int | None = None
+    multipliers: np.ndarray | None = None  # (outputs, blocks) integers in 1..255 with `block`
     gemm_weights: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        # the levels as a transposed float matrix, converted once: the fast mode is then one BLAS call
+        # the levels (times their blocks' integers) as a transposed float matrix, converted once: the fast mode is
+        # then one BLAS call computing the same integers
         dtype = np.float32 if self.exact_float32 else np.float64
-        self.gemm_weights = np.ascontiguousarray(self.levels.T, dtype=dtype)
+        self.gemm_weights = np.ascontiguousarray(self.integer_weights().T, dtype=dtype)
+
+    def integer_weights(self) -> np.ndarray:
+        """Each weight's integer factor: its level, times its block's multiplier when the layer has blocks."""
+        if self.block is None:
+            return self.levels.astype(np.int64)
+        return self.levels.astype(np.int64) * expand_blocks(self.multipliers.astype(np.int64), 1, self.block,
+                                                            self.levels.shape[1])
+
+    def block_slices(self) -> list[slice]:
+        """The runs of inputs that share a step: the blocks, or all inputs as one."""
+        inputs = self.levels.shape[1]
+        size = self.block or inputs
+        return [slice(start, min(start + size, inputs)) for start in range(0, inputs, size)]
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -134,8 +156,6 @@ class IntegerMLP:
             if r.kind != "Linear":
                 raise UserError(f"layer {r.name} is a {r.kind}; the integer kernel runs fully-connected layers",
                                 "use an MLP (the FantastIC4 target class)")
-            if r.step.size != 1:
-                raise UserError(f"layer {r.name} has per-channel steps", "quantize MLPs per layer for the kernel")
         x = np.asarray(calibration, dtype=np.float64).reshape(len(calibration), -1)
         signed = bool((x < 0).any())
         scales = []
@@ -149,19 +169,23 @@ class IntegerMLP:
                 a = np.maximum(a, 0.0)
         layers = []
         for i, r in enumerate(records):
-            step = float(r.step.reshape(-1)[0])
+            outputs, inputs = r.levels.shape
+            step = np.broadcast_to(r.step.astype(np.float64).reshape(-1), (outputs,)).copy()
             last = i == len(records) - 1
             unit = step * scales[i]
-            bias = np.zeros(r.levels.shape[0], np.int64) if r.bias is None else np.rint(
+            bias = np.zeros(outputs, np.int64) if r.bias is None else np.rint(
                 r.bias.astype(np.float64) / unit).astype(np.int64)
             out_scale = None if last else scales[i + 1]
-            inputs = r.levels.shape[1]
             max_x = 2 ** (activation_bits - 1) if (i == 0 and signed) else 2**activation_bits - 1
-            bound = inputs * max_x * max(abs(r.qmin), abs(r.qmax))
+            largest = 1 if r.block is None else int(r.multipliers.max())
+            bound = inputs * max_x * max(abs(r.qmin), abs(r.qmax)) * largest
+            per_layer = r.block is None and r.step.size == 1  # one requantizer for the layer, as the chip has
+            requantizer = None if last else Requantizer.from_scale(
+                unit[0] / out_scale if per_layer else unit / out_scale, activation_bits)
             layers.append(IntegerLayer(
-                r.name, r.levels.reshape(r.levels.shape[0], -1), step, r.qmin, r.qmax, bias, scales[i], out_scale,
-                not last, None if last else Requantizer.from_scale(unit / out_scale, activation_bits),
-                exact_float32=bound < 2**24))
+                r.name, r.levels, step, r.qmin, r.qmax, bias, scales[i], out_scale, not last, requantizer,
+                exact_float32=bound < 2**24, block=r.block,
+                multipliers=None if r.block is None else r.multipliers.astype(np.int64)))
         return cls(layers, activation_bits, acc_bits, signed, {"scales": scales})
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
@@ -170,14 +194,19 @@ class IntegerMLP:
         return quantize_input(flat, self.layers[0].input_scale, self.activation_bits, self.input_signed)
 
     def accumulate(self, layer: IntegerLayer, x: np.ndarray, mode: str) -> np.ndarray:
-        """Integer accumulators of one layer (before bias) in the given mode."""
-        if mode == "bins":
-            return accumulate_bins(layer.levels, x)
-        if mode == "bitplanes":
-            return accumulate_bitplanes(layer.levels, layer.qmin, x)
+        """Integer accumulators of one layer (before bias) in the given mode; with blocks, each block's sum is
+        multiplied by its integer and the blocks are added."""
         if mode == "fast":
             return accumulate_fast(layer, x)
-        raise UserError(f"unknown kernel mode {mode!r}", f"use one of {', '.join(MODES)}")
+        if mode not in MODES:
+            raise UserError(f"unknown kernel mode {mode!r}", f"use one of {', '.join(MODES)}")
+        acc = np.zeros((x.shape[0], layer.levels.shape[0]), dtype=np.int64)
+        for b, part in enumerate(layer.block_slices()):
+            levels, inputs = layer.levels[:, part], x[:, part]
+            sums = accumulate_bins(levels, inputs) if mode == "bins" else accumulate_bitplanes(levels, layer.qmin,
+                                                                                                inputs)
+            acc += sums if layer.block is None else sums * layer.multipliers[:, b]
+        return acc
 
     def run_integers(self, x: np.ndarray, mode: str = "fast") -> tuple[list[np.ndarray], np.ndarray]:
         """Every layer's integer accumulators (bias included) for float inputs `x`, and the final float logits."""

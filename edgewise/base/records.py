@@ -2,8 +2,9 @@
 
 A record holds a layer's weight as integer levels (int8, each within [qmin, qmax]) and the step
 size per layer, per output channel, or per block of `block` weights along the input axis;
-`levels * scale()` is exactly the float32 weight the quantized torch model computes with. Biases and other float parameters stay float32. Records
-are saved as one `.npz` (no pickle) so the runtime can load them without torch.
+`levels * scale()` is exactly the float32 weight the quantized torch model computes with.
+Biases and other float parameters stay float32. Records are saved as one `.npz` (no pickle) so
+the runtime can load them without torch.
 """
 
 from __future__ import annotations

@@ -27,3 +27,31 @@ def test_float32_arithmetic_as_torch_computes_it():
 def test_zero_weights_get_a_unit_step():
     levels, step, _, _ = symmetric_levels(np.zeros((3, 2), np.float32), 4, axis=0)
     assert (levels == 0).all() and (step == 1.0).all()
+
+
+@pytest.mark.parametrize(("shape", "axis"), [((12, 70), 0), ((8, 40, 3, 3), 0), ((40, 6, 3, 3), 1)])
+@pytest.mark.parametrize("block", [16, 32])
+def test_block_steps_are_an_integer_times_a_channel_base_and_bound_the_error(shape, axis, block):
+    from edgewise.base.grid import MULTIPLIER_MAX, blocked_symmetric_levels, expand_blocks, input_axis_of
+
+    rng = np.random.default_rng(0)
+    w = (rng.laplace(size=shape) * np.exp(rng.normal(0, 1.5, size=shape[:1] + (1,) * (len(shape) - 1)))
+         ).astype(np.float32)
+    levels, base, multipliers, qmin, qmax = blocked_symmetric_levels(w, 4, axis, block)
+    blocked = list(shape)
+    blocked[input_axis_of(axis)] = -(-shape[input_axis_of(axis)] // block)
+    assert multipliers.shape == tuple(blocked) and multipliers.dtype == np.uint8 and base.shape == (shape[axis],)
+    assert multipliers.min() >= 1 and multipliers.max() == MULTIPLIER_MAX  # each channel's largest block uses 255
+    channel = [1] * len(shape)
+    channel[axis] = -1
+    steps = expand_blocks(base.reshape(channel) * multipliers.astype(np.float32), input_axis_of(axis), block,
+                          shape[input_axis_of(axis)])
+    assert bool((np.abs(w - levels * steps) <= steps / 2 + 1e-7).all())  # no block's range was cut
+    assert qmin == -7 and qmax == 7
+
+
+def test_a_block_that_is_not_a_supported_size_is_refused():
+    from edgewise.base.grid import blocked_symmetric_levels
+
+    with pytest.raises(ValueError, match="block size 24"):
+        blocked_symmetric_levels(np.ones((4, 48), np.float32), 4, 0, 24)
