@@ -132,7 +132,7 @@ def decode(data: bytes) -> tuple[dict[str, QuantizedLayer], dict[str, np.ndarray
         step = np.asarray(arrays[f"l{i}.step"], dtype=np.int32).view(np.float32).reshape(h["step_shape"])
         bias = np.asarray(arrays[f"l{i}.bias"], dtype=np.int32).view(np.float32) if h["bias"] else None
         block = h.get("block")
-        multipliers = (np.asarray(arrays[f"l{i}.multipliers"]).reshape(h["multipliers_shape"]).astype(np.uint8)
+        multipliers = (np.asarray(arrays[f"l{i}.multipliers"]).reshape(h["multipliers_shape"]).astype(np.int16)
                        if block else None)
         records[h["name"]] = QuantizedLayer(h["name"], h["kind"], levels, step, h["bits"], h["qmin"], h["qmax"],
                                             h["axis"], bias, h["method"], h["meta"], block, multipliers)

@@ -57,27 +57,29 @@ def _float_layer(node: onnx.NodeProto, graph: onnx.GraphProto, inits: dict[str, 
 def _record(name: str, levels: np.ndarray, scales: np.ndarray, block: int, qmin: int, qmax: int,
             bias: np.ndarray | None) -> QuantizedLayer:
     """The record of a 4-bit MatMul weight from its scales (outputs, blocks): per layer, per output, or blocks whose
-    scales are integer multiples of their output's base (the base is the largest scale / 255, as Edgewise writes)."""
+    scales are integer multiples of their output's base (the base is the largest |scale| / 255, as Edgewise
+    writes)."""
     if np.unique(scales).size == 1:
         return QuantizedLayer(name, "Linear", levels, np.float32(scales.reshape(-1)[0]), 4, qmin, qmax, bias=bias)
     if scales.shape[1] == 1 or np.all(scales == scales[:, :1]):
         return QuantizedLayer(name, "Linear", levels, scales[:, 0].copy(), 4, qmin, qmax, axis=0, bias=bias)
-    base = (scales.max(axis=1) / np.float32(MULTIPLIER_MAX)).astype(np.float32)
+    base = (np.abs(scales).max(axis=1) / np.float32(MULTIPLIER_MAX)).astype(np.float32)
     multipliers = np.rint(scales / base[:, None])
-    exact = (multipliers >= 1).all() and (multipliers <= MULTIPLIER_MAX).all() and np.array_equal(
+    exact = (np.abs(multipliers) >= 1).all() and (np.abs(multipliers) <= MULTIPLIER_MAX).all() and np.array_equal(
         (base[:, None] * multipliers.astype(np.float32)).astype(np.float32), scales)
     if not exact:
         raise UserError(f"layer {name} has block scales that are not integer multiples of one base per output",
                         "quantize and export the model with Edgewise (uniform, block) for the integer kernel")
     return QuantizedLayer(name, "Linear", levels, base, 4, qmin, qmax, axis=0, bias=bias, block=block,
-                          multipliers=multipliers.astype(np.uint8))
+                          multipliers=multipliers.astype(np.int16))
 
 
 def records_from_onnx(path: str | os.PathLike[str], round_float_weights: bool = False) -> list[QuantizedLayer]:
     """The Linear layers of a 4-bit ONNX MLP, in graph order: DequantizeLinear -> MatMul (-> Add bias).
 
     Scales are one value per layer, one per output, or per block of K (a blocked DequantizeLinear)
-    where each block's scale is an integer 1..255 times its output's base, as Edgewise writes them.
+    where each block's scale is a signed integer (1 to 255 in magnitude) times its output's base, as
+    Edgewise writes them.
     MatMul or Gemm layers with float weights (a model exported elsewhere) are refused, or with
     `round_float_weights` rounded to a symmetric 4-bit grid per layer: an honest what-if for the
     accelerator, without the retraining ECQ would do.

@@ -7,7 +7,7 @@ Inference per layer, for integer inputs x (a-bit) and integer weight levels k (w
     output:  logit_i = acc_i x step_i x s_x  (float)
 
 The step is one per layer or one per output. With block-wise steps (step_i x m_ib for the b-th
-block of inputs, m_ib an integer in 1..255) the accumulator is acc_i = sum_b m_ib x (sum_{j in b}
+block of inputs, m_ib a signed integer, 1 to 255 in magnitude) the accumulator is acc_i = sum_b m_ib x (sum_{j in b}
 k_ij x_j) + b_i: each block is summed on its own and multiplied once by its integer, so the block
 scales cost no precision.
 
@@ -53,7 +53,7 @@ class IntegerLayer:
     requantizer: Requantizer | None = None
     exact_float32: bool = False
     block: int | None = None
-    multipliers: np.ndarray | None = None  # (outputs, blocks) integers in 1..255 with `block`
+    multipliers: np.ndarray | None = None  # (outputs, blocks) signed integers, |m| in 1..255, with `block`
     gemm_weights: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -177,7 +177,7 @@ class IntegerMLP:
                 r.bias.astype(np.float64) / unit).astype(np.int64)
             out_scale = None if last else scales[i + 1]
             max_x = 2 ** (activation_bits - 1) if (i == 0 and signed) else 2**activation_bits - 1
-            largest = 1 if r.block is None else int(r.multipliers.max())
+            largest = 1 if r.block is None else int(np.abs(r.multipliers).max())
             bound = inputs * max_x * max(abs(r.qmin), abs(r.qmax)) * largest
             per_layer = r.block is None and r.step.size == 1  # one requantizer for the layer, as the chip has
             requantizer = None if last else Requantizer.from_scale(

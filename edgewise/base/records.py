@@ -19,7 +19,7 @@ import numpy as np
 
 from edgewise.base.atomic import atomic_path
 from edgewise.base.errors import UserError
-from edgewise.base.grid import expand_blocks, input_axis_of
+from edgewise.base.grid import MULTIPLIER_MAX, expand_blocks, input_axis_of
 
 FORMAT = "edgewise-quantized/1"
 
@@ -34,7 +34,9 @@ class QuantizedLayer:
     Block-wise (`block` set): every run of `block` weights along the input axis (the other of the
     first two: a linear layer's K, a convolution's input channels at each kernel position, as
     ONNX's blocked DequantizeLinear) has its own step, `step[channel] x multipliers[block]`: a
-    float32 base per output channel times an integer in 1..255. The integer multipliers let an
+    float32 base per output channel times a signed integer, 1 to 255 in magnitude (a negative one
+    puts the block's largest magnitude on the grid's extra negative level, as ONNX Runtime's
+    symmetric 4-bit blocks do, whatever its sign). The integer multipliers let an
     integer kernel apply a block's scale exactly (sum the block, multiply once by its integer),
     and the base per channel follows rows of very different size.
     """
@@ -66,13 +68,15 @@ class QuantizedLayer:
             self._check_blocks()
 
     def _check_blocks(self) -> None:
-        self.multipliers = np.asarray(self.multipliers, dtype=np.uint8)
+        self.multipliers = np.asarray(self.multipliers, dtype=np.int16)
         if self.axis is None or self.levels.ndim < 2:
             raise UserError(f"{self.name}: block-wise steps need the output channel axis of a 2-D or larger weight",
                             "re-quantize the layer")
         expected = list(self.levels.shape)
         expected[self.input_axis] = -(-expected[self.input_axis] // self.block)
-        if list(self.multipliers.shape) != expected or (self.multipliers.size and self.multipliers.min() < 1):
+        magnitude = np.abs(self.multipliers)
+        if list(self.multipliers.shape) != expected or (self.multipliers.size and (
+                magnitude.min() < 1 or magnitude.max() > MULTIPLIER_MAX)):
             raise UserError(f"{self.name}: block multipliers of shape {self.multipliers.shape} do not fit blocks of "
                             f"{self.block} of a {self.levels.shape} weight", "re-quantize the layer")
 
@@ -113,10 +117,10 @@ class QuantizedLayer:
         return float(-(p * np.log2(p)).sum())
 
     def packed_bytes(self) -> int:
-        """Bytes of the levels packed at `bits` per weight, plus float32 steps and one byte per block multiplier (the
-        '4-bit packed' size)."""
+        """Bytes of the levels packed at `bits` per weight, plus float32 steps and 9 bits per block multiplier (8 of
+        magnitude and a sign; the '4-bit packed' size)."""
         blocks = 0 if self.multipliers is None else self.multipliers.size
-        return (self.levels.size * self.bits + 7) // 8 + 4 * self.step.size + blocks
+        return (self.levels.size * self.bits + 7) // 8 + 4 * self.step.size + (9 * blocks + 7) // 8
 
 
 def save_records(path: str | os.PathLike[str], records: dict[str, QuantizedLayer],
