@@ -157,7 +157,7 @@ def quantize(
     bits: Annotated[int, typer.Option(help="Bit width, 2 to 8.")] = 4,
     lam: Annotated[float, typer.Option("--lambda", help="Entropy constraint (ECQ/ECQx): larger is sparser.")] = 0.05,
     epochs: Annotated[int, typer.Option(help="Quantization-aware training epochs (0: post-training only).")] = 0,
-    block: Annotated[int | None, typer.Option(help="uniform: a step per block of this many input weights (16 to "
+    block: Annotated[int | None, typer.Option(help="A step per block of this many input weights (16, 32, 64, 128, "
                                                    "256).")] = None,
     data: Annotated[str | None, typer.Option(help="digits, rail, a .npz or an image folder.")] = None,
     device: Annotated[str, typer.Option(help=DEVICE_HELP + ".")] = "auto",

@@ -134,8 +134,8 @@ class QuantizeConfig(BaseModel):
     bits: int = Field(4, ge=2, le=8)
     lam: float = Field(0.05, ge=0.0, le=10.0, alias="lambda")
     per_channel: bool = Field(False, description="uniform only: one step per output channel")
-    block: int | None = Field(None, description="uniform only: one step per block of this many weights along the "
-                              "input axis (16, 32, 64, 128 or 256; null: per layer or per channel)")
+    block: int | None = Field(None, description="one step per block of this many weights along the input axis (16, "
+                              "32, 64, 128 or 256; null: per layer, or per channel with per_channel)")
     rho: float = Field(2.0, gt=0.0)
     p: float = Field(0.1, ge=0.0, le=1.0)
     samples_per_class: int | None = Field(10, ge=1)

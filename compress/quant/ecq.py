@@ -9,14 +9,24 @@ import torch
 CHUNK = 1 << 20  # weights per block of the (levels x weights) cost matrix
 
 
-def cluster_pmf(w: torch.Tensor, centroids: torch.Tensor, zero: int, floor: float = 0.5) -> torch.Tensor:
-    """Fractions of weights nearest to each centroid, with the zero cluster floored at `floor` (others rescaled)."""
-    counts = torch.zeros(len(centroids), dtype=torch.float64)
+def _centroids(grid: torch.Tensor, step: float | torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """The values of the grid's levels for weights start..stop: (levels, 1) for one step, (levels, weights) for a
+    step per weight (block-wise steps, expanded)."""
+    if isinstance(step, torch.Tensor) and step.dim() > 0:
+        return grid[:, None] * step.reshape(-1)[start:stop][None, :]
+    return (grid * step)[:, None]
+
+
+def cluster_pmf(w: torch.Tensor, grid: torch.Tensor, step: float | torch.Tensor, zero: int, floor: float = 0.5
+                ) -> torch.Tensor:
+    """Fractions of weights nearest to each level of `grid` (levels x step; a step per weight or one), with the zero
+    cluster floored at `floor` (others rescaled)."""
+    counts = torch.zeros(len(grid), dtype=torch.float64)
     flat = w.reshape(-1)
     for start in range(0, flat.numel(), CHUNK):
         chunk = flat[start:start + CHUNK]
-        nearest = torch.argmin((chunk[None, :] - centroids[:, None]) ** 2, dim=0)
-        counts += torch.bincount(nearest, minlength=len(centroids)).to(torch.float64)
+        nearest = torch.argmin((chunk[None, :] - _centroids(grid, step, start, start + CHUNK)) ** 2, dim=0)
+        counts += torch.bincount(nearest, minlength=len(grid)).to(torch.float64)
     pmf = counts / max(flat.numel(), 1)
     if pmf[zero] < floor:
         others = pmf.sum() - pmf[zero]
@@ -26,14 +36,19 @@ def cluster_pmf(w: torch.Tensor, centroids: torch.Tensor, zero: int, floor: floa
     return pmf
 
 
-def lambda_max(w: torch.Tensor, centroids: torch.Tensor, info: torch.Tensor, zero: int) -> float:
+def lambda_max(w: torch.Tensor, grid: torch.Tensor, step: float | torch.Tensor, info: torch.Tensor, zero: int
+               ) -> float:
     """The smallest lambda at which the layer's extreme weights would move to the zero cluster.
 
     For an extreme weight w with nearest centroid c: d(w, 0) + lambda I_0 <= d(w, c) + lambda I_c
-    holds from lambda = (d(w, 0) - d(w, c)) / (I_c - I_0); the larger of the two extremes is taken.
+    holds from lambda = (d(w, 0) - d(w, c)) / (I_c - I_0); the larger of the two extremes is taken
+    (each with its own step when the steps are per block).
     """
     best = 0.0
-    for value in (float(w.min()), float(w.max())):
+    flat = w.reshape(-1)
+    for index in (int(flat.argmin()), int(flat.argmax())):
+        value = float(flat[index])
+        centroids = _centroids(grid, step, index, index + 1)[:, 0]
         c = int(torch.argmin((centroids - value) ** 2))
         gap = float(info[c] - info[zero])
         if c != zero and math.isfinite(gap) and gap > 0:
@@ -45,9 +60,12 @@ def _relevance_factor(relevance: torch.Tensor, beta: float, rho: float) -> torch
     return rho * (relevance + 1e-12) ** beta
 
 
-def assign(w: torch.Tensor, step: float, qmin: int, qmax: int, lam: float = 0.0,
+def assign(w: torch.Tensor, step: float | torch.Tensor, qmin: int, qmax: int, lam: float = 0.0,
            relevance: torch.Tensor | None = None, rho: float = 2.0, p: float = 0.1) -> tuple[torch.Tensor, dict]:
     """Levels of `w` on the grid step x {qmin..qmax}: argmin_c d(w, w_c) + lam x I_c (I_c = -log2 P_c).
+
+    `step` is one float, or a tensor of w's shape holding each weight's step (block-wise steps); the
+    entropy term is over the levels either way, as the coder sees them.
 
     `lam` is the layer's absolute lambda (0 gives nearest-grid assignment). With `relevance`
     (per weight, normalised to [0, 1]) the zero cluster's cost is multiplied by rho x R^beta
@@ -56,9 +74,9 @@ def assign(w: torch.Tensor, step: float, qmin: int, qmax: int, lam: float = 0.0,
     levels and a record of the assignment (pmf, sparsity, beta).
     """
     w = w.detach().to(torch.float32)
-    centroids = torch.arange(qmin, qmax + 1, dtype=torch.float32) * step
+    grid = torch.arange(qmin, qmax + 1, dtype=torch.float32)
     zero = -qmin
-    info = -torch.log2(cluster_pmf(w, centroids, zero)).to(torch.float32)
+    info = -torch.log2(cluster_pmf(w, grid, step, zero)).to(torch.float32)
     empty = torch.isinf(info)  # clusters nobody is nearest to can never be chosen
     finite_info = torch.where(empty, torch.zeros_like(info), info)
     flat = w.reshape(-1)
@@ -67,7 +85,7 @@ def assign(w: torch.Tensor, step: float, qmin: int, qmax: int, lam: float = 0.0,
         out = torch.empty(flat.numel(), dtype=torch.int64)
         for start in range(0, flat.numel(), CHUNK):
             chunk = flat[start:start + CHUNK]
-            cost = (chunk[None, :] - centroids[:, None]) ** 2
+            cost = (chunk[None, :] - _centroids(grid, step, start, start + CHUNK)) ** 2
             if lam > 0:
                 cost = cost + lam * finite_info[:, None]
             cost[empty] = torch.inf

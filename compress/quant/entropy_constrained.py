@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from edgewise.base.errors import UserError
+from edgewise.base.grid import blocked_steps, check_block
 from edgewise.base.records import QuantizedLayer
+from edgewise.compress.layers import output_axis
 from edgewise.compress.quant.base import Quantizer
 from edgewise.compress.quant.ecq import assign, cluster_pmf, lambda_max
 from edgewise.compress.quant.grid import ecq_grid
@@ -22,30 +25,51 @@ RELEVANCE_SMOOTHING = 0.9  # R <- 0.9 R_batch + 0.1 R_previous (ECQx)
 
 @dataclass
 class Grid:
-    """A layer's fixed ECQ grid and its share of the global lambda."""
+    """A layer's fixed ECQ grid and its share of the global lambda.
 
-    step: float
+    One `step` for the layer, or block-wise (`block` set): `step` is the base per output channel,
+    `multipliers` the signed integers of the blocks, and `weight_steps` every weight's step (base x
+    its block's multiplier), which the assignment reads.
+    """
+
+    step: float | np.ndarray
     qmin: int
     qmax: int
     decay: float
     lam_max: float = 0.0
+    block: int | None = None
+    multipliers: np.ndarray | None = None
+    weight_steps: torch.Tensor | None = None
+
+    def steps(self) -> float | torch.Tensor:
+        """What `assign` takes: the layer's step, or each weight's."""
+        return self.step if self.block is None else self.weight_steps
 
 
-def init_grids(layers: dict[str, nn.Module], bits: int) -> dict[str, Grid]:
-    """The fixed ECQ grid of each layer and its lambda decay (larger layers are constrained more)."""
+def init_grids(layers: dict[str, nn.Module], bits: int, block: int | None = None) -> dict[str, Grid]:
+    """The fixed ECQ grid of each layer (per layer, or per `block` weights along the input axis) and its lambda decay
+    (larger layers are constrained more)."""
     largest = max(m.weight.numel() for m in layers.values())
     grids = {}
     for name, module in layers.items():
-        step, qmin, qmax = ecq_grid(module.weight, bits)
-        grids[name] = Grid(step, qmin, qmax, (module.weight.numel() / largest + 0.05) / 1.05)
+        decay = (module.weight.numel() / largest + 0.05) / 1.05
+        if block is not None:  # the uniform quantizer's block-wise grid
+            base, multipliers, steps, qmin, qmax = blocked_steps(module.weight.detach().cpu().numpy(), bits,
+                                                                 output_axis(module), block)
+            grids[name] = Grid(base, qmin, qmax, decay, block=block, multipliers=multipliers,
+                               weight_steps=torch.from_numpy(np.ascontiguousarray(steps)))
+        else:
+            step, qmin, qmax = ecq_grid(module.weight, bits)
+            grids[name] = Grid(step, qmin, qmax, decay)
     return grids
 
 
 def layer_lambda(weight: torch.Tensor, grid: Grid, lam: float) -> float:
     """Absolute lambda of a layer: Lambda x lambda_max of the layer x its size decay."""
-    centroids = torch.arange(grid.qmin, grid.qmax + 1, dtype=torch.float32) * grid.step
-    info = -torch.log2(cluster_pmf(weight.detach().to(torch.float32), centroids, -grid.qmin)).to(torch.float32)
-    grid.lam_max = lambda_max(weight.detach().to(torch.float32), centroids, info, -grid.qmin)
+    levels = torch.arange(grid.qmin, grid.qmax + 1, dtype=torch.float32)
+    w = weight.detach().to(torch.float32)
+    info = -torch.log2(cluster_pmf(w, levels, grid.steps(), -grid.qmin)).to(torch.float32)
+    grid.lam_max = lambda_max(w, levels, grid.steps(), info, -grid.qmin)
     return lam * grid.lam_max * grid.decay
 
 
@@ -59,9 +83,10 @@ def ecq_records(weights: dict[str, torch.Tensor], layers: dict[str, nn.Module], 
         # assignment runs on the CPU wherever the model trains: the same weights give the same levels on any device
         w = weights[name].detach().cpu()
         rel = None if relevance is None else relevance[name].detach().cpu()
-        levels, meta = assign(w, grid.step, grid.qmin, grid.qmax, layer_lambda(w, grid, lam), rel, rho, p)
+        levels, meta = assign(w, grid.steps(), grid.qmin, grid.qmax, layer_lambda(w, grid, lam), rel, rho, p)
         method = "ecq" if rel is None else "ecqx"
-        records[name] = layer_record(name, module, levels, grid.step, bits, grid.qmin, grid.qmax, method)
+        records[name] = layer_record(name, module, levels, grid.step, bits, grid.qmin, grid.qmax, method,
+                                     block=grid.block, multipliers=grid.multipliers)
         info[name] = meta
     return records, info
 
@@ -83,10 +108,12 @@ class ECQQuantizer(Quantizer):
     name = "ecq"
     trainable = True
 
-    def __init__(self, lam: float = 0.05) -> None:
+    def __init__(self, lam: float = 0.05, block: int | None = None) -> None:
         if lam < 0:
             raise UserError(f"lambda must be >= 0, got {lam}", "use e.g. 0.05 (larger: sparser, smaller files)")
+        check_block(block)
         self.lam = lam
+        self.block = block
 
     def relevance(self, model: nn.Module, ref: ReferenceSamples | None, names: set[str]
                   ) -> dict[str, torch.Tensor] | None:
@@ -96,7 +123,7 @@ class ECQQuantizer(Quantizer):
     def quantize(self, model: nn.Module, layers: dict[str, nn.Module], bits: int, ref: ReferenceSamples | None,
                  train: Callable[..., QuantizedModel] | None) -> QuantizedModel:
         """Initial assignment on each layer's fixed grid, then quantization-aware training when `train` is given."""
-        grids = init_grids(layers, bits)
+        grids = init_grids(layers, bits, self.block)
         if train is not None:
             return train(model, layers, grids, method=self.name, bits=bits, lam=self.lam, ref=ref,
                          **self.training_settings())
@@ -118,8 +145,8 @@ class ECQxQuantizer(ECQQuantizer):
     name = "ecqx"
     needs_reference = True
 
-    def __init__(self, lam: float = 0.05, rho: float = 2.0, p: float = 0.1) -> None:
-        super().__init__(lam)
+    def __init__(self, lam: float = 0.05, rho: float = 2.0, p: float = 0.1, block: int | None = None) -> None:
+        super().__init__(lam, block)
         self.rho, self.p = rho, p
 
     def relevance(self, model: nn.Module, ref: ReferenceSamples | None, names: set[str]

@@ -7,8 +7,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from edgewise.base.errors import UserError
-from edgewise.base.grid import BLOCK_SIZES, blocked_symmetric_levels, symmetric_levels
+from edgewise.base.grid import blocked_symmetric_levels, check_block, symmetric_levels
 from edgewise.compress.layers import output_axis
 from edgewise.compress.quant.base import Quantizer
 from edgewise.compress.quant.model import QuantizedModel, layer_record, write_back
@@ -27,9 +26,7 @@ class UniformQuantizer(Quantizer):
     name = "uniform"
 
     def __init__(self, per_channel: bool = False, block: int | None = None) -> None:
-        if block is not None and block not in BLOCK_SIZES:
-            raise UserError(f"block size {block} is not supported",
-                            f"use one of {', '.join(map(str, BLOCK_SIZES))} (or none: per layer or per channel)")
+        check_block(block)
         self.per_channel = per_channel
         self.block = block
 

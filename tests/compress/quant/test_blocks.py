@@ -45,8 +45,9 @@ def test_blocks_beat_per_channel_steps_on_heavy_tailed_weights():
     assert errors["block"] < errors["channel"] < errors["layer"]
 
 
-def test_the_torch_weights_records_file_and_bitstream_hold_the_same_blocks(tmp_path):
-    q = compress.quantize(_mlp(), "uniform", 4, block=32)
+@pytest.mark.parametrize("method", ["uniform", "ecq"])
+def test_the_torch_weights_records_file_and_bitstream_hold_the_same_blocks(tmp_path, method):
+    q = compress.quantize(_mlp(), method, 4, block=32)
     for name, r in q.records.items():
         assert r.block == 32 and r.multipliers.shape == (r.levels.shape[0], -(-r.levels.shape[1] // 32))
         np.testing.assert_array_equal(dict(q.model.named_modules())[name].weight.detach().numpy(), r.dequantize())
@@ -59,7 +60,7 @@ def test_the_torch_weights_records_file_and_bitstream_hold_the_same_blocks(tmp_p
 
 
 @pytest.mark.parametrize("block", [16, 64])
-def test_the_int4_onnx_file_computes_the_quantized_model(tmp_path, block):
+def test_the_int4_onnx_file_computes_the_quantized_model(tmp_path, block):  # uniform; ECQ writes the same records
     model = _heavy_tailed(nn.Sequential(nn.Conv2d(3, 40, 3), nn.ReLU(), nn.Conv2d(40, 24, 3, groups=2), nn.ReLU(),
                                         nn.Flatten(), nn.Linear(24 * 4 * 4, 10)))
     q = compress.quantize(model, "uniform", 4, block=block)
@@ -119,11 +120,36 @@ def test_recipes_and_the_command_take_block_sizes(tmp_path, edgewise):
     assert recipe.models[0].quantize.block == 32
     with pytest.raises(RecipeError, match="block size 24 is not supported"):
         parse_recipe({"models": [{**entry, "quantize": {"method": "uniform", "block": 24}}]})
-    with pytest.raises(RecipeError, match="quantizer ecq has no block-wise steps; block is for uniform"):
-        parse_recipe({"models": [{**entry, "quantize": {"method": "ecq", "block": 32}}]})
+    assert parse_recipe({"models": [{**entry, "quantize": {"method": "ecqx", "block": 64}}]}).models[0].quantize.block
     result = edgewise("quantize", "digits-mlp", "-o", str(tmp_path / "q.pt"), "--method", "uniform", "--block", "16")
     assert result.returncode == 0, result.stderr
     records, _ = load_records(tmp_path / "q.npz")
     assert all(r.block == 16 for r in records.values())
-    result = edgewise("quantize", "digits-mlp", "-o", str(tmp_path / "e.pt"), "--method", "ecqx", "--block", "16")
-    assert result.returncode == 2 and "quantizer ecqx has no block-wise steps" in result.stderr
+    result = edgewise("quantize", "digits-mlp", "-o", str(tmp_path / "e.pt"), "--block", "20")
+    assert result.returncode == 2 and "block size 20 is not supported" in result.stderr
+
+
+def test_ecq_and_ecqx_assign_on_block_steps_with_the_entropy_over_levels(digits):
+    from edgewise.compress.quant.qat import train_quantized
+    from edgewise.zoo.models import build_model
+    from edgewise.zoo.training import evaluate
+
+    model = _mlp()
+    plain = compress.quantize(model, "uniform", 4, block=32)
+    sparsity = [compress.quantize(model, "ecq", 4, lam=lam, block=32).summary()["sparsity"] for lam in (0.0, 0.1, 0.4)]
+    assert sparsity == sorted(sparsity) and sparsity[-1] > plain.summary()["sparsity"] + 0.1
+    nearest = compress.quantize(model, "ecq", 4, lam=0.0, block=32)
+    for name, r in nearest.records.items():  # lambda 0 is round-to-nearest on the same block grid
+        assert np.array_equal(r.multipliers, plain.records[name].multipliers)
+        assert np.mean(r.levels == plain.records[name].levels) > 0.999  # ties may round the other way
+    torch.manual_seed(0)
+    mlp = build_model("mlp", digits.input_shape, digits.num_classes).eval()
+    ref = compress.ReferenceSamples.from_split(digits.val.x, digits.val.y, digits.task, 5, output="logit")
+    import functools
+
+    train = functools.partial(train_quantized, x=digits.train.x, y=digits.train.y, epochs=1,
+                              score=lambda m: evaluate(m, digits.val, digits.task)["score"])
+    q = compress.quantize(mlp, "ecqx", 4, lam=0.05, block=16, ref=ref, train=train)
+    assert all(r.block == 16 and r.method == "ecqx" for r in q.records.values())
+    for name, r in q.records.items():
+        np.testing.assert_array_equal(dict(q.model.named_modules())[name].weight.detach().numpy(), r.dequantize())

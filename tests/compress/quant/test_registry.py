@@ -44,4 +44,5 @@ def test_unknown_methods_and_settings_a_method_does_not_take():
     # every recipe gives lambda, per_channel, rho and p: each quantizer takes its own
     uniform = compress.get_quantizer("uniform", lam=0.3, per_channel=True, rho=2.0)
     assert vars(uniform) == {"per_channel": True, "block": None}
-    assert vars(compress.get_quantizer("ecqx", lam=0.3, per_channel=True)) == {"lam": 0.3, "rho": 2.0, "p": 0.1}
+    ecqx = compress.get_quantizer("ecqx", lam=0.3, per_channel=True)
+    assert vars(ecqx) == {"lam": 0.3, "block": None, "rho": 2.0, "p": 0.1}
