@@ -109,14 +109,23 @@ def test_int4_initializers_are_int4_and_the_file_is_about_8x_smaller(tmp_path):
     assert onnx_weight_shapes(small.path)["layers.1"] == (1024, 1024)
 
 
-def test_ort_fuses_4bit_linear_layers_into_matmulnbits(tmp_path):
+@pytest.mark.parametrize("bias", [True, False])
+def test_ort_fuses_4bit_linear_layers_into_matmulnbits(tmp_path, bias):
     torch.manual_seed(0)
-    model = build_model("mlp", (1, 8, 8), 10, hidden=[128, 64]).eval()
+    # bias-free layers before a ReLU, as transformers have them, too (ONNX Runtime leaves DQ -> MatMul -> Relu unfused)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 128, bias=bias), torch.nn.ReLU(),
+                                torch.nn.Linear(128, 64, bias=bias), torch.nn.ReLU(),
+                                torch.nn.Linear(64, 10, bias=bias)).eval()
     q = compress.quantize(model, "ecq", 4, lam=0.1)
-    f = export.to_onnx(q.model, torch.rand(2, 1, 8, 8), tmp_path / "q.onnx", q.records)
-    export.open_session(f.path, optimized_path=tmp_path / "opt.onnx")
+    x = torch.rand(2, 1, 8, 8)
+    f = export.to_onnx(q.model, x, tmp_path / "q.onnx", q.records)
+    session = export.open_session(f.path, optimized_path=tmp_path / "opt.onnx")
     ops = [n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node]
-    assert ops.count("MatMulNBits") == 3 and "Gemm" not in ops
+    assert ops.count("MatMulNBits") == 3 and not {"Gemm", "MatMul", "DequantizeLinear"} & set(ops)
+    with torch.no_grad():
+        expected = q.model(x).numpy()
+    out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    assert np.abs(out - expected).max() <= 0.05 * np.abs(expected).max()  # 8-bit activations inside MatMulNBits
 
 
 def test_block_sizes():
