@@ -13,12 +13,14 @@ from edgewise.report.plots import score_vs_size
 from edgewise.report.section import Section
 from edgewise.report.units import binary_bytes, si
 
-COLUMNS = ("model", "stage", "metric", "score", "parameters", "MACs / sample", "model size")
+COLUMNS = ("model", "stage", "metric", "score", "score in ONNX Runtime", "parameters", "MACs / sample", "model size")
 
 
 def _cells(row: dict[str, Any]) -> tuple[str, ...]:
-    return (row["model"], row["stage"], row["score_name"], f"{row['score']:.4f}", si(row["params"]),
-            si(row["macs"]), binary_bytes(row["size_bytes"]))
+    shipped = row.get("onnx_score")
+    return (row["model"], row["stage"], row["score_name"], f"{row['score']:.4f}",
+            "not exported" if shipped is None else f"{shipped:.4f}", si(row["params"]), si(row["macs"]),
+            binary_bytes(row["size_bytes"]))
 
 
 def _environment_lines(manifest: dict[str, Any]) -> list[str]:

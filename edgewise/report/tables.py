@@ -10,7 +10,7 @@ from edgewise.report.figures import inputs_text
 
 # new columns go last: scripts that read the earlier columns by position keep working
 RESULT_FIELDS = ("model", "stage", "task", "score_name", "score", "params", "macs", "size_bytes", "version", "kind",
-                 "runs_as")
+                 "runs_as", "onnx_score")
 BENCH_FIELDS = ("model", "stage", "target", "score", "size_bytes", "latency_kind", "latency_median_ms",
                 "latency_p90_ms", "memory_kind", "peak_rss_bytes", "energy_kind", "energy_j_per_inference",
                 "energy_reason", "version", "inputs")

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+import torch
 
 from edgewise import export
 from edgewise.base.errors import UserError
@@ -19,6 +20,9 @@ from edgewise.report.units import binary_bytes
 from edgewise.rundir import StageWindow
 from edgewise.stages.load import session_runner
 from edgewise.stages.state import ModelState
+from edgewise.zoo.training import score_logits
+
+SCORE_GAP = 0.005  # half a point of accuracy or mIoU: a larger gap between torch and the shipped file is flagged
 
 
 def onnx_name(version: Version, final: Version) -> str:
@@ -37,6 +41,21 @@ def export_stage(state: ModelState, config: ExportConfig) -> None:
         _check_given(state, config, final)
 
 
+def shipped_score(state: ModelState, path: Path) -> float:
+    """The test-split score of the ONNX file as it ships: the fast session (MatMulNBits with int8 activations,
+    pre-dequantized 4-bit convolutions), which can differ from the torch model it was exported from."""
+    data = state.data
+    logits = session_runner(export.open_session(path))(data.test.x.numpy())
+    return score_logits(torch.from_numpy(logits), data.test.y, data.task, data.class_names)["score"]
+
+
+def _torch_row(state: ModelState, version: Version) -> dict[str, Any] | None:
+    """The version's score row, or (a folded model, which computes what its parent does) its parent's."""
+    while version.row is None and version.parent is not None:
+        version = state.ledger[version.parent]
+    return version.row
+
+
 def _export_torch(state: ModelState, config: ExportConfig, versions: list[Version], final: Version) -> None:
     probe = state.data.test.x[: config.probe_samples]
     original = state.module(state.base)
@@ -50,24 +69,38 @@ def _export_torch(state: ModelState, config: ExportConfig, versions: list[Versio
             check = export.verify(onnx_file.path, module, probe, quantized=records is not None)
             shapes = export.check_shapes(onnx_file.path, module, original)
             st.add_output(onnx_file.path)
+            score, row = shipped_score(state, onnx_file.path), _torch_row(state, version)
+            gap = None if row is None else row["score"] - score
+            flagged = gap is not None and abs(gap) > SCORE_GAP
+            if flagged:
+                console.print(f"  {state.entry.name} {filename}: ONNX Runtime scores {score:.4f}, torch "
+                              f"{row['score']:.4f}: a gap of {100 * gap:+.1f} points", markup=False)
             st.metrics[filename] = {**check, "quantized_layers": onnx_file.quantized_layers,
-                                    "pruned_layers": sum(r["torch"] != r["original"] for r in shapes)}
+                                    "pruned_layers": sum(r["torch"] != r["original"] for r in shapes),
+                                    "onnx_score": score, "score_gap": gap}
             rows.append((version.label, filename, binary_bytes(onnx_file.bytes), str(check["opset"]),
                          f"{check['rel_diff']:.1e}", f"{check['fast_rel_diff']:.1e}",
-                         str(len(onnx_file.quantized_layers))))
-            exported.append({"id": version.id, "files": {ONNX: filename}})
+                         str(len(onnx_file.quantized_layers)), "" if row is None else f"{row['score']:.4f}",
+                         f"{score:.4f}" + (f" (gap {100 * gap:+.1f} pt)" if flagged else "")))
+            updated = {"id": version.id, "files": {ONNX: filename}}
+            if version.row is not None:
+                updated["row"] = {**version.row, "onnx_score": score}
+            exported.append(updated)
         if config.tensorrt is not None:
             st.metrics["tensorrt"] = tensorrt_metrics(state, st, config, st.path(onnx_name(final, final)))
         return {"versions": exported, "sections": [Section(
             f"ONNX export of {state.entry.name}", ("model", "file", "size", "opset", "rel. diff (exact)",
-                                                   "rel. diff (fast)", "4-bit layers"), rows,
+                                                   "rel. diff (fast)", "4-bit layers", "score (torch)",
+                                                   "score (ONNX Runtime)"), rows,
             "Verified after writing: ONNX Runtime without graph optimizations against the torch model (relative to "
             "the largest output; quantized files against the fake-quantized torch model), and the session we ship "
-            "(MatMulNBits, int8 activations). Initializer shapes match the pruned torch model.",
+            "(MatMulNBits, int8 activations). Initializer shapes match the pruned torch model. Both scores are on "
+            f"the test split: torch (fake-quantized where quantized) and the shipped file in ONNX Runtime; a gap "
+            f"above {100 * SCORE_GAP:.1f} point is marked.",
         ).to_json()]}
 
     inputs = [version.files.get(RECORDS) for version in versions] + [version.files[TORCH] for version in versions]
-    state.stage("export", config.model_dump(mode="json"), inputs, export_all)
+    state.stage("export", {**config.model_dump(mode="json"), "scored_on": "test"}, inputs, export_all)
 
 
 def _check_given(state: ModelState, config: ExportConfig, given: Version) -> None:

@@ -46,6 +46,11 @@ ALL = {"train", "evaluate", "prune", "quantize", "encode", "export"}
 def test_reuse_change_force_and_tampering_in_one_directory(tmp_path, digits_mlp):
     first = run_recipe(recipe(), tmp_path)
     assert reused(first.root) == set()
+    # every exported version is also scored as it ships, in ONNX Runtime
+    exported = [r for r in first.rows if r.get("onnx_score") is not None]
+    assert len(exported) == 3 and all(abs(r["score"] - r["onnx_score"]) < 0.02 for r in exported)
+    section = next(s for s in first.sections if s.title.startswith("ONNX export"))
+    assert section.columns[-1] == "score (ONNX Runtime)" and all(row[-1] for row in section.rows)
 
     second = run_recipe(recipe(), tmp_path)
     assert reused(second.root) == ALL, "a second run reuses every stage"

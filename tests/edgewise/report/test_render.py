@@ -8,7 +8,7 @@ ROWS = [
      "runs_as": "float32"},
     {"model": "seg", "stage": "float32", "task": "segmentation", "score_name": "mIoU", "score": 0.81,
      "params": 100000, "macs": 9_000_000, "size_bytes": 420000, "version": "float32", "kind": "float32",
-     "runs_as": "float32"},
+     "runs_as": "float32", "onnx_score": 0.8097},
 ]
 MANIFEST = {"run": "t", "updated": "2026-11-21T00:00:00+00:00",
             "environment": {"cpu": "cpu", "logical_cpus": 2, "memory_bytes": 2**34, "platform": "linux",
@@ -39,6 +39,7 @@ def test_html_is_self_contained_with_one_row_per_stage():
 
 def test_markdown_table(tmp_path):
     text = render_markdown(ROWS, MANIFEST)
-    assert "| m | float32 | accuracy | 0.9700 | 50.8 k | 50.6 k | 201.2 KiB |" in text
+    assert "| m | float32 | accuracy | 0.9700 | not exported | 50.8 k | 50.6 k | 201.2 KiB |" in text
+    assert "| seg | float32 | mIoU | 0.8100 | 0.8097 |" in text
     paths = write_report(tmp_path, ROWS, MANIFEST)
     assert paths["html"].is_file() and paths["markdown"].read_text() == text
