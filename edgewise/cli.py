@@ -251,12 +251,14 @@ def emulate(
     target: Annotated[str, typer.Option(help="fantastic4-fpga or fantastic4-asic.")] = "fantastic4-asic",
     data: Annotated[str, typer.Option(help="Data for calibration and accuracy: digits, a .npz, a folder.")] = "digits",
     activation_bits: Annotated[int, typer.Option(help="Activation bit width.")] = 8,
+    calibrator: Annotated[str, typer.Option(help="Activation ranges: max, percentile (99.99) or entropy (KL, as "
+                                                 "TensorRT).")] = "max",
     acc_bits: Annotated[int, typer.Option(help="Accumulator width in bits (overflow is an error).")] = 32,
 ) -> None:
     """Run a 4-bit MLP through the FantastIC4 integer kernel and print the emulated per-layer costs."""
     from edgewise.commands import emulate_file
 
-    _, costs, accuracy = emulate_file(model, target, data, activation_bits, acc_bits)
+    _, costs, accuracy = emulate_file(model, target, data, activation_bits, acc_bits, calibrator)
     table = Table(title=f"{target} (all figures emulated)", title_justify="left")
     for column in ("layer", "shape", "representation", "bytes", "additions", "mults", "cycles", "latency",
                    "energy"):

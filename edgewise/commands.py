@@ -221,11 +221,11 @@ def deploy_file(model: str, out: str | Path, records: str | Path | None = None, 
 
 
 def emulate_file(model: str | Path, target: str, data: str = "digits", activation_bits: int = 8,
-                 acc_bits: int = 32) -> tuple[Any, dict[str, Any], float]:
+                 acc_bits: int = 32, calibrator: str = "max") -> tuple[Any, dict[str, Any], float]:
     """Run a 4-bit MLP (records .npz or 4-bit .onnx) through the integer kernel and cost it on `target`.
 
-    Returns the IntegerMLP, its emulated costs and its test accuracy on `data` (calibration uses
-    the training split).
+    Returns the IntegerMLP, its emulated costs and its test accuracy on `data` (activation ranges
+    calibrated on the training split by `calibrator`: max, percentile or entropy).
     """
     from edgewise.export.onnx_records import records_from_onnx
     from edgewise.runtime import IntegerMLP
@@ -235,6 +235,6 @@ def emulate_file(model: str | Path, target: str, data: str = "digits", activatio
     if not path.is_file():
         raise UserError(f"{path} does not exist", "give quantized records (.npz) or a 4-bit ONNX MLP (.onnx)")
     records = records_from_onnx(path) if path.suffix == ".onnx" else list(load_records(path)[0].values())
-    mlp = IntegerMLP.from_records(records, dataset.train.x.numpy(), activation_bits, acc_bits)
+    mlp = IntegerMLP.from_records(records, dataset.train.x.numpy(), activation_bits, acc_bits, calibrator)
     accuracy = float((mlp.run(dataset.test.x.numpy()).argmax(1) == dataset.test.y.numpy()).mean())
     return mlp, mlp.costs(target), accuracy

@@ -207,6 +207,8 @@ class EmulateConfig(BaseModel):
                                description="emulated accelerators (targets of kind emulated)")
     activation_bits: int = Field(8, ge=2, le=16)
     acc_bits: int = Field(32, ge=8, le=64)
+    calibrator: Literal["max", "percentile", "entropy"] = Field("max", description="how activation ranges are "
+                                                                "calibrated on the training split")
     round_float_weights: bool = Field(False, description="a model brought as ONNX with float weights: round them "
                                       "to the 4-bit grid (per layer, no retraining) to emulate it")
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from edgewise.base.calibration import activation_range
 from edgewise.base.errors import UserError
 from edgewise.base.grid import expand_blocks
 from edgewise.base.records import QuantizedLayer
@@ -144,11 +145,13 @@ class IntegerMLP:
 
     @classmethod
     def from_records(cls, records: list[QuantizedLayer], calibration: np.ndarray, activation_bits: int = 8,
-                     acc_bits: int = 32) -> IntegerMLP:
+                     acc_bits: int = 32, calibrator: str = "max") -> IntegerMLP:
         """Build from the records of Linear layers in order, with activation scales calibrated on `calibration`.
 
-        Each activation scale is max|a| / (2^bits - 1) over the calibration inputs (signed inputs use
-        2^(bits-1) - 1); hidden layers are followed by ReLU, the last one gives logits.
+        Each activation scale is the range `calibrator` finds for the layer's input over the
+        calibration inputs (max, percentile or entropy: edgewise.base.calibration) / (2^bits - 1)
+        (signed inputs use 2^(bits-1) - 1); larger activations clip. Hidden layers are followed by
+        ReLU, the last one gives logits.
         """
         if not records:
             raise UserError("no layers given", "pass the quantized records of an MLP's Linear layers")
@@ -161,8 +164,9 @@ class IntegerMLP:
         scales = []
         a = x
         for i, r in enumerate(records):
-            top = float(np.abs(a).max()) or 1.0
-            scales.append(top / ((2 ** (activation_bits - 1) - 1) if (i == 0 and signed) else (2**activation_bits - 1)))
+            signed_input = i == 0 and signed
+            top = activation_range(a, calibrator, activation_bits, signed_input)
+            scales.append(top / ((2 ** (activation_bits - 1) - 1) if signed_input else (2**activation_bits - 1)))
             w = r.dequantize().astype(np.float64)
             a = a @ w.T + (0.0 if r.bias is None else r.bias.astype(np.float64))
             if i < len(records) - 1:
@@ -186,7 +190,7 @@ class IntegerMLP:
                 r.name, r.levels, step, r.qmin, r.qmax, bias, scales[i], out_scale, not last, requantizer,
                 exact_float32=bound < 2**24, block=r.block,
                 multipliers=None if r.block is None else r.multipliers.astype(np.int64)))
-        return cls(layers, activation_bits, acc_bits, signed, {"scales": scales})
+        return cls(layers, activation_bits, acc_bits, signed, {"scales": scales, "calibrator": calibrator})
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
         """Inputs as integers at the first layer's activation scale (batch, features)."""

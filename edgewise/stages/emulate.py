@@ -65,7 +65,8 @@ def emulate_stage(state: ModelState, config: EmulateConfig) -> None:
             records = _records(state, version, config, own=version is final)
             if records is None:
                 continue
-            mlp = IntegerMLP.from_records(records, calibration, config.activation_bits, config.acc_bits)
+            mlp = IntegerMLP.from_records(records, calibration, config.activation_bits, config.acc_bits,
+                                          config.calibrator)
             predictions = mlp.run(data.test.x.numpy(), "fast").argmax(1)
             results[version.id] = {"version": version.id,
                                    "kernel_accuracy": float((predictions == data.test.y.numpy()).mean()),

@@ -172,6 +172,10 @@ def test_emulate_command_prints_the_emulated_table(tmp_path, digits_mlp, edgewis
     assert "all figures emulated" in result.stderr and "total" in result.stderr and "(emulated)" in result.stderr
     bad = edgewise("emulate", str(tmp_path / "q.npz"), "--target", "jetson-mars")
     assert bad.returncode == 2 and "unknown target 'jetson-mars'" in bad.stderr
+    entropy = edgewise("emulate", str(tmp_path / "q.npz"), "--calibrator", "entropy")
+    assert entropy.returncode == 0 and "integer kernel test accuracy" in entropy.stderr
+    bad = edgewise("emulate", str(tmp_path / "q.npz"), "--calibrator", "minmax")
+    assert bad.returncode == 2 and "unknown activation calibrator 'minmax'" in bad.stderr
 
 
 def test_targets_lists_every_profile_with_availability(edgewise):
