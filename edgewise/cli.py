@@ -223,7 +223,8 @@ def export_command(
     result = export_file(model, out, records, data, precision if tensorrt else None)
     console.print(f"{out}: {result['bytes']:,} bytes, opset {result['opset']}, {len(result['quantized_layers'])} "
                   f"4-bit layers; ONNX Runtime vs torch {result['rel_diff']:.1e} (exact), "
-                  f"{result['fast_rel_diff']:.1e} (fast session)")
+                  f"{result['fast_rel_diff']:.1e} (fast session); test score {result['torch_score']:.4f} in torch, "
+                  f"{result['onnx_score']:.4f} as shipped in ONNX Runtime")
 
 
 @app.command()

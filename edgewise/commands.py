@@ -165,18 +165,24 @@ def decode_file(bitstream: str | Path, out: str | Path) -> tuple[dict, dict]:
 
 def export_file(model: str, out: str | Path, records: str | Path | None = None, data: str | None = None,
                 tensorrt: str | None = None) -> dict[str, Any]:
-    """Export `model` (zoo name or file) to ONNX at `out` (4-bit when `records` are given) and verify it.
+    """Export `model` (zoo name or file) to ONNX at `out` (4-bit when `records` are given), verify it, and score both
+    the torch model and the file as it ships in ONNX Runtime on the test split.
 
     With `tensorrt` (a precision), an engine is built beside it when TensorRT and a GPU exist;
     otherwise a UserError says why, after the ONNX file is written and verified.
     """
     from edgewise import export
+    from edgewise.stages.export import shipped_score
+    from edgewise.zoo.training import evaluate
+
     module, _, dataset = resolve_model(model, data)
     layers = load_records(records)[0] if records else None
     probe = dataset.test.x[:8]
     onnx_file = export.to_onnx(module, probe[:2], out, layers)
     check = export.verify(onnx_file.path, module, probe, quantized=layers is not None)
-    result = {"path": str(onnx_file.path), **check, "quantized_layers": onnx_file.quantized_layers}
+    result = {"path": str(onnx_file.path), **check, "quantized_layers": onnx_file.quantized_layers,
+              "torch_score": evaluate(module, dataset.test, dataset.task)["score"],
+              "onnx_score": shipped_score(onnx_file.path, dataset)}
     if tensorrt:
         command = export.trtexec_command(Path(out).name, Path(out).with_suffix(".engine").name, "x",
                                          dataset.input_shape, tensorrt)

@@ -20,6 +20,7 @@ from edgewise.report.units import binary_bytes
 from edgewise.rundir import StageWindow
 from edgewise.stages.load import session_runner
 from edgewise.stages.state import ModelState
+from edgewise.zoo.dataset import Dataset
 from edgewise.zoo.training import score_logits
 
 SCORE_GAP = 0.005  # half a point of accuracy or mIoU: a larger gap between torch and the shipped file is flagged
@@ -41,10 +42,9 @@ def export_stage(state: ModelState, config: ExportConfig) -> None:
         _check_given(state, config, final)
 
 
-def shipped_score(state: ModelState, path: Path) -> float:
+def shipped_score(path: Path, data: Dataset) -> float:
     """The test-split score of the ONNX file as it ships: the fast session (MatMulNBits with int8 activations,
     pre-dequantized 4-bit convolutions), which can differ from the torch model it was exported from."""
-    data = state.data
     logits = session_runner(export.open_session(path))(data.test.x.numpy())
     return score_logits(torch.from_numpy(logits), data.test.y, data.task, data.class_names)["score"]
 
@@ -69,7 +69,7 @@ def _export_torch(state: ModelState, config: ExportConfig, versions: list[Versio
             check = export.verify(onnx_file.path, module, probe, quantized=records is not None)
             shapes = export.check_shapes(onnx_file.path, module, original)
             st.add_output(onnx_file.path)
-            score, row = shipped_score(state, onnx_file.path), _torch_row(state, version)
+            score, row = shipped_score(onnx_file.path, state.data), _torch_row(state, version)
             gap = None if row is None else row["score"] - score
             flagged = gap is not None and abs(gap) > SCORE_GAP
             if flagged:
