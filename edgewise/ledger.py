@@ -133,5 +133,11 @@ class Ledger:
         return self.deployable()[-1]
 
     def rows(self) -> list[dict[str, Any]]:
-        """The result rows of every reported version (with version id, kind and what it runs as)."""
-        return [v.result_row() for v in self.reported()]
+        """The result rows of every reported version (with version id, kind and what it runs as); a version that runs
+        as another (a bitstream, as the quantized model it decodes to) has that one's score in ONNX Runtime."""
+        rows = [v.result_row() for v in self.reported()]
+        shipped = {r["version"]: r["onnx_score"] for r in rows if r.get("onnx_score") is not None}
+        for row in rows:
+            if row.get("onnx_score") is None and row["runs_as"] in shipped:
+                row["onnx_score"] = shipped[row["runs_as"]]
+        return rows
