@@ -13,7 +13,7 @@ from edgewise.base.atomic import write_json, write_text
 from edgewise.base.device import resolve_device
 from edgewise.console import console
 from edgewise.force import force_policy
-from edgewise.recipe import Recipe
+from edgewise.recipe import Recipe, run_directory
 from edgewise.report.ladder import ladder_section
 from edgewise.report.section import Section
 from edgewise.report.tables import RESULT_FIELDS, bench_csv, csv_text
@@ -48,7 +48,7 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", name: str | None = None
     interrupted run resumes where it stopped; `force` (`all`, `STAGE` or `MODEL/STAGE`) reruns
     from those stages on.
     """
-    root = Path(out) / (name or recipe.name)
+    root = run_directory(out, name or recipe.name)
     policy = force_policy(force, [m.name for m in recipe.models])
     device = resolve_device(recipe.device)  # a device this machine lacks is refused before anything is written
     with RunDirectory.create(root, name or recipe.name, recipe.model_dump(mode="json"), policy) as run:

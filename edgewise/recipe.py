@@ -24,6 +24,19 @@ from edgewise.zoo.reference import REFERENCES
 from edgewise.zoo.training import TrainConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+MAX_NAME = 100  # a run directory's name: well inside every file system's 255-byte limit, with room for suffixes
+
+
+def run_directory(out: str | os.PathLike[str], name: str) -> Path:
+    """`out/name`, the run directory, when `name` is one plain directory name (letters, digits, '.', '_', '-', at
+    most MAX_NAME characters); a name with separators or '..', an absolute path, or a too long one is a user error,
+    so nothing is written outside `out`."""
+    if not re.fullmatch(NAME_PATTERN, name) or len(name) > MAX_NAME or name in (".", ".."):
+        raise UserError(f"run name {name[:60]!r}{'...' if len(name) > 60 else ''} is not a plain directory name "
+                        f"(at most {MAX_NAME} characters)",
+                        "use letters, digits, '.', '_' and '-', starting with a letter or digit; --out picks the "
+                        "folder it goes in")
+    return Path(out) / name
 
 
 def registered(value: Any, names: Iterable[str], what: str) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 
 from edgewise.base.errors import StageError, UserError
 from edgewise.console import bar, console
-from edgewise.recipe import Recipe, SweepConfiguration
+from edgewise.recipe import Recipe, SweepConfiguration, run_directory
 from edgewise.rundir import RunDirectory
 
 CONFIGS = "configs"
@@ -181,7 +181,7 @@ def run_sweep(recipe: Recipe, out: str | Path = "runs", name: str | None = None,
     if jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {jobs}", "give the number of worker processes, e.g. --jobs 2")
     configurations = recipe.configurations()
-    root = Path(out) / (name or recipe.name)
+    root = run_directory(out, name or recipe.name)
     parent = root / CONFIGS
     threads = threads or default_threads(jobs)
     payloads = _payloads(configurations, parent, force, threads)

@@ -14,13 +14,26 @@ from typing import Any
 from edgewise.base.errors import UserError
 
 
+def _umask() -> int:
+    """This process's umask: from /proc/self/status where Linux has it (no window in which it is changed), else by
+    setting and restoring it."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = Path("/proc/self/status").read_text().splitlines()
+        return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
 
     Writers that want a file name (torch.save, onnx.save, matplotlib) write to the yielded path.
     The temporary file lives in the destination's directory so the final `os.replace` is atomic
-    on POSIX file systems; on any exception it is removed and the old `path` stays untouched.
+    on POSIX file systems; on any exception it is removed and the old `path` stays untouched. The
+    file gets the mode a plain `open` would give it (0666 less the umask: 0644 by default), not the
+    temporary file's private 0600.
     """
     dest = Path(path)
     try:
@@ -37,6 +50,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, dest)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

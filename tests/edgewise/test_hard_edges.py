@@ -124,3 +124,13 @@ def test_full_disk_and_unwritable_directory_leave_earlier_artifacts_intact(tmp_p
     monkeypatch.setattr(builtins, "open", read_only)
     with pytest.raises(UserError, match="permission denied"):
         run_recipe(recipe, out=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["../escaped", "/tmp/edgewise-absolute-run", "a/b", "..", "x" * 300, "-dash"])
+def test_a_run_name_cannot_leave_the_out_folder(tmp_path, edgewise, name):
+    out = tmp_path / "runs"
+    result = edgewise("run", "--out", str(out), "--name", name)
+    assert result.returncode == 2 and "is not a plain directory name" in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 2 and "Traceback" not in result.stderr
+    assert not out.exists() and not (tmp_path / "escaped").exists()
+    assert not os.path.exists("/tmp/edgewise-absolute-run")

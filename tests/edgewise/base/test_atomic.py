@@ -35,3 +35,16 @@ def test_full_disk_is_a_user_error(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="no space left"):
         write_text(tmp_path / "b.txt", "new")
     assert (tmp_path / "b.txt").read_text() == "old"
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_files_get_the_users_umask_not_the_temp_files_0600(tmp_path, umask, mode):
+    import os
+    import stat
+
+    old = os.umask(umask)
+    try:
+        path = write_text(tmp_path / "report.md", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
