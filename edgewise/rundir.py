@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgewise import __version__
-from edgewise.base.atomic import sha256_file, write_json
+from edgewise.base.atomic import leftover_temporaries, sha256_file, write_json
 from edgewise.base.errors import EdgewiseError, UserError
 from edgewise.environment import describe_environment, library_versions
 
@@ -141,12 +141,15 @@ class RunDirectory:
 
         The lock (an exclusive flock on `.edgewise.lock`) keeps two runs from writing the same
         directory at once; the operating system drops it when the process ends, crashed or not.
+        Temporary files a killed run left behind are removed once the lock is held.
         Use the run as a context manager, or call `close()`, to release it. `force(stage, model)`
         says which stages must run again even where their earlier results could be reused.
         """
         run = cls(Path(root), name, recipe, force)
         run._lock()
         try:
+            for leftover in leftover_temporaries(run.root):  # a killed run's half-written files: ours, under the lock
+                leftover.unlink(missing_ok=True)
             run._load_previous()
             run.save()
         except BaseException:

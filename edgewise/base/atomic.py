@@ -13,6 +13,15 @@ from typing import Any
 
 from edgewise.base.errors import UserError
 
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def leftover_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """The temporary files `atomic_path` left under `folder` (recursively) when its process was killed mid-write:
+    `.<name>.<random>.tmp`. Only their writer may remove them while it runs: call this under the folder's lock."""
+    return sorted(p for p in Path(folder).rglob(f".*{TEMPORARY_SUFFIX}")
+                  if p.is_file() and p.name.count(".") >= 3)
+
 
 def _umask() -> int:
     """This process's umask: from /proc/self/status where Linux has it (no window in which it is changed), else by
@@ -38,7 +47,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     dest = Path(path)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=TEMPORARY_SUFFIX, dir=dest.parent)
     except PermissionError as exc:
         raise UserError(
             f"cannot write to {dest.parent}: permission denied",

@@ -42,3 +42,17 @@ def test_rerunning_a_stage_replaces_its_record(tmp_path):
         with run.stage("evaluate", "m") as st:
             st.metrics["score"] = score
     assert [s["metrics"]["score"] for s in run.manifest["stages"]] == [2]
+
+
+def test_a_killed_runs_temporary_files_are_removed_when_the_next_run_takes_the_lock(tmp_path):
+    root = tmp_path / "r"
+    (root / "m" / "train").mkdir(parents=True)
+    leftovers = [root / ".manifest.json.k3j9x2.tmp", root / "m" / "train" / ".model.pt.a8f7qq.tmp"]
+    for path in leftovers:
+        path.write_bytes(b"half")
+    kept = [root / "m" / "train" / "model.pt", root / "notes.tmp", root / ".hidden"]
+    for path in kept:
+        path.write_bytes(b"mine")
+    with RunDirectory.create(root, "r", {}):
+        assert not any(p.exists() for p in leftovers)
+        assert all(p.read_bytes() == b"mine" for p in kept)
