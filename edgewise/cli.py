@@ -166,6 +166,8 @@ def quantize(
     from edgewise.commands import quantize_file
     from edgewise.recipe import QATConfig, QuantizeConfig
 
+    if epochs < 0:
+        raise UserError(f"--epochs: {epochs} is negative", "give 0 (post-training only) or more epochs of QAT")
     train = _config(QATConfig, epochs=epochs) if epochs > 0 else None
     config = _config(QuantizeConfig, method=method, bits=bits, train=train, block=block, **{"lambda": lam})
     result = quantize_file(model, out, config, data, device)

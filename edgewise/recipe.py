@@ -288,7 +288,7 @@ class ModelEntry(BaseModel):
     arch_args: dict[str, Any] = Field(default_factory=dict)
     data: DataSpec
     train: TrainConfig = Field(default_factory=TrainConfig)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="numpy's and torch's generators take 32-bit seeds")
     prune: PruneConfig | None = None
     experts: list[ExpertConfig] = Field(default_factory=list)
     curves: CurvesConfig | None = None
@@ -477,7 +477,11 @@ def load_recipe(path: str | os.PathLike[str] | None = None) -> Recipe:
         file = Path(path)
         if not file.is_file():
             raise RecipeError(f"recipe {file} does not exist", "give the path of a YAML recipe file")
-        text, source = file.read_text(encoding="utf-8"), str(file)
+        try:
+            text, source = file.read_text(encoding="utf-8"), str(file)
+        except UnicodeDecodeError as exc:
+            raise RecipeError(f"recipe {file} is not UTF-8 text (byte {exc.start}: {exc.object[exc.start]:#04x})",
+                              "save the recipe as UTF-8 (YAML)") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

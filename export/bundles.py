@@ -115,8 +115,13 @@ def _open(path: Path, scratch: Path) -> Path:
     if path.is_dir():
         return path
     if path.is_file() and path.name.endswith(".tar.gz"):
-        with tarfile.open(path) as handle:
-            handle.extractall(scratch, filter="data")
+        try:
+            with tarfile.open(path) as handle:
+                handle.extractall(scratch, filter="data")
+        except (tarfile.TarError, OSError, EOFError) as exc:  # not a tar, truncated, or a member the filter refuses
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ExportError(f"{path} cannot be unpacked as a bundle (not a .tar.gz, or damaged): {first}",
+                              "copy the .tar.gz again, or give the bundle directory") from None
         children = [c for c in scratch.iterdir() if c.is_dir()]
         if len(children) == 1:
             return children[0]

@@ -45,6 +45,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     temporary file's private 0600.
     """
     dest = Path(path)
+    if dest.is_dir():
+        raise UserError(f"{dest} is a directory, where a file is to be written", "give the path of a file in it")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=TEMPORARY_SUFFIX, dir=dest.parent)

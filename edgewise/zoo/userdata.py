@@ -9,6 +9,7 @@ segmentation.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,20 @@ def load_folder(path: str | Path, size: tuple[int, int] = (32, 32), grayscale: b
                    train=train, val=val, test=test)
 
 
+def _check_arrays(arrays: dict[str, np.ndarray], file: Path) -> None:
+    """Refuse arrays no model can learn from: empty ones, non-finite inputs, labels that are not integers."""
+    for key, values in arrays.items():
+        if len(values) == 0:
+            raise DataError(f"{file}: {key} holds no samples", "save at least one sample per class")
+        if key.startswith("x") and np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+            raise DataError(f"{file}: {key} holds NaN or infinite values", "clean or drop those samples")
+        whole = np.issubdtype(values.dtype, np.integer) or (
+            np.issubdtype(values.dtype, np.floating) and bool(np.all(np.mod(values, 1) == 0)))
+        if key.startswith("y") and not whole:
+            raise DataError(f"{file}: {key} holds labels that are not class indices ({values.dtype}, e.g. "
+                            f"{values.reshape(-1)[0]!r})", "save integer labels 0..K-1")
+
+
 def load_npz(path: str | Path, class_names: tuple[str, ...] | None = None) -> Dataset:
     """Load a `.npz` of arrays (see the module docstring) as a classification or segmentation data set."""
     file = Path(path)
@@ -84,8 +99,10 @@ def load_npz(path: str | Path, class_names: tuple[str, ...] | None = None) -> Da
         raise DataError(f"data file {file} does not exist", "give the path of a .npz file")
     try:
         arrays = dict(np.load(file, allow_pickle=False))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {file} as .npz: {exc}", "save it with numpy.savez") from exc
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"cannot read {file} as .npz (damaged or truncated?): {exc}",
+                        "save it again with numpy.savez") from exc
+    _check_arrays(arrays, file)
     if {"x_train", "y_train", "x_val", "y_val", "x_test", "y_test"} <= arrays.keys():
         split_arrays = {s: (_as_inputs(arrays[f"x_{s}"], str(file)), arrays[f"y_{s}"])
                         for s in ("train", "val", "test")}

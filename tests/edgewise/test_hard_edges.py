@@ -134,3 +134,47 @@ def test_a_run_name_cannot_leave_the_out_folder(tmp_path, edgewise, name):
     assert len(result.stderr.strip().splitlines()) <= 2 and "Traceback" not in result.stderr
     assert not out.exists() and not (tmp_path / "escaped").exists()
     assert not os.path.exists("/tmp/edgewise-absolute-run")
+
+
+def _bad_npz(path, kind):
+    x = np.random.default_rng(0).random((40, 1, 8, 8)).astype(np.float32)
+    y = np.arange(40) % 4
+    if kind == "empty":
+        np.savez(path, x=x[:0], y=y[:0])
+    elif kind == "nan":
+        x[3, 0, 2, 2] = np.nan
+        np.savez(path, x=x, y=y)
+    elif kind == "float labels":
+        np.savez(path, x=x, y=y + 0.5)
+    else:  # truncated
+        np.savez(path, x=x, y=y)
+        path.write_bytes(path.read_bytes()[:300])
+
+
+@pytest.mark.parametrize(("kind", "message"), [("empty", "x holds no samples"), ("nan", "NaN or infinite"),
+                                               ("float labels", "not class indices"),
+                                               ("truncated", "damaged or truncated")])
+def test_bad_npz_data_is_one_line(tmp_path, edgewise, kind, message):
+    _bad_npz(tmp_path / "d.npz", kind)
+    result = edgewise("prune", "digits-mlp", "-o", str(tmp_path / "p.pt"), "--data", str(tmp_path / "d.npz"))
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "p.pt").exists()
+
+
+def test_bad_files_and_values_the_commands_meet(tmp_path, edgewise):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_bytes(b"\xff\xfe\x00bad")
+    result = edgewise("recipe", "check", str(recipe))
+    assert result.returncode == 2 and "is not UTF-8 text" in result.stderr
+    recipe.write_text(yaml.safe_dump({"models": [{"zoo": "digits-mlp", "seed": 10**30}]}))
+    result = edgewise("recipe", "check", str(recipe))
+    assert result.returncode == 2 and "models.0.seed" in result.stderr
+    result = edgewise("quantize", "digits-mlp", "-o", str(tmp_path / "q.pt"), "--epochs", "-1")
+    assert result.returncode == 2 and "--epochs: -1 is negative" in result.stderr
+    (tmp_path / "existing").mkdir()
+    result = edgewise("export", "digits-mlp", "-o", str(tmp_path / "existing"))
+    assert result.returncode == 2 and "is a directory, where a file is to be written" in result.stderr
+    (tmp_path / "b.tar.gz").write_bytes(b"not a tar")
+    result = edgewise("bundle", "verify", str(tmp_path / "b.tar.gz"))
+    assert result.returncode == 2 and "cannot be unpacked as a bundle" in result.stderr
+    assert "Traceback" not in result.stderr
