@@ -46,9 +46,10 @@ ALL = {"train", "evaluate", "prune", "quantize", "encode", "export"}
 def test_reuse_change_force_and_tampering_in_one_directory(tmp_path, digits_mlp):
     first = run_recipe(recipe(), tmp_path)
     assert reused(first.root) == set()
-    # every exported version is also scored as it ships, in ONNX Runtime
+    # every exported version is also scored as it ships, in ONNX Runtime; the bitstream as the model it decodes to
     exported = [r for r in first.rows if r.get("onnx_score") is not None]
-    assert len(exported) == 3 and all(abs(r["score"] - r["onnx_score"]) < 0.02 for r in exported)
+    assert len(exported) == 4 and all(abs(r["score"] - r["onnx_score"]) < 0.02 for r in exported)
+    assert exported[-1]["kind"] == "bitstream" and exported[-1]["onnx_score"] == exported[-2]["onnx_score"]
     section = next(s for s in first.sections if s.title.startswith("ONNX export"))
     assert section.columns[-1] == "score (ONNX Runtime)" and all(row[-1] for row in section.rows)
 
