@@ -7,6 +7,7 @@ memory a model needs there is the system RAM in use above its idle level, sample
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -80,7 +81,10 @@ class RamPeak:
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, ram_in_use(self.proc_root))
+            # a read that catches meminfo mid-rewrite (a fake tree; a FUSE-mounted /proc) skips one sample, it does
+            # not end the sampling
+            with contextlib.suppress(OSError, KeyError, ValueError, IndexError):
+                self.peak = max(self.peak, ram_in_use(self.proc_root))
             time.sleep(self.interval_s)
 
     def __enter__(self) -> RamPeak:
