@@ -155,6 +155,11 @@ class IntegerMLP:
         """
         if not records:
             raise UserError("no layers given", "pass the quantized records of an MLP's Linear layers")
+        if not 2 <= activation_bits <= 16:
+            raise UserError(f"activation bit width {activation_bits} is outside 2..16",
+                            "give e.g. 8 (FantastIC4 and int8 runtimes use 8)")
+        if not 8 <= acc_bits <= 64:
+            raise UserError(f"accumulator width {acc_bits} is outside 8..64", "give e.g. 32")
         for r in records:
             if r.kind != "Linear":
                 raise UserError(f"layer {r.name} is a {r.kind}; the integer kernel runs fully-connected layers",

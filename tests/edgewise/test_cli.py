@@ -176,6 +176,10 @@ def test_emulate_command_prints_the_emulated_table(tmp_path, digits_mlp, edgewis
     assert entropy.returncode == 0 and "integer kernel test accuracy" in entropy.stderr
     bad = edgewise("emulate", str(tmp_path / "q.npz"), "--calibrator", "minmax")
     assert bad.returncode == 2 and "unknown activation calibrator 'minmax'" in bad.stderr
+    for option, value, message in (("--activation-bits", "0", "activation bit width 0 is outside 2..16"),
+                                   ("--acc-bits", "0", "accumulator width 0 is outside 8..64")):
+        bad = edgewise("emulate", str(tmp_path / "q.npz"), option, value)
+        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_targets_lists_every_profile_with_availability(edgewise):
