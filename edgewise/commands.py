@@ -83,14 +83,16 @@ def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | Non
 
 def detection_images(path: str | Path) -> torch.Tensor:
     """Reference images for a detector: the `x` array (images, channels, height, width) of a .npz, labels unneeded."""
+    from edgewise.zoo.userdata import read_npz
+
     file = Path(path)
-    if file.suffix != ".npz" or not file.is_file():
+    if file.suffix != ".npz":
         raise UserError(f"detection images {file} are not a .npz file", "save the images as np.savez(path, x=images)")
-    with np.load(file) as arrays:
-        if "x" not in arrays:
-            raise UserError(f"{file} has no array 'x'", "save the images as np.savez(path, x=images)")
-        x = arrays["x"]
-    if x.ndim != 4 or len(x) == 0 or not np.issubdtype(x.dtype, np.floating) or not np.isfinite(x).all():
+    arrays = read_npz(file)  # missing, damaged, empty or non-finite arrays are refused there
+    if "x" not in arrays:
+        raise UserError(f"{file} has no array 'x'", "save the images as np.savez(path, x=images)")
+    x = arrays["x"]
+    if x.ndim != 4 or not np.issubdtype(x.dtype, np.floating):
         raise UserError(f"the images in {file} are {x.dtype} of shape {x.shape}",
                         "give finite float images of shape (images, channels, height, width)")
     return torch.from_numpy(x.astype(np.float32))
@@ -120,9 +122,9 @@ def prune_detector_file(model: str, out: str | Path, config: PruneConfig, images
     ref = compress.ReferenceSamples.for_detection(detection_images(images),
                                                   _detection_classes(module, classes) if classes else None,
                                                   detections, output=config.output)
-    result = compress.prune(module, ref, config.criterion, config.rate, config.schedule, ranking=config.ranking(),
-                            ignore=tuple(config.ignore), step=config.step, sf=config.sf,
-                            criterion_options=config.options)
+    from edgewise.stages.prune import prune_as_configured
+
+    result = prune_as_configured(module, ref, config)
     out = Path(out)
     save_model(result.model, out, {**card, "task": "detection",
                                    "stage": f"pruned {config.criterion} {result.channel_rate:.0%}"})

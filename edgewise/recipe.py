@@ -165,11 +165,12 @@ class QuantizeConfig(BaseModel):
     @field_validator("block")
     @classmethod
     def _block_size(cls, value: int | None) -> int | None:
-        from edgewise.base.grid import BLOCK_SIZES
+        from edgewise.base.grid import check_block
 
-        if value is not None and value not in BLOCK_SIZES:
-            raise ValueError(f"block size {value} is not supported; expected one of "
-                             f"{', '.join(map(str, BLOCK_SIZES))} (or null)")
+        try:
+            check_block(value)
+        except UserError as exc:
+            raise ValueError(f"{exc.problem}; {exc.fix}") from None
         return value
 
     @model_validator(mode="after")

@@ -13,12 +13,13 @@ from torch import nn
 from edgewise.base.errors import UserError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
+_DEVICE = re.compile(r"auto|cpu|cuda(?::(\d+))?")
 
 
 def check_device_choice(choice: str) -> str:
     """`choice` when it is a device name the kit takes (whether this machine has it is `resolve_device`'s question),
     else a ValueError listing the names."""
-    if re.fullmatch(r"auto|cpu|cuda(:\d+)?", choice) is None:
+    if _DEVICE.fullmatch(choice) is None:
         raise ValueError(f"unknown device {choice!r}; expected one of {', '.join(DEVICE_CHOICES)}")
     return choice
 
@@ -35,14 +36,14 @@ def resolve_device(choice: str = "auto") -> torch.device:
         check_device_choice(choice)
     except ValueError as exc:
         raise UserError(str(exc), "use auto (the GPU when there is one), cpu, cuda or cuda:N") from None
-    match = re.fullmatch(r"cuda(?::(\d+))?", choice)
     if not torch.cuda.is_available():
         why = ("this torch is built for the CPU only" if torch.version.cuda is None
                else "torch finds no CUDA device (check the driver and CUDA_VISIBLE_DEVICES)")
         raise UserError(f"device {choice} was asked for, but {why}",
                         "use device auto (the GPU when there is one) or cpu")
     count = torch.cuda.device_count()
-    index = torch.cuda.current_device() if match.group(1) is None else int(match.group(1))
+    number = _DEVICE.fullmatch(choice).group(1)
+    index = torch.cuda.current_device() if number is None else int(number)
     if index >= count:
         raise UserError(f"device {choice} was asked for, but this machine has {count} CUDA device(s)",
                         f"use cuda:0 to cuda:{count - 1}, or auto")

@@ -88,6 +88,13 @@ def block_scales(steps: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     return base, (multipliers * np.where(steps < 0, -1, 1)).astype(np.int16)
 
 
+def multiplied(base: np.ndarray, multipliers: np.ndarray, axis: int) -> np.ndarray:
+    """Every block's float32 step: its output channel's `base` (along `axis`) times its integer multiplier."""
+    shape = [1] * multipliers.ndim
+    shape[axis] = -1
+    return (base.reshape(shape) * multipliers.astype(np.float32)).astype(np.float32)
+
+
 def blocked_steps(weight: np.ndarray, bits: int, axis: int, block: int
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
     """The block-wise grid of `weight` on [-2^(b-1), 2^(b-1) - 1], a step per block of `block` weights along the
@@ -106,10 +113,8 @@ def blocked_steps(weight: np.ndarray, bits: int, axis: int, block: int
     w = np.asarray(weight, dtype=np.float32)
     input_axis = input_axis_of(axis)
     base, multipliers = block_scales(block_extremes(w, input_axis, block) / np.float32(qmin), axis)
-    shape = [1] * w.ndim
-    shape[axis] = -1
-    steps = (base.reshape(shape) * multipliers.astype(np.float32)).astype(np.float32)
-    return base, multipliers, expand_blocks(steps, input_axis, block, w.shape[input_axis]), qmin, qmax
+    steps = expand_blocks(multiplied(base, multipliers, axis), input_axis, block, w.shape[input_axis])
+    return base, multipliers, steps, qmin, qmax
 
 
 def blocked_symmetric_levels(weight: np.ndarray, bits: int, axis: int, block: int

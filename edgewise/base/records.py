@@ -19,7 +19,7 @@ import numpy as np
 
 from edgewise.base.atomic import atomic_path
 from edgewise.base.errors import UserError
-from edgewise.base.grid import MULTIPLIER_MAX, expand_blocks, input_axis_of
+from edgewise.base.grid import MULTIPLIER_MAX, expand_blocks, input_axis_of, multiplied
 
 FORMAT = "edgewise-quantized/1"
 
@@ -87,9 +87,7 @@ class QuantizedLayer:
 
     def block_steps(self) -> np.ndarray:
         """Per block, its float32 step (base x multiplier), in the multipliers' (blocked) shape."""
-        shape = [1] * self.levels.ndim
-        shape[self.axis] = -1
-        return (self.step.reshape(shape) * self.multipliers.astype(np.float32)).astype(np.float32)
+        return multiplied(self.step, self.multipliers, self.axis)
 
     def scale(self) -> np.ndarray:
         """The step broadcastable against `levels` (per layer, along the channel axis, or per weight for blocks)."""

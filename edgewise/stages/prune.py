@@ -42,16 +42,21 @@ def finetuner(state: ModelState, config: FinetuneConfig | None,
     return finetune
 
 
+def prune_as_configured(module: nn.Module, ref: compress.ReferenceSamples, config: PruneConfig,
+                        finetune: Callable[[nn.Module], None] | None = None,
+                        evaluate: Callable[[nn.Module], float] | None = None) -> compress.PruneResult:
+    """compress.prune of `module` on the reference samples `ref` with every setting `config` gives."""
+    return compress.prune(module, ref, config.criterion, config.rate, config.schedule, ranking=config.ranking(),
+                          ignore=tuple(config.ignore), step=config.step, sf=config.sf,
+                          criterion_options=config.options, finetune=finetune, evaluate=evaluate)
+
+
 def prune_model(module: nn.Module, data: Dataset, config: PruneConfig, classes: tuple[int, ...] | None = None,
                 finetune: Callable[[nn.Module], None] | None = None) -> compress.PruneResult:
     """Prune `module` as `config` says, scoring on the validation split (restricted to `classes` if given)."""
     ref = compress.ReferenceSamples.from_split(data.val.x, data.val.y, data.task, config.samples_per_class, classes,
                                                output=config.output)
-    return compress.prune(
-        module, ref, config.criterion, config.rate, config.schedule, ranking=config.ranking(),
-        ignore=tuple(config.ignore), step=config.step, sf=config.sf, criterion_options=config.options,
-        finetune=finetune, evaluate=lambda m: evaluate(m, data.val, data.task)["score"],
-    )
+    return prune_as_configured(module, ref, config, finetune, lambda m: evaluate(m, data.val, data.task)["score"])
 
 
 def layer_section(title: str, result: compress.PruneResult) -> Section:

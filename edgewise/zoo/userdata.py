@@ -92,8 +92,9 @@ def _check_arrays(arrays: dict[str, np.ndarray], file: Path) -> None:
                             f"{values.reshape(-1)[0]!r})", "save integer labels 0..K-1")
 
 
-def load_npz(path: str | Path, class_names: tuple[str, ...] | None = None) -> Dataset:
-    """Load a `.npz` of arrays (see the module docstring) as a classification or segmentation data set."""
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of a `.npz` the user gives, every failure a DataError: missing, damaged or truncated, an empty
+    array, non-finite inputs (x...), labels (y...) that are not class indices."""
     file = Path(path)
     if not file.is_file():
         raise DataError(f"data file {file} does not exist", "give the path of a .npz file")
@@ -103,6 +104,13 @@ def load_npz(path: str | Path, class_names: tuple[str, ...] | None = None) -> Da
         raise DataError(f"cannot read {file} as .npz (damaged or truncated?): {exc}",
                         "save it again with numpy.savez") from exc
     _check_arrays(arrays, file)
+    return arrays
+
+
+def load_npz(path: str | Path, class_names: tuple[str, ...] | None = None) -> Dataset:
+    """Load a `.npz` of arrays (see the module docstring) as a classification or segmentation data set."""
+    file = Path(path)
+    arrays = read_npz(file)
     if {"x_train", "y_train", "x_val", "y_val", "x_test", "y_test"} <= arrays.keys():
         split_arrays = {s: (_as_inputs(arrays[f"x_{s}"], str(file)), arrays[f"y_{s}"])
                         for s in ("train", "val", "test")}
