@@ -11,15 +11,14 @@ from dataclasses import dataclass, field
 import torch
 import torch_pruning as tp
 from torch import nn
-from torch.overrides import TorchFunctionMode
 from torch_pruning.dependency import index_mapping
 
 from edgewise.base.device import device_of
 from edgewise.base.errors import UserError
 from edgewise.compress.heads import HeadGroup, head_groups, head_projections
-from edgewise.compress.layers import WEIGHT_LAYERS, output_axis
+from edgewise.compress.layers import WEIGHT_LAYERS, layers_behind, output_axis, recorded_producers
 from edgewise.compress.outputs import tensors_of
-from edgewise.compress.running import running_modules
+from edgewise.compress.shuffles import Shuffles, ShufflesCut, find_shuffles
 
 
 class PruningError(UserError):
@@ -80,72 +79,16 @@ def output_layers(model: nn.Module, example_input: torch.Tensor) -> list[str]:
     """Names of the conv/linear layers that produce the model's outputs: on every path back from each output tensor
     (through upsampling, reshapes, concatenations, activations), the first such layer met. A segmentation model's
     main and auxiliary classifiers, a detector's box and class convolutions, a classifier's head."""
-    produced: dict[object, str] = {}
-    hooks = [m.register_forward_hook(lambda mod, a, o, n=n: produced.__setitem__(o.grad_fn, n)
-                                     if isinstance(o, torch.Tensor) and o.grad_fn is not None else None)
-             for n, m in model.named_modules() if isinstance(m, WEIGHT_LAYERS)]
     was_training = model.training
     try:
-        with torch.enable_grad():
-            outputs = tensors_of(model.eval()(example_input))
+        with torch.enable_grad(), recorded_producers(model) as produced:
+            found = layers_behind(tensors_of(model.eval()(example_input)), produced)
     finally:
-        for h in hooks:
-            h.remove()
         model.train(was_training)
-    found: list[str] = []
-    seen: set[object] = set()
-    stack = [t.grad_fn for t in outputs if t.grad_fn is not None]
-    while stack:
-        node = stack.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        if node in produced:
-            found.append(produced[node])
-            continue
-        stack.extend(next_node for next_node, _ in node.next_functions)
     if not found:
         raise PruningError("the model has no convolution or linear layer to prune", "nothing to do here")
     order = {n: i for i, (n, _) in enumerate(model.named_modules())}
-    return sorted(set(found), key=order.__getitem__)
-
-
-class _ChannelSplits(TorchFunctionMode):
-    """Records the innermost running module wherever a forward shuffles channels: a view/reshape splits a 4-D
-    tensor's channel axis in two, (N, C, H, W) -> (N, g, C/g, H, W), and the two channel axes are then swapped
-    (ShuffleNet). A split alone (a detection head viewing its output as anchors x values) is no shuffle."""
-
-    def __init__(self, running: list[nn.Module], names: dict[nn.Module, str]) -> None:
-        super().__init__()
-        self.running, self.names = running, names
-        self.split: dict[int, torch.Tensor] = {}  # the split tensors, kept alive so that their ids stay theirs
-        self.found: list[str] = []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        name = getattr(func, "__name__", "")
-        source = args[0] if args else None
-        if name in ("view", "reshape") and isinstance(out, torch.Tensor) and isinstance(source, torch.Tensor):
-            if source.ndim == 4 and out.ndim == 5 and out.shape[1] * out.shape[2] == source.shape[1] > out.shape[1] > 1:
-                self.split[id(out)] = out
-        elif name in ("transpose", "permute") and isinstance(source, torch.Tensor) and id(source) in self.split:
-            dims = [d % 5 for d in (args[1:] if name == "transpose" else (args[1:] if len(args) > 2 else args[1]))]
-            swapped = sorted(dims) == [1, 2] if name == "transpose" else dims[1:3] == [2, 1]
-            if swapped:
-                where = self.names.get(self.running[-1], "") if self.running else ""
-                self.found.append(where or "the model's forward")
-        return out
-
-
-def _channel_splits(model: nn.Module, example_input: torch.Tensor) -> list[str]:
-    """Names of the modules whose own forward shuffles channels (see _ChannelSplits)."""
-    names = {module: name for name, module in model.named_modules()}
-    try:
-        with torch.no_grad(), running_modules() as running, _ChannelSplits(running, names) as mode:
-            model(example_input)
-    except Exception:  # a diagnosis only: the trace reports the model's own error
-        return []
-    return list(dict.fromkeys(mode.found))
+    return sorted(found, key=order.__getitem__)
 
 
 @contextmanager
@@ -158,18 +101,22 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _dependency_graph(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyGraph:
+def _dependency_graph(model: nn.Module, example_input: torch.Tensor, cut_shuffles: bool = False
+                      ) -> tp.DependencyGraph:
+    """torch-pruning's dependency graph of `model`; with `cut_shuffles` traced with its channel shuffles cut (see
+    compress.shuffles), on the same modules."""
     with _quiet():
-        return tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
+        return tp.DependencyGraph().build_dependency(ShufflesCut(model) if cut_shuffles else model,
+                                                     example_inputs=example_input)
 
 
-def _removal_breaks(model: nn.Module, example_input: torch.Tensor, root: str) -> str:
+def _removal_breaks(model: nn.Module, example_input: torch.Tensor, root: str, cut_shuffles: bool) -> str:
     """Why a copy of `model` no longer runs on `example_input` once the first channel of the group rooted at layer
     `root` is removed ('' when it runs)."""
     trial = copy.deepcopy(model)
     layer = dict(trial.named_modules())[root]
     try:
-        graph = _dependency_graph(trial, example_input)
+        graph = _dependency_graph(trial, example_input, cut_shuffles)
         with _quiet():
             graph.get_pruning_group(layer, graph.get_pruner_of_module(layer).prune_out_channels, idxs=[0]).prune()
         with torch.no_grad():
@@ -266,17 +213,11 @@ class ChannelGraph:
         ignored = [modules[n] for n in sorted(ignored_names | set(head_projections(model)))]
         was_training = model.training
         model.eval()
-        # torch-pruning either fails on a channel shuffle or, worse, prunes through it into a broken network
-        shuffles = _channel_splits(model, example_input)
-        if shuffles:
-            model.train(was_training)
-            more = f" and {len(shuffles) - 1} more" if len(shuffles) > 1 else ""
-            raise PruningError(
-                f"layer {shuffles[0]}{more} reshapes its channels into groups (a channel shuffle, as in ShuffleNet), "
-                "which torch-pruning's dependency graph cannot follow",
-                "prune a model without channel shuffles, or compress this one by quantization alone")
+        # torch-pruning either fails on a channel shuffle or, worse, prunes through it into a broken network: the
+        # graph is traced with the shuffles cut, and the widths they fix are left whole
+        shuffles: Shuffles = find_shuffles(model, example_input)
         try:
-            self.graph = _dependency_graph(model, example_input)
+            self.graph = _dependency_graph(model, example_input, bool(shuffles))
         except Exception as exc:
             raise PruningError(f"torch-pruning cannot trace this model: {type(exc).__name__}: {exc}",
                                "simplify the forward (no data-dependent control flow) or prune a traceable part"
@@ -299,6 +240,10 @@ class ChannelGraph:
             if not members:
                 continue
             members.sort(key=lambda m: self._order[m[0]])
+            held = next(((n, why) for n, _, _ in members if (why := shuffles.holds(n))), None)
+            if held is not None:
+                self.skipped[members[0][0]] = held[1] if held[0] == members[0][0] else f"{held[0]}: {held[1]}"
+                continue
             overflow = [n for n, idxs, _ in members if max(idxs) >= _out_channels(modules[n])]
             if overflow:
                 # a split output (torch.chunk in YOLOv8's C2f) maps indices past the layer's channels
@@ -308,7 +253,7 @@ class ChannelGraph:
             if any(isinstance(item.dep.target.module, nn.Parameter) for item in group):
                 # parameters outside any layer (a ViT's class token and position embedding) are cut along with
                 # the group, but the model's code may still expect the old width: try it on a copy first
-                why = _removal_breaks(model, example_input, names[root])
+                why = _removal_breaks(model, example_input, names[root], bool(shuffles))
                 if why:
                     self.skipped[members[0][0]] = f"the model no longer runs without one of its channels ({why})"
                     continue

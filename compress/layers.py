@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
 from torch import nn
 
 # convolutions (plain, grouped, depthwise, transposed) and linear layers
@@ -17,3 +21,41 @@ def weight_layers(model: nn.Module) -> dict[str, nn.Module]:
 def output_axis(module: nn.Module) -> int:
     """The weight axis of the output channels: 1 for transposed convolutions (in, out, ...), else 0."""
     return 1 if isinstance(module, nn.modules.conv._ConvTransposeNd) else 0
+
+
+@contextmanager
+def recorded_producers(model: nn.Module) -> Iterator[dict[object, str]]:
+    """Within the block, every forward of `model` records which conv/linear layer produced each output: the output's
+    autograd node -> the layer's name (run the forward with gradients enabled)."""
+    produced: dict[object, str] = {}
+
+    def record(name: str):
+        def hook(module: nn.Module, args: tuple, out: object) -> None:
+            if isinstance(out, torch.Tensor) and out.grad_fn is not None:
+                produced[out.grad_fn] = name
+        return hook
+
+    hooks = [m.register_forward_hook(record(n)) for n, m in weight_layers(model).items()]
+    try:
+        yield produced
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def layers_behind(tensors: list[torch.Tensor], produced: dict[object, str]) -> set[str]:
+    """The conv/linear layers met first on every path back from `tensors` through the autograd graph (across
+    activations, reshapes, concatenations, upsampling): the layers whose output channels become these tensors'."""
+    found: set[str] = set()
+    seen: set[object] = set()
+    stack = [t.grad_fn for t in tensors if t.grad_fn is not None]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if node in produced:
+            found.add(produced[node])
+            continue
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return found

@@ -81,6 +81,25 @@ def _torchvision(name, **kwargs):
     return lambda: torchvision.models.get_model(name, weights=None, num_classes=4, **kwargs)
 
 
+def _calibrated(build, shape):
+    """BatchNorm variances from random inputs: with the initial ones a deep random network's signal fades to 1e-6,
+    where the epsilon rule's stabiliser absorbs a visible share of the relevance (ShuffleNet). The means stay 0, so
+    that a merged BatchNorm adds no bias."""
+
+    def built():
+        model = build()
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        for norm in norms:
+            norm.momentum = None
+        with torch.no_grad():
+            model.train()(torch.rand(8, *shape))
+        for norm in norms:
+            norm.running_mean.zero_()
+        return model
+
+    return built
+
+
 def _without_biases(model):
     """Biases, class tokens and position embeddings absorb or add relevance; without them it is conserved exactly."""
     with torch.no_grad():
@@ -114,3 +133,16 @@ def test_relevance_is_conserved_from_output_to_input(build, shape, first):
     relevance, input_relevance = layer_relevance(model, ref, {first}, absolute=False)
     assert input_relevance.tolist() == pytest.approx([1.0] * 4, rel=1e-3)
     assert float(relevance[first].sum()) == pytest.approx(4.0, rel=1e-3)
+
+
+def test_relevance_is_conserved_through_channel_shuffles_splits_and_concatenations():
+    """ShuffleNetV2: chunk, cat and the shuffle's view/transpose only move relevance. Under the epsilon rule (z+ is
+    not conserving on a depthwise convolution whose few positive taps all meet zeros) each sample's unit reaches the
+    input whole."""
+    torch.manual_seed(0)
+    model = _without_biases(_calibrated(_torchvision("shufflenet_v2_x0_5"), (3, 32, 32))().eval())
+    ref = ReferenceSamples(torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 3]))
+    relevance, input_relevance = layer_relevance(model, ref, {"conv1.0", "stage3.0.branch2.5"}, absolute=False,
+                                                 rules={"conv": "epsilon"})
+    assert input_relevance.tolist() == pytest.approx([1.0] * 4, rel=1e-3)
+    assert float(relevance["conv1.0"].sum()) == pytest.approx(4.0, rel=1e-3)

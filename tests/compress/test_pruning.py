@@ -287,9 +287,33 @@ class Shuffled(nn.Module):
         return self.head(self.b(x).mean((2, 3)))
 
 
-def test_a_channel_shuffle_is_refused_naming_where_it_happens(reference):
-    with pytest.raises(PruningError, match="layer the model's forward reshapes its channels into groups"):
-        prune(Shuffled().eval(), reference((3, 4, 4), classes=4), "l1", 0.5)
+def test_a_channel_shuffle_keeps_the_widths_it_fixes_and_the_rest_is_pruned(reference):
+    result = prune(Shuffled().eval(), reference((3, 4, 4), classes=4), "l1", 0.5)
+    rows = {r["layer"]: r for r in result.layers}
+    assert rows["a"]["channels_after"] == 8 and rows["b"]["channels_after"] == 4
+    assert result.left_whole["a"].startswith("its channels enter the channel shuffle in the model's forward")
+
+
+def test_shufflenet_is_pruned_inside_its_branches_and_exports(reference, tmp_path):
+    import torchvision
+
+    from edgewise.export import to_onnx, verify
+
+    torch.manual_seed(0)
+    model = torchvision.models.shufflenet_v2_x0_5(num_classes=4).eval()
+    ref = reference((3, 32, 32), classes=4, n=4)
+    result = prune(model, ref, "lrp", 0.3, ranking=Ranking(scope="layer"))
+    rows = {r["layer"]: r for r in result.layers}
+    # a unit's 1x1 -> depthwise -> 1x1 width is cut; what enters a shuffle, or a depthwise conv reads from one, is not
+    assert rows["stage3.1.branch2.0"]["channels_after"] < rows["stage3.1.branch2.0"]["channels_before"]
+    assert rows["stage3.1.branch2.3"]["channels_after"] == rows["stage3.1.branch2.0"]["channels_after"]
+    for layer in ("stage3.1.branch2.5", "stage3.0.branch1.2", "stage3.0.branch1.0"):
+        assert rows[layer]["channels_after"] == rows[layer]["channels_before"]
+    assert "channel shuffle in stage3.1" in result.left_whole["stage3.1.branch2.5"]
+    assert "depthwise convolution reading a channel shuffle" in result.left_whole["stage3.0.branch1.0"]
+    assert result.after.params < 0.8 * result.before.params
+    path = to_onnx(result.model, ref.x[:1], tmp_path / "shufflenet.onnx").path
+    assert verify(path, result.model, ref.x[:2])["rel_diff"] < 1e-4
 
 
 class DetectionHeads(nn.Module):
