@@ -23,6 +23,7 @@ app.add_typer(zoo_app, name="zoo")
 app.add_typer(recipe_app, name="recipe")
 app.add_typer(bundle_app, name="bundle")
 
+LEFT_WHOLE_SHOWN = 5  # groups left whole that `edgewise prune` names before it counts the rest
 DEVICE_HELP = ("Where torch computes (training, scores, fine-tuning, QAT): auto (the GPU when there is one), cpu, "
                "cuda, cuda:N")
 
@@ -103,6 +104,7 @@ def prune(
     = False,
     detections: Annotated[int, typer.Option(help="With --detect: detections per image relevance starts from.")] = 10,
     device: Annotated[str, typer.Option(help=DEVICE_HELP + ".")] = "auto",
+    verbose: Annotated[bool, typer.Option(help="List every group left whole, with its reason.")] = False,
 ) -> None:
     """Prune a model's channels (physically removed) and print the per-layer report."""
     from edgewise.commands import prune_detector_file, prune_file
@@ -128,8 +130,12 @@ def prune(
     if narrowest:
         console.print(f"narrowest layer: {narrowest['layer']}, {narrowest['channels_before']} -> "
                       f"{narrowest['channels_after']} channels")
-    for group, why in result.left_whole.items():
+    whole = list(result.left_whole.items())
+    shown = whole if verbose or len(whole) <= LEFT_WHOLE_SHOWN + 1 else whole[:LEFT_WHOLE_SHOWN]
+    for group, why in shown:
         console.print(f"left whole: {group}: {why}")
+    if len(shown) < len(whole):
+        console.print(f"left whole: {len(whole) - len(shown)} more groups (--verbose lists each with its reason)")
     console.print(f"parameters {result.before.params:,} -> {result.after.params:,}, "
                   f"MACs {result.before.macs:,} -> {result.after.macs:,}; written to {out}")
 
