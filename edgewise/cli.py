@@ -135,7 +135,8 @@ def prune(
     for group, why in shown:
         console.print(f"left whole: {group}: {why}")
     if len(shown) < len(whole):
-        console.print(f"left whole: {len(whole) - len(shown)} more groups (--verbose lists each with its reason)")
+        console.print(f"left whole: {len(whole) - len(shown)} more groups, each with its reason in "
+                      f"{Path(out).with_suffix('.prune.json')} (--verbose prints them)")
     console.print(f"parameters {result.before.params:,} -> {result.after.params:,}, "
                   f"MACs {result.before.macs:,} -> {result.after.macs:,}; written to {out}")
 
