@@ -21,8 +21,9 @@ from edgewise.export.errors import ExportError
 MIN_BLOCK = 16
 
 
-def _storage(record: QuantizedLayer) -> tuple[int, int]:
-    """ONNX element type and zero point for the record's level range."""
+def storage_type(record: QuantizedLayer) -> tuple[int, int]:
+    """ONNX element type and zero point for the record's level range: INT4 for [-8, 7], UINT4 with a zero point for
+    other 4-bit grids, INT8/UINT8 above 4 bits."""
     if record.bits > 4:
         if record.qmin >= -128 and record.qmax <= 127:
             return TensorProto.INT8, 0
@@ -32,7 +33,8 @@ def _storage(record: QuantizedLayer) -> tuple[int, int]:
     return TensorProto.UINT4, -record.qmin
 
 
-def _int_tensor(name: str, levels: np.ndarray, dtype: int, zero_point: int) -> TensorProto:
+def int_tensor(name: str, levels: np.ndarray, dtype: int, zero_point: int) -> TensorProto:
+    """The levels (offset by the zero point) as an initializer of `dtype`; 4-bit types two per byte."""
     stored = levels.astype(np.int16) + zero_point
     if dtype in (TensorProto.INT4, TensorProto.UINT4):
         return helper.make_tensor(name, dtype, list(levels.shape), pack_nibbles(stored), raw=True)
@@ -40,7 +42,8 @@ def _int_tensor(name: str, levels: np.ndarray, dtype: int, zero_point: int) -> T
     return numpy_helper.from_array(array, name)
 
 
-def _zero_point_tensor(name: str, dtype: int, zero_point: int, shape: list[int]) -> TensorProto:
+def zero_point_tensor(name: str, dtype: int, zero_point: int, shape: list[int]) -> TensorProto:
+    """A zero-point initializer of `shape` holding `zero_point` everywhere."""
     count = int(np.prod(shape)) if shape else 1
     values = np.full(count, zero_point, dtype=np.int16)
     if dtype in (TensorProto.INT4, TensorProto.UINT4):
@@ -61,7 +64,8 @@ def _consumers(graph: onnx.GraphProto, tensor: str) -> list[onnx.NodeProto]:
     return [n for n in graph.node if tensor in n.input]
 
 
-def _check_values(record: QuantizedLayer, initializer: TensorProto, transpose: bool) -> None:
+def check_weight(record: QuantizedLayer, initializer: TensorProto, transpose: bool) -> None:
+    """Refuse an exported float weight that is not the record's quantized weight (levels x steps, exactly)."""
     exported = numpy_helper.to_array(initializer)
     expected = record.dequantize()
     if transpose:
@@ -77,22 +81,22 @@ def _linear(graph: onnx.GraphProto, gemm: onnx.NodeProto, record: QuantizedLayer
     if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0:
         raise ExportError(f"Gemm of {record.name} has transA/alpha/beta set", "export plain nn.Linear layers")
     trans_b = attrs.get("transB", 0)
-    _check_values(record, weight, transpose=not trans_b)
+    check_weight(record, weight, transpose=not trans_b)
     levels = record.levels.T  # (K, N): MatMul's weight layout
     k, n = levels.shape
-    dtype, zero_point = _storage(record)
+    dtype, zero_point = storage_type(record)
     prefix = f"{record.name}.weight"
     step = record.step.reshape(-1).astype(np.float32)
     per_output = step if step.size == n else np.full(n, step[0], dtype=np.float32)
     block = record.block or block_size_for(k)
-    nodes, inits = [], [_int_tensor(f"{prefix}_q", levels, dtype, zero_point)]
+    nodes, inits = [], [int_tensor(f"{prefix}_q", levels, dtype, zero_point)]
     if block is not None:
         blocks = -(-k // block)
         scale = record.block_steps().T if record.block else np.tile(per_output, (blocks, 1)).astype(np.float32)
         inits.append(numpy_helper.from_array(scale, f"{prefix}_scale"))
         dq_inputs = [f"{prefix}_q", f"{prefix}_scale"]
         if zero_point:
-            inits.append(_zero_point_tensor(f"{prefix}_zp", dtype, zero_point, [blocks, n]))
+            inits.append(zero_point_tensor(f"{prefix}_zp", dtype, zero_point, [blocks, n]))
             dq_inputs.append(f"{prefix}_zp")
         dq = helper.make_node("DequantizeLinear", dq_inputs, [f"{prefix}_dq"], name=f"{prefix}_dequantize",
                               axis=0, block_size=block)
@@ -100,7 +104,7 @@ def _linear(graph: onnx.GraphProto, gemm: onnx.NodeProto, record: QuantizedLayer
         inits.append(numpy_helper.from_array(per_output, f"{prefix}_scale"))
         dq_inputs = [f"{prefix}_q", f"{prefix}_scale"]
         if zero_point:
-            inits.append(_zero_point_tensor(f"{prefix}_zp", dtype, zero_point, [n]))
+            inits.append(zero_point_tensor(f"{prefix}_zp", dtype, zero_point, [n]))
             dq_inputs.append(f"{prefix}_zp")
         dq = helper.make_node("DequantizeLinear", dq_inputs, [f"{prefix}_dq"], name=f"{prefix}_dequantize", axis=1)
     nodes.append(dq)
@@ -117,19 +121,19 @@ def _linear(graph: onnx.GraphProto, gemm: onnx.NodeProto, record: QuantizedLayer
 
 
 def _conv(record: QuantizedLayer, weight: TensorProto, node: onnx.NodeProto) -> list:
-    _check_values(record, weight, transpose=False)
-    dtype, zero_point = _storage(record)
+    check_weight(record, weight, transpose=False)
+    dtype, zero_point = storage_type(record)
     prefix = f"{record.name}.weight"
     if record.block is not None:
         scale, axis, blocked = record.block_steps(), record.input_axis, {"block_size": record.block}
     else:
         step = record.step.astype(np.float32)
         scale, axis, blocked = step.reshape(-1) if step.size > 1 else step.reshape(()), record.axis or 0, {}
-    inits = [_int_tensor(f"{prefix}_q", record.levels, dtype, zero_point),
+    inits = [int_tensor(f"{prefix}_q", record.levels, dtype, zero_point),
              numpy_helper.from_array(scale, f"{prefix}_scale")]
     dq_inputs = [f"{prefix}_q", f"{prefix}_scale"]
     if zero_point:
-        inits.append(_zero_point_tensor(f"{prefix}_zp", dtype, zero_point, list(scale.shape)))
+        inits.append(zero_point_tensor(f"{prefix}_zp", dtype, zero_point, list(scale.shape)))
         dq_inputs.append(f"{prefix}_zp")
     dq = helper.make_node("DequantizeLinear", dq_inputs, [weight.name], name=f"{prefix}_dequantize", axis=axis,
                           **blocked)

@@ -73,6 +73,11 @@ def to_onnx(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLi
     proto = export_proto(model, example_input, dynamic_batch)
     if records:
         proto = quantize_graph(proto, records)
+    return write_proto(proto, path, sorted(records or {}))
+
+
+def write_proto(proto: onnx.ModelProto, path: str | os.PathLike[str], quantized_layers: list[str]) -> OnnxFile:
+    """Check `proto` with the ONNX checker, then write it to `path` atomically (nothing is replaced when it fails)."""
     try:
         onnx.checker.check_model(proto, full_check=False)
     except onnx.checker.ValidationError as exc:
@@ -82,4 +87,4 @@ def to_onnx(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLi
         onnx.save_model(proto, str(tmp))
     file = Path(path)
     return OnnxFile(file, file.stat().st_size, OPSET, _io(proto.graph.input), _io(proto.graph.output),
-                    sorted(records or {}))
+                    quantized_layers)

@@ -55,14 +55,14 @@ def _float_layer(node: onnx.NodeProto, graph: onnx.GraphProto, inits: dict[str, 
 
 
 def _record(name: str, levels: np.ndarray, scales: np.ndarray, block: int, qmin: int, qmax: int,
-            bias: np.ndarray | None) -> QuantizedLayer:
+            bias: np.ndarray | None, bits: int = 4) -> QuantizedLayer:
     """The record of a 4-bit MatMul weight from its scales (outputs, blocks): per layer, per output, or blocks whose
     scales are integer multiples of their output's base (the base is the largest |scale| / 255, as Edgewise
     writes)."""
     if np.unique(scales).size == 1:
-        return QuantizedLayer(name, "Linear", levels, np.float32(scales.reshape(-1)[0]), 4, qmin, qmax, bias=bias)
+        return QuantizedLayer(name, "Linear", levels, np.float32(scales.reshape(-1)[0]), bits, qmin, qmax, bias=bias)
     if scales.shape[1] == 1 or np.all(scales == scales[:, :1]):
-        return QuantizedLayer(name, "Linear", levels, scales[:, 0].copy(), 4, qmin, qmax, axis=0, bias=bias)
+        return QuantizedLayer(name, "Linear", levels, scales[:, 0].copy(), bits, qmin, qmax, axis=0, bias=bias)
     base = (np.abs(scales).max(axis=1) / np.float32(MULTIPLIER_MAX)).astype(np.float32)
     multipliers = np.rint(scales / base[:, None])
     exact = (np.abs(multipliers) >= 1).all() and (np.abs(multipliers) <= MULTIPLIER_MAX).all() and np.array_equal(
@@ -70,12 +70,78 @@ def _record(name: str, levels: np.ndarray, scales: np.ndarray, block: int, qmin:
     if not exact:
         raise UserError(f"layer {name} has block scales that are not integer multiples of one base per output",
                         "quantize and export the model with Edgewise (uniform, block) for the integer kernel")
-    return QuantizedLayer(name, "Linear", levels, base, 4, qmin, qmax, axis=0, bias=bias, block=block,
+    return QuantizedLayer(name, "Linear", levels, base, bits, qmin, qmax, axis=0, bias=bias, block=block,
                           multipliers=multipliers.astype(np.int16))
 
 
+def _array(inits: dict[str, onnx.TensorProto], name: str) -> np.ndarray:
+    return numpy_helper.to_array(inits[name])
+
+
+def _dequantized_bias(node: onnx.NodeProto, producers: dict[str, onnx.NodeProto],
+                      inits: dict[str, onnx.TensorProto]) -> np.ndarray | None:
+    """A Gemm's bias: a float initializer, or int32 levels times their scale (W4A8), as float32."""
+    if len(node.input) < 3 or not node.input[2]:
+        return None
+    if node.input[2] in inits:
+        return _array(inits, node.input[2]).astype(np.float32)
+    dq = producers.get(node.input[2])
+    if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] not in inits:
+        raise UserError(f"Gemm {node.name} computes its bias at run time", "export the MLP with Edgewise")
+    return (_array(inits, dq.input[0]).astype(np.float32) * _array(inits, dq.input[1]).astype(np.float32))
+
+
+def _input_quantization(node: onnx.NodeProto, producers: dict[str, onnx.NodeProto],
+                        inits: dict[str, onnx.TensorProto]) -> dict[str, object]:
+    """A W4A8 layer's activation scale (its input's DequantizeLinear) for the record's meta; {} for float inputs."""
+    dq = producers.get(node.input[0])
+    if dq is None or dq.op_type != "DequantizeLinear" or dq.input[1] not in inits:
+        return {}
+    zero_name = dq.input[2] if len(dq.input) > 2 else ""
+    zero = inits.get(zero_name)
+    signed = zero is None or zero.data_type == onnx.TensorProto.INT8 or int(_array(inits, zero_name)) != 0
+    return {"input_scale": float(_array(inits, dq.input[1]).reshape(-1)[0]), "input_signed": signed}
+
+
+def _levels(dq: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> tuple[np.ndarray, int, int, int]:
+    """The integer levels a weight DequantizeLinear holds (its zero point removed), their bit width and range."""
+    stored = inits[dq.input[0]]
+    q = numpy_helper.to_array(stored).astype(np.int16)
+    zero = _array(inits, dq.input[2]).astype(np.int16) if len(dq.input) > 2 and dq.input[2] else np.int16(0)
+    if np.unique(zero).size != 1:
+        raise UserError(f"layer {dq.input[0]} has a zero point per channel",
+                        "the kernel reads one zero point per layer (export with Edgewise)")
+    offset = int(np.unique(zero)[0])
+    if stored.data_type == onnx.TensorProto.INT4:
+        return q, 4, -8, 7
+    if stored.data_type == onnx.TensorProto.UINT4:
+        return q - offset, 4, -offset, 15 - offset
+    if stored.data_type == onnx.TensorProto.INT8:
+        return q - offset, 8, -128 - offset, 127 - offset
+    raise UserError(f"weight {dq.input[0]} is stored as ONNX type {stored.data_type}",
+                    "the kernel reads 4-bit (INT4, UINT4) or int8 weights")
+
+
+def _gemm_layer(node: onnx.NodeProto, dq: onnx.NodeProto, producers: dict[str, onnx.NodeProto],
+                inits: dict[str, onnx.TensorProto]) -> QuantizedLayer:
+    """A Gemm whose weight is dequantized per layer or per output (a W4A8 file's linear layers)."""
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0:
+        raise UserError(f"Gemm {node.name} has transA/alpha/beta set", "export plain nn.Linear layers")
+    levels, bits, qmin, qmax = _levels(dq, inits)
+    if not attrs.get("transB", 0):
+        levels = levels.T  # to (outputs, inputs)
+    scale = _array(inits, dq.input[1]).astype(np.float32).reshape(-1)
+    name = dq.input[0].removesuffix("_quantized").removesuffix(".weight")
+    step, axis = (np.float32(scale[0]), None) if np.unique(scale).size == 1 else (scale, 0)
+    return QuantizedLayer(name, "Linear", levels.astype(np.int8), step, bits, qmin, qmax, axis=axis,
+                          bias=_dequantized_bias(node, producers, inits), method="onnx",
+                          meta=_input_quantization(node, producers, inits))
+
+
 def records_from_onnx(path: str | os.PathLike[str], round_float_weights: bool = False) -> list[QuantizedLayer]:
-    """The Linear layers of a 4-bit ONNX MLP, in graph order: DequantizeLinear -> MatMul (-> Add bias).
+    """The Linear layers of a 4-bit ONNX MLP, in graph order: DequantizeLinear -> MatMul (-> Add bias), or a W4A8
+    file's DequantizeLinear -> Gemm, whose records carry the file's activation scales (meta input_scale).
 
     Scales are one value per layer, one per output, or per block of K (a blocked DequantizeLinear)
     where each block's scale is a signed integer (1 to 255 in magnitude) times its output's base, as
@@ -100,25 +166,23 @@ def records_from_onnx(path: str | os.PathLike[str], round_float_weights: bool = 
         if node.input[1] in inits:
             records.append(_float_layer(node, graph, inits, round_float_weights))
             continue
+        if node.op_type == "Gemm" and dq is not None and dq.op_type == "DequantizeLinear":
+            records.append(_gemm_layer(node, dq, producers, inits))
+            continue
         if dq is None or dq.op_type != "DequantizeLinear" or node.op_type != "MatMul":
             raise UserError(f"{node.op_type} {node.name} computes its weights at run time",
                             "the kernel reads MLPs whose weights are initializers (float or 4-bit)")
-        q = numpy_helper.to_array(inits[dq.input[0]]).astype(np.int16)
-        scale = numpy_helper.to_array(inits[dq.input[1]]).astype(np.float32)
-        zero = numpy_helper.to_array(inits[dq.input[2]]).astype(np.int16) if len(dq.input) > 2 else np.int16(0)
-        if np.unique(zero).size != 1:
-            raise UserError(f"layer {dq.input[0]} has a zero point per channel",
-                            "the kernel reads one zero point per layer (export with Edgewise)")
-        levels = (q - int(np.unique(zero)[0])).T  # back to (outputs, inputs)
+        levels, bits, qmin, qmax = _levels(dq, inits)
+        levels = levels.T  # back to (outputs, inputs)
+        scale = _array(inits, dq.input[1]).astype(np.float32)
         bias = _bias(graph, inits, node.output[0])
         name = dq.input[0].removesuffix(".weight_q")
-        signed = inits[dq.input[0]].data_type == onnx.TensorProto.INT4
-        offset = int(np.unique(zero)[0])
-        qmin, qmax = (-8, 7) if signed else (-offset, 15 - offset)
         block = next((a.i for a in dq.attribute if a.name == "block_size"), 0)
         outputs = levels.shape[0]
         scales = np.full((outputs, 1), scale.reshape(-1)[0]) if scale.size == 1 else scale.reshape(-1, outputs).T
-        records.append(_record(name, levels.astype(np.int8), scales.astype(np.float32), block, qmin, qmax, bias))
+        record = _record(name, levels.astype(np.int8), scales.astype(np.float32), block, qmin, qmax, bias, bits)
+        record.meta.update(_input_quantization(node, producers, inits))
+        records.append(record)
     if not records:
         raise UserError(f"{path} has no MatMul or Gemm layers", "the kernel runs fully-connected networks (MLPs)")
     return records

@@ -80,26 +80,82 @@ def session_options(fast: bool = True, float_activations: bool = False, threads:
     return options
 
 
+INT8_KERNEL_OPS = ("Conv", "Gemm", "MatMul")
+
+
+def _consumers_of(graph: Any) -> dict[str, list[Any]]:
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    return consumers
+
+
+def _quantized_activations(graph: Any) -> set[str]:
+    """Names of the nodes (Conv, Gemm, MatMul) whose input is a DequantizeLinear output: layers of a W4A8 graph, which
+    ONNX Runtime fuses into its int8 kernels (QLinearConv, QGemm) when their weights are int8 too."""
+    producers = {o: n for n in graph.node for o in n.output}
+    return {n.name or n.output[0] for n in graph.node if n.op_type in INT8_KERNEL_OPS and n.input
+            and getattr(producers.get(n.input[0]), "op_type", "") == "DequantizeLinear"}
+
+
+def widen_w4a8(model: Any) -> Any:
+    """Turn each 4-bit weight that a W4A8 layer dequantizes (see _quantized_activations) into INT8 of the same values,
+    zero point 0: ONNX Runtime's and TensorRT's int8 kernels take no 4-bit weights. `model` is an onnx ModelProto,
+    changed in place and returned."""
+    from onnx import TensorProto, numpy_helper
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    consumers, layers = _consumers_of(graph), _quantized_activations(graph)
+    four_bit = (TensorProto.INT4, TensorProto.UINT4)
+    widened: dict[str, Any] = {}
+    for node in graph.node:
+        if node.op_type != "DequantizeLinear" or node.input[0] not in inits or \
+                inits[node.input[0]].data_type not in four_bit:
+            continue
+        users = consumers.get(node.output[0], [])
+        if not users or not all((u.name or u.output[0]) in layers for u in users):
+            continue
+        q = numpy_helper.to_array(inits[node.input[0]]).astype(np.int16)
+        zero = (numpy_helper.to_array(inits[node.input[2]]).astype(np.int16)
+                if len(node.input) > 2 and node.input[2] else np.int16(0))
+        if np.ndim(zero) == 1 and q.ndim > 1:
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+            shape = [1] * q.ndim
+            shape[axis] = -1
+            zero = zero.reshape(shape)
+        name = f"{node.input[0]}_int8"
+        widened[name] = numpy_helper.from_array((q - zero).astype(np.int8), name)
+        zero_name = f"{name}_zero_point"
+        scale_shape = numpy_helper.to_array(inits[node.input[1]]).shape
+        widened[zero_name] = numpy_helper.from_array(np.zeros(scale_shape, dtype=np.int8), zero_name)
+        del node.input[2:]
+        node.input[0] = name
+        node.input.append(zero_name)
+    graph.initializer.extend(widened.values())
+    return model
+
+
 def fold_conv_dequantize(model: Any) -> Any:
     """Replace every DequantizeLinear that feeds only Conv nodes by its float32 result (done once, at load).
 
     ONNX Runtime has no 4-bit convolution and does not constant-fold DequantizeLinear (it keeps
     Q/DQ groups for its fusions), so without this the weights would be dequantized on every run.
-    Linear layers' DequantizeLinear stay for the MatMulNBits fusion. `model` is an onnx
+    Linear layers' DequantizeLinear stay for the MatMulNBits fusion, and so do the weights of
+    convolutions whose activations are quantized too (W4A8: QLinearConv). `model` is an onnx
     ModelProto, changed in place and returned.
     """
     from onnx import numpy_helper
 
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
-    consumers: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    consumers, int8_layers = _consumers_of(graph), _quantized_activations(graph)
     keep, folded = [], []
     for node in graph.node:
         users = consumers.get(node.output[0], []) if node.op_type == "DequantizeLinear" else []
-        if users and all(c.op_type == "Conv" for c in users) and all(i in inits for i in node.input if i):
+        if users and all(c.op_type == "Conv" and (c.name or c.output[0]) not in int8_layers for c in users) and \
+                all(i in inits for i in node.input if i):
             q = numpy_helper.to_array(inits[node.input[0]]).astype(np.float32)
             scale = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
             zero = (numpy_helper.to_array(inits[node.input[2]]).astype(np.float32)
@@ -126,14 +182,15 @@ def fold_conv_dequantize(model: Any) -> Any:
 
 def shipped_model(path: str | os.PathLike[str]) -> tuple[str | bytes, list[str]]:
     """What the fast session loads and the optimizers it leaves off: the file itself with ONNX Runtime's defaults, or,
-    for a graph with DequantizeLinear weights, that graph with 4-bit convolution weights pre-dequantized and
-    MatMulAddFusion off (so the 4-bit linear layers become MatMulNBits)."""
+    for a graph with DequantizeLinear weights, that graph with 4-bit weights of W4A8 layers widened to INT8 (for
+    QLinearConv and QGemm), other 4-bit convolution weights pre-dequantized, and MatMulAddFusion off (so the 4-bit
+    linear layers become MatMulNBits)."""
     import onnx
 
     proto = onnx.load(str(path))
     if not any(n.op_type == "DequantizeLinear" for n in proto.graph.node):
         return str(path), []
-    return fold_conv_dequantize(proto).SerializeToString(), list(DISABLED_OPTIMIZERS)
+    return fold_conv_dequantize(widen_w4a8(proto)).SerializeToString(), list(DISABLED_OPTIMIZERS)
 
 
 def open_session(path: str | os.PathLike[str], fast: bool = True, float_activations: bool = False,

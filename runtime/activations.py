@@ -10,9 +10,10 @@ from edgewise.base.errors import UserError
 
 
 def quantize_input(x: np.ndarray, scale: float, bits: int, signed: bool) -> np.ndarray:
-    """x / scale rounded half to even and clipped to the a-bit range (unsigned: 0..2^b-1), as int64."""
+    """x / scale rounded half to even and clipped to the a-bit range (unsigned: 0..2^b-1), as int64; the division
+    in float32, as ONNX's QuantizeLinear computes it, so the kernel and a W4A8 file quantize inputs alike."""
     lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-    return np.clip(np.rint(np.asarray(x, dtype=np.float64) / scale), lo, hi).astype(np.int64)
+    return np.clip(np.rint(np.asarray(x, dtype=np.float32) / np.float32(scale)), lo, hi).astype(np.int64)
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,37 @@ def accumulate_fast(layer: IntegerLayer, x: np.ndarray) -> np.ndarray:
     return (x.astype(layer.gemm_weights.dtype) @ layer.gemm_weights).astype(np.int64)
 
 
+def calibrated_scales(records: list[QuantizedLayer], calibration: np.ndarray, bits: int, calibrator: str
+                      ) -> tuple[list[float], bool]:
+    """Each layer's input scale from the range `calibrator` finds over the calibration inputs carried through the
+    float layers, and whether the first input is signed."""
+    x = np.asarray(calibration, dtype=np.float64).reshape(len(calibration), -1)
+    signed = bool((x < 0).any())
+    scales = []
+    a = x
+    for i, r in enumerate(records):
+        signed_input = i == 0 and signed
+        top = activation_range(a, calibrator, bits, signed_input)
+        scales.append(top / ((2 ** (bits - 1) - 1) if signed_input else (2**bits - 1)))
+        w = r.dequantize().astype(np.float64)
+        a = a @ w.T + (0.0 if r.bias is None else r.bias.astype(np.float64))
+        if i < len(records) - 1:
+            a = np.maximum(a, 0.0)
+    return scales, signed
+
+
+def given_scales(records: list[QuantizedLayer], bits: int) -> tuple[list[float], bool]:
+    """The input scales the records carry (a W4A8 file's, as float32 values), and whether the first input is signed;
+    the kernel's encoding must be the file's: unsigned `bits`-bit hidden activations, a signed first input only."""
+    if bits != 8:
+        raise UserError(f"the records carry 8-bit activation scales, and {bits}-bit activations were asked for",
+                        "emulate them with 8-bit activations")
+    if any(r.meta.get("input_signed") for r in records[1:]):
+        raise UserError(f"layer {records[1].name}'s input is quantized as signed",
+                        "the kernel takes unsigned activations after ReLU (export W4A8 with uint8 activations)")
+    return [float(np.float32(r.meta["input_scale"])) for r in records], bool(records[0].meta.get("input_signed"))
+
+
 @dataclass
 class IntegerMLP:
     """A fully-connected network run in integers, built from quantized-layer records."""
@@ -144,14 +175,16 @@ class IntegerMLP:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_records(cls, records: list[QuantizedLayer], calibration: np.ndarray, activation_bits: int = 8,
+    def from_records(cls, records: list[QuantizedLayer], calibration: np.ndarray | None, activation_bits: int = 8,
                      acc_bits: int = 32, calibrator: str = "max") -> IntegerMLP:
         """Build from the records of Linear layers in order, with activation scales calibrated on `calibration`.
 
         Each activation scale is the range `calibrator` finds for the layer's input over the
         calibration inputs (max, percentile or entropy: edgewise.base.calibration) / (2^bits - 1)
-        (signed inputs use 2^(bits-1) - 1); larger activations clip. Hidden layers are followed by
-        ReLU, the last one gives logits.
+        (signed inputs use 2^(bits-1) - 1); larger activations clip. Records read from a W4A8 file
+        carry the file's scales (meta `input_scale`, `input_signed`): those are used as they are
+        (`calibration` may then be None), so the kernel computes the file's integers. Hidden layers
+        are followed by ReLU, the last one gives logits.
         """
         if not records:
             raise UserError("no layers given", "pass the quantized records of an MLP's Linear layers")
@@ -164,18 +197,12 @@ class IntegerMLP:
             if r.kind != "Linear":
                 raise UserError(f"layer {r.name} is a {r.kind}; the integer kernel runs fully-connected layers",
                                 "use an MLP (the FantastIC4 target class)")
-        x = np.asarray(calibration, dtype=np.float64).reshape(len(calibration), -1)
-        signed = bool((x < 0).any())
-        scales = []
-        a = x
-        for i, r in enumerate(records):
-            signed_input = i == 0 and signed
-            top = activation_range(a, calibrator, activation_bits, signed_input)
-            scales.append(top / ((2 ** (activation_bits - 1) - 1) if signed_input else (2**activation_bits - 1)))
-            w = r.dequantize().astype(np.float64)
-            a = a @ w.T + (0.0 if r.bias is None else r.bias.astype(np.float64))
-            if i < len(records) - 1:
-                a = np.maximum(a, 0.0)
+        if all("input_scale" in r.meta for r in records):
+            scales, signed = given_scales(records, activation_bits)
+        elif calibration is None:
+            raise UserError("the records carry no activation scales", "pass calibration inputs")
+        else:
+            scales, signed = calibrated_scales(records, calibration, activation_bits, calibrator)
         layers = []
         for i, r in enumerate(records):
             outputs, inputs = r.levels.shape
@@ -195,7 +222,9 @@ class IntegerMLP:
                 r.name, r.levels, step, r.qmin, r.qmax, bias, scales[i], out_scale, not last, requantizer,
                 exact_float32=bound < 2**24, block=r.block,
                 multipliers=None if r.block is None else r.multipliers.astype(np.int64)))
-        return cls(layers, activation_bits, acc_bits, signed, {"scales": scales, "calibrator": calibrator})
+        given = all("input_scale" in r.meta for r in records)
+        return cls(layers, activation_bits, acc_bits, signed,
+                   {"scales": scales, "calibrator": "the records' (W4A8 file)" if given else calibrator})
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
         """Inputs as integers at the first layer's activation scale (batch, features)."""

@@ -1,0 +1,272 @@
+"""W4A8 in ONNX: 4-bit weight levels and 8-bit activations as Q/DQ pairs, for the int8 kernels that run them
+(ONNX Runtime's x86 QLinearConv and QGemm, TensorRT's INT8 explicit quantization).
+
+Every activation tensor of the quantized model's float graph is calibrated here on reference
+inputs with Edgewise's calibrators (max, percentile, entropy: edgewise.base.calibration); ONNX
+Runtime's own QDQ quantizer then places the Q/DQ pairs where its kernels fuse them, with our
+scales as overrides and, per output channel, the record's step as the weight scale, so that the
+weight integers are exactly the record's levels (checked). The file stores them as INT4 (UINT4
+and a zero point for a [-7, 8] grid): no runtime has 4-bit convolutions, so the session we ship
+widens them to INT8 when it loads the file (edgewise.export.session). The graph's outputs stay
+float, as the integer kernel's logits do. Layers without a record keep float weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from torch import nn
+
+from edgewise.base.calibration import CALIBRATORS, activation_range
+from edgewise.base.errors import UserError
+from edgewise.base.records import QuantizedLayer
+from edgewise.export.errors import ExportError
+from edgewise.export.int4 import check_weight, int_tensor, storage_type, zero_point_tensor
+from edgewise.export.onnx_export import OnnxFile, export_proto, write_proto
+
+ACTIVATIONS = ("uint8", "int8")
+"""uint8: unsigned after ReLU (zero point 0, the FantastIC4 kernel's and ONNX Runtime's x86 U8S8 choice), signed
+tensors around 128; int8: symmetric, zero point 0 everywhere (what TensorRT's explicit quantization takes)."""
+CALIBRATION_BATCH = 16
+MAX_VALUES = 1 << 21  # values kept per tensor for the percentile and entropy calibrators (a uniform subsample)
+FORMAT_KEY = "edgewise.format"
+
+
+def _every_tensor_out(proto: onnx.ModelProto) -> tuple[bytes, list[str]]:
+    """The graph with every node output added to its outputs (the tensors a calibration reads), and their names."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(proto)
+    present = {o.name for o in probe.graph.output}
+    names = [o for node in probe.graph.node for o in node.output if o]
+    for name in names:
+        if name not in present:
+            probe.graph.output.append(helper.make_empty_tensor_value_info(name))
+    return probe.SerializeToString(), names
+
+
+class _Collected:
+    """One tensor's calibration values over all batches: its largest magnitude, its sign, and a uniform subsample."""
+
+    def __init__(self) -> None:
+        self.top, self.signed, self.parts = 0.0, False, []
+
+    def add(self, values: np.ndarray, keep: int | None, rng: np.random.Generator) -> None:
+        flat = values.reshape(-1)
+        if not flat.size:
+            return
+        self.top = max(self.top, float(np.abs(flat).max()))
+        self.signed = self.signed or bool((flat < 0).any())
+        if keep is not None:
+            self.parts.append(flat if flat.size <= keep else rng.choice(flat, keep, replace=False))
+
+    def threshold(self, calibrator: str, bits: int) -> float:
+        if calibrator == "max" or not self.parts:
+            return self.top or 1.0
+        values = np.concatenate([*self.parts, [self.top]])  # the largest magnitude always counts
+        return activation_range(values, calibrator, bits, self.signed)
+
+
+def tensor_ranges(proto: onnx.ModelProto, calibration: np.ndarray, calibrator: str = "max", bits: int = 8
+                  ) -> dict[str, tuple[float, bool]]:
+    """Per float tensor of the graph (its input and every node output), the clipping threshold `calibrator` finds
+    on `calibration` (the first input's arrays, batch first) and whether the tensor takes negative values."""
+    import onnxruntime as ort
+
+    if calibrator not in CALIBRATORS:
+        raise UserError(f"unknown activation calibrator {calibrator!r}", f"use one of {', '.join(CALIBRATORS)}")
+    calibration = np.asarray(calibration, dtype=np.float32)
+    if not len(calibration) or not np.isfinite(calibration).all():
+        raise UserError("the calibration inputs are empty or not finite", "calibrate on finite reference inputs")
+    probe, names = _every_tensor_out(proto)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    session = ort.InferenceSession(probe, options, providers=["CPUExecutionProvider"])
+    first = session.get_inputs()[0].name
+    outputs = [o.name for o in session.get_outputs()]
+    batches = range(0, len(calibration), CALIBRATION_BATCH)
+    keep = None if calibrator == "max" else max(1, MAX_VALUES // len(batches))
+    collected: dict[str, _Collected] = {}
+    rng = np.random.default_rng(0)
+    for start in batches:
+        x = calibration[start:start + CALIBRATION_BATCH]
+        values = dict(zip(outputs, session.run(outputs, {first: x}), strict=True))
+        values[first] = x
+        for name, value in values.items():
+            if isinstance(value, np.ndarray) and value.dtype == np.float32:
+                collected.setdefault(name, _Collected()).add(value, keep, rng)
+    wanted = set(names) | {first}
+    return {name: (c.threshold(calibrator, bits), c.signed) for name, c in collected.items() if name in wanted}
+
+
+def _scalar(value: float, dtype: type) -> np.ndarray:
+    return np.array(value, dtype=dtype)
+
+
+def quantization_overrides(ranges: dict[str, tuple[float, bool]], records: dict[str, QuantizedLayer],
+                           activations: str = "uint8") -> dict[str, list[dict[str, np.ndarray]]]:
+    """ONNX Runtime's TensorQuantOverrides: our scale and zero point for every activation tensor, and per output
+    channel of each recorded layer's weight its step with zero point 0 (so the weight integers are the levels)."""
+    if activations not in ACTIVATIONS:
+        raise UserError(f"unknown activation type {activations!r}", f"use one of {', '.join(ACTIVATIONS)}")
+    overrides: dict[str, list[dict[str, np.ndarray]]] = {}
+    for name, (top, signed) in ranges.items():
+        if activations == "int8":
+            overrides[name] = [{"scale": _scalar(top / 127, np.float32), "zero_point": _scalar(0, np.int8)}]
+        elif signed:
+            overrides[name] = [{"scale": _scalar(top / 127, np.float32), "zero_point": _scalar(128, np.uint8)}]
+        else:
+            overrides[name] = [{"scale": _scalar(top / 255, np.float32), "zero_point": _scalar(0, np.uint8)}]
+    for name, record in records.items():
+        steps = np.broadcast_to(record.step.reshape(-1), (record.levels.shape[0],))
+        overrides[f"{name}.weight"] = [{"scale": _scalar(s, np.float32), "zero_point": _scalar(0, np.int8)}
+                                       for s in steps]
+    return overrides
+
+
+def _transposed(proto: onnx.ModelProto, name: str) -> bool:
+    """Whether the graph holds layer `name`'s weight transposed: a MatMul's (inputs, outputs) layout."""
+    return any(n.op_type == "MatMul" and f"{name}.weight" in n.input for n in proto.graph.node)
+
+
+def _check_records(proto: onnx.ModelProto, records: dict[str, QuantizedLayer]) -> None:
+    inits = {i.name: i for i in proto.graph.initializer}
+    for name, record in records.items():
+        if record.block is not None:
+            raise UserError(f"layer {name} has block-wise steps; int8 kernels take one step per layer or per output "
+                            "channel", "quantize without block (per layer or per_channel) for W4A8, or export the "
+                            "4-bit weights alone (MatMulNBits takes blocks)")
+        if record.kind not in ("Linear", "Conv2d", "Conv1d"):
+            raise UserError(f"layer {name} is a {record.kind}; W4A8 quantizes convolutions and linear layers",
+                            f"leave {name} out of quantization (quantize: ignore)")
+        weight = inits.get(f"{name}.weight")
+        if weight is None:
+            raise ExportError(f"layer {name} has no initializer {name}.weight in the exported graph",
+                              "export the same (pruned) model that was quantized")
+        check_weight(record, weight, transpose=_transposed(proto, name))
+
+
+@contextlib.contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    """ONNX Runtime's quantizer logs advice (pre-processing) on the root logger that is not for our users."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
+def _placed(proto: onnx.ModelProto, overrides: dict, records: dict[str, QuantizedLayer], activations: str,
+            example: np.ndarray) -> onnx.ModelProto:
+    """ONNX Runtime's QDQ quantizer on the float graph with our overrides: Q/DQ pairs where its kernels fuse them."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class _OneSample(CalibrationDataReader):  # every range is overridden: its own calibration only has to run
+        def __init__(self) -> None:
+            self.left = [{proto.graph.input[0].name: example}]
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return self.left.pop() if self.left else None
+
+    weights = {f"{name}.weight" for name in records}
+    inits = {i.name for i in proto.graph.initializer}
+    # layers without a record keep float weights: the user left them out of 4-bit quantization
+    excluded = [n.name for n in proto.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")
+                and len(n.input) > 1 and n.input[1] in inits and n.input[1] not in weights]
+    with tempfile.TemporaryDirectory() as scratch, _quiet_quantizer():
+        source, target = Path(scratch) / "float.onnx", Path(scratch) / "w4a8.onnx"
+        onnx.save_model(proto, str(source))
+        quantize_static(str(source), str(target), _OneSample(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8 if activations == "uint8" else QuantType.QInt8,
+                        weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
+                        extra_options={"TensorQuantOverrides": overrides})
+        return onnx.load(str(target))
+
+
+def _four_bit_weights(proto: onnx.ModelProto, records: dict[str, QuantizedLayer], transposed: set[str]) -> None:
+    """Store each recorded layer's int8 weight integers as INT4 (or UINT4 with its zero point), after checking that
+    they are the record's levels (`transposed`: the layers a MatMul holds as (inputs, outputs))."""
+    graph = proto.graph
+    inits = {i.name: i for i in graph.initializer}
+    replaced: dict[str, TensorProto] = {}
+    for name, record in records.items():
+        dq = next((n for n in graph.node if n.op_type == "DequantizeLinear" and n.output[0].startswith(
+            f"{name}.weight") and n.input[0] in inits and inits[n.input[0]].data_type == TensorProto.INT8), None)
+        if dq is None:
+            raise ExportError(f"ONNX Runtime's quantizer left layer {name} unquantized",
+                              "report this with the model's architecture")
+        levels = record.levels.T if name in transposed else record.levels
+        written = numpy_helper.to_array(inits[dq.input[0]])
+        if written.shape != levels.shape or not np.array_equal(written, levels):
+            raise ExportError(f"the 8-bit weight integers of {name} are not its 4-bit levels",
+                              "report this with the model's architecture")
+        dtype, zero_point = storage_type(record)
+        replaced[dq.input[0]] = int_tensor(dq.input[0], levels, dtype, zero_point)
+        scale_shape = list(numpy_helper.to_array(inits[dq.input[1]]).shape)
+        zero_name = dq.input[2] if len(dq.input) > 2 and dq.input[2] else f"{dq.input[0]}_zero_point"
+        replaced[zero_name] = zero_point_tensor(zero_name, dtype, zero_point, scale_shape)
+        del dq.input[2:]
+        dq.input.append(zero_name)
+    kept = [i for i in graph.initializer if i.name not in replaced]
+    del graph.initializer[:]
+    graph.initializer.extend(kept + list(replaced.values()))
+
+
+def _float_outputs(proto: onnx.ModelProto) -> None:
+    """Drop the Q/DQ pair in front of each graph output, so that the model returns the float result of its last
+    layer (the integer kernel's logits), not that result rounded to 8 bits."""
+    graph = proto.graph
+    producers = {o: n for n in graph.node for o in n.output}
+    consumers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers[name] = consumers.get(name, 0) + 1
+    drop = []
+    for output in graph.output:
+        dq = producers.get(output.name)
+        q = producers.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+        if q is None or q.op_type != "QuantizeLinear" or consumers.get(q.output[0], 0) != 1:
+            continue
+        source = producers.get(q.input[0])
+        if source is None or consumers.get(q.input[0], 0) != 1:
+            continue
+        source.output[list(source.output).index(q.input[0])] = output.name
+        drop += [id(q), id(dq)]
+    kept = [n for n in graph.node if id(n) not in drop]
+    del graph.node[:]
+    graph.node.extend(kept)
+
+
+def to_w4a8(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLike[str],
+            records: dict[str, QuantizedLayer], calibration: np.ndarray, calibrator: str = "max",
+            activations: str = "uint8", dynamic_batch: bool = True) -> OnnxFile:
+    """Export the quantized `model` (its weights are its records' levels x steps) as a W4A8 ONNX file at `path`.
+
+    Activation ranges are calibrated on `calibration` (reference inputs, batch first) with
+    `calibrator`; `activations` is uint8 (ONNX Runtime's x86 fast path, the integer kernel's
+    encoding) or int8 (symmetric, for TensorRT). Records must have one step per layer or per output
+    channel (int8 kernels take no blocks). The write is atomic.
+    """
+    proto = export_proto(model, example_input, dynamic_batch)
+    _check_records(proto, records)
+    transposed = {name for name in records if _transposed(proto, name)}
+    ranges = tensor_ranges(proto, calibration, calibrator)
+    overrides = quantization_overrides(ranges, records, activations)
+    example = np.asarray(calibration[:1], dtype=np.float32)
+    quantized = _placed(proto, overrides, records, activations, example)
+    _four_bit_weights(quantized, records, transposed)
+    _float_outputs(quantized)
+    for key, value in ((FORMAT_KEY, "w4a8"), ("edgewise.calibrator", calibrator),
+                       ("edgewise.activations", activations)):
+        quantized.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+    return write_proto(quantized, path, sorted(records))
