@@ -224,16 +224,30 @@ def export_command(
     tensorrt: Annotated[bool, typer.Option("--tensorrt", help="Also build a TensorRT engine (needs TensorRT + GPU).")]
     = False,
     precision: Annotated[str, typer.Option(help="TensorRT precision: fp32, fp16, int8, int4.")] = "fp16",
-    data: Annotated[str | None, typer.Option(help="digits, rail, a .npz or an image folder (probe inputs).")] = None,
+    data: Annotated[str | None, typer.Option(help="digits, rail, a .npz or an image folder (probe inputs; with "
+                                                  "--w4a8 its training split calibrates the activations).")] = None,
+    w4a8: Annotated[bool, typer.Option("--w4a8", help="8-bit activations too (needs --records): Q/DQ for int8 "
+                                                      "kernels (ONNX Runtime's QLinearConv and QGemm, TensorRT).")]
+    = False,
+    calibrator: Annotated[str, typer.Option(help="With --w4a8: max, percentile or entropy.")] = "max",
+    activations: Annotated[str, typer.Option(help="With --w4a8: uint8 (ONNX Runtime on x86, the FantastIC4 "
+                                                  "kernel) or int8 (symmetric, TensorRT).")] = "uint8",
+    calibration_samples: Annotated[int, typer.Option(help="With --w4a8: training samples calibrated on.")] = 256,
 ) -> None:
-    """Export a model to ONNX (pruned shapes, INT4 weights with --records), verified against torch."""
+    """Export a model to ONNX (pruned shapes, INT4 weights with --records, 8-bit activations with --w4a8), verified
+    against torch."""
     from edgewise.commands import export_file
+    from edgewise.recipe import W4A8Config
 
-    result = export_file(model, out, records, data, precision if tensorrt else None)
+    options = _config(W4A8Config, calibrator=calibrator, activations=activations, samples=calibration_samples) \
+        if w4a8 else None
+    result = export_file(model, out, records, data, precision if tensorrt else None, options)
+    against = "its exact run" if w4a8 else "torch"
     console.print(f"{out}: {result['bytes']:,} bytes, opset {result['opset']}, {len(result['quantized_layers'])} "
-                  f"4-bit layers; ONNX Runtime vs torch {result['rel_diff']:.1e} (exact), "
-                  f"{result['fast_rel_diff']:.1e} (fast session); test score {result['torch_score']:.4f} in torch, "
-                  f"{result['onnx_score']:.4f} as shipped in ONNX Runtime")
+                  f"4-bit layers{' with 8-bit activations' if w4a8 else ''}; ONNX Runtime vs torch "
+                  f"{result['rel_diff']:.1e} (exact), {result['fast_rel_diff']:.1e} (fast session, checked against "
+                  f"{against}); test score {result['torch_score']:.4f} in torch, {result['onnx_score']:.4f} as shipped "
+                  "in ONNX Runtime")
 
 
 @app.command()

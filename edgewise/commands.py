@@ -15,7 +15,7 @@ from edgewise.base.device import on_device, resolve_device
 from edgewise.base.errors import UserError
 from edgewise.base.records import load_records, save_records
 from edgewise.modelio import load_model, save_model
-from edgewise.recipe import PruneConfig, QuantizeConfig
+from edgewise.recipe import PruneConfig, QuantizeConfig, W4A8Config
 from edgewise.zoo.cache import trained_model
 from edgewise.zoo.data import DATA_SOURCES, FolderData, NpzData, load_data
 from edgewise.zoo.dataset import Dataset
@@ -166,21 +166,29 @@ def decode_file(bitstream: str | Path, out: str | Path) -> tuple[dict, dict]:
 
 
 def export_file(model: str, out: str | Path, records: str | Path | None = None, data: str | None = None,
-                tensorrt: str | None = None) -> dict[str, Any]:
+                tensorrt: str | None = None, w4a8: W4A8Config | None = None) -> dict[str, Any]:
     """Export `model` (zoo name or file) to ONNX at `out` (4-bit when `records` are given), verify it, and score both
     the torch model and the file as it ships in ONNX Runtime on the test split.
 
-    With `tensorrt` (a precision), an engine is built beside it when TensorRT and a GPU exist;
-    otherwise a UserError says why, after the ONNX file is written and verified.
+    With `w4a8` the file quantizes the activations to 8 bits too (ranges calibrated on the data's
+    training split; it needs `records`). With `tensorrt` (a precision), an engine is built beside
+    it when TensorRT and a GPU exist; otherwise a UserError says why, after the ONNX file is
+    written and verified.
     """
     from edgewise import export
     from edgewise.stages.export import shipped_score
     from edgewise.zoo.training import evaluate
 
+    if w4a8 is not None and not records:
+        raise UserError("--w4a8 needs the quantized records", "pass --records model-q.npz from `edgewise quantize`")
     module, _, dataset = resolve_model(model, data)
     layers = load_records(records)[0] if records else None
     probe = dataset.test.x[:8]
-    onnx_file = export.to_onnx(module, probe[:2], out, layers)
+    if w4a8 is not None:
+        onnx_file = export.to_w4a8(module, probe[:2], out, layers, dataset.train.x[: w4a8.samples].numpy(),
+                                   w4a8.calibrator, w4a8.activations)
+    else:
+        onnx_file = export.to_onnx(module, probe[:2], out, layers)
     check = export.verify(onnx_file.path, module, probe, quantized=layers is not None)
     result = {"path": str(onnx_file.path), **check, "quantized_layers": onnx_file.quantized_layers,
               "torch_score": evaluate(module, dataset.test, dataset.task)["score"],

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 # the kinds of versions, in the order a model goes through them
-FLOAT32, GIVEN, PRUNED, EXPERT, UNION, FOLDED, QUANTIZED, BITSTREAM = (
-    "float32", "given", "pruned", "expert", "union", "folded", "quantized", "bitstream")
-KINDS = (FLOAT32, GIVEN, PRUNED, EXPERT, UNION, FOLDED, QUANTIZED, BITSTREAM)
-# the main line: each version compresses the one before; the next compression stage starts from its last
-MAIN_LINE = (FLOAT32, GIVEN, PRUNED, FOLDED, QUANTIZED)
+FLOAT32, GIVEN, PRUNED, EXPERT, UNION, FOLDED, QUANTIZED, BITSTREAM, W4A8 = (
+    "float32", "given", "pruned", "expert", "union", "folded", "quantized", "bitstream", "w4a8")
+KINDS = (FLOAT32, GIVEN, PRUNED, EXPERT, UNION, FOLDED, QUANTIZED, BITSTREAM, W4A8)
+# the main line: each version compresses the one before; the next compression stage starts from its last (with a
+# torch model: a W4A8 file, the quantized model with 8-bit activations, exists as ONNX only)
+MAIN_LINE = (FLOAT32, GIVEN, PRUNED, FOLDED, QUANTIZED, W4A8)
 # class-specific versions answer another question (a subset of the classes) and are reported apart
 CLASS_SPECIFIC = (EXPERT, UNION)
 

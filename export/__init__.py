@@ -13,6 +13,7 @@ _WHERE = {
     "to_tensorrt": ".tensorrt", "trtexec_command": ".tensorrt",
     "check_shapes": ".checks", "verify": ".checks",
     "records_from_onnx": ".onnx_records", "rounded_layer": ".onnx_records",
+    "to_w4a8": ".w4a8", "is_w4a8": ".w4a8",
 }
 __getattr__, __dir__ = lazy_attributes(__name__, _WHERE)
 __all__ = sorted(_WHERE)

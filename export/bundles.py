@@ -27,6 +27,7 @@ from edgewise.export.runner import (
     TRTEXEC_MODULE,
     check_files,
 )
+from edgewise.export.w4a8 import TENSORRT_FILE, for_tensorrt, is_w4a8
 
 FORMAT = "edgewise-bundle/1"
 # what run.py needs beside it, by the name it has in a bundle: the kit's own modules, so the board measures as the kit
@@ -37,19 +38,20 @@ SHIPPED = {"run.py": Path(__file__).with_name("runner.py"), SESSION_MODULE: Path
 ENERGY = Path(__file__).resolve().parent.parent / "bench" / "energy"
 
 
-def _readme(name: str, command: list[str]) -> str:
+def _readme(name: str, command: list[str] | None, no_tensorrt: str) -> str:
+    tensorrt = (f"To build and time a TensorRT engine by hand:\n    {' '.join(command)}\n\n" if command else
+                f"No TensorRT engine: {no_tensorrt}.\n\n")
     return (f"Edgewise deploy bundle '{name}'.\n\n"
             "On the board (needs Python 3 with numpy, and onnxruntime or TensorRT's trtexec):\n"
             "    python3 run.py                 # checks hashes and the probe; measures latency, memory and energy\n"
             "    python3 run.py --backend onnxruntime --duration 30\n"
             "    sudo python3 run.py            # where the power rails are readable by root only\n\n"
-            "To build and time a TensorRT engine by hand:\n"
-            f"    {' '.join(command)}\n\n"
+            + tensorrt +
             "Copy result.json back and give it to `edgewise bench` to replace estimates with this measurement.\n")
 
 
 def bundle(onnx_path: str | os.PathLike[str], out: str | os.PathLike[str], *, name: str, probe_input: np.ndarray,
-           probe_output: np.ndarray, trtexec: list[str], preprocessing: dict[str, Any] | None = None,
+           probe_output: np.ndarray, trtexec: list[str] | None, preprocessing: dict[str, Any] | None = None,
            bitstream: str | os.PathLike[str] | None = None, tar: bool = False) -> Path:
     """Write a deploy bundle to `out` (a directory, or `out`.tar.gz with `tar`) and return its path.
 
@@ -57,7 +59,8 @@ def bundle(onnx_path: str | os.PathLike[str], out: str | os.PathLike[str], *, na
     output (the torch model's), run.py (the board runner) with the kit's own session module,
     trtexec reader and energy package (so the board runs the graph we measured and measures it
     as the kit does), README.txt and manifest.json with the sha256 and size of every file, the
-    input names/shapes/dtypes and the trtexec command. It is
+    input names/shapes/dtypes and the trtexec command. A W4A8 model ships a copy with INT8 weights
+    for TensorRT (int8 activations), or no trtexec command and the reason (uint8 ones). It is
     assembled in a temporary directory and renamed into place, so a failure leaves no half bundle.
     """
     import onnx
@@ -68,6 +71,13 @@ def bundle(onnx_path: str | os.PathLike[str], out: str | os.PathLike[str], *, na
     try:
         shutil.copyfile(onnx_path, staging / "model.onnx")
         files = ["model.onnx"]
+        model = onnx.load(str(staging / "model.onnx"), load_external_data=False)
+        no_tensorrt = ""
+        if is_w4a8(model):
+            for_trt, trtexec, no_tensorrt = for_tensorrt(model, trtexec)
+            if for_trt is not None:
+                onnx.save_model(for_trt, str(staging / TENSORRT_FILE))
+                files.append(TENSORRT_FILE)
         if bitstream is not None:
             shutil.copyfile(bitstream, staging / "model.nnc")
             files.append("model.nnc")
@@ -77,9 +87,9 @@ def bundle(onnx_path: str | os.PathLike[str], out: str | os.PathLike[str], *, na
         shipped = {**SHIPPED, **{f"{ENERGY_PACKAGE}/{f.name}": f for f in sorted(ENERGY.glob("*.py"))}}
         for name_in_bundle, source in shipped.items():
             shutil.copyfile(source, staging / name_in_bundle)
-        (staging / "README.txt").write_text(_readme(name, trtexec))
+        (staging / "README.txt").write_text(_readme(name, trtexec, no_tensorrt))
         files += ["probe_input.npy", "probe_output.npy", *shipped, "README.txt"]
-        graph = onnx.load(str(staging / "model.onnx"), load_external_data=False).graph
+        graph = model.graph
         inputs = [{"name": i.name, "shape": [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim],
                    "dtype": onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type).name}
                   for i in graph.input]
@@ -87,7 +97,7 @@ def bundle(onnx_path: str | os.PathLike[str], out: str | os.PathLike[str], *, na
             "format": FORMAT, "name": name, "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "model": "model.onnx", "inputs": inputs, "preprocessing": preprocessing or {},
             "probe": {"input": "probe_input.npy", "output": "probe_output.npy", "rtol": FAST_RTOL},
-            "trtexec": trtexec,
+            "trtexec": trtexec, **({"no_tensorrt": no_tensorrt} if no_tensorrt else {}),
             "files": {f: {"sha256": sha256_file(staging / f), "bytes": (staging / f).stat().st_size} for f in files},
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -15,6 +15,7 @@ from edgewise.compress.layers import weight_layers
 from edgewise.compress.outputs import tensors_of
 from edgewise.export.errors import ExportError
 from edgewise.export.session import open_session
+from edgewise.export.w4a8 import is_w4a8
 
 FLOAT_RTOL = 1e-5
 # Exact (unoptimised) run of a 4-bit graph against the fake-quantized torch model: only float summation order differs.
@@ -34,8 +35,10 @@ def verify(path: str | os.PathLike[str], model: nn.Module, probe: torch.Tensor, 
 
     The exact session (no graph optimizations) must agree within FLOAT_RTOL (float) or
     QUANTIZED_RTOL (4-bit) relative to the output's largest magnitude; the fast session (the one
-    we ship) within FAST_RTOL. A mismatch raises ExportError. Returns the differences, file size,
-    opset and the fused operator count.
+    we ship) within FAST_RTOL. A W4A8 file (its activations quantized too, which torch does not
+    model) is checked as itself: its fast session (int8 kernels) against its exact one within
+    FAST_RTOL; its difference from torch is the activations' quantization error, returned. A
+    mismatch raises ExportError. Returns the differences, file size, opset and the argmax agreement.
     """
     with torch.no_grad():
         expected_all = [t.numpy() for t in tensors_of(model.eval()(probe))]
@@ -52,16 +55,22 @@ def verify(path: str | os.PathLike[str], model: nn.Module, probe: torch.Tensor, 
     # the first output is the one scored (a segmentation model's 'out', a classifier's logits)
     got_fast, expected = fast_all[0], expected_all[0]
     tolerance = QUANTIZED_RTOL if quantized else FLOAT_RTOL
-    if rel_exact > tolerance:
+    proto = onnx.load(str(path), load_external_data=False)
+    w4a8 = is_w4a8(proto)
+    if w4a8:
+        rel_kernels = max(_relative(f, a) for f, a in zip(fast_all, exact_all, strict=True))
+        if rel_kernels > FAST_RTOL:
+            raise ExportError(f"the W4A8 file's int8 kernels differ from its exact run by {rel_kernels:.2e} "
+                              f"(tolerance {FAST_RTOL:.0e})", "the export is wrong; do not deploy it")
+    if not w4a8 and rel_exact > tolerance:
         raise ExportError(f"ONNX Runtime differs from torch by {rel_exact:.2e} (relative; tolerance {tolerance:.0e})",
                           "the export is wrong; do not deploy it")
-    if rel_fast > FAST_RTOL:
+    if not w4a8 and rel_fast > FAST_RTOL:
         raise ExportError(f"the optimised ONNX Runtime session differs by {rel_fast:.2e} (tolerance {FAST_RTOL:.0e})",
                           "run with float activations or report the model")
-    proto = onnx.load(str(path), load_external_data=False)
     max_abs = max(float(np.abs(a - e).max()) for a, e in zip(exact_all, expected_all, strict=True))
     return {"max_abs_diff": max_abs, "rel_diff": rel_exact,
-            "fast_rel_diff": rel_fast, "tolerance": tolerance, "bytes": Path(path).stat().st_size,
+            "fast_rel_diff": rel_fast, "tolerance": None if w4a8 else tolerance, "bytes": Path(path).stat().st_size,
             "opset": max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
             "argmax_agreement": float((got_fast.argmax(1) == expected.argmax(1)).mean())}
 
@@ -73,6 +82,11 @@ def onnx_weight_shapes(path: str | os.PathLike[str]) -> dict[str, tuple[int, ...
     for init in proto.graph.initializer:
         if init.name.endswith(".weight"):
             shapes[init.name[: -len(".weight")]] = tuple(init.dims)
+        elif init.name.endswith(".weight_quantized"):  # W4A8: as torch holds it, but a MatMul's (K, N)
+            dims = tuple(init.dims)
+            dq = next((n for n in proto.graph.node if init.name in n.input), None)
+            matmul = dq is not None and any(n.op_type == "MatMul" and dq.output[0] in n.input for n in proto.graph.node)
+            shapes[init.name[: -len(".weight_quantized")]] = dims[::-1] if matmul else dims
         elif init.name.endswith(".weight_q"):
             dims = tuple(init.dims)
             consumer = next((n for n in proto.graph.node if init.name in n.input), None)

@@ -198,6 +198,8 @@ def trtexec_measurement(command: list[str], cwd: Path, energy: Any, meter: Any, 
 
 
 def _run_trtexec(root: Path, manifest: dict, args: argparse.Namespace) -> dict:
+    if not manifest.get("trtexec"):
+        raise SystemExit(f"error: this bundle has no TensorRT engine: {manifest.get('no_tensorrt', 'no command')}")
     executable = trtexec_path()
     if executable is None:
         raise SystemExit("error: trtexec not found: install TensorRT (JetPack ships /usr/src/tensorrt/bin/trtexec)")
@@ -242,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     backend = args.backend
     if backend == "auto":
-        backend = "trtexec" if trtexec_path() else "onnxruntime"
+        backend = "trtexec" if trtexec_path() and manifest.get("trtexec") else "onnxruntime"
     if backend == "onnxruntime" and importlib.util.find_spec("onnxruntime") is None:
         print("error: onnxruntime is not installed for this Python; pip install onnxruntime (onnxruntime-gpu on a "
               "GPU board), or build with TensorRT: --backend trtexec", file=sys.stderr)

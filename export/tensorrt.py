@@ -87,13 +87,24 @@ def run_trtexec(command: Sequence[str], cwd: str | os.PathLike[str] | None = Non
 
 def to_tensorrt(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLike[str], input_shape: Sequence[int],
                  precision: str = "fp16", max_batch: int = 64, workspace_mib: int = 1024) -> dict[str, Any]:
-    """Build a serialized TensorRT engine with the Python API (needs tensorrt and a CUDA device)."""
+    """Build a serialized TensorRT engine with the Python API (needs tensorrt and a CUDA device); a W4A8 file is
+    built as its INT8 copy (see edgewise.export.w4a8.for_tensorrt)."""
     available, reason = tensorrt_status()
     if not available:
         raise ExportError(f"TensorRT is unavailable here: {reason}",
                           "build on the board: run the bundle's run.py there, or the trtexec command it holds")
+    import onnx
     import tensorrt as trt
 
+    from edgewise.export.w4a8 import for_tensorrt, is_w4a8
+
+    data = Path(onnx_path).read_bytes()
+    proto = onnx.load_from_string(data)
+    if is_w4a8(proto):  # explicit quantization: INT8 weights and Q/DQ activations, built with INT8 on
+        widened, _, why = for_tensorrt(proto, [])
+        if widened is None:
+            raise ExportError(f"no TensorRT engine for {onnx_path}: {why}", "export W4A8 with int8 activations")
+        data, precision = widened.SerializeToString(), "int8"
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 0
@@ -101,7 +112,7 @@ def to_tensorrt(onnx_path: str | os.PathLike[str], engine_path: str | os.PathLik
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse(Path(onnx_path).read_bytes()):
+    if not parser.parse(data):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise ExportError(f"TensorRT cannot parse {onnx_path}: {errors}", "check the operators TensorRT supports")
     config = builder.create_builder_config()

@@ -32,6 +32,7 @@ from edgewise.base.records import QuantizedLayer
 from edgewise.export.errors import ExportError
 from edgewise.export.int4 import check_weight, int_tensor, storage_type, zero_point_tensor
 from edgewise.export.onnx_export import OnnxFile, export_proto, write_proto
+from edgewise.export.session import widen_w4a8
 
 ACTIVATIONS = ("uint8", "int8")
 """uint8: unsigned after ReLU (zero point 0, the FantastIC4 kernel's and ONNX Runtime's x86 U8S8 choice), signed
@@ -39,6 +40,33 @@ tensors around 128; int8: symmetric, zero point 0 everywhere (what TensorRT's ex
 CALIBRATION_BATCH = 16
 MAX_VALUES = 1 << 21  # values kept per tensor for the percentile and entropy calibrators (a uniform subsample)
 FORMAT_KEY = "edgewise.format"
+
+
+def is_w4a8(proto: onnx.ModelProto) -> bool:
+    """Whether `proto` is a W4A8 file written by to_w4a8 (its metadata says so)."""
+    return any(p.key == FORMAT_KEY and p.value == "w4a8" for p in proto.metadata_props)
+
+
+TENSORRT_FILE = "model-int8.onnx"
+
+
+def activation_type(proto: onnx.ModelProto) -> str | None:
+    """The activation type a W4A8 file was written with (uint8 or int8); None for other files."""
+    return next((p.value for p in proto.metadata_props if p.key == "edgewise.activations"), None) \
+        if is_w4a8(proto) else None
+
+
+def for_tensorrt(proto: onnx.ModelProto, command: list[str]) -> tuple[onnx.ModelProto | None, list[str] | None, str]:
+    """What a bundle ships for TensorRT from a W4A8 file: the graph with INT8 weights (TensorRT has no 4-bit
+    convolutions), the trtexec command reading it with INT8 on, and '' (else None, None and why not: TensorRT takes
+    only symmetric int8 activations)."""
+    if activation_type(proto) != "int8":
+        return None, None, ("TensorRT takes symmetric int8 activations only; this W4A8 file has uint8 ones (export "
+                            "it with int8 activations for a TensorRT engine); run.py uses ONNX Runtime")
+    widened = onnx.ModelProto()
+    widened.CopyFrom(proto)
+    rewritten = [f"--onnx={TENSORRT_FILE}" if part.startswith("--onnx=") else part for part in command]
+    return widen_w4a8(widened), rewritten + ([] if "--int8" in rewritten else ["--int8"]), ""
 
 
 def _every_tensor_out(proto: onnx.ModelProto) -> tuple[bytes, list[str]]:

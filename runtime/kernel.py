@@ -32,6 +32,7 @@ from edgewise.base.records import QuantizedLayer
 from edgewise.runtime.activations import Requantizer, quantize_input
 
 MODES = ("bins", "bitplanes", "fast")
+GIVEN_SCALES = "given"  # meta calibrator of a kernel whose activation scales came with its records (a W4A8 file)
 
 
 class AccumulatorOverflow(UserError):
@@ -224,7 +225,7 @@ class IntegerMLP:
                 multipliers=None if r.block is None else r.multipliers.astype(np.int64)))
         given = all("input_scale" in r.meta for r in records)
         return cls(layers, activation_bits, acc_bits, signed,
-                   {"scales": scales, "calibrator": "the records' (W4A8 file)" if given else calibrator})
+                   {"scales": scales, "calibrator": GIVEN_SCALES if given else calibrator})
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
         """Inputs as integers at the first layer's activation scale (batch, features)."""

@@ -38,7 +38,8 @@ def _png(fig) -> bytes:
 
 # how each kind of version is drawn: marker and the word in the legend
 _KIND_MARKERS = {"float32": ("o", "float32"), "given": ("o", "given"), "pruned": ("s", "pruned"),
-                 "quantized": ("^", "quantized"), "bitstream": ("D", "bitstream")}
+                 "quantized": ("^", "quantized"), "bitstream": ("D", "bitstream"),
+                 "w4a8": ("v", "W4A8 (8-bit activations)")}
 
 
 def score_vs_size(rows: Sequence[dict[str, Any]]) -> bytes:

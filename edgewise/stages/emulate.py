@@ -16,6 +16,7 @@ from edgewise.report.section import Section
 from edgewise.report.units import si
 from edgewise.rundir import StageWindow
 from edgewise.runtime import IntegerMLP
+from edgewise.runtime.kernel import GIVEN_SCALES
 from edgewise.stages.state import ModelState
 
 MLP_LEAVES = (nn.Linear, nn.ReLU, nn.Flatten, nn.Dropout, nn.Identity)
@@ -71,6 +72,7 @@ def emulate_stage(state: ModelState, config: EmulateConfig) -> None:
             results[version.id] = {"version": version.id,
                                    "kernel_accuracy": float((predictions == data.test.y.numpy()).mean()),
                                    "rounded": records[0].method == "round-float",
+                                   "activation_scales": mlp.meta["calibrator"],
                                    "costs": {target: mlp.costs(target) for target in config.targets}}
             st.add_output(write_json(st.path(f"{version.id}.json"), results[version.id]))
         mine = results[final.id]
@@ -78,14 +80,16 @@ def emulate_stage(state: ModelState, config: EmulateConfig) -> None:
                           **{f"{t}_{k}": c["total"][k] for t, c in mine["costs"].items()
                              for k in ("latency_s", "energy_per_inference_j")})
         return {"versions": [{"id": v, "files": {EMULATION: f"{v}.json"}} for v in results],
-                "sections": [_section(name, config, mine["kernel_accuracy"], mine["costs"], mine["rounded"]).to_json()]}
+                "sections": [_section(name, config, mine).to_json()]}
 
     inputs = [version.files.get(RECORDS) or version.files.get(TORCH) or version.files.get(ONNX) for version in versions]
     state.stage("emulate", config.model_dump(mode="json"), inputs, emulate)
 
 
-def _section(name: str, config: EmulateConfig, accuracy: float, costs: dict[str, Any], rounded: bool
-             ) -> Section:
+def _section(name: str, config: EmulateConfig, mine: dict[str, Any]) -> Section:
+    accuracy, costs, rounded = mine["kernel_accuracy"], mine["costs"], mine["rounded"]
+    scales = mine.get("activation_scales", config.calibrator)
+    from_file = scales == GIVEN_SCALES
     rows = []
     for target, c in costs.items():
         t = c["total"]
@@ -99,8 +103,10 @@ def _section(name: str, config: EmulateConfig, accuracy: float, costs: dict[str,
         f"FantastIC4 (emulated) for {name}",
         ("target", "latency", "throughput", "energy / inference", "inferences / J", "effective TOPS", "additions",
          "multiplications", "additions saved", "weights on chip", "kind"), rows,
-        f"Integer kernel ({config.activation_bits}-bit activations, {config.acc_bits}-bit accumulators): test "
-        f"accuracy {accuracy:.4f}, bit-exact across its bins/bitplanes/fast modes. Representations chosen per layer: "
+        f"Integer kernel ({config.activation_bits}-bit activations, {config.acc_bits}-bit accumulators; activation "
+        f"scales {'of the W4A8 file' if from_file else f'calibrated ({scales}) on the training split'}): test "
+        f"accuracy {accuracy:.4f}, bit-exact across its bins/bitplanes/fast modes"
+        + (", the W4A8 file's integers" if from_file else "") + ". Representations chosen per layer: "
         f"{representations}. Every figure is emulated by the cost model calibrated to the published operating "
         "points (2.45 TOPS at 3.6 W on the XCVU440 FPGA; 20.17 TOPS/W in 22 nm); clock, adders, lanes, bandwidth "
         "and the energy split are assumptions (targets/data/*.yaml)."

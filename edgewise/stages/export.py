@@ -13,8 +13,8 @@ from edgewise import export
 from edgewise.base.errors import UserError
 from edgewise.base.records import load_records
 from edgewise.console import console
-from edgewise.ledger import ONNX, RECORDS, TORCH, Version
-from edgewise.recipe import ExportConfig
+from edgewise.ledger import ONNX, RECORDS, TORCH, W4A8, Version
+from edgewise.recipe import ExportConfig, W4A8Config
 from edgewise.report.section import Section
 from edgewise.report.units import binary_bytes
 from edgewise.rundir import StageWindow
@@ -86,6 +86,10 @@ def _export_torch(state: ModelState, config: ExportConfig, versions: list[Versio
             if version.row is not None:
                 updated["row"] = {**version.row, "onnx_score": score}
             exported.append(updated)
+        if config.w4a8 is not None and RECORDS in final.files:
+            version, row = _export_w4a8(state, config.w4a8, st, final, probe)
+            exported.append(version)
+            rows.append(row)
         if config.tensorrt is not None:
             st.metrics["tensorrt"] = tensorrt_metrics(state, st, config, st.path(onnx_name(final, final)))
         return {"versions": exported, "sections": [Section(
@@ -96,11 +100,46 @@ def _export_torch(state: ModelState, config: ExportConfig, versions: list[Versio
             "the largest output; quantized files against the fake-quantized torch model), and the session we ship "
             "(MatMulNBits, int8 activations). Initializer shapes match the pruned torch model. Both scores are on "
             f"the test split: torch (fake-quantized where quantized) and the shipped file in ONNX Runtime; a gap "
-            f"above {100 * SCORE_GAP:.1f} point is marked.",
+            f"above {100 * SCORE_GAP:.1f} point is marked. A W4A8 file quantizes the activations too (int8 kernels: "
+            "QLinearConv, QGemm): its difference from torch is that quantization's, and its int8 kernels are "
+            "checked against its own exact run.",
         ).to_json()]}
 
     inputs = [version.files.get(RECORDS) for version in versions] + [version.files[TORCH] for version in versions]
     state.stage("export", {**config.model_dump(mode="json"), "scored_on": "test"}, inputs, export_all)
+
+
+W4A8_FILE = "model-w4a8.onnx"
+
+
+def _export_w4a8(state: ModelState, config: W4A8Config, st: StageWindow, quantized: Version, probe: torch.Tensor
+                 ) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The quantized version with 8-bit activations (calibrated on the training split) as a W4A8 ONNX file: a new
+    version, scored as it ships; returns its ledger values and its row of the export table."""
+    module = state.module(quantized)
+    records = load_records(quantized.files[RECORDS])[0]
+    calibration = state.data.train.x[: config.samples].numpy()
+    path = st.path(W4A8_FILE)
+    onnx_file = export.to_w4a8(module, probe[:1], path, records, calibration, config.calibrator, config.activations)
+    check = export.verify(path, module, probe, quantized=True)
+    st.add_output(path)
+    score = shipped_score(path, state.data)
+    label = f"{quantized.label}, 8-bit activations"
+    gap = quantized.row["score"] - score
+    st.metrics[W4A8_FILE] = {**check, "quantized_layers": onnx_file.quantized_layers, "onnx_score": score,
+                             "score_gap": gap, **config.model_dump(mode="json")}
+    console.print(f"  {state.entry.name} {W4A8_FILE}: ONNX Runtime scores {score:.4f} with {config.activations} "
+                  f"activations ({config.calibrator} calibration), {quantized.row['score']:.4f} with float ones",
+                  markup=False)
+    # the weights are the quantized version's; what changes is how the activations run, and the score
+    row = {**quantized.row, "stage": label, "score": score, "onnx_score": score}
+    version = {"id": W4A8, "kind": W4A8, "label": label, "parent": quantized.id, "row": row,
+               "files": {ONNX: W4A8_FILE}}
+    table_row = (label, W4A8_FILE, binary_bytes(onnx_file.bytes), str(check["opset"]),
+                 f"{check['rel_diff']:.1e} (activations)", f"{check['fast_rel_diff']:.1e}",
+                 str(len(onnx_file.quantized_layers)), "",
+                 f"{score:.4f} (8-bit activations: {100 * -gap:+.1f} pt)")
+    return version, table_row
 
 
 def _check_given(state: ModelState, config: ExportConfig, given: Version) -> None:

@@ -64,9 +64,11 @@ STAGES = (
     Stage("fold", "fold", "edgewise.stages.fold:fold_stage"),
     Stage("quantize", "quantize", "edgewise.stages.quantize:quantize_stage"),
     Stage("encode", "encode", "edgewise.stages.encode:encode_stage", ("quantize",), "codes quantized weights"),
+    # emulate after export: a W4A8 file's activation scales are the integer kernel's, so both compute one set of
+    # integers
+    Stage("export", "export", "edgewise.stages.export:export_stage", sources=ALL_SOURCES),
     Stage("emulate", "emulate", "edgewise.stages.emulate:emulate_stage", ("quantize",),
           "runs the 4-bit integer kernel", ALL_SOURCES),
-    Stage("export", "export", "edgewise.stages.export:export_stage", sources=ALL_SOURCES),
     Stage("deploy", "deploy", "edgewise.stages.deploy:deploy_stage", ("export",), "bundles the exported model"),
     Stage("bench", "bench", "edgewise.stages.bench:bench_stage", ("export",), "measures the exported ONNX files",
           ALL_SOURCES),

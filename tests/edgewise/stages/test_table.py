@@ -24,7 +24,7 @@ def test_the_recipe_checks_come_from_the_table():
     with pytest.raises(RecipeError, match="bench measures the exported ONNX files; add a export section"):
         parse_recipe({"models": [{**model, "bench": {}}]})
     onnx = {"name": "o", "onnx": "m.onnx", "data": "digits"}
-    with pytest.raises(RecipeError, match="can only run emulate, export, bench, not prune"):
+    with pytest.raises(RecipeError, match="can only run export, emulate, bench, not prune"):
         parse_recipe({"models": [{**onnx, "prune": {}}]})
     parse_recipe({"models": [{**onnx, "emulate": {}, "bench": {}}]})  # the ONNX file is the exported model
 
