@@ -23,6 +23,8 @@ app.add_typer(zoo_app, name="zoo")
 app.add_typer(recipe_app, name="recipe")
 app.add_typer(bundle_app, name="bundle")
 
+TRUST_HELP = ("Unpickle a model file that names code of your own (its classes run while it loads): only for files "
+              "you trust")
 LEFT_WHOLE_SHOWN = 5  # groups left whole that `edgewise prune` names before it counts the rest
 DEVICE_HELP = ("Where torch computes (training, scores, fine-tuning, QAT): auto (the GPU when there is one), cpu, "
                "cuda, cuda:N")
@@ -105,6 +107,7 @@ def prune(
     detections: Annotated[int, typer.Option(help="With --detect: detections per image relevance starts from.")] = 10,
     device: Annotated[str, typer.Option(help=DEVICE_HELP + ".")] = "auto",
     verbose: Annotated[bool, typer.Option(help="List every group left whole, with its reason.")] = False,
+    trust_model_file: Annotated[bool, typer.Option("--trust-model-file", help=TRUST_HELP)] = False,
 ) -> None:
     """Prune a model's channels (physically removed) and print the per-layer report."""
     from edgewise.commands import prune_detector_file, prune_file
@@ -115,9 +118,9 @@ def prune(
     if detect:
         if data is None:
             raise UserError("--detect needs reference images", "pass --data images.npz (an array x of images)")
-        result = prune_detector_file(model, out, config, data, classes, detections, device)
+        result = prune_detector_file(model, out, config, data, classes, detections, device, trust_model_file)
     else:
-        result = prune_file(model, out, config, data, classes, device)
+        result = prune_file(model, out, config, data, classes, device, trust_model_file)
     table = Table(title=f"{result.criterion}, {result.schedule}", title_justify="left")
     for column in ("layer", "channels", "pruned", "parameters", "MACs"):
         table.add_column(column)
@@ -168,6 +171,7 @@ def quantize(
                                                    "256).")] = None,
     data: Annotated[str | None, typer.Option(help="digits, rail, a .npz or an image folder.")] = None,
     device: Annotated[str, typer.Option(help=DEVICE_HELP + ".")] = "auto",
+    trust_model_file: Annotated[bool, typer.Option("--trust-model-file", help=TRUST_HELP)] = False,
 ) -> None:
     """Quantize a model's weights (uniform, ECQ or ECQx) and print sparsity and entropy per layer."""
     from edgewise.commands import quantize_file
@@ -177,7 +181,7 @@ def quantize(
         raise UserError(f"--epochs: {epochs} is negative", "give 0 (post-training only) or more epochs of QAT")
     train = _config(QATConfig, epochs=epochs) if epochs > 0 else None
     config = _config(QuantizeConfig, method=method, bits=bits, train=train, block=block, **{"lambda": lam})
-    result = quantize_file(model, out, config, data, device)
+    result = quantize_file(model, out, config, data, device, trust_model_file)
     summary = result.summary()
     table = Table(title=f"{method} {bits}-bit", title_justify="left")
     for column in ("layer", "shape", "sparsity", "entropy [bit]"):
@@ -233,6 +237,7 @@ def export_command(
     activations: Annotated[str, typer.Option(help="With --w4a8: uint8 (ONNX Runtime on x86, the FantastIC4 "
                                                   "kernel) or int8 (symmetric, TensorRT).")] = "uint8",
     calibration_samples: Annotated[int, typer.Option(help="With --w4a8: training samples calibrated on.")] = 256,
+    trust_model_file: Annotated[bool, typer.Option("--trust-model-file", help=TRUST_HELP)] = False,
 ) -> None:
     """Export a model to ONNX (pruned shapes, INT4 weights with --records, 8-bit activations with --w4a8), verified
     against torch."""
@@ -241,7 +246,7 @@ def export_command(
 
     options = _config(W4A8Config, calibrator=calibrator, activations=activations, samples=calibration_samples) \
         if w4a8 else None
-    result = export_file(model, out, records, data, precision if tensorrt else None, options)
+    result = export_file(model, out, records, data, precision if tensorrt else None, options, trust_model_file)
     against = "its exact run" if w4a8 else "torch"
     console.print(f"{out}: {result['bytes']:,} bytes, opset {result['opset']}, {len(result['quantized_layers'])} "
                   f"4-bit layers{' with 8-bit activations' if w4a8 else ''}; ONNX Runtime vs torch "
@@ -260,11 +265,12 @@ def deploy(
     to: Annotated[str | None, typer.Option(help="Copy the bundle to user@host:/path with scp.")] = None,
     precision: Annotated[str, typer.Option(help="TensorRT precision for the board's trtexec command.")] = "fp16",
     data: Annotated[str | None, typer.Option(help="digits, rail, a .npz or an image folder (probe inputs).")] = None,
+    trust_model_file: Annotated[bool, typer.Option("--trust-model-file", help=TRUST_HELP)] = False,
 ) -> None:
     """Write a deploy bundle: ONNX, bitstream, manifest with hashes and probe, the board runner (run.py)."""
     from edgewise.commands import deploy_file
 
-    path = deploy_file(model, out, records, bitstream, data, tar, to, precision)
+    path = deploy_file(model, out, records, bitstream, data, tar, to, precision, trust_model_file)
     console.print(f"bundle written and verified: {path}" + (f"; copied to {to}" if to else ""))
 
 

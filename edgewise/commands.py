@@ -34,10 +34,11 @@ def data_from_argument(value: str) -> Dataset:
     raise UserError(f"unknown data {value!r}", "give digits, rail, a .npz file or a folder with one folder per class")
 
 
-def resolve_model(model: str, data: str | None = None, device: torch.device | None = None
+def resolve_model(model: str, data: str | None = None, device: torch.device | None = None, trusted: bool = False
                   ) -> tuple[nn.Module, dict[str, Any], Dataset]:
     """A model and its data from a zoo reference name or a model file (its card names the data, or `data` does); on
-    `device` when given (a zoo model is then trained there), else on the CPU."""
+    `device` when given (a zoo model is then trained there), else on the CPU. `trusted`: the user consents to
+    unpickling a file that names code of their own (edgewise.modelio.load_model)."""
     device = device or torch.device("cpu")
     if model in REFERENCES:
         ref = REFERENCES[model]
@@ -50,7 +51,7 @@ def resolve_model(model: str, data: str | None = None, device: torch.device | No
     if not model.endswith((".pt", ".pth")) and not Path(model).exists():
         raise UserError(f"unknown model {model!r}",
                         f"give a zoo reference ({', '.join(REFERENCES)}) or the path of a .pt file")
-    module, card = load_model(model)
+    module, card = load_model(model, trusted)
     module = on_device(module, device)
     if data:
         return module, card, data_from_argument(data)
@@ -62,10 +63,11 @@ def resolve_model(model: str, data: str | None = None, device: torch.device | No
 
 
 def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | None = None,
-               classes: list[str] | None = None, device: str = "auto") -> compress.PruneResult:
+               classes: list[str] | None = None, device: str = "auto", trusted: bool = False
+               ) -> compress.PruneResult:
     """Prune `model` (zoo name or file) as `config` says, scoring on `device` (auto, cpu, cuda, cuda:N), and write
     the pruned model and its report JSON to `out`."""
-    module, card, dataset = resolve_model(model, data, resolve_device(device))
+    module, card, dataset = resolve_model(model, data, resolve_device(device), trusted)
     class_ids = None
     if classes:
         unknown = [c for c in classes if c not in dataset.class_names]
@@ -112,12 +114,12 @@ def _detection_classes(module: nn.Module, classes: list[str]) -> tuple[int, ...]
 
 
 def prune_detector_file(model: str, out: str | Path, config: PruneConfig, images: str | Path,
-                        classes: list[str] | None = None, detections: int = 10, device: str = "auto"
-                        ) -> compress.PruneResult:
+                        classes: list[str] | None = None, detections: int = 10, device: str = "auto",
+                        trusted: bool = False) -> compress.PruneResult:
     """Prune a detector saved as a file (an ultralytics YOLO model, compress.DetectorHeads of a torchvision
     detector), scored by the relevance of its own `detections` strongest detections per reference image, restricted
     to `classes` (ids or the model's class names), on `device`; write the pruned model and its report JSON to `out`."""
-    module, card = load_model(model)
+    module, card = load_model(model, trusted)
     module = on_device(module, resolve_device(device))
     ref = compress.ReferenceSamples.for_detection(detection_images(images),
                                                   _detection_classes(module, classes) if classes else None,
@@ -133,12 +135,12 @@ def prune_detector_file(model: str, out: str | Path, config: PruneConfig, images
 
 
 def quantize_file(model: str, out: str | Path, config: QuantizeConfig,
-                  data: str | None = None, device: str = "auto") -> compress.QuantizedModel:
+                  data: str | None = None, device: str = "auto", trusted: bool = False) -> compress.QuantizedModel:
     """Quantize `model` (zoo name or file), relevances and QAT on `device` (auto, cpu, cuda, cuda:N): write the
     quantized model to `out` and its records beside it (.npz)."""
     from edgewise.stages.quantize import quantize_model
 
-    module, card, dataset = resolve_model(model, data, resolve_device(device))
+    module, card, dataset = resolve_model(model, data, resolve_device(device), trusted)
     result = quantize_model(module, dataset, config)
     out = Path(out)
     save_model(result.model, out, {**card, "stage": f"{config.method} {config.bits}-bit"})
@@ -166,7 +168,8 @@ def decode_file(bitstream: str | Path, out: str | Path) -> tuple[dict, dict]:
 
 
 def export_file(model: str, out: str | Path, records: str | Path | None = None, data: str | None = None,
-                tensorrt: str | None = None, w4a8: W4A8Config | None = None) -> dict[str, Any]:
+                tensorrt: str | None = None, w4a8: W4A8Config | None = None, trusted: bool = False
+                ) -> dict[str, Any]:
     """Export `model` (zoo name or file) to ONNX at `out` (4-bit when `records` are given), verify it, and score both
     the torch model and the file as it ships in ONNX Runtime on the test split.
 
@@ -181,7 +184,7 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
 
     if w4a8 is not None and not records:
         raise UserError("--w4a8 needs the quantized records", "pass --records model-q.npz from `edgewise quantize`")
-    module, _, dataset = resolve_model(model, data)
+    module, _, dataset = resolve_model(model, data, trusted=trusted)
     layers = load_records(records)[0] if records else None
     probe = dataset.test.x[:8]
     if w4a8 is not None:
@@ -208,7 +211,7 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
 
 def deploy_file(model: str, out: str | Path, records: str | Path | None = None, bitstream: str | Path | None = None,
                 data: str | None = None, tar: bool = False, to: str | None = None,
-                precision: str = "fp16") -> Path:
+                precision: str = "fp16", trusted: bool = False) -> Path:
     """Export `model`, bundle it with its probe, hashes and board runner at `out`, verify it, optionally scp it."""
     import tempfile
 
@@ -217,7 +220,7 @@ def deploy_file(model: str, out: str | Path, records: str | Path | None = None, 
     from edgewise import export
     from edgewise.stages.deploy import preprocessing
 
-    module, _, dataset = resolve_model(model, data)
+    module, _, dataset = resolve_model(model, data, trusted=trusted)
     layers = load_records(records)[0] if records else None
     probe = dataset.test.x[:4]
     with tempfile.TemporaryDirectory() as scratch:

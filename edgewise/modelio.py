@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+import importlib
 import os
 import pickle
 import zipfile
@@ -30,17 +32,73 @@ def save_model(model: nn.Module, path: str | os.PathLike[str], card: dict[str, A
     return Path(path)
 
 
-def load_model(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
-    """Load a model saved by `save_model`, or a plain `torch.save(module)` file; return (module, card)."""
+# packages whose nn.Module classes a model file may name and still load without consent: unpickling with
+# weights_only builds those classes and sets their attributes, and runs no code the file brings
+TRUSTED_PACKAGES = ("torch", "torchvision", "timm", "ultralytics", "edgewise")
+SAFE_GLOBALS = {"functools.partial"}  # calls only what the file may name anyway (torchvision's norm_layer partials)
+TRUST_FIX = ("if you trust whoever made the file, pass --trust-model-file (recipe: trusted: true); safer formats "
+             "load without consent: a state_dict with its architecture (recipe: arch + weights), or ONNX (onnx:)")
+
+
+def _trusted_global(name: str) -> object | None:
+    """The object a checkpoint names as `name` (module.qualname) when it is an nn.Module class (or an enum, as timm's
+    layer formats) of a trusted package, or a safe global; None otherwise. Only modules of trusted packages are
+    imported to find out."""
+    if name in SAFE_GLOBALS:
+        module, _, attr = name.rpartition(".")
+        return getattr(importlib.import_module(module), attr)
+    if name.split(".", 1)[0] not in TRUSTED_PACKAGES:
+        return None
+    parts = name.split(".")
+    for cut in range(len(parts) - 1, 0, -1):  # the longest importable module, then the qualified name inside it
+        try:
+            obj: object = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr, None)
+        return obj if isinstance(obj, type) and issubclass(obj, nn.Module | enum.Enum) else None
+    return None
+
+
+def _unpickle(file: Path, trusted: bool) -> object:
+    """torch.load of `file`: with weights_only and the trusted classes it names allowed, or, when it names other code
+    and `trusted` says the user consents, as a full pickle."""
+    if trusted:
+        return torch.load(file, map_location="cpu", weights_only=False)
+    needed = torch.serialization.get_unsafe_globals_in_checkpoint(file)
+    allowed = {name: _trusted_global(name) for name in needed}
+    refused = [name for name, obj in allowed.items() if obj is None]
+    if refused:
+        more = f" and {len(refused) - 1} more" if len(refused) > 1 else ""
+        raise UserError(f"model file {file} names code outside the classes Edgewise trusts ({refused[0]}{more}): "
+                        "unpickling it could run any code the file holds", TRUST_FIX)
+    with torch.serialization.safe_globals(list(allowed.values())):
+        return torch.load(file, map_location="cpu", weights_only=True)
+
+
+def load_model(path: str | os.PathLike[str], trusted: bool = False) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a model saved by `save_model`, or a plain `torch.save(module)` file; return (module, card).
+
+    Files are unpickled with torch's weights_only loader, allowing the nn.Module classes of torch,
+    torchvision, timm, ultralytics and Edgewise: such a file loads as it is. A file that names other
+    code (a class of your own project) runs that code while it unpickles, so it loads only with
+    `trusted` (the user's consent: --trust-model-file, or trusted: true in a recipe); otherwise a
+    UserError names the class and the safer formats. Files Edgewise wrote into its own run directory
+    and cache are loaded as trusted.
+    """
     file = Path(path)
     if not file.is_file():
         raise UserError(f"model file {file} does not exist",
                         "give the path of a .pt file saved by Edgewise or torch.save")
     try:
-        obj = torch.load(file, map_location="cpu", weights_only=False)
+        obj = _unpickle(file, trusted)
+    except UserError:
+        raise
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, AttributeError,
-            ModuleNotFoundError) as exc:
-        raise UserError(f"cannot load model file {file}: {exc}",
+            ModuleNotFoundError, OSError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"cannot load model file {file}: {first}",
                         "the file is corrupt or needs code that is not importable; save it again") from exc
     if isinstance(obj, nn.Module):
         return obj.eval(), {}
@@ -50,3 +108,33 @@ def load_model(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]
         raise UserError(f"{file} holds a state dict or other dict, not a model",
                         "save the whole module (torch.save(model, path)) so its architecture comes along")
     raise UserError(f"{file} holds a {type(obj).__name__}, not a model", "save an nn.Module with torch.save")
+
+
+def load_weights(module: nn.Module, path: str | os.PathLike[str]) -> nn.Module:
+    """Load a state_dict file (tensors only: torch's weights_only loader, no code runs) into `module`, which must have
+    exactly its keys and shapes; a mismatch is a UserError naming the first ones."""
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"weights file {file} does not exist", "give the path of a state_dict saved with torch.save")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"cannot load weights file {file}: {first}",
+                        "save the weights with torch.save(model.state_dict(), path)") from exc
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # a training checkpoint
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"{file} holds no state_dict (names to tensors)",
+                        "save the weights with torch.save(model.state_dict(), path)")
+    own = module.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    wrong = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    if missing or unexpected or wrong:
+        what = (f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}" if unexpected else
+                f"{wrong[0]} is {tuple(state[wrong[0]].shape)} in the file, {tuple(own[wrong[0]].shape)} in the "
+                "architecture")
+        raise UserError(f"the weights in {file} do not fit the architecture: {what}",
+                        "give the architecture (arch, arch_args) and data (classes, input size) they were trained for")
+    module.load_state_dict(state)
+    return module.eval()

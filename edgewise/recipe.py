@@ -298,6 +298,10 @@ class ModelEntry(BaseModel):
     name: str = Field(pattern=NAME_PATTERN)
     arch: str | None = None
     file: Path | None = Field(None, description="a trained torch model (.pt, the whole module) instead of training")
+    trusted: bool = Field(False, description="file: unpickle it even when it names code of your own (that code runs "
+                          "while it loads): only for files you trust")
+    weights: Path | None = Field(None, description="with arch: a state_dict (.pt) to load into it instead of "
+                                 "training (loads without running any code of the file)")
     onnx: Path | None = Field(None, description="an ONNX model: only the export, emulate and bench stages apply")
     arch_args: dict[str, Any] = Field(default_factory=dict)
     data: DataSpec
@@ -322,6 +326,10 @@ class ModelEntry(BaseModel):
             raise ValueError(f"a model needs exactly one of arch (train it), file (a torch .pt) or onnx (an ONNX "
                              f"file); got {', '.join(given) or 'none'}")
         check_entry(self)
+        if self.trusted and self.file is None:
+            raise ValueError("trusted applies to a model file (file:); other sources are never unpickled as a whole")
+        if self.weights is not None and self.arch is None:
+            raise ValueError("weights (a state_dict) need the architecture they fit: give arch too")
         if self.emulate is not None and self.quantize is not None and self.quantize.bits > 4:
             raise ValueError(f"emulate runs FantastIC4's 4-bit weights, and quantize.bits is {self.quantize.bits}; "
                              "quantize to 4 bits or fewer, or remove emulate")
@@ -513,7 +521,7 @@ def _relative_to(data: Any, base: Path) -> None:
     for model in models if isinstance(models, list) else []:
         if not isinstance(model, dict):
             continue
-        holders = [(model, "file"), (model, "onnx")]
+        holders = [(model, "file"), (model, "onnx"), (model, "weights")]
         if isinstance(model.get("data"), dict):
             holders.append((model["data"], "path"))
         bench = model.get("bench")

@@ -1,4 +1,4 @@
-"""W4A8 side by side with ONNX Runtime's static int8 quantizer: file size, score in ONNX Runtime, latency at batch 1 and 32.
+"""W4A8 side by side with ONNX Runtime's static int8 quantizer: file size, score in ONNX Runtime, batch 1 and 32 speed.
 
 Models: the zoo's digits CNN and rail net, and torchvision resnet18 and mobilenet_v2 trained here
 for a few epochs on rail scenes at 128 px (is there an anomaly on the track?). Each as float32;
@@ -86,10 +86,9 @@ def _score(path: Path, data) -> float:
 
 def _quantize_static(source: Path, target: Path, data) -> None:
     """ONNX Runtime's own static quantization of `source`, as its documentation does it for CPUs."""
+    import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    import onnx
 
     name = onnx.load(str(source)).graph.input[0].name
     samples = data.train.x[:PEER_SAMPLES].numpy()

@@ -82,7 +82,7 @@ class ModelState:
     def _load(self, version: Version) -> tuple[nn.Module, dict[str, Any]]:
         path = version.files[TORCH]
         if path not in self._loaded:
-            self._loaded[path] = load_model(path)
+            self._loaded[path] = load_model(path, trusted=True)  # written by Edgewise into its run directory
         return self._loaded[path]
 
     def class_indices(self, classes: list[str | int]) -> tuple[int, ...]:

@@ -8,12 +8,13 @@ import torch
 
 from edgewise.compress.size import ladder_row, weight_count
 from edgewise.ledger import FLOAT32, TORCH
-from edgewise.modelio import load_model, save_model
+from edgewise.modelio import load_model, load_weights, save_model
 from edgewise.rundir import StageWindow
 from edgewise.stages.scoring import score_model
 from edgewise.stages.state import ModelState
 from edgewise.zoo.cache import trained_model
 from edgewise.zoo.fit_check import check_fits
+from edgewise.zoo.models import build_model
 from edgewise.zoo.training import TrainConfig
 
 FLOAT32_VERSION = {"id": FLOAT32, "kind": FLOAT32, "label": "float32", "files": {TORCH: "model.pt"}}
@@ -22,10 +23,25 @@ FLOAT32_VERSION = {"id": FLOAT32, "kind": FLOAT32, "label": "float32", "files": 
 def _bring(state: ModelState, st: StageWindow) -> dict[str, Any]:
     """The user's own trained torch model: checked against the data, then kept in the run directory."""
     entry = state.entry
-    module, card = load_model(entry.file)
+    module, card = load_model(entry.file, entry.trusted)
     with torch.no_grad():
         check_fits(lambda x: module(torch.from_numpy(x)).numpy(), state.data, entry.file)
     card = {**card, "source": str(entry.file), "data_spec": entry.data.model_dump(mode="json"), "stage": "float32",
+            "input_shape": list(state.data.input_shape), "task": state.data.task,
+            "class_names": list(state.data.class_names)}
+    st.add_output(save_model(module, st.path("model.pt"), card))
+    return {"versions": [FLOAT32_VERSION]}
+
+
+def _with_weights(state: ModelState, st: StageWindow) -> dict[str, Any]:
+    """The architecture built for the data with the user's state_dict loaded into it (no training)."""
+    entry = state.entry
+    module = build_model(entry.arch, state.data.input_shape, state.data.num_classes, **entry.arch_args)
+    load_weights(module, entry.weights)
+    with torch.no_grad():
+        check_fits(lambda x: module.eval()(torch.from_numpy(x)).numpy(), state.data, entry.weights)
+    card = {"arch": entry.arch, "arch_args": entry.arch_args, "source": str(entry.weights),
+            "data_spec": entry.data.model_dump(mode="json"), "stage": "float32",
             "input_shape": list(state.data.input_shape), "task": state.data.task,
             "class_names": list(state.data.class_names)}
     st.add_output(save_model(module, st.path("model.pt"), card))
@@ -52,6 +68,9 @@ def train_stage(state: ModelState, config: TrainConfig) -> None:
 
     if entry.file is not None:
         state.stage("train", {"file": str(entry.file)}, [entry.file], lambda st: _bring(state, st))
+    elif entry.weights is not None:
+        state.stage("train", {**params, "weights": str(entry.weights)}, [entry.weights],
+                    lambda st: _with_weights(state, st))
     else:
         state.stage("train", params, [], train)
     version = state.ledger[FLOAT32]
