@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Sequence
@@ -21,10 +20,20 @@ from edgewise.bench.target_bench import BenchConfig, bench_model
 def _model(path: Path) -> tuple[Path, dict[str, np.ndarray]]:
     """The ONNX file to run, and the arrays a bundle ships as its probe (one sample of its input)."""
     if path.is_dir():
-        manifest = path / "manifest.json"
-        if not manifest.is_file():
+        from edgewise.export.runner import BundleError, check_files, read_manifest
+
+        if not (path / "manifest.json").is_file():
             raise UserError(f"{path} is a folder without manifest.json", "give an .onnx file or a deploy bundle")
-        entry = json.loads(manifest.read_text())
+        try:
+            entry = read_manifest(path)
+            changed = check_files(path, entry)
+        except BundleError as exc:
+            raise UserError(f"bundle {path}: {exc}", "write the bundle again with `edgewise deploy`") from None
+        if changed:
+            raise UserError(f"bundle {path}: files changed or missing since it was written: {', '.join(changed)}",
+                            "copy the bundle again, or write it again with `edgewise deploy`")
+        if not entry["inputs"] or not isinstance(entry["inputs"][0], dict) or "name" not in entry["inputs"][0]:
+            raise UserError(f"bundle {path}: its manifest names no model input", "write the bundle again")
         model = path / entry["model"]
         return model, {entry["inputs"][0]["name"]: np.load(path / entry["probe"]["input"])[:1]}
     if path.suffix != ".onnx" or not path.is_file():

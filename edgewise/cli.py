@@ -18,7 +18,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="Compress networks with explainability, export them for edge hardware, measure the cost.")
 zoo_app = typer.Typer(no_args_is_help=True, help="The zoo of reference architectures, models and data.")
 recipe_app = typer.Typer(no_args_is_help=True, help="Recipes: show and check them.")
-bundle_app = typer.Typer(no_args_is_help=True, help="Deploy bundles: check them.")
+bundle_app = typer.Typer(no_args_is_help=True, help="Deploy bundles: check them, make signing keys.")
 app.add_typer(zoo_app, name="zoo")
 app.add_typer(recipe_app, name="recipe")
 app.add_typer(bundle_app, name="bundle")
@@ -266,12 +266,16 @@ def deploy(
     precision: Annotated[str, typer.Option(help="TensorRT precision for the board's trtexec command.")] = "fp16",
     data: Annotated[str | None, typer.Option(help="digits, rail, a .npz or an image folder (probe inputs).")] = None,
     trust_model_file: Annotated[bool, typer.Option("--trust-model-file", help=TRUST_HELP)] = False,
+    sign_key: Annotated[Path | None, typer.Option(help="Sign the manifest with this key file (edgewise bundle "
+                                                       "keygen); run.py --key then refuses a changed bundle.")]
+    = None,
 ) -> None:
     """Write a deploy bundle: ONNX, bitstream, manifest with hashes and probe, the board runner (run.py)."""
     from edgewise.commands import deploy_file
 
-    path = deploy_file(model, out, records, bitstream, data, tar, to, precision, trust_model_file)
-    console.print(f"bundle written and verified: {path}" + (f"; copied to {to}" if to else ""))
+    path = deploy_file(model, out, records, bitstream, data, tar, to, precision, trust_model_file, sign_key)
+    console.print(f"bundle written{' and signed' if sign_key else ''} and verified: {path}"
+                  + (f"; copied to {to}" if to else ""))
 
 
 @app.command()
@@ -368,12 +372,24 @@ def bench_command(
 
 
 @bundle_app.command("verify")
-def bundle_verify(path: Annotated[Path, typer.Argument(help="Bundle directory or .tar.gz.")]) -> None:
-    """Check every file's hash and the model's output on the probe input."""
+def bundle_verify(path: Annotated[Path, typer.Argument(help="Bundle directory or .tar.gz.")],
+                  key: Annotated[Path | None, typer.Option(help="Key file the manifest must be signed with.")]
+                  = None) -> None:
+    """Check the manifest, every file's hash, the signature (with --key) and the model's output on the probe."""
     from edgewise import export
-    checked = export.verify_bundle(path)
-    console.print(f"{path}: {checked['files']} files match the manifest; probe output within tolerance "
-                  f"({checked['probe_rel_diff']:.1e})")
+
+    checked = export.verify_bundle(path, key)
+    console.print(f"{path}: {checked['files']} files match the manifest; signature {checked['signature']}; probe "
+                  f"output within tolerance ({checked['probe_rel_diff']:.1e})")
+
+
+@bundle_app.command("keygen")
+def bundle_keygen(out: Annotated[Path, typer.Argument(help="Key file to write (readable by you alone).")]) -> None:
+    """Write a new random signing key for deploy --sign-key and bundle verify / run.py --key."""
+    from edgewise.export.bundles import write_key
+
+    write_key(out)
+    console.print(f"key written to {out} (mode 0600); keep it off the boards' shared folders")
 
 
 @recipe_app.command("show")

@@ -211,7 +211,7 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
 
 def deploy_file(model: str, out: str | Path, records: str | Path | None = None, bitstream: str | Path | None = None,
                 data: str | None = None, tar: bool = False, to: str | None = None,
-                precision: str = "fp16", trusted: bool = False) -> Path:
+                precision: str = "fp16", trusted: bool = False, sign_key: str | Path | None = None) -> Path:
     """Export `model`, bundle it with its probe, hashes and board runner at `out`, verify it, optionally scp it."""
     import tempfile
 
@@ -232,8 +232,8 @@ def deploy_file(model: str, out: str | Path, records: str | Path | None = None, 
         command = export.trtexec_command("model.onnx", "model.engine", "x", dataset.input_shape, precision)
         path = export.bundle(onnx_path, out, name=Path(out).name, probe_input=probe.numpy(), probe_output=expected,
                              trtexec=command, bitstream=bitstream, tar=tar,
-                             preprocessing=preprocessing(dataset))
-    export.verify_bundle(path)
+                             preprocessing=preprocessing(dataset), sign_key=sign_key)
+    export.verify_bundle(path, sign_key)
     if to:
         export.copy_to(path, to)
     return path

@@ -224,6 +224,8 @@ class DeployConfig(BaseModel):
     tar: bool = False
     to: str | None = Field(None, description="user@host:/path to copy the bundle to with scp")
     precision: Literal["fp32", "fp16", "int8", "int4"] = "fp16"
+    sign_key: Path | None = Field(None, description="a key file (edgewise bundle keygen): the manifest carries its "
+                                  "HMAC-SHA256, checked by bundle verify --key and run.py --key")
 
 
 class EmulateConfig(BaseModel):
@@ -522,6 +524,8 @@ def _relative_to(data: Any, base: Path) -> None:
         if not isinstance(model, dict):
             continue
         holders = [(model, "file"), (model, "onnx"), (model, "weights")]
+        if isinstance(model.get("deploy"), dict):
+            holders.append((model["deploy"], "sign_key"))
         if isinstance(model.get("data"), dict):
             holders.append((model["data"], "path"))
         bench = model.get("bench")

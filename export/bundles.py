@@ -24,8 +24,14 @@ from edgewise.export.runner import (
     ENERGY_PACKAGE,
     RUN_OUTPUTS,
     SESSION_MODULE,
+    SIGNATURE,
     TRTEXEC_MODULE,
+    BundleError,
     check_files,
+    check_signature,
+    read_key,
+    read_manifest,
+    signature,
 )
 from edgewise.export.w4a8 import TENSORRT_FILE, for_tensorrt, is_w4a8
 
@@ -52,7 +58,8 @@ def _readme(name: str, command: list[str] | None, no_tensorrt: str) -> str:
 
 def bundle(onnx_path: str | os.PathLike[str], out: str | os.PathLike[str], *, name: str, probe_input: np.ndarray,
            probe_output: np.ndarray, trtexec: list[str] | None, preprocessing: dict[str, Any] | None = None,
-           bitstream: str | os.PathLike[str] | None = None, tar: bool = False) -> Path:
+           bitstream: str | os.PathLike[str] | None = None, tar: bool = False,
+           sign_key: str | os.PathLike[str] | None = None) -> Path:
     """Write a deploy bundle to `out` (a directory, or `out`.tar.gz with `tar`) and return its path.
 
     The bundle holds model.onnx, the NNCodec bitstream if given, the probe input and the expected
@@ -60,7 +67,9 @@ def bundle(onnx_path: str | os.PathLike[str], out: str | os.PathLike[str], *, na
     trtexec reader and energy package (so the board runs the graph we measured and measures it
     as the kit does), README.txt and manifest.json with the sha256 and size of every file, the
     input names/shapes/dtypes and the trtexec command. A W4A8 model ships a copy with INT8 weights
-    for TensorRT (int8 activations), or no trtexec command and the reason (uint8 ones). It is
+    for TensorRT (int8 activations), or no trtexec command and the reason (uint8 ones). With
+    `sign_key` (a key file) the manifest carries its HMAC-SHA256, which `verify_bundle` and run.py
+    check when given the key: a bundle rewritten with new hashes no longer passes. It is
     assembled in a temporary directory and renamed into place, so a failure leaves no half bundle.
     """
     import onnx
@@ -100,6 +109,11 @@ def bundle(onnx_path: str | os.PathLike[str], out: str | os.PathLike[str], *, na
             "trtexec": trtexec, **({"no_tensorrt": no_tensorrt} if no_tensorrt else {}),
             "files": {f: {"sha256": sha256_file(staging / f), "bytes": (staging / f).stat().st_size} for f in files},
         }
+        if sign_key is not None:
+            try:
+                manifest[SIGNATURE] = signature(manifest, read_key(sign_key))
+            except BundleError as exc:
+                raise ExportError(str(exc), "give a key file of at least 16 bytes (edgewise bundle keygen)") from None
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         if tar:
             archive = target.with_name(target.name + ".tar.gz")
@@ -138,21 +152,24 @@ def _open(path: Path, scratch: Path) -> Path:
     raise ExportError(f"{path} is not a bundle directory or .tar.gz", "give the path `edgewise deploy` printed")
 
 
-def verify_bundle(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Check every file's sha256 and size against the manifest and the model's output on the probe input.
+def verify_bundle(path: str | os.PathLike[str], key: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Check the manifest (complete, every path inside the bundle), every file's sha256 and size against it, the
+    signature with `key` (a key file) when given, and the model's output on the probe input.
 
-    A changed, missing or extra file, or a probe output outside the manifest's tolerance, raises
-    ExportError naming it.
+    A damaged manifest, a changed, missing or extra file, a signature that does not match, or a
+    probe output outside the manifest's tolerance raises ExportError naming it.
     """
     from edgewise.export.session import open_session
 
     with tempfile.TemporaryDirectory() as scratch:
         root = _open(Path(path), Path(scratch))
-        manifest_path = root / "manifest.json"
-        if not manifest_path.is_file():
-            raise ExportError(f"{root} has no manifest.json", "give the path of a bundle written by `edgewise deploy`")
-        manifest = json.loads(manifest_path.read_text())
-        bad = check_files(root, manifest)
+        try:
+            manifest = read_manifest(root)
+            signed = check_signature(manifest, read_key(key) if key is not None else None)
+            bad = check_files(root, manifest)
+        except BundleError as exc:
+            raise ExportError(f"bundle {path}: {exc}", "write the bundle again with `edgewise deploy`, or copy it "
+                              "again") from None
         extra = sorted(name for name in (p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
                        if name not in manifest["files"] and name != "manifest.json"
                        and not any(part in RUN_OUTPUTS for part in name.split("/")))
@@ -170,7 +187,7 @@ def verify_bundle(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise ExportError(f"bundle {path}: the probe output differs by {rel:.2e} (tolerance "
                               f"{manifest['probe']['rtol']:.0e})", "rebuild the bundle; the model file is not the one "
                               "the probe was recorded with")
-        return {"files": len(manifest["files"]), "probe_rel_diff": rel, "name": manifest["name"]}
+        return {"files": len(manifest["files"]), "probe_rel_diff": rel, "name": manifest["name"], "signature": signed}
 
 
 def copy_to(bundle_path: str | os.PathLike[str], destination: str) -> list[str]:
@@ -185,3 +202,22 @@ def copy_to(bundle_path: str | os.PathLike[str], destination: str) -> list[str]:
         raise ExportError(f"scp failed: {completed.stderr.strip().splitlines()[-1:] or ['']}",
                           "check the host, the path and your ssh keys")
     return command
+
+
+def write_key(path: str | os.PathLike[str]) -> Path:
+    """Write a new random 32-byte signing key (hex) to `path`, readable and writable by its owner alone; an existing
+    file is refused, not overwritten."""
+    import secrets
+
+    target = Path(path)
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ExportError(f"{target} exists", "choose a new file for the key; an old key is never overwritten") \
+            from None
+    except OSError as exc:
+        raise ExportError(f"cannot write the key to {target}: {exc.strerror or exc}", "choose a writable place") \
+            from None
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(32) + "\n")
+    return target

@@ -49,14 +49,105 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+class BundleError(ValueError):
+    """A bundle whose manifest is damaged, incomplete or points outside the bundle, or whose signature does not
+    match."""
+
+
+SIGNATURE = "signature"  # manifest field: HMAC-SHA256 of the rest of the manifest, with the user's key
+MIN_KEY_BYTES = 16
+_FIELDS = {"format": str, "name": str, "model": str, "inputs": list, "probe": dict, "files": dict}
+
+
+def inside(root: Path, name: object) -> Path:
+    """root/name, refused (BundleError) unless it is a relative path that stays inside the bundle, symbolic links
+    resolved: a manifest cannot make the runner read a file elsewhere on the board."""
+    if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
+        raise BundleError(f"the manifest names {name!r}, which is not a path inside the bundle")
+    path = root / name
+    base = root.resolve()
+    if path.resolve() != base and base not in path.resolve().parents:
+        raise BundleError(f"{name} leads outside the bundle (a symbolic link to {path.resolve()})")
+    return path
+
+
+def read_manifest(root: Path) -> dict:
+    """The bundle's manifest.json, checked: JSON, every field of its format present with its type, every file it
+    names inside the bundle and listed with its sha256 and size (the model and probe included)."""
+    path = inside(root, "manifest.json")
+    if not path.is_file():
+        raise BundleError(f"{root} has no manifest.json")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BundleError(f"manifest.json is not JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise BundleError("manifest.json does not hold an object")
+    for field, kind in _FIELDS.items():
+        if not isinstance(manifest.get(field), kind):
+            raise BundleError(f"manifest.json has no {field} ({kind.__name__})")
+    probe = manifest["probe"]
+    if not all(isinstance(probe.get(k), str) for k in ("input", "output")) or \
+            not isinstance(probe.get("rtol"), int | float):
+        raise BundleError("manifest.json's probe needs input, output and rtol")
+    for name, entry in manifest["files"].items():
+        inside(root, name)
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) or \
+                not isinstance(entry.get("bytes"), int):
+            raise BundleError(f"manifest.json lists {name} without its sha256 and size")
+    for name in (manifest["model"], probe["input"], probe["output"]):
+        inside(root, name)
+        if name not in manifest["files"]:
+            raise BundleError(f"manifest.json names {name} but does not list its hash")
+    if manifest.get("trtexec") is not None and not (
+            isinstance(manifest["trtexec"], list) and all(isinstance(p, str) for p in manifest["trtexec"])):
+        raise BundleError("manifest.json's trtexec is not a command line (a list of strings)")
+    return manifest
+
+
 def check_files(root: Path, manifest: dict) -> list[str]:
     """Names of bundle files whose sha256 or size differs from the manifest, or that are missing."""
     bad = []
     for name, entry in manifest["files"].items():
-        path = root / name
+        path = inside(root, name)
         if not path.is_file() or path.stat().st_size != entry["bytes"] or sha256(path) != entry["sha256"]:
             bad.append(name)
     return bad
+
+
+def read_key(path: str | os.PathLike[str]) -> bytes:
+    """A signing key from its file (its bytes, surrounding whitespace removed; at least 16)."""
+    try:
+        key = Path(path).read_bytes().strip()
+    except OSError as exc:
+        raise BundleError(f"cannot read the key file {path}: {exc.strerror or exc}") from None
+    if len(key) < MIN_KEY_BYTES:
+        raise BundleError(f"the key in {path} has {len(key)} bytes; a signing key has at least {MIN_KEY_BYTES}")
+    return key
+
+
+def signature(manifest: dict, key: bytes) -> str:
+    """HMAC-SHA256 (hex) of the manifest without its signature, keys sorted: what a bundle is signed with."""
+    import hmac
+
+    body = json.dumps({k: v for k, v in manifest.items() if k != SIGNATURE}, sort_keys=True, separators=(",", ":"))
+    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+
+
+def check_signature(manifest: dict, key: bytes | None) -> str:
+    """'verified' when the manifest's signature matches `key`, 'unsigned' or 'not checked (no key)' where there is
+    nothing to check; a BundleError when the signature does not match, or a key is given for an unsigned bundle (a
+    signed one rewritten without its signature)."""
+    import hmac
+
+    signed = manifest.get(SIGNATURE)
+    if key is None:
+        return "not checked (no key given)" if signed else "unsigned"
+    if not isinstance(signed, str):
+        raise BundleError("the bundle is not signed, and a key was given to check it with")
+    if not hmac.compare_digest(signed, signature(manifest, key)):
+        raise BundleError("the manifest's signature does not match the key: the bundle was changed after signing")
+    return "verified"
 
 
 def latency_stats(seconds: list[float], wall: float) -> dict:
@@ -236,9 +327,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--energy-repeats", type=int, default=3, help="energy windows to take the median of")
     parser.add_argument("--no-energy", action="store_true", help="skip energy and board state")
     parser.add_argument("--out", type=Path, default=root / "result.json")
+    parser.add_argument("--key", type=Path, default=os.environ.get("EDGEWISE_BUNDLE_KEY") or None,
+                        help="signing key file: refuse the bundle unless its manifest is signed with it (default "
+                             "$EDGEWISE_BUNDLE_KEY)")
     args = parser.parse_args(argv)
-    manifest = json.loads((root / "manifest.json").read_text())
-    bad = check_files(root, manifest)
+    try:
+        manifest = read_manifest(root)
+        signed = check_signature(manifest, read_key(args.key) if args.key else None)
+        bad = check_files(root, manifest)
+    except BundleError as exc:
+        print(f"error: {exc}; copy the bundle again (or write it again with edgewise deploy)", file=sys.stderr)
+        return 2
     if bad:
         print(f"error: bundle files changed or missing: {', '.join(bad)}; copy the bundle again", file=sys.stderr)
         return 2
@@ -251,9 +350,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     measured = _run_trtexec(root, manifest, args) if backend == "trtexec" else _run_onnxruntime(root, manifest, args)
     result = {"format": RESULT_FORMAT, "bundle": manifest["name"], "model": manifest["model"],
-              "kind": "measured", "device": {"hostname": platform.node(), "machine": platform.machine(),
-                                             "platform": platform.platform(), "python": platform.python_version(),
-                                             "cpus": os.cpu_count()},
+              "kind": "measured", "signature": signed,
+              "device": {"hostname": platform.node(), "machine": platform.machine(),
+                         "platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
               "board": _board(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **measured}
     tmp = args.out.with_name(f".{args.out.name}.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")

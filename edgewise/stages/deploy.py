@@ -40,8 +40,8 @@ def deploy_stage(state: ModelState, config: DeployConfig) -> None:
         command = export.trtexec_command("model.onnx", "model.engine", "x", state.data.input_shape, config.precision)
         path = export.bundle(final.files[ONNX], st.path("bundle"), name=name, probe_input=probe.numpy(),
                              probe_output=expected, trtexec=command, bitstream=bitstream, tar=config.tar,
-                             preprocessing=preprocessing(state.data))
-        checked = export.verify_bundle(path)
+                             preprocessing=preprocessing(state.data), sign_key=config.sign_key)
+        checked = export.verify_bundle(path, config.sign_key)
         st.metrics.update(bundle=str(path), **checked)
         if config.to:
             st.metrics["copied_with"] = export.copy_to(path, config.to)

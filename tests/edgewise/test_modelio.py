@@ -71,7 +71,7 @@ def test_a_state_dict_loads_into_its_architecture_and_mismatches_are_named(tmp_p
     fresh = load_weights(build_model("mlp", (1, 8, 8), 10), tmp_path / "w.pt")
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), model.state_dict().values(),
                                                  strict=True))
-    with pytest.raises(UserError, match="do not fit the architecture: layers.5.weight is"):
+    with pytest.raises(UserError, match=r"do not fit the architecture: layers\.5\.weight is"):
         load_weights(build_model("mlp", (1, 8, 8), 7), tmp_path / "w.pt")
     torch.save(OwnNet(), tmp_path / "module.pt")
     with pytest.raises(UserError, match="cannot load weights file"):

@@ -96,3 +96,90 @@ def test_copy_to_needs_a_remote_path(onnx_model, tmp_path):
     with pytest.raises(ExportError, match="user@host:/path"):
         export.copy_to(path, "/local/dir")
     assert np.load(path / "probe_input.npy").shape == (4, 1, 8, 8)
+
+
+def _run_py(path, *args):
+    return subprocess.run([sys.executable, "run.py", "--backend", "onnxruntime", "--duration", "0.1",
+                           "--iterations", "5", "--no-energy", *args], cwd=path, capture_output=True, text=True,
+                          check=False)
+
+
+def _rewrite(path, change):
+    manifest = json.loads((path / "manifest.json").read_text())
+    change(manifest)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda m: m.update(model="../outside.onnx"), "not a path inside the bundle"),
+    (lambda m: m.update(model="/etc/hostname"), "not a path inside the bundle"),
+    (lambda m: m["probe"].update(input="../probe.npy"), "not a path inside the bundle"),
+    (lambda m: m.pop("files"), "has no files"),
+    (lambda m: m.update(trtexec="rm -rf /"), "trtexec is not a command line"),
+], ids=["model-above", "model-absolute", "probe-above", "no-files", "trtexec-string"])
+def test_a_manifest_cannot_point_outside_the_bundle_or_lack_its_parts(onnx_model, tmp_path, edgewise, change,
+                                                                      message):
+    path = _bundle(onnx_model, tmp_path / "b")
+    _rewrite(path, change)
+    with pytest.raises(ExportError, match=message):
+        export.verify_bundle(path)
+    completed = _run_py(path)
+    assert completed.returncode == 2 and message in completed.stderr and "Traceback" not in completed.stderr
+    bench = edgewise("bench", str(path), "--target", "x86-host", "--duration", "0.1")
+    assert bench.returncode == 2 and message in bench.stderr
+
+
+def test_a_model_linked_from_outside_and_a_damaged_manifest_are_refused(onnx_model, tmp_path, edgewise):
+    path = _bundle(onnx_model, tmp_path / "b")
+    outside = tmp_path / "elsewhere.onnx"
+    (path / "model.onnx").rename(outside)
+    (path / "model.onnx").symlink_to(outside)
+    with pytest.raises(ExportError, match="leads outside the bundle"):
+        export.verify_bundle(path)
+    assert _run_py(path).returncode == 2
+    (path / "model.onnx").unlink()
+    outside.rename(path / "model.onnx")
+    (path / "manifest.json").write_text('{"format": "edgewise-bundle/1", "name"')
+    with pytest.raises(ExportError, match=r"manifest\.json is not JSON"):
+        export.verify_bundle(path)
+    assert "manifest.json is not JSON" in _run_py(path).stderr
+
+
+def test_bench_of_a_bundle_checks_its_hashes_first(onnx_model, tmp_path, edgewise):
+    path = _bundle(onnx_model, tmp_path / "b")
+    with open(path / "model.onnx", "ab") as handle:
+        handle.write(b"\0")
+    bench = edgewise("bench", str(path), "--target", "x86-host", "--duration", "0.1")
+    assert bench.returncode == 2 and "files changed or missing since it was written: model.onnx" in bench.stderr
+
+
+def test_a_signed_bundle_rewritten_with_new_hashes_is_caught_with_the_key(onnx_model, tmp_path, edgewise):
+    key = tmp_path / "key"
+    assert edgewise("bundle", "keygen", str(key)).returncode == 0
+    assert (key.stat().st_mode & 0o777) == 0o600
+    assert edgewise("bundle", "keygen", str(key)).returncode == 2  # never overwritten
+    path = _bundle(onnx_model, tmp_path / "b", sign_key=key)
+    assert export.verify_bundle(path, key)["signature"] == "verified"
+    assert _run_py(path, "--key", str(key)).returncode == 0
+    # an attacker replaces the model and rewrites its hash and size in the manifest
+    import onnx
+
+    from edgewise.export.runner import sha256
+
+    tampered = onnx.load(str(path / "model.onnx"))
+    tampered.doc_string = "not the model that was signed"
+    onnx.save(tampered, str(path / "model.onnx"))
+
+    _rewrite(path, lambda m: m["files"]["model.onnx"].update(sha256=sha256(path / "model.onnx"),
+                                                                bytes=(path / "model.onnx").stat().st_size))
+    assert export.verify_bundle(path)["signature"] == "not checked (no key given)"  # hashes alone cannot tell
+    with pytest.raises(ExportError, match="signature does not match the key"):
+        export.verify_bundle(path, key)
+    completed = _run_py(path, "--key", str(key))
+    assert completed.returncode == 2 and "signature does not match" in completed.stderr
+    checked = edgewise("bundle", "verify", str(path), "--key", str(key))
+    assert checked.returncode == 2 and "signature does not match" in checked.stderr
+    # stripping the signature does not help either
+    _rewrite(path, lambda m: m.pop("signature"))
+    with pytest.raises(ExportError, match="not signed, and a key was given"):
+        export.verify_bundle(path, key)
