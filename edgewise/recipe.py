@@ -458,12 +458,21 @@ class SweepConfiguration:
 
 
 def _set(model: dict[str, Any], path: list[str], value: Any) -> None:
+    """Set the dotted `path` in one model of the recipe (nothing when the model lacks the section); a path through
+    a setting that is no section (a str, a bool) is a ValueError naming it."""
     section = model.get(path[0])
     if section is None:
         return  # this model does not run the stage the axis configures
-    for key in path[1:-1]:
-        section = section.setdefault(key, {}) if isinstance(section.get(key), dict | None) else section[key]
-    section[path[-1]] = value
+    for depth, key in enumerate(path[1:], start=1):
+        if not isinstance(section, dict):
+            raise ValueError(f"sweep axis {'.'.join(path)!r}: {'.'.join(path[:depth])} is a "
+                             f"{type(section).__name__} setting, not a section with fields")
+        if depth == len(path) - 1:
+            section[key] = value
+        else:
+            if section.get(key) is None:  # an optional section left out (train: null) is made for the axis
+                section[key] = {}
+            section = section[key]
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -479,6 +488,30 @@ def _describe(error: dict[str, Any]) -> str:
     if isinstance(given, dict):  # a check across a section: the message names the fields, the section is noise
         return f"field '{loc}': {message}"
     return f"field '{loc}': {message} (given {given!r})"
+
+
+MAX_RECIPE_VALUES = 100_000
+"""Values a recipe may hold once YAML aliases are expanded: an alias of an alias of ... (a "billion laughs") is a
+few lines of YAML and 10^9 values for every check that walks it."""
+
+
+def expanded_size(data: Any) -> int:
+    """How many values `data` holds once every shared (aliased) list or mapping counts each time it is used; counted
+    without expanding anything (each distinct object's size once)."""
+    sizes: dict[int, int] = {}
+
+    def size(value: Any) -> int:
+        if not isinstance(value, dict | list):
+            return 1
+        key = id(value)
+        if key not in sizes:
+            sizes[key] = 0  # a cycle (an alias inside itself) counts once
+            children = list(value.items()) if isinstance(value, dict) else value
+            sizes[key] = 1 + sum(size(k) + size(v) for k, v in children) if isinstance(value, dict) else \
+                1 + sum(size(v) for v in children)
+        return sizes[key]
+
+    return size(data)
 
 
 def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
@@ -512,6 +545,10 @@ def load_recipe(path: str | os.PathLike[str] | None = None) -> Recipe:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise RecipeError(f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    expanded = expanded_size(data)
+    if expanded > MAX_RECIPE_VALUES:
+        raise RecipeError(f"{source}: its YAML aliases (*name) expand to {expanded:,} values, more than the "
+                          f"{MAX_RECIPE_VALUES:,} a recipe may hold", "write the values out, or alias less deeply")
     if path is not None:
         _relative_to(data, Path(path).resolve().parent)
     return parse_recipe(data, source)

@@ -134,6 +134,25 @@ def _run_local(payloads: list[dict[str, Any]], jobs: int, done: Callable[[dict[s
             done(future.result())
 
 
+RAY_CONNECT_TIMEOUT_S = 3.0
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse a Ray address (host:port or ray://host:port) nothing answers at within a few seconds: ray.init itself
+    retries for minutes before it gives up."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--ray {address!r} is not host:port", "give the head node's address, e.g. --ray "
+                        "127.0.0.1:6379 (or ray://host:10001 for Ray Client)")
+    try:
+        socket.create_connection((host, int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise UserError(f"no Ray cluster answers at {address} ({exc.strerror or type(exc).__name__})",
+                        "start it with `ray start --head` and pass its address, or run without --ray") from None
+
+
 def _run_ray(payloads: list[dict[str, Any]], address: str, parent: Path,
              done: Callable[[dict[str, Any]], None]) -> None:
     try:
@@ -143,6 +162,7 @@ def _run_ray(payloads: list[dict[str, Any]], address: str, parent: Path,
                         "pip install 'edgewise[ray]' (or run without --ray to use local worker processes)") from exc
     started_here = not ray.is_initialized()
     if started_here:
+        _check_reachable(address)
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         except (ConnectionError, RuntimeError, ValueError) as exc:
