@@ -59,7 +59,7 @@ def model_inputs(path: str | os.PathLike[str], requests: Sequence[str] = (),
 
 
 def _emulated(path: Path, inputs: Inputs, target: str) -> dict[str, Any] | None:
-    """The total emulated costs of a 4-bit ONNX MLP on an emulated target; None when the model does not fit the kernel.
+    """The total emulated costs of a 4-bit ONNX network on an emulated target; None when it does not fit the kernel.
 
     The inputs only set activation scales: the emulated costs depend on the weights alone.
     """
@@ -68,7 +68,7 @@ def _emulated(path: Path, inputs: Inputs, target: str) -> dict[str, Any] | None:
 
     first = next(iter(inputs.feeds.values()))
     try:
-        mlp = IntegerMLP.from_records(records_from_onnx(path), first.reshape(len(first), -1))
+        mlp = IntegerMLP.from_records(records_from_onnx(path), first)
     except UserError:
         return None
     return mlp.costs(target)["total"]

@@ -149,8 +149,8 @@ def _on_board(onnx_path: Path, inputs: Inputs, profile: dict[str, Any], config: 
 
 def _emulated(total: dict[str, Any] | None) -> dict[str, Any]:
     if total is None:
-        reason = ("not emulated: the accelerator runs 4-bit fully-connected networks (this model is not one, or the "
-                  "recipe has no emulate section)")
+        reason = ("not emulated: the accelerator runs chains of 4-bit convolutions and linear layers (this model has "
+                  "float weights or branches, or the recipe has no emulate section)")
         return {"latency": _unavailable(reason), "memory": _unavailable(reason), "energy": _unavailable(reason)}
     return {"latency": {"kind": "emulated", "median_ms": total["latency_s"] * 1e3, "p90_ms": total["latency_s"] * 1e3,
                         "throughput_per_s": total["throughput_per_s"]},

@@ -281,7 +281,7 @@ def deploy(
 @app.command()
 def emulate(
     model: Annotated[Path, typer.Argument(help="Quantized MLP records (.npz from `edgewise quantize`) or a "
-                                                "4-bit .onnx.")],
+                                                "4-bit .onnx (an MLP or a CNN; a W4A8 file with its own scales).")],
     target: Annotated[str, typer.Option(help="fantastic4-fpga or fantastic4-asic.")] = "fantastic4-asic",
     data: Annotated[str, typer.Option(help="Data for calibration and accuracy: digits, a .npz, a folder.")] = "digits",
     activation_bits: Annotated[int, typer.Option(help="Activation bit width.")] = 8,
@@ -289,21 +289,23 @@ def emulate(
                                                  "TensorRT).")] = "max",
     acc_bits: Annotated[int, typer.Option(help="Accumulator width in bits (overflow is an error).")] = 32,
 ) -> None:
-    """Run a 4-bit MLP through the FantastIC4 integer kernel and print the emulated per-layer costs."""
+    """Run a 4-bit MLP or CNN through the FantastIC4 integer kernel and print the emulated per-layer costs (a
+    convolution as its weight matrix times one input vector per output pixel)."""
     from edgewise.commands import emulate_file
 
     _, costs, accuracy = emulate_file(model, target, data, activation_bits, acc_bits, calibrator)
     table = Table(title=f"{target} (all figures emulated)", title_justify="left")
-    for column in ("layer", "shape", "representation", "bytes", "additions", "mults", "cycles", "latency",
+    for column in ("layer", "shape", "pixels", "representation", "bytes", "additions", "mults", "cycles", "latency",
                    "energy"):
         table.add_column(column, justify="left" if column in ("layer", "representation") else "right")
     for layer in costs["layers"]:
-        table.add_row(layer["layer"], f"{layer['outputs']}x{layer['inputs']}", layer["representation"],
+        table.add_row(layer["layer"], f"{layer['outputs']}x{layer['inputs']}", f"{layer['positions']:,}",
+                      layer["representation"],
                       f"{layer['weight_bytes']:,}", f"{layer['additions']:,}", f"{layer['multiplications']:,}",
                       f"{layer['cycles']:,}", f"{layer['latency_s'] * 1e9:,.1f} ns",
                       f"{layer['energy_j'] * 1e9:,.3f} nJ")
     t = costs["total"]
-    table.add_row("total", "", "", f"{t['weight_bytes']:,}", f"{t['additions']:,}", f"{t['multiplications']:,}",
+    table.add_row("total", "", "", "", f"{t['weight_bytes']:,}", f"{t['additions']:,}", f"{t['multiplications']:,}",
                   f"{t['cycles']:,}", f"{t['latency_s'] * 1e9:,.1f} ns", f"{t['energy_j'] * 1e9:,.3f} nJ")
     console.print(table)
     console.print(f"integer kernel test accuracy {accuracy:.4f}; {t['throughput_per_s']:,.0f} inferences/s, "

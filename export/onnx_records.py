@@ -1,4 +1,5 @@
-"""Reading an MLP back from an ONNX file into quantized-layer records: 4-bit weights as written, float ones rounded.
+"""Reading a network back from an ONNX file into quantized-layer records: 4-bit weights as written, float ones
+rounded, convolutions with their windows.
 
 The records feed the FantastIC4 integer kernel (edgewise.runtime), which knows nothing of ONNX.
 """
@@ -16,11 +17,11 @@ from edgewise.base.grid import MULTIPLIER_MAX, symmetric_levels
 from edgewise.base.records import QuantizedLayer
 
 
-def rounded_layer(name: str, weight: np.ndarray, bias: np.ndarray | None) -> QuantizedLayer:
-    """A float Linear layer (weight as (outputs, inputs)) as a 4-bit record by per-layer symmetric rounding (levels
+def rounded_layer(name: str, weight: np.ndarray, bias: np.ndarray | None, kind: str = "Linear") -> QuantizedLayer:
+    """A float layer (weight as (outputs, inputs, ...)) as a 4-bit record by per-layer symmetric rounding (levels
     within +-7, max |w| -> 7), no retraining; stored on the signed 4-bit grid [-8, 7]."""
     levels, step, _, _ = symmetric_levels(weight, 4)
-    return QuantizedLayer(name, "Linear", levels, step, 4, -8, 7, bias=bias, method="round-float",
+    return QuantizedLayer(name, kind, levels, step, 4, -8, 7, bias=bias, method="round-float",
                           meta={"from": "float weights, rounded per layer"})
 
 
@@ -51,7 +52,7 @@ def _float_layer(node: onnx.NodeProto, graph: onnx.GraphProto, inits: dict[str, 
         weight = weight * np.float32(attrs.get("alpha", 1.0))
     elif node.op_type == "MatMul":
         bias = _bias(graph, inits, node.output[0])
-    return rounded_layer(node.input[1], weight, bias)
+    return rounded_layer(node.input[1].removesuffix(".weight"), weight, bias)
 
 
 def _record(name: str, levels: np.ndarray, scales: np.ndarray, block: int, qmin: int, qmax: int,
@@ -139,16 +140,112 @@ def _gemm_layer(node: onnx.NodeProto, dq: onnx.NodeProto, producers: dict[str, o
                           meta=_input_quantization(node, producers, inits))
 
 
+def _attributes(node: onnx.NodeProto) -> dict[str, object]:
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _window(node: onnx.NodeProto, kernel: tuple[int, ...]) -> dict[str, list[int]]:
+    """A Conv's or MaxPool's 2-D window from its attributes (explicit pads only), as record metadata holds it (the
+    runtime's Window.from_json reads it)."""
+    attrs = _attributes(node)
+    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or attrs.get("ceil_mode", 0):
+        raise UserError(f"{node.op_type} {node.name} pads automatically or rounds its output size up",
+                        "export with explicit padding (torch's padding=..., ceil_mode=False)")
+    return {"kernel": list(attrs.get("kernel_shape", kernel)), "strides": list(attrs.get("strides", (1, 1))),
+            "pads": list(attrs.get("pads", (0, 0, 0, 0))), "dilations": list(attrs.get("dilations", (1, 1)))}
+
+
+def _conv_layer(node: onnx.NodeProto, producers: dict[str, onnx.NodeProto], inits: dict[str, onnx.TensorProto],
+                round_float_weights: bool) -> QuantizedLayer:
+    """A Conv with 4-bit (or int8) weights, per layer or per output channel, as a record carrying its window."""
+    attrs = _attributes(node)
+    if attrs.get("group", 1) != 1:
+        raise UserError(f"convolution {node.name} is grouped (groups={attrs['group']})",
+                        "the kernel maps one weight matrix per layer: emulate a network without grouped convolutions")
+    if node.input[1] in inits:
+        if not round_float_weights:
+            raise UserError(f"Conv {node.name or node.output[0]} has float weights, and the kernel computes with "
+                            "4-bit levels", "export the model with its quantized records, or set emulate: "
+                            "{round_float_weights: true} to round them (per layer, no retraining)")
+        weight = _array(inits, node.input[1]).astype(np.float32)
+        record = rounded_layer(node.input[1].removesuffix(".weight"), weight, None, kind="Conv2d")
+    else:
+        dq = producers.get(node.input[1])
+        if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] not in inits:
+            raise UserError(f"Conv {node.name} computes its weights at run time",
+                            "the kernel reads weights that are initializers (float or 4-bit)")
+        if any(a.name == "block_size" and a.i for a in dq.attribute):
+            raise UserError(f"convolution {node.name} has block-wise weight scales",
+                            "quantize convolutions per layer or per channel to emulate them")
+        levels, bits, qmin, qmax = _levels(dq, inits)
+        scale = _array(inits, dq.input[1]).astype(np.float32).reshape(-1)
+        step, axis = (np.float32(scale[0]), None) if np.unique(scale).size == 1 else (scale, 0)
+        name = dq.input[0].removesuffix("_quantized").removesuffix("_q").removesuffix(".weight")
+        record = QuantizedLayer(name, "Conv2d", levels.astype(np.int8), step, bits, qmin, qmax, axis=axis,
+                                method="onnx")
+    if len(record.levels.shape) != 4:
+        raise UserError(f"Conv {node.name} is not 2-D (weight {record.levels.shape})", "the kernel runs 2-D "
+                        "convolutions")
+    record.bias = _dequantized_bias(node, producers, inits)
+    record.meta.update(_input_quantization(node, producers, inits))
+    record.meta["conv"] = _window(node, record.levels.shape[2:])
+    return record
+
+
+def _dense_layer(node: onnx.NodeProto, graph: onnx.GraphProto, producers: dict[str, onnx.NodeProto],
+                 inits: dict[str, onnx.TensorProto], round_float_weights: bool) -> QuantizedLayer:
+    """A MatMul (4-bit weights, blocked or not; its bias the Add after it) or a Gemm (float or W4A8) as a record."""
+    if node.input[1] in inits:
+        return _float_layer(node, graph, inits, round_float_weights)
+    dq = producers.get(node.input[1])
+    if node.op_type == "Gemm" and dq is not None and dq.op_type == "DequantizeLinear":
+        return _gemm_layer(node, dq, producers, inits)
+    if dq is None or dq.op_type != "DequantizeLinear" or node.op_type != "MatMul":
+        raise UserError(f"{node.op_type} {node.name} computes its weights at run time",
+                        "the kernel reads MLPs whose weights are initializers (float or 4-bit)")
+    levels, bits, qmin, qmax = _levels(dq, inits)
+    levels = levels.T  # back to (outputs, inputs)
+    scale = _array(inits, dq.input[1]).astype(np.float32)
+    bias = _bias(graph, inits, node.output[0])
+    name = dq.input[0].removesuffix(".weight_q")
+    block = next((a.i for a in dq.attribute if a.name == "block_size"), 0)
+    outputs = levels.shape[0]
+    scales = np.full((outputs, 1), scale.reshape(-1)[0]) if scale.size == 1 else scale.reshape(-1, outputs).T
+    record = _record(name, levels.astype(np.int8), scales.astype(np.float32), block, qmin, qmax, bias, bits)
+    record.meta.update(_input_quantization(node, producers, inits))
+    return record
+
+
+# operations on the chain that move or re-encode activations without computing: the kernel's flattening between a
+# convolution and a linear layer, and a W4A8 file's activation Q/DQ pairs
+PASSING = ("Reshape", "Flatten", "Identity", "QuantizeLinear", "DequantizeLinear")
+LAYERS = ("MatMul", "Gemm", "Conv")
+MAPPABLE = "a chain of convolutions and linear layers with ReLU, max pooling and flattening between them"
+
+
+def _rectifies(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> bool:
+    """A QuantizeLinear to uint8 with zero point 0: it clips negatives as ReLU would (ONNX Runtime's QDQ quantizer
+    drops the ReLU before it)."""
+    if node.op_type == "Relu":
+        return True
+    if node.op_type != "QuantizeLinear" or len(node.input) < 3 or node.input[2] not in inits:
+        return False
+    zero = inits[node.input[2]]
+    return zero.data_type == onnx.TensorProto.UINT8 and not numpy_helper.to_array(zero).any()
+
+
 def records_from_onnx(path: str | os.PathLike[str], round_float_weights: bool = False) -> list[QuantizedLayer]:
-    """The Linear layers of a 4-bit ONNX MLP, in graph order: DequantizeLinear -> MatMul (-> Add bias), or a W4A8
-    file's DequantizeLinear -> Gemm, whose records carry the file's activation scales (meta input_scale).
+    """The layers of an ONNX network the integer kernel runs, in order, read by walking the chain from its input:
+    linear layers (4-bit DequantizeLinear -> MatMul (-> Add bias), or a W4A8 file's DequantizeLinear -> Gemm) and 2-D
+    convolutions (their windows in meta conv), with ReLU after every layer but the last, max pooling (meta
+    max_pool) and flattening. Records of a W4A8 file carry its activation scales (meta input_scale).
 
     Scales are one value per layer, one per output, or per block of K (a blocked DequantizeLinear)
     where each block's scale is a signed integer (1 to 255 in magnitude) times its output's base, as
-    Edgewise writes them.
-    MatMul or Gemm layers with float weights (a model exported elsewhere) are refused, or with
-    `round_float_weights` rounded to a symmetric 4-bit grid per layer: an honest what-if for the
-    accelerator, without the retraining ECQ would do.
+    Edgewise writes them. Layers with float weights (a model exported elsewhere) are refused, or
+    with `round_float_weights` rounded to a symmetric 4-bit grid per layer: an honest what-if for
+    the accelerator, without the retraining ECQ would do. A node the kernel cannot map (a branch,
+    an activation other than ReLU, average pooling) is a UserError naming it.
     """
     try:
         model = onnx.load(str(path))
@@ -158,31 +255,50 @@ def records_from_onnx(path: str | os.PathLike[str], round_float_weights: bool = 
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     producers = {o: n for n in graph.node for o in n.output}
-    records = []
+    consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
-        if node.op_type not in ("MatMul", "Gemm"):
-            continue
-        dq = producers.get(node.input[1])
-        if node.input[1] in inits:
-            records.append(_float_layer(node, graph, inits, round_float_weights))
-            continue
-        if node.op_type == "Gemm" and dq is not None and dq.op_type == "DequantizeLinear":
-            records.append(_gemm_layer(node, dq, producers, inits))
-            continue
-        if dq is None or dq.op_type != "DequantizeLinear" or node.op_type != "MatMul":
-            raise UserError(f"{node.op_type} {node.name} computes its weights at run time",
-                            "the kernel reads MLPs whose weights are initializers (float or 4-bit)")
-        levels, bits, qmin, qmax = _levels(dq, inits)
-        levels = levels.T  # back to (outputs, inputs)
-        scale = _array(inits, dq.input[1]).astype(np.float32)
-        bias = _bias(graph, inits, node.output[0])
-        name = dq.input[0].removesuffix(".weight_q")
-        block = next((a.i for a in dq.attribute if a.name == "block_size"), 0)
-        outputs = levels.shape[0]
-        scales = np.full((outputs, 1), scale.reshape(-1)[0]) if scale.size == 1 else scale.reshape(-1, outputs).T
-        record = _record(name, levels.astype(np.int8), scales.astype(np.float32), block, qmin, qmax, bias, bits)
-        record.meta.update(_input_quantization(node, producers, inits))
-        records.append(record)
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    first = next((i for i in graph.input if i.name not in inits), None)
+    if first is None:
+        raise UserError(f"{path} has no input", "give a model file with an input")
+    outputs = {o.name for o in graph.output}
+    records: list[QuantizedLayer] = []
+    rectified: list[bool] = []
+    tensor = first.name
+    while True:
+        users = consumers.get(tensor, [])
+        if not users:
+            break
+        if len(users) > 1 or tensor in outputs:
+            raise UserError(f"tensor {tensor} of {path} feeds {len(users)} nodes ({', '.join(u.op_type for u in users)}"
+                            "): the network branches (a residual add, a concatenation, a second output)",
+                            f"the integer kernel runs {MAPPABLE}")
+        node = users[0]
+        tensor = node.output[0]
+        if node.op_type in LAYERS:
+            if records and not rectified[-1]:
+                raise UserError(f"layer {records[-1].name} is not followed by ReLU", f"the kernel runs {MAPPABLE}")
+            conv = node.op_type == "Conv"
+            records.append(_conv_layer(node, producers, inits, round_float_weights) if conv else
+                           _dense_layer(node, graph, producers, inits, round_float_weights))
+            rectified.append(False)
+            bias_add = consumers.get(tensor, [])
+            if node.op_type == "MatMul" and len(bias_add) == 1 and bias_add[0].op_type == "Add":
+                tensor = bias_add[0].output[0]  # the bias, which _dense_layer read
+        elif records and _rectifies(node, inits) and not rectified[-1]:
+            rectified[-1] = True
+        elif node.op_type == "MaxPool" and records and rectified[-1] and "max_pool" not in records[-1].meta:
+            records[-1].meta["max_pool"] = _window(node, (1, 1))
+        elif node.op_type not in PASSING and not (node.op_type == "Relu" and records and rectified[-1]):
+            raise UserError(f"node {node.name or tensor} ({node.op_type}) of {path} cannot be mapped onto the integer "
+                            "kernel", f"the kernel runs {MAPPABLE}")
     if not records:
-        raise UserError(f"{path} has no MatMul or Gemm layers", "the kernel runs fully-connected networks (MLPs)")
+        raise UserError(f"{path} has no convolution, MatMul or Gemm layer", f"the integer kernel runs {MAPPABLE}")
+    if rectified[-1]:
+        raise UserError(f"the last layer {records[-1].name} is followed by ReLU", "the kernel's last layer gives "
+                        "logits: export the model without a final ReLU")
+    dims = [d.dim_value for d in first.type.tensor_type.shape.dim[1:]]
+    if dims and all(dims):
+        records[0].meta["input_shape"] = dims
     return records

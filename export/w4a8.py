@@ -19,6 +19,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -141,9 +142,11 @@ def _scalar(value: float, dtype: type) -> np.ndarray:
 
 
 def quantization_overrides(ranges: dict[str, tuple[float, bool]], records: dict[str, QuantizedLayer],
-                           activations: str = "uint8") -> dict[str, list[dict[str, np.ndarray]]]:
+                           activations: str = "uint8", transposed: set[str] = frozenset()
+                           ) -> dict[str, list[dict[str, Any]]]:
     """ONNX Runtime's TensorQuantOverrides: our scale and zero point for every activation tensor, and per output
-    channel of each recorded layer's weight its step with zero point 0 (so the weight integers are the levels)."""
+    channel of each recorded layer's weight its step with zero point 0 (so the weight integers are the levels; the
+    channel axis is 0, or 1 for the layers in `transposed`, which a MatMul holds as (inputs, outputs))."""
     if activations not in ACTIVATIONS:
         raise UserError(f"unknown activation type {activations!r}", f"use one of {', '.join(ACTIVATIONS)}")
     overrides: dict[str, list[dict[str, np.ndarray]]] = {}
@@ -156,8 +159,9 @@ def quantization_overrides(ranges: dict[str, tuple[float, bool]], records: dict[
             overrides[name] = [{"scale": _scalar(top / 255, np.float32), "zero_point": _scalar(0, np.uint8)}]
     for name, record in records.items():
         steps = np.broadcast_to(record.step.reshape(-1), (record.levels.shape[0],))
-        overrides[f"{name}.weight"] = [{"scale": _scalar(s, np.float32), "zero_point": _scalar(0, np.int8)}
-                                       for s in steps]
+        channels = [{"scale": _scalar(s, np.float32), "zero_point": _scalar(0, np.int8)} for s in steps]
+        channels[0]["axis"] = 1 if name in transposed else 0
+        overrides[f"{name}.weight"] = channels
     return overrides
 
 
@@ -217,7 +221,11 @@ def _placed(proto: onnx.ModelProto, overrides: dict, records: dict[str, Quantize
         quantize_static(str(source), str(target), _OneSample(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8 if activations == "uint8" else QuantType.QInt8,
                         weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
-                        extra_options={"TensorQuantOverrides": overrides})
+                        # int8 activations are symmetric: a ReLU must stay (TensorRT fuses it); the weight scales
+                        # are the records' steps, never adjusted for the int32 bias
+                        extra_options={"TensorQuantOverrides": overrides, "ActivationSymmetric": activations == "int8",
+                                       "QDQKeepRemovableActivations": activations == "int8",
+                                       "QDQDisableWeightAdjustForInt32Bias": True})
         return onnx.load(str(target))
 
 
@@ -289,7 +297,7 @@ def to_w4a8(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLi
     _check_records(proto, records)
     transposed = {name for name in records if _transposed(proto, name)}
     ranges = tensor_ranges(proto, calibration, calibrator)
-    overrides = quantization_overrides(ranges, records, activations)
+    overrides = quantization_overrides(ranges, records, activations, transposed)
     example = np.asarray(calibration[:1], dtype=np.float32)
     quantized = _placed(proto, overrides, records, activations, example)
     _four_bit_weights(quantized, records, transposed)

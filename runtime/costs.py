@@ -140,7 +140,8 @@ def layer_costs(chip: Chip, work: dict[str, Any]) -> dict[str, Any]:
 
 
 def model_costs(mlp: Any, target: str | dict[str, Any] = "fantastic4-asic", batch: int = 1) -> dict[str, Any]:
-    """Per-layer and total emulated costs of one batch through an IntegerMLP on a FantastIC4 target.
+    """Per-layer and total emulated costs of one batch through an IntegerMLP on a FantastIC4 target (a convolution
+    costed per output pixel).
 
     The chip stores 4-bit weight codes (16 shared values per layer): a layer whose levels need
     more is refused rather than costed as a chip that does not exist.
@@ -151,13 +152,15 @@ def model_costs(mlp: Any, target: str | dict[str, Any] = "fantastic4-asic", batc
             raise UserError(f"layer {layer.name} has weight levels {low}..{high}; FantastIC4 stores 4-bit codes "
                             "(16 values per layer)", "quantize with bits: 4 or fewer to emulate the chip")
     c = chip(target)
-    layers = [{"layer": layer.name, **layer_costs(c, layer_work(layer.levels, mlp.activation_bits, batch,
-                                                                 layer.block))}
-              for layer in mlp.layers]
+    # a convolution is its weight matrix times one input vector per output pixel: its work per pixel, the weights
+    # read once
+    layers = [{"layer": layer.name, "positions": positions,
+               **layer_costs(c, layer_work(layer.levels, mlp.activation_bits, batch * positions, layer.block))}
+              for layer, positions in zip(mlp.layers, mlp.positions(), strict=True)]
     total = {key: sum(layer[key] for layer in layers) for key in
              ("dense_ops", "additions", "multiplications", "bytes_read", "weight_bytes", "cycles", "latency_s",
               "energy_j")}
-    dense_adds = sum(layer["outputs"] * layer["inputs"] for layer in layers) * batch
+    dense_adds = sum(layer["outputs"] * layer["inputs"] * layer["positions"] for layer in layers) * batch
     total.update(
         kind="emulated", target=c.name, batch=batch, throughput_per_s=batch / total["latency_s"],
         effective_tops=total["dense_ops"] / total["latency_s"] / 1e12,

@@ -30,6 +30,7 @@ from edgewise.base.errors import UserError
 from edgewise.base.grid import expand_blocks
 from edgewise.base.records import QuantizedLayer
 from edgewise.runtime.activations import Requantizer, quantize_input
+from edgewise.runtime.conv import Window, im2col, max_pool, rows_to_maps
 
 MODES = ("bins", "bitplanes", "fast")
 GIVEN_SCALES = "given"  # meta calibrator of a kernel whose activation scales came with its records (a W4A8 file)
@@ -41,7 +42,7 @@ class AccumulatorOverflow(UserError):
 
 @dataclass
 class IntegerLayer:
-    """One fully-connected layer in integer form."""
+    """One fully-connected layer, or a convolution as its matrix (im2col), in integer form."""
 
     name: str
     levels: np.ndarray  # (outputs, inputs) int8
@@ -56,6 +57,8 @@ class IntegerLayer:
     exact_float32: bool = False
     block: int | None = None
     multipliers: np.ndarray | None = None  # (outputs, blocks) signed integers, |m| in 1..255, with `block`
+    conv: Window | None = None  # a convolution: levels are (outputs, channels x kh x kw), run on im2col rows
+    pool: Window | None = None  # max pooling of the layer's requantized output
     gemm_weights: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -134,22 +137,50 @@ def accumulate_fast(layer: IntegerLayer, x: np.ndarray) -> np.ndarray:
     return (x.astype(layer.gemm_weights.dtype) @ layer.gemm_weights).astype(np.int64)
 
 
+def layer_geometry(record: QuantizedLayer) -> tuple[Window | None, Window | None]:
+    """A record's convolution window (None for a linear layer) and the max pooling after it, from its metadata; a
+    convolution without its window (records alone, not read from an ONNX file) is refused."""
+    pool = Window.from_json(record.meta["max_pool"]) if "max_pool" in record.meta else None
+    if record.kind == "Linear":
+        return None, pool
+    if record.kind != "Conv2d" or "conv" not in record.meta:
+        raise UserError(f"layer {record.name} is a {record.kind} whose strides and padding the records do not hold",
+                        "emulate the exported ONNX file (edgewise emulate model.onnx): it holds the network's "
+                        "convolutions, pooling and flattening")
+    if record.block is not None:
+        raise UserError(f"convolution {record.name} has block-wise steps",
+                        "quantize convolutions per layer or per channel to emulate them")
+    return Window.from_json(record.meta["conv"]), pool
+
+
+def _float_layer(a: np.ndarray, record: QuantizedLayer, conv: Window | None) -> np.ndarray:
+    """One layer in float64 (the calibration pass): a linear map, or a convolution through im2col."""
+    w = record.dequantize().astype(np.float64).reshape(record.levels.shape[0], -1)
+    bias = 0.0 if record.bias is None else record.bias.astype(np.float64)
+    if conv is None:
+        return a.reshape(len(a), -1) @ w.T + bias
+    rows, size = im2col(a, conv)
+    return rows_to_maps(rows @ w.T + bias, len(a), size)
+
+
 def calibrated_scales(records: list[QuantizedLayer], calibration: np.ndarray, bits: int, calibrator: str
                       ) -> tuple[list[float], bool]:
     """Each layer's input scale from the range `calibrator` finds over the calibration inputs carried through the
-    float layers, and whether the first input is signed."""
-    x = np.asarray(calibration, dtype=np.float64).reshape(len(calibration), -1)
+    float layers (ReLU and max pooling between them), and whether the first input is signed."""
+    x = np.asarray(calibration, dtype=np.float64)
     signed = bool((x < 0).any())
     scales = []
     a = x
     for i, r in enumerate(records):
+        conv, pool = layer_geometry(r)
         signed_input = i == 0 and signed
         top = activation_range(a, calibrator, bits, signed_input)
         scales.append(top / ((2 ** (bits - 1) - 1) if signed_input else (2**bits - 1)))
-        w = r.dequantize().astype(np.float64)
-        a = a @ w.T + (0.0 if r.bias is None else r.bias.astype(np.float64))
+        a = _float_layer(a, r, conv)
         if i < len(records) - 1:
             a = np.maximum(a, 0.0)
+            if pool is not None:
+                a = max_pool(a, pool)
     return scales, signed
 
 
@@ -167,13 +198,15 @@ def given_scales(records: list[QuantizedLayer], bits: int) -> tuple[list[float],
 
 @dataclass
 class IntegerMLP:
-    """A fully-connected network run in integers, built from quantized-layer records."""
+    """A chain of fully-connected and convolution layers (ReLU and max pooling between them) run in integers, built
+    from quantized-layer records."""
 
     layers: list[IntegerLayer]
     activation_bits: int = 8
     acc_bits: int = 32
     input_signed: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+    input_shape: tuple[int, ...] | None = None  # one sample's (C, H, W) or (features,): sizes a convolution's work
 
     @classmethod
     def from_records(cls, records: list[QuantizedLayer], calibration: np.ndarray | None, activation_bits: int = 8,
@@ -194,10 +227,7 @@ class IntegerMLP:
                             "give e.g. 8 (FantastIC4 and int8 runtimes use 8)")
         if not 8 <= acc_bits <= 64:
             raise UserError(f"accumulator width {acc_bits} is outside 8..64", "give e.g. 32")
-        for r in records:
-            if r.kind != "Linear":
-                raise UserError(f"layer {r.name} is a {r.kind}; the integer kernel runs fully-connected layers",
-                                "use an MLP (the FantastIC4 target class)")
+        geometry = [layer_geometry(r) for r in records]
         if all("input_scale" in r.meta for r in records):
             scales, signed = given_scales(records, activation_bits)
         elif calibration is None:
@@ -205,8 +235,9 @@ class IntegerMLP:
         else:
             scales, signed = calibrated_scales(records, calibration, activation_bits, calibrator)
         layers = []
-        for i, r in enumerate(records):
-            outputs, inputs = r.levels.shape
+        for i, (r, (conv, pool)) in enumerate(zip(records, geometry, strict=True)):
+            levels = r.levels.reshape(r.levels.shape[0], -1)
+            outputs, inputs = levels.shape
             step = np.broadcast_to(r.step.astype(np.float64).reshape(-1), (outputs,)).copy()
             last = i == len(records) - 1
             unit = step * scales[i]
@@ -220,16 +251,21 @@ class IntegerMLP:
             requantizer = None if last else Requantizer.from_scale(
                 unit[0] / out_scale if per_layer else unit / out_scale, activation_bits)
             layers.append(IntegerLayer(
-                r.name, r.levels, step, r.qmin, r.qmax, bias, scales[i], out_scale, not last, requantizer,
+                r.name, levels, step, r.qmin, r.qmax, bias, scales[i], out_scale, not last, requantizer,
                 exact_float32=bound < 2**24, block=r.block,
-                multipliers=None if r.block is None else r.multipliers.astype(np.int64)))
+                multipliers=None if r.block is None else r.multipliers.astype(np.int64), conv=conv,
+                pool=None if last else pool))
         given = all("input_scale" in r.meta for r in records)
+        shape = tuple(records[0].meta["input_shape"]) if "input_shape" in records[0].meta else (
+            None if calibration is None else tuple(np.asarray(calibration).shape[1:]))
         return cls(layers, activation_bits, acc_bits, signed,
-                   {"scales": scales, "calibrator": GIVEN_SCALES if given else calibrator})
+                   {"scales": scales, "calibrator": GIVEN_SCALES if given else calibrator}, shape)
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
-        """Inputs as integers at the first layer's activation scale (batch, features)."""
-        flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+        """Inputs as integers at the first layer's activation scale: (batch, features), or as given for a network
+        that starts with a convolution."""
+        x = np.asarray(x, dtype=np.float64)
+        flat = x if self.layers[0].conv is not None else x.reshape(len(x), -1)
         return quantize_input(flat, self.layers[0].input_scale, self.activation_bits, self.input_signed)
 
     def accumulate(self, layer: IntegerLayer, x: np.ndarray, mode: str) -> np.ndarray:
@@ -248,17 +284,44 @@ class IntegerMLP:
         return acc
 
     def run_integers(self, x: np.ndarray, mode: str = "fast") -> tuple[list[np.ndarray], np.ndarray]:
-        """Every layer's integer accumulators (bias included) for float inputs `x`, and the final float logits."""
+        """Every layer's integer accumulators (bias included; a convolution's as (batch, outputs, H, W)) for float
+        inputs `x`, and the final float logits."""
         a = self.quantize(x)
         accs = []
         for layer in self.layers:
-            acc = self.accumulate(layer, a, mode) + layer.bias
+            rows, size = im2col(a, layer.conv) if layer.conv is not None else (a.reshape(len(a), -1), None)
+            acc = self.accumulate(layer, rows, mode) + layer.bias
             _check(acc, self.acc_bits, layer.name)
-            accs.append(acc)
+            unit = layer.step * layer.input_scale
             if layer.requantizer is not None:
-                a = layer.requantizer(np.maximum(acc, 0), nonnegative=True)
-        last = self.layers[-1]
-        return accs, accs[-1].astype(np.float64) * (last.step * last.input_scale)
+                out = layer.requantizer(np.maximum(acc, 0), nonnegative=True)
+            else:
+                out = acc.astype(np.float64) * unit
+            if size is not None:
+                acc, out = rows_to_maps(acc, len(a), size), rows_to_maps(out, len(a), size)
+            accs.append(acc)
+            a = max_pool(out, layer.pool) if layer.pool is not None else out
+        return accs, a
+
+    def positions(self) -> list[int]:
+        """Per layer, how many input vectors one sample feeds it: a convolution's output pixels, 1 for a linear
+        layer (needs `input_shape` for a network with convolutions)."""
+        if all(layer.conv is None for layer in self.layers):
+            return [1] * len(self.layers)
+        if self.input_shape is None or len(self.input_shape) != 3:
+            raise UserError("the network's input size is unknown, and its convolutions' work depends on it",
+                            "build the kernel with calibration inputs, or from an ONNX file with a fixed input size")
+        height, width = self.input_shape[1:]
+        counts = []
+        for layer in self.layers:
+            if layer.conv is None:
+                counts.append(1)
+                continue
+            height, width = layer.conv.output_size(height, width)
+            counts.append(height * width)
+            if layer.pool is not None:
+                height, width = layer.pool.output_size(height, width)
+        return counts
 
     def run(self, x: np.ndarray, mode: str = "fast") -> np.ndarray:
         """Float logits for inputs `x` (batch first), computed in integers in `mode` (bins, bitplanes or fast)."""

@@ -38,12 +38,12 @@ def _anomaly_scenes():
 
     from edgewise.zoo.data import RailData, load_data
     from edgewise.zoo.dataset import Dataset, Split
+    from edgewise.zoo.rail import ANOMALY
 
     scenes = load_data(RailData(size=128, train=256, val=64, test=128))
-    anomaly = scenes.class_names.index("anomaly on track")
 
     def labelled(split: Split) -> Split:
-        return Split(split.x, (split.y == anomaly).flatten(1).any(1).to(torch.int64))
+        return Split(split.x, (split.y == ANOMALY).flatten(1).any(1).to(torch.int64))
 
     return Dataset("rail-anomaly", "classification", ("clear", "anomaly"), labelled(scenes.train),
                    labelled(scenes.val), labelled(scenes.test))
@@ -166,6 +166,7 @@ def run() -> list[Figure]:
     for name, model, data in _models():
         table = _study(name, model, data)
         rows += table
+        write_json(OUT / "w4a8-peers-table.json", rows)  # after every model: a long run keeps what it measured
         by = {r["file"]: r for r in table}
         for r in table:
             figures.append(Figure(f"{name}: {r['file']}", r["batch1_s"] * 1e6, "us at batch 1",

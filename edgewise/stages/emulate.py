@@ -8,6 +8,7 @@ import numpy as np
 from torch import nn
 
 from edgewise.base.atomic import write_json
+from edgewise.base.errors import UserError
 from edgewise.base.records import QuantizedLayer, load_records
 from edgewise.export.onnx_records import records_from_onnx, rounded_layer
 from edgewise.ledger import EMULATION, ONNX, RECORDS, TORCH, Version
@@ -38,18 +39,30 @@ def rounded_records(module: nn.Module) -> list[QuantizedLayer] | None:
 
 
 def _records(state: ModelState, version: Version, config: EmulateConfig, own: bool) -> list[QuantizedLayer] | None:
-    """The records the kernel runs for `version`: its own 4-bit levels, the ONNX file's, or rounded float weights.
+    """The records the kernel runs for `version`: its own 4-bit levels (a CNN's read from its ONNX file, with their
+    windows), the ONNX file's (a W4A8 file's with its activation scales), or rounded float weights.
 
     `own` marks the version the stage emulates for its own sake (the quantized model, or the ONNX
     file given): a version that does not fit the kernel is an error there, and skipped otherwise.
     """
     if RECORDS in version.files:
-        return list(load_records(version.files[RECORDS])[0].values())
-    if TORCH in version.files:
-        return rounded_records(state.module(version))
-    if own:
-        return records_from_onnx(version.files[ONNX], round_float_weights=config.round_float_weights)
-    return None
+        records = list(load_records(version.files[RECORDS])[0].values())
+        if all(r.kind == "Linear" for r in records):
+            return records
+        if ONNX not in version.files:
+            raise UserError(f"model {state.entry.name}: emulating convolutions needs the exported ONNX file (it holds "
+                            "their strides, padding and pooling)", "add an export section to the model")
+        return records_from_onnx(version.files[ONNX])
+    if TORCH in version.files and (records := rounded_records(state.module(version))) is not None:
+        return records
+    if ONNX not in version.files:
+        return None
+    try:  # a float CNN's file, its weights rounded: the baseline; a W4A8 or a given file as it is
+        return records_from_onnx(version.files[ONNX], round_float_weights=config.round_float_weights or not own)
+    except UserError:
+        if own:
+            raise
+        return None
 
 
 def emulate_stage(state: ModelState, config: EmulateConfig) -> None:

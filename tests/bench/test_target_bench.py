@@ -63,10 +63,10 @@ def test_boards_are_estimated_or_read_from_the_runner(onnx_mlp, tmp_path):
         bench_model(path, probe, "jetson-orin-nx", board_result=tmp_path / "bad.json")
 
 
-def test_emulated_needs_an_mlp_and_gpu_is_unavailable(onnx_mlp):
+def test_emulated_needs_4_bit_weights_and_gpu_is_unavailable(onnx_mlp):
     path, probe = onnx_mlp
     record = bench_model(path, probe, "fantastic4-fpga")
-    assert record["latency"]["kind"] == "unavailable" and "fully-connected" in record["latency"]["reason"]
+    assert record["latency"]["kind"] == "unavailable" and "float weights" in record["latency"]["reason"]
     assert bench_model(path, probe, "jetson-nano")["latency"]["kind"] == "unavailable", "no counts, no estimate"
     gpu = bench_model(path, probe, "nvidia-gpu")
     assert gpu["energy"]["kind"] == "unavailable" and gpu["energy"]["reason"]

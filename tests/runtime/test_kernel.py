@@ -63,9 +63,9 @@ def test_an_overflowing_accumulator_raises():
         mlp.run(np.ones((1, 20)))
 
 
-def test_only_fully_connected_per_layer_records():
+def test_a_convolution_needs_its_window_and_unknown_modes_are_refused():
     conv = QuantizedLayer("c", "Conv2d", np.zeros((2, 1, 3, 3), np.int8), np.float32(1), 4, -8, 7)
-    with pytest.raises(Exception, match="fully-connected"):
+    with pytest.raises(Exception, match="whose strides and padding the records do not hold"):
         IntegerMLP.from_records([conv], np.zeros((1, 9)))
     with pytest.raises(Exception, match="unknown kernel mode"):
         IntegerMLP.from_records(_mlp_records(), np.ones((2, 20))).run(np.ones((1, 20)), "magic")
