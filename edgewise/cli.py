@@ -434,15 +434,32 @@ def exit_code(error: EdgewiseError) -> int:
     return next(code for kind, code in EXIT_CODES if isinstance(error, kind))
 
 
+def _error(problem: str, fix: str, code: int) -> SystemExit:
+    console.print(f"[bold red]error:[/bold red] {escape(problem)}", soft_wrap=True)
+    if fix:
+        console.print(f"  fix: {escape(fix)}", soft_wrap=True)
+    return SystemExit(code)
+
+
 def main() -> None:
-    """Entry point: run the app; a kit error prints one or two lines and exits 2 (user) or 1 (internal)."""
+    """Entry point: run the app; a kit error or a command line the parser refuses prints one or two lines and exits
+    2 (user) or 1 (internal)."""
+    try:  # typer vendors click from 0.25 on
+        from typer._click import exceptions as parsing
+    except ImportError:  # pragma: no cover - older typer
+        from click import exceptions as parsing
+
     try:
-        app()
+        code = app(standalone_mode=False)
+    except parsing.NoArgsIsHelpError as exc:  # `edgewise` or a group alone: its help, as asked
+        print(exc.ctx.get_help())
+        raise SystemExit(0) from None
+    except parsing.UsageError as exc:  # an unknown option, a value of the wrong type, a missing argument
+        where = exc.ctx.command_path if exc.ctx is not None else "edgewise"
+        raise _error(exc.format_message(), f"see {where} --help", 2) from None
     except EdgewiseError as exc:
-        console.print(f"[bold red]error:[/bold red] {escape(exc.problem)}", soft_wrap=True)
-        if exc.fix:
-            console.print(f"  fix: {escape(exc.fix)}", soft_wrap=True)
-        raise SystemExit(exit_code(exc)) from None
-    except KeyboardInterrupt:
+        raise _error(exc.problem, exc.fix, exit_code(exc)) from None
+    except (KeyboardInterrupt, typer.Abort):
         console.print("interrupted; finished stages are kept in the run directory")
         raise SystemExit(130) from None
+    raise SystemExit(code if isinstance(code, int) else 0)

@@ -18,9 +18,31 @@ TEMPORARY_SUFFIX = ".tmp"
 
 def leftover_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
     """The temporary files `atomic_path` left under `folder` (recursively) when its process was killed mid-write:
-    `.<name>.<random>.tmp`. Only their writer may remove them while it runs: call this under the folder's lock."""
+    `.<name>.<pid>.<random>.tmp`. Only their writer may remove them while it runs: call this under the folder's lock,
+    or take `stale_temporaries`."""
     return sorted(p for p in Path(folder).rglob(f".*{TEMPORARY_SUFFIX}")
                   if p.is_file() and p.name.count(".") >= 3)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """The leftover temporaries under `folder` whose writing process no longer runs: safe to remove without a lock
+    (a folder many processes write into, such as the model cache)."""
+    stale = []
+    for path in leftover_temporaries(folder):
+        pid = path.name.split(".")[-3] if path.name.count(".") >= 4 else ""
+        if pid.isdigit() and not _running(int(pid)):
+            stale.append(path)
+    return stale
 
 
 def _umask() -> int:
@@ -49,7 +71,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise UserError(f"{dest} is a directory, where a file is to be written", "give the path of a file in it")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=TEMPORARY_SUFFIX, dir=dest.parent)
+        # the writer's pid in the name: a killed writer's leftovers can be told from a live one's (stale_temporaries)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=TEMPORARY_SUFFIX,
+                                        dir=dest.parent)
     except PermissionError as exc:
         raise UserError(
             f"cannot write to {dest.parent}: permission denied",

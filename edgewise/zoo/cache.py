@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from edgewise.base.atomic import stale_temporaries
 from edgewise.modelio import load_model, save_model
 from edgewise.zoo.dataset import Dataset
 from edgewise.zoo.models import build_model
@@ -62,6 +63,9 @@ def trained_model(arch: str, data: Dataset, train: TrainConfig, seed: int = 0,
     device = device or torch.device("cpu")
     key = cache_key(arch, args, data, train, seed, device)
     path = cache_root() / "models" / f"{arch.replace(':', '-')}-{data.name.replace(':', '-')}-{key[:16]}" / "model.pt"
+    if path.parent.is_dir():
+        for stale in stale_temporaries(path.parent):  # a killed trainer's half-written model
+            stale.unlink(missing_ok=True)
     if path.is_file():
         module, card = load_model(path)
         return TrainedModel(module.to(device), card, path, cached=True)

@@ -1,4 +1,5 @@
 import hashlib
+import os
 
 import pytest
 
@@ -48,3 +49,18 @@ def test_files_get_the_users_umask_not_the_temp_files_0600(tmp_path, umask, mode
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == mode
+
+
+def test_a_killed_writers_temporaries_are_stale_and_a_live_ones_are_not(tmp_path):
+    import subprocess
+    import sys
+
+    from edgewise.base.atomic import leftover_temporaries, stale_temporaries
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed = tmp_path / f".model.pt.{int(dead.stdout)}.abc123.tmp"
+    alive = tmp_path / f".model.pt.{os.getpid()}.def456.tmp"
+    for path in (killed, alive):
+        path.write_bytes(b"half")
+    assert leftover_temporaries(tmp_path) == sorted([killed, alive])
+    assert stale_temporaries(tmp_path) == [killed]
