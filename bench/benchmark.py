@@ -15,6 +15,7 @@ from edgewise.base.errors import UserError
 from edgewise.bench.counts import count_onnx
 from edgewise.bench.inputs import Inputs, declared_inputs, load_arrays, parse_request, resolve_inputs
 from edgewise.bench.target_bench import BenchConfig, bench_model
+from edgewise.export.integrity import check_weights
 
 
 def _model(path: Path) -> tuple[Path, dict[str, np.ndarray]]:
@@ -47,9 +48,11 @@ def model_inputs(path: str | os.PathLike[str], requests: Sequence[str] = (),
     """The inputs to feed the ONNX model at `path`: `requests` in `--input` form, given arrays, `batch`, and a data
     `sample` for the first input (unless a request or an array already gives that input)."""
     try:
-        graph = onnx.load(str(path), load_external_data=False).graph
+        proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError and others for damaged files
         raise UserError(f"cannot read {path} as ONNX: {type(exc).__name__}", "export the model again") from None
+    check_weights(proto, path)
+    graph = proto.graph
     declared = declared_inputs(graph)
     parsed = [parse_request(r) for r in requests]
     arrays = dict(arrays or {})

@@ -66,6 +66,8 @@ def run(
     from edgewise.recipe import load_recipe
     from edgewise.sweep import run_sweep
 
+    if jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {jobs}", "give the number of worker processes, e.g. --jobs 2")
     parsed = load_recipe(recipe)
     if device is not None:
         parsed = _config(type(parsed), **{**parsed.model_dump(by_alias=True), "device": device})

@@ -209,6 +209,17 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
     return result
 
 
+def _check_bitstream(path: Path, layers: dict | None) -> None:
+    """A bitstream to ship must decode, and code the records' levels when records are given (not another model's)."""
+    if not path.is_file():
+        raise UserError(f"bitstream {path} does not exist", "give the .nnc that `edgewise encode` wrote")
+    decoded, _ = compress.decode(path.read_bytes())
+    if layers is not None and (set(decoded) != set(layers) or any(
+            not np.array_equal(decoded[name].levels, record.levels) for name, record in layers.items())):
+        raise UserError(f"bitstream {path} codes other weights than the records given",
+                        "encode these records (edgewise encode RECORDS -o model.nnc) and ship that")
+
+
 def deploy_file(model: str, out: str | Path, records: str | Path | None = None, bitstream: str | Path | None = None,
                 data: str | None = None, tar: bool = False, to: str | None = None,
                 precision: str = "fp16", trusted: bool = False, sign_key: str | Path | None = None) -> Path:
@@ -222,6 +233,8 @@ def deploy_file(model: str, out: str | Path, records: str | Path | None = None, 
 
     module, _, dataset = resolve_model(model, data, trusted=trusted)
     layers = load_records(records)[0] if records else None
+    if bitstream is not None:
+        _check_bitstream(Path(bitstream), layers)
     probe = dataset.test.x[:4]
     with tempfile.TemporaryDirectory() as scratch:
         onnx_path = Path(scratch) / "model.onnx"

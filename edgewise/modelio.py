@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 import importlib
 import os
 import pickle
@@ -24,12 +25,25 @@ def save_model(model: nn.Module, path: str | os.PathLike[str], card: dict[str, A
     """Write `model` (the whole module, so its shapes travel with it) and its `card` atomically to `path`.
 
     The card is plain JSON-able metadata: architecture, input shape, task, class names, how it
-    was made. The file is a torch pickle: load only files you trust. A model on a GPU is written
-    from a CPU copy, so the file loads on machines without one.
+    was made; the file also holds the sha256 of the weights, which load_model checks (torch does
+    not check its archive's CRCs). A model on a GPU is written from a CPU copy, so the file loads
+    on machines without one.
     """
+    cpu = on_device(model, torch.device("cpu"))
     with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "card": card, "module": on_device(model, torch.device("cpu"))}, tmp)
+        torch.save({"format": FORMAT, "card": card, "module": cpu, "weights_sha256": weights_digest(cpu)}, tmp)
     return Path(path)
+
+
+def weights_digest(model: nn.Module) -> str:
+    """sha256 over the model's state (every parameter and buffer: name, dtype, shape, bytes)."""
+    digest = hashlib.sha256()
+    for name, value in model.state_dict().items():
+        tensor = value.detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        # bytes as stored, whatever the dtype (bfloat16 has no numpy type): a 1-D byte view
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
 
 
 # packages whose nn.Module classes a model file may name and still load without consent: unpickling with
@@ -103,6 +117,10 @@ def load_model(path: str | os.PathLike[str], trusted: bool = False) -> tuple[nn.
     if isinstance(obj, nn.Module):
         return obj.eval(), {}
     if isinstance(obj, dict) and obj.get("format") == FORMAT and isinstance(obj.get("module"), nn.Module):
+        expected = obj.get("weights_sha256")
+        if expected is not None and weights_digest(obj["module"]) != expected:
+            raise UserError(f"model file {file} is damaged: its weights do not match the checksum written with them",
+                            "copy or write the file again")
         return obj["module"].eval(), dict(obj.get("card", {}))
     if isinstance(obj, dict):
         raise UserError(f"{file} holds a state dict or other dict, not a model",

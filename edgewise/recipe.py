@@ -36,6 +36,10 @@ def run_directory(out: str | os.PathLike[str], name: str) -> Path:
                         f"(at most {MAX_NAME} characters)",
                         "use letters, digits, '.', '_' and '-', starting with a letter or digit; --out picks the "
                         "folder it goes in")
+    for folder in (Path(out), *Path(out).parents):
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"--out {out}: {folder} is a file, where a folder is to hold the run",
+                            "give a folder for --out (it is created when missing)")
     return Path(out) / name
 
 

@@ -18,6 +18,7 @@ from edgewise.base.atomic import atomic_path
 from edgewise.base.records import QuantizedLayer
 from edgewise.export.errors import ExportError
 from edgewise.export.int4 import quantize_graph
+from edgewise.export.integrity import stamp
 
 OPSET = 21  # the first opset whose DequantizeLinear takes INT4 initializers and blocked scales
 
@@ -77,7 +78,9 @@ def to_onnx(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLi
 
 
 def write_proto(proto: onnx.ModelProto, path: str | os.PathLike[str], quantized_layers: list[str]) -> OnnxFile:
-    """Check `proto` with the ONNX checker, then write it to `path` atomically (nothing is replaced when it fails)."""
+    """Check `proto` with the ONNX checker, stamp its weights' checksum, then write it to `path` atomically (nothing
+    is replaced when it fails)."""
+    stamp(proto)
     try:
         onnx.checker.check_model(proto, full_check=False)
     except onnx.checker.ValidationError as exc:

@@ -15,6 +15,7 @@ from onnx import numpy_helper
 from edgewise.base.errors import UserError
 from edgewise.base.grid import MULTIPLIER_MAX, symmetric_levels
 from edgewise.base.records import QuantizedLayer
+from edgewise.export.integrity import check_weights
 
 
 def rounded_layer(name: str, weight: np.ndarray, bias: np.ndarray | None, kind: str = "Linear") -> QuantizedLayer:
@@ -250,8 +251,9 @@ def records_from_onnx(path: str | os.PathLike[str], round_float_weights: bool = 
     try:
         model = onnx.load(str(path))
     except Exception as exc:
-        raise UserError(f"cannot read ONNX file {path}: {exc}", "give an ONNX file written by `edgewise export`"
-                        ) from None
+        raise UserError(f"cannot read ONNX file {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                        "give an ONNX file written by `edgewise export`") from None
+    check_weights(model, path)
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     producers = {o: n for n in graph.node for o in n.output}

@@ -9,8 +9,10 @@ the runtime can load them without torch.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,6 +123,17 @@ class QuantizedLayer:
         return (self.levels.size * self.bits + 7) // 8 + 4 * self.step.size + (9 * blocks + 7) // 8
 
 
+def _digest(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 over every array (name, dtype, shape and bytes) but the header: numpy does not check a .npz's CRCs
+    when it reads arrays, so a damaged byte would otherwise load as a different weight."""
+    digest = hashlib.sha256()
+    for key in sorted(k for k in arrays if k != "header"):
+        value = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}|{value.dtype.str}|{value.shape}|".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
 def save_records(path: str | os.PathLike[str], records: dict[str, QuantizedLayer],
                  floats: dict[str, np.ndarray] | None = None) -> Path:
     """Write the records (and any other float parameters) to one `.npz`, atomically, without pickles."""
@@ -137,6 +150,7 @@ def save_records(path: str | os.PathLike[str], records: dict[str, QuantizedLayer
                                  "block": r.block})
     for i, name in enumerate(header["floats"]):
         arrays[f"f{i}"] = np.asarray(floats[name], dtype=np.float32)
+    header["sha256"] = _digest(arrays)
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
@@ -150,6 +164,8 @@ def load_records(path: str | os.PathLike[str]) -> tuple[dict[str, QuantizedLayer
             header = json.loads(npz["header"].tobytes())
             if header.get("format") != FORMAT:
                 raise ValueError(f"format {header.get('format')!r}")
+            if "sha256" in header and _digest({k: npz[k] for k in npz.files}) != header["sha256"]:
+                raise ValueError("its arrays do not match the checksum written with them (the file is damaged)")
             records = {}
             for i, h in enumerate(header["layers"]):
                 records[h["name"]] = QuantizedLayer(
@@ -157,7 +173,8 @@ def load_records(path: str | os.PathLike[str]) -> tuple[dict[str, QuantizedLayer
                     h["axis"], npz[f"l{i}.bias"] if h["bias"] else None, h["method"], h["meta"], h.get("block"),
                     npz[f"l{i}.multipliers"] if h.get("block") else None)
             floats = {name: npz[f"f{i}"] for i, name in enumerate(header["floats"])}
-    except (OSError, KeyError, ValueError) as exc:
-        raise UserError(f"cannot read quantized records from {path}: {exc}",
-                        "give a .npz written by Edgewise's quantize stage") from exc
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"cannot read quantized records from {path}: {first}",
+                        "give a .npz written by Edgewise's quantize stage") from None
     return records, floats

@@ -81,6 +81,9 @@ def load_folder(path: str | Path, size: tuple[int, int] = (32, 32), grayscale: b
 def _check_arrays(arrays: dict[str, np.ndarray], file: Path) -> None:
     """Refuse arrays no model can learn from: empty ones, non-finite inputs, labels that are not integers."""
     for key, values in arrays.items():
+        if values.ndim == 0:
+            raise DataError(f"{file}: {key} is a single value, not an array of samples",
+                            "save arrays with one row per sample")
         if len(values) == 0:
             raise DataError(f"{file}: {key} holds no samples", "save at least one sample per class")
         if key.startswith("x") and np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
