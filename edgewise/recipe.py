@@ -141,6 +141,8 @@ class QATConfig(BaseModel):
     batch_size: int = Field(64, ge=1)
     patience: int = Field(3, ge=1)
     relevance_every: int = Field(10, ge=1, description="ECQx: steps between relevance updates")
+    activation_bits: int | None = Field(None, ge=2, le=16, description="train with every quantized layer's input "
+                                        "fake-quantized to this many bits, as W4A8 runs it (8)")
 
 
 class QuantizeConfig(BaseModel):

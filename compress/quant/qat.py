@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -12,6 +13,7 @@ from torch import nn
 
 from edgewise.base import progress
 from edgewise.base.device import device_of
+from edgewise.compress.quant.activations import fake_quantized_activations
 from edgewise.compress.quant.entropy_constrained import Grid, ecq_records, normalized_relevance
 from edgewise.compress.quant.model import QuantizedModel, weighted_entropy, write_back
 from edgewise.compress.reference import ReferenceSamples
@@ -27,7 +29,7 @@ def train_quantized(model: nn.Module, layers: dict[str, nn.Module], grids: dict[
                     x: torch.Tensor, y: torch.Tensor, score: Callable[[nn.Module], float], epochs: int = 10,
                     lr: float = 1e-3, batch_size: int = 64, patience: int = 3, relevance_every: int = 10,
                     seed: int = 0, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                    label: str = "QAT") -> QuantizedModel:
+                    label: str = "QAT", activation_bits: int | None = None) -> QuantizedModel:
     """Train `model` quantization-aware on (x, y), on the model's device, and return the best quantized model by
     `score` (validation).
 
@@ -35,8 +37,22 @@ def train_quantized(model: nn.Module, layers: dict[str, nn.Module], grids: dict[
     the scaled straight-through gradient; Adam steps it and every other parameter; the weights are
     re-assigned with ECQ (or ECQx, with relevances recomputed on the current batch every
     `relevance_every` steps and smoothed) and written back. Stops early after `patience` epochs
-    without a better validation score.
+    without a better validation score. With `activation_bits` every quantized layer's input is
+    fake-quantized too (compress.quant.activations), in training and in the validation score, as
+    a W4A8 file runs it; the model returned has no hooks.
     """
+    quantizing = fake_quantized_activations(layers, activation_bits) if activation_bits else nullcontext()
+    with quantizing:
+        return _train(model, layers, grids, method=method, bits=bits, lam=lam, ref=ref, rho=rho, p=p, x=x, y=y,
+                      score=score, epochs=epochs, lr=lr, batch_size=batch_size, patience=patience,
+                      relevance_every=relevance_every, seed=seed, loss_fn=loss_fn, label=label)
+
+
+def _train(model: nn.Module, layers: dict[str, nn.Module], grids: dict[str, Grid], *, method: str, bits: int,
+           lam: float, ref: ReferenceSamples | None, rho: float, p: float, x: torch.Tensor, y: torch.Tensor,
+           score: Callable[[nn.Module], float], epochs: int, lr: float, batch_size: int, patience: int,
+           relevance_every: int, seed: int, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
+           label: str) -> QuantizedModel:
     loss_fn = loss_fn or F.cross_entropy
     generator = torch.Generator().manual_seed(seed)
     device = device_of(model)
