@@ -294,10 +294,8 @@ def test_a_channel_shuffle_keeps_the_widths_it_fixes_and_the_rest_is_pruned(refe
     assert result.left_whole["a"].startswith("its channels enter the channel shuffle in the model's forward")
 
 
-def test_shufflenet_is_pruned_inside_its_branches_and_exports(reference, tmp_path):
+def test_shufflenet_is_pruned_inside_its_branches(reference):
     import torchvision
-
-    from edgewise.export import to_onnx, verify
 
     torch.manual_seed(0)
     model = torchvision.models.shufflenet_v2_x0_5(num_classes=4).eval()
@@ -311,9 +309,7 @@ def test_shufflenet_is_pruned_inside_its_branches_and_exports(reference, tmp_pat
         assert rows[layer]["channels_after"] == rows[layer]["channels_before"]
     assert "channel shuffle in stage3.1" in result.left_whole["stage3.1.branch2.5"]
     assert "depthwise convolution reading a channel shuffle" in result.left_whole["stage3.0.branch1.0"]
-    assert result.after.params < 0.8 * result.before.params
-    path = to_onnx(result.model, ref.x[:1], tmp_path / "shufflenet.onnx").path
-    assert verify(path, result.model, ref.x[:2])["rel_diff"] < 1e-4
+    assert result.after.params < 0.8 * result.before.params  # ONNX parity: make bench topic coverage
 
 
 class DetectionHeads(nn.Module):

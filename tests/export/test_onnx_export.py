@@ -9,7 +9,8 @@ from edgewise.export.errors import ExportError
 from edgewise.export.int4 import block_size_for
 from edgewise.zoo.models import build_model
 
-ZOO = [("mlp", (1, 8, 8), 10), ("lenet", (1, 8, 8), 10), ("vgg", (1, 8, 8), 10), ("resnet", (3, 16, 16), 10),
+# vgg is lenet's export with BatchNorm, which resnet and mobilenetv2 cover
+ZOO = [("mlp", (1, 8, 8), 10), ("lenet", (1, 8, 8), 10), ("resnet", (3, 16, 16), 10),
        ("mobilenetv2", (3, 16, 16), 10), ("railnet", (3, 32, 32), 7)]
 
 
@@ -44,7 +45,7 @@ def test_float_pruned_and_quantized_exports_match_torch(arch, shape, classes, tm
     assert session.run(None, {"x": ref.x[:3].numpy()})[0].shape[0] == 3
 
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
+@pytest.mark.parametrize("name", ["resnet18"])  # mobilenet_v2 and more: make bench topic coverage (ONNX parity)
 def test_torchvision_exports(name, tmp_path):
     torch.manual_seed(0)
     model = build_model(f"torchvision:{name}", (3, 32, 32), 10).eval()

@@ -28,7 +28,7 @@ def test_layers_see_quantized_inputs_only_inside_the_block():
     assert ranges["fc"] == pytest.approx(float(x.max()))
     assert torch.allclose(inside, layer(fake_quantize(x, float(x.max()), 2)))
     assert torch.equal(layer(x), nn.functional.linear(x, layer.weight, layer.bias))  # hooks gone
-    with pytest.raises(UserError, match="outside 2..16"), fake_quantized_activations({"fc": layer}, bits=1):
+    with pytest.raises(UserError, match=r"outside 2\.\.16"), fake_quantized_activations({"fc": layer}, bits=1):
         pass
 
 
