@@ -30,8 +30,9 @@ def save_model(model: nn.Module, path: str | os.PathLike[str], card: dict[str, A
     on machines without one.
     """
     cpu = on_device(model, torch.device("cpu"))
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "card": card, "module": cpu, "weights_sha256": weights_digest(cpu)}, tmp)
+    # through a file object: torch names the archive's folder after a file name, and the temporary one is random
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save({"format": FORMAT, "card": card, "module": cpu, "weights_sha256": weights_digest(cpu)}, handle)
     return Path(path)
 
 
