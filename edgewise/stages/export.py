@@ -138,7 +138,7 @@ def _export_w4a8(state: ModelState, config: W4A8Config, st: StageWindow, quantiz
     table_row = (label, W4A8_FILE, binary_bytes(onnx_file.bytes), str(check["opset"]),
                  f"{check['rel_diff']:.1e} (activations)", f"{check['fast_rel_diff']:.1e}",
                  str(len(onnx_file.quantized_layers)), "",
-                 f"{score:.4f} (8-bit activations: {100 * -gap:+.1f} pt)")
+                 f"{score:.4f} (8-bit activations: {100 * (score - quantized.row['score']):+.1f} pt)")
     return version, table_row
 
 
