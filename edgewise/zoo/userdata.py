@@ -21,12 +21,21 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 SPLIT_SEED = 0
 
 
-def _split_arrays(x: np.ndarray, y: np.ndarray, stratify: bool) -> list[np.ndarray]:
+def _split_arrays(x: np.ndarray, y: np.ndarray, stratify: bool, source: str = "the data") -> list[np.ndarray]:
+    """Indices of a 60/20/20 train/val/test split (stratified by class for classification); a split that comes out
+    empty is a DataError: a model scored on no samples has no score."""
     if stratify:
-        return stratified_split(y, (0.6, 0.2, 0.2), SPLIT_SEED)
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
-    n_train, n_val = round(0.6 * len(x)), round(0.2 * len(x))
-    return [np.sort(order[:n_train]), np.sort(order[n_train:n_train + n_val]), np.sort(order[n_train + n_val:])]
+        parts = stratified_split(y, (0.6, 0.2, 0.2), SPLIT_SEED)
+    else:
+        order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
+        n_train, n_val = round(0.6 * len(x)), round(0.2 * len(x))
+        parts = [np.sort(order[:n_train]), np.sort(order[n_train:n_train + n_val]), np.sort(order[n_train + n_val:])]
+    empty = [name for name, part in zip(("train", "val", "test"), parts, strict=True) if not len(part)]
+    if empty:
+        fewest = f"{int(np.bincount(y).min())} sample(s) in its smallest class" if stratify else f"{len(x)} samples"
+        raise DataError(f"{source} has {fewest}: too few for a 60/20/20 train/val/test split ({', '.join(empty)} "
+                        "would be empty)", "give at least 5 samples per class (or x_train, x_val, x_test in an .npz)")
+    return parts
 
 
 def _as_inputs(x: np.ndarray, source: str) -> np.ndarray:
@@ -72,7 +81,7 @@ def load_folder(path: str | Path, size: tuple[int, int] = (32, 32), grayscale: b
             ys.append(label)
     x = np.stack(xs).astype(np.float32) / 255.0
     y = np.asarray(ys, dtype=np.int64)
-    parts = _split_arrays(x, y, stratify=True)
+    parts = _split_arrays(x, y, stratify=True, source=f"data folder {root}")
     train, val, test = (make_split(x[p], y[p]) for p in parts)
     return Dataset(name=f"folder:{root.name}", task="classification", class_names=tuple(classes),
                    train=train, val=val, test=test)
@@ -122,7 +131,7 @@ def load_npz(path: str | Path, class_names: tuple[str, ...] | None = None) -> Da
         if len(x) != len(y):
             raise DataError(f"{file}: x has {len(x)} samples but y has shape {y.shape}",
                             "give one label (or label map) per sample")
-        parts = _split_arrays(x, y, stratify=y.ndim == 1)
+        parts = _split_arrays(x, y, stratify=y.ndim == 1, source=str(file))
         split_arrays = {s: (x[p], y[p]) for s, p in zip(("train", "val", "test"), parts, strict=True)}
     else:
         raise DataError(f"{file} holds arrays {sorted(arrays)}",

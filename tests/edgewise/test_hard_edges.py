@@ -180,3 +180,15 @@ def test_bad_files_and_values_the_commands_meet(tmp_path, edgewise):
     result = edgewise("bundle", "verify", str(tmp_path / "b.tar.gz"))
     assert result.returncode == 2 and "cannot be unpacked as a bundle" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_folder_with_one_image_per_class_is_too_small_to_split(tmp_path, edgewise):
+    from PIL import Image
+
+    for name in ("cat", "dog"):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "images" / name / "0.png")
+    recipe = _recipe(tmp_path, [{"name": "m", "arch": "lenet", "data": {"name": "folder", "path": str(
+        tmp_path / "images"), "size": [8, 8], "grayscale": True}}])
+    assert_user_error(edgewise("run", str(recipe), "--out", str(tmp_path / "runs")),
+                      "1 sample(s) in its smallest class", "at least 5 samples per class")
