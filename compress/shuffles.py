@@ -22,14 +22,6 @@ from edgewise.compress.outputs import tensors_of
 from edgewise.compress.running import running_modules
 
 
-def _tensors(value: object) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, list | tuple):
-        return [t for v in value for t in _tensors(v)]
-    return []
-
-
 class _ShuffleWatch(TorchFunctionMode):
     """Watches a forward for shuffles: a view/reshape that splits a 4-D tensor's channel axis in two, then a
     transpose/permute swapping the two channel axes (a split alone, a detection head viewing its output as anchors x
@@ -67,13 +59,13 @@ class _ShuffleWatch(TorchFunctionMode):
             out = out.detach() if self.cut else out
             self.shuffled[id(out)] = out
             return out
-        inputs = [t for t in _tensors(list(args) + list((kwargs or {}).values())) if id(t) in self.shuffled]
+        inputs = [t for t in tensors_of([*args, *(kwargs or {}).values()]) if id(t) in self.shuffled]
         if inputs:
             layer = self.running[-1] if self.running else None
             if isinstance(layer, WEIGHT_LAYERS):
                 self.readers.append(layer)
             else:
-                self.shuffled.update((id(t), t) for t in _tensors(out))
+                self.shuffled.update((id(t), t) for t in tensors_of(out))
         return out
 
 

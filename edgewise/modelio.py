@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import hashlib
 import importlib
 import os
 import pickle
@@ -16,7 +15,8 @@ from torch import nn
 
 from edgewise.base.atomic import atomic_path
 from edgewise.base.device import on_device
-from edgewise.base.errors import UserError
+from edgewise.base.digest import tensors_digest
+from edgewise.base.errors import UserError, first_line
 
 FORMAT = "edgewise-model/1"
 
@@ -37,14 +37,14 @@ def save_model(model: nn.Module, path: str | os.PathLike[str], card: dict[str, A
 
 
 def weights_digest(model: nn.Module) -> str:
-    """sha256 over the model's state (every parameter and buffer: name, dtype, shape, bytes)."""
-    digest = hashlib.sha256()
-    for name, value in model.state_dict().items():
-        tensor = value.detach().cpu().contiguous()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        # bytes as stored, whatever the dtype (bfloat16 has no numpy type): a 1-D byte view
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-    return digest.hexdigest()
+    """The digest (edgewise.base.digest) of the model's state: every parameter and buffer."""
+
+    def raw(tensor: torch.Tensor) -> bytes:  # bytes as stored, whatever the dtype (bfloat16 has no numpy type)
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        return flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
+
+    return tensors_digest((name, str(value.dtype), tuple(value.shape), raw(value))
+                          for name, value in model.state_dict().items())
 
 
 # packages whose nn.Module classes a model file may name and still load without consent: unpickling with
@@ -112,7 +112,7 @@ def load_model(path: str | os.PathLike[str], trusted: bool = False) -> tuple[nn.
         raise
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, AttributeError,
             ModuleNotFoundError, OSError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise UserError(f"cannot load model file {file}: {first}",
                         "the file is corrupt or needs code that is not importable; save it again") from exc
     if isinstance(obj, nn.Module):
@@ -138,7 +138,7 @@ def load_weights(module: nn.Module, path: str | os.PathLike[str]) -> nn.Module:
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise UserError(f"cannot load weights file {file}: {first}",
                         "save the weights with torch.save(model.state_dict(), path)") from exc
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # a training checkpoint

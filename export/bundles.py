@@ -17,6 +17,7 @@ import numpy as np
 from edgewise.base import errors as base_errors
 from edgewise.base import system as base_system
 from edgewise.base.atomic import sha256_file
+from edgewise.base.errors import first_line
 from edgewise.export.checks import FAST_RTOL
 from edgewise.export.errors import ExportError
 from edgewise.export.runner import (
@@ -143,7 +144,7 @@ def _open(path: Path, scratch: Path) -> Path:
             with tarfile.open(path) as handle:
                 handle.extractall(scratch, filter="data")
         except (tarfile.TarError, OSError, EOFError) as exc:  # not a tar, truncated, or a member the filter refuses
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             raise ExportError(f"{path} cannot be unpacked as a bundle (not a .tar.gz, or damaged): {first}",
                               "copy the .tar.gz again, or give the bundle directory") from None
         children = [c for c in scratch.iterdir() if c.is_dir()]

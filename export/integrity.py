@@ -7,12 +7,12 @@ the readers (bench, the integer kernel's reader) refuse a file whose tensors no 
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import onnx
 from onnx import numpy_helper
 
+from edgewise.base.digest import tensors_digest
 from edgewise.base.errors import UserError
 
 DIGEST_KEY = "edgewise.weights_sha256"
@@ -24,12 +24,9 @@ def _tensors(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
 
 
 def weights_digest(proto: onnx.ModelProto) -> str:
-    """sha256 over every initializer and Constant tensor of the main graph: name, type, shape and values."""
-    digest = hashlib.sha256()
-    for tensor in sorted(_tensors(proto.graph), key=lambda t: t.name):
-        digest.update(f"{tensor.name}|{tensor.data_type}|{list(tensor.dims)}|".encode())
-        digest.update(numpy_helper.to_array(tensor).tobytes())
-    return digest.hexdigest()
+    """The digest (edgewise.base.digest) of every initializer and Constant tensor of the main graph."""
+    return tensors_digest((t.name, str(t.data_type), tuple(t.dims), numpy_helper.to_array(t).tobytes())
+                          for t in _tensors(proto.graph))
 
 
 def stamp(proto: onnx.ModelProto) -> onnx.ModelProto:

@@ -12,10 +12,11 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edgewise.base.errors import UserError
+from edgewise.base.errors import UserError, first_line
 from edgewise.base.grid import MULTIPLIER_MAX, symmetric_levels
 from edgewise.base.records import QuantizedLayer
 from edgewise.export.integrity import check_weights
+from edgewise.export.session import node_consumers
 
 
 def rounded_layer(name: str, weight: np.ndarray, bias: np.ndarray | None, kind: str = "Linear") -> QuantizedLayer:
@@ -251,16 +252,13 @@ def records_from_onnx(path: str | os.PathLike[str], round_float_weights: bool = 
     try:
         model = onnx.load(str(path))
     except Exception as exc:
-        raise UserError(f"cannot read ONNX file {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+        raise UserError(f"cannot read ONNX file {path}: {first_line(exc)}",
                         "give an ONNX file written by `edgewise export`") from None
     check_weights(model, path)
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     producers = {o: n for n in graph.node for o in n.output}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    consumers = node_consumers(graph)
     first = next((i for i in graph.input if i.name not in inits), None)
     if first is None:
         raise UserError(f"{path} has no input", "give a model file with an input")

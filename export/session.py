@@ -83,7 +83,8 @@ def session_options(fast: bool = True, float_activations: bool = False, threads:
 INT8_KERNEL_OPS = ("Conv", "Gemm", "MatMul")
 
 
-def _consumers_of(graph: Any) -> dict[str, list[Any]]:
+def node_consumers(graph: Any) -> dict[str, list[Any]]:
+    """Per tensor name, the nodes of `graph` (an onnx GraphProto) that read it."""
     consumers: dict[str, list[Any]] = {}
     for node in graph.node:
         for name in node.input:
@@ -107,7 +108,7 @@ def widen_w4a8(model: Any) -> Any:
 
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
-    consumers, layers = _consumers_of(graph), _quantized_activations(graph)
+    consumers, layers = node_consumers(graph), _quantized_activations(graph)
     four_bit = (TensorProto.INT4, TensorProto.UINT4)
     widened: dict[str, Any] = {}
     for node in graph.node:
@@ -150,7 +151,7 @@ def fold_conv_dequantize(model: Any) -> Any:
 
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
-    consumers, int8_layers = _consumers_of(graph), _quantized_activations(graph)
+    consumers, int8_layers = node_consumers(graph), _quantized_activations(graph)
     keep, folded = [], []
     for node in graph.node:
         users = consumers.get(node.output[0], []) if node.op_type == "DequantizeLinear" else []

@@ -33,7 +33,7 @@ from edgewise.base.records import QuantizedLayer
 from edgewise.export.errors import ExportError
 from edgewise.export.int4 import check_weight, int_tensor, storage_type, zero_point_tensor
 from edgewise.export.onnx_export import OnnxFile, export_proto, write_proto
-from edgewise.export.session import widen_w4a8
+from edgewise.export.session import node_consumers, widen_w4a8
 
 ACTIVATIONS = ("uint8", "int8")
 """uint8: unsigned after ReLU (zero point 0, the FantastIC4 kernel's and ONNX Runtime's x86 U8S8 choice), signed
@@ -263,18 +263,15 @@ def _float_outputs(proto: onnx.ModelProto) -> None:
     layer (the integer kernel's logits), not that result rounded to 8 bits."""
     graph = proto.graph
     producers = {o: n for n in graph.node for o in n.output}
-    consumers: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers[name] = consumers.get(name, 0) + 1
+    readers = node_consumers(graph)
     drop = []
     for output in graph.output:
         dq = producers.get(output.name)
         q = producers.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
-        if q is None or q.op_type != "QuantizeLinear" or consumers.get(q.output[0], 0) != 1:
+        if q is None or q.op_type != "QuantizeLinear" or len(readers.get(q.output[0], [])) != 1:
             continue
         source = producers.get(q.input[0])
-        if source is None or consumers.get(q.input[0], 0) != 1:
+        if source is None or len(readers.get(q.input[0], [])) != 1:
             continue
         source.output[list(source.output).index(q.input[0])] = output.name
         drop += [id(q), id(dq)]

@@ -19,8 +19,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgewise.base.atomic import write_json
 from edgewise.bench.suite import Figure, timed_calls
 
@@ -69,19 +67,6 @@ def _models():
         model = build_model(f"torchvision:{arch}", scenes.input_shape, scenes.num_classes)
         fit(model, scenes, TrainConfig(epochs=3, lr=1e-3, patience=3))
         yield f"{arch} (rail anomaly, 128 px)", model.eval(), scenes
-
-
-def _score(path: Path, data) -> float:
-    import torch
-
-    from edgewise.export import open_session
-    from edgewise.zoo.training import score_logits
-
-    session = open_session(path)
-    name = session.get_inputs()[0].name
-    x = data.test.x.numpy()
-    logits = np.concatenate([session.run(None, {name: x[i:i + 32]})[0] for i in range(0, len(x), 32)])
-    return score_logits(torch.from_numpy(logits), data.test.y, data.task, data.class_names)["score"]
 
 
 def _quantize_static(source: Path, target: Path, data) -> None:
@@ -151,10 +136,12 @@ def _latencies(files: dict[str, Path], data) -> dict[str, dict[int, float]]:
 
 
 def _study(name: str, model, data) -> list[dict[str, Any]]:
+    from edgewise.stages.export import shipped_score
+
     with tempfile.TemporaryDirectory() as scratch:
         files = _files(name, model, data, Path(scratch))
         latency = _latencies(files, data)
-        return [{"model": name, "file": label, "bytes": path.stat().st_size, "score": _score(path, data),
+        return [{"model": name, "file": label, "bytes": path.stat().st_size, "score": shipped_score(path, data),
                  "score_name": "mIoU" if data.task == "segmentation" else "accuracy",
                  "batch1_s": latency[label][1], "batch32_s": latency[label][32]} for label, path in files.items()]
 

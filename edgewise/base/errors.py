@@ -30,3 +30,9 @@ class DataError(UserError):
 
 class StageError(EdgewiseError):
     """A pipeline stage failed for a reason inside the kit."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none): what a one-line error quotes of
+    a library's exception."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

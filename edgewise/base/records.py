@@ -9,7 +9,6 @@ the runtime can load them without torch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import zipfile
@@ -20,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from edgewise.base.atomic import atomic_path
-from edgewise.base.errors import UserError
+from edgewise.base.digest import tensors_digest
+from edgewise.base.errors import UserError, first_line
 from edgewise.base.grid import MULTIPLIER_MAX, expand_blocks, input_axis_of, multiplied
 
 FORMAT = "edgewise-quantized/1"
@@ -124,14 +124,10 @@ class QuantizedLayer:
 
 
 def _digest(arrays: dict[str, np.ndarray]) -> str:
-    """sha256 over every array (name, dtype, shape and bytes) but the header: numpy does not check a .npz's CRCs
-    when it reads arrays, so a damaged byte would otherwise load as a different weight."""
-    digest = hashlib.sha256()
-    for key in sorted(k for k in arrays if k != "header"):
-        value = np.ascontiguousarray(arrays[key])
-        digest.update(f"{key}|{value.dtype.str}|{value.shape}|".encode())
-        digest.update(value.tobytes())
-    return digest.hexdigest()
+    """The digest of every array but the header: numpy does not check a .npz's CRCs when it reads arrays, so a
+    damaged byte would otherwise load as a different weight."""
+    return tensors_digest((key, value.dtype.str, value.shape, np.ascontiguousarray(value).tobytes())
+                          for key, value in arrays.items() if key != "header")
 
 
 def save_records(path: str | os.PathLike[str], records: dict[str, QuantizedLayer],
@@ -174,7 +170,7 @@ def load_records(path: str | os.PathLike[str]) -> tuple[dict[str, QuantizedLayer
                     npz[f"l{i}.multipliers"] if h.get("block") else None)
             floats = {name: npz[f"f{i}"] for i, name in enumerate(header["floats"])}
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise UserError(f"cannot read quantized records from {path}: {first}",
                         "give a .npz written by Edgewise's quantize stage") from None
     return records, floats
