@@ -224,6 +224,7 @@ class ChannelGraph:
                                ) from exc
         finally:
             model.train(was_training)
+        foreign = any(type(m).__module__.startswith("onnx2torch.") for m in model.modules())
         self.groups: list[ChannelGroup | HeadGroup] = []
         self.skipped: dict[str, str] = dict(heads_whole)  # group -> why it is left whole
         for root, group in _root_groups(self.graph, ignored):
@@ -250,9 +251,10 @@ class ChannelGraph:
                 self.skipped[members[0][0]] = (f"its channels reach {overflow[0]} through a split (torch.chunk or "
                                                "split) whose index mapping torch-pruning gets wrong")
                 continue
-            if any(isinstance(item.dep.target.module, nn.Parameter) for item in group):
+            if foreign or any(isinstance(item.dep.target.module, nn.Parameter) for item in group):
                 # parameters outside any layer (a ViT's class token and position embedding) are cut along with
-                # the group, but the model's code may still expect the old width: try it on a copy first
+                # the group, but the model's code may still expect the old width; so may the constants of ops
+                # converted from ONNX: try it on a copy first
                 why = _removal_breaks(model, example_input, names[root], bool(shuffles))
                 if why:
                     self.skipped[members[0][0]] = f"the model no longer runs without one of its channels ({why})"

@@ -87,7 +87,8 @@ def run(
 
 @app.command()
 def prune(
-    model: Annotated[str, typer.Argument(help="Zoo reference (e.g. digits-cnn) or a model .pt file.")],
+    model: Annotated[str, typer.Argument(help="Zoo reference (e.g. digits-cnn), a model .pt file or an .onnx file "
+                                              "(converted to torch; give --data).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the pruned model (.pt).")],
     criterion: Annotated[str, typer.Option(help="lrp, gradient, taylor, l1, l2, hrank, apoz, activation, random.")]
     = "lrp",
@@ -255,6 +256,10 @@ def export_command(
                   f"{result['rel_diff']:.1e} (exact), {result['fast_rel_diff']:.1e} (fast session, checked against "
                   f"{against}); test score {result['torch_score']:.4f} in torch, {result['onnx_score']:.4f} as shipped "
                   "in ONNX Runtime")
+    if "source_onnx" in result:
+        console.print(f"against the ONNX file it came from ({result['source_onnx']}): test score "
+                      f"{result['source_score']:.4f} there, {result['onnx_score']:.4f} here; the two agree on "
+                      f"{result['source_agreement']:.1%} of the test samples' predictions")
 
 
 @app.command()

@@ -48,9 +48,11 @@ def resolve_model(model: str, data: str | None = None, device: torch.device | No
         if not data:  # files written from this model can name their data
             card["data_spec"] = ref.data.model_dump(mode="json")
         return trained.module, card, dataset
+    if model.endswith(".onnx"):
+        return _converted_onnx(model, data, device)
     if not model.endswith((".pt", ".pth")) and not Path(model).exists():
         raise UserError(f"unknown model {model!r}",
-                        f"give a zoo reference ({', '.join(REFERENCES)}) or the path of a .pt file")
+                        f"give a zoo reference ({', '.join(REFERENCES)}), the path of a .pt file or of an .onnx file")
     module, card = load_model(model, trusted)
     module = on_device(module, device)
     if data:
@@ -60,6 +62,21 @@ def resolve_model(model: str, data: str | None = None, device: torch.device | No
         raise UserError(f"{model} does not say which data it was trained on", "pass --data")
     source = DATA_SOURCES[spec["name"]]
     return module, card, load_data(source.model_validate(spec))
+
+
+def _converted_onnx(model: str, data: str | None, device: torch.device) -> tuple[nn.Module, dict[str, Any], Dataset]:
+    """An ONNX file as a torch module (export.onnx_import), checked against ONNX Runtime on the data's test samples;
+    its card names the source file, so export can compare with it."""
+    from edgewise.export.onnx_import import onnx_to_torch
+
+    if not data:
+        raise UserError(f"{model} is an ONNX file, which does not say what data it takes",
+                        "pass --data: a .npz (x in the model's input layout, y labels) or an image folder")
+    dataset = data_from_argument(data)
+    module = on_device(onnx_to_torch(model, dataset.test.x[:4].numpy()), device)
+    card = {"source_onnx": str(Path(model).resolve()), "input_shape": list(dataset.input_shape),
+            "task": dataset.task, "class_names": list(dataset.class_names)}
+    return module, card, dataset
 
 
 def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | None = None,
@@ -184,7 +201,7 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
 
     if w4a8 is not None and not records:
         raise UserError("--w4a8 needs the quantized records", "pass --records model-q.npz from `edgewise quantize`")
-    module, _, dataset = resolve_model(model, data, trusted=trusted)
+    module, card, dataset = resolve_model(model, data, trusted=trusted)
     layers = load_records(records)[0] if records else None
     probe = dataset.test.x[:8]
     if w4a8 is not None:
@@ -196,6 +213,8 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
     result = {"path": str(onnx_file.path), **check, "quantized_layers": onnx_file.quantized_layers,
               "torch_score": evaluate(module, dataset.test, dataset.task)["score"],
               "onnx_score": shipped_score(onnx_file.path, dataset)}
+    if card.get("source_onnx"):
+        result.update(_against_source(Path(card["source_onnx"]), onnx_file.path, dataset))
     if tensorrt:
         command = export.trtexec_command(Path(out).name, Path(out).with_suffix(".engine").name, "x",
                                          dataset.input_shape, tensorrt)
@@ -207,6 +226,23 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
         result["engine"] = export.to_tensorrt(onnx_file.path, Path(out).with_suffix(".engine"), dataset.input_shape,
                                               tensorrt)
     return result
+
+
+def _against_source(source: Path, exported: Path, dataset: Dataset) -> dict[str, Any]:
+    """The ONNX file a converted model came from against its export: both scores on the test split, and the share of
+    test samples whose prediction (argmax over the output's axis 1) is the same."""
+    from edgewise import export
+    from edgewise.stages.export import shipped_score
+    from edgewise.stages.load import session_runner
+
+    if not source.is_file():
+        raise UserError(f"the ONNX file this model came from ({source}) is gone",
+                        "put it back to compare with it, or export without it: the export itself is written")
+    x = dataset.test.x.numpy()
+    before = session_runner(export.open_session(source, fast=False))(x)
+    after = session_runner(export.open_session(exported))(x)
+    agreement = float((before.argmax(1) == after.argmax(1)).mean())
+    return {"source_onnx": str(source), "source_score": shipped_score(source, dataset), "source_agreement": agreement}
 
 
 def _check_bitstream(path: Path, layers: dict | None) -> None:

@@ -30,10 +30,19 @@ def save_model(model: nn.Module, path: str | os.PathLike[str], card: dict[str, A
     on machines without one.
     """
     cpu = on_device(model, torch.device("cpu"))
+    if _converted(cpu):
+        from edgewise.export.onnx_import import portable
+
+        cpu = portable(cpu)
     # through a file object: torch names the archive's folder after a file name, and the temporary one is random
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         torch.save({"format": FORMAT, "card": card, "module": cpu, "weights_sha256": weights_digest(cpu)}, handle)
     return Path(path)
+
+
+def _converted(model: nn.Module) -> bool:
+    """Whether `model` holds layers converted from ONNX by onnx2torch (edgewise.export.onnx_import)."""
+    return any(type(m).__module__.startswith("onnx2torch.") for m in model.modules())
 
 
 def weights_digest(model: nn.Module) -> str:
@@ -49,7 +58,7 @@ def weights_digest(model: nn.Module) -> str:
 
 # packages whose nn.Module classes a model file may name and still load without consent: unpickling with
 # weights_only builds those classes and sets their attributes, and runs no code the file brings
-TRUSTED_PACKAGES = ("torch", "torchvision", "timm", "ultralytics", "edgewise")
+TRUSTED_PACKAGES = ("torch", "torchvision", "timm", "ultralytics", "onnx2torch", "edgewise")
 SAFE_GLOBALS = {"functools.partial"}  # calls only what the file may name anyway (torchvision's norm_layer partials)
 TRUST_FIX = ("if you trust whoever made the file, pass --trust-model-file (recipe: trusted: true); safer formats "
              "load without consent: a state_dict with its architecture (recipe: arch + weights), or ONNX (onnx:)")
@@ -96,7 +105,7 @@ def load_model(path: str | os.PathLike[str], trusted: bool = False) -> tuple[nn.
     """Load a model saved by `save_model`, or a plain `torch.save(module)` file; return (module, card).
 
     Files are unpickled with torch's weights_only loader, allowing the nn.Module classes of torch,
-    torchvision, timm, ultralytics and Edgewise: such a file loads as it is. A file that names other
+    torchvision, timm, ultralytics, onnx2torch and Edgewise: such a file loads as it is. A file that names other
     code (a class of your own project) runs that code while it unpickles, so it loads only with
     `trusted` (the user's consent: --trust-model-file, or trusted: true in a recipe); otherwise a
     UserError names the class and the safer formats. Files Edgewise wrote into its own run directory
@@ -115,6 +124,10 @@ def load_model(path: str | os.PathLike[str], trusted: bool = False) -> tuple[nn.
         first = first_line(exc)
         raise UserError(f"cannot load model file {file}: {first}",
                         "the file is corrupt or needs code that is not importable; save it again") from exc
+    if isinstance(obj, dict) and isinstance(obj.get("module"), nn.Module) and _converted(obj["module"]):
+        from edgewise.export.onnx_import import restore
+
+        restore(obj["module"])
     if isinstance(obj, nn.Module):
         return obj.eval(), {}
     if isinstance(obj, dict) and obj.get("format") == FORMAT and isinstance(obj.get("module"), nn.Module):

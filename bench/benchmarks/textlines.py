@@ -1,0 +1,72 @@
+"""Rendered text lines with exact labels, for scoring trained OCR networks offline (the `trained` topic's data).
+
+Lines are drawn with the DejaVu fonts matplotlib ships (no font or data set is downloaded), in
+random words, sizes, shades and small offsets, then laid out as PP-OCR's networks take them:
+RGB, height 48, scaled to (x / 255 - 0.5) / 0.5, right-padded with zeros to the model's width.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+WORDS = ("edge", "model", "prune", "signal", "42", "2026", "board", "quantize", "kernel", "relevance", "channel",
+         "export", "tensor", "energy", "latency", "Jetson", "ONNX", "vision", "text", "line", "ocr", "bit", "seven",
+         "cost", "the", "of", "and", "train", "rail", "station", "Berlin", "March", "page", "No.", "total", "sum")
+
+
+def _font(size: int, bold: bool):
+    from matplotlib import font_manager
+    from PIL import ImageFont
+
+    path = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans",
+                                                             weight="bold" if bold else "normal"))
+    return ImageFont.truetype(path, size)
+
+
+def render_line(text: str, rng: np.random.Generator, height: int = 48) -> np.ndarray:
+    """`text` drawn dark on light (or light on dark) as an RGB uint8 image `height` pixels tall, as wide as it needs."""
+    from PIL import Image, ImageDraw
+
+    font = _font(int(rng.integers(22, 32)), bool(rng.integers(0, 2)))
+    left, top, right, bottom = font.getbbox(text)
+    pad = int(rng.integers(2, 8))
+    image = Image.new("RGB", (right - left + 2 * pad, height))
+    paper = int(rng.integers(170, 256))
+    ink = int(rng.integers(0, 90))
+    if rng.random() < 0.2:
+        paper, ink = ink, paper
+    image.paste((paper,) * 3, (0, 0, *image.size))
+    y = (height - (bottom - top)) // 2 - top + int(rng.integers(-3, 4))
+    ImageDraw.Draw(image).text((pad - left, y), text, fill=(ink,) * 3, font=font)
+    pixels = np.asarray(image, dtype=np.float32)
+    return np.clip(pixels + rng.normal(0, 6, pixels.shape), 0, 255).astype(np.uint8)
+
+
+def to_input(image: np.ndarray, width: int, height: int = 48) -> np.ndarray:
+    """An RGB line image as PP-OCR's input: resized to `height` keeping its aspect (at most `width` wide),
+    normalised to [-1, 1], channels first, zero-padded on the right to `width`."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    new_w = min(width, max(1, int(np.ceil(height * w / h))))
+    resized = np.asarray(Image.fromarray(image).resize((new_w, height), Image.BILINEAR), dtype=np.float32)
+    out = np.zeros((3, height, width), dtype=np.float32)
+    out[:, :, :new_w] = ((resized / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)
+    return out
+
+
+def random_text(rng: np.random.Generator, words: tuple[int, int] = (1, 3)) -> str:
+    """A few random words of WORDS."""
+    return " ".join(rng.choice(WORDS, int(rng.integers(words[0], words[1] + 1))))
+
+
+def orientation_set(count: int, width: int = 192, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`count` text lines for a 0/180-degree orientation classifier: x (count, 3, 48, width), y 0 (upright) or 1
+    (rotated by 180 degrees), balanced."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((count, 3, 48, width), dtype=np.float32)
+    y = np.arange(count) % 2
+    for i in range(count):
+        line = render_line(random_text(rng), rng)
+        x[i] = to_input(line[::-1, ::-1] if y[i] else line, width)
+    return x, y.astype(np.int64)

@@ -1,0 +1,160 @@
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import helper, numpy_helper
+from torch import nn
+
+from edgewise import compress, export
+from edgewise.base.errors import UserError
+from edgewise.export.onnx_import import OnnxGraph, onnx_to_torch
+from edgewise.modelio import load_model, save_model
+
+
+class _Net(nn.Module):
+    """A small CNN with the parts exporters write: BatchNorm, a residual add, a depthwise conv, a Gemm head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+        self.dw = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.BatchNorm2d(16), nn.ReLU())
+        self.mid = nn.Sequential(nn.Conv2d(16, 24, 1), nn.ReLU())
+        self.head = nn.Linear(24, 4)
+
+    def forward(self, x):
+        y = self.stem(x)
+        y = self.mid(self.dw(y) + y)
+        return self.head(y.mean((2, 3)))
+
+
+def _exported(tmp_path):
+    torch.manual_seed(0)
+    net = _Net().eval()
+    for bn in (net.stem[1], net.dw[1]):  # statistics that are not the identity, so folding and pruning show
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+    path = tmp_path / "net.onnx"
+    # torch's TorchScript exporter folds BatchNorm into the convs; its training mode keeps them, as other
+    # frameworks' exporters do
+    torch.onnx.export(net, (torch.rand(2, 3, 16, 16),), str(path), dynamo=False, opset_version=13,
+                      training=torch.onnx.TrainingMode.PRESERVE,
+                      input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+    return net, path
+
+
+def _ort(path, x):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def test_converted_model_computes_what_the_file_does_and_reloads_without_consent(tmp_path):
+    _, path = _exported(tmp_path)
+    x = np.random.default_rng(0).random((5, 3, 16, 16), dtype=np.float32)
+    module = onnx_to_torch(path, x[:2])
+    assert isinstance(module, OnnxGraph)
+    with torch.no_grad():
+        np.testing.assert_allclose(module(torch.from_numpy(x)).numpy(), _ort(path, x), rtol=1e-4, atol=1e-5)
+    save_model(module, tmp_path / "m.pt", {"source_onnx": str(path)})
+    loaded, card = load_model(tmp_path / "m.pt")  # weights_only: no trust needed
+    with torch.no_grad():
+        np.testing.assert_array_equal(loaded(torch.from_numpy(x)).numpy(), module(torch.from_numpy(x)).numpy())
+    assert card["source_onnx"] == str(path)
+
+
+def test_pruned_converted_model_exports_as_its_source_graph_with_smaller_tensors(tmp_path):
+    _, path = _exported(tmp_path)
+    x = torch.rand(8, 3, 16, 16)
+    module = onnx_to_torch(path, x[:2].numpy())
+    ref = compress.ReferenceSamples(x, torch.arange(8) % 4, "classification")
+    result = compress.prune(module, ref, "l1", 0.5)
+    assert result.after.params < result.before.params
+    out = export.to_onnx(result.model, x[:1], tmp_path / "pruned.onnx")
+    check = export.verify(out.path, result.model, x)
+    assert check["rel_diff"] < 1e-5
+    proto = onnx.load(str(out.path))
+    shapes = {i.name: tuple(i.dims) for i in proto.graph.initializer}
+    convs = [n for n in proto.graph.node if n.op_type == "Conv"]
+    assert any(shapes[n.input[1]][0] < 16 for n in convs)  # physically smaller in the file
+    depthwise = next(n for n in convs if next(a.i for a in n.attribute if a.name == "group") > 1)
+    assert next(a.i for a in depthwise.attribute if a.name == "group") == shapes[depthwise.input[1]][0]
+    assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) == 21
+
+
+def test_quantized_converted_model_exports_with_4_bit_weights(tmp_path):
+    _, path = _exported(tmp_path)
+    x = torch.rand(8, 3, 16, 16)
+    module = onnx_to_torch(path, x[:2].numpy())
+    quantized = compress.quantize(module, "uniform", 4)
+    out = export.to_onnx(quantized.model, x[:1], tmp_path / "q.onnx", quantized.records)
+    assert sorted(out.quantized_layers) == sorted(quantized.records)
+    assert export.verify(out.path, quantized.model, x, quantized=True)["rel_diff"] < 1e-4
+    int4 = [i for i in onnx.load(str(out.path)).graph.initializer if i.data_type == onnx.TensorProto.INT4]
+    assert len(int4) == len(quantized.records)
+
+
+def test_folded_batchnorm_becomes_identity_in_the_exported_graph(tmp_path):
+    _, path = _exported(tmp_path)
+    x = torch.rand(4, 3, 16, 16)
+    module = onnx_to_torch(path, x[:2].numpy())
+    folded, done = compress.fold_batchnorm(module, x)
+    assert done
+    out = export.to_onnx(folded, x[:1], tmp_path / "f.onnx")
+    before = [n.op_type for n in onnx.load(str(path)).graph.node].count("BatchNormalization")
+    after = [n.op_type for n in onnx.load(str(out.path)).graph.node].count("BatchNormalization")
+    assert after == before - len(done)
+    with torch.no_grad():
+        np.testing.assert_allclose(_ort(out.path, x.numpy()), folded(x).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def _constant_weights_model(tmp_path, op: str = "Relu", domain: str = ""):
+    """A Conv whose weights are Constant nodes, as Paddle's exporter writes them, then `op`."""
+    w = numpy_helper.from_array(np.random.default_rng(1).standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    nodes = [helper.make_node("Constant", [], ["w"], value=w), helper.make_node("Conv", ["x", "w"], ["c"]),
+             helper.make_node(op, ["c"], ["y"], domain=domain)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 4, 6, 6])])
+    opsets = [helper.make_opsetid("", 11)] + ([helper.make_opsetid(domain, 1)] if domain else [])
+    path = tmp_path / "c.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=opsets, ir_version=8), str(path))
+    return path
+
+
+def test_weights_held_as_constant_nodes_are_converted(tmp_path):
+    path = _constant_weights_model(tmp_path)
+    x = np.random.default_rng(2).random((2, 3, 8, 8), dtype=np.float32)
+    module = onnx_to_torch(path, x)
+    assert any(isinstance(m, nn.Conv2d) for m in module.modules())
+    with torch.no_grad():
+        np.testing.assert_allclose(module(torch.from_numpy(x)).numpy(), _ort(path, x), rtol=1e-5, atol=1e-6)
+
+
+def test_ops_without_a_converter_are_named_in_one_line(tmp_path):
+    path = _constant_weights_model(tmp_path, "Mystery", "com.vendor")
+    with pytest.raises(UserError) as caught:
+        onnx_to_torch(path, np.zeros((1, 3, 8, 8), np.float32))
+    assert "com.vendor:Mystery" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_missing_or_damaged_file_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        onnx_to_torch(tmp_path / "none.onnx", np.zeros((1, 3, 8, 8), np.float32))
+    (tmp_path / "bad.onnx").write_bytes(b"not a protobuf")
+    with pytest.raises(UserError, match="cannot read ONNX file"):
+        onnx_to_torch(tmp_path / "bad.onnx", np.zeros((1, 3, 8, 8), np.float32))
+
+
+def test_prune_and_export_commands_take_an_onnx_file(tmp_path, edgewise):
+    _, path = _exported(tmp_path)
+    rng = np.random.default_rng(3)
+    data = tmp_path / "d.npz"
+    np.savez(data, x=rng.random((80, 3, 16, 16), dtype=np.float32), y=np.arange(80) % 4)
+    pruned = tmp_path / "p.pt"
+    result = edgewise("prune", str(path), "--data", str(data), "-o", str(pruned), "--criterion", "l1", "--rate", "0.3")
+    assert result.returncode == 0, result.stderr
+    no_data = edgewise("prune", str(path), "-o", str(tmp_path / "x.pt"))
+    assert no_data.returncode == 2 and "--data" in no_data.stderr and not (tmp_path / "x.pt").exists()
+    result = edgewise("export", str(pruned), "-o", str(tmp_path / "p.onnx"), "--data", str(data))
+    assert result.returncode == 0, result.stderr
+    assert "against the ONNX file it came from" in " ".join(result.stderr.split())
+    assert _ort(tmp_path / "p.onnx", np.zeros((2, 3, 16, 16), np.float32)).shape == (2, 4)
