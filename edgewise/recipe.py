@@ -310,7 +310,8 @@ class ModelEntry(BaseModel):
                           "while it loads): only for files you trust")
     weights: Path | None = Field(None, description="with arch: a state_dict (.pt) to load into it instead of "
                                  "training (loads without running any code of the file)")
-    onnx: Path | None = Field(None, description="an ONNX model: only the export, emulate and bench stages apply")
+    onnx: Path | None = Field(None, description="an ONNX model: benchmarked and emulated as it is, or converted to "
+                              "torch (onnx2torch) when prune, fold, quantize or encode is on")
     arch_args: dict[str, Any] = Field(default_factory=dict)
     data: DataSpec
     train: TrainConfig = Field(default_factory=TrainConfig)

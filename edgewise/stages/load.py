@@ -1,4 +1,5 @@
-"""The load stage of a model brought as an ONNX file: check it, keep a self-contained copy, score it in ONNX Runtime."""
+"""The load stage of a model brought as an ONNX file: check it, keep a self-contained copy, score it in ONNX Runtime,
+and convert it to torch when a stage will change its weights."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ from edgewise.base.atomic import write_bytes
 from edgewise.base.errors import UserError
 from edgewise.bench.benchmark import model_inputs
 from edgewise.bench.counts import count_onnx
-from edgewise.ledger import GIVEN, ONNX
+from edgewise.export.onnx_import import onnx_to_torch
+from edgewise.ledger import GIVEN, ONNX, TORCH
+from edgewise.modelio import save_model
 from edgewise.rundir import StageWindow
 from edgewise.stages.state import ModelState
+from edgewise.stages.table import compresses
 from edgewise.zoo.fit_check import check_fits
 from edgewise.zoo.training import score_logits
 
@@ -38,7 +42,8 @@ def session_runner(session: Any) -> Any:
 
 
 def load_stage(state: ModelState, given: Path) -> None:
-    """Check the ONNX file `given`, keep a copy in the run directory as model.onnx (the given version), score it."""
+    """Check the ONNX file `given`, keep a copy in the run directory as model.onnx (the given version), score it; when
+    the entry prunes, folds or quantizes, its torch conversion (model.pt) joins the given version."""
     entry, data = state.entry, state.data
 
     def load(st: StageWindow) -> dict[str, Any]:
@@ -62,6 +67,13 @@ def load_stage(state: ModelState, given: Path) -> None:
         row = {"model": entry.name, "stage": label, "task": data.task, "score_name": metrics["score_name"],
                "score": metrics["score"], "params": counts.parameters, "macs": counts.macs_counted,
                "size_bytes": copy.stat().st_size}
-        return {"versions": [{"id": GIVEN, "kind": GIVEN, "label": label, "row": row, "files": {ONNX: "model.onnx"}}]}
+        files = {ONNX: "model.onnx"}
+        if compresses(entry):  # the stages that change weights work on its torch conversion
+            module = onnx_to_torch(copy, data.test.x[:4].numpy())
+            card = {"source_onnx": str(Path(given).resolve()), "input_shape": list(data.input_shape), "task": data.task,
+                    "class_names": list(data.class_names)}
+            st.add_output(save_model(module, st.path("model.pt"), card))
+            files[TORCH] = "model.pt"
+        return {"versions": [{"id": GIVEN, "kind": GIVEN, "label": label, "row": row, "files": files}]}
 
-    state.stage("load", {"onnx": str(given)}, [given], load)
+    state.stage("load", {"onnx": str(given), "torch": compresses(entry)}, [given], load)

@@ -58,12 +58,13 @@ class Stage:
 STAGES = (
     Stage("train", "train", "edgewise.stages.train:train_stage"),
     Stage("load", "onnx", "edgewise.stages.load:load_stage", sources=("onnx",)),
-    Stage("prune", "prune", "edgewise.stages.prune:prune_stage"),
+    Stage("prune", "prune", "edgewise.stages.prune:prune_stage", sources=ALL_SOURCES),
     Stage("experts", "experts", "edgewise.stages.experts:experts_stage"),
     Stage("curves", "curves", "edgewise.stages.curves:curves_stage"),
-    Stage("fold", "fold", "edgewise.stages.fold:fold_stage"),
-    Stage("quantize", "quantize", "edgewise.stages.quantize:quantize_stage"),
-    Stage("encode", "encode", "edgewise.stages.encode:encode_stage", ("quantize",), "codes quantized weights"),
+    Stage("fold", "fold", "edgewise.stages.fold:fold_stage", sources=ALL_SOURCES),
+    Stage("quantize", "quantize", "edgewise.stages.quantize:quantize_stage", sources=ALL_SOURCES),
+    Stage("encode", "encode", "edgewise.stages.encode:encode_stage", ("quantize",), "codes quantized weights",
+          ALL_SOURCES),
     # emulate after export: a W4A8 file's activation scales are the integer kernel's, so both compute one set of
     # integers
     Stage("export", "export", "edgewise.stages.export:export_stage", sources=ALL_SOURCES),
@@ -81,6 +82,15 @@ def source(entry: Any) -> str:
     return next(s for s in ("onnx", "file", "arch") if getattr(entry, s) is not None)
 
 
+COMPRESSION = ("prune", "fold", "quantize", "encode")
+"""The stages that change the weights: for an ONNX model they work on its conversion to torch (export.onnx_import)."""
+
+
+def compresses(entry: Any) -> bool:
+    """Whether the entry switches on a stage that changes the model's weights."""
+    return any(stage(name).enabled(entry) for name in COMPRESSION)
+
+
 def stage(name: str) -> Stage:
     """The table's row for stage `name`."""
     return next(s for s in STAGES if s.name == name)
@@ -95,8 +105,8 @@ def check_entry(entry: Any) -> None:
         if kind not in s.sources:
             allowed = ", ".join(x.name for x in STAGES if kind in x.sources and x.section != kind)
             raise ValueError(f"an {kind.upper() if kind == 'onnx' else kind} model can only run {allowed}, not "
-                             f"{s.name}; give the torch model (file:) to compress it")
-        if kind == "onnx":
+                             f"{s.name}; give the torch model (file:) for it")
+        if kind == "onnx" and not compresses(entry):
             continue  # the ONNX file is the exported, quantized model those stages read
         for needed in s.needs:
             if not stage(needed).enabled(entry):

@@ -37,3 +37,26 @@ def test_an_integer_input_model_from_a_recipe(tmp_path):
     host = next(r for r in result.bench if r["target"] == "x86-host")
     assert host["inputs"][0]["dtype"] == "int32" and host["inputs"][0]["shape"] == [1, 16]
     assert host["latency"]["kind"] == "measured"
+
+
+def test_an_onnx_model_is_pruned_quantized_and_exported_from_a_recipe(tmp_path):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3)).eval()
+    torch.onnx.export(net, (torch.rand(2, 1, 8, 8),), str(tmp_path / "net.onnx"), dynamo=False, opset_version=13,
+                      input_names=["x"], dynamic_axes={"x": {0: "n"}})
+    rng = np.random.default_rng(2)
+    np.savez(tmp_path / "d.npz", x=rng.random((90, 1, 8, 8), dtype=np.float32), y=np.arange(90) % 3)
+    recipe = parse_recipe({"name": "onnx-in", "models": [{
+        "name": "net", "onnx": str(tmp_path / "net.onnx"), "data": {"name": "npz", "path": str(tmp_path / "d.npz")},
+        "prune": {"criterion": "l1", "rate": 0.25}, "quantize": {"method": "uniform", "bits": 4}, "export": {}}]})
+    result = run_recipe(recipe, tmp_path / "runs")
+    kinds = [r["kind"] for r in result.rows]
+    assert kinds[:3] == ["given", "pruned", "quantized"]
+    pruned = next(r for r in result.rows if r["kind"] == "pruned")
+    assert pruned["params"] < result.rows[0]["params"]
+    shipped = onnx.load(str(result.root / "net" / "export" / "model.onnx"))
+    assert any(i.data_type == TensorProto.INT4 for i in shipped.graph.initializer)

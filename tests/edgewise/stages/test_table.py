@@ -24,9 +24,12 @@ def test_the_recipe_checks_come_from_the_table():
     with pytest.raises(RecipeError, match="bench measures the exported ONNX files; add a export section"):
         parse_recipe({"models": [{**model, "bench": {}}]})
     onnx = {"name": "o", "onnx": "m.onnx", "data": "digits"}
-    with pytest.raises(RecipeError, match="can only run export, emulate, bench, not prune"):
-        parse_recipe({"models": [{**onnx, "prune": {}}]})
+    with pytest.raises(RecipeError, match="can only run prune, fold, quantize, encode, export, emulate, bench, not "
+                                          "experts"):
+        parse_recipe({"models": [{**onnx, "experts": [{"name": "e", "classes": [0]}]}]})
     parse_recipe({"models": [{**onnx, "emulate": {}, "bench": {}}]})  # the ONNX file is the exported model
+    with pytest.raises(RecipeError, match="encode codes quantized weights"):  # compressing it, the needs hold
+        parse_recipe({"models": [{**onnx, "prune": {}, "encode": True}]})
 
 
 class _Recorded(Stage):
