@@ -110,20 +110,37 @@ def _dependency_graph(model: nn.Module, example_input: torch.Tensor, cut_shuffle
                                                      example_inputs=example_input)
 
 
-def _removal_breaks(model: nn.Module, example_input: torch.Tensor, root: str, cut_shuffles: bool) -> str:
-    """Why a copy of `model` no longer runs on `example_input` once the first channel of the group rooted at layer
-    `root` is removed ('' when it runs)."""
+def _removal_breaks(model: nn.Module, example_input: torch.Tensor, roots: list[str], cut_shuffles: bool) -> str:
+    """Why a copy of `model` no longer runs on `example_input` once the first channel of each group rooted at the
+    layers `roots` is removed ('' when it runs)."""
     trial = copy.deepcopy(model)
-    layer = dict(trial.named_modules())[root]
+    modules = dict(trial.named_modules())
     try:
         graph = _dependency_graph(trial, example_input, cut_shuffles)
         with _quiet():
-            graph.get_pruning_group(layer, graph.get_pruner_of_module(layer).prune_out_channels, idxs=[0]).prune()
+            for root in roots:
+                layer = modules[root]
+                graph.get_pruning_group(layer, graph.get_pruner_of_module(layer).prune_out_channels, idxs=[0]).prune()
         with torch.no_grad():
             trial(example_input)
     except Exception as exc:
         return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return ""
+
+
+def _breaking(model: nn.Module, example_input: torch.Tensor, roots: list[str], cut_shuffles: bool) -> dict[str, str]:
+    """Of the groups rooted at `roots`, those whose cut alone breaks the forward, with why: tried all at once and
+    halved where that fails, so a model whose groups all cut cleanly costs one trial, not one per group."""
+    if not roots:
+        return {}
+    why = _removal_breaks(model, example_input, roots, cut_shuffles)
+    if not why:
+        return {}
+    if len(roots) == 1:
+        return {roots[0]: why}
+    half = len(roots) // 2
+    return {**_breaking(model, example_input, roots[:half], cut_shuffles),
+            **_breaking(model, example_input, roots[half:], cut_shuffles)}
 
 
 MAX_GROUP_INDICES = 2_000_000
@@ -225,6 +242,7 @@ class ChannelGraph:
         finally:
             model.train(was_training)
         foreign = any(type(m).__module__.startswith("onnx2torch.") for m in model.modules())
+        candidates: list[tuple[ChannelGroup, bool]] = []
         self.groups: list[ChannelGroup | HeadGroup] = []
         self.skipped: dict[str, str] = dict(heads_whole)  # group -> why it is left whole
         for root, group in _root_groups(self.graph, ignored):
@@ -251,20 +269,24 @@ class ChannelGraph:
                 self.skipped[members[0][0]] = (f"its channels reach {overflow[0]} through a split (torch.chunk or "
                                                "split) whose index mapping torch-pruning gets wrong")
                 continue
-            if foreign or any(isinstance(item.dep.target.module, nn.Parameter) for item in group):
-                # parameters outside any layer (a ViT's class token and position embedding) are cut along with
-                # the group, but the model's code may still expect the old width; so may the constants of ops
-                # converted from ONNX: try it on a copy first
-                why = _removal_breaks(model, example_input, names[root], bool(shuffles))
-                if why:
-                    self.skipped[members[0][0]] = f"the model no longer runs without one of its channels ({why})"
-                    continue
             channels = len(group[0].idxs)
             blocks = max(_channel_blocks(item.dep.target.module) for item in group)
             if channels % blocks:
                 raise PruningError(f"layer {members[0][0]} has {channels} channels in {blocks} groups",
                                    f"add '{members[0][0]}' to the layers to ignore")
-            self.groups.append(ChannelGroup(members[0][0], root, channels, members, blocks))
+            # parameters outside any layer (a ViT's class token and position embedding) are cut along with the
+            # group, but the model's code may still expect the old width; so may the constants of ops converted
+            # from ONNX: such groups are tried on a copy first
+            untried = foreign or any(isinstance(item.dep.target.module, nn.Parameter) for item in group)
+            candidates.append((ChannelGroup(members[0][0], root, channels, members, blocks), untried))
+        broken = _breaking(model, example_input, [names[g.root] for g, untried in candidates if untried],
+                           bool(shuffles))
+        for group, _ in candidates:
+            why = broken.get(names[group.root])
+            if why:
+                self.skipped[group.name] = f"the model no longer runs without one of its channels ({why})"
+            else:
+                self.groups.append(group)
         self.groups.extend(heads)
 
     def _check_runs(self, groups: list[str]) -> None:

@@ -70,3 +70,38 @@ def orientation_set(count: int, width: int = 192, seed: int = 0) -> tuple[np.nda
         line = render_line(random_text(rng), rng)
         x[i] = to_input(line[::-1, ::-1] if y[i] else line, width)
     return x, y.astype(np.int64)
+
+
+def recognition_set(count: int, width: int = 320, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """`count` upright text lines for a recogniser: x (count, 3, 48, width) and the text drawn on each."""
+    rng = np.random.default_rng(seed)
+    texts = [random_text(rng, (1, 2)) for _ in range(count)]
+    x = np.stack([to_input(render_line(text, rng), width) for text in texts])
+    return x, texts
+
+
+def detection_set(count: int, size: int = 320, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`count` pages of `size` x `size` pixels with 2-4 text lines each at random places: x (count, 3, size, size) as
+    PP-OCR's detector takes it, and the text mask (count, size, size): 1 inside each line's ink box."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    x = np.zeros((count, 3, size, size), dtype=np.float32)
+    masks = np.zeros((count, size, size), dtype=np.uint8)
+    for i in range(count):
+        paper = int(rng.integers(190, 256))
+        page = Image.new("RGB", (size, size), (paper,) * 3)
+        draw = ImageDraw.Draw(page)
+        rows = rng.permutation(size // 64)[: int(rng.integers(2, 5))]
+        for row in rows:
+            font = _font(int(rng.integers(18, 28)), bool(rng.integers(0, 2)))
+            text = random_text(rng, (1, 3))
+            left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+            px = int(rng.integers(4, max(5, size - (right - left) - 4)))
+            py = int(row * 64 + rng.integers(4, max(5, 64 - (bottom - top) - 4)))
+            draw.text((px, py), text, fill=(int(rng.integers(0, 80)),) * 3, font=font)
+            box = draw.textbbox((px, py), text, font=font)
+            masks[i, max(box[1], 0):min(box[3], size), max(box[0], 0):min(box[2], size)] = 1
+        pixels = np.asarray(page, dtype=np.float32) + rng.normal(0, 5, (size, size, 3))
+        x[i] = ((np.clip(pixels, 0, 255) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)
+    return x, masks

@@ -1,18 +1,27 @@
-"""Trained networks from PyPI wheels through the kit: pruning criteria and 4-bit quantizers against the peers.
+"""Trained networks from a PyPI wheel through the kit: pruning criteria and 4-bit quantizers against the peers.
 
-The network is PP-OCR's text-orientation classifier (ch_ppocr_mobile_v2.0_cls, a trained
-MobileNetV3-style CNN shipped as ONNX in the rapidocr-onnxruntime wheel). It goes in as ONNX
-(export.onnx_import) and is scored on text lines the kit renders (textlines.py) with exact labels:
-upright (0) or turned by 180 degrees. Nothing is downloaded: without the wheel the topic says so.
-Per criterion (lrp, l1, taylor, random, and torch-pruning's magnitude pruner as the peer) and rate,
-the test accuracy without and with a short fine-tuning; per 4-bit quantizer (uniform per channel,
-block-32, ECQ, ECQx) the accuracy; and ONNX Runtime latency of the source file and of its pruned
-export.
+The networks are PP-OCR's, shipped as ONNX in the rapidocr-onnxruntime wheel, each a different kind:
+the text-orientation classifier (a MobileNetV3-style CNN), the PP-OCRv4 text recogniser (a CTC
+sequence model with attention) and the PP-OCRv4 text detector (DBNet, a per-pixel text map). Each
+goes in as ONNX (export.onnx_import) and is scored on text the kit renders with exact labels
+(textlines.py): orientation accuracy on lines upright or turned by 180 degrees; the recogniser's
+exact-line accuracy (greedy CTC decoding); the detector's pixel F1 of its map above 0.3 against
+the lines' ink boxes (DBNet's map covers a shrunk kernel of each line, so the float model's F1 is
+its ceiling here, not 1). Nothing is downloaded: without the wheel the topic says so.
+
+Per network: the source file's score in ONNX Runtime; lrp, l1, taylor, random and torch-pruning's
+magnitude pruner (the peer) at each rate, without and with a short fine-tuning (the classifier on
+its labels; the recogniser and detector distilled towards the float model's outputs, which needs no
+labels); uniform per channel, block-32, ECQ and ECQx at 4 bit; for the classifier, W4A8 against
+ONNX Runtime's quantize_static; file size and ONNX Runtime latency at batch 1.
 """
 
 from __future__ import annotations
 
+import copy
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,121 +31,280 @@ from edgewise.base.atomic import write_json
 from edgewise.bench.suite import Figure, timed_calls
 
 CRITERIA = ("lrp", "l1", "taylor", "random")
-RATES = (0.1, 0.2, 0.3)
-QUANTIZERS = (("uniform per channel", "uniform", {"per_channel": True}), ("uniform block-32", "uniform",
-              {"block": 32}), ("ecq", "ecq", {}), ("ecqx", "ecqx", {}))
+QUANTIZERS = (("uniform per channel", "uniform", {"per_channel": True}),
+              ("uniform block-32", "uniform", {"block": 32}), ("ecq", "ecq", {}), ("ecqx", "ecqx", {}))
 OUT = Path("runs/bench")
+MODELS = "rapidocr_onnxruntime"
 
 
-def _wheel_model(package: str, relative: str) -> Path | None:
+@dataclass
+class Study:
+    """One trained network: its file, reference samples for the criteria, how it is scored and fine-tuned."""
+
+    name: str
+    path: Path
+    score_name: str
+    rates: tuple[float, ...]
+    ref: Any  # compress.ReferenceSamples
+    score: Callable[[Any], float]  # a torch module -> its score on the test samples
+    onnx_score: Callable[[Path], float]  # an ONNX file -> its score in ONNX Runtime
+    finetune: Callable[[Any], None]
+    output: Callable[[Any], Any] | None = None  # which tensor the criteria score (compress.prune's output)
+
+
+def _wheel_model(name: str) -> Path | None:
     from importlib.util import find_spec
 
-    spec = find_spec(package)
+    spec = find_spec(MODELS)
     if spec is None or spec.origin is None:
         return None
-    path = Path(spec.origin).parent / relative
+    path = Path(spec.origin).parent / "models" / name
     return path if path.is_file() else None
 
 
-def _data(scratch: Path):
+def _run_onnx(path: Path, x: np.ndarray, batch: int = 16) -> np.ndarray:
+    from edgewise.export import open_session
+
+    session = open_session(path)
+    name = session.get_inputs()[0].name
+    return np.concatenate([session.run(None, {name: x[i:i + batch]})[0] for i in range(0, len(x), batch)])
+
+
+def _run_torch(module, x: np.ndarray, batch: int = 16) -> np.ndarray:
+    import torch
+
+    module.eval()
+    with torch.no_grad():
+        return np.concatenate([module(torch.from_numpy(x[i:i + batch])).numpy() for i in range(0, len(x), batch)])
+
+
+def _distiller(teacher_x: np.ndarray, teacher_y: np.ndarray, steps: int = 40, batch: int = 8):
+    """Fine-tuning without labels: `steps` Adam steps pulling the model's outputs on `teacher_x` towards the float
+    model's (`teacher_y`), mean squared error."""
+    import torch
+
+    def tune(module) -> None:
+        module.train()
+        optimizer = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=1e-4)
+        generator = np.random.default_rng(0)
+        for _ in range(steps):
+            pick = generator.choice(len(teacher_x), batch, replace=False)
+            loss = torch.nn.functional.mse_loss(module(torch.from_numpy(teacher_x[pick])),
+                                                torch.from_numpy(teacher_y[pick]))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        module.eval()
+
+    return tune
+
+
+def _orientation(path: Path, scratch: Path) -> tuple[Study, Any]:
+    from edgewise import compress
     from edgewise.bench.benchmarks.textlines import orientation_set
     from edgewise.zoo.data import NpzData, load_data
+    from edgewise.zoo.training import TrainConfig, evaluate, fit
 
     arrays = {}
-    for split, count, seed in (("train", 800, 1), ("val", 200, 2), ("test", 600, 3)):
+    for split, count, seed in (("train", 800, 1), ("val", 200, 2), ("test", 400, 3)):
         arrays[f"x_{split}"], arrays[f"y_{split}"] = orientation_set(count, seed=seed)
-    path = scratch / "orientation.npz"
-    np.savez(path, **arrays)
-    return load_data(NpzData(path=path, class_names=("0", "180")))
+    np.savez(scratch / "orientation.npz", **arrays)
+    data = load_data(NpzData(path=scratch / "orientation.npz", class_names=("0", "180")))
+    y = data.test.y.numpy()
+    return Study(
+        "orientation classifier (ch_ppocr_mobile_v2.0_cls)", path, "accuracy", (0.1, 0.2, 0.3),
+        compress.ReferenceSamples.from_split(data.val.x, data.val.y, data.task, 20),
+        lambda m: evaluate(m, data.test, data.task)["score"],
+        lambda p: float((_run_onnx(p, data.test.x.numpy()).argmax(1) == y).mean()),
+        lambda m: fit(m, data, TrainConfig(epochs=2, lr=1e-4, patience=2), label="fine-tune")), data
 
 
-def _torch_pruning(module, data, rate: float):
-    """torch-pruning's own magnitude pruner (L1, global off) at `rate` of each layer's channels, the output layer
-    left alone: what a user of that library would run on the converted module."""
-    import copy
+def _recogniser(path: Path) -> Study:
+    import onnx
+    import torch
 
+    from edgewise import compress
+    from edgewise.bench.benchmarks.textlines import recognition_set
+
+    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    chars = ["", *meta["character"].splitlines(), " "]  # CTC blank first, space last, as PP-OCR decodes
+
+    def accuracy(probabilities: np.ndarray, texts: list[str]) -> float:
+        hits = 0
+        for row, text in zip(probabilities.argmax(-1), texts, strict=True):
+            kept = [c for i, c in enumerate(row) if c != 0 and (i == 0 or c != row[i - 1])]
+            hits += "".join(chars[c] for c in kept) == text
+        return hits / len(texts)
+
+    x_test, texts = recognition_set(120, seed=3)
+    x_tune, _ = recognition_set(160, seed=1)
+    x_ref, _ = recognition_set(16, seed=2)
+    return Study(
+        "text recogniser (ch_PP-OCRv4_rec)", path, "line accuracy", (0.1, 0.3),
+        compress.ReferenceSamples.for_detection(torch.from_numpy(x_ref), detections=40),
+        lambda m: accuracy(_run_torch(m, x_test), texts), lambda p: accuracy(_run_onnx(p, x_test), texts),
+        _distiller(x_tune, _run_onnx(path, x_tune)))
+
+
+def _detector(path: Path) -> Study:
+    import torch
+
+    from edgewise import compress
+    from edgewise.bench.benchmarks.textlines import detection_set
+
+    def f1(maps: np.ndarray, masks: np.ndarray) -> float:
+        found = maps[:, 0] > 0.3
+        hit = float((found & (masks == 1)).sum())
+        return 2 * hit / max(float(found.sum() + masks.sum()), 1.0)
+
+    x_test, masks = detection_set(40, seed=3)
+    x_tune, _ = detection_set(48, seed=1)
+    x_ref, _ = detection_set(8, seed=2)
+    return Study(
+        "text detector (ch_PP-OCRv4_det)", path, "pixel F1", (0.1, 0.3),
+        compress.ReferenceSamples.for_detection(torch.from_numpy(x_ref), detections=200),
+        lambda m: f1(_run_torch(m, x_test), masks), lambda p: f1(_run_onnx(p, x_test), masks),
+        _distiller(x_tune, _run_onnx(path, x_tune)),
+        output=lambda out: out.flatten(2).transpose(1, 2))  # (N, 1, H, W) as (N, pixels, 1): seeds at the top pixels
+
+
+def _torch_pruning(module, example, rate: float):
+    """torch-pruning's own magnitude pruner (L1) at `rate` of each layer's channels with the output layer left alone:
+    what a user of that library runs on the converted module."""
     import torch
     import torch_pruning as tp
 
     work = copy.deepcopy(module)
-    example = data.test.x[:2]
     last = [m for m in work.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)][-1:]
-    pruner = tp.pruner.MetaPruner(work, example, importance=tp.importance.MagnitudeImportance(p=1),
-                                  pruning_ratio=rate, ignored_layers=last)
-    pruner.step()
+    tp.pruner.MetaPruner(work, example, importance=tp.importance.MagnitudeImportance(p=1), pruning_ratio=rate,
+                         ignored_layers=last).step()
     with torch.no_grad():
         work(example)
     return work
 
 
-def run() -> list[Figure]:
-    """The orientation classifier's table (also runs/bench/trained.json), or one figure saying why it cannot run."""
-    source = _wheel_model("rapidocr_onnxruntime", "models/ch_ppocr_mobile_v2.0_cls_infer.onnx")
-    if source is None:
-        return [Figure("trained: skipped", 0, "", kind="unavailable",
-                       note="pip install rapidocr-onnxruntime (the wheel ships the trained ONNX models)")]
+def _latency_ms(path: Path, x: np.ndarray) -> float:
+    from edgewise.export import open_session
+
+    session = open_session(path)
+    name = session.get_inputs()[0].name
+    return 1e3 * float(np.median(timed_calls(lambda: session.run(None, {name: x}), min_iterations=20)))
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:140]
+
+
+def _study(study: Study, scratch: Path) -> tuple[list[dict[str, Any]], list[Figure]]:
     from edgewise import compress, export
     from edgewise.export.onnx_import import onnx_to_torch
-    from edgewise.stages.export import shipped_score
-    from edgewise.zoo.training import TrainConfig, evaluate, fit
 
-    figures: list[Figure] = []
+    x1 = study.ref.x[:1].numpy()
+    module = onnx_to_torch(study.path, study.ref.x[:2].numpy())
+    rows = [{"network": study.name, "version": "float (source ONNX)", "score": study.onnx_score(study.path),
+             "bytes": study.path.stat().st_size, "latency_ms": _latency_ms(study.path, x1)}]
+
+    def row(version: str, model, result=None, quantized=None) -> dict[str, Any]:
+        out = {"network": study.name, "version": version, "score": study.score(model)}
+        file = scratch / "version.onnx"
+        export.to_onnx(model, study.ref.x[:1], file, None if quantized is None else quantized.records)
+        out.update(bytes=file.stat().st_size, latency_ms=_latency_ms(file, x1), onnx_score=study.onnx_score(file))
+        if result is not None:
+            out.update(channel_rate=result.channel_rate, params=result.after.params, macs=result.after.macs)
+        return out
+
+    def pruned(version: str, make: Callable[[], Any]) -> None:
+        try:
+            result = make()
+        except Exception as exc:  # a method's own failure on this graph is a finding, recorded as such
+            rows.append({"network": study.name, "version": version, "failed": _first_line(exc)})
+            return
+        model = getattr(result, "model", result)
+        entry = row(version, model, result if hasattr(result, "model") else None)
+        study.finetune(model)
+        entry["score_finetuned"] = study.score(model)
+        rows.append(entry)
+
+    for rate in study.rates:
+        for criterion in CRITERIA:
+            pruned(f"{criterion} {rate:.0%}", lambda c=criterion, r=rate: compress.prune(
+                module, study.ref, c, r, output=study.output))
+        pruned(f"torch-pruning l1 {rate:.0%}", lambda r=rate: _torch_pruning(module, study.ref.x[:2], r))
+    for label, method, settings in QUANTIZERS:
+        try:
+            quantized = compress.quantize(module, method, 4, ref=study.ref, **settings)
+        except Exception as exc:
+            rows.append({"network": study.name, "version": f"{label} 4-bit", "failed": _first_line(exc)})
+            continue
+        rows.append(row(f"{label} 4-bit", quantized.model, quantized=quantized))
+    figures = [Figure(f"{study.name}: {r['version']}", r.get("score", 0.0), study.score_name,
+                      kind="failed" if "failed" in r else "measured",
+                      note=r.get("failed") or (f"{r['score_finetuned']:.3f} fine-tuned; " if "score_finetuned" in r
+                                               else "") + f"{r['bytes']:,} B, {r['latency_ms']:.2f} ms batch 1")
+               for r in rows]
+    return rows, figures
+
+
+def _w4a8_against_ort(path: Path, data, scratch: Path) -> list[dict[str, Any]]:
+    """The classifier as W4A8 (ECQ 4-bit weights, 8-bit activations, Edgewise's calibration) against ONNX Runtime's
+    quantize_static of the source file (8-bit weights and activations), both scored as they ship."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from edgewise import compress, export
+    from edgewise.export.onnx_import import onnx_to_torch
+
+    calibration = data.train.x[:64].numpy()
+    name = "x"
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{name: calibration[i:i + 8]} for i in range(0, len(calibration), 8)])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    y = data.test.y.numpy()
+    rows = []
+    ort_path = scratch / "ort-static.onnx"
+    quantize_static(str(path), str(ort_path), Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8, per_channel=True)
+    rows.append({"version": "ONNX Runtime quantize_static (W8A8)", "bytes": ort_path.stat().st_size,
+                 "score": float((_run_onnx(ort_path, data.test.x.numpy()).argmax(1) == y).mean())})
+    module = onnx_to_torch(path, calibration[:2])
+    quantized = compress.quantize(module, "ecq", 4)
+    w4a8 = scratch / "w4a8.onnx"
+    export.to_w4a8(quantized.model, data.test.x[:1], w4a8, quantized.records, calibration, "max", "uint8")
+    rows.append({"version": "Edgewise W4A8 (ECQ 4-bit)", "bytes": w4a8.stat().st_size,
+                 "score": float((_run_onnx(w4a8, data.test.x.numpy()).argmax(1) == y).mean())})
+    return rows
+
+
+def run() -> list[Figure]:
+    """Each network's rows (also runs/bench/trained.json), or one figure saying why the topic cannot run."""
+    paths = {name: _wheel_model(name) for name in ("ch_ppocr_mobile_v2.0_cls_infer.onnx",
+                                                   "ch_PP-OCRv4_rec_infer.onnx", "ch_PP-OCRv4_det_infer.onnx")}
+    if None in paths.values():
+        return [Figure("trained: skipped", 0, "", kind="unavailable",
+                       note=f"pip install {MODELS.replace('_', '-')} (its wheel ships the trained ONNX models)")]
+    cls, rec, det = paths.values()
     rows: list[dict[str, Any]] = []
+    figures: list[Figure] = []
     with tempfile.TemporaryDirectory() as scratch:
-        data = _data(Path(scratch))
-        module = onnx_to_torch(source, data.test.x[:4].numpy())
-        float_score = shipped_score(source, data)
-        rows.append({"model": "float (source ONNX)", "score": float_score})
-        figures.append(Figure("orientation float accuracy", float_score, "accuracy", note="source file in ORT"))
-        ref = compress.ReferenceSamples.from_split(data.val.x, data.val.y, data.task, 20)
-        tune = TrainConfig(epochs=3, lr=1e-4, patience=3)
-
-        def score(m) -> float:
-            return evaluate(m, data.test, data.task)["score"]
-
-        def finetuned(m) -> float:
-            fit(m, data, tune, label="fine-tune")
-            return score(m)
-
-        pruned_example = None
-        for rate in RATES:
-            for criterion in CRITERIA:
-                result = compress.prune(module, ref, criterion, rate)
-                before = score(result.model)
-                after = finetuned(result.model)
-                pruned_example = pruned_example or result.model
-                rows.append({"model": f"{criterion} {rate:.0%}", "params": result.after.params,
-                             "macs": result.after.macs, "score": before, "score_finetuned": after})
-                figures.append(Figure(f"{criterion} {rate:.0%}", before, "accuracy",
-                                      note=f"{after:.3f} after 3 epochs FT; params {result.after.params:,}"))
-            try:
-                peer = _torch_pruning(module, data, rate)
-                before, after = score(peer), finetuned(peer)
-                params = sum(p.numel() for p in peer.parameters())
-                rows.append({"model": f"torch-pruning l1 {rate:.0%}", "params": params, "score": before,
-                             "score_finetuned": after})
-                figures.append(Figure(f"torch-pruning l1 {rate:.0%}", before, "accuracy",
-                                      note=f"{after:.3f} after 3 epochs FT; params {params:,}"))
-            except Exception as exc:  # the peer's own failure on this graph is the finding
-                reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-                rows.append({"model": f"torch-pruning l1 {rate:.0%}", "failed": reason})
-                figures.append(Figure(f"torch-pruning l1 {rate:.0%}", 0, "accuracy", kind="failed", note=reason))
-        for label, method, settings in QUANTIZERS:
-            quantized = compress.quantize(module, method, 4, ref=ref, **settings)
-            value = score(quantized.model)
-            rows.append({"model": f"{label} 4-bit", "score": value})
-            figures.append(Figure(f"{label} 4-bit", value, "accuracy", note="no QAT"))
-        session = export.open_session(source)
-        x1 = data.test.x[:1].numpy()
-        name = session.get_inputs()[0].name
-        source_ms = 1e3 * float(np.median(timed_calls(lambda: session.run(None, {name: x1}))))
-        pruned_path = Path(scratch) / "pruned.onnx"
-        export.to_onnx(pruned_example, data.test.x[:1], pruned_path)
-        pruned_session = export.open_session(pruned_path)
-        pruned_ms = 1e3 * float(np.median(timed_calls(lambda: pruned_session.run(None, {name: x1}))))
-        figures.append(Figure("source ONNX latency, batch 1", source_ms, "ms", note="ONNX Runtime CPU, median"))
-        figures.append(Figure(f"pruned ({RATES[0]:.0%} lrp) export latency, batch 1", pruned_ms, "ms",
-                              note="ONNX Runtime CPU, median"))
-    write_json(OUT / "trained-orientation.json", {"model": str(source), "scoring": "accuracy on 600 rendered text "
-                                                  "lines, half turned by 180 degrees", "rows": rows})
+        folder = Path(scratch)
+        study, data = _orientation(cls, folder)
+        for s in (study, _recogniser(rec), _detector(det)):
+            study_rows, study_figures = _study(s, folder)
+            rows += study_rows
+            figures += study_figures
+            write_json(OUT / "trained.json", {"rows": rows})
+        try:
+            peers = _w4a8_against_ort(cls, data, folder)
+        except Exception as exc:
+            peers = [{"version": "W4A8 against quantize_static", "failed": _first_line(exc)}]
+        for peer in peers:
+            rows.append({"network": study.name, **peer})
+            figures.append(Figure(f"{study.name}: {peer['version']}", peer.get("score", 0.0), "accuracy",
+                                  kind="failed" if "failed" in peer else "measured",
+                                  note=peer.get("failed") or f"{peer['bytes']:,} B file"))
+    write_json(OUT / "trained.json", {"rows": rows})
     return figures
