@@ -25,6 +25,12 @@ class PruningError(UserError):
     """A model (or one of its layers) that cannot be pruned as asked; names the layer and why."""
 
 
+def ignore_fix(layer: str) -> str:
+    """The fix that leaves `layer` out of pruning, in each place a user can say so."""
+    return (f"leave '{layer}' whole: edgewise prune --ignore {layer}, prune.ignore: [{layer}] in a recipe, or "
+            f"ignore=('{layer}',) in Python")
+
+
 @dataclass
 class ChannelGroup:
     """Output channels of one or more coupled layers (residual adds, depthwise convs) that are cut at the same indices.
@@ -128,9 +134,33 @@ def _removal_breaks(model: nn.Module, example_input: torch.Tensor, roots: list[s
     return ""
 
 
+_BROKEN: dict[tuple, dict[str, str]] = {}
+"""_breaking's answers by model structure, input shape and roots: pruning one model at several criteria and rates
+asks the same question each time, and each trial traces the model again."""
+
+
+def _fingerprint(model: nn.Module, example_input: torch.Tensor, roots: list[str], cut_shuffles: bool) -> tuple:
+    layers = tuple((name, type(m).__qualname__, tuple(tuple(t.shape) for t in m.state_dict().values()))
+                   for name, m in model.named_modules() if not list(m.children()))
+    return layers, tuple(example_input.shape), tuple(roots), cut_shuffles
+
+
 def _breaking(model: nn.Module, example_input: torch.Tensor, roots: list[str], cut_shuffles: bool) -> dict[str, str]:
-    """Of the groups rooted at `roots`, those whose cut alone breaks the forward, with why: tried all at once and
-    halved where that fails, so a model whose groups all cut cleanly costs one trial, not one per group."""
+    """Of the groups rooted at `roots`, those whose cut alone breaks the forward, with why (remembered per model
+    structure, see _BROKEN)."""
+    if not roots:
+        return {}
+    key = _fingerprint(model, example_input, roots, cut_shuffles)
+    if key not in _BROKEN:
+        if len(_BROKEN) >= 16:
+            _BROKEN.pop(next(iter(_BROKEN)))
+        _BROKEN[key] = _bisect(model, example_input, roots, cut_shuffles)
+    return dict(_BROKEN[key])
+
+
+def _bisect(model: nn.Module, example_input: torch.Tensor, roots: list[str], cut_shuffles: bool) -> dict[str, str]:
+    """_breaking's search: the groups tried all at once and halved where that fails, so a model whose groups all cut
+    cleanly costs one trial, not one per group."""
     if not roots:
         return {}
     why = _removal_breaks(model, example_input, roots, cut_shuffles)
@@ -139,8 +169,8 @@ def _breaking(model: nn.Module, example_input: torch.Tensor, roots: list[str], c
     if len(roots) == 1:
         return {roots[0]: why}
     half = len(roots) // 2
-    return {**_breaking(model, example_input, roots[:half], cut_shuffles),
-            **_breaking(model, example_input, roots[half:], cut_shuffles)}
+    return {**_bisect(model, example_input, roots[:half], cut_shuffles),
+            **_bisect(model, example_input, roots[half:], cut_shuffles)}
 
 
 MAX_GROUP_INDICES = 2_000_000
@@ -273,7 +303,7 @@ class ChannelGraph:
             blocks = max(_channel_blocks(item.dep.target.module) for item in group)
             if channels % blocks:
                 raise PruningError(f"layer {members[0][0]} has {channels} channels in {blocks} groups",
-                                   f"add '{members[0][0]}' to the layers to ignore")
+                                   ignore_fix(members[0][0]))
             # parameters outside any layer (a ViT's class token and position embedding) are cut along with the
             # group, but the model's code may still expect the old width; so may the constants of ops converted
             # from ONNX: such groups are tried on a copy first
@@ -297,7 +327,7 @@ class ChannelGraph:
         except Exception as exc:
             first = str(exc).splitlines()[0] if str(exc) else ""
             raise PruningError(f"the network no longer runs after removing channels of {', '.join(groups)}: "
-                               f"{type(exc).__name__}: {first}", f"add '{groups[0]}' to the layers to ignore") from exc
+                               f"{type(exc).__name__}: {first}", ignore_fix(groups[0])) from exc
         finally:
             self.model.train(was_training)
 
@@ -336,5 +366,5 @@ class ChannelGraph:
                 raise
             except Exception as exc:
                 raise PruningError(f"cannot remove channels of layer {name}: {type(exc).__name__}: {exc}",
-                                   f"add '{name}' to the layers to ignore") from exc
+                                   ignore_fix(name)) from exc
         self._check_runs([name for name, idxs in removal.items() if idxs])

@@ -104,6 +104,8 @@ def prune(
     classes: Annotated[list[str] | None, typer.Option("--class", help="Restrict scores to a class (repeatable).")]
     = None,
     samples: Annotated[int, typer.Option(help="Reference samples per class.")] = 10,
+    ignore: Annotated[list[str] | None, typer.Option(help="A layer to leave whole (repeatable; names as the errors "
+                                                          "and the report give them).")] = None,
     detect: Annotated[bool, typer.Option(help="The model is a detector (ultralytics YOLO, ew.DetectorHeads); --data "
                                               "is a .npz of images (x), scored by the model's own detections.")]
     = False,
@@ -117,7 +119,8 @@ def prune(
     from edgewise.recipe import PruneConfig
 
     config = _config(PruneConfig, criterion=criterion, rate=rate, schedule=schedule, scope=scope,
-                     max_layer_rate=max_layer_rate, round_to=round_to, samples_per_class=samples)
+                     max_layer_rate=max_layer_rate, round_to=round_to, samples_per_class=samples,
+                     ignore=ignore or [])
     if detect:
         if data is None:
             raise UserError("--detect needs reference images", "pass --data images.npz (an array x of images)")
@@ -168,7 +171,8 @@ def quantize(
     out: Annotated[Path, typer.Option("--out", "-o", help="Quantized model (.pt); records go beside it (.npz).")],
     method: Annotated[str, typer.Option(help="uniform, ecq or ecqx.")] = "ecqx",
     bits: Annotated[int, typer.Option(help="Bit width, 2 to 8.")] = 4,
-    lam: Annotated[float, typer.Option("--lambda", help="Entropy constraint (ECQ/ECQx): larger is sparser.")] = 0.05,
+    lam: Annotated[float | None, typer.Option("--lambda", help="Entropy constraint (ECQ/ECQx): larger is sparser "
+                                                               "(default 0.05).")] = None,
     epochs: Annotated[int, typer.Option(help="Quantization-aware training epochs (0: post-training only).")] = 0,
     block: Annotated[int | None, typer.Option(help="A step per block of this many input weights (16, 32, 64, 128, "
                                                    "256).")] = None,
@@ -183,7 +187,8 @@ def quantize(
     if epochs < 0:
         raise UserError(f"--epochs: {epochs} is negative", "give 0 (post-training only) or more epochs of QAT")
     train = _config(QATConfig, epochs=epochs) if epochs > 0 else None
-    config = _config(QuantizeConfig, method=method, bits=bits, train=train, block=block, **{"lambda": lam})
+    given = {"lambda": lam} if lam is not None else {}  # a setting the method does not take is refused, not dropped
+    config = _config(QuantizeConfig, method=method, bits=bits, train=train, block=block, **given)
     result = quantize_file(model, out, config, data, device, trust_model_file)
     summary = result.summary()
     table = Table(title=f"{method} {bits}-bit", title_justify="left")

@@ -145,6 +145,10 @@ class QATConfig(BaseModel):
                                         "fake-quantized to this many bits, as W4A8 runs it (8)")
 
 
+QUANTIZER_FIELDS = {"lam": "lambda", "per_channel": "per_channel", "block": "block", "rho": "rho", "p": "p"}
+"""The QuantizeConfig fields that are quantizer settings (constructor keyword -> recipe key)."""
+
+
 class QuantizeConfig(BaseModel):
     """Weight quantization: method, bit width, entropy constraint (lambda) and optional training."""
 
@@ -180,15 +184,27 @@ class QuantizeConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _block_needs_a_blocked_method(self) -> QuantizeConfig:
-        import inspect
+    def _settings_the_method_takes(self) -> QuantizeConfig:
+        from edgewise.compress.quant import QUANTIZERS, quantizer_settings
 
-        from edgewise.compress.quant import QUANTIZERS
-
-        if self.block is not None and "block" not in inspect.signature(QUANTIZERS[self.method].__init__).parameters:
-            blocked = [n for n, q in QUANTIZERS.items() if "block" in inspect.signature(q.__init__).parameters]
+        accepted = quantizer_settings(self.method)
+        if self.block is not None and "block" not in accepted:
+            blocked = [n for n in QUANTIZERS if "block" in quantizer_settings(n)]
             raise ValueError(f"quantizer {self.method} has no block-wise steps; block is for {', '.join(blocked)}")
+        # a setting given for another method would be ignored: the run would not be the one asked for (one at its
+        # default changes nothing, and configs travel as full dumps to sweep workers)
+        ignored = sorted(QUANTIZER_FIELDS[k] for k in QUANTIZER_FIELDS
+                         if k not in accepted and getattr(self, k) != type(self).model_fields[k].default)
+        if ignored:
+            raise ValueError(f"quantizer {self.method} takes no {', '.join(ignored)}; its settings are "
+                             f"{', '.join(QUANTIZER_FIELDS.get(k, k) for k in accepted)}")
         return self
+
+    def quantizer_settings(self) -> dict[str, Any]:
+        """The settings of this config that its method's quantizer takes, by constructor keyword."""
+        from edgewise.compress.quant import quantizer_settings
+
+        return {k: getattr(self, k) for k in quantizer_settings(self.method) if k in QUANTIZER_FIELDS}
 
 
 class TensorRTConfig(BaseModel):

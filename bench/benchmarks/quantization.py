@@ -48,7 +48,8 @@ def _study(name: str) -> tuple[list[dict[str, Any]], float, int]:
                                   patience=3, score=lambda m: evaluate(m, data.val, data.task)["score"])
         configs = [("uniform", 0.0)] + [(m, lam) for lam in LAMBDAS[name] for m in ("ecq", "ecqx")]
         for method, lam in configs:
-            q = compress.quantize(base, method, 4, lam=lam, ref=ref, train=None if method == "uniform" else train)
+            settings = {} if method == "uniform" else {"lam": lam, "train": train}
+            q = compress.quantize(base, method, 4, ref=ref, **settings)
             stream = compress.encode(q.records, compress.floats_of(q.model, q.records))
             summary = q.summary()
             points.append({"pruned": is_pruned, "method": method, "lambda": lam, "score": score(q.model),

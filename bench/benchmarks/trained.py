@@ -78,7 +78,7 @@ def _run_torch(module, x: np.ndarray, batch: int = 16) -> np.ndarray:
         return np.concatenate([module(torch.from_numpy(x[i:i + batch])).numpy() for i in range(0, len(x), batch)])
 
 
-def _distiller(teacher_x: np.ndarray, teacher_y: np.ndarray, steps: int = 40, batch: int = 8):
+def _distiller(teacher_x: np.ndarray, teacher_y: np.ndarray, steps: int = 30, batch: int = 8):
     """Fine-tuning without labels: `steps` Adam steps pulling the model's outputs on `teacher_x` towards the float
     model's (`teacher_y`), mean squared error."""
     import torch
@@ -136,7 +136,7 @@ def _recogniser(path: Path) -> Study:
             hits += "".join(chars[c] for c in kept) == text
         return hits / len(texts)
 
-    x_test, texts = recognition_set(120, seed=3)
+    x_test, texts = recognition_set(80, seed=3)
     x_tune, _ = recognition_set(160, seed=1)
     x_ref, _ = recognition_set(16, seed=2)
     return Study(
@@ -157,7 +157,7 @@ def _detector(path: Path) -> Study:
         hit = float((found & (masks == 1)).sum())
         return 2 * hit / max(float(found.sum() + masks.sum()), 1.0)
 
-    x_test, masks = detection_set(40, seed=3)
+    x_test, masks = detection_set(24, seed=3)
     x_tune, _ = detection_set(48, seed=1)
     x_ref, _ = detection_set(8, seed=2)
     return Study(

@@ -23,16 +23,28 @@ QUANTIZERS: dict[str, type[Quantizer]] = {
 }
 
 
-def get_quantizer(method: str | Quantizer, **settings: Any) -> Quantizer:
-    """The quantizer registered as `method`, built with the settings it takes (a recipe gives every method all of
-    lambda, per_channel, rho and p; each takes its own), or `method` itself when already built."""
-    if isinstance(method, Quantizer):
-        return method
+def quantizer_settings(method: str) -> tuple[str, ...]:
+    """The settings (constructor keywords) of the quantizer registered as `method`."""
     if method not in QUANTIZERS:
         raise UserError(f"unknown quantization method {method!r}", f"use one of {', '.join(QUANTIZERS)}")
-    cls = QUANTIZERS[method]
-    accepted = inspect.signature(cls.__init__).parameters
-    return cls(**{k: v for k, v in settings.items() if k in accepted})
+    return tuple(n for n in inspect.signature(QUANTIZERS[method].__init__).parameters if n != "self")
+
+
+def get_quantizer(method: str | Quantizer, **settings: Any) -> Quantizer:
+    """The quantizer registered as `method`, built with `settings`, or `method` itself when already built. A setting
+    the method does not take is an error naming it and the ones it takes: ignoring it would quantize otherwise
+    than asked, without a word."""
+    if isinstance(method, Quantizer):
+        if settings:
+            raise UserError(f"settings {', '.join(sorted(settings))} were given with a built quantizer",
+                            "give them to the quantizer's constructor instead")
+        return method
+    accepted = quantizer_settings(method)
+    unknown = sorted(set(settings) - set(accepted))
+    if unknown:
+        raise UserError(f"quantizer {method!r} takes no setting {', '.join(unknown)}",
+                        f"its settings are {', '.join(accepted) or 'none'}")
+    return QUANTIZERS[method](**settings)
 
 
 def quantize(model: nn.Module, method: str | Quantizer = "ecq", bits: int = 4, *,
@@ -55,4 +67,4 @@ def quantize(model: nn.Module, method: str | Quantizer = "ecq", bits: int = 4, *
     return quantizer.quantize(work, layers, bits, ref, train if quantizer.trainable else None)
 
 
-__all__ = ["QUANTIZERS", "QuantizedModel", "Quantizer", "get_quantizer", "quantize"]
+__all__ = ["QUANTIZERS", "QuantizedModel", "Quantizer", "get_quantizer", "quantize", "quantizer_settings"]

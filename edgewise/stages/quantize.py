@@ -27,8 +27,7 @@ def quantize_model(module: torch.nn.Module, data: Dataset, config: QuantizeConfi
                    label: str = "QAT") -> compress.QuantizedModel:
     """Quantize `module` as `config` says: reference samples from the validation split where the quantizer reads
     them (ECQx's relevances), training on the train split when the config asks for it."""
-    quantizer = compress.get_quantizer(config.method, lam=config.lam, per_channel=config.per_channel,
-                                       block=config.block, rho=config.rho, p=config.p)
+    quantizer = compress.get_quantizer(config.method, **config.quantizer_settings())
     ref = None
     if quantizer.needs_reference:
         ref = compress.ReferenceSamples.from_split(data.val.x, data.val.y, data.task, config.samples_per_class,

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -158,3 +160,20 @@ def test_prune_and_export_commands_take_an_onnx_file(tmp_path, edgewise):
     assert result.returncode == 0, result.stderr
     assert "against the ONNX file it came from" in " ".join(result.stderr.split())
     assert _ort(tmp_path / "p.onnx", np.zeros((2, 3, 16, 16), np.float32)).shape == (2, 4)
+
+
+def test_prune_ignore_leaves_the_named_layer_whole_and_an_unknown_name_is_refused(tmp_path, edgewise):
+    _, path = _exported(tmp_path)
+    data = tmp_path / "d.npz"
+    np.savez(data, x=np.random.default_rng(4).random((80, 3, 16, 16), dtype=np.float32), y=np.arange(80) % 4)
+    full = edgewise("prune", str(path), "--data", str(data), "-o", str(tmp_path / "a.pt"), "--criterion", "l1")
+    assert full.returncode == 0, full.stderr
+    report = json.loads((tmp_path / "a.prune.json").read_text())
+    cut = next(r["layer"] for r in report["layers"] if r["channels_after"] < r["channels_before"])
+    kept = edgewise("prune", str(path), "--data", str(data), "-o", str(tmp_path / "b.pt"), "--criterion", "l1",
+                    "--ignore", cut)
+    assert kept.returncode == 0, kept.stderr
+    rows = {r["layer"]: r for r in json.loads((tmp_path / "b.prune.json").read_text())["layers"]}
+    assert rows[cut]["channels_after"] == rows[cut]["channels_before"]
+    unknown = edgewise("prune", str(path), "--data", str(data), "-o", str(tmp_path / "c.pt"), "--ignore", "nope")
+    assert unknown.returncode == 2 and "nope" in unknown.stderr and not (tmp_path / "c.pt").exists()

@@ -63,7 +63,7 @@ def test_the_records_reproduce_the_quantized_model_exactly(method):
     torch.manual_seed(0)
     model = build_model("lenet", (1, 8, 8), 10).eval()
     ref = compress.ReferenceSamples(torch.rand(16, 1, 8, 8), torch.arange(16) % 10, output="logit")
-    q = compress.quantize(model, method, 4, lam=0.1, ref=ref)
+    q = compress.quantize(model, method, 4, ref=ref, **({} if method == "uniform" else {"lam": 0.1}))
     fresh = build_model("lenet", (1, 8, 8), 10).eval()
     compress.load_decoded(fresh, q.records, compress.floats_of(q.model, q.records))
     x = torch.rand(4, 1, 8, 8)

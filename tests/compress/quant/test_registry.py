@@ -41,8 +41,16 @@ def test_unknown_methods_and_settings_a_method_does_not_take():
         parse_recipe({"models": [{"name": "m", "arch": "mlp", "data": "digits", "quantize": {"method": "ternary"}}]})
     with pytest.raises(UserError, match="unknown quantization method"):
         compress.quantize(torch.nn.Linear(4, 2), "ternary")
-    # every recipe gives lambda, per_channel, rho and p: each quantizer takes its own
-    uniform = compress.get_quantizer("uniform", lam=0.3, per_channel=True, rho=2.0)
-    assert vars(uniform) == {"per_channel": True, "block": None}
-    ecqx = compress.get_quantizer("ecqx", lam=0.3, per_channel=True)
-    assert vars(ecqx) == {"lam": 0.3, "block": None, "rho": 2.0, "p": 0.1}
+    # a setting the method does not take is refused, naming it and the ones it takes: ignored, it would quantize
+    # otherwise than asked
+    with pytest.raises(UserError, match="quantizer 'uniform' takes no setting block_size") as caught:
+        compress.quantize(torch.nn.Linear(64, 2), "uniform", 4, block_size=32)
+    assert "per_channel, block" in caught.value.fix
+    with pytest.raises(UserError, match="takes no setting per_channel"):
+        compress.get_quantizer("ecqx", lam=0.3, per_channel=True)
+    assert vars(compress.get_quantizer("ecqx", lam=0.3)) == {"lam": 0.3, "block": None, "rho": 2.0, "p": 0.1}
+    model = {"name": "m", "arch": "mlp", "data": "digits"}
+    with pytest.raises(RecipeError, match="uniform takes no lambda, rho; its settings are per_channel, block"):
+        parse_recipe({"models": [{**model, "quantize": {"method": "uniform", "lambda": 0.1, "rho": 1.0}}]})
+    config = parse_recipe({"models": [{**model, "quantize": {"method": "uniform", "per_channel": True}}]})
+    assert config.models[0].quantize.quantizer_settings() == {"per_channel": True, "block": None}
