@@ -132,6 +132,29 @@ def _fill(shape: tuple[int, ...], dtype: str, first: bool, value: float | None, 
     return np.zeros(shape, dtype=dtype), "zeros"
 
 
+def _check_all_bound(declared: list[DeclaredInput], arrays: dict[str, np.ndarray], bound: dict[str, int]) -> None:
+    """One UserError naming every dynamic dimension of every input that nothing sizes, with the whole --input line
+    to copy (a leading one as 1, each other as <name>), so one try tells a user all there is to state."""
+    open_inputs = [d for d in declared if d.name not in arrays and any(
+        isinstance(dim, str) and dim not in bound for dim in d.dims)]
+    if not open_inputs:
+        return
+    named = "; ".join(f"{d.name} {d.shown()}: " + ", ".join(repr(dim) for dim in dict.fromkeys(
+        dim for dim in d.dims if isinstance(dim, str) and dim not in bound)) for d in open_inputs)
+
+    leading = {d.dims[0]: "1" for d in open_inputs if d.dims and isinstance(d.dims[0], str) and d.dims[0] not in bound}
+
+    def size(dim: int | str) -> str:
+        if isinstance(dim, int):
+            return str(dim)
+        return str(bound[dim]) if dim in bound else leading.get(dim, f"<{dim}>")
+
+    line = " ".join(f"--input {d.name}:{'x'.join(size(dim) for dim in d.dims)}" for d in open_inputs)
+    raise UserError(f"dynamic dimensions that nothing gives a size: {named}",
+                    f"state them: {line}, each <...> the size you deploy with"
+                    + (f" (--batch N sets {', '.join(map(repr, leading))})" if leading else ""))
+
+
 def resolve_inputs(declared: list[DeclaredInput], requests: list[InputRequest] = (),
                    arrays: dict[str, np.ndarray] | None = None, batch: int | None = None, seed: int = 0) -> Inputs:
     """The arrays to feed: given arrays first, then requests, then the declared shapes with dims bound by name.
@@ -165,6 +188,11 @@ def resolve_inputs(declared: list[DeclaredInput], requests: list[InputRequest] =
             bind(d, tuple(arrays[d.name].shape), "the given array")
         elif d.name in by_name and by_name[d.name].shape is not None:
             bind(d, by_name[d.name].shape, "--input")
+    if batch is not None:
+        for d in declared:
+            if d.name not in arrays and d.dims and isinstance(d.dims[0], str):
+                bound.setdefault(d.dims[0], batch)
+    _check_all_bound(declared, arrays, bound)
     feeds, spec = {}, []
     rng = np.random.default_rng(seed)
     for i, d in enumerate(declared):
@@ -174,19 +202,7 @@ def resolve_inputs(declared: list[DeclaredInput], requests: list[InputRequest] =
             feeds[d.name] = np.asarray(arrays[d.name]).astype(dtype, copy=False)
             source = "given"
         else:
-            shape = []
-            for j, dim in enumerate(d.dims):
-                if isinstance(dim, int):
-                    shape.append(dim)
-                elif dim in bound:
-                    shape.append(bound[dim])
-                elif j == 0 and batch is not None:
-                    shape.append(bound.setdefault(dim, batch))
-                else:
-                    example = "x".join(str(x) if isinstance(x, int) else "N" for x in d.dims) or "scalar"
-                    raise UserError(f"input {d.name} {d.shown()} has the dynamic dimension {dim!r}, and nothing "
-                                    "gives its size", f"state it: --input {d.name}:{example} with each N the size "
-                                    "you deploy with" + (" or --batch N" if j == 0 else ""))
+            shape = [dim if isinstance(dim, int) else bound[dim] for dim in d.dims]
             feeds[d.name], source = _fill(tuple(shape), dtype, i == 0, request.value, rng)
         spec.append({"name": d.name, "shape": list(feeds[d.name].shape), "dtype": str(feeds[d.name].dtype),
                      "declared": [dim if isinstance(dim, int) else str(dim) for dim in d.dims], "values": source})

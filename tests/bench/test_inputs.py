@@ -42,8 +42,10 @@ def test_several_inputs_with_a_shared_dynamic_dimension_integers_and_a_scalar():
 def test_a_dynamic_dimension_nobody_gives_is_refused_by_name():
     with pytest.raises(UserError) as caught:
         resolve_inputs(declared_inputs(SILERO_LIKE), [parse_request("sr=16000")])
-    assert "input input [batch, samples]" in caught.value.problem and "'batch'" in caught.value.problem
-    assert "--input input:NxN" in caught.value.fix and "--batch N" in caught.value.fix
+    # every unsized dimension of every input in one error, and the whole line to copy
+    assert "input [batch, samples]: 'batch', 'samples'; state [2, batch, 128]: 'batch'" in caught.value.problem
+    assert "--input input:1x<samples> --input state:2x1x128," in caught.value.fix
+    assert "--batch N sets 'batch'" in caught.value.fix
     partly = resolve_inputs(declared_inputs(SILERO_LIKE), [parse_request("input:4x256")])
     assert partly.feeds["state"].shape == (2, 4, 128)
     batched = resolve_inputs(declared_inputs(_graph(("x", TensorProto.FLOAT, ["N", 3]))), batch=8)
