@@ -36,6 +36,9 @@ COUNTED = ("Conv", "ConvInteger", "QLinearConv", "ConvTranspose", "Gemm", "MatMu
            "FusedMatMul", "MatMulNBits", "LSTM", "GRU", "RNN")
 UNMODELLED = ("Attention", "MultiHeadAttention", "GroupQueryAttention", "QAttention", "Einsum", "FusedConv",
               "NhwcConv", "DynamicQuantizeMatMul")
+MODELLED_DOMAINS = ("", "ai.onnx", "com.microsoft")
+"""Op domains whose ops the counts know; an op of any other (ai.onnx.ml's trees and linear models, a vendor's) is
+reported as not modelled, never as zero MACs."""
 _WEIGHT_INPUT = {"Conv": 1, "ConvInteger": 1, "QLinearConv": 3, "ConvTranspose": 1}
 _QLINEAR = ("QLinearConv", "QLinearMatMul")  # (x, x scale, x zero point, w, ...): the weight is the fourth input
 
@@ -218,12 +221,14 @@ def count_onnx(path: str | os.PathLike[str], inputs: Inputs) -> Counts:
     for event in _profile(model, inputs):
         run += 1
         op, name = event["args"]["op_name"], event["name"].removesuffix("_kernel_time")
-        if op in UNMODELLED:
-            unknown.append(f"{op} {name}: its work is not modelled")
+        node = nodes.get(name)
+        domain = node.domain if node is not None else ""
+        if op in UNMODELLED or domain not in MODELLED_DOMAINS:
+            unknown.append(f"{f'{domain}:' if domain not in MODELLED_DOMAINS else ''}{op} {name}: its work is not "
+                           "modelled")
             continue
         if op not in COUNTED:
             continue
-        node = nodes.get(name)
         names = [n for n in node.input if n] if node is not None else []  # the profiler leaves out omitted inputs
         ins = _aligned(names, _typed(event["args"].get("input_type_shape", [])), constant_of)
         outs = _typed(event["args"]["output_type_shape"])
@@ -244,5 +249,8 @@ def count_onnx(path: str | os.PathLike[str], inputs: Inputs) -> Counts:
     counted = sum(layer.macs for layer in layers)
     parameters = sum(int(np.prod(t.dims)) for t in constants.values()
                      if t.data_type not in (onnx.TensorProto.INT64, onnx.TensorProto.BOOL))
+    # ops of other domains keep what they learned in attributes (a tree ensemble's thresholds and leaf values)
+    parameters += sum(len(a.floats) + len(a.ints) + int(np.prod(a.t.dims)) * a.HasField("t")
+                      for n in nodes.values() if n.domain not in MODELLED_DOMAINS for a in n.attribute)
     return Counts(None if unknown else counted, counted, sum(_stored_bytes(t) for t in constants.values()),
                   parameters, sum(layer.activation_bytes for layer in layers), layers, unknown, run, inputs.spec)

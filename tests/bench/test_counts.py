@@ -90,6 +90,19 @@ def test_what_cannot_be_counted_is_unknown_with_its_reason(tmp_path):
     assert counts.macs is None and counts.macs_counted == 0 and "Einsum" in counts.unknown[0]
 
 
+def test_ops_of_other_domains_are_not_modelled_and_their_attributes_count_as_parameters(tmp_path):
+    # scikit-learn's linear models and forests reach ONNX as ai.onnx.ml ops that keep their weights in attributes
+    node = helper.make_node("LinearClassifier", ["x"], ["label", "scores"], domain="ai.onnx.ml",
+                            coefficients=[0.5] * 12, intercepts=[0.1, -0.1, 0.0], classlabels_ints=[0, 1, 2])
+    label = helper.make_tensor_value_info("label", TensorProto.INT64, [1])
+    graph = helper.make_graph([node], "g", [_float("x", [1, 4])], [label, _float("scores", [1, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 1)])
+    onnx.save(model, tmp_path / "ml.onnx")
+    counts = _count(tmp_path / "ml.onnx")
+    assert counts.macs is None and "ai.onnx.ml:LinearClassifier" in counts.unknown[0]
+    assert counts.parameters == 12 + 3 + 3
+
+
 def test_recurrent_cells(tmp_path):
     node = helper.make_node("LSTM", ["x", "w", "r"], ["y"], hidden_size=2)
     path = _save(tmp_path, [node], [_float("x", [5, 1, 3])], [_float("y", None)],
