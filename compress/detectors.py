@@ -3,20 +3,29 @@ for ultralytics YOLO heads and torchvision's single-stage detectors (SSD, SSDlit
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgewise.base.errors import UserError
 from edgewise.compress.outputs import OutputKey
 
 
-def yolo_scores(out: Any) -> torch.Tensor:
-    """The class scores of an ultralytics detection head's output, (images, 4 box values + classes, anchors) first in
-    the tuple it returns, as (images, anchors, classes)."""
-    predictions = out[0] if isinstance(out, list | tuple) else out
-    return predictions[:, 4:].transpose(1, 2)
+def yolo_scores(out: Any, classes: int | None = None) -> torch.Tensor:
+    """The class scores of an ultralytics head's output as (images, anchors, classes): the first tensor of what it
+    returns (nested in a tuple for segmentation), (images, 4 box values + classes + extras, anchors). The extras,
+    a segmentation head's mask coefficients, a pose head's keypoints, an OBB head's angle, are cut off by `classes`
+    (the head's class count); without it every row after the box is taken as a class."""
+    predictions = out
+    while isinstance(predictions, list | tuple):
+        predictions = predictions[0]
+    if not isinstance(predictions, torch.Tensor) or predictions.dim() != 3:
+        raise UserError("the model's output holds no (images, box + classes, anchors) tensor first",
+                        "give an ultralytics detection, segmentation, pose or OBB model")
+    return predictions[:, 4:None if classes is None else 4 + classes].transpose(1, 2)
 
 
 class DetectorHeads(nn.Module):
@@ -30,6 +39,13 @@ class DetectorHeads(nn.Module):
 
     def __init__(self, detector: nn.Module) -> None:
         super().__init__()
+        missing = [part for part in ("transform", "backbone", "head") if not hasattr(detector, part)]
+        if missing:
+            kind = "a two-stage detector (rpn + roi_heads)" if hasattr(detector, "roi_heads") else \
+                f"a {type(detector).__name__} without {', '.join(missing)}"
+            raise UserError(f"DetectorHeads takes torchvision's single-stage detectors (SSD, SSDlite, RetinaNet, "
+                            f"FCOS); {type(detector).__name__} is {kind}",
+                            "prune its backbone as a classifier's, or use a single-stage detector")
         self.detector = detector
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -63,5 +79,6 @@ def detection_output(model: nn.Module) -> OutputKey:
     if isinstance(model, DetectorHeads):
         return "cls_logits"
     if type(model).__module__.startswith("ultralytics.nn"):
-        return yolo_scores
+        head = model.model[-1] if isinstance(getattr(model, "model", None), nn.Sequential) else None
+        return functools.partial(yolo_scores, classes=getattr(head, "nc", None))
     return None

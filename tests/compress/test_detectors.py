@@ -80,3 +80,24 @@ def test_detector_heads_see_what_torchvision_feeds_the_backbone_and_export_for_a
         got = session.run(None, {session.get_inputs()[0].name: x[:1].numpy()})
         with torch.no_grad():
             torch.testing.assert_close(torch.from_numpy(got[1]), heads(x[:1])["cls_logits"], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["SegmentationModel", "PoseModel", "OBBModel"])
+def test_segmentation_pose_and_obb_heads_are_scored_by_their_class_rows_only(kind):
+    from edgewise.compress.detectors import detection_output
+
+    tasks = pytest.importorskip("ultralytics.nn.tasks")
+    yaml = {"SegmentationModel": "yolov8n-seg.yaml", "PoseModel": "yolov8n-pose.yaml", "OBBModel": "yolov8n-obb.yaml"}
+    model = getattr(tasks, kind)(yaml[kind], nc=3, verbose=False).eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 64, 64))
+    scores = detection_output(model)(out)
+    assert scores.shape == (1, 84, 3)  # not 3 + the mask coefficients, keypoints or angle rows
+
+
+def test_two_stage_detectors_are_refused_in_one_line():
+    from edgewise.base.errors import UserError
+
+    detector = torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None)
+    with pytest.raises(UserError, match="FasterRCNN is a two-stage detector"):
+        DetectorHeads(detector)
