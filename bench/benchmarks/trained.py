@@ -195,7 +195,11 @@ def _first_line(exc: Exception) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0][:140]
 
 
-def _study(study: Study, scratch: Path) -> tuple[list[dict[str, Any]], list[Figure]]:
+def _study(study: Study, scratch: Path, progress: Callable[[list[dict[str, Any]]], None] | None = None
+           ) -> tuple[list[dict[str, Any]], list[Figure]]:
+    """The study's rows (and figures); `progress` is called with the rows so far after each one."""
+    from torch import nn
+
     from edgewise import compress, export
     from edgewise.export.onnx_import import onnx_to_torch
 
@@ -224,19 +228,24 @@ def _study(study: Study, scratch: Path) -> tuple[list[dict[str, Any]], list[Figu
         study.finetune(model)
         entry["score_finetuned"] = study.score(model)
         rows.append(entry)
+        if progress is not None:
+            progress(rows)
 
     for rate in study.rates:
         for criterion in CRITERIA:
             pruned(f"{criterion} {rate:.0%}", lambda c=criterion, r=rate: compress.prune(
                 module, study.ref, c, r, output=study.output))
         pruned(f"torch-pruning l1 {rate:.0%}", lambda r=rate: _torch_pruning(module, study.ref.x[:2], r))
+    # ONNX has no 4-bit transposed convolution (DequantizeLinear feeds Conv and Gemm only): those stay float
+    transposed = tuple(n for n, m in module.named_modules() if isinstance(m, nn.modules.conv._ConvTransposeNd))
     for label, method, settings in QUANTIZERS:
         try:
-            quantized = compress.quantize(module, method, 4, ref=study.ref, **settings)
-        except Exception as exc:
+            quantized = compress.quantize(module, method, 4, ref=study.ref, ignore=transposed, **settings)
+            rows.append(row(f"{label} 4-bit", quantized.model, quantized=quantized))
+        except Exception as exc:  # recorded as the finding it is
             rows.append({"network": study.name, "version": f"{label} 4-bit", "failed": _first_line(exc)})
-            continue
-        rows.append(row(f"{label} 4-bit", quantized.model, quantized=quantized))
+        if progress is not None:
+            progress(rows)
     figures = [Figure(f"{study.name}: {r['version']}", r.get("score", 0.0), study.score_name,
                       kind="failed" if "failed" in r else "measured",
                       note=r.get("failed") or (f"{r['score_finetuned']:.3f} fine-tuned; " if "score_finetuned" in r
@@ -292,8 +301,11 @@ def run() -> list[Figure]:
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         study, data = _orientation(cls, folder)
-        for s in (study, _recogniser(rec), _detector(det)):
-            study_rows, study_figures = _study(s, folder)
+        # the recogniser last: torch-pruning's grouping of its attention blocks takes minutes per pruning
+        for s in (study, _detector(det), _recogniser(rec)):
+            done = list(rows)
+            study_rows, study_figures = _study(s, folder, lambda r, done=done: write_json(
+                OUT / "trained.json", {"rows": done + r}))
             rows += study_rows
             figures += study_figures
             write_json(OUT / "trained.json", {"rows": rows})
