@@ -119,11 +119,25 @@ def _orientation(path: Path, scratch: Path) -> tuple[Study, Any]:
         lambda m: fit(m, data, TrainConfig(epochs=2, lr=1e-4, patience=2), label="fine-tune")), data
 
 
-def _recogniser(path: Path) -> Study:
-    import onnx
+def _unlabelled(name: str, path: Path, score_name: str, generate: Callable[[int, int], tuple[np.ndarray, Any]],
+                metric: Callable[[np.ndarray, Any], float], counts: tuple[int, int, int], detections: int,
+                output: Callable[[Any], Any] | None = None) -> Study:
+    """A study of a network without class labels: `generate(count, seed)` makes inputs and their truth, `metric`
+    scores outputs against it; the criteria seed at the `detections` strongest outputs, fine-tuning distils."""
     import torch
 
     from edgewise import compress
+
+    (x_test, truth), (x_tune, _), (x_ref, _) = (generate(n, seed) for n, seed in zip(counts, (3, 1, 2), strict=True))
+    return Study(name, path, score_name, (0.1, 0.3),
+                 compress.ReferenceSamples.for_detection(torch.from_numpy(x_ref), detections=detections),
+                 lambda m: metric(_run_torch(m, x_test), truth), lambda p: metric(_run_onnx(p, x_test), truth),
+                 _distiller(x_tune, _run_onnx(path, x_tune)), output)
+
+
+def _recogniser(path: Path) -> Study:
+    import onnx
+
     from edgewise.bench.benchmarks.textlines import recognition_set
 
     meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
@@ -136,20 +150,11 @@ def _recogniser(path: Path) -> Study:
             hits += "".join(chars[c] for c in kept) == text
         return hits / len(texts)
 
-    x_test, texts = recognition_set(80, seed=3)
-    x_tune, _ = recognition_set(160, seed=1)
-    x_ref, _ = recognition_set(16, seed=2)
-    return Study(
-        "text recogniser (ch_PP-OCRv4_rec)", path, "line accuracy", (0.1, 0.3),
-        compress.ReferenceSamples.for_detection(torch.from_numpy(x_ref), detections=40),
-        lambda m: accuracy(_run_torch(m, x_test), texts), lambda p: accuracy(_run_onnx(p, x_test), texts),
-        _distiller(x_tune, _run_onnx(path, x_tune)))
+    return _unlabelled("text recogniser (ch_PP-OCRv4_rec)", path, "line accuracy",
+                       lambda n, seed: recognition_set(n, seed=seed), accuracy, (80, 160, 16), 40)
 
 
 def _detector(path: Path) -> Study:
-    import torch
-
-    from edgewise import compress
     from edgewise.bench.benchmarks.textlines import detection_set
 
     def f1(maps: np.ndarray, masks: np.ndarray) -> float:
@@ -157,15 +162,10 @@ def _detector(path: Path) -> Study:
         hit = float((found & (masks == 1)).sum())
         return 2 * hit / max(float(found.sum() + masks.sum()), 1.0)
 
-    x_test, masks = detection_set(24, seed=3)
-    x_tune, _ = detection_set(48, seed=1)
-    x_ref, _ = detection_set(8, seed=2)
-    return Study(
-        "text detector (ch_PP-OCRv4_det)", path, "pixel F1", (0.1, 0.3),
-        compress.ReferenceSamples.for_detection(torch.from_numpy(x_ref), detections=200),
-        lambda m: f1(_run_torch(m, x_test), masks), lambda p: f1(_run_onnx(p, x_test), masks),
-        _distiller(x_tune, _run_onnx(path, x_tune)),
-        output=lambda out: out.flatten(2).transpose(1, 2))  # (N, 1, H, W) as (N, pixels, 1): seeds at the top pixels
+    # (N, 1, H, W) seen as (N, pixels, 1): the criteria's seeds at the strongest pixels
+    return _unlabelled("text detector (ch_PP-OCRv4_det)", path, "pixel F1",
+                       lambda n, seed: detection_set(n, seed=seed), f1, (24, 48, 8), 200,
+                       lambda out: out.flatten(2).transpose(1, 2))
 
 
 def _torch_pruning(module, example, rate: float):
