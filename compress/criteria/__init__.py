@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -32,11 +33,13 @@ def get_criterion(criterion: str | Criterion, **options: Any) -> Criterion:
         return criterion
     if criterion not in CRITERIA:
         raise UserError(f"unknown pruning criterion {criterion!r}", f"use one of {', '.join(CRITERIA)}")
-    try:
-        return CRITERIA[criterion](**options)
-    except TypeError as exc:
-        raise UserError(f"bad options for criterion {criterion!r}: {exc}",
-                        "check the criterion's options (see compress.criteria)") from exc
+    factory = CRITERIA[criterion]
+    accepted = [n for n in inspect.signature(factory).parameters if n != "self"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:  # named before building: a TypeError from deep inside would not say which options it takes
+        raise UserError(f"criterion {criterion!r} takes no option {', '.join(unknown)}",
+                        f"its options are {', '.join(accepted) or 'none'}")
+    return factory(**options)
 
 
 __all__ = ["CRITERIA", "Criterion", "get_criterion"]

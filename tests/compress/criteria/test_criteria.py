@@ -79,7 +79,15 @@ def test_random_is_seeded():
 
 
 def test_bad_options_are_user_errors():
-    with pytest.raises(UserError, match="bad options"):
+    with pytest.raises(UserError, match="criterion 'lrp' takes no option colour"):
         get_criterion("lrp", colour="red")
     with pytest.raises(UserError, match="objective"):
         get_criterion("gradient", objective="accuracy")
+
+
+def test_an_option_a_criterion_does_not_take_is_named_with_the_ones_it_takes():
+    with pytest.raises(UserError, match="criterion 'taylor' takes no option objectiv") as caught:
+        get_criterion("taylor", objectiv="output")
+    assert "objective" in caught.value.fix
+    with pytest.raises(UserError, match="its options are none"):
+        get_criterion("l1", p=3)
