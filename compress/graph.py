@@ -16,7 +16,13 @@ from torch_pruning.dependency import index_mapping
 from edgewise.base.device import device_of
 from edgewise.base.errors import UserError
 from edgewise.compress.heads import HeadGroup, head_groups, head_projections
-from edgewise.compress.layers import WEIGHT_LAYERS, layers_behind, output_axis, recorded_producers
+from edgewise.compress.layers import (
+    WEIGHT_LAYERS,
+    converted_from_onnx,
+    layers_behind,
+    output_axis,
+    recorded_producers,
+)
 from edgewise.compress.outputs import tensors_of
 from edgewise.compress.shuffles import Shuffles, ShufflesCut, find_shuffles
 
@@ -271,7 +277,7 @@ class ChannelGraph:
                                ) from exc
         finally:
             model.train(was_training)
-        foreign = any(type(m).__module__.startswith("onnx2torch.") for m in model.modules())
+        foreign = converted_from_onnx(model)
         candidates: list[tuple[ChannelGroup, bool]] = []
         self.groups: list[ChannelGroup | HeadGroup] = []
         self.skipped: dict[str, str] = dict(heads_whole)  # group -> why it is left whole

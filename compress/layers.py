@@ -59,3 +59,9 @@ def layers_behind(tensors: list[torch.Tensor], produced: dict[object, str]) -> s
             continue
         stack.extend(next_node for next_node, _ in node.next_functions)
     return found
+
+
+def converted_from_onnx(model: nn.Module) -> bool:
+    """Whether `model` holds layers onnx2torch converted from ONNX (edgewise.export.onnx_import): their constants may
+    tie channels to fixed widths, and their model files need their functions restored."""
+    return any(type(m).__module__.startswith("onnx2torch.") for m in model.modules())

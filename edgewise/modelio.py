@@ -17,6 +17,7 @@ from edgewise.base.atomic import atomic_path
 from edgewise.base.device import on_device
 from edgewise.base.digest import tensors_digest
 from edgewise.base.errors import UserError, first_line
+from edgewise.compress.layers import converted_from_onnx
 
 FORMAT = "edgewise-model/1"
 
@@ -30,7 +31,7 @@ def save_model(model: nn.Module, path: str | os.PathLike[str], card: dict[str, A
     on machines without one.
     """
     cpu = on_device(model, torch.device("cpu"))
-    if _converted(cpu):
+    if converted_from_onnx(cpu):
         from edgewise.export.onnx_import import portable
 
         cpu = portable(cpu)
@@ -38,11 +39,6 @@ def save_model(model: nn.Module, path: str | os.PathLike[str], card: dict[str, A
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         torch.save({"format": FORMAT, "card": card, "module": cpu, "weights_sha256": weights_digest(cpu)}, handle)
     return Path(path)
-
-
-def _converted(model: nn.Module) -> bool:
-    """Whether `model` holds layers converted from ONNX by onnx2torch (edgewise.export.onnx_import)."""
-    return any(type(m).__module__.startswith("onnx2torch.") for m in model.modules())
 
 
 def weights_digest(model: nn.Module) -> str:
@@ -124,7 +120,7 @@ def load_model(path: str | os.PathLike[str], trusted: bool = False) -> tuple[nn.
         first = first_line(exc)
         raise UserError(f"cannot load model file {file}: {first}",
                         "the file is corrupt or needs code that is not importable; save it again") from exc
-    if isinstance(obj, dict) and isinstance(obj.get("module"), nn.Module) and _converted(obj["module"]):
+    if isinstance(obj, dict) and isinstance(obj.get("module"), nn.Module) and converted_from_onnx(obj["module"]):
         from edgewise.export.onnx_import import restore
 
         restore(obj["module"])

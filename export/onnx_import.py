@@ -25,6 +25,7 @@ from onnx import helper
 from torch import nn
 
 from edgewise.base.errors import UserError, first_line
+from edgewise.compress.layers import converted_from_onnx
 from edgewise.export.onnx_export import OPSET
 
 CONVERT_RTOL = 1e-3
@@ -290,7 +291,7 @@ def portable(module: nn.Module) -> nn.Module:
 
 def restore(module: nn.Module) -> nn.Module:
     """Put the torch functions back that `portable` replaced by their op types (in place); returns `module`."""
-    if not any(type(m).__module__.startswith("onnx2torch.") for m in module.modules()):
+    if not converted_from_onnx(module):
         return module
     tables = _function_tables()
     for layer in module.modules():

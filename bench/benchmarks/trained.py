@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from edgewise.base.atomic import write_json
+from edgewise.base.errors import first_line
 from edgewise.bench.suite import Figure, timed_calls
 
 CRITERIA = ("lrp", "l1", "taylor", "random")
@@ -62,12 +63,11 @@ def _wheel_model(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def _run_onnx(path: Path, x: np.ndarray, batch: int = 16) -> np.ndarray:
+def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
     from edgewise.export import open_session
+    from edgewise.stages.load import session_runner
 
-    session = open_session(path)
-    name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: x[i:i + batch]})[0] for i in range(0, len(x), batch)])
+    return session_runner(open_session(path))(x)
 
 
 def _run_torch(module, x: np.ndarray, batch: int = 16) -> np.ndarray:
@@ -191,10 +191,6 @@ def _latency_ms(path: Path, x: np.ndarray) -> float:
     return 1e3 * float(np.median(timed_calls(lambda: session.run(None, {name: x}), min_iterations=20)))
 
 
-def _first_line(exc: Exception) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0][:140]
-
-
 def _study(study: Study, scratch: Path, progress: Callable[[list[dict[str, Any]]], None] | None = None
            ) -> tuple[list[dict[str, Any]], list[Figure]]:
     """The study's rows (and figures); `progress` is called with the rows so far after each one."""
@@ -221,7 +217,7 @@ def _study(study: Study, scratch: Path, progress: Callable[[list[dict[str, Any]]
         try:
             result = make()
         except Exception as exc:  # a method's own failure on this graph is a finding, recorded as such
-            rows.append({"network": study.name, "version": version, "failed": _first_line(exc)})
+            rows.append({"network": study.name, "version": version, "failed": first_line(exc)})
             return
         model = getattr(result, "model", result)
         entry = row(version, model, result if hasattr(result, "model") else None)
@@ -243,7 +239,7 @@ def _study(study: Study, scratch: Path, progress: Callable[[list[dict[str, Any]]
             quantized = compress.quantize(module, method, 4, ref=study.ref, ignore=transposed, **settings)
             rows.append(row(f"{label} 4-bit", quantized.model, quantized=quantized))
         except Exception as exc:  # recorded as the finding it is
-            rows.append({"network": study.name, "version": f"{label} 4-bit", "failed": _first_line(exc)})
+            rows.append({"network": study.name, "version": f"{label} 4-bit", "failed": first_line(exc)})
         if progress is not None:
             progress(rows)
     figures = [Figure(f"{study.name}: {r['version']}", r.get("score", 0.0), study.score_name,
@@ -312,7 +308,7 @@ def run() -> list[Figure]:
         try:
             peers = _w4a8_against_ort(cls, data, folder)
         except Exception as exc:
-            peers = [{"version": "W4A8 against quantize_static", "failed": _first_line(exc)}]
+            peers = [{"version": "W4A8 against quantize_static", "failed": first_line(exc)}]
         for peer in peers:
             rows.append({"network": study.name, **peer})
             figures.append(Figure(f"{study.name}: {peer['version']}", peer.get("score", 0.0), "accuracy",
