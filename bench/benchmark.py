@@ -16,6 +16,7 @@ from edgewise.bench.counts import count_onnx
 from edgewise.bench.inputs import Inputs, declared_inputs, load_arrays, parse_request, resolve_inputs
 from edgewise.bench.target_bench import BenchConfig, bench_model
 from edgewise.export.integrity import check_weights
+from edgewise.export.onnx_file import read_onnx
 
 
 def _model(path: Path) -> tuple[Path, dict[str, np.ndarray]]:
@@ -47,13 +48,16 @@ def model_inputs(path: str | os.PathLike[str], requests: Sequence[str] = (),
                  sample: np.ndarray | None = None) -> Inputs:
     """The inputs to feed the ONNX model at `path`: `requests` in `--input` form, given arrays, `batch`, and a data
     `sample` for the first input (unless a request or an array already gives that input)."""
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError and others for damaged files
-        raise UserError(f"cannot read {path} as ONNX: {type(exc).__name__}", "export the model again") from None
+    proto = read_onnx(path, external_data=False)
     check_weights(proto, path)
     graph = proto.graph
     declared = declared_inputs(graph)
+    unfed = [d for d in declared if d.dtype.startswith("onnx type")]
+    if unfed:
+        named = ", ".join(f"{d.name} ({d.dtype.removeprefix('onnx type ')})" for d in unfed)
+        raise UserError(f"{path}: inputs {named} are not numeric tensors, which the benchmark cannot fill",
+                        "bench a graph whose inputs are numbers (strings tokenized before the model, as it runs in "
+                        "production)")
     parsed = [parse_request(r) for r in requests]
     arrays = dict(arrays or {})
     if sample is not None and declared and declared[0].name not in {r.name for r in parsed} | set(arrays):

@@ -24,6 +24,7 @@ import onnx
 from onnx import numpy_helper
 
 from edgewise.bench.inputs import Inputs
+from edgewise.export.onnx_file import load_fix, ort_message, read_onnx
 
 # bytes per element of the type names ONNX Runtime's profiler writes
 _TYPE_BYTES = {"float": 4, "double": 8, "float16": 2, "bfloat16": 2, "int64": 8, "uint64": 8, "int32": 4,
@@ -155,12 +156,15 @@ def _profile(model: onnx.ModelProto, inputs: Inputs) -> list[dict[str, Any]]:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         options.enable_profiling = True
         options.profile_file_prefix = os.path.join(scratch, "profile")
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # a model it cannot load is our one-line error, not its log line too
         try:
             session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-            session.run(None, inputs.feeds)
         except Exception as exc:  # onnxruntime's own exception types
-            raise UserError(f"ONNX Runtime cannot run the model at {inputs.text()}: {str(exc).splitlines()[0]}",
+            raise UserError(f"ONNX Runtime cannot load the model: {ort_message(exc)}", load_fix(exc)) from None
+        try:
+            session.run(None, inputs.feeds)
+        except Exception as exc:
+            raise UserError(f"ONNX Runtime cannot run the model at {inputs.text()}: {ort_message(exc)}",
                             "check the input shapes and dtypes (--input NAME:SHAPE:DTYPE)") from None
         session.end_profiling()
         with open(glob.glob(os.path.join(scratch, "profile*.json"))[0], encoding="utf-8") as fh:
@@ -189,7 +193,7 @@ def _aligned(names: list[str], reported: list[tuple[str, list[int]]], constant_o
 
 def count_onnx(path: str | os.PathLike[str], inputs: Inputs) -> Counts:
     """Count the ONNX model at `path` as it runs on `inputs` (see the module's description)."""
-    model = onnx.load(str(path))
+    model = read_onnx(path)
     graphs = _graphs(model.graph)
     constants = _constants(graphs)
     nodes = _name_nodes(graphs)

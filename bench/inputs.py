@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from edgewise.base.errors import UserError
+from edgewise.base.npz import check_fits_in_memory
 
 # ONNX tensor element type -> numpy dtype, for the types users feed
 ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
@@ -51,6 +52,15 @@ class InputRequest:
     value: float | None = None
 
 
+def _type_name(elem_type: int) -> str:
+    import onnx
+
+    try:
+        return onnx.TensorProto.DataType.Name(elem_type).lower()
+    except ValueError:
+        return str(elem_type)
+
+
 def declared_inputs(graph: Any) -> list[DeclaredInput]:
     """The graph's real inputs (initializers listed as inputs by old exporters are left out), in order."""
     constants = {i.name for i in graph.initializer}
@@ -64,8 +74,8 @@ def declared_inputs(graph: Any) -> list[DeclaredInput]:
             # an unnamed unknown dim (0 or -1 as some exporters write it, or '?') gets a name unique to its place
             named = dim.dim_param if dim.dim_param not in ("", "?") else f"{value.name}[{i}]"
             dims.append(dim.dim_value if dim.dim_value > 0 else named)
-        out.append(DeclaredInput(value.name, ONNX_DTYPES.get(tensor.elem_type, f"onnx type {tensor.elem_type}"),
-                                 tuple(dims)))
+        dtype = ONNX_DTYPES.get(tensor.elem_type, f"onnx type {_type_name(tensor.elem_type)}")
+        out.append(DeclaredInput(value.name, dtype, tuple(dims)))
     return out
 
 
@@ -215,6 +225,7 @@ def load_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     if not file.is_file():
         raise UserError(f"input file {file} does not exist", "give an .npz with one array per input name")
     try:
+        check_fits_in_memory(file, role="the inputs")
         with np.load(file, allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgewise import __version__
-from edgewise.base.errors import EdgewiseError, UserError
+from edgewise.base.errors import EdgewiseError, UserError, filesystem_error
 from edgewise.console import console
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -453,6 +454,9 @@ def _error(problem: str, fix: str, code: int) -> SystemExit:
     return SystemExit(code)
 
 
+INTERRUPTED = 130  # the shell's code for a process ended by SIGINT (128 + 2)
+
+
 def main() -> None:
     """Entry point: run the app; a kit error or a command line the parser refuses prints one or two lines and exits
     2 (user) or 1 (internal)."""
@@ -471,7 +475,14 @@ def main() -> None:
         raise _error(exc.format_message(), f"see {where} --help", 2) from None
     except EdgewiseError as exc:
         raise _error(exc.problem, exc.fix, exit_code(exc)) from None
+    except OSError as exc:  # the file system refused (read-only, full, a loop) where no check of ours stood
+        refusal = filesystem_error(exc)
+        if refusal is None:
+            raise
+        raise _error(refusal.problem, refusal.fix, 2) from None
     except (KeyboardInterrupt, typer.Abort):
-        console.print("interrupted; finished stages are kept in the run directory")
-        raise SystemExit(130) from None
+        code = INTERRUPTED
+    if code == INTERRUPTED:  # typer returns Ctrl-C as this exit code rather than raising it
+        console.print("interrupted; finished stages are kept in the run directory (run again to resume)"
+                      if "run" in sys.argv[1:2] else "interrupted; no file was left half-written")
     raise SystemExit(code if isinstance(code, int) else 0)

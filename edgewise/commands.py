@@ -13,12 +13,14 @@ from edgewise import compress
 from edgewise.base.atomic import write_bytes, write_json
 from edgewise.base.device import on_device, resolve_device
 from edgewise.base.errors import UserError
+from edgewise.base.paths import distinct_output
 from edgewise.base.records import load_records, save_records
 from edgewise.modelio import load_model, save_model
 from edgewise.recipe import PruneConfig, QuantizeConfig, W4A8Config
 from edgewise.zoo.cache import trained_model
 from edgewise.zoo.data import DATA_SOURCES, FolderData, NpzData, load_data
 from edgewise.zoo.dataset import Dataset
+from edgewise.zoo.fit_check import check_fits
 from edgewise.zoo.reference import REFERENCES
 
 
@@ -56,12 +58,26 @@ def resolve_model(model: str, data: str | None = None, device: torch.device | No
     module, card = load_model(model, trusted)
     module = on_device(module, device)
     if data:
-        return module, card, data_from_argument(data)
-    spec = card.get("data_spec")
-    if not spec:
-        raise UserError(f"{model} does not say which data it was trained on", "pass --data")
-    source = DATA_SOURCES[spec["name"]]
-    return module, card, load_data(source.model_validate(spec))
+        dataset = data_from_argument(data)
+    else:
+        spec = card.get("data_spec")
+        if not spec:
+            raise UserError(f"{model} does not say which data it was trained on", "pass --data")
+        dataset = load_data(DATA_SOURCES[spec["name"]].model_validate(spec))
+    _check_takes(module, dataset, Path(model), device)
+    return module, card, dataset
+
+
+def _check_takes(module: nn.Module, dataset: Dataset, source: Path, device: torch.device) -> None:
+    """The data's samples through the model (in eval mode, so batch-norm statistics stay as they are): a model that
+    cannot take them (four channels for a grey model) or answers with the wrong classes is one line here."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            check_fits(lambda x: module(torch.from_numpy(x).to(device)).cpu().numpy(), dataset, source)
+    finally:
+        module.train(was_training)
 
 
 def _converted_onnx(model: str, data: str | None, device: torch.device) -> tuple[nn.Module, dict[str, Any], Dataset]:
@@ -84,6 +100,8 @@ def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | Non
                ) -> compress.PruneResult:
     """Prune `model` (zoo name or file) as `config` says, scoring on `device` (auto, cpu, cuda, cuda:N), and write
     the pruned model and its report JSON to `out`."""
+    distinct_output(out, model)
+    distinct_output(Path(out).with_suffix(".prune.json"), model)
     module, card, dataset = resolve_model(model, data, resolve_device(device), trusted)
     class_ids = None
     if classes:
@@ -136,6 +154,7 @@ def prune_detector_file(model: str, out: str | Path, config: PruneConfig, images
     """Prune a detector saved as a file (an ultralytics YOLO model, compress.DetectorHeads of a torchvision
     detector), scored by the relevance of its own `detections` strongest detections per reference image, restricted
     to `classes` (ids or the model's class names), on `device`; write the pruned model and its report JSON to `out`."""
+    distinct_output(out, model, images)
     module, card = load_model(model, trusted)
     module = on_device(module, resolve_device(device))
     ref = compress.ReferenceSamples.for_detection(detection_images(images),
@@ -157,6 +176,12 @@ def quantize_file(model: str, out: str | Path, config: QuantizeConfig,
     quantized model to `out` and its records beside it (.npz)."""
     from edgewise.stages.quantize import quantize_model
 
+    beside = [Path(out).with_suffix(".npz"), Path(out).with_suffix(".quantize.json")]
+    if Path(out) in beside:
+        raise UserError(f"-o {out}: the quantized model and the records written beside it (.npz, .quantize.json) "
+                        "would be one file", f"name the model file {Path(out).with_suffix('.pt')}")
+    for written in (Path(out), *beside):
+        distinct_output(written, model, data)
     module, card, dataset = resolve_model(model, data, resolve_device(device), trusted)
     result = quantize_model(module, dataset, config)
     out = Path(out)
@@ -168,6 +193,7 @@ def quantize_file(model: str, out: str | Path, config: QuantizeConfig,
 
 def encode_file(records: str | Path, out: str | Path) -> compress.Bitstream:
     """Code a records file (.npz from quantize) with NNCodec into `out` (.nnc); the round trip is verified."""
+    distinct_output(out, records)
     layers, floats = load_records(records)
     stream = compress.encode(layers, floats)
     write_bytes(out, stream.data)
@@ -179,6 +205,7 @@ def decode_file(bitstream: str | Path, out: str | Path) -> tuple[dict, dict]:
     path = Path(bitstream)
     if not path.is_file():
         raise UserError(f"bitstream {path} does not exist", "give the path of a .nnc file")
+    distinct_output(out, path)
     layers, floats = compress.decode(path.read_bytes())
     save_records(out, layers, floats)
     return layers, floats
@@ -201,6 +228,7 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
 
     if w4a8 is not None and not records:
         raise UserError("--w4a8 needs the quantized records", "pass --records model-q.npz from `edgewise quantize`")
+    distinct_output(out, model, records, data)
     module, card, dataset = resolve_model(model, data, trusted=trusted)
     layers = load_records(records)[0] if records else None
     probe = dataset.test.x[:8]
@@ -265,8 +293,11 @@ def deploy_file(model: str, out: str | Path, records: str | Path | None = None, 
     import torch
 
     from edgewise import export
+    from edgewise.export.bundles import check_target
     from edgewise.stages.deploy import preprocessing
 
+    distinct_output(out, model, records, bitstream, data, sign_key)
+    check_target(out, tar)  # before the export's work, not after it
     module, _, dataset = resolve_model(model, data, trusted=trusted)
     layers = load_records(records)[0] if records else None
     if bitstream is not None:

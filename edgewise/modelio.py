@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import enum
 import importlib
+import io
 import os
 import pickle
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgewise.base.atomic import atomic_path
+from edgewise.base.atomic import write_bytes
 from edgewise.base.device import on_device
 from edgewise.base.digest import tensors_digest
 from edgewise.base.errors import UserError, first_line
@@ -36,9 +38,34 @@ def save_model(model: nn.Module, path: str | os.PathLike[str], card: dict[str, A
 
         cpu = portable(cpu)
     # through a file object: torch names the archive's folder after a file name, and the temporary one is random
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        torch.save({"format": FORMAT, "card": card, "module": cpu, "weights_sha256": weights_digest(cpu)}, handle)
-    return Path(path)
+    payload = {"format": FORMAT, "card": card, "module": cpu, "weights_sha256": weights_digest(cpu)}
+    return write_bytes(path, _canonical(payload))
+
+
+class _ByValue(pickle._Pickler):
+    """A pickler that writes equal strings as one object: pickle's bytes otherwise depend on which equal strings are
+    one object (a freshly built module shares its names, one read from a file does not), so the same model would
+    write other bytes after a trip through the model cache, and every later stage that reads it would run again."""
+
+    def save(self, obj: Any, save_persistent_id: bool = True) -> None:
+        if type(obj) is str:
+            obj = sys.intern(obj)
+        super().save(obj, save_persistent_id)
+
+
+class _ByValuePickle:
+    """The pickle module torch.save is given: the standard one with `_ByValue` as its Pickler."""
+
+    __name__ = "pickle"
+    Pickler = _ByValue
+    dump = staticmethod(pickle.dump)
+
+
+def _canonical(payload: dict[str, Any]) -> bytes:
+    """`payload` as torch.save writes it, strings by value (see `_ByValue`): the same content, the same bytes."""
+    buffer = io.BytesIO()  # torch names the archive's folder after a file's name; a buffer's is always "archive"
+    torch.save(payload, buffer, pickle_module=_ByValuePickle)
+    return buffer.getvalue()
 
 
 def weights_digest(model: nn.Module) -> str:

@@ -76,6 +76,7 @@ def _run(run: RunDirectory, recipe: Recipe, root: Path, device: torch.device) ->
         result.bench += state.bench
     with run.stage("report") as st:
         _write_results(st, result, recipe, run.manifest)
+    run.finish()
     return result
 
 

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from edgewise.base.device import check_device_choice
 from edgewise.base.errors import RecipeError, UserError
+from edgewise.base.paths import regular_file
+from edgewise.base.yamltext import load_yaml
 from edgewise.stages.table import check_entry
 from edgewise.zoo.data import DataSpec
 from edgewise.zoo.models import ARCHITECTURES
@@ -37,6 +39,9 @@ def run_directory(out: str | os.PathLike[str], name: str) -> Path:
                         "use letters, digits, '.', '_' and '-', starting with a letter or digit; --out picks the "
                         "folder it goes in")
     for folder in (Path(out), *Path(out).parents):
+        if folder.is_symlink() and not folder.exists():
+            raise UserError(f"--out {out}: {folder} is a symlink to {os.readlink(folder)}, which does not exist",
+                            "create the folder it points to, or give --out a real folder")
         if folder.exists() and not folder.is_dir():
             raise UserError(f"--out {out}: {folder} is a file, where a folder is to hold the run",
                             "give a folder for --out (it is created when missing)")
@@ -310,7 +315,7 @@ class BenchStageConfig(BaseModel):
 class ExpertConfig(PruneConfig):
     """A class-specific expert: pruning whose scores only see the chosen classes (names or indices)."""
 
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=NAME_PATTERN, max_length=MAX_NAME)
     classes: list[str | int] = Field(min_length=1)
 
 
@@ -319,7 +324,7 @@ class ModelEntry(BaseModel):
     (`file:`) or an ONNX file (`onnx:`), with the data it is scored on."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=NAME_PATTERN, max_length=MAX_NAME)
     arch: str | None = None
     file: Path | None = Field(None, description="a trained torch model (.pt, the whole module) instead of training")
     trusted: bool = Field(False, description="file: unpickle it even when it names code of your own (that code runs "
@@ -403,7 +408,7 @@ class Recipe(BaseModel):
     """A whole run: its name and the models; each model is trained (or loaded), evaluated, then compressed as asked."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field("run", pattern=NAME_PATTERN)
+    name: str = Field("run", pattern=NAME_PATTERN, max_length=MAX_NAME)
     models: list[ModelEntry] = Field(min_length=1)
     report: bool = True
     device: str = Field("auto", description=(
@@ -554,16 +559,17 @@ def load_recipe(path: str | os.PathLike[str] | None = None) -> Recipe:
         text = resources.files("edgewise.recipes").joinpath("default.yaml").read_text(encoding="utf-8")
         source = "default recipe"
     else:
-        file = Path(path)
-        if not file.is_file():
-            raise RecipeError(f"recipe {file} does not exist", "give the path of a YAML recipe file")
+        try:
+            file = regular_file(path, "recipe", "give the path of a YAML recipe file")
+        except UserError as exc:
+            raise RecipeError(exc.problem, exc.fix) from None
         try:
             text, source = file.read_text(encoding="utf-8"), str(file)
         except UnicodeDecodeError as exc:
             raise RecipeError(f"recipe {file} is not UTF-8 text (byte {exc.start}: {exc.object[exc.start]:#04x})",
                               "save the recipe as UTF-8 (YAML)") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from edgewise import __version__
-from edgewise.base.atomic import leftover_temporaries, sha256_file, write_json
-from edgewise.base.errors import EdgewiseError, UserError
+from edgewise.base.atomic import leftover_temporaries, remove_temporary, sha256_file, write_json
+from edgewise.base.errors import EdgewiseError, UserError, filesystem_refusal
 from edgewise.environment import describe_environment, library_versions
 
 MANIFEST = "manifest.json"
@@ -129,6 +129,7 @@ class RunDirectory:
         self.root = root
         self.force = force
         self.previous: dict[str, dict[str, Any]] = {}
+        self._finished = False
         self.manifest: dict[str, Any] = {
             "format": FORMAT, "run": name, "created": _now(), "updated": _now(),
             "recipe": recipe, "environment": describe_environment(), "stages": [],
@@ -149,7 +150,7 @@ class RunDirectory:
         run._lock()
         try:
             for leftover in leftover_temporaries(run.root):  # a killed run's half-written files: ours, under the lock
-                leftover.unlink(missing_ok=True)
+                remove_temporary(leftover)
             run._load_previous()
             run.save()
         except BaseException:
@@ -161,9 +162,12 @@ class RunDirectory:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             handle = open(self.root / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 (held for the run's lifetime)
-        except PermissionError as exc:
-            raise UserError(f"cannot write to the run directory {self.root}: permission denied",
-                            "choose a writable --out, or fix the directory's permissions") from exc
+        except OSError as exc:  # read-only, full, a file or a symlink loop in the way
+            refusal = filesystem_refusal(exc)
+            if refusal is None:
+                raise
+            raise UserError(f"the run directory {self.root} cannot be written: {refusal[0]}",
+                            refusal[1]) from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -205,9 +209,19 @@ class RunDirectory:
         self.close()
 
     def save(self) -> None:
-        """Write manifest.json atomically."""
+        """Write manifest.json atomically. Until `finish`, it also carries the earlier run's finished stages that this
+        run has not reached yet: a run that fails or is killed at its first stage still leaves the later ones
+        reusable by the next."""
         self.manifest["updated"] = _now()
-        write_json(self.root / MANIFEST, self.manifest)
+        done = {s["id"] for s in self.manifest["stages"]}
+        carried = [] if self._finished else [s for i, s in self.previous.items() if i not in done]
+        write_json(self.root / MANIFEST, {**self.manifest, "stages": [*self.manifest["stages"], *carried]})
+
+    def finish(self) -> None:
+        """Mark the run complete and write the manifest with this run's stages alone (a stage the recipe no longer
+        has is forgotten)."""
+        self._finished = True
+        self.save()
 
     @contextlib.contextmanager
     def stage(self, stage: str, model: str | None = None,

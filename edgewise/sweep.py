@@ -232,6 +232,7 @@ def run_sweep(recipe: Recipe, out: str | Path = "runs", name: str | None = None,
                                                 parallel=bool(ray_address) or jobs > 1)
             for path in result.reports.values():
                 st.add_output(path)
+        run.finish()
     if result.failed:
         raise StageError(f"{len(result.failed)} of {len(payloads)} sweep configurations failed, first "
                          f"{result.failed[0]['name']}: {result.failed[0]['error']}",

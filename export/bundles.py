@@ -16,8 +16,8 @@ import numpy as np
 
 from edgewise.base import errors as base_errors
 from edgewise.base import system as base_system
-from edgewise.base.atomic import sha256_file
-from edgewise.base.errors import first_line
+from edgewise.base.atomic import TEMPORARY_SUFFIX, sha256_file
+from edgewise.base.errors import filesystem_error, first_line
 from edgewise.export.checks import FAST_RTOL
 from edgewise.export.errors import ExportError
 from edgewise.export.runner import (
@@ -57,6 +57,24 @@ def _readme(name: str, command: list[str] | None, no_tensorrt: str) -> str:
             "Copy result.json back and give it to `edgewise bench` to replace estimates with this measurement.\n")
 
 
+def check_target(out: str | os.PathLike[str], tar: bool = False) -> None:
+    """Refuse a place a bundle would destroy something at: an existing file (a bundle is a folder), or a folder that
+    is not a bundle (its files would be replaced). An earlier bundle there is replaced, as a rebuild should be."""
+    target = Path(out)
+    if tar:
+        target = target.with_name(target.name + ".tar.gz")
+        if target.is_dir():
+            raise ExportError(f"{target} is a folder, where the bundle archive is to be written",
+                              "give -o another name")
+        return
+    if target.exists() and not target.is_dir():
+        raise ExportError(f"{target} is a file; a bundle is a folder and would replace it",
+                          "give -o the name of a new folder (or --tar for an archive)")
+    if target.is_dir() and any(target.iterdir()) and not (target / "manifest.json").is_file():
+        raise ExportError(f"{target} is a folder with files of its own, not a bundle: writing the bundle there "
+                          "would replace them", "give -o the name of a new folder")
+
+
 def bundle(onnx_path: str | os.PathLike[str], out: str | os.PathLike[str], *, name: str, probe_input: np.ndarray,
            probe_output: np.ndarray, trtexec: list[str] | None, preprocessing: dict[str, Any] | None = None,
            bitstream: str | os.PathLike[str] | None = None, tar: bool = False,
@@ -73,11 +91,25 @@ def bundle(onnx_path: str | os.PathLike[str], out: str | os.PathLike[str], *, na
     check when given the key: a bundle rewritten with new hashes no longer passes. It is
     assembled in a temporary directory and renamed into place, so a failure leaves no half bundle.
     """
+    target = Path(out)
+    check_target(target, tar)
+    try:
+        return _assemble(target, onnx_path, name, probe_input, probe_output, trtexec, preprocessing, bitstream, tar,
+                         sign_key)
+    except OSError as exc:  # read-only, full, a name too long: the bundle's name, not a staging file's
+        raise (filesystem_error(exc, target) or exc) from None
+
+
+def _assemble(target: Path, onnx_path: str | os.PathLike[str], name: str, probe_input: np.ndarray,
+              probe_output: np.ndarray, trtexec: list[str] | None, preprocessing: dict[str, Any] | None,
+              bitstream: str | os.PathLike[str] | None, tar: bool, sign_key: str | os.PathLike[str] | None) -> Path:
+    """Build the bundle in a staging folder beside `target` and rename it into place (see `bundle`)."""
     import onnx
 
-    target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    # named as atomic_path names its temporaries: a killed writer's staging folder is a leftover the run removes
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name[:200]}.{os.getpid()}.", suffix=TEMPORARY_SUFFIX,
+                                    dir=target.parent))
     try:
         shutil.copyfile(onnx_path, staging / "model.onnx")
         files = ["model.onnx"]
@@ -118,7 +150,7 @@ def bundle(onnx_path: str | os.PathLike[str], out: str | os.PathLike[str], *, na
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         if tar:
             archive = target.with_name(target.name + ".tar.gz")
-            tmp_archive = staging.with_suffix(".tar.gz")
+            tmp_archive = staging.with_name(f"{staging.name[:-len(TEMPORARY_SUFFIX)]}.tar.gz{TEMPORARY_SUFFIX}")
             with tarfile.open(tmp_archive, "w:gz") as handle:
                 handle.add(staging, arcname=target.name)
             os.replace(tmp_archive, archive)
@@ -171,8 +203,9 @@ def verify_bundle(path: str | os.PathLike[str], key: str | os.PathLike[str] | No
         except BundleError as exc:
             raise ExportError(f"bundle {path}: {exc}", "write the bundle again with `edgewise deploy`, or copy it "
                               "again") from None
-        extra = sorted(name for name in (p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-                       if name not in manifest["files"] and name != "manifest.json"
+        folders = {parent.as_posix() for name in manifest["files"] for parent in Path(name).parents} - {"."}
+        extra = sorted(name for name in (p.relative_to(root).as_posix() for p in root.rglob("*"))
+                       if name not in manifest["files"] and name != "manifest.json" and name not in folders
                        and not any(part in RUN_OUTPUTS for part in name.split("/")))
         if bad or extra:
             what = [f"changed or missing: {', '.join(bad)}"] if bad else []

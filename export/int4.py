@@ -70,10 +70,15 @@ def check_weight(record: QuantizedLayer, initializer: TensorProto, transpose: bo
     expected = record.dequantize()
     if transpose:
         expected = expected.T
-    if exported.shape != expected.shape or not np.array_equal(exported.astype(np.float32), expected):
-        raise ExportError(f"the exported weight of {record.name} is not the quantized weight "
-                          f"(shape {exported.shape} vs {expected.shape}); the exporter probably folded a BatchNorm "
-                          "into it", "fold batch-norm before quantizing (recipe: fold: true)")
+    if exported.shape != expected.shape:
+        raise ExportError(f"the records are of another model: {record.name} has a weight of shape "
+                          f"{tuple(expected.shape)} in them and {tuple(exported.shape)} in the model",
+                          "give the records `edgewise quantize` wrote beside this model (its .npz)")
+    if not np.array_equal(exported.astype(np.float32), expected):
+        raise ExportError(f"the weight of {record.name} is not the quantized weight its record holds: the records are "
+                          "of another model, or a BatchNorm was folded into the layer after quantizing",
+                          "give the records written with this model; fold batch-norm before quantizing "
+                          "(recipe: fold: true)")
 
 
 def _linear(graph: onnx.GraphProto, gemm: onnx.NodeProto, record: QuantizedLayer, weight: TensorProto) -> list:

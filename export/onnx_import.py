@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import operator
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +26,7 @@ from torch import nn
 from edgewise.base.errors import UserError, first_line
 from edgewise.compress.layers import converted_from_onnx
 from edgewise.export.onnx_export import OPSET
+from edgewise.export.onnx_file import read_onnx
 
 CONVERT_RTOL = 1e-3
 """Largest difference, relative to the output's scale, between the converted module and ONNX Runtime on the sample."""
@@ -301,18 +301,23 @@ def restore(module: nn.Module) -> nn.Module:
     return module
 
 
-def read_onnx(path: str | os.PathLike[str]) -> onnx.ModelProto:
-    """The ONNX model at `path` with its external data, or a UserError naming what is wrong with the file."""
-    file = Path(path)
-    if not file.is_file():
-        raise UserError(f"ONNX file {file} does not exist", "give the path of an .onnx file")
-    try:
-        model = onnx.load(str(file))
-        onnx.checker.check_model(model)
-    except Exception as exc:  # onnx raises its own, protobuf's and OSError for missing external data
-        raise UserError(f"cannot read ONNX file {file}: {first_line(exc)}",
-                        "export the model again; its weights must be in the file or beside it") from None
-    return model
+def _check_takes(value: onnx.ValueInfoProto, shape: tuple[int, ...], path: str | os.PathLike[str]) -> None:
+    """The model's input must be a float tensor that takes a batch of the data's samples (`shape`): another element
+    type, another rank or a fixed size that differs (a batch fixed at 1 above all) is a UserError naming both."""
+    tensor = value.type.tensor_type
+    if tensor.elem_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE):
+        kind = onnx.TensorProto.DataType.Name(tensor.elem_type).lower()
+        raise UserError(f"{path}: input {value.name} holds {kind} values; compression scores models on float inputs",
+                        "give a model whose input is a float tensor (images, features), or bench it as it is")
+    dims = [d.dim_value if d.dim_value > 0 else (d.dim_param or "?") for d in tensor.shape.dim]
+    fixed = [(i, d) for i, d in enumerate(dims) if isinstance(d, int)]
+    if len(dims) != len(shape) or any(shape[i] != d for i, d in fixed):
+        batch_fixed = len(dims) == len(shape) and fixed and fixed[0] == (0, 1) and all(
+            shape[i] == d for i, d in fixed[1:])
+        raise UserError(f"{path}: input {value.name} is {dims}; a batch of the data's samples is {list(shape)}",
+                        "export the model with a dynamic batch (torch.onnx.export(..., dynamic_axes={'"
+                        f"{value.name}': {{0: 'batch'}}}})" if batch_fixed else
+                        "give data of the model's input shape (a .npz x of that layout, or a folder's size)")
 
 
 def onnx_to_torch(path: str | os.PathLike[str], sample: np.ndarray) -> nn.Module:
@@ -322,15 +327,17 @@ def onnx_to_torch(path: str | os.PathLike[str], sample: np.ndarray) -> nn.Module
     import onnxruntime as ort
     from onnx2torch import convert
 
-    model = read_onnx(path)
+    model = read_onnx(path, checker=True)
     missing = _unsupported_ops(model)
     if missing:
         raise UserError(f"{path} uses ops that cannot be converted to torch: {', '.join(missing)}",
                         "export the model with standard ONNX ops (opset 9-17), or bench and emulate it as it is")
-    if len([i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]) != 1:
+    inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
+    if len(inputs) != 1:
         raise UserError(f"{path} takes several inputs", "compression takes models with one input (an image, a "
                         "sequence or a feature vector)")
     sample = np.ascontiguousarray(sample, dtype=np.float32)
+    _check_takes(inputs[0], sample.shape, path)
     _constants_as_initializers(model)
     try:
         _observed_ranks(model, sample)

@@ -12,10 +12,11 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edgewise.base.errors import UserError, first_line
+from edgewise.base.errors import UserError
 from edgewise.base.grid import MULTIPLIER_MAX, symmetric_levels
 from edgewise.base.records import QuantizedLayer
 from edgewise.export.integrity import check_weights
+from edgewise.export.onnx_file import read_onnx
 from edgewise.export.session import node_consumers
 
 
@@ -249,11 +250,7 @@ def records_from_onnx(path: str | os.PathLike[str], round_float_weights: bool = 
     the accelerator, without the retraining ECQ would do. A node the kernel cannot map (a branch,
     an activation other than ReLU, average pooling) is a UserError naming it.
     """
-    try:
-        model = onnx.load(str(path))
-    except Exception as exc:
-        raise UserError(f"cannot read ONNX file {path}: {first_line(exc)}",
-                        "give an ONNX file written by `edgewise export`") from None
+    model = read_onnx(path)
     check_weights(model, path)
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}

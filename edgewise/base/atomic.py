@@ -6,22 +6,32 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edgewise.base.errors import UserError
+from edgewise.base.errors import UserError, filesystem_error
 
 TEMPORARY_SUFFIX = ".tmp"
 
 
 def leftover_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
-    """The temporary files `atomic_path` left under `folder` (recursively) when its process was killed mid-write:
-    `.<name>.<pid>.<random>.tmp`. Only their writer may remove them while it runs: call this under the folder's lock,
-    or take `stale_temporaries`."""
-    return sorted(p for p in Path(folder).rglob(f".*{TEMPORARY_SUFFIX}")
-                  if p.is_file() and p.name.count(".") >= 3)
+    """The temporary files `atomic_path` (and staging folders, as a bundle's) left under `folder` (recursively) when
+    its process was killed mid-write: `.<name>.<pid>.<random>.tmp`. Only their writer may remove them while it runs:
+    call this under the folder's lock, or take `stale_temporaries`."""
+    found = sorted(p for p in Path(folder).rglob(f".*{TEMPORARY_SUFFIX}") if p.name.count(".") >= 3)
+    # a staging folder (a bundle's) is one leftover: what lies inside it goes with it
+    return [p for p in found if not any(parent in found for parent in p.parents)]
+
+
+def remove_temporary(path: Path) -> None:
+    """Remove a leftover temporary: a file, or a staging folder with what it holds."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _running(pid: int) -> bool:
@@ -72,13 +82,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         # the writer's pid in the name: a killed writer's leftovers can be told from a live one's (stale_temporaries)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=TEMPORARY_SUFFIX,
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name[:200]}.{os.getpid()}.", suffix=TEMPORARY_SUFFIX,
                                         dir=dest.parent)
-    except PermissionError as exc:
-        raise UserError(
-            f"cannot write to {dest.parent}: permission denied",
-            "choose a writable directory (--out) or fix its permissions",
-        ) from exc
+    except OSError as exc:
+        raise (filesystem_error(exc, dest) or exc) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -89,9 +96,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, dest)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        if exc.errno == 28:  # ENOSPC
-            raise UserError(f"no space left on the device while writing {dest}", "free some disk space") from exc
-        raise
+        raise (filesystem_error(exc, dest) or exc) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

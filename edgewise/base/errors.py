@@ -36,3 +36,37 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name when it has none): what a one-line error quotes of
     a library's exception."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+# what the file system said, as the problem a user reads and the fix: errno -> (problem, fix)
+_FILESYSTEM = {
+    1: ("permission denied", "choose a writable location, or fix its permissions"),
+    2: ("no such file or directory (or a folder that cannot hold new files, as /proc)",
+        "give a path under an existing, ordinary folder"),
+    13: ("permission denied", "choose a writable location, or fix its permissions"),
+    17: ("a file is in the way where a folder is needed", "remove the file or choose another location"),
+    20: ("a part of the path is a file, not a folder", "give a path whose parents are folders"),
+    21: ("is a folder, where a file is needed", "give the path of a file"),
+    24: ("too many open files", "raise the limit (ulimit -n) or run fewer jobs at once"),
+    28: ("no space left on the device", "free some space, or write somewhere else"),
+    30: ("the file system is read-only", "write somewhere writable (-o, --out, EDGEWISE_CACHE)"),
+    36: ("a file name is too long (file systems take 255 bytes a name)", "give a shorter name"),
+    40: ("a symlink loop", "fix the links, or give a path without them"),
+    122: ("the disk quota is exceeded", "free some space, or write somewhere else"),
+}
+
+
+def filesystem_refusal(exc: OSError) -> tuple[str, str] | None:
+    """What a file-system refusal (read-only, full, permission, symlink loop, a name too long, a file where a folder
+    should be) means and its fix, as two phrases; None for an OSError that is no such refusal."""
+    return _FILESYSTEM.get(exc.errno or 0)
+
+
+def filesystem_error(exc: OSError, path: object = None) -> UserError | None:
+    """A user's one-line error for a file-system refusal (see `filesystem_refusal`), naming the path (`path`, else
+    the one the exception names); None for an OSError that is no such refusal."""
+    known = filesystem_refusal(exc)
+    if known is None:
+        return None
+    where = path if path is not None else (exc.filename or "")
+    return UserError(f"cannot write {where}: {known[0]}" if where else known[0].capitalize(), known[1])

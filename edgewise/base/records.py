@@ -22,6 +22,7 @@ from edgewise.base.atomic import atomic_path
 from edgewise.base.digest import tensors_digest
 from edgewise.base.errors import UserError, first_line
 from edgewise.base.grid import MULTIPLIER_MAX, expand_blocks, input_axis_of, multiplied
+from edgewise.base.npz import check_fits_in_memory
 
 FORMAT = "edgewise-quantized/1"
 
@@ -156,6 +157,7 @@ def save_records(path: str | os.PathLike[str], records: dict[str, QuantizedLayer
 def load_records(path: str | os.PathLike[str]) -> tuple[dict[str, QuantizedLayer], dict[str, np.ndarray]]:
     """Read records (and the other float parameters) written by `save_records`."""
     try:
+        check_fits_in_memory(path, role="the records")
         with np.load(path, allow_pickle=False) as npz:
             header = json.loads(npz["header"].tobytes())
             if header.get("format") != FORMAT:

@@ -19,3 +19,15 @@ def sysfs() -> Path:
 def procfs() -> Path:
     """The procfs root: $EDGEWISE_PROCFS, else /proc."""
     return Path(os.environ.get("EDGEWISE_PROCFS") or "/proc")
+
+
+def available_memory() -> int:
+    """Bytes of memory this machine can give a new allocation: MemAvailable of meminfo under the procfs root, else
+    (no such file, as on macOS or an injected empty root) the physical memory."""
+    try:
+        for line in (procfs() / "meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")

@@ -12,7 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgewise.base.atomic import stale_temporaries
+from edgewise.base.atomic import remove_temporary, stale_temporaries
+from edgewise.base.paths import writable_folder
 from edgewise.modelio import load_model, save_model
 from edgewise.zoo.dataset import Dataset
 from edgewise.zoo.models import build_model
@@ -65,10 +66,11 @@ def trained_model(arch: str, data: Dataset, train: TrainConfig, seed: int = 0,
     path = cache_root() / "models" / f"{arch.replace(':', '-')}-{data.name.replace(':', '-')}-{key[:16]}" / "model.pt"
     if path.parent.is_dir():
         for stale in stale_temporaries(path.parent):  # a killed trainer's half-written model
-            stale.unlink(missing_ok=True)
+            remove_temporary(stale)
     if path.is_file():
         module, card = load_model(path)
         return TrainedModel(module.to(device), card, path, cached=True)
+    writable_folder(path.parent, "the model cache (EDGEWISE_CACHE)")  # before the training, not after it
     torch.manual_seed(seed)
     module = build_model(arch, data.input_shape, data.num_classes, **args).to(device)
     history = fit(module, data, train, seed=seed, label=label or f"train {arch}")

@@ -6,8 +6,9 @@ import functools
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from edgewise.base.system import available_memory
 from edgewise.zoo.dataset import Dataset
 
 
@@ -31,6 +32,17 @@ class RailData(_Spec):
     test: int = Field(128, ge=1)
     seed: int = 0
     anomaly_prob: float = Field(0.5, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self) -> RailData:
+        # the scenes are generated in memory (float32 RGB and int64 label maps): more than is free is refused here,
+        # before generation, instead of a MemoryError after it
+        scenes = self.train + self.val + self.test
+        need, free = scenes * self.size * self.size * (3 * 4 + 8), available_memory()
+        if need > free:
+            raise ValueError(f"{scenes:,} rail scenes of {self.size}x{self.size} take {need / 2**30:,.1f} GiB of "
+                             f"memory, more than the {free / 2**30:.1f} GiB free here; give fewer (train, val, test)")
+        return self
 
 
 class FolderData(_Spec):

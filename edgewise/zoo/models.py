@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgewise.base.errors import UserError
+from edgewise.base.errors import UserError, first_line
 
 
 class MLP(nn.Module):
@@ -303,12 +303,32 @@ def build_model(arch: str, input_shape: Sequence[int], num_classes: int, **kwarg
         if kwargs:
             raise UserError(f"{arch} takes no architecture arguments, got {sorted(kwargs)}",
                             "remove arch_args for torchvision architectures")
-        return build_torchvision(arch.split(":", 1)[1], input_shape, num_classes)
-    if arch not in ARCHITECTURES:
+        module = build_torchvision(arch.split(":", 1)[1], input_shape, num_classes)
+    elif arch not in ARCHITECTURES:
         raise UserError(f"unknown architecture {arch!r}",
                         f"use one of {', '.join(ARCHITECTURES)} or torchvision:<name>")
+    else:
+        try:
+            module = ARCHITECTURES[arch].builder(tuple(input_shape), num_classes, **kwargs)
+        except (TypeError, ValueError, RuntimeError) as exc:  # a wrong name, a negative width, a zero size
+            raise UserError(f"bad arguments for architecture {arch!r} {kwargs}: {first_line(exc)}",
+                            "check arch_args against the architecture's parameters (widths are positive "
+                            "integers)") from exc
+    _check_takes(module, arch, input_shape)
+    return module
+
+
+def _check_takes(module: nn.Module, arch: str, input_shape: Sequence[int]) -> None:
+    """Run two zero samples through a freshly built `module`: an architecture that cannot take inputs of this shape
+    (a ViT's 16x16 patches on 8x8 digits, a stride ladder that shrinks the image to nothing) is refused here, in one
+    line, before any training starts."""
+    was_training = module.training
     try:
-        return ARCHITECTURES[arch].builder(tuple(input_shape), num_classes, **kwargs)
-    except TypeError as exc:
-        raise UserError(f"bad arguments for architecture {arch!r}: {exc}",
-                        "check arch_args against the architecture's parameters") from exc
+        with torch.no_grad():
+            module.eval()(torch.zeros(2, *input_shape))
+    except (RuntimeError, ValueError, AssertionError, IndexError) as exc:
+        raise UserError(f"architecture {arch!r} cannot take inputs of shape {list(input_shape)}: {first_line(exc)}",
+                        "pick an architecture made for inputs this size, or resize the data (a folder's size)"
+                        ) from None
+    finally:
+        module.train(was_training)

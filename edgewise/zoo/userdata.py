@@ -14,11 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edgewise.base.errors import DataError
+from edgewise.base.errors import DataError, first_line
+from edgewise.base.npz import check_fits_in_memory
 from edgewise.zoo.dataset import Dataset, make_split, stratified_split
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 SPLIT_SEED = 0
+# more classes than any classification data set in use (ImageNet-21k has 21841): a larger label is a mistake
+MAX_CLASSES = 100_000
 
 
 def _split_arrays(x: np.ndarray, y: np.ndarray, stratify: bool, source: str = "the data") -> list[np.ndarray]:
@@ -53,10 +56,27 @@ def _as_inputs(x: np.ndarray, source: str) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def load_folder(path: str | Path, size: tuple[int, int] = (32, 32), grayscale: bool = False) -> Dataset:
-    """Load a folder of images per class, resized to `size` (H, W), as a classification data set."""
+def _read_image(file: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
+    """One image as uint8 (H, W) or (H, W, 3) of `size`. A 16-bit image is scaled to 8 bits (Pillow's own conversion
+    clips it, which turns a 16-bit scan into a white page); an image too large to decode (Pillow's bomb limit) or a
+    broken file is a DataError."""
     from PIL import Image
 
+    try:
+        with Image.open(file) as img:
+            if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+                wide = np.asarray(img, dtype=np.float64)
+                img = Image.fromarray(np.round(wide * (255.0 / 65535.0)).clip(0, 255).astype(np.uint8), "L")
+            return np.asarray(img.convert(mode).resize((size[1], size[0]), Image.BILINEAR), dtype=np.uint8)
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"image {file} is too large to decode: {first_line(exc)}",
+                        "downscale the image before giving it to the kit") from None
+    except (OSError, ValueError, SyntaxError) as exc:  # Pillow raises SyntaxError for some malformed headers
+        raise DataError(f"cannot read image {file}: {first_line(exc)}", "remove or replace the broken file") from None
+
+
+def load_folder(path: str | Path, size: tuple[int, int] = (32, 32), grayscale: bool = False) -> Dataset:
+    """Load a folder of images per class, resized to `size` (H, W), as a classification data set."""
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"data folder {root} does not exist", "give the path of a folder with one sub-folder per class")
@@ -65,18 +85,13 @@ def load_folder(path: str | Path, size: tuple[int, int] = (32, 32), grayscale: b
         raise DataError(f"data folder {root} has {len(classes)} class sub-folders, need at least 2",
                         "put each class's images in its own sub-folder: root/<class>/<image>.png")
     xs, ys = [], []
-    mode = "L" if grayscale else "RGB"
     for label, cls in enumerate(classes):
         files = sorted(f for f in (root / cls).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise DataError(f"class folder {root / cls} holds no images",
                             f"add images ({', '.join(sorted(IMAGE_SUFFIXES))}) or remove the folder")
         for f in files:
-            try:
-                with Image.open(f) as img:
-                    arr = np.asarray(img.convert(mode).resize((size[1], size[0]), Image.BILINEAR), dtype=np.uint8)
-            except OSError as exc:
-                raise DataError(f"cannot read image {f}: {exc}", "remove or replace the broken file") from exc
+            arr = _read_image(f, "L" if grayscale else "RGB", size)
             xs.append(arr[None] if grayscale else arr.transpose(2, 0, 1))
             ys.append(label)
     x = np.stack(xs).astype(np.float32) / 255.0
@@ -111,6 +126,7 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     if not file.is_file():
         raise DataError(f"data file {file} does not exist", "give the path of a .npz file")
     try:
+        check_fits_in_memory(file, float_copies=2, role="the data")  # the float32 version and its split
         arrays = dict(np.load(file, allow_pickle=False))
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"cannot read {file} as .npz (damaged or truncated?): {exc}",
@@ -147,6 +163,10 @@ def load_npz(path: str | Path, class_names: tuple[str, ...] | None = None) -> Da
     if y_all.min() < 0:
         raise DataError(f"{file}: labels must be non-negative class indices", "map labels to 0..K-1")
     num_classes = int(y_all.max()) + 1
+    present = len(np.unique(y_all))
+    if num_classes > MAX_CLASSES or (num_classes > 1000 and num_classes > 2 * present):
+        raise DataError(f"{file}: labels go up to {num_classes - 1} but only {present} distinct labels occur",
+                        f"map labels to 0..K-1 (K at most {MAX_CLASSES})")
     names = class_names or tuple(str(k) for k in range(num_classes))
     if len(names) < num_classes:
         raise DataError(f"{file}: labels go up to {num_classes - 1} but {len(names)} class names were given",

@@ -240,3 +240,14 @@ def test_prune_detect_prunes_a_yolo_file_by_its_own_detections(tmp_path, edgewis
     assert unknown.returncode == 2 and "unknown detection class 'zebra'" in unknown.stderr
     no_images = edgewise("prune", str(tmp_path / "yolo.pt"), "-o", str(out), "--detect")
     assert no_images.returncode == 2 and "--detect needs reference images" in no_images.stderr
+
+
+def test_ctrl_c_says_what_is_kept(monkeypatch, edgewise):
+    from edgewise import commands
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "encode_file", interrupted)
+    result = edgewise("encode", "missing.npz", "-o", "x.nnc")
+    assert result.returncode == 130 and "interrupted; no file was left half-written" in result.stderr

@@ -44,7 +44,93 @@ def good(tmp_path_factory):
         (root / f"flipped-{name}").write_bytes(bytes(flipped))
     (root / "folder").mkdir()
     np.savez(root / "images.npz", x=np.random.default_rng(0).random((2, 3, 32, 32), dtype=np.float32))
+    _others(root, probe)
     return root
+
+
+def _others(root: Path, probe: torch.Tensor) -> None:
+    """The inputs of the second pass: another model's records, folders a bundle would destroy, data that asks for
+    more memory than there is, ONNX files the kit cannot take, recipes that are not files or hold a key twice."""
+    import io
+    import os
+    import shutil
+    import struct
+    import zipfile
+    import zlib
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    other = compress.quantize(build_model("mlp", (1, 8, 8), 10, hidden=[24]).eval(), "uniform", 4)
+    save_records(root / "other.npz", other.records, compress.floats_of(other.model, other.records))
+    stream = compress.encode(other.records, compress.floats_of(other.model, other.records))
+    (root / "other.nnc").write_bytes(stream.data)
+    (root / "project").mkdir()
+    (root / "project" / "notes.txt").write_text("a folder of the user's own\n")
+    shutil.copytree(root / "bundle", root / "bundle-extra")
+    (root / "bundle-extra" / "extra").mkdir()
+    header = io.BytesIO()  # an .npy header declaring 10^11 floats, and no data behind it
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (100_000, 1, 1000, 1000)})
+    with zipfile.ZipFile(root / "bomb.npz", "w") as archive:
+        archive.writestr("x.npy", header.getvalue())
+        labels = io.BytesIO()
+        np.save(labels, np.zeros(100_000, np.int64))
+        archive.writestr("y.npy", labels.getvalue())
+    x = np.random.default_rng(1).random((40, 1, 8, 8), dtype=np.float32)
+    y = np.arange(40) % 2
+    y[0] = 2**31
+    np.savez(root / "label-2-31.npz", x=x, y=y)
+    four_channels = np.random.default_rng(1).random((40, 4, 8, 8), dtype=np.float32)
+    np.savez(root / "rgba.npz", x=four_channels, y=np.arange(40) % 10)
+    for cls in ("a", "b"):  # a PNG whose header says 60000 x 60000 pixels: no pixel is ever decoded
+        (root / "huge-png" / cls).mkdir(parents=True)
+        ihdr = struct.pack(">IIBBBBB", 60000, 60000, 8, 0, 0, 0, 0)
+        chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data  # noqa: E731
+                                    + struct.pack(">I", zlib.crc32(kind + data)))
+        (root / "huge-png" / cls / "0.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+                                                      + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    (root / "ext").mkdir()
+    def linear(batch):
+        nodes = [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("MatMul", ["f", "W"], ["y"])]
+        graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 1, 8, 8])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 10])],
+                                  [numpy_helper.from_array(np.ones((64, 10), np.float32), "W")])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+    onnx.save(linear(1), root / "batch-1.onnx")
+    external = linear("batch")
+    onnx.save_model(external, root / "ext" / "ext.onnx", save_as_external_data=True, location="ext.data",
+                    size_threshold=0)
+    for name, location in (("missing-data", "gone.data"), ("outside-data", "../../q.npz")):
+        moved = onnx.load(root / "ext" / "ext.onnx", load_external_data=False)
+        for entry in moved.graph.initializer[0].external_data:
+            if entry.key == "location":
+                entry.value = location
+        onnx.save(moved, root / "ext" / f"{name}.onnx")
+    strings = helper.make_graph([helper.make_node("Identity", ["s"], ["o"])], "g",
+                                [helper.make_tensor_value_info("s", TensorProto.STRING, [1])],
+                                [helper.make_tensor_value_info("o", TensorProto.STRING, [1])])
+    onnx.save(helper.make_model(strings, opset_imports=[helper.make_opsetid("", 17)]), root / "string.onnx")
+    future = onnx.load(root / "q.onnx")
+    for entry in future.opset_import:
+        if entry.domain == "":
+            entry.version = 99
+    onnx.save(future, root / "opset99.onnx")
+    custom = helper.make_graph([helper.make_node("Flatten", ["x"], ["f"]),
+                                helper.make_node("FooBar", ["f"], ["y"], domain="com.example")], "g",
+                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],
+                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])])
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)]
+    onnx.save(helper.make_model(custom, opset_imports=opsets), root / "custom.onnx")
+    (root / "twice.yaml").write_text("name: r\nmodels:\n  - zoo: digits-mlp\n    prune: {rate: 0.3}\n"
+                                     "    prune: {rate: 0.5}\n")
+    (root / "long-name.yaml").write_text(f"name: {'a' * 150}\nmodels:\n  - zoo: digits-mlp\n")
+    (root / "huge-rail.yaml").write_text("name: r\nmodels:\n  - name: m\n    arch: railnet\n"
+                                         "    data: {name: rail, train: 1000000000}\n")
+    os.symlink("loop-b.yaml", root / "loop-a.yaml")
+    os.symlink("loop-a.yaml", root / "loop-b.yaml")
+    os.mkfifo(root / "fifo.yaml")
 
 
 def _tree(root: Path) -> dict[str, str]:
@@ -135,6 +221,34 @@ def _cases() -> list[tuple[str, list[str]]]:
                                 "eleven"])
     add("run-name-escapes", ["run", "{in}/recipe.yaml", "--out", "{out}/runs", "--name", "../escape"])
     add("run-force-unknown", ["run", "{in}/recipe.yaml", "--out", "{out}/runs", "--force", "polish"])
+    # an output that is one of the inputs, or a place a bundle would destroy
+    add("decode-onto-its-input", ["decode", "{in}/q.nnc", "-o", "{in}/q.nnc"])
+    add("encode-onto-its-input", ["encode", "{in}/q.npz", "-o", "{in}/q.npz"])
+    add("export-onto-its-records", ["export", "{in}/q.pt", "--records", "{in}/q.npz", "-o", "{in}/q.npz"])
+    add("prune-onto-its-input", ["prune", "{in}/model.pt", "-o", "{in}/model.pt", "--data", "digits"])
+    add("quantize-model-and-records-one-file", ["quantize", "{in}/model.pt", "-o", "{out}/q.npz", "--data", "digits"])
+    add("deploy-onto-a-file", ["deploy", "{in}/q.pt", "-o", "{in}/recipe.yaml", "--data", "digits"])
+    add("deploy-onto-a-folder-of-the-users", ["deploy", "{in}/q.pt", "-o", "{in}/project", "--data", "digits"])
+    add("deploy-bitstream-of-another-model", ["deploy", "{in}/q.pt", "--records", "{in}/q.npz", "--bitstream",
+                                              "{in}/other.nnc", "-o", "{out}/b"])
+    add("export-records-of-another-model", ["export", "{in}/q.pt", "--records", "{in}/other.npz", "-o",
+                                            "{out}/m.onnx"])
+    add("bundle-verify-extra-folder", ["bundle", "verify", "{in}/bundle-extra"])
+    # data that asks for more than the machine has, or that the model cannot take
+    add("prune-data-header-bomb", ["prune", "{in}/model.pt", "-o", "{out}/p.pt", "--data", "{in}/bomb.npz"])
+    add("emulate-records-header-bomb", ["emulate", "{in}/bomb.npz"])
+    add("prune-label-2-31", ["prune", "{in}/model.pt", "-o", "{out}/p.pt", "--data", "{in}/label-2-31.npz"])
+    add("prune-rgba-for-a-grey-model", ["prune", "{in}/model.pt", "-o", "{out}/p.pt", "--data", "{in}/rgba.npz"])
+    add("prune-png-bomb", ["prune", "{in}/model.pt", "-o", "{out}/p.pt", "--data", "{in}/huge-png"])
+    # ONNX files the kit cannot take as they are
+    for name in ("ext/missing-data", "ext/outside-data", "string", "opset99", "custom"):
+        add(f"bench-onnx-{name}", ["bench", f"{{in}}/{name}.onnx", "--batch", "1", "--duration", "0.05"])
+    for name in ("ext/missing-data", "ext/outside-data", "string", "opset99", "custom", "batch-1"):
+        add(f"prune-onnx-{name}", ["prune", f"{{in}}/{name}.onnx", "-o", "{out}/p.pt", "--data", "digits"])
+    # recipes that are no regular file, hold a key twice, or ask what run cannot make
+    for name in ("twice", "long-name", "huge-rail", "loop-a", "fifo"):
+        add(f"recipe-check-{name}", ["recipe", "check", f"{{in}}/{name}.yaml"])
+        add(f"run-recipe-{name}", ["run", f"{{in}}/{name}.yaml", "--out", "{out}/runs"])
     return cases
 
 

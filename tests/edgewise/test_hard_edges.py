@@ -57,7 +57,7 @@ def test_rate_and_lambda_out_of_range(tmp_path, edgewise):
 
 def test_corrupted_onnx_file(tmp_path, edgewise):
     (tmp_path / "broken.onnx").write_bytes(b"\x08\x07garbage" * 10)
-    assert_user_error(edgewise("bench", str(tmp_path / "broken.onnx")), "cannot read", "as ONNX")
+    assert_user_error(edgewise("bench", str(tmp_path / "broken.onnx")), "cannot read ONNX file", "damaged")
 
 
 def test_a_target_that_is_not_available_here(tmp_path, edgewise):

@@ -98,3 +98,17 @@ def test_recipes_and_the_cli_take_consent_and_state_dicts(tmp_path, edgewise):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
     checked = edgewise("recipe", "check", str(tmp_path / "bad.yaml"))
     assert checked.returncode == 2 and "trusted applies to a model file" in checked.stderr
+
+
+def test_the_same_model_writes_the_same_bytes_after_a_trip_through_a_file(tmp_path):
+    from edgewise.modelio import load_model, save_model
+    from edgewise.zoo.models import build_model
+
+    torch.manual_seed(0)
+    fresh = build_model("mlp", (1, 8, 8), 10, hidden=[16]).eval()  # load_model gives a model in eval mode
+    card = {"data_spec": {"name": "digits"}, "task": "classification", "score_name": "accuracy",
+            "metrics": {"score_name": "accuracy"}}
+    save_model(fresh, tmp_path / "a.pt", card)
+    again, read_card = load_model(tmp_path / "a.pt")
+    save_model(again, tmp_path / "b.pt", read_card)
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()

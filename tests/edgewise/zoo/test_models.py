@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 
@@ -50,3 +52,15 @@ def test_unknown_architectures_are_user_errors():
         build_model("torchvision:nope", (3, 32, 32), 10)
     with pytest.raises(UserError, match="bad arguments"):
         build_model("mlp", (1, 8, 8), 10, depth=3)
+
+
+@pytest.mark.parametrize(("arch", "args", "words"), [
+    ("mlp", {"hidden": [-5]}, "bad arguments for architecture 'mlp'"),
+    ("torchvision:vit_b_16", {}, "cannot take inputs of shape [1, 8, 8]"),
+])
+def test_an_architecture_that_cannot_be_built_for_the_data_is_refused_before_training(arch, args, words):
+    from edgewise.base.errors import UserError
+    from edgewise.zoo.models import build_model
+
+    with pytest.raises(UserError, match=re.escape(words)):
+        build_model(arch, (1, 8, 8), 10, **args)

@@ -60,3 +60,17 @@ def test_npz_errors_name_the_problem(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="cannot read"):
         load_npz(tmp_path / "junk.npz")
+
+
+def test_a_16_bit_image_is_scaled_not_clipped(tmp_path):
+    from PIL import Image
+
+    from edgewise.zoo.userdata import load_folder
+
+    for cls, level in (("dark", 10_000), ("light", 50_000)):
+        (tmp_path / cls).mkdir()
+        for i in range(5):
+            Image.fromarray(np.full((8, 8), level, np.uint16)).save(tmp_path / cls / f"{i}.png")
+    data = load_folder(tmp_path, size=(8, 8), grayscale=True)
+    values = sorted({round(float(v), 2) for split in (data.train, data.val, data.test) for v in split.x.unique()})
+    assert values == [round(round(10_000 * 255 / 65535) / 255, 2), round(round(50_000 * 255 / 65535) / 255, 2)]

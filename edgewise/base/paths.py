@@ -1,0 +1,72 @@
+"""What a path the user names is, asked before the work: an output that is one of the inputs, a folder that cannot
+be written, a file that is missing, a symlink loop, a FIFO or a folder where a file should be."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from edgewise.base.errors import UserError, filesystem_error, filesystem_refusal
+
+
+def regular_file(path: str | os.PathLike[str], role: str, fix: str) -> Path:
+    """`path` as a Path when it is a regular file (through symlinks) this process can read; otherwise a UserError
+    naming what it is instead (missing, a symlink loop, a folder, a FIFO or device, unreadable) with `fix`. `role`
+    names the file in the message (e.g. "recipe")."""
+    file = Path(path)
+    try:
+        mode = os.stat(file).st_mode
+    except FileNotFoundError:
+        what = "is a symlink to nothing" if os.path.islink(file) else "does not exist"
+        raise UserError(f"{role} {file} {what}", fix) from None
+    except OSError as exc:
+        refusal = filesystem_refusal(exc)
+        raise UserError(f"{role} {file} cannot be read: {refusal[0] if refusal else exc.strerror}", fix) from None
+    if stat.S_ISDIR(mode):
+        raise UserError(f"{role} {file} is a folder, not a file", fix)
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise UserError(f"{role} {file} is {kind}, not a regular file", fix)
+    if not os.access(file, os.R_OK):
+        raise UserError(f"{role} {file} cannot be read: permission denied", "fix its permissions")
+    return file
+
+
+def distinct_output(out: str | os.PathLike[str], *inputs: str | os.PathLike[str] | None) -> None:
+    """Refuse an output path that is one of the command's inputs (the same file by any name: a relative path, a
+    symlink, a hard link): writing it would destroy the input the command is reading."""
+    dest = Path(out)
+    for given in inputs:
+        if given is None or not Path(given).exists():  # a zoo name, or a file the command will refuse
+            continue
+        source = Path(given)
+        try:
+            same = (dest.exists() and os.path.samefile(source, dest)) or dest.resolve() == source.resolve()
+        except RuntimeError:  # a symlink loop: pathlib raises RuntimeError for one before Python 3.13
+            raise UserError(f"the output {dest} is a symlink loop", "give -o a path without the loop") from None
+        except OSError as exc:  # a name too long, a loop (Python 3.13)
+            raise (filesystem_error(exc, dest) or exc) from None
+        if same:
+            raise UserError(f"the output {dest} is the input {source}: writing it would destroy the input",
+                            "give the output another name (-o)")
+
+
+def writable_folder(path: str | os.PathLike[str], role: str) -> Path:
+    """Make sure `path` is a folder this process can write files into, creating it (and its parents) if needed, by
+    writing and removing a probe file: the check a command makes before its work, so a read-only, full or missing
+    place is one line at the start rather than a traceback after minutes of training. `role` names it in the error
+    (e.g. "the run folder (--out)")."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".edgewise-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        refusal = filesystem_refusal(exc)
+        if refusal is None:
+            raise
+        raise UserError(f"{role} {folder} cannot be written: {refusal[0]}", refusal[1]) from None
+    return folder
