@@ -31,10 +31,11 @@ class PruningError(UserError):
     """A model (or one of its layers) that cannot be pruned as asked; names the layer and why."""
 
 
-def ignore_fix(layer: str) -> str:
-    """The fix that leaves `layer` out of pruning, in each place a user can say so."""
-    return (f"leave '{layer}' whole: edgewise prune --ignore {layer}, prune.ignore: [{layer}] in a recipe, or "
-            f"ignore=('{layer}',) in Python")
+def ignore_fix(*layers: str) -> str:
+    """The fix that leaves `layers` out of pruning, in each place a user can say so."""
+    quoted = ", ".join(f"'{layer}'" for layer in layers)
+    return (f"leave {quoted} whole: edgewise prune {' '.join(f'--ignore {layer}' for layer in layers)}, "
+            f"prune.ignore: [{', '.join(layers)}] in a recipe, or ignore=({quoted},) in Python")
 
 
 @dataclass
@@ -333,7 +334,9 @@ class ChannelGraph:
         except Exception as exc:
             first = str(exc).splitlines()[0] if str(exc) else ""
             raise PruningError(f"the network no longer runs after removing channels of {', '.join(groups)}: "
-                               f"{type(exc).__name__}: {first}", ignore_fix(groups[0])) from exc
+                               f"{type(exc).__name__}: {first}",
+                               # which cut broke it is unknown: a few are all named, so one more run is enough
+                               ignore_fix(*(groups if len(groups) <= 5 else groups[:1]))) from exc
         finally:
             self.model.train(was_training)
 
