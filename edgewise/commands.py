@@ -20,7 +20,7 @@ from edgewise.recipe import PruneConfig, QuantizeConfig, W4A8Config
 from edgewise.zoo.cache import trained_model
 from edgewise.zoo.data import DATA_SOURCES, FolderData, NpzData, load_data
 from edgewise.zoo.dataset import Dataset
-from edgewise.zoo.fit_check import check_fits
+from edgewise.zoo.fit_check import check_module_fits
 from edgewise.zoo.reference import REFERENCES
 
 
@@ -64,20 +64,8 @@ def resolve_model(model: str, data: str | None = None, device: torch.device | No
         if not spec:
             raise UserError(f"{model} does not say which data it was trained on", "pass --data")
         dataset = load_data(DATA_SOURCES[spec["name"]].model_validate(spec))
-    _check_takes(module, dataset, Path(model), device)
+    check_module_fits(module, dataset, Path(model), device)
     return module, card, dataset
-
-
-def _check_takes(module: nn.Module, dataset: Dataset, source: Path, device: torch.device) -> None:
-    """The data's samples through the model (in eval mode, so batch-norm statistics stay as they are): a model that
-    cannot take them (four channels for a grey model) or answers with the wrong classes is one line here."""
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.no_grad():
-            check_fits(lambda x: module(torch.from_numpy(x).to(device)).cpu().numpy(), dataset, source)
-    finally:
-        module.train(was_training)
 
 
 def _converted_onnx(model: str, data: str | None, device: torch.device) -> tuple[nn.Module, dict[str, Any], Dataset]:

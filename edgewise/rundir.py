@@ -17,7 +17,7 @@ from typing import Any
 
 from edgewise import __version__
 from edgewise.base.atomic import leftover_temporaries, remove_temporary, sha256_file, write_json
-from edgewise.base.errors import EdgewiseError, UserError, filesystem_refusal
+from edgewise.base.errors import EdgewiseError, UserError, filesystem_error
 from edgewise.environment import describe_environment, library_versions
 
 MANIFEST = "manifest.json"
@@ -163,11 +163,7 @@ class RunDirectory:
             self.root.mkdir(parents=True, exist_ok=True)
             handle = open(self.root / LOCK, "a+", encoding="utf-8")  # noqa: SIM115 (held for the run's lifetime)
         except OSError as exc:  # read-only, full, a file or a symlink loop in the way
-            refusal = filesystem_refusal(exc)
-            if refusal is None:
-                raise
-            raise UserError(f"the run directory {self.root} cannot be written: {refusal[0]}",
-                            refusal[1]) from None
+            raise (filesystem_error(exc, self.root, "the run directory") or exc) from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

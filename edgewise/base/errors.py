@@ -62,11 +62,14 @@ def filesystem_refusal(exc: OSError) -> tuple[str, str] | None:
     return _FILESYSTEM.get(exc.errno or 0)
 
 
-def filesystem_error(exc: OSError, path: object = None) -> UserError | None:
+def filesystem_error(exc: OSError, path: object = None, role: str = "") -> UserError | None:
     """A user's one-line error for a file-system refusal (see `filesystem_refusal`), naming the path (`path`, else
-    the one the exception names); None for an OSError that is no such refusal."""
+    the one the exception names) and, when given, its role (e.g. "the run directory"); None for an OSError that is
+    no such refusal."""
     known = filesystem_refusal(exc)
     if known is None:
         return None
     where = path if path is not None else (exc.filename or "")
-    return UserError(f"cannot write {where}: {known[0]}" if where else known[0].capitalize(), known[1])
+    if not where:
+        return UserError(known[0].capitalize(), known[1])
+    return UserError(f"cannot write {f'{role} ' if role else ''}{where}: {known[0]}", known[1])

@@ -65,8 +65,5 @@ def writable_folder(path: str | os.PathLike[str], role: str) -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        refusal = filesystem_refusal(exc)
-        if refusal is None:
-            raise
-        raise UserError(f"{role} {folder} cannot be written: {refusal[0]}", refusal[1]) from None
+        raise (filesystem_error(exc, folder, role) or exc) from None
     return folder

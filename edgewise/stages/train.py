@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from edgewise.compress.size import ladder_row, weight_count
 from edgewise.ledger import FLOAT32, TORCH
 from edgewise.modelio import load_model, load_weights, save_model
@@ -13,7 +11,7 @@ from edgewise.rundir import StageWindow
 from edgewise.stages.scoring import score_model
 from edgewise.stages.state import ModelState
 from edgewise.zoo.cache import trained_model
-from edgewise.zoo.fit_check import check_fits
+from edgewise.zoo.fit_check import check_module_fits
 from edgewise.zoo.models import build_model
 from edgewise.zoo.training import TrainConfig
 
@@ -24,8 +22,7 @@ def _bring(state: ModelState, st: StageWindow) -> dict[str, Any]:
     """The user's own trained torch model: checked against the data, then kept in the run directory."""
     entry = state.entry
     module, card = load_model(entry.file, entry.trusted)
-    with torch.no_grad():
-        check_fits(lambda x: module(torch.from_numpy(x)).numpy(), state.data, entry.file)
+    check_module_fits(module, state.data, entry.file)
     card = {**card, "source": str(entry.file), "data_spec": entry.data.model_dump(mode="json"), "stage": "float32",
             "input_shape": list(state.data.input_shape), "task": state.data.task,
             "class_names": list(state.data.class_names)}
@@ -38,8 +35,7 @@ def _with_weights(state: ModelState, st: StageWindow) -> dict[str, Any]:
     entry = state.entry
     module = build_model(entry.arch, state.data.input_shape, state.data.num_classes, **entry.arch_args)
     load_weights(module, entry.weights)
-    with torch.no_grad():
-        check_fits(lambda x: module.eval()(torch.from_numpy(x)).numpy(), state.data, entry.weights)
+    check_module_fits(module.eval(), state.data, entry.weights)
     card = {"arch": entry.arch, "arch_args": entry.arch_args, "source": str(entry.weights),
             "data_spec": entry.data.model_dump(mode="json"), "stage": "float32",
             "input_shape": list(state.data.input_shape), "task": state.data.task,

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 
 from edgewise.base.errors import DataError
 from edgewise.zoo.dataset import Dataset
@@ -37,3 +39,15 @@ def check_fits(run: Callable[[np.ndarray], np.ndarray], data: Dataset, source: P
         raise DataError(f"model {source} answers {list(out.shape)} for 2 samples; the {data.task} data with "
                         f"{data.num_classes} classes needs {list(wanted)}",
                         "give the model that was trained for these classes, or data with its classes")
+
+
+def check_module_fits(module: nn.Module, data: Dataset, source: Path, device: torch.device | None = None) -> None:
+    """`check_fits` for a torch module (on `device`, the CPU by default), run in eval mode so that a probe never moves
+    its batch-norm statistics; the module is handed back in the mode it had."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            check_fits(lambda x: module(torch.from_numpy(x).to(device or "cpu")).cpu().numpy(), data, source)
+    finally:
+        module.train(was_training)
