@@ -26,7 +26,7 @@ from torch import nn
 from edgewise.base.errors import UserError, first_line
 from edgewise.compress.layers import converted_from_onnx
 from edgewise.export.onnx_export import OPSET
-from edgewise.export.onnx_file import read_onnx
+from edgewise.export.onnx_file import ort_message, read_onnx
 
 CONVERT_RTOL = 1e-3
 """Largest difference, relative to the output's scale, between the converted module and ONNX Runtime on the sample."""
@@ -338,6 +338,13 @@ def onnx_to_torch(path: str | os.PathLike[str], sample: np.ndarray) -> nn.Module
                         "sequence or a feature vector)")
     sample = np.ascontiguousarray(sample, dtype=np.float32)
     _check_takes(inputs[0], sample.shape, path)
+    try:  # the reference the conversion is checked against; a model that refuses the data's samples says so here
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        expected = session.run(None, {session.get_inputs()[0].name: sample})[0]
+    except Exception as exc:  # onnxruntime's own exception types
+        raise UserError(f"ONNX Runtime cannot run {path} on the data's samples of shape {list(sample.shape)}: "
+                        f"{ort_message(exc)}", "give data of the size the model takes (a detector's sides are often "
+                        "multiples of 32; a folder's size sets it)") from None
     _constants_as_initializers(model)
     try:
         _observed_ranks(model, sample)
@@ -347,8 +354,6 @@ def onnx_to_torch(path: str | os.PathLike[str], sample: np.ndarray) -> nn.Module
     except Exception as exc:  # onnx2torch raises NotImplementedError, ValueError, KeyError for what it cannot map
         raise UserError(f"{path} cannot be converted to torch: {type(exc).__name__}: {first_line(exc)}",
                         "simplify the ONNX file (onnxsim) and try again, or bench and emulate it as it is") from None
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    expected = session.run(None, {session.get_inputs()[0].name: sample})[0]
     with torch.no_grad():
         got = module(torch.from_numpy(sample))
     got = (got[0] if isinstance(got, tuple) else got).numpy()

@@ -99,6 +99,12 @@ def _others(root: Path, probe: torch.Tensor) -> None:
         return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
     onnx.save(linear(1), root / "batch-1.onnx")
+    # four digits (256 values) do not make rows of 100: ONNX Runtime refuses the data
+    odd = helper.make_graph([helper.make_node("Reshape", ["x", "shape"], ["y"])], "g",
+                            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, 8, 8])],
+                            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 100])],
+                            [numpy_helper.from_array(np.array([-1, 100], np.int64), "shape")])
+    onnx.save(helper.make_model(odd, opset_imports=[helper.make_opsetid("", 17)]), root / "rows-of-100.onnx")
     external = linear("batch")
     onnx.save_model(external, root / "ext" / "ext.onnx", save_as_external_data=True, location="ext.data",
                     size_threshold=0)
@@ -243,7 +249,7 @@ def _cases() -> list[tuple[str, list[str]]]:
     # ONNX files the kit cannot take as they are
     for name in ("ext/missing-data", "ext/outside-data", "string", "opset99", "custom"):
         add(f"bench-onnx-{name}", ["bench", f"{{in}}/{name}.onnx", "--batch", "1", "--duration", "0.05"])
-    for name in ("ext/missing-data", "ext/outside-data", "string", "opset99", "custom", "batch-1"):
+    for name in ("ext/missing-data", "ext/outside-data", "string", "opset99", "custom", "batch-1", "rows-of-100"):
         add(f"prune-onnx-{name}", ["prune", f"{{in}}/{name}.onnx", "-o", "{out}/p.pt", "--data", "digits"])
     # recipes that are no regular file, hold a key twice, or ask what run cannot make
     for name in ("twice", "long-name", "huge-rail", "loop-a", "fifo"):
