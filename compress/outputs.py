@@ -68,3 +68,47 @@ def scored_output(model: nn.Module, key: OutputKey = None) -> Iterator[nn.Module
         yield model
     finally:
         handle.remove()
+
+
+SQUASHES = (nn.Sigmoid, nn.Softmax)
+"""Final activations whose input, not output, is scored: where they saturate (a text detector's map at exactly 1.0,
+a recogniser's confident characters) their gradient is 0 in float32, and relevance, gradients and losses vanish."""
+_CONVERTED_SQUASHES = ("OnnxSoftmaxV1V11",)  # onnx2torch's Softmax of opsets 1 to 11 (a module of its own)
+
+
+def final_squash(model: nn.Module, example: torch.Tensor, key: OutputKey = None) -> str | None:
+    """The name of the Sigmoid or Softmax module whose output the scoring tensor is (or a view of), or None: a model
+    that ends in probabilities, as ONNX files often do."""
+    found: dict[int, str] = {}
+
+    def record(name: str):
+        def hook(module: nn.Module, args: tuple, out: object) -> None:
+            if isinstance(out, torch.Tensor):
+                found[out.untyped_storage().data_ptr()] = name
+        return hook
+
+    hooks = [m.register_forward_hook(record(n)) for n, m in model.named_modules()
+             if isinstance(m, SQUASHES) or type(m).__name__ in _CONVERTED_SQUASHES]
+    if not hooks:
+        return None
+    try:
+        with torch.no_grad():
+            scored = pick(model(example), key)
+    finally:
+        for h in hooks:
+            h.remove()
+    return found.get(scored.untyped_storage().data_ptr())
+
+
+@contextmanager
+def scoring(model: nn.Module, example: torch.Tensor, key: OutputKey = None) -> Iterator[nn.Module]:
+    """Within the block `model` returns the tensor the criteria score: its scoring tensor (`scored_output`), taken
+    before a final Sigmoid or Softmax (`final_squash`), so criteria see logits as they do on a classifier's head."""
+    squash = final_squash(model, example, key)
+    handle = model.get_submodule(squash).register_forward_hook(lambda module, args, out: args[0]) if squash else None
+    try:
+        with scored_output(model, key):
+            yield model
+    finally:
+        if handle is not None:
+            handle.remove()

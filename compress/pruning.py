@@ -16,7 +16,7 @@ from edgewise.compress.criteria import Criterion, get_criterion
 from edgewise.compress.detectors import detection_output
 from edgewise.compress.graph import ChannelGraph, PruningError
 from edgewise.compress.model_stats import ModelCost, measure_cost
-from edgewise.compress.outputs import OutputKey, pick, scored_output, shapes
+from edgewise.compress.outputs import OutputKey, pick, scoring, shapes
 from edgewise.compress.ranking import Ranking, adaptive_removal, plan_removal
 from edgewise.compress.reference import ReferenceSamples
 from edgewise.compress.schedules import SCHEDULES, iterative_rates, predicted_remaining, simulated_remaining
@@ -153,7 +153,7 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
 
     def scores() -> dict[str, torch.Tensor]:
         names = {name for g in graph.groups for name, _, _ in g.members}
-        with scored_output(work, output):
+        with scoring(work, example, output):
             by_group = graph.group_scores(scorer.scores(work, names, ref))
         # a group the scored output does not reach (a detector's box branch when its class scores are scored) scores
         # only zeros: it is left whole rather than cut to the floor

@@ -100,3 +100,18 @@ def test_quantization_aware_training_improves_a_hard_assignment(digits_mlp):
     assert score(qat.model) > score(ptq.model)
     assert qat.history["epochs_run"] >= 1 and len(qat.history["sparsity"]) == qat.history["epochs_run"]
     assert qat.summary()["sparsity"] > 0.5
+
+
+def test_ecqx_takes_relevance_at_the_output_named_as_pruning_does():
+    """A text detector returns a per-pixel map (N, 1, H, W): ECQx seeds its relevance where `output` says (the map
+    seen as (N, pixels, 1)), and without it says which output it needs."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 1, 1),
+                                torch.nn.Sigmoid()).eval()
+    ref = compress.ReferenceSamples.for_detection(torch.rand(4, 3, 8, 8), detections=5)
+    with pytest.raises(UserError, match="class scores"):
+        compress.quantize(model, "ecqx", 4, ref=ref)
+    quantized = compress.quantize(model, "ecqx", 4, ref=ref, output=lambda out: out.flatten(2).transpose(1, 2))
+    assert sorted(quantized.records) == ["0", "2"]
+    assert quantized.history["assignment"]["0"]["beta"] is not None  # the relevance guarded the zero cluster
+    assert not model[0]._forward_hooks and not quantized.model._forward_hooks
