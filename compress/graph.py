@@ -114,13 +114,37 @@ def _quiet() -> Iterator[None]:
         yield
 
 
+def _drop_trace_hooks(model: nn.Module) -> None:
+    """Remove the forward hooks a failed torch-pruning trace leaves on `model`'s layers (it removes them only when
+    the forward succeeds); left there, they would run on every forward and make the model unpicklable."""
+    for module in model.modules():
+        for key, hook in list(module._forward_hooks.items()):
+            if getattr(hook, "__name__", "") == "_record_grad_fn":
+                del module._forward_hooks[key]
+
+
 def _dependency_graph(model: nn.Module, example_input: torch.Tensor, cut_shuffles: bool = False
                       ) -> tp.DependencyGraph:
     """torch-pruning's dependency graph of `model`; with `cut_shuffles` traced with its channel shuffles cut (see
     compress.shuffles), on the same modules."""
+    traced = ShufflesCut(model) if cut_shuffles else model
+    frozen = [p for p in model.parameters() if not p.requires_grad]
+    if frozen:
+        # torch-pruning finds parameters outside layers through autograd: a frozen one (a constant converted from
+        # ONNX, such as Paddle's BatchNorm written as Mul and Add) would be missed and left a channel too wide; a
+        # forward that refuses them with gradients (running statistics fed to batch_norm) is traced as it is
+        try:
+            for p in frozen:
+                p.requires_grad_(True)
+            with _quiet():
+                return tp.DependencyGraph().build_dependency(traced, example_inputs=example_input)
+        except RuntimeError:
+            _drop_trace_hooks(traced)
+        finally:
+            for p in frozen:
+                p.requires_grad_(False)
     with _quiet():
-        return tp.DependencyGraph().build_dependency(ShufflesCut(model) if cut_shuffles else model,
-                                                     example_inputs=example_input)
+        return tp.DependencyGraph().build_dependency(traced, example_inputs=example_input)
 
 
 def _removal_breaks(model: nn.Module, example_input: torch.Tensor, roots: list[str], cut_shuffles: bool) -> str:
@@ -184,40 +208,54 @@ MAX_GROUP_INDICES = 2_000_000
 """The most channel indices one group's mapping may reach: the flattening reshapes of window attention (Swin) make
 torch-pruning's index lists grow multiplicatively, to tens of gigabytes, and such a group is left whole."""
 
+MAX_GROUP_STEPS = 5_000
+"""The most dependencies one group's walk may collect. The largest group of the architectures we prune has under 500
+(torchvision's vit_b_16: its residual stream); attention converted from ONNX (PP-OCRv4's recogniser) reaches the same
+tensors by so many paths, each with other channel indices, that torch-pruning's walk ran for over eight minutes (it
+compares each new dependency with every one before it), and such a group is left whole."""
+
 
 class _GroupTooLarge(Exception):
-    pass
+    """A group whose walk passes a bound; the message says which, as the reason the group is left whole."""
 
 
 @contextmanager
-def _bounded_flattening() -> Iterator[None]:
-    """Within the block, torch-pruning's flatten index mapping raises _GroupTooLarge instead of building a list of
-    more than MAX_GROUP_INDICES indices."""
-    mapping = index_mapping._FlattenIndexMapping
-    unbounded = mapping.__call__
+def _bounded_walk() -> Iterator[None]:
+    """Within the block, torch-pruning's flatten index mapping and its group walk raise _GroupTooLarge instead of
+    building more than MAX_GROUP_INDICES indices or MAX_GROUP_STEPS dependencies."""
+    mapping, group = index_mapping._FlattenIndexMapping, tp.dependency.Group
+    unbounded_mapping, unbounded_add = mapping.__call__, group.add_dep
 
-    def bounded(self, idxs):
+    def bounded_mapping(self, idxs):
         if not self.reverse and len(idxs) * self._stride > MAX_GROUP_INDICES:
-            raise _GroupTooLarge
-        return unbounded(self, idxs)
+            raise _GroupTooLarge(f"torch-pruning's index mapping of its channels grows past {MAX_GROUP_INDICES:,} "
+                                 "indices (window partitions, as in Swin)")
+        return unbounded_mapping(self, idxs)
 
-    mapping.__call__ = bounded
+    def bounded_add(self, dep, idxs):
+        if len(self) >= MAX_GROUP_STEPS:
+            raise _GroupTooLarge(f"torch-pruning's walk of the layers its channels reach passes {MAX_GROUP_STEPS:,} "
+                                 "steps (the same tensors reached by many paths with other channel indices, as in "
+                                 "attention converted from ONNX)")
+        return unbounded_add(self, dep, idxs)
+
+    mapping.__call__, group.add_dep = bounded_mapping, bounded_add
     try:
         yield
     finally:
-        mapping.__call__ = unbounded
+        mapping.__call__, group.add_dep = unbounded_mapping, unbounded_add
 
 
 def _group_of(graph: tp.DependencyGraph, module: nn.Module) -> object:
-    """torch-pruning's group of all of `module`'s output channels, its index mapping bounded (_GroupTooLarge)."""
+    """torch-pruning's group of all of `module`'s output channels, its walk bounded (_GroupTooLarge)."""
     pruner = graph.get_pruner_of_module(module)
-    with _bounded_flattening(), _quiet():
+    with _bounded_walk(), _quiet():
         return graph.get_pruning_group(module, pruner.prune_out_channels, list(range(pruner.get_out_channels(module))))
 
 
 def _root_groups(graph: tp.DependencyGraph, ignored: list[nn.Module]) -> Iterator[tuple[nn.Module, object]]:
-    """Each conv/linear layer not yet covered, as a root, with the group its output channels couple (None when the
-    group is too large to map); groups reaching an ignored layer's output channels are not yielded."""
+    """Each conv/linear layer not yet covered, as a root, with the group its output channels couple (or, when the
+    group is too large to map, why); groups reaching an ignored layer's output channels are not yielded."""
     covered: set[nn.Module] = set()
     ignored_ids = {id(m) for m in ignored}
     for module in list(graph.module2node):
@@ -236,9 +274,9 @@ def _root_groups(graph: tp.DependencyGraph, ignored: list[nn.Module]) -> Iterato
             if narrower:
                 module = min(narrower, key=_out_channels)
                 group = _group_of(graph, module)
-        except _GroupTooLarge:
+        except _GroupTooLarge as exc:
             covered.add(module)
-            yield module, None
+            yield module, str(exc)
             continue
         outputs = [item.dep.target.module for item in group if graph.is_out_channel_pruning_fn(item.dep.handler)]
         covered.update(outputs)
@@ -283,9 +321,8 @@ class ChannelGraph:
         self.groups: list[ChannelGroup | HeadGroup] = []
         self.skipped: dict[str, str] = dict(heads_whole)  # group -> why it is left whole
         for root, group in _root_groups(self.graph, ignored):
-            if group is None:
-                self.skipped[names[root]] = ("torch-pruning's index mapping of its channels grows past "
-                                             f"{MAX_GROUP_INDICES:,} indices (window partitions, as in Swin)")
+            if isinstance(group, str):
+                self.skipped[names[root]] = group
                 continue
             members = []
             for item in group:

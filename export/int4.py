@@ -81,48 +81,57 @@ def check_weight(record: QuantizedLayer, initializer: TensorProto, transpose: bo
                           "(recipe: fold: true)")
 
 
-def _linear(graph: onnx.GraphProto, gemm: onnx.NodeProto, record: QuantizedLayer, weight: TensorProto) -> list:
-    attrs = {a.name: helper.get_attribute_value(a) for a in gemm.attribute}
-    if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0:
-        raise ExportError(f"Gemm of {record.name} has transA/alpha/beta set", "export plain nn.Linear layers")
-    trans_b = attrs.get("transB", 0)
-    check_weight(record, weight, transpose=not trans_b)
-    levels = record.levels.T  # (K, N): MatMul's weight layout
+def _matmul_weight(record: QuantizedLayer, output: str) -> tuple[onnx.NodeProto, list[TensorProto]]:
+    """The record's levels in MatMul's (K, N) layout and the DequantizeLinear that makes `output` of them: blocked
+    along K (axis 0), the pattern ONNX Runtime fuses into MatMulNBits, or per output (axis 1) when K is too small."""
+    levels = record.levels.T
     k, n = levels.shape
     dtype, zero_point = storage_type(record)
     prefix = f"{record.name}.weight"
     step = record.step.reshape(-1).astype(np.float32)
     per_output = step if step.size == n else np.full(n, step[0], dtype=np.float32)
     block = record.block or block_size_for(k)
-    nodes, inits = [], [int_tensor(f"{prefix}_q", levels, dtype, zero_point)]
     if block is not None:
         blocks = -(-k // block)
         scale = record.block_steps().T if record.block else np.tile(per_output, (blocks, 1)).astype(np.float32)
-        inits.append(numpy_helper.from_array(scale, f"{prefix}_scale"))
-        dq_inputs = [f"{prefix}_q", f"{prefix}_scale"]
-        if zero_point:
-            inits.append(zero_point_tensor(f"{prefix}_zp", dtype, zero_point, [blocks, n]))
-            dq_inputs.append(f"{prefix}_zp")
-        dq = helper.make_node("DequantizeLinear", dq_inputs, [f"{prefix}_dq"], name=f"{prefix}_dequantize",
-                              axis=0, block_size=block)
+        axis, blocked, scale_shape = 0, {"block_size": block}, [blocks, n]
     else:
-        inits.append(numpy_helper.from_array(per_output, f"{prefix}_scale"))
-        dq_inputs = [f"{prefix}_q", f"{prefix}_scale"]
-        if zero_point:
-            inits.append(zero_point_tensor(f"{prefix}_zp", dtype, zero_point, [n]))
-            dq_inputs.append(f"{prefix}_zp")
-        dq = helper.make_node("DequantizeLinear", dq_inputs, [f"{prefix}_dq"], name=f"{prefix}_dequantize", axis=1)
-    nodes.append(dq)
+        scale, axis, blocked, scale_shape = per_output, 1, {}, [n]
+    inits = [int_tensor(f"{prefix}_q", levels, dtype, zero_point), numpy_helper.from_array(scale, f"{prefix}_scale")]
+    dq_inputs = [f"{prefix}_q", f"{prefix}_scale"]
+    if zero_point:
+        inits.append(zero_point_tensor(f"{prefix}_zp", dtype, zero_point, scale_shape))
+        dq_inputs.append(f"{prefix}_zp")
+    return helper.make_node("DequantizeLinear", dq_inputs, [output], name=f"{prefix}_dequantize", axis=axis,
+                            **blocked), inits
+
+
+def _linear(gemm: onnx.NodeProto, record: QuantizedLayer, weight: TensorProto) -> list:
+    attrs = {a.name: helper.get_attribute_value(a) for a in gemm.attribute}
+    if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0:
+        raise ExportError(f"Gemm of {record.name} has transA/alpha/beta set", "export plain nn.Linear layers")
+    check_weight(record, weight, transpose=not attrs.get("transB", 0))
+    prefix = f"{record.name}.weight"
+    dq, inits = _matmul_weight(record, f"{prefix}_dq")
+    nodes = [dq]
     out = gemm.output[0]
     bias = gemm.input[2] if len(gemm.input) > 2 and gemm.input[2] else f"{prefix}_zero_bias"
     if bias == f"{prefix}_zero_bias":
         # ONNX Runtime (1.32) leaves a DequantizeLinear -> MatMul -> Relu unfused: without the Add a bias-free layer
         # before an activation ran 20x slower than as MatMulNBits
-        inits.append(numpy_helper.from_array(np.zeros(n, dtype=np.float32), bias))
+        inits.append(numpy_helper.from_array(np.zeros(record.levels.shape[0], dtype=np.float32), bias))
     nodes.append(helper.make_node("MatMul", [gemm.input[0], f"{prefix}_dq"], [f"{out}_matmul"],
                                   name=f"{gemm.name}_matmul"))
     nodes.append(helper.make_node("Add", [f"{out}_matmul", bias], [out], name=f"{gemm.name}_bias"))
     return [nodes, inits]
+
+
+def _matmul(record: QuantizedLayer, weight: TensorProto) -> list:
+    """A MatMul that holds its weight as (K, N) (a linear layer of a graph converted from ONNX): the weight becomes
+    the DequantizeLinear's output, the MatMul and any Add after it stay."""
+    check_weight(record, weight, transpose=True)
+    dq, inits = _matmul_weight(record, weight.name)
+    return [[dq], inits]
 
 
 def _conv(record: QuantizedLayer, weight: TensorProto, node: onnx.NodeProto) -> list:
@@ -165,13 +174,15 @@ def quantize_graph(model: onnx.ModelProto, records: dict[str, QuantizedLayer]) -
         node = consumers[0]
         index = list(graph.node).index(node)
         if node.op_type == "Gemm":
-            nodes, inits = _linear(graph, node, record, initializers[weight_name])
+            nodes, inits = _linear(node, record, initializers[weight_name])
             drop_nodes.add(index)
+        elif node.op_type == "MatMul" and list(node.input).index(weight_name) == 1:
+            nodes, inits = _matmul(record, initializers[weight_name])
         elif node.op_type == "Conv":
             nodes, inits = _conv(record, initializers[weight_name], node)
         else:
-            raise ExportError(f"weight {weight_name} feeds a {node.op_type} node; only Gemm and Conv take 4-bit "
-                              "weights",
+            raise ExportError(f"weight {weight_name} feeds a {node.op_type} node; only Gemm, MatMul and Conv "
+                              "take 4-bit weights",
                               f"leave {name} out of quantization (quantize: ignore)")
         new_nodes[index] = nodes
         extra_inits.extend(inits)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import operator
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -149,6 +150,7 @@ class OnnxGraph(nn.Module):
             else:
                 raise UserError(f"the converted graph has a step Edgewise cannot keep ({node.op} {node.target})",
                                 "simplify the ONNX file (onnxsim) and try again")
+        _matmuls_as_linear(self)
 
     def forward(self, *inputs: torch.Tensor) -> Any:
         """Run the steps on `inputs` (the ONNX graph's inputs, in order); one output, or a tuple of several."""
@@ -167,6 +169,98 @@ class OnnxGraph(nn.Module):
             else:
                 return _resolve(args, values)
         raise RuntimeError("the converted graph has no output step")
+
+
+def _refs(spec: Any) -> Iterator[str]:
+    """The names of the steps `spec` refers to."""
+    kind, value = spec
+    if kind == "ref":
+        yield value
+    elif kind == "seq":
+        for item in value:
+            yield from _refs(item)
+
+
+def _renamed(spec: Any, old: str, new: str) -> Any:
+    kind, value = spec
+    if kind == "ref":
+        return ["ref", new if value == old else value]
+    if kind == "seq":
+        return ["seq", [_renamed(v, old, new) for v in value]]
+    return spec
+
+
+def _matmuls_as_linear(graph: OnnxGraph) -> None:
+    """Each MatMul by a constant (K, N) matrix, with the Add of a constant (N,) vector after it, becomes one nn.Linear
+    (in place): Paddle, TensorFlow and torch itself (on 3-D inputs) write linear layers so, and as Linear they are
+    pruned, scored and quantized like any other; export writes them back as the MatMul and Add they were."""
+    from onnx2torch.node_converters.binary_math_operations import OnnxBinaryMathOperation
+    from onnx2torch.node_converters.matmul import OnnxMatMul
+
+    attrs = {step[1]: step[2] for step in graph.steps if step[0] == "attr"}
+    uses: dict[str, list[list[Any]]] = {}
+    for step in graph.steps:
+        for ref in _refs(step[3]) if step[3] else ():
+            uses.setdefault(ref, []).append(step)
+
+    def constant(spec: Any, rank: int) -> torch.Tensor | None:  # a float constant of `rank` that only one step reads
+        if spec[0] != "ref" or spec[1] not in attrs or len(uses.get(spec[1], ())) != 1:
+            return None
+        value = _attribute(graph, attrs[spec[1]])
+        return value if isinstance(value, nn.Parameter) and value.is_floating_point() and value.dim() == rank else None
+
+    def bias_of(step: list[Any], weight: torch.Tensor) -> tuple[list[Any], str, torch.Tensor] | None:
+        """The Add step after the MatMul `step` that adds a bias, its bias's step name and the bias, if there is one."""
+        readers = uses.get(step[1], [])
+        if len(readers) != 1 or readers[0][0] != "module":
+            return None
+        add = readers[0]
+        layer = graph.get_submodule(add[2])
+        if not (isinstance(layer, OnnxBinaryMathOperation) and layer.math_op_function is torch.add
+                and layer.broadcast is None and layer.axis is None):
+            return None
+        first, second = add[3][1]
+        other = second if first == ["ref", step[1]] else first
+        bias = constant(other, 1)
+        return (add, other[1], bias) if bias is not None and bias.shape[0] == weight.shape[1] else None
+
+    dropped_steps: set[str] = set()
+    dropped_constants: set[str] = set()
+    for step in graph.steps:
+        kind, name, target, args = step
+        if kind != "module" or name in dropped_steps or not isinstance(graph.get_submodule(target), OnnxMatMul):
+            continue
+        x, w = args[1]
+        weight = constant(w, 2)
+        if weight is None:
+            continue
+        added = bias_of(step, weight)
+        linear = nn.Linear(*weight.shape, bias=added is not None)
+        with torch.no_grad():
+            linear.weight.copy_(weight.T)
+        step[3] = ["seq", [x]]
+        setattr(graph, target, linear)
+        dropped_steps.add(w[1])
+        dropped_constants.add(attrs[w[1]])
+        names = graph.tensors[target]  # [x, W, ->, product]
+        if added is not None:
+            add, bias_step, bias = added
+            with torch.no_grad():
+                linear.bias.copy_(bias)
+            add_names = graph.tensors.pop(add[2])  # [a, b, ->, sum]
+            bias_name = add_names[1] if add_names[0] == names[-1] else add_names[0]
+            names = [*names[:2], bias_name, "->", names[-1], add_names[-1]]
+            graph.tensors[target] = names
+            delattr(graph, add[2])
+            dropped_steps |= {add[1], bias_step}
+            dropped_constants.add(attrs[bias_step])
+            for later in graph.steps:  # the sum's readers now read the Linear
+                if later[3]:
+                    later[3] = _renamed(later[3], add[1], name)
+    graph.steps = [step for step in graph.steps if step[1] not in dropped_steps]
+    for target in sorted(dropped_constants):
+        holder, _, leaf = target.rpartition(".")
+        delattr(graph.get_submodule(holder) if holder else graph, leaf)
 
 
 def _constants_as_parameters(module: nn.Module) -> None:
@@ -224,7 +318,8 @@ def source_proto(module: OnnxGraph) -> onnx.ModelProto:
         names = module.tensors[target]
         inputs, outputs = names[:names.index("->")], names[names.index("->") + 1:]
         node, layer = producers[outputs[0]], module.get_submodule(target)
-        for spec, tensor_name in zip(args, inputs, strict=False):  # constants the layer reads as inputs
+        specs = args[1] if args[0] == "seq" else [args]
+        for spec, tensor_name in zip(specs, inputs, strict=False):  # constants the layer reads as inputs
             if spec[0] == "ref" and spec[1] in attrs and tensor_name in inits:
                 put[tensor_name] = _array(_attribute(module, attrs[spec[1]]), tensor_name)
         if isinstance(layer, nn.Identity) and node.op_type == "BatchNormalization":  # folded into its conv
@@ -237,6 +332,10 @@ def source_proto(module: OnnxGraph) -> onnx.ModelProto:
                 node.input.append("")
             node.input[index] = f"{target}.{suffix}"
             put[node.input[index]] = _array(value, node.input[index])
+        if node.op_type == "MatMul" and len(inputs) == 3:  # a Linear made of a MatMul and the Add of its bias
+            add = next(n for n in graph.node if outputs[0] in n.input and inputs[2] in n.input)
+            add.input[list(add.input).index(inputs[2])] = f"{target}.bias"
+            put[f"{target}.bias"] = _array(layer.bias, f"{target}.bias")
     used = {name for n in graph.node for name in n.input}
     kept = [i for i in graph.initializer if i.name not in put and i.name in used]
     del graph.initializer[:]

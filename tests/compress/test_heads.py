@@ -116,3 +116,11 @@ def test_an_output_that_depends_on_nothing_is_a_one_line_error(reference):
                                                  hidden_dim=16, mlp_dim=32, num_classes=4).eval()
     with pytest.raises(PruningError, match="lrp gives no layer a score"):
         prune(model, reference((3, 32, 32), classes=4, n=4), "lrp", 0.3)
+
+
+def test_a_group_whose_walk_passes_its_bound_is_left_whole(monkeypatch):
+    """PP-OCRv4's attention, converted from ONNX, sent torch-pruning's group walk on for minutes; past a bound on its
+    steps the group is left whole with the reason (here the bound is lowered below the conv's group)."""
+    monkeypatch.setattr(graph_module, "MAX_GROUP_STEPS", 1)
+    graph = ChannelGraph(_Flattened().eval(), torch.rand(1, 3, 8, 8))
+    assert graph.groups == [] and "walk" in graph.skipped["conv"]

@@ -177,3 +177,85 @@ def test_prune_ignore_leaves_the_named_layer_whole_and_an_unknown_name_is_refuse
     assert rows[cut]["channels_after"] == rows[cut]["channels_before"]
     unknown = edgewise("prune", str(path), "--data", str(data), "-o", str(tmp_path / "c.pt"), "--ignore", "nope")
     assert unknown.returncode == 2 and "nope" in unknown.stderr and not (tmp_path / "c.pt").exists()
+
+
+def _batchnorm_as_mul_add(tmp_path):
+    """Conv -> Mul and Add of per-channel constants (Paddle's BatchNorm) -> Relu -> Conv -> pool -> Gemm."""
+    rng = np.random.default_rng(5)
+
+    def init(name, *shape):
+        return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Mul", ["c1", "scale"], ["m"]), helper.make_node("Add", ["m", "shift"], ["a"]),
+             helper.make_node("Relu", ["a"], ["r"]), helper.make_node("Conv", ["r", "w2"], ["c2"]),
+             helper.make_node("GlobalAveragePool", ["c2"], ["g"]), helper.make_node("Flatten", ["g"], ["f"]),
+             helper.make_node("Gemm", ["f", "wl", "bl"], ["y"], transB=1)]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 4])],
+        [init("w1", 8, 3, 3, 3), init("b1", 8), init("scale", 1, 8, 1, 1), init("shift", 1, 8, 1, 1),
+         init("w2", 6, 8, 1, 1), init("wl", 4, 6), init("bl", 4)])
+    path = tmp_path / "mul_add.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    return path
+
+
+def test_per_channel_constants_are_cut_with_their_channels_and_exported_so(tmp_path):
+    """Paddle writes BatchNorm as Mul and Add of (1, C, 1, 1) constants: they are cut with the conv's channels, so
+    the conv is pruned instead of left whole, and the exported graph carries the cut constants."""
+    path = _batchnorm_as_mul_add(tmp_path)
+    x = torch.rand(8, 3, 8, 8)
+    module = onnx_to_torch(path, x[:2].numpy())
+    ref = compress.ReferenceSamples(x, torch.arange(8) % 4, "classification")
+    result = compress.prune(module, ref, "l1", 0.5, ignore=("Conv_1",))
+    assert "Conv" not in result.left_whole
+    assert result.model.get_submodule("Conv").out_channels == 4
+    assert {tuple(p.shape) for p in result.model.initializers.parameters()} == {(1, 4, 1, 1)}
+    out = export.to_onnx(result.model, x[:1], tmp_path / "p.onnx")
+    with torch.no_grad():
+        np.testing.assert_allclose(_ort(out.path, x.numpy()), result.model(x).numpy(), rtol=1e-4, atol=1e-5)
+    shapes = {i.name: tuple(i.dims) for i in onnx.load(str(out.path)).graph.initializer}
+    assert sorted(shapes[n.input[1]] for n in onnx.load(str(out.path)).graph.node if n.op_type in ("Mul", "Add")) \
+        == [(1, 4, 1, 1), (1, 4, 1, 1)]
+
+
+class _Tokens(nn.Module):
+    """A conv stem, then linear layers on (N, T, C) tokens, which torch exports as MatMul and Add."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, padding=1)
+        self.fc1, self.fc2, self.head = nn.Linear(16, 32), nn.Linear(32, 16), nn.Linear(16, 4, bias=False)
+
+    def forward(self, x):
+        tokens = self.conv(x).flatten(2).transpose(1, 2)
+        tokens = tokens + self.fc2(torch.relu(self.fc1(tokens)))
+        return self.head(tokens).mean(1)
+
+
+def test_matmul_and_add_of_constants_become_linear_layers_that_prune_quantize_and_export(tmp_path):
+    torch.manual_seed(0)
+    net = _Tokens().eval()
+    path = tmp_path / "tokens.onnx"
+    torch.onnx.export(net, (torch.rand(2, 3, 8, 8),), str(path), dynamo=False, opset_version=13, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+    assert [n.op_type for n in onnx.load(str(path)).graph.node].count("MatMul") == 3
+    x = torch.rand(8, 3, 8, 8)
+    module = onnx_to_torch(path, x[:2].numpy())
+    linears = {n: m for n, m in module.named_modules() if isinstance(m, nn.Linear)}
+    assert sorted(linears) == ["fc1/MatMul", "fc2/MatMul", "head/MatMul"]
+    assert linears["fc1/MatMul"].bias is not None and linears["head/MatMul"].bias is None
+    assert not any(p.dim() == 2 for p in module.initializers.parameters())  # the weights moved, not copied
+    with torch.no_grad():
+        torch.testing.assert_close(module(x), net(x))
+    ref = compress.ReferenceSamples(x, torch.arange(8) % 4, "classification")
+    pruned = compress.prune(module, ref, "l1", 0.5, ignore=("conv/Conv",)).model
+    assert pruned.get_submodule("fc1/MatMul").out_features < 32
+    quantized = compress.quantize(pruned, "uniform", 4)
+    out = export.to_onnx(quantized.model, x[:1], tmp_path / "q.onnx", quantized.records)
+    assert sorted(out.quantized_layers) == sorted(quantized.records)
+    assert export.verify(out.path, quantized.model, x, quantized=True)["rel_diff"] < 1e-4
+    proto = onnx.load(str(out.path))
+    assert [n.op_type for n in proto.graph.node].count("MatMul") == 3  # written back as the MatMuls they were
+    assert len([i for i in proto.graph.initializer if i.data_type == onnx.TensorProto.INT4]) == 4
