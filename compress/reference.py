@@ -101,9 +101,13 @@ class ReferenceSamples:
         return seed * logits.detach() if self.output == "logit" else seed
 
     def _detection_seed(self, scores: torch.Tensor) -> torch.Tensor:
+        if scores.dim() == 4:  # a dense map (images, classes, height, width), as DBNet's text map: a pixel an anchor
+            seed = self._detection_seed(scores.flatten(2).transpose(1, 2))
+            return seed.transpose(1, 2).reshape(scores.shape)
         if scores.dim() != 3:
-            raise UserError(f"a detector is scored on class scores of shape (images, anchors, classes), got "
-                            f"{tuple(scores.shape)}", "name the class-score output (compress.detectors)")
+            raise UserError(f"a detector is scored on class scores of shape (images, anchors, classes) or a map "
+                            f"(images, classes, height, width), got {tuple(scores.shape)}",
+                            "name the class-score output (compress.detectors)")
         allowed = torch.zeros(scores.shape[2], dtype=torch.bool, device=scores.device)
         if self.classes is None:
             allowed[:] = True

@@ -107,7 +107,8 @@ def prune(
     samples: Annotated[int, typer.Option(help="Reference samples per class.")] = 10,
     ignore: Annotated[list[str] | None, typer.Option(help="A layer to leave whole (repeatable; names as the errors "
                                                           "and the report give them).")] = None,
-    detect: Annotated[bool, typer.Option(help="The model is a detector (ultralytics YOLO, ew.DetectorHeads); --data "
+    detect: Annotated[bool, typer.Option(help="The model is a detector (ultralytics YOLO, ew.DetectorHeads, an ONNX "
+                                              "file of class scores or a map); --data "
                                               "is a .npz of images (x), scored by the model's own detections.")]
     = False,
     detections: Annotated[int, typer.Option(help="With --detect: detections per image relevance starts from.")] = 10,

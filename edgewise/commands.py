@@ -140,13 +140,21 @@ def prune_detector_file(model: str, out: str | Path, config: PruneConfig, images
                         classes: list[str] | None = None, detections: int = 10, device: str = "auto",
                         trusted: bool = False) -> compress.PruneResult:
     """Prune a detector saved as a file (an ultralytics YOLO model, compress.DetectorHeads of a torchvision
-    detector), scored by the relevance of its own `detections` strongest detections per reference image, restricted
-    to `classes` (ids or the model's class names), on `device`; write the pruned model and its report JSON to `out`."""
+    detector, or an ONNX file whose output is class scores (images, anchors, classes) or a map (images, classes,
+    height, width)), scored by the relevance of its own `detections` strongest detections per reference image,
+    restricted to `classes` (ids or the model's class names), on `device`; write the pruned model and its report
+    JSON to `out`."""
     distinct_output(out, model, images)
-    module, card = load_model(model, trusted)
+    x = detection_images(images)
+    if model.endswith(".onnx"):
+        from edgewise.export.onnx_import import onnx_to_torch
+
+        module = onnx_to_torch(model, x[:4].numpy())
+        card = {"source_onnx": str(Path(model).resolve()), "input_shape": list(x.shape[1:])}
+    else:
+        module, card = load_model(model, trusted)
     module = on_device(module, resolve_device(device))
-    ref = compress.ReferenceSamples.for_detection(detection_images(images),
-                                                  _detection_classes(module, classes) if classes else None,
+    ref = compress.ReferenceSamples.for_detection(x, _detection_classes(module, classes) if classes else None,
                                                   detections, output=config.output)
     from edgewise.stages.prune import prune_as_configured
 

@@ -259,3 +259,32 @@ def test_matmul_and_add_of_constants_become_linear_layers_that_prune_quantize_an
     proto = onnx.load(str(out.path))
     assert [n.op_type for n in proto.graph.node].count("MatMul") == 3  # written back as the MatMuls they were
     assert len([i for i in proto.graph.initializer if i.data_type == onnx.TensorProto.INT4]) == 4
+
+
+class _TextMap(nn.Module):
+    """A DBNet-like text detector in miniature: a per-pixel probability map (N, 1, H, W)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                                  nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 1, 1), nn.Sigmoid())
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def test_prune_detect_takes_an_onnx_map_detector_without_labels(tmp_path, edgewise):
+    torch.manual_seed(0)
+    path = tmp_path / "map.onnx"
+    torch.onnx.export(_TextMap().eval(), (torch.rand(2, 3, 16, 16),), str(path), dynamo=False, opset_version=13,
+                      input_names=["x"], output_names=["map"], dynamic_axes={"x": {0: "n"}, "map": {0: "n"}})
+    images = tmp_path / "pages.npz"
+    np.savez(images, x=np.random.default_rng(6).random((8, 3, 16, 16), dtype=np.float32))
+    result = edgewise("prune", str(path), "--detect", "--data", str(images), "-o", str(tmp_path / "p.pt"),
+                      "--criterion", "lrp", "--rate", "0.3")
+    assert result.returncode == 0, result.stderr
+    pruned, card = load_model(tmp_path / "p.pt")
+    assert card["source_onnx"] == str(path.resolve()) and card["task"] == "detection"
+    assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in _TextMap().parameters())
+    out = export.to_onnx(pruned, torch.rand(1, 3, 16, 16), tmp_path / "p.onnx")
+    assert _ort(out.path, np.zeros((2, 3, 16, 16), np.float32)).shape == (2, 1, 16, 16)

@@ -103,15 +103,18 @@ def test_quantization_aware_training_improves_a_hard_assignment(digits_mlp):
 
 
 def test_ecqx_takes_relevance_at_the_output_named_as_pruning_does():
-    """A text detector returns a per-pixel map (N, 1, H, W): ECQx seeds its relevance where `output` says (the map
-    seen as (N, pixels, 1)), and without it says which output it needs."""
+    """A text detector returns a per-pixel map (N, 1, H, W): ECQx seeds its relevance at its strongest pixels, by
+    default or where `output` says (the map seen as (N, pixels, 1)), the same either way; a wrong name is refused."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 1, 1),
                                 torch.nn.Sigmoid()).eval()
     ref = compress.ReferenceSamples.for_detection(torch.rand(4, 3, 8, 8), detections=5)
-    with pytest.raises(UserError, match="class scores"):
-        compress.quantize(model, "ecqx", 4, ref=ref)
-    quantized = compress.quantize(model, "ecqx", 4, ref=ref, output=lambda out: out.flatten(2).transpose(1, 2))
-    assert sorted(quantized.records) == ["0", "2"]
-    assert quantized.history["assignment"]["0"]["beta"] is not None  # the relevance guarded the zero cluster
-    assert not model[0]._forward_hooks and not quantized.model._forward_hooks
+    with pytest.raises(UserError, match="has no 'boxes'"):
+        compress.quantize(model, "ecqx", 4, ref=ref, output="boxes")
+    by_default = compress.quantize(model, "ecqx", 4, ref=ref)
+    named = compress.quantize(model, "ecqx", 4, ref=ref, output=lambda out: out.flatten(2).transpose(1, 2))
+    assert sorted(named.records) == ["0", "2"]
+    assert named.history["assignment"]["0"]["beta"] is not None  # the relevance guarded the zero cluster
+    for name, record in named.records.items():
+        np.testing.assert_array_equal(record.levels, by_default.records[name].levels)
+    assert not model[0]._forward_hooks and not named.model._forward_hooks
