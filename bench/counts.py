@@ -150,13 +150,11 @@ def _profile(model: onnx.ModelProto, inputs: Inputs) -> list[dict[str, Any]]:
     import onnxruntime as ort
 
     from edgewise.base.errors import UserError
+    from edgewise.export.session import session_options
 
     with tempfile.TemporaryDirectory(prefix="edgewise-counts-") as scratch:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        options.enable_profiling = True
-        options.profile_file_prefix = os.path.join(scratch, "profile")
-        options.log_severity_level = 4  # a model it cannot load is our one-line error, not its log line too
+        # a model it cannot load is our one-line error, not its log line too
+        options = session_options(fast=False, profile_prefix=os.path.join(scratch, "profile"), log_severity=4)
         try:
             session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime's own exception types

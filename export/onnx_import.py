@@ -28,6 +28,7 @@ from edgewise.base.errors import UserError, first_line
 from edgewise.compress.layers import converted_from_onnx
 from edgewise.export.onnx_export import OPSET
 from edgewise.export.onnx_file import ort_message, read_onnx
+from edgewise.export.session import session_options
 
 CONVERT_RTOL = 1e-3
 """Largest difference, relative to the output's scale, between the converted module and ONNX Runtime on the sample."""
@@ -106,7 +107,8 @@ def _observed_ranks(model: onnx.ModelProto, sample: np.ndarray) -> None:
     probe = copy.deepcopy(model)
     known = {o.name for o in probe.graph.output}
     probe.graph.output.extend(helper.ValueInfoProto(name=name) for name in open_names if name not in known)
-    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(probe.SerializeToString(), session_options(fast=False),
+                                   providers=["CPUExecutionProvider"])
     outputs = session.run(None, {session.get_inputs()[0].name: sample})
     values = {o.name: np.asarray(v) for o, v in zip(session.get_outputs(), outputs, strict=True)}
     for name in open_names:
@@ -438,7 +440,8 @@ def onnx_to_torch(path: str | os.PathLike[str], sample: np.ndarray) -> nn.Module
     sample = np.ascontiguousarray(sample, dtype=np.float32)
     _check_takes(inputs[0], sample.shape, path)
     try:  # the reference the conversion is checked against; a model that refuses the data's samples says so here
-        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(model.SerializeToString(), session_options(fast=False),
+                                       providers=["CPUExecutionProvider"])
         expected = session.run(None, {session.get_inputs()[0].name: sample})[0]
     except Exception as exc:  # onnxruntime's own exception types
         raise UserError(f"ONNX Runtime cannot run {path} on the data's samples of shape {list(sample.shape)}: "

@@ -51,19 +51,28 @@ def device_providers(requested: str | list[str] | None = "auto") -> list[str]:
 
 
 def session_options(fast: bool = True, float_activations: bool = False, threads: int | None = None,
-                    optimized_path: str | os.PathLike[str] | None = None, arena: bool = True) -> ort.SessionOptions:
-    """Session options: `fast` is the graph we ship (all optimizations), else the graph as written (the reference).
+                    optimized_path: str | os.PathLike[str] | None = None, arena: bool = True,
+                    profile_prefix: str | os.PathLike[str] | None = None, log_severity: int = 3
+                    ) -> ort.SessionOptions:
+    """Session options, for every ONNX Runtime session the kit makes: `fast` is the graph we ship (all
+    optimizations), else the graph as written (the reference, calibration and counting passes).
 
     MatMulNBits quantizes the activations to int8 by default (about 1e-2 difference);
     `float_activations` keeps them float (accuracy level 0, slower). `threads` sets the intra-op
     thread count (None: ONNX Runtime's own choice). `optimized_path` saves the optimized graph
     (also when $EDGEWISE_OPTIMIZED_GRAPHS names a folder: every session writes its graph there,
     to compare what each measurement ran). `arena` is ONNX Runtime's CPU memory arena (it
-    inflates peak memory; on by default).
+    inflates peak memory; on by default). `profile_prefix` turns ONNX Runtime's profiler on, its
+    JSON written there. `log_severity` silences ONNX Runtime's log below it (3: errors only; its
+    warnings about serialised optimised graphs are not for our users; 4: nothing, where its error
+    becomes our one-line error).
     """
     options = ort.SessionOptions()
     options.enable_cpu_mem_arena = arena
-    options.log_severity_level = 3  # warnings about serialised optimised graphs are not for our users
+    options.log_severity_level = log_severity
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(profile_prefix)
     if fast:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if float_activations:

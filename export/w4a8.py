@@ -33,7 +33,7 @@ from edgewise.base.records import QuantizedLayer
 from edgewise.export.errors import ExportError
 from edgewise.export.int4 import check_weight, int_tensor, storage_type, zero_point_tensor
 from edgewise.export.onnx_export import OnnxFile, export_proto, write_proto
-from edgewise.export.session import node_consumers, widen_w4a8
+from edgewise.export.session import node_consumers, session_options, widen_w4a8
 
 ACTIVATIONS = ("uint8", "int8")
 """uint8: unsigned after ReLU (zero point 0, the FantastIC4 kernel's and ONNX Runtime's x86 U8S8 choice), signed
@@ -116,10 +116,7 @@ def tensor_ranges(proto: onnx.ModelProto, calibration: np.ndarray, calibrator: s
     if not len(calibration) or not np.isfinite(calibration).all():
         raise UserError("the calibration inputs are empty or not finite", "calibrate on finite reference inputs")
     probe, names = _every_tensor_out(proto)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
-    session = ort.InferenceSession(probe, options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(probe, session_options(fast=False), providers=["CPUExecutionProvider"])
     first = session.get_inputs()[0].name
     outputs = [o.name for o in session.get_outputs()]
     batches = range(0, len(calibration), CALIBRATION_BATCH)

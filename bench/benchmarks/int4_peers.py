@@ -63,13 +63,11 @@ def _as_matmuls(model):
 def _session(path: Path, fast_export: bool):
     import onnxruntime as ort
 
-    from edgewise.export.session import open_session
+    from edgewise.export.session import open_session, session_options
 
     if fast_export:
         return open_session(path, fast=True, threads=1)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), session_options(threads=1), providers=["CPUExecutionProvider"])
 
 
 def _measure(name: str, path: Path, ours: bool, x: np.ndarray, reference: np.ndarray) -> dict:

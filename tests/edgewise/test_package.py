@@ -77,6 +77,15 @@ def test_the_layers_depend_one_way():
     assert not wrong, wrong
 
 
+def test_every_onnx_runtime_session_takes_the_kits_options():
+    """One place builds ONNX Runtime's SessionOptions (export.session.session_options): logging, optimisation level,
+    threads and profiling are then set alike for every session the kit makes."""
+    builders = sorted(name for name, path in _modules().items() if name != "edgewise.export.session"
+                      for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                      if isinstance(node, ast.Attribute) and node.attr == "SessionOptions")
+    assert not builders, builders
+
+
 def test_import_edgewise_is_cheap_and_the_api_resolves():
     code = ("import sys, edgewise as ew; assert 'torch' not in sys.modules, 'torch'; "
             "names = [n for n in ew.__all__ if n != '__version__']; "
