@@ -1,24 +1,31 @@
-"""Model compression: structured pruning, batch-norm folding, 4-bit quantization and lossless coding."""
+"""Model compression: structured pruning, batch-norm folding, 4-bit quantization and lossless coding.
 
-from edgewise.compress.codec import Bitstream, CodecError, decode, encode
-from edgewise.compress.criteria import CRITERIA, Criterion, get_criterion
-from edgewise.compress.detectors import DetectorHeads, yolo_scores
-from edgewise.compress.experts import combine, derive_expert, expert_loss, expert_table, union
-from edgewise.compress.fold import fold_batchnorm
-from edgewise.compress.graph import ChannelGraph, PruningError
-from edgewise.compress.model_stats import LayerCost, ModelCost, count_parameters, measure_cost
-from edgewise.compress.pruning import Plan, PruneResult, apply_plan, prune
-from edgewise.compress.quant import QUANTIZERS, Quantizer, get_quantizer, quantize
-from edgewise.compress.quant.model import QuantizedModel, floats_of, load_decoded
-from edgewise.compress.ranking import Ranking
-from edgewise.compress.reference import ReferenceSamples
-from edgewise.compress.schedules import predicted_remaining, simulated_remaining
+Its public names are imported on first use (edgewise.base.lazy): `edgewise.compress.CRITERIA`
+and `QUANTIZERS` list the plug-ins, and `register_criterion` / `register_quantizer` add one,
+without importing torch.
+"""
 
-__all__ = [
-    "CRITERIA", "QUANTIZERS", "Bitstream", "ChannelGraph", "CodecError", "Criterion", "DetectorHeads", "LayerCost",
-    "ModelCost",
-    "Plan", "PruneResult", "PruningError", "QuantizedModel", "Quantizer", "Ranking", "ReferenceSamples", "apply_plan",
-    "combine", "count_parameters", "decode", "derive_expert", "encode", "expert_loss", "expert_table", "floats_of",
-    "fold_batchnorm", "get_criterion", "get_quantizer", "load_decoded", "measure_cost", "predicted_remaining",
-    "prune", "quantize", "simulated_remaining", "union", "yolo_scores",
-]
+from edgewise.base.lazy import lazy_attributes
+
+_WHERE = {
+    "Bitstream": ".codec", "CodecError": ".codec", "decode": ".codec", "encode": ".codec",
+    "CRITERIA": ".criteria", "Criterion": ".criteria", "get_criterion": ".criteria",
+    "register_criterion": ".criteria",
+    "DetectorHeads": ".detectors", "yolo_scores": ".detectors",
+    "combine": ".experts", "derive_expert": ".experts", "expert_loss": ".experts", "expert_table": ".experts",
+    "union": ".experts",
+    "fold_batchnorm": ".fold",
+    "ChannelGraph": ".graph", "PruningError": ".graph",
+    "LayerCost": ".model_stats", "ModelCost": ".model_stats", "count_parameters": ".model_stats",
+    "measure_cost": ".model_stats",
+    "Plan": ".pruning", "PruneResult": ".pruning", "apply_plan": ".pruning", "prune": ".pruning",
+    "QUANTIZERS": ".quant", "Quantizer": ".quant", "get_quantizer": ".quant", "quantize": ".quant",
+    "register_quantizer": ".quant",
+    "QuantizedModel": ".quant.model", "floats_of": ".quant.model", "load_decoded": ".quant.model",
+    "Ranking": ".ranking",
+    "ReferenceSamples": ".reference",
+    "SCHEDULES": ".schedules", "Schedule": ".schedules", "register_schedule": ".schedules",
+    "predicted_remaining": ".schedules", "simulated_remaining": ".schedules",
+}
+__getattr__, __dir__ = lazy_attributes(__name__, _WHERE)
+__all__ = sorted(_WHERE)

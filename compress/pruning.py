@@ -17,9 +17,9 @@ from edgewise.compress.detectors import detection_output
 from edgewise.compress.graph import ChannelGraph, PruningError
 from edgewise.compress.model_stats import ModelCost, measure_cost
 from edgewise.compress.outputs import OutputKey, pick, scoring, shapes
-from edgewise.compress.ranking import Ranking, adaptive_removal, plan_removal
+from edgewise.compress.ranking import Ranking
 from edgewise.compress.reference import ReferenceSamples
-from edgewise.compress.schedules import SCHEDULES, iterative_rates, predicted_remaining, simulated_remaining
+from edgewise.compress.schedules import Schedule, get_schedule
 
 Plan = dict[str, list[int]]
 """Per channel group (named by its first layer), the ORIGINAL channel indices that are kept."""
@@ -70,14 +70,12 @@ class PruneResult:
         }
 
 
-def _validate(rate: float, schedule: str, ranking: Ranking) -> None:
+def _validate(rate: float, ranking: Ranking) -> None:
     if not 0.0 <= rate < 1.0:
         raise UserError(f"pruning rate must be in [0, 1), got {rate}", "give a fraction such as 0.5")
     if rate > ranking.max_layer_rate:
         raise UserError(f"pruning rate {rate} is above the most any layer may lose ({ranking.max_layer_rate})",
                         f"lower the rate, or raise max_layer_rate to at least {rate}")
-    if schedule not in SCHEDULES:
-        raise UserError(f"unknown pruning schedule {schedule!r}", f"use one of {', '.join(SCHEDULES)}")
 
 
 def _layer_rows(before: ModelCost, after: ModelCost, prunable: set[str]) -> list[dict[str, Any]]:
@@ -105,7 +103,7 @@ def _remove(graph: ChannelGraph, removal: Plan, plan: Plan) -> int:
 
 
 def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = "lrp", rate: float = 0.5,
-          schedule: str = "oneshot", *, ranking: Ranking | None = None, ignore: tuple[str, ...] = (),
+          schedule: str | Schedule = "oneshot", *, ranking: Ranking | None = None, ignore: tuple[str, ...] = (),
           step: float = 0.05, sf: float = 0.5, max_steps: int = 50,
           criterion_options: dict[str, Any] | None = None,
           finetune: Callable[[nn.Module], None] | None = None,
@@ -116,14 +114,16 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
     `step` of the original channels per step up to `rate`, re-scoring (and fine-tuning, when
     `finetune` is given) between steps; `adaptive` applies seed 002's threshold
     median x SF^(C0/Ct) per group until nothing more falls below it (`rate` is then unused) and
-    reports the Lambert-W prediction beside the observed counts. The input model is not changed.
-    `evaluate`, when given, scores the model after every step for the history. A model returning
-    a dict, tuple or list is scored by the tensor `output` names (default: a dict's 'out', else
-    the first tensor; for detection samples, a known detector's class scores, see compress.detectors);
-    the pruned model returns what the original did.
+    reports the Lambert-W prediction beside the observed counts; or any Schedule object, or the name
+    of one registered (compress.schedules). The input model is not changed. `evaluate`, when
+    given, scores the model after every step for the history. A model returning a dict, tuple or
+    list is scored by the tensor `output` names (default: a dict's 'out', else the first tensor;
+    for detection samples, a known detector's class scores, see compress.detectors); the pruned
+    model returns what the original did.
     """
     ranking = ranking or Ranking()
-    _validate(rate, schedule, ranking)
+    _validate(rate, ranking)
+    steps = get_schedule(schedule, rate=rate, step=step, sf=sf, max_steps=max_steps)
     scorer = get_criterion(criterion, **(criterion_options or {}))
     if output is None and ref.task == "detection":
         output = detection_output(model)
@@ -173,26 +173,16 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
     history: list[dict[str, Any]] = []
     unscored: dict[str, str] = {}
     record(0)
-    if schedule == "adaptive":
-        for step_index in range(1, max_steps + 1):
-            if _remove(graph, channels(adaptive_removal(scores(), original_units, sf, ranking)), plan) == 0:
-                break
-            if finetune is not None:
-                finetune(work)
-            record(step_index)
+    for step_index in range(1, steps.steps + 1):
+        removal = steps.removal(step_index, scores(), original_units, ranking, scorer.normalization, width)
+        if removal is None:
+            break
+        _remove(graph, channels(removal), plan)
+        if finetune is not None:
+            finetune(work)
+        record(step_index)
+        if step_index < steps.steps:
             graph = ChannelGraph(work, example, ignore)
-    else:
-        rates = [rate] if schedule == "oneshot" else iterative_rates(rate, step)
-        for step_index, r in enumerate(rates, start=1):
-            scored = scores()
-            removal = plan_removal(scored, {g: original_units[g] for g in scored}, r, ranking, scorer.normalization,
-                                   width)
-            _remove(graph, channels(removal), plan)
-            if finetune is not None:
-                finetune(work)
-            record(step_index)
-            if step_index < len(rates):
-                graph = ChannelGraph(work, example, ignore)
     work.eval()
     with torch.no_grad():
         if shapes(work(example)) != reference_shapes:
@@ -200,19 +190,9 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
                                "leave the output layers out of pruning (ignore)")
     after = measure_cost(work, input_shape)
     prunable = {name for g in graph.groups for name, _, _ in g.members}
-    result = PruneResult(work, plan, scorer.describe(), schedule, rate, before, after,
-                         _layer_rows(before, after, prunable), history,
-                         left_whole={**graph.skipped, **unscored})
-    if schedule == "adaptive":
-        result.prediction = {
-            "sf": sf, "m": 0.5,
-            "groups": [{"group": g, "c0": c0, "predicted": predicted_remaining(c0, sf),
-                        "simulated": simulated_remaining(c0, sf), "observed": len(plan[g])}
-                       for g, c0 in original.items()],
-        }
-        result.prediction["predicted_total"] = sum(p["predicted"] for p in result.prediction["groups"])
-        result.prediction["observed_total"] = sum(p["observed"] for p in result.prediction["groups"])
-    return result
+    return PruneResult(work, plan, scorer.describe(), steps.name, rate, before, after,
+                       _layer_rows(before, after, prunable), history, steps.prediction(original, plan),
+                       left_whole={**graph.skipped, **unscored})
 
 
 def apply_plan(model: nn.Module, plan: Plan, example_input: torch.Tensor, ignore: tuple[str, ...] = ()

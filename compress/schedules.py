@@ -1,14 +1,139 @@
-"""Pruning schedules: the rates of one-shot and iterative pruning, and seed 002's adaptive-threshold limit."""
+"""Pruning schedules as plug-ins: one-shot, iterative (Yeom et al.'s fixed steps) and seed 002's adaptive
+threshold with its predicted limit.
+
+A schedule says which units go at each step given that step's scores; `prune` scores, removes,
+fine-tunes and re-traces between steps. `SCHEDULES` names them without importing torch, and
+`register_schedule` (or an entry point of the group `edgewise.schedules`) adds one.
+"""
 
 from __future__ import annotations
 
+import abc
+import inspect
 import math
-
-from scipy.special import lambertw
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from edgewise.base.errors import UserError
+from edgewise.base.registry import Registry, registrar
 
-SCHEDULES = ("oneshot", "iterative", "adaptive")
+if TYPE_CHECKING:
+    import torch
+
+    from edgewise.compress.ranking import Ranking
+
+Units = dict[str, list[int]]
+"""Per channel group, unit indices in the group's current numbering."""
+
+
+class Schedule(abc.ABC):
+    """How pruning proceeds: at most `steps` steps, each removing the units `removal` picks from that step's scores.
+
+    `removal` gets each group's current unit scores, the groups' original unit counts, the
+    ranking, the criterion's own normalisation and each unit's width in channels; it returns the
+    units to remove, or None to stop before the step (nothing more to remove).
+    """
+
+    name: ClassVar[str]
+
+    @property
+    @abc.abstractmethod
+    def steps(self) -> int:
+        """The most steps this schedule takes."""
+
+    @abc.abstractmethod
+    def removal(self, step: int, scores: dict[str, torch.Tensor], original: dict[str, int], ranking: Ranking,
+                normalization: str, width: dict[str, int]) -> Units | None:
+        """The units to remove at `step` (1-based), or None to stop."""
+
+    def prediction(self, original: dict[str, int], kept: dict[str, list[int]]) -> dict[str, Any] | None:
+        """What the schedule predicted of the result, beside what happened (None when it predicts nothing)."""
+        return None
+
+
+class OneShot(Schedule):
+    """`rate` of the prunable units removed at once."""
+
+    name = "oneshot"
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+
+    @property
+    def steps(self) -> int:
+        return 1
+
+    def removal(self, step: int, scores: dict[str, torch.Tensor], original: dict[str, int], ranking: Ranking,
+                normalization: str, width: dict[str, int]) -> Units:
+        from edgewise.compress.ranking import plan_removal  # torch: imported when pruning runs, not when named
+
+        return plan_removal(scores, {g: original[g] for g in scores}, self.rate, ranking, normalization, width)
+
+
+class Iterative(OneShot):
+    """`step` of the original units removed per step up to `rate`, re-scored (and fine-tuned) between steps."""
+
+    name = "iterative"
+
+    def __init__(self, rate: float, step: float = 0.05) -> None:
+        super().__init__(rate)
+        self.rates = iterative_rates(rate, step)
+
+    @property
+    def steps(self) -> int:
+        return len(self.rates)
+
+    def removal(self, step: int, scores: dict[str, torch.Tensor], original: dict[str, int], ranking: Ranking,
+                normalization: str, width: dict[str, int]) -> Units:
+        from edgewise.compress.ranking import plan_removal
+
+        return plan_removal(scores, {g: original[g] for g in scores}, self.rates[step - 1], ranking, normalization,
+                            width)
+
+
+class Adaptive(Schedule):
+    """Seed 002's threshold median x SF^(C0/Ct) per group, applied until nothing more falls below it (at most
+    `max_steps`), with the Lambert-W prediction of where it stops beside the observed counts."""
+
+    name = "adaptive"
+
+    def __init__(self, sf: float = 0.5, max_steps: int = 50) -> None:
+        if not 0.0 < sf < 1.0:
+            raise UserError(f"sparsification factor SF must be in (0, 1), got {sf}", "use e.g. 0.3 to 0.9")
+        self.sf, self.max_steps = sf, max_steps
+
+    @property
+    def steps(self) -> int:
+        return self.max_steps
+
+    def removal(self, step: int, scores: dict[str, torch.Tensor], original: dict[str, int], ranking: Ranking,
+                normalization: str, width: dict[str, int]) -> Units | None:
+        from edgewise.compress.ranking import adaptive_removal
+
+        units = adaptive_removal(scores, original, self.sf, ranking)
+        return units if any(units.values()) else None
+
+    def prediction(self, original: dict[str, int], kept: dict[str, list[int]]) -> dict[str, Any]:
+        groups = [{"group": g, "c0": c0, "predicted": predicted_remaining(c0, self.sf),
+                   "simulated": simulated_remaining(c0, self.sf), "observed": len(kept[g])}
+                  for g, c0 in original.items()]
+        return {"sf": self.sf, "m": 0.5, "groups": groups,
+                "predicted_total": sum(p["predicted"] for p in groups),
+                "observed_total": sum(p["observed"] for p in groups)}
+
+
+SCHEDULES: Registry[type[Schedule]] = Registry("pruning schedule", "edgewise.schedules", {
+    "oneshot": OneShot, "iterative": Iterative, "adaptive": Adaptive})
+register_schedule = registrar(SCHEDULES)
+
+
+def get_schedule(schedule: str | Schedule, **settings: Any) -> Schedule:
+    """`schedule` itself when built, else the registered one built with those of `settings` (rate, step, sf,
+    max_steps: prune's parameters) its constructor takes."""
+    if isinstance(schedule, Schedule):
+        return schedule
+    factory = SCHEDULES.get(schedule)
+    taken = inspect.signature(factory).parameters
+    return factory(**{k: v for k, v in settings.items() if k in taken})
 
 
 def iterative_rates(target: float, step: float = 0.05) -> list[float]:
@@ -25,6 +150,8 @@ def predicted_remaining(c0: int, sf: float, m: float = 0.5) -> float:
     It assumes every step removes the fraction m x SF^(C0/Ct) of the remaining units (m = 0.5:
     the median splits them in half); the real distribution of scores moves the observed limit.
     """
+    from scipy.special import lambertw
+
     if not 0.0 < sf < 1.0:
         raise UserError(f"sparsification factor SF must be in (0, 1), got {sf}", "use e.g. 0.3 to 0.9")
     log_sf = math.log(sf)

@@ -1,4 +1,8 @@
-"""Emulated accelerators as plug-ins: a target profile of kind `emulated` names its cost model in this registry."""
+"""Emulated accelerators as plug-ins: a target profile of kind `emulated` names its cost model in this registry.
+
+A cost model is costs(mlp, profile, batch) -> per-layer and total figures; `register_emulator`
+adds one, and other packages add theirs as entry points of the group `edgewise.emulators`.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,12 @@ from collections.abc import Callable
 from typing import Any
 
 from edgewise.base.errors import UserError
-from edgewise.runtime.costs import model_costs
+from edgewise.base.registry import Registry, registrar
 from edgewise.targets import load_target, target_names
 
-# cost model name (a profile's `emulator` field) -> costs(mlp, profile, batch): per-layer and total figures
-EMULATORS: dict[str, Callable[[Any, dict[str, Any], int], dict[str, Any]]] = {
-    "fantastic4": model_costs,
-}
+EMULATORS: Registry[Callable[[Any, dict[str, Any], int], dict[str, Any]]] = Registry(
+    "emulator", "edgewise.emulators", {"fantastic4": "edgewise.runtime.costs:model_costs"})
+register_emulator = registrar(EMULATORS)
 
 
 def emulated_targets() -> list[str]:
@@ -29,4 +32,4 @@ def emulated_costs(mlp: Any, target: str, batch: int = 1) -> dict[str, Any]:
     if profile.get("emulator") not in EMULATORS:
         raise UserError(f"target {target} names the cost model {profile.get('emulator')!r}, which is not registered",
                         f"use one of {', '.join(EMULATORS)} in its profile")
-    return EMULATORS[profile["emulator"]](mlp, profile, batch)
+    return EMULATORS.get(profile["emulator"])(mlp, profile, batch)

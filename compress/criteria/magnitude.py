@@ -29,3 +29,13 @@ class MagnitudeCriterion(Criterion):
     def scores(self, model: nn.Module, names: set[str], ref: ReferenceSamples) -> dict[str, torch.Tensor]:
         modules = dict(model.named_modules())
         return {name: filter_weights(modules[name]).norm(p=self.p, dim=1) for name in names}
+
+
+def l1() -> MagnitudeCriterion:
+    """The L1 norm of each filter (the registered `l1`)."""
+    return MagnitudeCriterion(p=1)
+
+
+def l2() -> MagnitudeCriterion:
+    """The L2 norm of each filter (the registered `l2`)."""
+    return MagnitudeCriterion(p=2)

@@ -1,43 +1,49 @@
-"""Weight quantizers as plug-ins (uniform, ECQ, ECQx at 2 to 8 bits), their registry, and `quantize` over a model."""
+"""Weight quantizers as plug-ins (uniform, ECQ, ECQx at 2 to 8 bits), their registry, and `quantize` over a model.
+
+`QUANTIZERS` names them without importing them, and `quantizer_settings` answers for the built-in
+ones from the table below, so a recipe is checked without torch. `register_quantizer` adds one (a
+Quantizer subclass; its settings are its constructor's keyword arguments), and other packages add
+theirs as entry points of the group `edgewise.quantizers`.
+"""
 
 from __future__ import annotations
 
-import copy
 import inspect
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
-
-from edgewise.base.device import device_of
 from edgewise.base.errors import UserError
-from edgewise.compress.detectors import detection_output
-from edgewise.compress.outputs import OutputKey, pick, scoring
-from edgewise.compress.quant.base import Quantizer
-from edgewise.compress.quant.entropy_constrained import ECQQuantizer, ECQxQuantizer
-from edgewise.compress.quant.model import QuantizedModel, weight_layers_to_quantize
-from edgewise.compress.quant.uniform import UniformQuantizer
-from edgewise.compress.reference import ReferenceSamples
+from edgewise.base.lazy import lazy_attributes
+from edgewise.base.registry import Registry, registrar
 
-QUANTIZERS: dict[str, type[Quantizer]] = {
-    "uniform": UniformQuantizer,
-    "ecq": ECQQuantizer,
-    "ecqx": ECQxQuantizer,
-}
+if TYPE_CHECKING:
+    from edgewise.compress.quant.base import Quantizer
+
+_HERE = "edgewise.compress.quant"
+QUANTIZERS: Registry[type[Quantizer]] = Registry("quantization method", "edgewise.quantizers", {
+    "uniform": f"{_HERE}.uniform:UniformQuantizer",
+    "ecq": f"{_HERE}.entropy_constrained:ECQQuantizer",
+    "ecqx": f"{_HERE}.entropy_constrained:ECQxQuantizer",
+})
+register_quantizer = registrar(QUANTIZERS)
+
+BUILTIN_SETTINGS = {"uniform": ("per_channel", "block"), "ecq": ("lam", "block"), "ecqx": ("lam", "rho", "p", "block")}
+"""The built-in quantizers' settings (their constructors' keywords, which a test holds them to), known without
+importing them."""
 
 
 def quantizer_settings(method: str) -> tuple[str, ...]:
     """The settings (constructor keywords) of the quantizer registered as `method`."""
-    if method not in QUANTIZERS:
-        raise UserError(f"unknown quantization method {method!r}", f"use one of {', '.join(QUANTIZERS)}")
-    return tuple(n for n in inspect.signature(QUANTIZERS[method].__init__).parameters if n != "self")
+    if QUANTIZERS.is_builtin(method):
+        return BUILTIN_SETTINGS[method]
+    return tuple(n for n in inspect.signature(QUANTIZERS.get(method).__init__).parameters if n != "self")
 
 
 def get_quantizer(method: str | Quantizer, **settings: Any) -> Quantizer:
     """The quantizer registered as `method`, built with `settings`, or `method` itself when already built. A setting
     the method does not take is an error naming it and the ones it takes: ignoring it would quantize otherwise
     than asked, without a word."""
+    from edgewise.compress.quant.base import Quantizer
+
     if isinstance(method, Quantizer):
         if settings:
             raise UserError(f"settings {', '.join(sorted(settings))} were given with a built quantizer",
@@ -48,39 +54,10 @@ def get_quantizer(method: str | Quantizer, **settings: Any) -> Quantizer:
     if unknown:
         raise UserError(f"quantizer {method!r} takes no setting {', '.join(unknown)}",
                         f"its settings are {', '.join(accepted) or 'none'}")
-    return QUANTIZERS[method](**settings)
+    return QUANTIZERS.get(method)(**settings)
 
 
-def quantize(model: nn.Module, method: str | Quantizer = "ecq", bits: int = 4, *,
-             ref: ReferenceSamples | None = None, ignore: tuple[str, ...] = (),
-             train: Callable[..., QuantizedModel] | None = None, output: OutputKey = None,
-             **settings: Any) -> QuantizedModel:
-    """Quantize every conv/linear weight of a copy of `model` to `bits` and return the model and its records.
-
-    `method` names a registered quantizer (uniform: symmetric round-to-nearest per layer, or per
-    output channel with per_channel=True; ecq: entropy-constrained assignment with global
-    `lam`; ecqx: ECQ whose zero cluster is guarded by LRP weight relevances computed on `ref`,
-    with rho and p) or is a Quantizer. Biases and BatchNorm stay float. `train`, when given, is
-    `edgewise.compress.quant.qat.train_quantized` bound to data: quantization-aware training
-    from the initial assignment (ECQ and ECQx). A model returning several tensors, or one that is
-    not a class score, has its relevance taken at the tensor `output` names, as in `prune` (for
-    detection samples by default a known detector's class scores). The input model is not changed.
-    """
-    quantizer = get_quantizer(method, **settings)
-    if not 2 <= bits <= 8:
-        raise UserError(f"bit width must be within 2..8, got {bits}", "use e.g. 4")
-    if output is None and ref is not None and ref.task == "detection":
-        output = detection_output(model)
-    work = copy.deepcopy(model).eval()
-    layers = weight_layers_to_quantize(work, ignore)
-    trainer = train if quantizer.trainable else None
-    if ref is None or not quantizer.needs_reference or trainer is not None:
-        return quantizer.quantize(work, layers, bits, ref, trainer)
-    example = ref.x[:1].to(device_of(work))
-    with torch.no_grad():  # an output name the model lacks is refused before any work
-        pick(work(example), output)
-    with scoring(work, example, output):
-        return quantizer.quantize(work, layers, bits, ref, None)
-
-
-__all__ = ["QUANTIZERS", "QuantizedModel", "Quantizer", "get_quantizer", "quantize", "quantizer_settings"]
+__getattr__, __dir__ = lazy_attributes(__name__, {"quantize": ".apply", "Quantizer": ".base",
+                                                  "QuantizedModel": ".model"})
+__all__ = ["QUANTIZERS", "QuantizedModel", "Quantizer", "get_quantizer", "quantize", "quantizer_settings",
+           "register_quantizer"]

@@ -28,10 +28,14 @@ def test_a_non_emulated_target_is_refused_with_the_choices():
     assert "fantastic4-asic" in caught.value.fix
 
 
-def test_a_new_cost_model_is_one_registry_entry(monkeypatch):
+def test_a_new_cost_model_is_one_registration(monkeypatch):
+    from edgewise.runtime import register_emulator
     from edgewise.targets import load_target
 
     profile = {**load_target("fantastic4-asic"), "emulator": "counting"}
     monkeypatch.setattr(emulators, "load_target", lambda name: profile)
-    monkeypatch.setitem(emulators.EMULATORS, "counting", lambda mlp, p, batch: {"total": {"layers": len(mlp.layers)}})
-    assert _mlp().costs("anything")["total"] == {"layers": 1}
+    register_emulator("counting", lambda mlp, p, batch: {"total": {"layers": len(mlp.layers)}})
+    try:
+        assert _mlp().costs("anything")["total"] == {"layers": 1}
+    finally:
+        emulators.EMULATORS.unregister("counting")

@@ -27,8 +27,14 @@ class HalfStepQuantizer(UniformQuantizer):
         return QuantizedModel(model, out.records, self.name, bits)
 
 
-def test_a_registered_quantizer_is_used_by_the_api_and_accepted_by_recipes(monkeypatch):
-    monkeypatch.setitem(QUANTIZERS, "half", HalfStepQuantizer)
+@pytest.fixture
+def half():
+    compress.register_quantizer("half", HalfStepQuantizer)
+    yield
+    QUANTIZERS.unregister("half")
+
+
+def test_a_registered_quantizer_is_used_by_the_api_and_accepted_by_recipes(half):
     model = build_model("mlp", (1, 8, 8), 10, hidden=[16]).eval()
     q = compress.quantize(model, "half", 4)
     assert q.method == "half" and all(r.method == "half" for r in q.records.values())
@@ -54,3 +60,15 @@ def test_unknown_methods_and_settings_a_method_does_not_take():
         parse_recipe({"models": [{**model, "quantize": {"method": "uniform", "lambda": 0.1, "rho": 1.0}}]})
     config = parse_recipe({"models": [{**model, "quantize": {"method": "uniform", "per_channel": True}}]})
     assert config.models[0].quantize.quantizer_settings() == {"per_channel": True, "block": None}
+
+
+def test_the_built_in_settings_table_is_each_constructor_s_keywords():
+    """Recipes are checked against BUILTIN_SETTINGS without importing torch: it must say what the classes take."""
+    import inspect
+
+    from edgewise.compress.quant import BUILTIN_SETTINGS
+
+    for name in BUILTIN_SETTINGS:
+        assert QUANTIZERS.is_builtin(name)
+        signature = inspect.signature(QUANTIZERS.get(name).__init__)
+        assert set(BUILTIN_SETTINGS[name]) == {p for p in signature.parameters if p != "self"}, name

@@ -1,0 +1,51 @@
+"""`quantize`: a registered quantizer over every conv/linear weight of a copy of a model."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from edgewise.base.device import device_of
+from edgewise.base.errors import UserError
+from edgewise.compress.detectors import detection_output
+from edgewise.compress.outputs import OutputKey, pick, scoring
+from edgewise.compress.quant import get_quantizer
+from edgewise.compress.quant.base import Quantizer
+from edgewise.compress.quant.model import QuantizedModel, weight_layers_to_quantize
+from edgewise.compress.reference import ReferenceSamples
+
+
+def quantize(model: nn.Module, method: str | Quantizer = "ecq", bits: int = 4, *,
+             ref: ReferenceSamples | None = None, ignore: tuple[str, ...] = (),
+             train: Callable[..., QuantizedModel] | None = None, output: OutputKey = None,
+             **settings: Any) -> QuantizedModel:
+    """Quantize every conv/linear weight of a copy of `model` to `bits` and return the model and its records.
+
+    `method` names a registered quantizer (uniform: symmetric round-to-nearest per layer, or per
+    output channel with per_channel=True; ecq: entropy-constrained assignment with global
+    `lam`; ecqx: ECQ whose zero cluster is guarded by LRP weight relevances computed on `ref`,
+    with rho and p) or is a Quantizer. Biases and BatchNorm stay float. `train`, when given, is
+    `edgewise.compress.quant.qat.train_quantized` bound to data: quantization-aware training
+    from the initial assignment (ECQ and ECQx). A model returning several tensors, or one that is
+    not a class score, has its relevance taken at the tensor `output` names, as in `prune` (for
+    detection samples by default a known detector's class scores). The input model is not changed.
+    """
+    quantizer = get_quantizer(method, **settings)
+    if not 2 <= bits <= 8:
+        raise UserError(f"bit width must be within 2..8, got {bits}", "use e.g. 4")
+    if output is None and ref is not None and ref.task == "detection":
+        output = detection_output(model)
+    work = copy.deepcopy(model).eval()
+    layers = weight_layers_to_quantize(work, ignore)
+    trainer = train if quantizer.trainable else None
+    if ref is None or not quantizer.needs_reference or trainer is not None:
+        return quantizer.quantize(work, layers, bits, ref, trainer)
+    example = ref.x[:1].to(device_of(work))
+    with torch.no_grad():  # an output name the model lacks is refused before any work
+        pick(work(example), output)
+    with scoring(work, example, output):
+        return quantizer.quantize(work, layers, bits, ref, None)

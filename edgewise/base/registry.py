@@ -1,0 +1,116 @@
+"""Named plug-ins of one kind (criteria, quantizers, emulators, architectures): built in, registered, or shipped.
+
+A registry knows its entries' names without importing them: a built-in entry is `module:attribute`,
+imported when it is first looked up, and another package's entry is an entry point of the
+registry's group (`[project.entry-points."edgewise.quantizers"]` in its pyproject.toml), found
+by name and loaded on use. So a recipe is checked against every name without importing torch,
+and a plug-in is one call (`register`) or one entry point, with no edit to the kit.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+from edgewise.base.errors import UserError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Plug-ins of one `kind` by name; `group` is the entry-point group other packages register theirs under."""
+
+    def __init__(self, kind: str, group: str, builtin: dict[str, str | T] | None = None) -> None:
+        self.kind, self.group = kind, group
+        self._builtin: dict[str, str | T] = dict(builtin or {})
+        self._entries: dict[str, str | T] = dict(self._builtin)
+        self._loaded: dict[str, T] = {}
+        self._discovered = False
+
+    def register(self, name: str, plugin: T | None = None, *, replace: bool = False) -> Any:
+        """Add `plugin` under `name` (or, without `plugin`, a decorator that adds what it decorates); a name taken
+        already is refused unless `replace`, so a typo cannot shadow a built-in unnoticed."""
+        if plugin is None:
+            return lambda decorated: self.register(name, decorated, replace=replace)
+        if not name or not isinstance(name, str):
+            raise UserError(f"a {self.kind} needs a name, got {name!r}", "register it under a non-empty string")
+        if name in self.names() and not replace:
+            raise UserError(f"a {self.kind} named {name!r} is registered already",
+                            "choose another name, or pass replace=True to put yours in its place")
+        self._entries[name] = plugin
+        self._loaded.pop(name, None)
+        return plugin
+
+    def unregister(self, name: str) -> None:
+        """Remove the entry `name` (a test's or a session's own plug-in); unknown names are a UserError."""
+        self.get(name)
+        self._entries.pop(name, None)
+        self._loaded.pop(name, None)
+
+    def is_builtin(self, name: str) -> bool:
+        """Whether `name` is the kit's own entry (not registered or replaced since)."""
+        return name in self._builtin and self._entries.get(name) is self._builtin[name]
+
+    def _discover(self) -> None:
+        """Add the entry points of other installed packages (once; a name the kit has keeps the kit's entry)."""
+        if self._discovered:
+            return
+        self._discovered = True
+        from importlib.metadata import entry_points
+
+        for point in entry_points(group=self.group):
+            self._entries.setdefault(point.name, point)
+
+    def names(self) -> tuple[str, ...]:
+        """Every name, built-in ones first, without importing any entry."""
+        self._discover()
+        return tuple(self._entries)
+
+    def get(self, name: str) -> T:
+        """The entry `name`, imported on first use; an unknown name is a UserError listing the known ones."""
+        if name in self._loaded:
+            return self._loaded[name]
+        if name not in self.names():
+            raise UserError(f"unknown {self.kind} {name!r}", f"use one of {', '.join(self.names())}")
+        entry = self._entries[name]
+        if isinstance(entry, str):
+            module, _, attribute = entry.partition(":")
+            value = getattr(importlib.import_module(module), attribute)
+        elif type(entry).__name__ == "EntryPoint":
+            try:
+                value = entry.load()
+            except Exception as exc:  # another package's import error: name the plug-in it broke
+                raise UserError(f"the {self.kind} {name!r} ({entry.value}, entry point of {self.group}) cannot be "
+                                f"loaded: {type(exc).__name__}: {exc}", "fix or uninstall the package that provides "
+                                "it") from None
+        else:
+            value = entry
+        self._loaded[name] = value
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+    def __getitem__(self, name: str) -> T:
+        return self.get(name)
+
+    def items(self) -> Iterator[tuple[str, T]]:
+        """(name, entry) for every entry, each imported."""
+        return ((name, self.get(name)) for name in self.names())
+
+
+def registrar(registry: Registry[T]) -> Callable[..., Any]:
+    """The public `register_<kind>` function of `registry`: register(name, plugin) or @register(name)."""
+    def register(name: str, plugin: T | None = None, *, replace: bool = False) -> Any:
+        return registry.register(name, plugin, replace=replace)
+
+    register.__doc__ = (f"Register a {registry.kind} under `name` (or use as a decorator); other packages can "
+                        f"instead declare an entry point in the group {registry.group!r}.")
+    return register
