@@ -184,7 +184,8 @@ def quantize(
 ) -> None:
     """Quantize a model's weights (uniform, ECQ or ECQx) and print sparsity and entropy per layer."""
     from edgewise.commands import quantize_file
-    from edgewise.recipe import QATConfig, QuantizeConfig
+    from edgewise.recipe import QuantizeConfig
+    from edgewise.zoo.training_config import QATConfig
 
     if epochs < 0:
         raise UserError(f"--epochs: {epochs} is negative", "give 0 (post-training only) or more epochs of QAT")

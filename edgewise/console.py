@@ -11,7 +11,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from edgewise.base import progress
 
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+if not console.is_terminal and "COLUMNS" not in os.environ:
+    # piped or redirected, rows are as long as they need to be: a file or a grep sees whole names, not 80 columns
+    console.width = 10_000
 
 
 def progress_bars() -> Progress:

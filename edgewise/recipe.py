@@ -20,10 +20,10 @@ from edgewise.base.errors import RecipeError, UserError
 from edgewise.base.paths import regular_file
 from edgewise.base.yamltext import load_yaml
 from edgewise.stages.table import check_entry
+from edgewise.zoo.architectures import ARCHITECTURES
 from edgewise.zoo.data import DataSpec
-from edgewise.zoo.models import ARCHITECTURES
 from edgewise.zoo.reference import REFERENCES
-from edgewise.zoo.training import TrainConfig
+from edgewise.zoo.training_config import FinetuneConfig, QATConfig, TrainConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 MAX_NAME = 100  # a run directory's name: well inside every file system's 255-byte limit, with room for suffixes
@@ -61,26 +61,14 @@ def registered(value: Any, names: Iterable[str], what: str) -> Any:
     return value
 
 
-class FinetuneConfig(BaseModel):
-    """Fine-tuning after pruning (each step of an iterative schedule): the zoo's training loop, shorter."""
-
-    model_config = ConfigDict(extra="forbid")
-    epochs: int = Field(5, ge=1, le=1000)
-    lr: float = Field(1e-4, gt=0, le=1.0)
-    batch_size: int = Field(32, ge=1)
-
-    def train_config(self) -> TrainConfig:
-        """The equivalent zoo training settings (early stopping waits the whole run)."""
-        return TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, patience=self.epochs)
-
-
 class PruneConfig(BaseModel):
     """Structured pruning: criterion, rate, schedule, ranking and the reference samples it reads."""
 
     model_config = ConfigDict(extra="forbid")
     criterion: str = "lrp"
     rate: float = Field(0.5, ge=0.0, lt=1.0)
-    schedule: Literal["oneshot", "iterative", "adaptive"] = "oneshot"
+    schedule: str = Field("oneshot", description="a registered schedule (edgewise.compress.schedules.SCHEDULES): "
+                          "oneshot, iterative or adaptive")
     scope: Literal["global", "layer"] = "global"
     normalization: Literal["none", "sum", "l2"] | None = None
     min_channels: int = Field(1, ge=1)
@@ -103,6 +91,13 @@ class PruneConfig(BaseModel):
         from edgewise.compress.criteria import CRITERIA
 
         return registered(value, CRITERIA, "pruning criterion")
+
+    @field_validator("schedule")
+    @classmethod
+    def _known_schedule(cls, value: str) -> str:
+        from edgewise.compress.schedules import SCHEDULES
+
+        return registered(value, SCHEDULES, "pruning schedule")
 
     def ranking(self) -> Any:
         """The compress.Ranking these settings describe."""
@@ -135,19 +130,6 @@ class CurvesConfig(BaseModel):
         if bad:
             raise ValueError(f"pruning rates must be in [0, 1); got {bad}")
         return sorted(set(values))
-
-
-class QATConfig(BaseModel):
-    """Quantization-aware training: epochs of Adam on the full-precision copy, early stopping on validation."""
-
-    model_config = ConfigDict(extra="forbid")
-    epochs: int = Field(10, ge=1, le=1000)
-    lr: float = Field(1e-3, gt=0, le=1.0)
-    batch_size: int = Field(64, ge=1)
-    patience: int = Field(3, ge=1)
-    relevance_every: int = Field(10, ge=1, description="ECQx: steps between relevance updates")
-    activation_bits: int | None = Field(None, ge=2, le=16, description="train with every quantized layer's input "
-                                        "fake-quantized to this many bits, as W4A8 runs it (8)")
 
 
 QUANTIZER_FIELDS = {"lam": "lambda", "per_channel": "per_channel", "block": "block", "rho": "rho", "p": "p"}

@@ -29,14 +29,16 @@ def train_quantized(model: nn.Module, layers: dict[str, nn.Module], grids: dict[
                     x: torch.Tensor, y: torch.Tensor, score: Callable[[nn.Module], float], epochs: int = 10,
                     lr: float = 1e-3, batch_size: int = 64, patience: int = 3, relevance_every: int = 10,
                     seed: int = 0, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                    label: str = "QAT", activation_bits: int | None = None) -> QuantizedModel:
+                    label: str = "QAT", activation_bits: int | None = None, weight_decay: float = 0.0
+                    ) -> QuantizedModel:
     """Train `model` quantization-aware on (x, y), on the model's device, and return the best quantized model by
     `score` (validation).
 
     Each step: forward and backward through the quantized weights; the full-precision copy takes
     the scaled straight-through gradient; Adam steps it and every other parameter; the weights are
     re-assigned with ECQ (or ECQx, with relevances recomputed on the current batch every
-    `relevance_every` steps and smoothed) and written back. Stops early after `patience` epochs
+    `relevance_every` steps and smoothed) and written back; `weight_decay` is Adam's. Stops early after `patience`
+    epochs
     without a better validation score. With `activation_bits` every quantized layer's input is
     fake-quantized too (compress.quant.activations), in training and in the validation score, as
     a W4A8 file runs it; the model returned has no hooks.
@@ -45,21 +47,22 @@ def train_quantized(model: nn.Module, layers: dict[str, nn.Module], grids: dict[
     with quantizing:
         return _train(model, layers, grids, method=method, bits=bits, lam=lam, ref=ref, rho=rho, p=p, x=x, y=y,
                       score=score, epochs=epochs, lr=lr, batch_size=batch_size, patience=patience,
-                      relevance_every=relevance_every, seed=seed, loss_fn=loss_fn, label=label)
+                      relevance_every=relevance_every, seed=seed, loss_fn=loss_fn, label=label,
+                      weight_decay=weight_decay)
 
 
 def _train(model: nn.Module, layers: dict[str, nn.Module], grids: dict[str, Grid], *, method: str, bits: int,
            lam: float, ref: ReferenceSamples | None, rho: float, p: float, x: torch.Tensor, y: torch.Tensor,
            score: Callable[[nn.Module], float], epochs: int, lr: float, batch_size: int, patience: int,
            relevance_every: int, seed: int, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
-           label: str) -> QuantizedModel:
+           label: str, weight_decay: float) -> QuantizedModel:
     loss_fn = loss_fn or F.cross_entropy
     generator = torch.Generator().manual_seed(seed)
     device = device_of(model)
     full = {n: m.weight.detach().clone().requires_grad_(True) for n, m in layers.items()}
     quantized_params = {id(m.weight) for m in layers.values()}
     others = [q for q in model.parameters() if id(q) not in quantized_params]
-    optimiser = torch.optim.Adam([*full.values(), *others], lr=lr)
+    optimiser = torch.optim.Adam([*full.values(), *others], lr=lr, weight_decay=weight_decay)
     task = ref.task if ref is not None else "classification"
     names = set(layers)
     relevance = normalized_relevance(model, ref, names) if method == "ecqx" else None

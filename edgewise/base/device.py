@@ -1,16 +1,22 @@
 """The torch device the kit computes on: the user's choice (auto, cpu, cuda, cuda:N) checked against this machine,
-and the device a model lives on, which every compress and training function computes on."""
+and the device a model lives on, which every compress and training function computes on.
+
+torch is imported where a device is resolved, not with the module: a recipe's device choice is
+checked (`check_device_choice`) without it.
+"""
 
 from __future__ import annotations
 
 import copy
 import itertools
 import re
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from edgewise.base.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
 _DEVICE = re.compile(r"auto|cpu|cuda(?::(\d+))?")
@@ -27,6 +33,8 @@ def check_device_choice(choice: str) -> str:
 def resolve_device(choice: str = "auto") -> torch.device:
     """The device `choice` names: `auto` is the first CUDA device when torch sees one, else the CPU; `cuda` or
     `cuda:N` on a machine without that device is a user error saying why (a CPU-only torch, no device found)."""
+    import torch
+
     if choice == "auto":
         # an explicit index: tensors report cuda:N, and a device compared with theirs must say N too
         return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
@@ -52,6 +60,8 @@ def resolve_device(choice: str = "auto") -> torch.device:
 
 def device_of(module: nn.Module) -> torch.device:
     """Where `module` computes: the device of its first parameter or buffer (the CPU for a module without any)."""
+    import torch
+
     for tensor in itertools.chain(module.parameters(), module.buffers()):
         return tensor.device
     return torch.device("cpu")

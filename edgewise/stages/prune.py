@@ -12,7 +12,7 @@ from edgewise.base.atomic import write_json
 from edgewise.compress.size import ladder_row, weight_count
 from edgewise.ledger import PRUNED, TORCH
 from edgewise.modelio import save_model
-from edgewise.recipe import FinetuneConfig, PruneConfig
+from edgewise.recipe import PruneConfig
 from edgewise.report.section import Section
 from edgewise.report.units import si
 from edgewise.rundir import StageWindow
@@ -20,6 +20,7 @@ from edgewise.stages.scoring import class_score, score_model
 from edgewise.stages.state import ModelState
 from edgewise.zoo.dataset import Dataset, Split
 from edgewise.zoo.training import evaluate, fit
+from edgewise.zoo.training_config import FinetuneConfig
 
 
 def finetuner(state: ModelState, config: FinetuneConfig | None,

@@ -38,6 +38,7 @@ def quantize_model(module: torch.nn.Module, data: Dataset, config: QuantizeConfi
         train = functools.partial(
             train_quantized, x=data.train.x, y=data.train.y, epochs=t.epochs, lr=t.lr, batch_size=t.batch_size,
             patience=t.patience, relevance_every=t.relevance_every, seed=seed, activation_bits=t.activation_bits,
+            weight_decay=t.weight_decay,
             score=lambda m: evaluate(m, data.val, data.task)["score"], label=label)
     return compress.quantize(module, quantizer, config.bits, ref=ref, ignore=tuple(config.ignore), train=train)
 

@@ -13,7 +13,7 @@ from edgewise.stages.state import ModelState
 from edgewise.zoo.cache import trained_model
 from edgewise.zoo.fit_check import check_module_fits
 from edgewise.zoo.models import build_model
-from edgewise.zoo.training import TrainConfig
+from edgewise.zoo.training_config import TrainConfig
 
 FLOAT32_VERSION = {"id": FLOAT32, "kind": FLOAT32, "label": "float32", "files": {TORCH: "model.pt"}}
 

@@ -17,7 +17,8 @@ from edgewise.base.paths import writable_folder
 from edgewise.modelio import load_model, save_model
 from edgewise.zoo.dataset import Dataset
 from edgewise.zoo.models import build_model
-from edgewise.zoo.training import TrainConfig, evaluate, fit
+from edgewise.zoo.training import evaluate, fit
+from edgewise.zoo.training_config import TrainConfig
 
 CACHE_FORMAT = 1
 

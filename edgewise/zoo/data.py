@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edgewise.base.system import available_memory
-from edgewise.zoo.dataset import Dataset
+
+if TYPE_CHECKING:
+    from edgewise.zoo.dataset import Dataset
 
 
 class _Spec(BaseModel):

@@ -8,14 +8,14 @@ name, always without pretrained weights (there is no network access at run time)
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from edgewise.base.errors import UserError, first_line
+from edgewise.zoo.architectures import ARCHITECTURES
 
 
 class MLP(nn.Module):
@@ -272,31 +272,6 @@ def build_torchvision(name: str, input_shape: Sequence[int], num_classes: int) -
     return TorchvisionNet(body, repeat_gray=channels == 1, segmentation=segmentation)
 
 
-@dataclass(frozen=True)
-class Architecture:
-    """A zoo architecture: its builder, the task it solves and a one-line description."""
-
-    name: str
-    builder: Callable[..., nn.Module]
-    task: str
-    description: str
-
-
-ARCHITECTURES: dict[str, Architecture] = {
-    a.name: a
-    for a in (
-        Architecture("mlp", MLP, "classification", "fully-connected MLP (the FantastIC4 target class)"),
-        Architecture("lenet", LeNet, "classification", "LeNet-style CNN, three convs and two linear layers"),
-        Architecture("vgg", VGG, "classification", "VGG-style CNN with BatchNorm"),
-        Architecture("resnet", ResNet, "classification", "CIFAR-style ResNet with residual adds"),
-        Architecture("mobilenetv2", MobileNetV2, "classification",
-                     "MobileNetV2-style net, depthwise convs and inverted residuals"),
-        Architecture("railnet", RailNet, "segmentation",
-                     "DeepLabV3+-like encoder-decoder with ASPP and a skip connection"),
-    )
-}
-
-
 def build_model(arch: str, input_shape: Sequence[int], num_classes: int, **kwargs: object) -> nn.Module:
     """Build architecture `arch` (a zoo name or `torchvision:<name>`) for the given input and classes."""
     if arch.startswith("torchvision:"):
@@ -309,7 +284,7 @@ def build_model(arch: str, input_shape: Sequence[int], num_classes: int, **kwarg
                         f"use one of {', '.join(ARCHITECTURES)} or torchvision:<name>")
     else:
         try:
-            module = ARCHITECTURES[arch].builder(tuple(input_shape), num_classes, **kwargs)
+            module = ARCHITECTURES[arch].builder()(tuple(input_shape), num_classes, **kwargs)
         except (TypeError, ValueError, RuntimeError) as exc:  # a wrong name, a negative width, a zero size
             raise UserError(f"bad arguments for architecture {arch!r} {kwargs}: {first_line(exc)}",
                             "check arch_args against the architecture's parameters (widths are positive "

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgewise.zoo.data import DigitsData, RailData
-from edgewise.zoo.training import TrainConfig
+from edgewise.zoo.training_config import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from edgewise.base import progress
@@ -16,17 +15,7 @@ from edgewise.base.device import device_of
 from edgewise.base.errors import UserError
 from edgewise.compress.outputs import pick
 from edgewise.zoo.dataset import Dataset, Split
-
-
-class TrainConfig(BaseModel):
-    """How to train: Adam with the given rate, mini-batches, early stopping on the validation score."""
-
-    model_config = ConfigDict(extra="forbid")
-    epochs: int = Field(60, ge=0, le=10_000)
-    lr: float = Field(1e-3, gt=0, le=1.0)
-    batch_size: int = Field(32, ge=1)
-    weight_decay: float = Field(0.0, ge=0)
-    patience: int = Field(15, ge=1, description="epochs without a better validation score before stopping")
+from edgewise.zoo.training_config import TrainConfig
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator | None) -> list[torch.Tensor]:

@@ -1,4 +1,8 @@
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -191,6 +195,18 @@ def test_targets_lists_every_profile_with_availability(edgewise):
     assert "estimated" in result.stderr and "emulated" in result.stderr
 
 
+def test_piped_tables_keep_whole_names_and_rows():
+    """Piped to a file (no terminal, no COLUMNS), a table is not cut to 80 columns: the two FantastIC4 rows and
+    the AGX rows stay distinguishable, each on one line with its reason."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    result = subprocess.run([sys.executable, "-m", "edgewise", "targets"], capture_output=True, text=True, env=env,
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("│")[1].strip(): line for line in result.stderr.splitlines() if line.count("│") > 2}
+    assert {"fantastic4-asic", "fantastic4-fpga", "jetson-agx-orin", "jetson-agx-thor"} <= set(rows)
+    assert "calibrated on published measurements" in rows["jetson-agx-orin"]
+
+
 @pytest.mark.slow
 def test_bench_command_on_host_board_and_emulator(tmp_path, edgewise):
     import torch
@@ -251,3 +267,16 @@ def test_ctrl_c_says_what_is_kept(monkeypatch, edgewise):
     monkeypatch.setattr(commands, "encode_file", interrupted)
     result = edgewise("encode", "missing.npz", "-o", "x.nnc")
     assert result.returncode == 130 and "interrupted; no file was left half-written" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--version"], ["recipe", "check", "examples/sweep.yaml"], ["zoo", "list"],
+                                  ["targets"], ["recipe", "show"]])
+def test_the_first_commands_a_newcomer_types_import_no_torch(args):
+    """They answer from static information: importing torch alone takes about 2 s on a 2-core machine."""
+    code = ("import sys; from edgewise.cli import main; sys.argv = ['edgewise', *sys.argv[1:]]\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+            "heavy = sorted(m for m in ('torch', 'torchvision', 'zennit', 'onnx', 'onnxruntime', 'scipy') "
+            "if m in sys.modules)\nprint('HEAVY', heavy, code)")
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
+                            check=False, cwd=Path(__file__).resolve().parents[2])
+    assert "HEAVY [] 0" in result.stdout or "HEAVY [] None" in result.stdout, (result.stdout, result.stderr[-2000:])

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from edgewise.base.errors import UserError
-from edgewise.zoo.models import ARCHITECTURES, build_model
+from edgewise.zoo.architectures import ARCHITECTURES
+from edgewise.zoo.models import build_model
 
 
 @pytest.mark.parametrize("arch", [a for a, spec in ARCHITECTURES.items() if spec.task == "classification"])
