@@ -18,7 +18,7 @@ test: setup-dev
 	$(PY) -m pytest -q
 
 bench: setup-dev
-	$(PY) -m edgewise.bench.suite
+	$(PY) -m benchmarks
 
 lint: setup-dev
 	.venv/bin/ruff check .

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.suite import Figure
 from edgewise.bench.latency import LatencyConfig, measure_latency, onnx_runner
-from edgewise.bench.suite import Figure
 
 
 def run() -> list[Figure]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgewise.bench.suite import Figure, timed_calls
+from benchmarks.suite import Figure, timed_calls
 
 SHAPES = {"digits MLP 64-256-128-10": None, "MLP 784-1024-1024-10": [784, 1024, 1024, 10],
           "MLP 3x4096x4096": [4096, 4096, 4096, 4096]}

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.suite import Figure
 from edgewise.base.atomic import write_bytes, write_json
-from edgewise.bench.suite import Figure
 from edgewise.report.plots import score_vs_bytes
 
 OUT = Path("runs/bench")

@@ -19,8 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from benchmarks.suite import Figure, timed_calls
 from edgewise.base.atomic import write_json
-from edgewise.bench.suite import Figure, timed_calls
 
 OUT = Path("runs/bench")
 CALIBRATORS = ("max", "percentile", "entropy")

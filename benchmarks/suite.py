@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-import edgewise.bench.benchmarks
+import benchmarks.topics
 from edgewise.base.atomic import write_json
 
 
@@ -57,8 +57,8 @@ def timed_calls(fn: Callable[[], object], min_iterations: int = 50, min_seconds:
 
 
 def topics() -> list[str]:
-    """Names of the benchmark modules in bench/benchmarks."""
-    return sorted(m.name for m in pkgutil.iter_modules(edgewise.bench.benchmarks.__path__))
+    """Names of the benchmark topics (the modules in benchmarks/topics)."""
+    return sorted(m.name for m in pkgutil.iter_modules(benchmarks.topics.__path__))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     console = Console(width=None if Console().is_terminal else 140)
     for topic in args.topic or topics():
-        module = importlib.import_module(f"edgewise.bench.benchmarks.{topic}")
+        module = importlib.import_module(f"benchmarks.topics.{topic}")
         console.print(f"[bold]{topic}[/bold]: {(module.__doc__ or '').strip().splitlines()[0]}")
         figures = module.run()
         table = Table(show_edge=False)

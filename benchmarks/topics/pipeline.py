@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from edgewise.bench.suite import Figure
+from benchmarks.suite import Figure
 
 SWEEP = {"name": "bench-sweep", "models": [{
     "zoo": "digits-mlp", "prune": {"criterion": "lrp", "rate": 0.5, "finetune": {"epochs": 3}},

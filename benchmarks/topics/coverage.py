@@ -202,7 +202,7 @@ def check(source: str, name: str, tool: str, criterion: str) -> dict[str, Any]:
 
 
 def _child(source: str, name: str, tool: str, criterion: str) -> dict[str, Any]:
-    command = [sys.executable, "-m", "edgewise.bench.benchmarks.coverage", source, name, tool, criterion]
+    command = [sys.executable, "-m", "benchmarks.topics.coverage", source, name, tool, criterion]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
@@ -220,7 +220,7 @@ def lrp_cost() -> list[Any]:
     """LRP scoring time per sample against one plain forward+backward, resnet50 at 224 px, batch 4 (medians)."""
     from torchvision import models
 
-    from edgewise.bench.suite import Figure, median_seconds
+    from benchmarks.suite import Figure, median_seconds
     from edgewise.compress import ReferenceSamples
     from edgewise.compress.layers import weight_layers
     from edgewise.compress.relevance import layer_relevance
@@ -244,8 +244,8 @@ def lrp_cost() -> list[Any]:
 
 def run() -> list[Any]:
     """Every case in a fresh process; the counts per tool as figures, the whole table as JSON; the LRP cost."""
+    from benchmarks.suite import Figure
     from edgewise.base.atomic import write_json
-    from edgewise.bench.suite import Figure
 
     rows = []
     for source, name in cases():

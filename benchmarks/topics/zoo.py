@@ -6,7 +6,7 @@ import os
 import tempfile
 import time
 
-from edgewise.bench.suite import Figure, median_seconds
+from benchmarks.suite import Figure, median_seconds
 
 
 def run() -> list[Figure]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from edgewise.bench.suite import Figure
+from benchmarks.suite import Figure
 
 
 def published_points() -> tuple[list[dict], dict[str, str]]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.suite import Figure, median_seconds
 from edgewise.base.atomic import write_bytes, write_json
-from edgewise.bench.suite import Figure, median_seconds
 from edgewise.report.plots import rate_curves as plot_rate_curves
 
 CRITERIA = ["lrp", "gradient", "taylor", "l1", "hrank", "apoz", "random"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgewise.bench.suite import Figure, timed_calls
+from benchmarks.suite import Figure, timed_calls
 
 DIMS = (1024, 4096, 4096, 1000)
 SAMPLES = 2048

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgewise.bench.suite import Figure
+from benchmarks.suite import Figure
 
 # file name -> the inputs it is benchmarked at: the sizes these models are used with
 REALISTIC = {

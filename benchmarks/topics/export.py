@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgewise.bench.suite import Figure, timed_calls
+from benchmarks.suite import Figure, timed_calls
 
 MODELS = ["digits-mlp", "digits-cnn", "rail-net"]
 

@@ -1,0 +1,25 @@
+"""The trained topic's detector metric: PP-OCR's DB post-processing, matched to the drawn lines at IoU 0.5."""
+
+import numpy as np
+
+from benchmarks.topics.trained import line_f1
+
+
+def _page(boxes, value=1.0, size=64):
+    page = np.zeros((size, size), dtype=np.float32)
+    for x0, y0, x1, y1 in boxes:
+        page[y0:y1, x0:x1] = value
+    return page
+
+
+def test_line_f1_counts_each_drawn_line_found_once():
+    masks = _page([(4, 4, 40, 14), (4, 30, 50, 40)])[None].astype(np.uint8)
+    # DBNet's map covers a shrunk kernel of each line; the unclip by 1.5 grows it back to the line
+    kernels = _page([(7, 6, 37, 12), (7, 32, 47, 38)], 0.9)[None, None]
+    assert line_f1(kernels, masks) == 1.0
+    one_missed = _page([(7, 6, 37, 12)], 0.9)[None, None]
+    assert line_f1(one_missed, masks) == 2 / 3
+    faint = _page([(7, 6, 37, 12), (7, 32, 47, 38)], 0.5)[None, None]  # above 0.3, but its mean is under 0.6
+    assert line_f1(faint, masks) == 0.0
+    everywhere = np.full((1, 1, 64, 64), 0.9, dtype=np.float32)  # one region covering the page matches no line
+    assert line_f1(everywhere, masks) == 0.0
