@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 
 from rich.console import Console
@@ -34,11 +35,42 @@ class _Bar:
         self._bars.update(self._task, advance=1, info=info)
 
 
+_live: Progress | None = None  # the display of the stage now running, which the bars of its steps join
+
+
 @contextlib.contextmanager
 def bar(label: str, total: int) -> Iterator[_Bar]:
-    """A progress bar on the console for one task of `total` steps (the reporter the front door installs)."""
+    """A progress bar on the console for one task of `total` steps (the reporter the front door installs); inside a
+    running stage's display it is a row of that display (rich shows one live display at a time)."""
+    if _live is not None:
+        task = _live.add_task(label, total=total, info="")
+        try:
+            yield _Bar(_live, task)
+        finally:
+            _live.remove_task(task)
+        return
     with progress_bars() as bars:
         yield _Bar(bars, bars.add_task(label, total=total, info=""))
+
+
+@contextlib.contextmanager
+def stage_display(model: str, stage: str) -> Iterator[None]:
+    """While a stage of `model` runs: a live row with its name and elapsed time, its steps' bars beneath. The line
+    that stays is the caller's (done in N s, or reused)."""
+    global _live
+    previous = _live
+    with progress_bars() as bars:
+        bars.add_task(f"{model} {stage}", total=None, info="")
+        _live = bars
+        try:
+            yield
+        finally:
+            _live = previous
+
+
+def seconds_since(start: float) -> str:
+    """Wall time since `start` (perf_counter) as the stage lines print it."""
+    return f"{time.perf_counter() - start:.1f} s"
 
 
 progress.set_reporter(bar)

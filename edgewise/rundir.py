@@ -130,6 +130,7 @@ class RunDirectory:
         self.force = force
         self.previous: dict[str, dict[str, Any]] = {}
         self._finished = False
+        self._told: set[str] = set()
         self.manifest: dict[str, Any] = {
             "format": FORMAT, "run": name, "created": _now(), "updated": _now(),
             "recipe": recipe, "environment": describe_environment(), "stages": [],
@@ -244,6 +245,14 @@ class RunDirectory:
             record.finished = _now()
             self._store(record)
             self.save()
+
+    def first_time(self, notice: str) -> bool:
+        """True the first time this run asks about `notice`: a note that holds for the whole run (TensorRT is
+        missing here) is printed once, not once per model."""
+        if notice in self._told:
+            return False
+        self._told.add(notice)
+        return True
 
     def cached(self, stage: str, model: str | None, params: dict[str, Any], inputs: Sequence[Path],
                compute: Callable[[StageWindow], dict[str, Any]], context: dict[str, Any] | None = None,

@@ -176,7 +176,9 @@ def tensorrt_metrics(state: ModelState, st: StageWindow, config: ExportConfig, o
         if trt.required:
             raise UserError(f"TensorRT is unavailable here: {reason}", "set tensorrt.required: false, or run on "
                             "a machine with TensorRT and a GPU; the bundle's run.py builds the engine on the board")
-        console.print(f"  TensorRT unavailable here ({reason}); on the board: {' '.join(command)}", markup=False)
+        if state.run.first_time("tensorrt unavailable"):
+            console.print(f"  TensorRT unavailable here ({reason}): the board builds the engine (its trtexec command "
+                          "is in manifest.json, each export stage's metrics.tensorrt)", markup=False)
         return {"available": False, "reason": reason, "trtexec": command}
     built = export.to_tensorrt(onnx_path, st.path("model.engine"), state.data.input_shape, trt.precision,
                                trt.max_batch, trt.workspace_mib)

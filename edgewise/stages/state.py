@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ from torch import nn
 
 from edgewise.base.device import on_device
 from edgewise.base.errors import UserError
-from edgewise.console import console
+from edgewise.console import console, seconds_since, stage_display
 from edgewise.ledger import TORCH, Ledger, Version
 from edgewise.modelio import load_model
 from edgewise.recipe import ModelEntry
@@ -50,14 +51,16 @@ class ModelState:
         """
         context = {"data": self.entry.data.model_dump(mode="json"), "seed": self.entry.seed,
                    "arch": self.entry.arch, "arch_args": self.entry.arch_args}
-        out = self.run.cached(stage, self.entry.name, params, [p for p in inputs if p is not None], compute, context,
-                              family=self.running)
+        start = time.perf_counter()
+        with stage_display(self.entry.name, stage):
+            out = self.run.cached(stage, self.entry.name, params, [p for p in inputs if p is not None], compute,
+                                  context, family=self.running)
         for values in out.values.get("versions", []):
             self.ledger.merge(values, lambda name: out.files[name])
         self.sections += [Section.from_json(s) for s in out.values.get("sections", [])]
         self.bench += out.values.get("bench", [])
-        if out.reused:
-            console.print(f"  {self.entry.name} {stage}: reused (inputs and parameters unchanged)")
+        console.print(f"  {self.entry.name} {stage}: " + ("reused (inputs and parameters unchanged)" if out.reused
+                                                          else f"done in {seconds_since(start)}"), markup=False)
         return out
 
     @property
