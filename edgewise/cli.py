@@ -13,7 +13,7 @@ from rich.table import Table
 
 from edgewise import __version__
 from edgewise.base.errors import EdgewiseError, UserError, filesystem_error
-from edgewise.console import console
+from edgewise.core.console import console
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Compress networks with explainability, export them for edge hardware, measure the cost.")

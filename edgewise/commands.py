@@ -15,7 +15,7 @@ from edgewise.base.device import on_device, resolve_device
 from edgewise.base.errors import UserError
 from edgewise.base.paths import distinct_output
 from edgewise.base.records import load_records, save_records
-from edgewise.modelio import load_model, save_model
+from edgewise.core.modelio import load_model, save_model
 from edgewise.recipe import PruneConfig, QuantizeConfig, W4A8Config
 from edgewise.zoo.cache import trained_model
 from edgewise.zoo.data import DATA_SOURCES, FolderData, NpzData, load_data
@@ -40,7 +40,7 @@ def resolve_model(model: str, data: str | None = None, device: torch.device | No
                   ) -> tuple[nn.Module, dict[str, Any], Dataset]:
     """A model and its data from a zoo reference name or a model file (its card names the data, or `data` does); on
     `device` when given (a zoo model is then trained there), else on the CPU. `trusted`: the user consents to
-    unpickling a file that names code of their own (edgewise.modelio.load_model)."""
+    unpickling a file that names code of their own (edgewise.core.modelio.load_model)."""
     device = device or torch.device("cpu")
     if model in REFERENCES:
         ref = REFERENCES[model]

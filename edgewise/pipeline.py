@@ -11,13 +11,13 @@ import torch
 
 from edgewise.base.atomic import write_json, write_text
 from edgewise.base.device import resolve_device
-from edgewise.console import console
+from edgewise.core.console import console
+from edgewise.core.rundir import RunDirectory, StageWindow
 from edgewise.force import force_policy
 from edgewise.recipe import Recipe, run_directory
 from edgewise.report.ladder import ladder_section
 from edgewise.report.section import Section
 from edgewise.report.tables import RESULT_FIELDS, bench_csv, csv_text
-from edgewise.rundir import RunDirectory, StageWindow
 from edgewise.stages.state import ModelState
 from edgewise.stages.table import STAGES
 from edgewise.zoo.data import load_data

@@ -162,7 +162,7 @@ class Completed:
 def run_in_process(*args: str) -> Completed:
     """`edgewise ARGS` through the real entry point (error mapping and exit codes included), without a new process."""
     from edgewise.cli import main
-    from edgewise.console import console
+    from edgewise.core.console import console
 
     out, err = io.StringIO(), io.StringIO()
     argv, width = sys.argv, console.width

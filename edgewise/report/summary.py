@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgewise.ledger import CLASS_SPECIFIC
+from edgewise.core.ledger import CLASS_SPECIFIC
 from edgewise.report.section import Section
 from edgewise.report.units import binary_bytes, duration, si
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from edgewise.base.atomic import write_json, write_text
-from edgewise.ledger import CLASS_SPECIFIC
+from edgewise.core.ledger import CLASS_SPECIFIC
 from edgewise.report.plots import pareto_scatter
 from edgewise.report.render import write_report
 from edgewise.report.section import Section

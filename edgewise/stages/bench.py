@@ -10,13 +10,13 @@ from edgewise.base.atomic import write_json
 from edgewise.bench.benchmark import model_inputs
 from edgewise.bench.counts import count_onnx
 from edgewise.bench.target_bench import BenchConfig, bench_model
-from edgewise.ledger import EMULATION, ONNX, TORCH, Version
+from edgewise.core.ledger import EMULATION, ONNX, TORCH, Version
+from edgewise.core.rundir import StageWindow
 from edgewise.recipe import BenchStageConfig
 from edgewise.report.figures import energy_text, inputs_text, latency_text, memory_text
 from edgewise.report.plots import latency_pareto, target_bars
 from edgewise.report.section import Section
 from edgewise.report.units import duration
-from edgewise.rundir import StageWindow
 from edgewise.stages.state import ModelState
 from edgewise.targets import load_target
 

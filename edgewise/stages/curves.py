@@ -7,11 +7,11 @@ from typing import Any
 from edgewise.base.atomic import write_json
 from edgewise.compress.reference import ReferenceSamples
 from edgewise.compress.study import rate_curves
-from edgewise.ledger import TORCH
+from edgewise.core.ledger import TORCH
+from edgewise.core.rundir import StageWindow
 from edgewise.recipe import CurvesConfig
 from edgewise.report.plots import rate_curves as plot_rate_curves
 from edgewise.report.section import Section
-from edgewise.rundir import StageWindow
 from edgewise.stages.prune import finetuner
 from edgewise.stages.state import ModelState
 from edgewise.zoo.training import evaluate

@@ -7,10 +7,10 @@ from typing import Any
 import torch
 
 from edgewise import export
-from edgewise.console import console
-from edgewise.ledger import BITSTREAM, BITSTREAM_FILE, ONNX, TORCH
+from edgewise.core.console import console
+from edgewise.core.ledger import BITSTREAM, BITSTREAM_FILE, ONNX, TORCH
+from edgewise.core.rundir import StageWindow
 from edgewise.recipe import DeployConfig
-from edgewise.rundir import StageWindow
 from edgewise.stages.state import ModelState
 from edgewise.zoo.dataset import Dataset
 

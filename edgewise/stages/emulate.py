@@ -10,12 +10,12 @@ from torch import nn
 from edgewise.base.atomic import write_json
 from edgewise.base.errors import UserError
 from edgewise.base.records import QuantizedLayer, load_records
+from edgewise.core.ledger import EMULATION, ONNX, RECORDS, TORCH, Version
+from edgewise.core.rundir import StageWindow
 from edgewise.export.onnx_records import records_from_onnx, rounded_layer
-from edgewise.ledger import EMULATION, ONNX, RECORDS, TORCH, Version
 from edgewise.recipe import EmulateConfig
 from edgewise.report.section import Section
 from edgewise.report.units import si
-from edgewise.rundir import StageWindow
 from edgewise.runtime import IntegerMLP
 from edgewise.runtime.kernel import GIVEN_SCALES
 from edgewise.stages.state import ModelState

@@ -10,8 +10,8 @@ from edgewise import compress
 from edgewise.base.atomic import write_bytes
 from edgewise.base.records import load_records
 from edgewise.compress.size import ladder_row
-from edgewise.ledger import BITSTREAM, BITSTREAM_FILE, QUANTIZED, RECORDS, TORCH
-from edgewise.rundir import StageWindow
+from edgewise.core.ledger import BITSTREAM, BITSTREAM_FILE, QUANTIZED, RECORDS, TORCH
+from edgewise.core.rundir import StageWindow
 from edgewise.stages.scoring import score_model
 from edgewise.stages.state import ModelState
 

@@ -11,11 +11,11 @@ import torch
 
 from edgewise import compress
 from edgewise.base.atomic import write_json
-from edgewise.ledger import EXPERT, TORCH, UNION
-from edgewise.modelio import save_model
+from edgewise.core.ledger import EXPERT, TORCH, UNION
+from edgewise.core.modelio import save_model
+from edgewise.core.rundir import StageWindow
 from edgewise.recipe import ExpertConfig
 from edgewise.report.section import Section
-from edgewise.rundir import StageWindow
 from edgewise.stages.prune import finetuner, prune_model
 from edgewise.stages.scoring import score_model
 from edgewise.stages.state import ModelState

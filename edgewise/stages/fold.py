@@ -7,9 +7,9 @@ from typing import Any
 import torch
 
 from edgewise import compress
-from edgewise.ledger import FOLDED, TORCH
-from edgewise.modelio import save_model
-from edgewise.rundir import StageWindow
+from edgewise.core.ledger import FOLDED, TORCH
+from edgewise.core.modelio import save_model
+from edgewise.core.rundir import StageWindow
 from edgewise.stages.state import ModelState
 
 

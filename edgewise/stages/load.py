@@ -15,10 +15,10 @@ from edgewise.base.atomic import write_bytes
 from edgewise.base.errors import UserError
 from edgewise.bench.benchmark import model_inputs
 from edgewise.bench.counts import count_onnx
+from edgewise.core.ledger import GIVEN, ONNX, TORCH
+from edgewise.core.modelio import save_model
+from edgewise.core.rundir import StageWindow
 from edgewise.export.onnx_import import onnx_to_torch
-from edgewise.ledger import GIVEN, ONNX, TORCH
-from edgewise.modelio import save_model
-from edgewise.rundir import StageWindow
 from edgewise.stages.state import ModelState
 from edgewise.stages.table import compresses
 from edgewise.zoo.fit_check import check_fits

@@ -10,12 +10,12 @@ from torch import nn
 from edgewise import compress
 from edgewise.base.atomic import write_json
 from edgewise.compress.size import ladder_row, weight_count
-from edgewise.ledger import PRUNED, TORCH
-from edgewise.modelio import save_model
+from edgewise.core.ledger import PRUNED, TORCH
+from edgewise.core.modelio import save_model
+from edgewise.core.rundir import StageWindow
 from edgewise.recipe import PruneConfig
 from edgewise.report.section import Section
 from edgewise.report.units import si
-from edgewise.rundir import StageWindow
 from edgewise.stages.scoring import class_score, score_model
 from edgewise.stages.state import ModelState
 from edgewise.zoo.dataset import Dataset, Split

@@ -13,10 +13,10 @@ from edgewise.base.atomic import write_json
 from edgewise.base.records import save_records
 from edgewise.compress.quant.qat import train_quantized
 from edgewise.compress.size import ladder_row, packed_bytes, weight_count
-from edgewise.ledger import QUANTIZED, RECORDS, TORCH
-from edgewise.modelio import save_model
+from edgewise.core.ledger import QUANTIZED, RECORDS, TORCH
+from edgewise.core.modelio import save_model
+from edgewise.core.rundir import StageWindow
 from edgewise.recipe import QuantizeConfig
-from edgewise.rundir import StageWindow
 from edgewise.stages.scoring import score_model
 from edgewise.stages.state import ModelState
 from edgewise.zoo.dataset import Dataset

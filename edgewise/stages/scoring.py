@@ -8,8 +8,8 @@ from torch import nn
 
 from edgewise.compress.model_stats import measure_cost
 from edgewise.compress.size import float_bytes
-from edgewise.console import console
-from edgewise.rundir import StageWindow
+from edgewise.core.console import console
+from edgewise.core.rundir import StageWindow
 from edgewise.stages.state import ModelState
 from edgewise.zoo.dataset import Dataset, Split
 from edgewise.zoo.training import evaluate

@@ -13,12 +13,12 @@ from torch import nn
 
 from edgewise.base.device import on_device
 from edgewise.base.errors import UserError
-from edgewise.console import console, seconds_since, stage_display
-from edgewise.ledger import TORCH, Ledger, Version
-from edgewise.modelio import load_model
+from edgewise.core.console import console, seconds_since, stage_display
+from edgewise.core.ledger import TORCH, Ledger, Version
+from edgewise.core.modelio import load_model
+from edgewise.core.rundir import RunDirectory, StageOutcome, StageWindow
 from edgewise.recipe import ModelEntry
 from edgewise.report.section import Section
-from edgewise.rundir import RunDirectory, StageOutcome, StageWindow
 from edgewise.zoo.dataset import Dataset
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from edgewise.compress.size import ladder_row, weight_count
-from edgewise.ledger import FLOAT32, TORCH
-from edgewise.modelio import load_model, load_weights, save_model
-from edgewise.rundir import StageWindow
+from edgewise.core.ledger import FLOAT32, TORCH
+from edgewise.core.modelio import load_model, load_weights, save_model
+from edgewise.core.rundir import StageWindow
 from edgewise.stages.scoring import score_model
 from edgewise.stages.state import ModelState
 from edgewise.zoo.cache import trained_model

@@ -14,7 +14,7 @@ from torch import nn
 
 from edgewise.base.atomic import remove_temporary, stale_temporaries
 from edgewise.base.paths import writable_folder
-from edgewise.modelio import load_model, save_model
+from edgewise.core.modelio import load_model, save_model
 from edgewise.zoo.dataset import Dataset
 from edgewise.zoo.models import build_model
 from edgewise.zoo.training import evaluate, fit

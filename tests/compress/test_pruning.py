@@ -7,7 +7,7 @@ from edgewise.compress.criteria.base import Criterion
 from edgewise.compress.graph import PruningError
 from edgewise.compress.pruning import apply_plan, prune
 from edgewise.compress.ranking import Ranking
-from edgewise.modelio import load_model, save_model
+from edgewise.core.modelio import load_model, save_model
 from edgewise.zoo.models import build_model
 
 ZOO = [("mlp", (1, 8, 8), 10, False), ("lenet", (1, 8, 8), 10, False), ("vgg", (1, 8, 8), 10, False),

@@ -47,7 +47,7 @@ def test_prune_command_writes_a_smaller_model(tmp_path, digits_cnn, edgewise):
                       "--max-layer-rate", "0.5", "--round-to", "4")
     assert result.returncode == 0, result.stderr
     assert "narrowest layer:" in result.stderr  # the console writes to stderr
-    from edgewise.modelio import load_model
+    from edgewise.core.modelio import load_model
 
     module, card = load_model(out)
     assert sum(p.numel() for p in module.parameters()) < sum(p.numel() for p in digits_cnn[0].module.parameters())
@@ -98,7 +98,7 @@ def test_run_writes_manifest_results_and_report(tmp_path, digits_mlp, digits_cnn
     assert pruned["params"] < rows[1]["params"] and pruned["macs"] < rows[1]["macs"]
     assert rows[3]["score_name"] == "accuracy[1,3]" and rows[5]["stage"] == "union odd+even"
     assert rows[3]["params"] <= rows[5]["params"] <= rows[1]["params"]
-    from edgewise.modelio import load_model
+    from edgewise.core.modelio import load_model
 
     reloaded, _card = load_model(root / "digits-cnn" / "prune" / "model.pt")
     assert sum(p.numel() for p in reloaded.parameters()) == pruned["params"]

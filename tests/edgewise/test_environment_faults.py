@@ -157,7 +157,7 @@ def test_a_read_only_cache_is_refused_before_training(tmp_path, monkeypatch, edg
 
 @pytest.mark.parametrize("place", ["file", "dangling-link", "link-loop", "under-a-file", "long-name"])
 def test_an_output_place_that_cannot_be_written_is_one_line(place, tmp_path, digits_mlp, edgewise):
-    from edgewise.modelio import save_model
+    from edgewise.core.modelio import save_model
 
     trained, _ = digits_mlp
     save_model(trained.module, tmp_path / "m.pt", {"data_spec": {"name": "digits"}})
@@ -176,7 +176,7 @@ def test_an_output_place_that_cannot_be_written_is_one_line(place, tmp_path, dig
 
 
 def test_a_name_that_is_not_utf8_in_the_c_locale_with_stdin_closed(tmp_path, digits_mlp):
-    from edgewise.modelio import save_model
+    from edgewise.core.modelio import save_model
 
     trained, _ = digits_mlp
     name = os.fsdecode(b"model-\xff")

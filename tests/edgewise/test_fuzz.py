@@ -11,7 +11,7 @@ import torch
 
 from edgewise import compress, export
 from edgewise.base.records import save_records
-from edgewise.modelio import save_model
+from edgewise.core.modelio import save_model
 from edgewise.zoo.models import build_model
 
 

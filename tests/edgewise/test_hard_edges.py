@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from edgewise.rundir import RunDirectory
+from edgewise.core.rundir import RunDirectory
 
 
 def assert_user_error(result, *words):
@@ -105,7 +105,7 @@ def test_full_disk_and_unwritable_directory_leave_earlier_artifacts_intact(tmp_p
     monkeypatch.setattr(edgewise.base.atomic.os, "replace", real_replace)
     # the report that could not be written is the previous one, whole; the stages before it are complete
     assert (first.root / "report.html").read_bytes() == report_before
-    from edgewise.modelio import load_model
+    from edgewise.core.modelio import load_model
 
     load_model(first.root / "digits-mlp" / "train" / "model.pt")
     assert not [p for p in first.root.rglob("*.tmp")]

@@ -10,8 +10,8 @@ from torch import nn
 
 from edgewise import compress, export
 from edgewise.base.errors import UserError
+from edgewise.core.modelio import load_model, save_model
 from edgewise.export.onnx_import import OnnxGraph, onnx_to_torch
-from edgewise.modelio import load_model, save_model
 
 
 class _Net(nn.Module):

@@ -115,7 +115,7 @@ def test_training_and_qat_on_the_gpu_score_as_on_the_cpu(cuda_device, request):
 @pytest.mark.slow
 def test_a_recipe_runs_on_the_gpu_and_writes_files_that_load_on_the_cpu(tmp_path, cuda_device):
     from edgewise import api
-    from edgewise.modelio import load_model
+    from edgewise.core.modelio import load_model
 
     recipe = {"name": "gpu", "models": [{"zoo": "digits-mlp", "prune": {"criterion": "lrp", "rate": 0.3},
                                          "quantize": {"method": "ecqx", "train": {"epochs": 1}}}]}

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from edgewise.ledger import Ledger
+from edgewise.core.ledger import Ledger
 
 
 def _resolve(name):

@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgewise import __version__
 from edgewise.base.atomic import leftover_temporaries, remove_temporary, sha256_file, write_json
 from edgewise.base.errors import EdgewiseError, UserError, filesystem_error
-from edgewise.environment import describe_environment, library_versions
+from edgewise.core.environment import describe_environment, library_versions
 
 MANIFEST = "manifest.json"
 LOCK = ".edgewise.lock"
@@ -106,8 +105,8 @@ def stage_key(stage_id: str, params: dict[str, Any], inputs: Sequence[Path], con
     if missing:
         raise UserError(f"stage {stage_id}: input file {missing[0]} does not exist",
                         "check the path in the recipe, or rerun the stages that write it (--force)")
-    body = {"version": KEY_VERSION, "edgewise": __version__, "stage": stage_id, "params": params, "context": context,
-            "inputs": [sha256_file(path) for path in inputs]}
+    body = {"version": KEY_VERSION, "edgewise": library_versions(("edgewise",))["edgewise"] or "0+unknown",
+            "stage": stage_id, "params": params, "context": context, "inputs": [sha256_file(path) for path in inputs]}
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 

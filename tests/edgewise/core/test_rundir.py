@@ -3,7 +3,7 @@ import json
 import pytest
 
 from edgewise.base.atomic import sha256_file, write_text
-from edgewise.rundir import RunDirectory
+from edgewise.core.rundir import RunDirectory
 
 
 def test_manifest_records_stages_with_hashes(tmp_path):

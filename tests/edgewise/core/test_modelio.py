@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from edgewise.base.errors import UserError
-from edgewise.modelio import load_model, load_weights, save_model
+from edgewise.core.modelio import load_model, load_weights, save_model
 from edgewise.zoo.models import build_model
 
 
@@ -101,7 +101,7 @@ def test_recipes_and_the_cli_take_consent_and_state_dicts(tmp_path, edgewise):
 
 
 def test_the_same_model_writes_the_same_bytes_after_a_trip_through_a_file(tmp_path):
-    from edgewise.modelio import load_model, save_model
+    from edgewise.core.modelio import load_model, save_model
     from edgewise.zoo.models import build_model
 
     torch.manual_seed(0)
