@@ -118,7 +118,7 @@ def prune(
 ) -> None:
     """Prune a model's channels (physically removed) and print the per-layer report."""
     from edgewise.commands import prune_detector_file, prune_file
-    from edgewise.recipe import PruneConfig
+    from edgewise.stages.prune_config import PruneConfig
 
     config = _config(PruneConfig, criterion=criterion, rate=rate, schedule=schedule, scope=scope,
                      max_layer_rate=max_layer_rate, round_to=round_to, samples_per_class=samples,
@@ -184,7 +184,7 @@ def quantize(
 ) -> None:
     """Quantize a model's weights (uniform, ECQ or ECQx) and print sparsity and entropy per layer."""
     from edgewise.commands import quantize_file
-    from edgewise.recipe import QuantizeConfig
+    from edgewise.stages.quantize_config import QuantizeConfig
     from edgewise.zoo.training_config import QATConfig
 
     if epochs < 0:
@@ -253,7 +253,7 @@ def export_command(
     """Export a model to ONNX (pruned shapes, INT4 weights with --records, 8-bit activations with --w4a8), verified
     against torch."""
     from edgewise.commands import export_file
-    from edgewise.recipe import W4A8Config
+    from edgewise.stages.export_config import W4A8Config
 
     options = _config(W4A8Config, calibrator=calibrator, activations=activations, samples=calibration_samples) \
         if w4a8 else None

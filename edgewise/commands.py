@@ -16,7 +16,9 @@ from edgewise.base.errors import UserError
 from edgewise.base.paths import distinct_output
 from edgewise.base.records import load_records, save_records
 from edgewise.core.modelio import load_model, save_model
-from edgewise.recipe import PruneConfig, QuantizeConfig, W4A8Config
+from edgewise.stages.export_config import W4A8Config
+from edgewise.stages.prune_config import PruneConfig
+from edgewise.stages.quantize_config import QuantizeConfig
 from edgewise.zoo.cache import trained_model
 from edgewise.zoo.data import DATA_SOURCES, FolderData, NpzData, load_data
 from edgewise.zoo.dataset import Dataset

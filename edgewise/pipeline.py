@@ -11,10 +11,11 @@ import torch
 
 from edgewise.base.atomic import write_json, write_text
 from edgewise.base.device import resolve_device
+from edgewise.base.paths import run_directory
 from edgewise.core.console import console
 from edgewise.core.rundir import RunDirectory, StageWindow
 from edgewise.force import force_policy
-from edgewise.recipe import Recipe, run_directory
+from edgewise.recipe import Recipe
 from edgewise.report.ladder import ladder_section
 from edgewise.report.section import Section
 from edgewise.report.tables import RESULT_FIELDS, bench_csv, csv_text

@@ -6,304 +6,28 @@ import itertools
 import json
 import os
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from edgewise.base.device import check_device_choice
 from edgewise.base.errors import RecipeError, UserError
-from edgewise.base.paths import regular_file
+from edgewise.base.paths import MAX_NAME, NAME_PATTERN, regular_file
 from edgewise.base.yamltext import load_yaml
-from edgewise.stages.table import check_entry
+from edgewise.stages.table import STAGES, check_entry
 from edgewise.zoo.architectures import ARCHITECTURES
 from edgewise.zoo.data import DataSpec
 from edgewise.zoo.reference import REFERENCES
-from edgewise.zoo.training_config import FinetuneConfig, QATConfig, TrainConfig
-
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-MAX_NAME = 100  # a run directory's name: well inside every file system's 255-byte limit, with room for suffixes
 
 
-def run_directory(out: str | os.PathLike[str], name: str) -> Path:
-    """`out/name`, the run directory, when `name` is one plain directory name (letters, digits, '.', '_', '-', at
-    most MAX_NAME characters); a name with separators or '..', an absolute path, or a too long one is a user error,
-    so nothing is written outside `out`."""
-    if not re.fullmatch(NAME_PATTERN, name) or len(name) > MAX_NAME or name in (".", ".."):
-        raise UserError(f"run name {name[:60]!r}{'...' if len(name) > 60 else ''} is not a plain directory name "
-                        f"(at most {MAX_NAME} characters)",
-                        "use letters, digits, '.', '_' and '-', starting with a letter or digit; --out picks the "
-                        "folder it goes in")
-    for folder in (Path(out), *Path(out).parents):
-        if folder.is_symlink() and not folder.exists():
-            raise UserError(f"--out {out}: {folder} is a symlink to {os.readlink(folder)}, which does not exist",
-                            "create the folder it points to, or give --out a real folder")
-        if folder.exists() and not folder.is_dir():
-            raise UserError(f"--out {out}: {folder} is a file, where a folder is to hold the run",
-                            "give a folder for --out (it is created when missing)")
-    return Path(out) / name
-
-
-def registered(value: Any, names: Iterable[str], what: str) -> Any:
-    """`value` (a name, or a list of names) when every name is in a registry; else a ValueError listing the names."""
-    names = list(names)
-    if isinstance(value, str):
-        if value not in names:
-            raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(names)}")
-        return value
-    unknown = [v for v in value if v not in names]
-    if unknown:
-        raise ValueError(f"unknown {what} {unknown}; expected some of {', '.join(names)}")
-    return value
-
-
-class PruneConfig(BaseModel):
-    """Structured pruning: criterion, rate, schedule, ranking and the reference samples it reads."""
-
-    model_config = ConfigDict(extra="forbid")
-    criterion: str = "lrp"
-    rate: float = Field(0.5, ge=0.0, lt=1.0)
-    schedule: str = Field("oneshot", description="a registered schedule (edgewise.compress.schedules.SCHEDULES): "
-                          "oneshot, iterative or adaptive")
-    scope: Literal["global", "layer"] = "global"
-    normalization: Literal["none", "sum", "l2"] | None = None
-    min_channels: int = Field(1, ge=1)
-    round_to: int | None = Field(None, ge=1)
-    max_layer_rate: float = Field(0.9, gt=0.0, le=1.0, description="the largest share of one layer's channels that "
-                                  "may go (1.0: no limit; a layer cut to one channel can silence the network)")
-    ignore: list[str] = Field(default_factory=list)
-    samples_per_class: int | None = Field(10, ge=1, description="reference samples per class (x10 scenes for "
-                                          "segmentation); null: the whole validation split")
-    step: float = Field(0.05, gt=0.0, lt=1.0)
-    sf: float = Field(0.5, gt=0.0, lt=1.0)
-    output: Literal["onehot", "logit", "contrast"] = Field("onehot", description="seed at the output for LRP, "
-                                                           "gradient and Taylor scores")
-    options: dict[str, Any] = Field(default_factory=dict, description="criterion options, e.g. LRP rules")
-    finetune: FinetuneConfig | None = None
-
-    @field_validator("criterion")
-    @classmethod
-    def _known_criterion(cls, value: str) -> str:
-        from edgewise.compress.criteria import CRITERIA
-
-        return registered(value, CRITERIA, "pruning criterion")
-
-    @field_validator("schedule")
-    @classmethod
-    def _known_schedule(cls, value: str) -> str:
-        from edgewise.compress.schedules import SCHEDULES
-
-        return registered(value, SCHEDULES, "pruning schedule")
-
-    def ranking(self) -> Any:
-        """The compress.Ranking these settings describe."""
-        from edgewise import compress
-        return compress.Ranking(self.scope, self.normalization, self.min_channels, self.round_to, self.max_layer_rate)
-
-
-class CurvesConfig(BaseModel):
-    """Score against one-shot pruning rate for several criteria (the area under each curve compares them)."""
-
-    model_config = ConfigDict(extra="forbid")
-    criteria: list[str] = Field(default_factory=lambda: ["lrp", "gradient", "taylor", "l1", "hrank", "apoz", "random"],
-                                min_length=1)
-    rates: list[float] = Field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
-                               min_length=2)
-    samples_per_class: int | None = Field(10, ge=1)
-    finetune: FinetuneConfig | None = None
-
-    @field_validator("criteria")
-    @classmethod
-    def _known_criteria(cls, values: list[str]) -> list[str]:
-        from edgewise.compress.criteria import CRITERIA
-
-        return registered(values, CRITERIA, "pruning criteria")
-
-    @field_validator("rates")
-    @classmethod
-    def _rates_in_range(cls, values: list[float]) -> list[float]:
-        bad = [v for v in values if not 0.0 <= v < 1.0]
-        if bad:
-            raise ValueError(f"pruning rates must be in [0, 1); got {bad}")
-        return sorted(set(values))
-
-
-QUANTIZER_FIELDS = {"lam": "lambda", "per_channel": "per_channel", "block": "block", "rho": "rho", "p": "p"}
-"""The QuantizeConfig fields that are quantizer settings (constructor keyword -> recipe key)."""
-
-
-class QuantizeConfig(BaseModel):
-    """Weight quantization: method, bit width, entropy constraint (lambda) and optional training."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    method: str = Field("ecqx", description="a registered quantizer (edgewise.compress.quant.QUANTIZERS)")
-    bits: int = Field(4, ge=2, le=8)
-    lam: float = Field(0.05, ge=0.0, le=10.0, alias="lambda")
-    per_channel: bool = Field(False, description="uniform only: one step per output channel")
-    block: int | None = Field(None, description="one step per block of this many weights along the input axis (16, "
-                              "32, 64, 128 or 256; null: per layer, or per channel with per_channel)")
-    rho: float = Field(2.0, gt=0.0)
-    p: float = Field(0.1, ge=0.0, le=1.0)
-    samples_per_class: int | None = Field(10, ge=1)
-    ignore: list[str] = Field(default_factory=list)
-    train: QATConfig | None = None
-
-    @field_validator("method")
-    @classmethod
-    def _known_method(cls, value: str) -> str:
-        from edgewise.compress.quant import QUANTIZERS
-
-        return registered(value, QUANTIZERS, "quantization method")
-
-    @field_validator("block")
-    @classmethod
-    def _block_size(cls, value: int | None) -> int | None:
-        from edgewise.base.grid import check_block
-
-        try:
-            check_block(value)
-        except UserError as exc:
-            raise ValueError(f"{exc.problem}; {exc.fix}") from None
-        return value
-
-    @model_validator(mode="after")
-    def _settings_the_method_takes(self) -> QuantizeConfig:
-        from edgewise.compress.quant import QUANTIZERS, quantizer_settings
-
-        accepted = quantizer_settings(self.method)
-        if self.block is not None and "block" not in accepted:
-            blocked = [n for n in QUANTIZERS if "block" in quantizer_settings(n)]
-            raise ValueError(f"quantizer {self.method} has no block-wise steps; block is for {', '.join(blocked)}")
-        # a setting given for another method would be ignored: the run would not be the one asked for (one at its
-        # default changes nothing, and configs travel as full dumps to sweep workers)
-        ignored = sorted(QUANTIZER_FIELDS[k] for k in QUANTIZER_FIELDS
-                         if k not in accepted and getattr(self, k) != type(self).model_fields[k].default)
-        if ignored:
-            raise ValueError(f"quantizer {self.method} takes no {', '.join(ignored)}; its settings are "
-                             f"{', '.join(QUANTIZER_FIELDS.get(k, k) for k in accepted)}")
-        return self
-
-    def quantizer_settings(self) -> dict[str, Any]:
-        """The settings of this config that its method's quantizer takes, by constructor keyword."""
-        from edgewise.compress.quant import quantizer_settings
-
-        return {k: getattr(self, k) for k in quantizer_settings(self.method) if k in QUANTIZER_FIELDS}
-
-
-class TensorRTConfig(BaseModel):
-    """A TensorRT engine: built here when TensorRT and a CUDA device exist, else the trtexec command for the board."""
-
-    model_config = ConfigDict(extra="forbid")
-    precision: Literal["fp32", "fp16", "int8", "int4"] = "fp16"
-    max_batch: int = Field(64, ge=1)
-    workspace_mib: int = Field(1024, ge=16)
-    required: bool = Field(False, description="fail the run when TensorRT is unavailable here")
-
-
-class W4A8Config(BaseModel):
-    """The quantized model with 8-bit activations too: ONNX Q/DQ for int8 kernels (edgewise.export.w4a8)."""
-
-    model_config = ConfigDict(extra="forbid")
-    calibrator: Literal["max", "percentile", "entropy"] = Field("max", description="how each activation tensor's "
-                                                                "range is calibrated")
-    samples: int = Field(256, ge=1, le=100_000, description="training samples the ranges are calibrated on")
-    activations: Literal["uint8", "int8"] = Field("uint8", description="uint8: ONNX Runtime's x86 int8 kernels and "
-                                                  "the FantastIC4 kernel's encoding; int8: symmetric, for TensorRT")
-
-
-class ExportConfig(BaseModel):
-    """ONNX export of the float and the compressed model, verified against torch after writing."""
-
-    model_config = ConfigDict(extra="forbid")
-    dynamic_batch: bool = True
-    probe_samples: int = Field(8, ge=1)
-    tensorrt: TensorRTConfig | None = None
-    w4a8: W4A8Config | None = Field(None, description="also export the quantized model with 8-bit activations, as "
-                                    "the version deployed and benchmarked")
-
-
-class DeployConfig(BaseModel):
-    """A deploy bundle of the compressed model for a board; optionally a tarball copied over scp."""
-
-    model_config = ConfigDict(extra="forbid")
-    tar: bool = False
-    to: str | None = Field(None, description="user@host:/path to copy the bundle to with scp")
-    precision: Literal["fp32", "fp16", "int8", "int4"] = "fp16"
-    sign_key: Path | None = Field(None, description="a key file (edgewise bundle keygen): the manifest carries its "
-                                  "HMAC-SHA256, checked by bundle verify --key and run.py --key")
-
-
-class EmulateConfig(BaseModel):
-    """The FantastIC4 integer kernel on the quantized MLP, and its emulated costs on accelerator targets."""
-
-    model_config = ConfigDict(extra="forbid")
-    targets: list[str] = Field(default_factory=lambda: ["fantastic4-fpga", "fantastic4-asic"], min_length=1,
-                               description="emulated accelerators (targets of kind emulated)")
-    activation_bits: int = Field(8, ge=2, le=16)
-    acc_bits: int = Field(32, ge=8, le=64)
-    calibrator: Literal["max", "percentile", "entropy"] = Field("max", description="how activation ranges are "
-                                                                "calibrated on the training split")
-    round_float_weights: bool = Field(False, description="a model brought as ONNX with float weights: round them "
-                                      "to the 4-bit grid (per layer, no retraining) to emulate it")
-
-    @field_validator("targets")
-    @classmethod
-    def _emulated_targets(cls, values: list[str]) -> list[str]:
-        from edgewise.targets import target_names
-
-        return registered(values, target_names(kind="emulated"), "emulated accelerators")
-
-
-class BenchStageConfig(BaseModel):
-    """Latency, memory and energy of every exported model on each target (measured, emulated or estimated)."""
-
-    model_config = ConfigDict(extra="forbid")
-    targets: list[str] = Field(default_factory=lambda: ["x86-host"], min_length=1)
-    iterations: int = Field(100, ge=1, le=10_000_000)
-    duration_s: float = Field(1.0, ge=0, le=3600, allow_inf_nan=False)
-    threads: int | None = Field(None, ge=1, le=1024)
-    energy_window_s: float = Field(2.0, gt=0, le=3600, allow_inf_nan=False)
-    inputs: list[str] = Field(default_factory=list, description="the model's inputs beyond the data's sample, as "
-                              "`edgewise bench --input` takes them: NAME:SHAPE[:DTYPE][=VALUE]")
-    precision: Literal["fp32", "fp16", "int8"] | None = Field(None, description="boards: the TensorRT engine "
-                                                               "precision the estimate assumes (default fp16)")
-    board_results: dict[str, Path] = Field(default_factory=dict, description="target -> result.json from the "
-                                           "bundle's run.py on that board: replaces the estimate")
-
-    @field_validator("targets")
-    @classmethod
-    def _known_targets(cls, values: list[str]) -> list[str]:
-        from edgewise.targets import target_names
-
-        return registered(values, target_names(), "targets")
-
-    @field_validator("inputs")
-    @classmethod
-    def _input_forms(cls, values: list[str]) -> list[str]:
-        from edgewise.bench.inputs import parse_request
-
-        for value in values:
-            try:
-                parse_request(value)
-            except UserError as exc:
-                raise ValueError(exc.problem) from None
-        return values
-
-
-class ExpertConfig(PruneConfig):
-    """A class-specific expert: pruning whose scores only see the chosen classes (names or indices)."""
-
-    name: str = Field(pattern=NAME_PATTERN, max_length=MAX_NAME)
-    classes: list[str | int] = Field(min_length=1)
-
-
-class ModelEntry(BaseModel):
+class _ModelSource(BaseModel):
     """One model of a recipe: a zoo reference (`zoo: digits-mlp`), an architecture to train, a torch model file
-    (`file:`) or an ONNX file (`onnx:`), with the data it is scored on."""
+    (`file:`) or an ONNX file (`onnx:`), with the data it is scored on; the stages' sections are added to it from
+    the stage table (ModelEntry)."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=NAME_PATTERN, max_length=MAX_NAME)
@@ -317,22 +41,11 @@ class ModelEntry(BaseModel):
                               "torch (onnx2torch) when prune, fold, quantize or encode is on")
     arch_args: dict[str, Any] = Field(default_factory=dict)
     data: DataSpec
-    train: TrainConfig = Field(default_factory=TrainConfig)
     seed: int = Field(0, ge=0, le=2**32 - 1, description="numpy's and torch's generators take 32-bit seeds")
-    prune: PruneConfig | None = None
-    experts: list[ExpertConfig] = Field(default_factory=list)
-    curves: CurvesConfig | None = None
-    fold: bool = Field(False, description="fold BatchNorm into the preceding layers before quantizing")
-    quantize: QuantizeConfig | None = None
-    encode: bool = Field(False, description="code the quantized weights losslessly with NNCodec")
-    export: ExportConfig | None = None
-    deploy: DeployConfig | None = None
-    emulate: EmulateConfig | None = None
-    bench: BenchStageConfig | None = None
     expert_unions: list[list[str]] = Field(default_factory=list, description="experts to combine (union of channels)")
 
     @model_validator(mode="after")
-    def _stages_fit(self) -> ModelEntry:
+    def _stages_fit(self) -> _ModelSource:
         given = [k for k in ("arch", "file", "onnx") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"a model needs exactly one of arch (train it), file (a torch .pt) or onnx (an ONNX "
@@ -348,7 +61,7 @@ class ModelEntry(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _unions_name_experts(self) -> ModelEntry:
+    def _unions_name_experts(self) -> _ModelSource:
         names = [e.name for e in self.experts]
         if len(set(names)) != len(names):
             raise ValueError(f"expert names must be unique; got {names}")
@@ -384,6 +97,11 @@ class ModelEntry(BaseModel):
             raise ValueError(f"unknown architecture {value!r}; expected one of "
                              f"{', '.join(ARCHITECTURES)} or torchvision:<name>")
         return value
+
+
+ModelEntry = create_model("ModelEntry", __base__=_ModelSource, __doc__=_ModelSource.__doc__,
+                          **{stage.section: stage.field for stage in STAGES if stage.field is not None})
+"""A recipe's model: its source and data (_ModelSource) and each stage's section, as the stage table declares it."""
 
 
 class Recipe(BaseModel):

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from edgewise.base.errors import StageError, UserError
+from edgewise.base.paths import run_directory
 from edgewise.core.console import bar, console
 from edgewise.core.rundir import RunDirectory
-from edgewise.recipe import Recipe, SweepConfiguration, run_directory
+from edgewise.recipe import Recipe, SweepConfiguration
 
 CONFIGS = "configs"
 

@@ -4,6 +4,7 @@ be written, a file that is missing, a symlink loop, a FIFO or a folder where a f
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
@@ -67,3 +68,26 @@ def writable_folder(path: str | os.PathLike[str], role: str) -> Path:
     except OSError as exc:
         raise (filesystem_error(exc, folder, role) or exc) from None
     return folder
+
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+MAX_NAME = 100  # a run directory's name: well inside every file system's 255-byte limit, with room for suffixes
+
+
+def run_directory(out: str | os.PathLike[str], name: str) -> Path:
+    """`out/name`, the run directory, when `name` is one plain directory name (letters, digits, '.', '_', '-', at
+    most MAX_NAME characters); a name with separators or '..', an absolute path, or a too long one is a user error,
+    so nothing is written outside `out`."""
+    if not re.fullmatch(NAME_PATTERN, name) or len(name) > MAX_NAME or name in (".", ".."):
+        raise UserError(f"run name {name[:60]!r}{'...' if len(name) > 60 else ''} is not a plain directory name "
+                        f"(at most {MAX_NAME} characters)",
+                        "use letters, digits, '.', '_' and '-', starting with a letter or digit; --out picks the "
+                        "folder it goes in")
+    for folder in (Path(out), *Path(out).parents):
+        if folder.is_symlink() and not folder.exists():
+            raise UserError(f"--out {out}: {folder} is a symlink to {os.readlink(folder)}, which does not exist",
+                            "create the folder it points to, or give --out a real folder")
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"--out {out}: {folder} is a file, where a folder is to hold the run",
+                            "give a folder for --out (it is created when missing)")
+    return Path(out) / name

@@ -10,7 +10,7 @@ and a plug-in is one call (`register`) or one entry point, with no edit to the k
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 from edgewise.base.errors import UserError
@@ -114,3 +114,17 @@ def registrar(registry: Registry[T]) -> Callable[..., Any]:
     register.__doc__ = (f"Register a {registry.kind} under `name` (or use as a decorator); other packages can "
                         f"instead declare an entry point in the group {registry.group!r}.")
     return register
+
+
+def registered(value: Any, names: Iterable[str], what: str) -> Any:
+    """`value` (a name, or a list of names) when every name is in `names` (a registry's); else a ValueError listing
+    them, as a recipe's field validator raises it."""
+    names = list(names)
+    if isinstance(value, str):
+        if value not in names:
+            raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(names)}")
+        return value
+    unknown = [v for v in value if v not in names]
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; expected some of {', '.join(names)}")
+    return value

@@ -12,11 +12,11 @@ from edgewise.bench.counts import count_onnx
 from edgewise.bench.target_bench import BenchConfig, bench_model
 from edgewise.core.ledger import EMULATION, ONNX, TORCH, Version
 from edgewise.core.rundir import StageWindow
-from edgewise.recipe import BenchStageConfig
 from edgewise.report.figures import energy_text, inputs_text, latency_text, memory_text
 from edgewise.report.plots import latency_pareto, target_bars
 from edgewise.report.section import Section
 from edgewise.report.units import duration
+from edgewise.stages.bench_config import BenchStageConfig
 from edgewise.stages.state import ModelState
 from edgewise.targets import load_target
 

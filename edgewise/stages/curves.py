@@ -9,9 +9,9 @@ from edgewise.compress.reference import ReferenceSamples
 from edgewise.compress.study import rate_curves
 from edgewise.core.ledger import TORCH
 from edgewise.core.rundir import StageWindow
-from edgewise.recipe import CurvesConfig
 from edgewise.report.plots import rate_curves as plot_rate_curves
 from edgewise.report.section import Section
+from edgewise.stages.curves_config import CurvesConfig
 from edgewise.stages.prune import finetuner
 from edgewise.stages.state import ModelState
 from edgewise.zoo.training import evaluate

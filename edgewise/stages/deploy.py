@@ -10,7 +10,7 @@ from edgewise import export
 from edgewise.core.console import console
 from edgewise.core.ledger import BITSTREAM, BITSTREAM_FILE, ONNX, TORCH
 from edgewise.core.rundir import StageWindow
-from edgewise.recipe import DeployConfig
+from edgewise.stages.deploy_config import DeployConfig
 from edgewise.stages.state import ModelState
 from edgewise.zoo.dataset import Dataset
 

@@ -13,11 +13,11 @@ from edgewise.base.records import QuantizedLayer, load_records
 from edgewise.core.ledger import EMULATION, ONNX, RECORDS, TORCH, Version
 from edgewise.core.rundir import StageWindow
 from edgewise.export.onnx_records import records_from_onnx, rounded_layer
-from edgewise.recipe import EmulateConfig
 from edgewise.report.section import Section
 from edgewise.report.units import si
 from edgewise.runtime import IntegerMLP
 from edgewise.runtime.kernel import GIVEN_SCALES
+from edgewise.stages.emulate_config import EmulateConfig
 from edgewise.stages.state import ModelState
 
 MLP_LEAVES = (nn.Linear, nn.ReLU, nn.Flatten, nn.Dropout, nn.Identity)

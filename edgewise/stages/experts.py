@@ -14,8 +14,8 @@ from edgewise.base.atomic import write_json
 from edgewise.core.ledger import EXPERT, TORCH, UNION
 from edgewise.core.modelio import save_model
 from edgewise.core.rundir import StageWindow
-from edgewise.recipe import ExpertConfig
 from edgewise.report.section import Section
+from edgewise.stages.experts_config import ExpertConfig
 from edgewise.stages.prune import finetuner, prune_model
 from edgewise.stages.scoring import score_model
 from edgewise.stages.state import ModelState

@@ -13,9 +13,9 @@ from edgewise.compress.size import ladder_row, weight_count
 from edgewise.core.ledger import PRUNED, TORCH
 from edgewise.core.modelio import save_model
 from edgewise.core.rundir import StageWindow
-from edgewise.recipe import PruneConfig
 from edgewise.report.section import Section
 from edgewise.report.units import si
+from edgewise.stages.prune_config import PruneConfig
 from edgewise.stages.scoring import class_score, score_model
 from edgewise.stages.state import ModelState
 from edgewise.zoo.dataset import Dataset, Split

@@ -16,7 +16,7 @@ from edgewise.compress.size import ladder_row, packed_bytes, weight_count
 from edgewise.core.ledger import QUANTIZED, RECORDS, TORCH
 from edgewise.core.modelio import save_model
 from edgewise.core.rundir import StageWindow
-from edgewise.recipe import QuantizeConfig
+from edgewise.stages.quantize_config import QuantizeConfig
 from edgewise.stages.scoring import score_model
 from edgewise.stages.state import ModelState
 from edgewise.zoo.dataset import Dataset

@@ -17,7 +17,6 @@ from edgewise.core.console import console, seconds_since, stage_display
 from edgewise.core.ledger import TORCH, Ledger, Version
 from edgewise.core.modelio import load_model
 from edgewise.core.rundir import RunDirectory, StageOutcome, StageWindow
-from edgewise.recipe import ModelEntry
 from edgewise.report.section import Section
 from edgewise.zoo.dataset import Dataset
 
@@ -33,7 +32,7 @@ class ModelState:
     """
 
     run: RunDirectory
-    entry: ModelEntry
+    entry: Any  # the recipe's ModelEntry, built from the stage table above the stages
     data: Dataset
     ledger: Ledger = field(default_factory=Ledger)
     sections: list[Section] = field(default_factory=list)

@@ -1,9 +1,11 @@
 """The stage table: every pipeline stage once, in run order, with its recipe section, prerequisites and run function.
 
-The pipeline's loop, the names `--force` accepts and the recipe's checks (which stages a model
-source allows, which stages need another) all derive from this table, so a new stage is its
-module and one row here plus its recipe section. Run functions are named as `module:function`
-and imported when the stage runs: reading the table (to validate a recipe) imports no torch.
+The pipeline's loop, the names `--force` accepts, the recipe's model entry (each row's section and
+its config, edgewise.recipe.ModelEntry) and the recipe's checks (which stages a model source
+allows, which stages need another) all derive from this table, so a new stage is its module, its
+config module and one row here. Run functions are named as `module:function` and imported when
+the stage runs; configs are plain pydantic models: reading the table (to validate a recipe)
+imports no torch.
 """
 
 from __future__ import annotations
@@ -12,6 +14,18 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import Field
+
+from edgewise.stages.bench_config import BenchStageConfig
+from edgewise.stages.curves_config import CurvesConfig
+from edgewise.stages.deploy_config import DeployConfig
+from edgewise.stages.emulate_config import EmulateConfig
+from edgewise.stages.experts_config import ExpertConfig
+from edgewise.stages.export_config import ExportConfig
+from edgewise.stages.prune_config import PruneConfig
+from edgewise.stages.quantize_config import QuantizeConfig
+from edgewise.zoo.training_config import TrainConfig
 
 TORCH_SOURCES = ("arch", "file")  # a model trained here, or a torch model file the user gives
 ALL_SOURCES = (*TORCH_SOURCES, "onnx")
@@ -25,7 +39,8 @@ class Stage:
     names stages that must be switched on too (for torch models: an ONNX model is itself the
     exported, quantized file those stages read) and `why` says what the stage does with them;
     `sources` are the model sources (arch, file, onnx) it applies to; `run` is `module:function`,
-    called as function(state, config).
+    called as function(state, config); `field` is the section's (type, pydantic Field) in the
+    recipe's model entry (None: the section is one of the entry's own fields, as `onnx` is).
     """
 
     name: str
@@ -34,6 +49,7 @@ class Stage:
     needs: tuple[str, ...] = ()
     why: str = ""
     sources: tuple[str, ...] = TORCH_SOURCES
+    field: tuple[Any, Any] | None = None
 
     def config(self, entry: Any) -> Any:
         """This stage's configuration in a recipe model entry (None, False or empty when it is off)."""
@@ -55,24 +71,40 @@ class Stage:
         return getattr(importlib.import_module(module), name)
 
 
+def _section(config: type, description: str = "") -> tuple[Any, Any]:
+    """An optional section holding `config` (off when left out)."""
+    return config | None, Field(None, description=description or None)
+
+
+def _switch(description: str) -> tuple[Any, Any]:
+    """A section that is a switch (on with `true`)."""
+    return bool, Field(False, description=description)
+
+
 STAGES = (
-    Stage("train", "train", "edgewise.stages.train:train_stage"),
+    Stage("train", "train", "edgewise.stages.train:train_stage",
+          field=(TrainConfig, Field(default_factory=TrainConfig))),
     Stage("load", "onnx", "edgewise.stages.load:load_stage", sources=("onnx",)),
-    Stage("prune", "prune", "edgewise.stages.prune:prune_stage", sources=ALL_SOURCES),
-    Stage("experts", "experts", "edgewise.stages.experts:experts_stage"),
-    Stage("curves", "curves", "edgewise.stages.curves:curves_stage"),
-    Stage("fold", "fold", "edgewise.stages.fold:fold_stage", sources=ALL_SOURCES),
-    Stage("quantize", "quantize", "edgewise.stages.quantize:quantize_stage", sources=ALL_SOURCES),
+    Stage("prune", "prune", "edgewise.stages.prune:prune_stage", sources=ALL_SOURCES, field=_section(PruneConfig)),
+    Stage("experts", "experts", "edgewise.stages.experts:experts_stage",
+          field=(list[ExpertConfig], Field(default_factory=list))),
+    Stage("curves", "curves", "edgewise.stages.curves:curves_stage", field=_section(CurvesConfig)),
+    Stage("fold", "fold", "edgewise.stages.fold:fold_stage", sources=ALL_SOURCES,
+          field=_switch("fold BatchNorm into the preceding layers before quantizing")),
+    Stage("quantize", "quantize", "edgewise.stages.quantize:quantize_stage", sources=ALL_SOURCES,
+          field=_section(QuantizeConfig)),
     Stage("encode", "encode", "edgewise.stages.encode:encode_stage", ("quantize",), "codes quantized weights",
-          ALL_SOURCES),
+          ALL_SOURCES, _switch("code the quantized weights losslessly with NNCodec")),
     # emulate after export: a W4A8 file's activation scales are the integer kernel's, so both compute one set of
     # integers
-    Stage("export", "export", "edgewise.stages.export:export_stage", sources=ALL_SOURCES),
+    Stage("export", "export", "edgewise.stages.export:export_stage", sources=ALL_SOURCES,
+          field=_section(ExportConfig)),
     Stage("emulate", "emulate", "edgewise.stages.emulate:emulate_stage", ("quantize",),
-          "runs the 4-bit integer kernel", ALL_SOURCES),
-    Stage("deploy", "deploy", "edgewise.stages.deploy:deploy_stage", ("export",), "bundles the exported model"),
+          "runs the 4-bit integer kernel", ALL_SOURCES, _section(EmulateConfig)),
+    Stage("deploy", "deploy", "edgewise.stages.deploy:deploy_stage", ("export",), "bundles the exported model",
+          field=_section(DeployConfig)),
     Stage("bench", "bench", "edgewise.stages.bench:bench_stage", ("export",), "measures the exported ONNX files",
-          ALL_SOURCES),
+          ALL_SOURCES, _section(BenchStageConfig)),
 )
 STAGE_NAMES = tuple(s.name for s in STAGES)
 

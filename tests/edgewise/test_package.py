@@ -75,6 +75,62 @@ def test_the_layers_depend_one_way():
     assert not wrong, wrong
 
 
+def _package(module: str) -> str:
+    """The package a module belongs to, for the package graph: edgewise's own modules (cli, commands, pipeline,
+    recipe, sweep, ...) are the front door, `edgewise`; every subpackage is itself (edgewise.core, edgewise.zoo,
+    edgewise.compress, ...); compress's, export's and bench's own subpackages count as theirs."""
+    parts = module.split(".")
+    if len(parts) == 1 or module in _modules() and _modules()[module].parent == ROOT / "edgewise":
+        return "edgewise"
+    return ".".join(parts[:2])
+
+
+def _resolved_imports(path: Path, known: set[str]) -> set[str]:
+    """The kit's modules `path` imports, function-level imports included; `from edgewise import compress` is the
+    subpackage, not the front door's __init__."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "edgewise"}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.split(".")[0] == \
+                "edgewise":
+            for alias in node.names:
+                child = f"{node.module}.{alias.name}"
+                found.add(child if child in known else node.module)
+    return found
+
+
+def test_no_two_packages_import_each_other_at_any_depth():
+    """The package graph is acyclic: base < core < zoo, report < stages < the front door (cli, commands, pipeline,
+    recipe), with the libraries (compress, export, runtime, bench, targets) below the front door."""
+    modules = _modules()
+    known = set(modules)
+    edges: dict[str, dict[str, str]] = {}
+    for name, path in modules.items():
+        source = _package(name)
+        for imported in _resolved_imports(path, known):
+            target = _package(imported)
+            if target != source:
+                edges.setdefault(source, {}).setdefault(target, f"{name} imports {imported}")
+    cycles = []
+    for a, targets in edges.items():
+        for b, why in targets.items():
+            if a in edges.get(b, {}):
+                cycles.append(f"{a} <-> {b}: {why}; {edges[b][a]}")
+            seen, stack = set(), [b]
+            while stack:  # a longer cycle through b back to a
+                node = stack.pop()
+                for nxt in edges.get(node, {}):
+                    if nxt == a and node != b:
+                        cycles.append(f"{a} -> {b} -> ... -> {node} -> {a}: {why}; {edges[node][a]}")
+                    elif nxt not in seen:
+                        seen.add(nxt)
+                        stack.append(nxt)
+    assert not cycles, sorted(set(cycles))
+    assert not set(edges.get("edgewise.core", {})) & {"edgewise", "edgewise.stages", "edgewise.report",
+                                                       "edgewise.zoo"}, edges.get("edgewise.core")
+
+
 def test_every_onnx_runtime_session_takes_the_kits_options():
     """One place builds ONNX Runtime's SessionOptions (export.session.session_options): logging, optimisation level,
     threads and profiling are then set alike for every session the kit makes."""

@@ -1,0 +1,54 @@
+"""The prune section of a recipe: criterion, rate, schedule, ranking, reference samples and fine-tuning."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from edgewise.base.registry import registered
+from edgewise.zoo.training_config import FinetuneConfig
+
+
+class PruneConfig(BaseModel):
+    """Structured pruning: criterion, rate, schedule, ranking and the reference samples it reads."""
+
+    model_config = ConfigDict(extra="forbid")
+    criterion: str = "lrp"
+    rate: float = Field(0.5, ge=0.0, lt=1.0)
+    schedule: str = Field("oneshot", description="a registered schedule (edgewise.compress.schedules.SCHEDULES): "
+                          "oneshot, iterative or adaptive")
+    scope: Literal["global", "layer"] = "global"
+    normalization: Literal["none", "sum", "l2"] | None = None
+    min_channels: int = Field(1, ge=1)
+    round_to: int | None = Field(None, ge=1)
+    max_layer_rate: float = Field(0.9, gt=0.0, le=1.0, description="the largest share of one layer's channels that "
+                                  "may go (1.0: no limit; a layer cut to one channel can silence the network)")
+    ignore: list[str] = Field(default_factory=list)
+    samples_per_class: int | None = Field(10, ge=1, description="reference samples per class (x10 scenes for "
+                                          "segmentation); null: the whole validation split")
+    step: float = Field(0.05, gt=0.0, lt=1.0)
+    sf: float = Field(0.5, gt=0.0, lt=1.0)
+    output: Literal["onehot", "logit", "contrast"] = Field("onehot", description="seed at the output for LRP, "
+                                                           "gradient and Taylor scores")
+    options: dict[str, Any] = Field(default_factory=dict, description="criterion options, e.g. LRP rules")
+    finetune: FinetuneConfig | None = None
+
+    @field_validator("criterion")
+    @classmethod
+    def _known_criterion(cls, value: str) -> str:
+        from edgewise.compress.criteria import CRITERIA
+
+        return registered(value, CRITERIA, "pruning criterion")
+
+    @field_validator("schedule")
+    @classmethod
+    def _known_schedule(cls, value: str) -> str:
+        from edgewise.compress.schedules import SCHEDULES
+
+        return registered(value, SCHEDULES, "pruning schedule")
+
+    def ranking(self) -> Any:
+        """The compress.Ranking these settings describe."""
+        from edgewise import compress
+        return compress.Ranking(self.scope, self.normalization, self.min_channels, self.round_to, self.max_layer_rate)

@@ -1,0 +1,72 @@
+"""The quantize section of a recipe: method, bit width, the method's settings and quantization-aware training."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from edgewise.base.errors import UserError
+from edgewise.base.registry import registered
+from edgewise.zoo.training_config import QATConfig
+
+QUANTIZER_FIELDS = {"lam": "lambda", "per_channel": "per_channel", "block": "block", "rho": "rho", "p": "p"}
+"""The QuantizeConfig fields that are quantizer settings (constructor keyword -> recipe key)."""
+
+
+class QuantizeConfig(BaseModel):
+    """Weight quantization: method, bit width, entropy constraint (lambda) and optional training."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    method: str = Field("ecqx", description="a registered quantizer (edgewise.compress.quant.QUANTIZERS)")
+    bits: int = Field(4, ge=2, le=8)
+    lam: float = Field(0.05, ge=0.0, le=10.0, alias="lambda")
+    per_channel: bool = Field(False, description="uniform only: one step per output channel")
+    block: int | None = Field(None, description="one step per block of this many weights along the input axis (16, "
+                              "32, 64, 128 or 256; null: per layer, or per channel with per_channel)")
+    rho: float = Field(2.0, gt=0.0)
+    p: float = Field(0.1, ge=0.0, le=1.0)
+    samples_per_class: int | None = Field(10, ge=1)
+    ignore: list[str] = Field(default_factory=list)
+    train: QATConfig | None = None
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        from edgewise.compress.quant import QUANTIZERS
+
+        return registered(value, QUANTIZERS, "quantization method")
+
+    @field_validator("block")
+    @classmethod
+    def _block_size(cls, value: int | None) -> int | None:
+        from edgewise.base.grid import check_block
+
+        try:
+            check_block(value)
+        except UserError as exc:
+            raise ValueError(f"{exc.problem}; {exc.fix}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _settings_the_method_takes(self) -> QuantizeConfig:
+        from edgewise.compress.quant import QUANTIZERS, quantizer_settings
+
+        accepted = quantizer_settings(self.method)
+        if self.block is not None and "block" not in accepted:
+            blocked = [n for n in QUANTIZERS if "block" in quantizer_settings(n)]
+            raise ValueError(f"quantizer {self.method} has no block-wise steps; block is for {', '.join(blocked)}")
+        # a setting given for another method would be ignored: the run would not be the one asked for (one at its
+        # default changes nothing, and configs travel as full dumps to sweep workers)
+        ignored = sorted(QUANTIZER_FIELDS[k] for k in QUANTIZER_FIELDS
+                         if k not in accepted and getattr(self, k) != type(self).model_fields[k].default)
+        if ignored:
+            raise ValueError(f"quantizer {self.method} takes no {', '.join(ignored)}; its settings are "
+                             f"{', '.join(QUANTIZER_FIELDS.get(k, k) for k in accepted)}")
+        return self
+
+    def quantizer_settings(self) -> dict[str, Any]:
+        """The settings of this config that its method's quantizer takes, by constructor keyword."""
+        from edgewise.compress.quant import quantizer_settings
+
+        return {k: getattr(self, k) for k in quantizer_settings(self.method) if k in QUANTIZER_FIELDS}
