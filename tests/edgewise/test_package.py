@@ -80,7 +80,7 @@ def _package(module: str) -> str:
     recipe, sweep, ...) are the front door, `edgewise`; every subpackage is itself (edgewise.core, edgewise.zoo,
     edgewise.compress, ...); compress's, export's and bench's own subpackages count as theirs."""
     parts = module.split(".")
-    if len(parts) == 1 or module in _modules() and _modules()[module].parent == ROOT / "edgewise":
+    if len(parts) == 1 or (module in _modules() and _modules()[module].parent == ROOT / "edgewise"):
         return "edgewise"
     return ".".join(parts[:2])
 
