@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 import zipfile
@@ -33,6 +34,7 @@ def _layer(module: str) -> str:
     return parts[1] if len(parts) > 1 and parts[1] in ALLOWED else "front door"
 
 
+@functools.cache
 def _modules() -> dict[str, Path]:
     """Every module of the kit by its installed name."""
     out = {}
