@@ -33,3 +33,14 @@ def test_the_python_quickstart_runs(tmp_path):
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "(emulated)" in completed.stdout and (tmp_path / "runs" / "quickstart" / "report.html").is_file()
     assert (tmp_path / "mlp.onnx").is_file()
+
+
+def test_the_plug_in_example_runs(tmp_path):
+    """The Plug-ins section's example registers a criterion and a schedule and prunes with them, by name."""
+    match = re.search(r"## Plug-ins.*?```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    assert match, "the README has no plug-in example"
+    (tmp_path / "plugins.py").write_text(match.group(1), encoding="utf-8")
+    completed = subprocess.run([sys.executable, "plugins.py"], cwd=tmp_path, capture_output=True, text=True,
+                               env={**os.environ, "EDGEWISE_QUIET": "1"}, timeout=300, check=False)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.strip() == "bias twostep 2 steps"
