@@ -259,12 +259,16 @@ def export_command(
         if w4a8 else None
     result = export_file(model, out, records, data, precision if tensorrt else None, options, trust_model_file)
     against = "its exact run" if w4a8 else "torch"
+    scores = (f"; test score {result['torch_score']:.4f} in torch, {result['onnx_score']:.4f} as shipped in ONNX "
+              "Runtime") if "torch_score" in result else " (a detector: not scored here, it has no labels)"
     console.print(f"{out}: {result['bytes']:,} bytes, opset {result['opset']}, {len(result['quantized_layers'])} "
                   f"4-bit layers{' with 8-bit activations' if w4a8 else ''}; ONNX Runtime vs torch "
                   f"{result['rel_diff']:.1e} (exact), {result['fast_rel_diff']:.1e} (fast session, checked against "
-                  f"{against}); test score {result['torch_score']:.4f} in torch, {result['onnx_score']:.4f} as shipped "
-                  "in ONNX Runtime")
-    if "source_onnx" in result:
+                  f"{against}){scores}")
+    if "source_rel_diff" in result:
+        console.print(f"against the ONNX file it came from ({result['source_onnx']}): outputs differ by "
+                      f"{result['source_rel_diff']:.3g} of their largest value on the images")
+    elif "source_onnx" in result:
         console.print(f"against the ONNX file it came from ({result['source_onnx']}): test score "
                       f"{result['source_score']:.4f} there, {result['onnx_score']:.4f} here; the two agree on "
                       f"{result['source_agreement']:.1%} of the test samples' predictions")

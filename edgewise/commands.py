@@ -227,6 +227,13 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
     if w4a8 is not None and not records:
         raise UserError("--w4a8 needs the quantized records", "pass --records model-q.npz from `edgewise quantize`")
     distinct_output(out, model, records, data)
+    if str(model).endswith((".pt", ".pth")) and Path(model).is_file():
+        detector, card = load_model(model, trusted)
+        if card.get("task") == "detection":  # no labels: checked by its outputs, not scored
+            if w4a8 is not None or tensorrt:
+                raise UserError("a detector's export here is the plain or 4-bit ONNX file", "export without --w4a8 "
+                                "and --tensorrt; the bundle's run.py builds the board's engine")
+            return _export_detector(detector, card, model, out, records, data)
     module, card, dataset = resolve_model(model, data, trusted=trusted)
     layers = load_records(records)[0] if records else None
     probe = dataset.test.x[:8]
@@ -251,6 +258,31 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
                             f"build on the board instead: {' '.join(command)}")
         result["engine"] = export.to_tensorrt(onnx_file.path, Path(out).with_suffix(".engine"), dataset.input_shape,
                                               tensorrt)
+    return result
+
+
+def _export_detector(module: nn.Module, card: dict[str, Any], model: str, out: str | Path,
+                     records: str | Path | None, images: str | None) -> dict[str, Any]:
+    """Export a detector loaded from the file `model` (no labels: its outputs are what the file is checked by) on
+    the images of `images` (.npz x); a model converted from ONNX is compared with the file it came from, output for
+    output."""
+    from edgewise import export
+    from edgewise.stages.load import session_runner
+
+    if not images:
+        raise UserError(f"{model} is a detector: its export is checked on images", "pass --data images.npz (x)")
+    layers = load_records(records)[0] if records else None
+    probe = detection_images(images)[:8]
+    onnx_file = export.to_onnx(module, probe[:2], out, layers)
+    result = {"path": str(onnx_file.path), **export.verify(onnx_file.path, module, probe, quantized=bool(layers)),
+              "quantized_layers": onnx_file.quantized_layers}
+    source = Path(card["source_onnx"]) if card.get("source_onnx") else None
+    if source is not None and source.is_file():
+        before = session_runner(export.open_session(source, fast=False))(probe.numpy())
+        after = session_runner(export.open_session(onnx_file.path))(probe.numpy())
+        result.update(source_onnx=str(source), source_rel_diff=float(
+            np.abs(after - before).max() / max(float(np.abs(before).max()), 1e-12)) if after.shape == before.shape
+            else float("inf"))
     return result
 
 

@@ -286,5 +286,10 @@ def test_prune_detect_takes_an_onnx_map_detector_without_labels(tmp_path, edgewi
     pruned, card = load_model(tmp_path / "p.pt")
     assert card["source_onnx"] == str(path.resolve()) and card["task"] == "detection"
     assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in _TextMap().parameters())
-    out = export.to_onnx(pruned, torch.rand(1, 3, 16, 16), tmp_path / "p.onnx")
-    assert _ort(out.path, np.zeros((2, 3, 16, 16), np.float32)).shape == (2, 1, 16, 16)
+    exported = edgewise("export", str(tmp_path / "p.pt"), "-o", str(tmp_path / "p.onnx"), "--data", str(images))
+    assert exported.returncode == 0, exported.stderr
+    text = " ".join(exported.stderr.split())
+    assert "not scored here, it has no labels" in text and "against the ONNX file it came from" in text
+    assert _ort(tmp_path / "p.onnx", np.zeros((2, 3, 16, 16), np.float32)).shape == (2, 1, 16, 16)
+    no_images = edgewise("export", str(tmp_path / "p.pt"), "-o", str(tmp_path / "q.onnx"))
+    assert no_images.returncode == 2 and "--data images.npz" in no_images.stderr
