@@ -89,6 +89,11 @@ class Registry(Generic[T]):
         self._loaded[name] = value
         return value
 
+    def known(self, value: Any) -> Any:
+        """`value` (a name, or a list of names) when every one is registered, else the ValueError a recipe's field
+        reports (a pydantic AfterValidator)."""
+        return registered(value, self.names(), self.kind)
+
     def __contains__(self, name: object) -> bool:
         return name in self.names()
 

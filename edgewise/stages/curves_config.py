@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Annotated
 
-from edgewise.base.registry import registered
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from edgewise.compress.criteria import CRITERIA
 from edgewise.zoo.training_config import FinetuneConfig
 
 
@@ -12,19 +14,12 @@ class CurvesConfig(BaseModel):
     """Score against one-shot pruning rate for several criteria (the area under each curve compares them)."""
 
     model_config = ConfigDict(extra="forbid")
-    criteria: list[str] = Field(default_factory=lambda: ["lrp", "gradient", "taylor", "l1", "hrank", "apoz", "random"],
+    criteria: Annotated[list[str], AfterValidator(CRITERIA.known)] = Field(default_factory=lambda: ["lrp", "gradient", "taylor", "l1", "hrank", "apoz", "random"],
                                 min_length=1)
     rates: list[float] = Field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
                                min_length=2)
     samples_per_class: int | None = Field(10, ge=1)
     finetune: FinetuneConfig | None = None
-
-    @field_validator("criteria")
-    @classmethod
-    def _known_criteria(cls, values: list[str]) -> list[str]:
-        from edgewise.compress.criteria import CRITERIA
-
-        return registered(values, CRITERIA, "pruning criteria")
 
     @field_validator("rates")
     @classmethod

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from edgewise.base.registry import registered
+from edgewise.compress.criteria import CRITERIA
+from edgewise.compress.schedules import SCHEDULES
 from edgewise.zoo.training_config import FinetuneConfig
 
 
@@ -14,10 +15,11 @@ class PruneConfig(BaseModel):
     """Structured pruning: criterion, rate, schedule, ranking and the reference samples it reads."""
 
     model_config = ConfigDict(extra="forbid")
-    criterion: str = "lrp"
+    criterion: Annotated[str, AfterValidator(CRITERIA.known)] = "lrp"
     rate: float = Field(0.5, ge=0.0, lt=1.0)
-    schedule: str = Field("oneshot", description="a registered schedule (edgewise.compress.schedules.SCHEDULES): "
-                          "oneshot, iterative or adaptive")
+    schedule: Annotated[str, AfterValidator(SCHEDULES.known)] = Field(
+        "oneshot", description="a registered schedule (edgewise.compress.schedules.SCHEDULES): oneshot, iterative "
+        "or adaptive")
     scope: Literal["global", "layer"] = "global"
     normalization: Literal["none", "sum", "l2"] | None = None
     min_channels: int = Field(1, ge=1)
@@ -33,20 +35,6 @@ class PruneConfig(BaseModel):
                                                            "gradient and Taylor scores")
     options: dict[str, Any] = Field(default_factory=dict, description="criterion options, e.g. LRP rules")
     finetune: FinetuneConfig | None = None
-
-    @field_validator("criterion")
-    @classmethod
-    def _known_criterion(cls, value: str) -> str:
-        from edgewise.compress.criteria import CRITERIA
-
-        return registered(value, CRITERIA, "pruning criterion")
-
-    @field_validator("schedule")
-    @classmethod
-    def _known_schedule(cls, value: str) -> str:
-        from edgewise.compress.schedules import SCHEDULES
-
-        return registered(value, SCHEDULES, "pruning schedule")
 
     def ranking(self) -> Any:
         """The compress.Ranking these settings describe."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edgewise.base.errors import UserError
-from edgewise.base.registry import registered
+from edgewise.compress.quant import QUANTIZERS, quantizer_settings
 from edgewise.zoo.training_config import QATConfig
 
 QUANTIZER_FIELDS = {"lam": "lambda", "per_channel": "per_channel", "block": "block", "rho": "rho", "p": "p"}
@@ -18,7 +18,8 @@ class QuantizeConfig(BaseModel):
     """Weight quantization: method, bit width, entropy constraint (lambda) and optional training."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    method: str = Field("ecqx", description="a registered quantizer (edgewise.compress.quant.QUANTIZERS)")
+    method: Annotated[str, AfterValidator(QUANTIZERS.known)] = Field(
+        "ecqx", description="a registered quantizer (edgewise.compress.quant.QUANTIZERS)")
     bits: int = Field(4, ge=2, le=8)
     lam: float = Field(0.05, ge=0.0, le=10.0, alias="lambda")
     per_channel: bool = Field(False, description="uniform only: one step per output channel")
@@ -29,13 +30,6 @@ class QuantizeConfig(BaseModel):
     samples_per_class: int | None = Field(10, ge=1)
     ignore: list[str] = Field(default_factory=list)
     train: QATConfig | None = None
-
-    @field_validator("method")
-    @classmethod
-    def _known_method(cls, value: str) -> str:
-        from edgewise.compress.quant import QUANTIZERS
-
-        return registered(value, QUANTIZERS, "quantization method")
 
     @field_validator("block")
     @classmethod
@@ -50,8 +44,6 @@ class QuantizeConfig(BaseModel):
 
     @model_validator(mode="after")
     def _settings_the_method_takes(self) -> QuantizeConfig:
-        from edgewise.compress.quant import QUANTIZERS, quantizer_settings
-
         accepted = quantizer_settings(self.method)
         if self.block is not None and "block" not in accepted:
             blocked = [n for n in QUANTIZERS if "block" in quantizer_settings(n)]
@@ -67,6 +59,4 @@ class QuantizeConfig(BaseModel):
 
     def quantizer_settings(self) -> dict[str, Any]:
         """The settings of this config that its method's quantizer takes, by constructor keyword."""
-        from edgewise.compress.quant import quantizer_settings
-
         return {k: getattr(self, k) for k in quantizer_settings(self.method) if k in QUANTIZER_FIELDS}
