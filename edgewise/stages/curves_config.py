@@ -14,8 +14,8 @@ class CurvesConfig(BaseModel):
     """Score against one-shot pruning rate for several criteria (the area under each curve compares them)."""
 
     model_config = ConfigDict(extra="forbid")
-    criteria: Annotated[list[str], AfterValidator(CRITERIA.known)] = Field(default_factory=lambda: ["lrp", "gradient", "taylor", "l1", "hrank", "apoz", "random"],
-                                min_length=1)
+    criteria: Annotated[list[str], AfterValidator(CRITERIA.known)] = Field(
+        default_factory=lambda: ["lrp", "gradient", "taylor", "l1", "hrank", "apoz", "random"], min_length=1)
     rates: list[float] = Field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
                                min_length=2)
     samples_per_class: int | None = Field(10, ge=1)
