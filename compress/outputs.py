@@ -73,7 +73,13 @@ def scored_output(model: nn.Module, key: OutputKey = None) -> Iterator[nn.Module
 SQUASHES = (nn.Sigmoid, nn.Softmax)
 """Final activations whose input, not output, is scored: where they saturate (a text detector's map at exactly 1.0,
 a recogniser's confident characters) their gradient is 0 in float32, and relevance, gradients and losses vanish."""
-_CONVERTED_SQUASHES = ("OnnxSoftmaxV1V11",)  # onnx2torch's Softmax of opsets 1 to 11 (a module of its own)
+_CONVERTED_SQUASHES = ("OnnxSoftmaxV1V11",)  # onnx2torch's (Log)Softmax of opsets 1 to 11 (a module of its own)
+
+
+def _squashes(module: nn.Module) -> bool:
+    """Whether `module` is a Sigmoid or Softmax (not a log-softmax, whose gradient does not vanish)."""
+    converted = type(module).__name__ in _CONVERTED_SQUASHES and not getattr(module, "is_log", False)
+    return isinstance(module, SQUASHES) or converted
 
 
 def final_squash(model: nn.Module, example: torch.Tensor, key: OutputKey = None) -> str | None:
@@ -87,8 +93,7 @@ def final_squash(model: nn.Module, example: torch.Tensor, key: OutputKey = None)
                 found[out.untyped_storage().data_ptr()] = name
         return hook
 
-    hooks = [m.register_forward_hook(record(n)) for n, m in model.named_modules()
-             if isinstance(m, SQUASHES) or type(m).__name__ in _CONVERTED_SQUASHES]
+    hooks = [m.register_forward_hook(record(n)) for n, m in model.named_modules() if _squashes(m)]
     if not hooks:
         return None
     try:
