@@ -112,6 +112,9 @@ def prune(
                                               "is a .npz of images (x), scored by the model's own detections.")]
     = False,
     detections: Annotated[int, typer.Option(help="With --detect: detections per image relevance starts from.")] = 10,
+    rule: Annotated[list[str] | None, typer.Option(help="With lrp: KIND=RULE (repeatable), e.g. conv=alpha2beta1, "
+                                                        "which also follows inhibitory contributions (kinds: first, "
+                                                        "conv, linear).")] = None,
     device: Annotated[str, typer.Option(help=DEVICE_HELP + ".")] = "auto",
     verbose: Annotated[bool, typer.Option(help="List every group left whole, with its reason.")] = False,
     trust_model_file: Annotated[bool, typer.Option("--trust-model-file", help=TRUST_HELP)] = False,
@@ -120,9 +123,12 @@ def prune(
     from edgewise.commands import prune_detector_file, prune_file
     from edgewise.stages.prune_config import PruneConfig
 
+    malformed = [r for r in rule or [] if r.count("=") != 1]
+    if malformed:
+        raise UserError(f"--rule {malformed[0]} is not KIND=RULE", "give e.g. --rule conv=alpha2beta1")
     config = _config(PruneConfig, criterion=criterion, rate=rate, schedule=schedule, scope=scope,
                      max_layer_rate=max_layer_rate, round_to=round_to, samples_per_class=samples,
-                     ignore=ignore or [])
+                     ignore=ignore or [], options={"rules": dict(r.split("=") for r in rule)} if rule else {})
     if detect:
         if data is None:
             raise UserError("--detect needs reference images", "pass --data images.npz (an array x of images)")
@@ -260,7 +266,7 @@ def export_command(
     result = export_file(model, out, records, data, precision if tensorrt else None, options, trust_model_file)
     against = "its exact run" if w4a8 else "torch"
     scores = (f"; test score {result['torch_score']:.4f} in torch, {result['onnx_score']:.4f} as shipped in ONNX "
-              "Runtime") if "torch_score" in result else " (a detector: not scored here, it has no labels)"
+              "Runtime") if "torch_score" in result else " (no labels: not scored here)"
     console.print(f"{out}: {result['bytes']:,} bytes, opset {result['opset']}, {len(result['quantized_layers'])} "
                   f"4-bit layers{' with 8-bit activations' if w4a8 else ''}; ONNX Runtime vs torch "
                   f"{result['rel_diff']:.1e} (exact), {result['fast_rel_diff']:.1e} (fast session, checked against "
