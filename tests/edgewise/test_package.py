@@ -153,6 +153,15 @@ def test_import_edgewise_is_cheap_and_the_api_resolves():
             "IntegerMLP", "run"} <= set(edgewise.__all__)
 
 
+def test_the_base_layer_imports_nothing_heavier_than_numpy():
+    names = sorted(n for n in _modules() if n.startswith("edgewise.base"))
+    code = (f"import sys\nfor name in {names!r}:\n    __import__(name)\n"
+            "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime', 'scipy', 'pydantic') if m in sys.modules))")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "[]"
+
+
 def test_api_names_are_the_objects_not_modules():
     import types
 
