@@ -57,16 +57,18 @@ class OneShot(Schedule):
 
     def __init__(self, rate: float) -> None:
         self.rate = rate
+        self.rates = [rate]  # the cumulative rate reached at each step
 
     @property
     def steps(self) -> int:
-        return 1
+        return len(self.rates)
 
     def removal(self, step: int, scores: dict[str, torch.Tensor], original: dict[str, int], ranking: Ranking,
                 normalization: str, width: dict[str, int]) -> Units:
         from edgewise.compress.ranking import plan_removal  # torch: imported when pruning runs, not when named
 
-        return plan_removal(scores, {g: original[g] for g in scores}, self.rate, ranking, normalization, width)
+        return plan_removal(scores, {g: original[g] for g in scores}, self.rates[step - 1], ranking, normalization,
+                            width)
 
 
 class Iterative(OneShot):
@@ -77,17 +79,6 @@ class Iterative(OneShot):
     def __init__(self, rate: float, step: float = 0.05) -> None:
         super().__init__(rate)
         self.rates = iterative_rates(rate, step)
-
-    @property
-    def steps(self) -> int:
-        return len(self.rates)
-
-    def removal(self, step: int, scores: dict[str, torch.Tensor], original: dict[str, int], ranking: Ranking,
-                normalization: str, width: dict[str, int]) -> Units:
-        from edgewise.compress.ranking import plan_removal
-
-        return plan_removal(scores, {g: original[g] for g in scores}, self.rates[step - 1], ranking, normalization,
-                            width)
 
 
 class Adaptive(Schedule):

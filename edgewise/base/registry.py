@@ -100,16 +100,6 @@ class Registry(Generic[T]):
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
-    def __len__(self) -> int:
-        return len(self.names())
-
-    def __getitem__(self, name: str) -> T:
-        return self.get(name)
-
-    def items(self) -> Iterator[tuple[str, T]]:
-        """(name, entry) for every entry, each imported."""
-        return ((name, self.get(name)) for name in self.names())
-
 
 def registrar(registry: Registry[T]) -> Callable[..., Any]:
     """The public `register_<kind>` function of `registry`: register(name, plugin) or @register(name)."""

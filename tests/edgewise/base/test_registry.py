@@ -24,7 +24,7 @@ def test_register_as_call_and_decorator_and_a_taken_name_is_refused():
     def c():
         return 3
 
-    assert registry.names() == ("a", "b", "c") and registry["c"]() == 3
+    assert registry.names() == ("a", "b", "c") and registry.get("c")() == 3
     with pytest.raises(UserError, match="a widget named 'a' is registered already"):
         register("a", min)
     register("a", min, replace=True)
