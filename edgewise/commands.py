@@ -38,11 +38,12 @@ def data_from_argument(value: str) -> Dataset:
     raise UserError(f"unknown data {value!r}", "give digits, rail, a .npz file or a folder with one folder per class")
 
 
-def resolve_model(model: str, data: str | None = None, device: torch.device | None = None, trusted: bool = False
-                  ) -> tuple[nn.Module, dict[str, Any], Dataset]:
+def resolve_model(model: str, data: str | None = None, device: torch.device | None = None, trusted: bool = False,
+                  loaded: tuple[nn.Module, dict[str, Any]] | None = None) -> tuple[nn.Module, dict[str, Any], Dataset]:
     """A model and its data from a zoo reference name or a model file (its card names the data, or `data` does); on
     `device` when given (a zoo model is then trained there), else on the CPU. `trusted`: the user consents to
-    unpickling a file that names code of their own (edgewise.core.modelio.load_model)."""
+    unpickling a file that names code of their own (edgewise.core.modelio.load_model); `loaded`: the file's module
+    and card when the caller has read it already."""
     device = device or torch.device("cpu")
     if model in REFERENCES:
         ref = REFERENCES[model]
@@ -57,7 +58,7 @@ def resolve_model(model: str, data: str | None = None, device: torch.device | No
     if not model.endswith((".pt", ".pth")) and not Path(model).exists():
         raise UserError(f"unknown model {model!r}",
                         f"give a zoo reference ({', '.join(REFERENCES)}), the path of a .pt file or of an .onnx file")
-    module, card = load_model(model, trusted)
+    module, card = loaded or load_model(model, trusted)
     module = on_device(module, device)
     if data:
         dataset = data_from_argument(data)
@@ -71,18 +72,23 @@ def resolve_model(model: str, data: str | None = None, device: torch.device | No
 
 
 def _converted_onnx(model: str, data: str | None, device: torch.device) -> tuple[nn.Module, dict[str, Any], Dataset]:
-    """An ONNX file as a torch module (export.onnx_import), checked against ONNX Runtime on the data's test samples;
-    its card names the source file, so export can compare with it."""
-    from edgewise.export.onnx_import import onnx_to_torch
-
+    """An ONNX file as a torch module (converted_onnx) checked on the data's test samples; its card names the source
+    file, so export can compare with it, and the data's task and classes."""
     if not data:
         raise UserError(f"{model} is an ONNX file, which does not say what data it takes",
                         "pass --data: a .npz (x in the model's input layout, y labels) or an image folder")
     dataset = data_from_argument(data)
-    module = on_device(onnx_to_torch(model, dataset.test.x[:4].numpy()), device)
-    card = {"source_onnx": str(Path(model).resolve()), "input_shape": list(dataset.input_shape),
-            "task": dataset.task, "class_names": list(dataset.class_names)}
-    return module, card, dataset
+    module, card = converted_onnx(model, dataset.test.x[:4])
+    return on_device(module, device), {**card, "task": dataset.task, "class_names": list(dataset.class_names)}, dataset
+
+
+def converted_onnx(model: str, sample: torch.Tensor) -> tuple[nn.Module, dict[str, Any]]:
+    """The ONNX file `model` as a torch module checked against ONNX Runtime on `sample` (a batch of its input), and
+    its card: the source file (export compares with it) and the input shape."""
+    from edgewise.export.onnx_import import onnx_to_torch
+
+    return onnx_to_torch(model, sample.numpy()), {"source_onnx": str(Path(model).resolve()),
+                                                  "input_shape": list(sample.shape[1:])}
 
 
 def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | None = None,
@@ -148,13 +154,7 @@ def prune_detector_file(model: str, out: str | Path, config: PruneConfig, images
     JSON to `out`."""
     distinct_output(out, model, images)
     x = detection_images(images)
-    if model.endswith(".onnx"):
-        from edgewise.export.onnx_import import onnx_to_torch
-
-        module = onnx_to_torch(model, x[:4].numpy())
-        card = {"source_onnx": str(Path(model).resolve()), "input_shape": list(x.shape[1:])}
-    else:
-        module, card = load_model(model, trusted)
+    module, card = converted_onnx(model, x[:4]) if model.endswith(".onnx") else load_model(model, trusted)
     module = on_device(module, resolve_device(device))
     ref = compress.ReferenceSamples.for_detection(x, _detection_classes(module, classes) if classes else None,
                                                   detections, output=config.output)
@@ -227,14 +227,13 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
     if w4a8 is not None and not records:
         raise UserError("--w4a8 needs the quantized records", "pass --records model-q.npz from `edgewise quantize`")
     distinct_output(out, model, records, data)
-    if str(model).endswith((".pt", ".pth")) and Path(model).is_file():
-        detector, card = load_model(model, trusted)
-        if card.get("task") == "detection":  # no labels: checked by its outputs, not scored
-            if w4a8 is not None or tensorrt:
-                raise UserError("a detector's export here is the plain or 4-bit ONNX file", "export without --w4a8 "
-                                "and --tensorrt; the bundle's run.py builds the board's engine")
-            return _export_detector(detector, card, model, out, records, data)
-    module, card, dataset = resolve_model(model, data, trusted=trusted)
+    loaded = load_model(model, trusted) if str(model).endswith((".pt", ".pth")) and Path(model).is_file() else None
+    if loaded is not None and loaded[1].get("task") == "detection":  # no labels: checked by its outputs, not scored
+        if w4a8 is not None or tensorrt:
+            raise UserError("a detector's export here is the plain or 4-bit ONNX file", "export without --w4a8 and "
+                            "--tensorrt; the bundle's run.py builds the board's engine")
+        return _export_detector(*loaded, model, out, records, data)
+    module, card, dataset = resolve_model(model, data, trusted=trusted, loaded=loaded)
     layers = load_records(records)[0] if records else None
     probe = dataset.test.x[:8]
     if w4a8 is not None:
