@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Iterator
 
 from rich.console import Console
@@ -66,11 +65,6 @@ def stage_display(model: str, stage: str) -> Iterator[None]:
             yield
         finally:
             _live = previous
-
-
-def seconds_since(start: float) -> str:
-    """Wall time since `start` (perf_counter) as the stage lines print it."""
-    return f"{time.perf_counter() - start:.1f} s"
 
 
 progress.set_reporter(bar)

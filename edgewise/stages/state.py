@@ -13,7 +13,7 @@ from torch import nn
 
 from edgewise.base.device import on_device
 from edgewise.base.errors import UserError
-from edgewise.core.console import console, seconds_since, stage_display
+from edgewise.core.console import console, stage_display
 from edgewise.core.ledger import TORCH, Ledger, Version
 from edgewise.core.modelio import load_model
 from edgewise.core.rundir import RunDirectory, StageOutcome, StageWindow
@@ -59,7 +59,7 @@ class ModelState:
         self.sections += [Section.from_json(s) for s in out.values.get("sections", [])]
         self.bench += out.values.get("bench", [])
         console.print(f"  {self.entry.name} {stage}: " + ("reused (inputs and parameters unchanged)" if out.reused
-                                                          else f"done in {seconds_since(start)}"), markup=False)
+                                                          else f"done in {time.perf_counter() - start:.1f} s"), markup=False)
         return out
 
     @property
