@@ -58,8 +58,8 @@ class ModelState:
             self.ledger.merge(values, lambda name: out.files[name])
         self.sections += [Section.from_json(s) for s in out.values.get("sections", [])]
         self.bench += out.values.get("bench", [])
-        console.print(f"  {self.entry.name} {stage}: " + ("reused (inputs and parameters unchanged)" if out.reused
-                                                          else f"done in {time.perf_counter() - start:.1f} s"), markup=False)
+        how = "reused (inputs and parameters unchanged)" if out.reused else f"done in {time.perf_counter() - start:.1f} s"
+        console.print(f"  {self.entry.name} {stage}: {how}", markup=False)
         return out
 
     @property
