@@ -58,7 +58,8 @@ class ModelState:
             self.ledger.merge(values, lambda name: out.files[name])
         self.sections += [Section.from_json(s) for s in out.values.get("sections", [])]
         self.bench += out.values.get("bench", [])
-        how = "reused (inputs and parameters unchanged)" if out.reused else f"done in {time.perf_counter() - start:.1f} s"
+        took = f"done in {time.perf_counter() - start:.1f} s"
+        how = "reused (inputs and parameters unchanged)" if out.reused else took
         console.print(f"  {self.entry.name} {stage}: {how}", markup=False)
         return out
 
