@@ -78,15 +78,17 @@ def verify(path: str | os.PathLike[str], model: nn.Module, probe: torch.Tensor, 
 def onnx_weight_shapes(path: str | os.PathLike[str]) -> dict[str, tuple[int, ...]]:
     """Shape of each layer's weight in the file, keyed by layer name, in torch's layout (4-bit ones included)."""
     proto = onnx.load(str(path), load_external_data=False)
+    matmul_weights = {n.input[1] for n in proto.graph.node if n.op_type == "MatMul" and len(n.input) > 1}
     shapes = {}
     for init in proto.graph.initializer:
-        if init.name.endswith(".weight"):
-            shapes[init.name[: -len(".weight")]] = tuple(init.dims)
+        if init.name.endswith(".weight"):  # a MatMul (a linear layer of a graph converted from ONNX) holds (K, N)
+            dims = tuple(init.dims)
+            shapes[init.name[: -len(".weight")]] = dims[::-1] if init.name in matmul_weights else dims
         elif init.name.endswith(".weight_quantized"):  # W4A8: as torch holds it, but a MatMul's (K, N)
             dims = tuple(init.dims)
             dq = next((n for n in proto.graph.node if init.name in n.input), None)
-            matmul = dq is not None and any(n.op_type == "MatMul" and dq.output[0] in n.input for n in proto.graph.node)
-            shapes[init.name[: -len(".weight_quantized")]] = dims[::-1] if matmul else dims
+            shapes[init.name[: -len(".weight_quantized")]] = dims[::-1] if dq is not None and \
+                dq.output[0] in matmul_weights else dims
         elif init.name.endswith(".weight_q"):
             dims = tuple(init.dims)
             consumer = next((n for n in proto.graph.node if init.name in n.input), None)

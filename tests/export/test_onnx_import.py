@@ -11,6 +11,7 @@ from torch import nn
 from edgewise import compress, export
 from edgewise.base.errors import UserError
 from edgewise.core.modelio import load_model, save_model
+from edgewise.export.checks import check_shapes
 from edgewise.export.onnx_import import OnnxGraph, onnx_to_torch
 
 
@@ -252,6 +253,10 @@ def test_matmul_and_add_of_constants_become_linear_layers_that_prune_quantize_an
     ref = compress.ReferenceSamples(x, torch.arange(8) % 4, "classification")
     pruned = compress.prune(module, ref, "l1", 0.5, ignore=("conv/Conv",)).model
     assert pruned.get_submodule("fc1/MatMul").out_features < 32
+    float_file = export.to_onnx(pruned, x[:1], tmp_path / "p.onnx")
+    # the file holds the MatMuls' (K, N) weights; the shape check reads them in torch's layout
+    assert {r["layer"]: r["onnx"] for r in check_shapes(float_file.path, pruned, module)}["fc1/MatMul"] == [
+        pruned.get_submodule("fc1/MatMul").out_features, 16]
     quantized = compress.quantize(pruned, "uniform", 4)
     out = export.to_onnx(quantized.model, x[:1], tmp_path / "q.onnx", quantized.records)
     assert sorted(out.quantized_layers) == sorted(quantized.records)
@@ -259,6 +264,7 @@ def test_matmul_and_add_of_constants_become_linear_layers_that_prune_quantize_an
     proto = onnx.load(str(out.path))
     assert [n.op_type for n in proto.graph.node].count("MatMul") == 3  # written back as the MatMuls they were
     assert len([i for i in proto.graph.initializer if i.data_type == onnx.TensorProto.INT4]) == 4
+    check_shapes(out.path, quantized.model, module)
 
 
 class _TextMap(nn.Module):
