@@ -62,6 +62,6 @@ def layers_behind(tensors: list[torch.Tensor], produced: dict[object, str]) -> s
 
 
 def converted_from_onnx(model: nn.Module) -> bool:
-    """Whether `model` holds layers onnx2torch converted from ONNX (edgewise.export.onnx_import): their constants may
+    """Whether `model` holds layers onnx2torch converted from ONNX (edgewise.onnxin): their constants may
     tie channels to fixed widths, and their model files need their functions restored."""
     return any(type(m).__module__.startswith("onnx2torch.") for m in model.modules())

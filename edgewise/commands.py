@@ -85,7 +85,7 @@ def _converted_onnx(model: str, data: str | None, device: torch.device) -> tuple
 def converted_onnx(model: str, sample: torch.Tensor) -> tuple[nn.Module, dict[str, Any]]:
     """The ONNX file `model` as a torch module checked against ONNX Runtime on `sample` (a batch of its input), and
     its card: the source file (export compares with it) and the input shape."""
-    from edgewise.export.onnx_import import onnx_to_torch
+    from edgewise.onnxin.convert import onnx_to_torch
 
     return onnx_to_torch(model, sample.numpy()), {"source_onnx": str(Path(model).resolve()),
                                                   "input_shape": list(sample.shape[1:])}

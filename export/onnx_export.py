@@ -45,12 +45,11 @@ def _io(values: Any) -> list[dict[str, Any]]:
 
 
 def export_proto(model: nn.Module, example_input: torch.Tensor, dynamic_batch: bool = True) -> onnx.ModelProto:
-    """The model as an ONNX ModelProto via torch's dynamo exporter (opset 21, batch dimension dynamic); a model
-    converted from ONNX (export.onnx_import) is written as its own source graph with its current weights."""
-    from edgewise.export.onnx_import import OnnxGraph, source_proto
-
-    if isinstance(model, OnnxGraph):
-        return source_proto(model)
+    """The model as an ONNX ModelProto via torch's dynamo exporter (opset 21, batch dimension dynamic); a model that
+    carries its own ONNX graph (`to_onnx_proto`, as edgewise.onnxin's converted graphs do) is written as that graph
+    with its current weights."""
+    if callable(getattr(model, "to_onnx_proto", None)):
+        return model.to_onnx_proto()
     model = model.eval()
     shapes = None
     if dynamic_batch:

@@ -3,7 +3,7 @@
 The networks are PP-OCR's, shipped as ONNX in the rapidocr-onnxruntime wheel, each a different kind:
 the text-orientation classifier (a MobileNetV3-style CNN), the PP-OCRv4 text recogniser (a CTC
 sequence model with attention) and the PP-OCRv4 text detector (DBNet, a per-pixel text map). Each
-goes in as ONNX (export.onnx_import) and is scored on text the kit renders with exact labels
+goes in as ONNX (edgewise.onnxin) and is scored on text the kit renders with exact labels
 (textlines.py): orientation accuracy on lines upright or turned by 180 degrees; the recogniser's
 exact-line accuracy (greedy CTC decoding); the detector's line F1: its map thresholded at 0.3,
 each region kept when its mean score reaches 0.6 and grown by PP-OCR's unclip ratio 1.5, matched
@@ -248,7 +248,7 @@ def _study(study: Study, scratch: Path, progress: Callable[[list[dict[str, Any]]
     from torch import nn
 
     from edgewise import compress, export
-    from edgewise.export.onnx_import import onnx_to_torch
+    from edgewise.onnxin.convert import onnx_to_torch
 
     x1 = study.ref.x[:1].numpy()
     module = onnx_to_torch(study.path, study.ref.x[:2].numpy())

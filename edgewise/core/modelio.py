@@ -34,7 +34,7 @@ def save_model(model: nn.Module, path: str | os.PathLike[str], card: dict[str, A
     """
     cpu = on_device(model, torch.device("cpu"))
     if converted_from_onnx(cpu):
-        from edgewise.export.onnx_import import portable
+        from edgewise.onnxin.portable import portable
 
         cpu = portable(cpu)
     # through a file object: torch names the archive's folder after a file name, and the temporary one is random
@@ -148,7 +148,7 @@ def load_model(path: str | os.PathLike[str], trusted: bool = False) -> tuple[nn.
         raise UserError(f"cannot load model file {file}: {first}",
                         "the file is corrupt or needs code that is not importable; save it again") from exc
     if isinstance(obj, dict) and isinstance(obj.get("module"), nn.Module) and converted_from_onnx(obj["module"]):
-        from edgewise.export.onnx_import import restore
+        from edgewise.onnxin.portable import restore
 
         restore(obj["module"])
     if isinstance(obj, nn.Module):

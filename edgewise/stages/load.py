@@ -18,7 +18,7 @@ from edgewise.bench.counts import count_onnx
 from edgewise.core.ledger import GIVEN, ONNX, TORCH
 from edgewise.core.modelio import save_model
 from edgewise.core.rundir import StageWindow
-from edgewise.export.onnx_import import onnx_to_torch
+from edgewise.onnxin.convert import onnx_to_torch
 from edgewise.stages.state import ModelState
 from edgewise.stages.table import compresses
 from edgewise.zoo.fit_check import check_fits

@@ -115,7 +115,7 @@ def source(entry: Any) -> str:
 
 
 COMPRESSION = ("prune", "fold", "quantize", "encode")
-"""The stages that change the weights: for an ONNX model they work on its conversion to torch (export.onnx_import)."""
+"""The stages that change the weights: for an ONNX model they work on its conversion to torch (edgewise.onnxin)."""
 
 
 def compresses(entry: Any) -> bool:

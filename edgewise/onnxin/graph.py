@@ -1,120 +1,27 @@
-"""ONNX in: an ONNX file as a torch module the compression stages can prune, quantize and export again.
+"""The converted graph: an ONNX file's layers as torch submodules and its steps as plain data, run in order.
 
-onnx2torch does the op-by-op conversion (it is maintained, covers opsets 9-17 of the standard
-domain, and maps Conv, Gemm and BatchNormalization to torch's own layers, which the pruning graph
-and LRP rules know). Around it, this module prepares the file the way exporters in the wild need
-(weights held as Constant nodes, as Paddle writes them, become initializers; tensors whose rank
-shape inference cannot find are given the rank ONNX Runtime observes on the reference sample),
-names every op it cannot convert in one line, and replaces the fx.GraphModule by `OnnxGraph`, a
-module that runs the same steps from plain data: a GraphModule pickles generated Python code,
-which a model file must not carry.
+onnx2torch builds a torch.fx.GraphModule; a GraphModule pickles generated Python code, which a model file must not
+carry, so `OnnxGraph` keeps the same steps as lists of names and runs them itself. It also makes the graph what the
+compression stages need: MatMul + Add by constants become nn.Linear, per-channel constants become frozen parameters
+(torch-pruning cuts them with their channels), and a file whose batch is fixed runs a batch of samples in slices of
+that size.
 """
 
 from __future__ import annotations
 
-import copy
+import inspect
 import operator
-import os
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import onnx
 import torch
 from onnx import helper
 from torch import nn
 
 from edgewise.base.errors import UserError, first_line
-from edgewise.compress.layers import converted_from_onnx
 from edgewise.export.onnx_export import OPSET
-from edgewise.export.onnx_file import ort_message, read_onnx
-from edgewise.export.session import session_options
-
-CONVERT_RTOL = 1e-3
-"""Largest difference, relative to the output's scale, between the converted module and ONNX Runtime on the sample."""
-
-# onnx2torch modules that hold a torch function picked by their op type from one of its tables: a model file keeps
-# the op type (a string) instead, and the function is looked up again when it loads
-_FUNCTION_ATTRIBUTES = (
-    ("binary_math_operations", "OnnxBinaryMathOperation", "math_op_function"),
-    ("reduce", "OnnxReduceStaticAxes", "math_op_function"),
-    ("reduce", "OnnxReduceSymbolicAxes", "math_op_function"),
-    ("functions", "OnnxFunction", "function"),
-)
-
-
-def _function_tables() -> dict[tuple[str, str], dict[str, Any]]:
-    import importlib
-
-    tables = {}
-    for module_name, cls, attr in _FUNCTION_ATTRIBUTES:
-        module = importlib.import_module(f"onnx2torch.node_converters.{module_name}")
-        tables[(cls, attr)] = module._TORCH_FUNCTION_FROM_ONNX_TYPE
-    return tables
-
-
-def _unsupported_ops(model: onnx.ModelProto) -> list[str]:
-    """The op types (domain:op@opset) of `model` that onnx2torch has no converter for."""
-    from onnx2torch.node_converters.registry import get_converter
-
-    opsets = {o.domain or "": o.version for o in model.opset_import}
-    missing = []
-    for node in model.graph.node:
-        domain = node.domain or ""
-        if domain == "ai.onnx":
-            domain = ""
-        try:
-            get_converter(node.op_type, opsets.get(domain, opsets.get("", 1)), domain)
-        except NotImplementedError:
-            name = f"{domain + ':' if domain else ''}{node.op_type}@{opsets.get(domain, '?')}"
-            if name not in missing:
-                missing.append(name)
-    return missing
-
-
-def _constants_as_initializers(model: onnx.ModelProto) -> None:
-    """Constant nodes holding a tensor become initializers: converters read weights from initializers only."""
-    keep = []
-    for node in model.graph.node:
-        value = next((a for a in node.attribute if a.name == "value"), None) if node.op_type == "Constant" else None
-        if value is not None and value.type == onnx.AttributeProto.TENSOR:
-            tensor = onnx.TensorProto()
-            tensor.CopyFrom(value.t)
-            tensor.name = node.output[0]
-            model.graph.initializer.append(tensor)
-        else:
-            keep.append(node)
-    del model.graph.node[:]
-    model.graph.node.extend(keep)
-    inits = {i.name for i in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in inits]  # old exporters list weights as inputs too
-    del model.graph.input[:]
-    model.graph.input.extend(inputs)
-
-
-def _observed_ranks(model: onnx.ModelProto, sample: np.ndarray) -> None:
-    """Give every tensor whose rank shape inference left open the rank ONNX Runtime observes on `sample` (dims kept
-    symbolic, so the batch and image sizes stay free)."""
-    import onnxruntime as ort
-
-    inferred = onnx.shape_inference.infer_shapes(model)
-    ranked = {v.name for v in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
-              if v.type.tensor_type.HasField("shape")}
-    ranked |= {i.name for i in model.graph.initializer}
-    open_names = [o for n in model.graph.node for o in n.output if o and o not in ranked]
-    if not open_names:
-        return
-    probe = copy.deepcopy(model)
-    known = {o.name for o in probe.graph.output}
-    probe.graph.output.extend(helper.ValueInfoProto(name=name) for name in open_names if name not in known)
-    session = ort.InferenceSession(probe.SerializeToString(), session_options(fast=False),
-                                   providers=["CPUExecutionProvider"])
-    outputs = session.run(None, {session.get_inputs()[0].name: sample})
-    values = {o.name: np.asarray(v) for o, v in zip(session.get_outputs(), outputs, strict=True)}
-    for name in open_names:
-        value = values[name]
-        model.graph.value_info.append(helper.make_tensor_value_info(
-            name, helper.np_dtype_to_tensor_dtype(value.dtype), [f"{name}_d{i}" for i in range(value.ndim)]))
+from edgewise.onnxin.handlers import weight_writer
 
 
 class OnnxGraph(nn.Module):
@@ -125,13 +32,16 @@ class OnnxGraph(nn.Module):
     are nested lists whose ["ref", name] entries stand for earlier steps' values.
     """
 
-    def __init__(self, graph_module: torch.fx.GraphModule, source: onnx.ModelProto) -> None:
+    def __init__(self, graph_module: torch.fx.GraphModule, source: onnx.ModelProto, fixed_batch: int | None = None
+                 ) -> None:
         super().__init__()
         for name, child in graph_module.named_children():
             self.add_module(name, child)
         _constants_as_parameters(self)
         # the graph it came from, so export can write that graph again with this module's (pruned) weights
         self.source = source.SerializeToString()
+        # the batch size the file's input is fixed at (a vendor file's 1), or None where the batch is free
+        self.fixed_batch = fixed_batch
         self.tensors: dict[str, list[str]] = {}  # per layer: the ONNX tensor names of its inputs, then its outputs
         for name, child in graph_module.named_children():
             mapping = child.__dict__.pop("onnx_mapping", None)
@@ -144,7 +54,8 @@ class OnnxGraph(nn.Module):
             elif node.op == "get_attr":
                 self.steps.append(["attr", node.name, node.target, []])
             elif node.op == "call_module":
-                self.steps.append(["module", node.name, node.target, _spec(node.args)])
+                args = _positional(graph_module.get_submodule(node.target), node.args, node.kwargs)
+                self.steps.append(["module", node.name, node.target, _spec(args)])
             elif node.op == "call_function" and node.target is operator.getitem:
                 self.steps.append(["item", node.name, None, _spec(node.args)])
             elif node.op == "output":
@@ -155,7 +66,22 @@ class OnnxGraph(nn.Module):
         _matmuls_as_linear(self)
 
     def forward(self, *inputs: torch.Tensor) -> Any:
-        """Run the steps on `inputs` (the ONNX graph's inputs, in order); one output, or a tuple of several."""
+        """Run the steps on `inputs` (the ONNX graph's inputs, in order); one output, or a tuple of several. A graph
+        whose batch is fixed runs the samples in slices of that batch and joins the outputs along their first axis."""
+        batch, n = self.fixed_batch, inputs[0].shape[0]
+        if batch is None or n == batch:
+            return self._run(inputs)
+        parts = [self._run(tuple(_filled(x[start:start + batch], batch) for x in inputs))
+                 for start in range(0, n, batch)]
+        if isinstance(parts[0], tuple):
+            return tuple(torch.cat(column)[:n] for column in zip(*parts, strict=True))
+        return torch.cat(parts)[:n]
+
+    def to_onnx_proto(self) -> onnx.ModelProto:
+        """The source graph with this module's current weights (`source_proto`): what export writes for it."""
+        return source_proto(self)
+
+    def _run(self, inputs: tuple[torch.Tensor, ...]) -> Any:
         values: dict[str, Any] = {}
         given = iter(inputs)
         for kind, name, target, args in self.steps:
@@ -171,6 +97,24 @@ class OnnxGraph(nn.Module):
             else:
                 return _resolve(args, values)
         raise RuntimeError("the converted graph has no output step")
+
+
+def _filled(x: torch.Tensor, batch: int) -> torch.Tensor:
+    """`x` with its last sample repeated up to `batch` samples (the last slice of a fixed-batch run)."""
+    short = batch - x.shape[0]
+    return torch.cat([x, x[-1:].expand(short, *x.shape[1:])]) if short else x
+
+
+def _positional(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """`args` and `kwargs` of a call to `module` as positional arguments only (None where an optional input is
+    skipped): onnx2torch passes the inputs after a skipped one by keyword (Resize's scales after an empty roi), and a
+    step keeps one list of arguments."""
+    if not kwargs:
+        return tuple(args)
+    bound = inspect.signature(module.forward).bind(*args, **kwargs)
+    names = list(inspect.signature(module.forward).parameters)
+    last = max(names.index(k) for k in bound.arguments)
+    return tuple(bound.arguments.get(name) for name in names[:last + 1])
 
 
 def _refs(spec: Any) -> Iterator[str]:
@@ -310,6 +254,8 @@ def source_proto(module: OnnxGraph) -> onnx.ModelProto:
     BatchNorms as Identity, and every other constant as the module holds it; opset raised to 21 (4-bit weights)."""
     proto = onnx.load_from_string(module.source)
     graph = proto.graph
+    # the source's shape annotations hold its unpruned widths, and ONNX Runtime trusts them over the weights
+    del graph.value_info[:]
     inits = {i.name for i in graph.initializer}
     producers = {o: n for n in graph.node for o in n.output}
     attrs = {step[1]: step[2] for step in module.steps if step[0] == "attr"}
@@ -374,93 +320,5 @@ def _layer_weights(layer: nn.Module, node: onnx.NodeProto) -> dict[int, tuple[st
     if isinstance(layer, nn.modules.batchnorm._BatchNorm):
         return {1: ("weight", layer.weight), 2: ("bias", layer.bias), 3: ("running_mean", layer.running_mean),
                 4: ("running_var", layer.running_var)}
-    return {}
-
-
-def portable(module: nn.Module) -> nn.Module:
-    """A copy of `module` in which the onnx2torch layers that hold a torch function hold its op type instead, so the
-    copy unpickles with torch's weights_only loader; `restore` undoes it."""
-    tables = _function_tables()
-    copied = copy.deepcopy(module)
-    for layer in copied.modules():
-        for (cls, attr), table in tables.items():
-            if type(layer).__name__ == cls and callable(getattr(layer, attr, None)):
-                op = next(k for k, f in table.items() if f is getattr(layer, attr))
-                setattr(layer, attr, op)
-    return copied
-
-
-def restore(module: nn.Module) -> nn.Module:
-    """Put the torch functions back that `portable` replaced by their op types (in place); returns `module`."""
-    if not converted_from_onnx(module):
-        return module
-    tables = _function_tables()
-    for layer in module.modules():
-        for (cls, attr), table in tables.items():
-            if type(layer).__name__ == cls and isinstance(getattr(layer, attr, None), str):
-                setattr(layer, attr, table[getattr(layer, attr)])
-    return module
-
-
-def _check_takes(value: onnx.ValueInfoProto, shape: tuple[int, ...], path: str | os.PathLike[str]) -> None:
-    """The model's input must be a float tensor that takes a batch of the data's samples (`shape`): another element
-    type, another rank or a fixed size that differs (a batch fixed at 1 above all) is a UserError naming both."""
-    tensor = value.type.tensor_type
-    if tensor.elem_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE):
-        kind = onnx.TensorProto.DataType.Name(tensor.elem_type).lower()
-        raise UserError(f"{path}: input {value.name} holds {kind} values; compression scores models on float inputs",
-                        "give a model whose input is a float tensor (images, features), or bench it as it is")
-    dims = [d.dim_value if d.dim_value > 0 else (d.dim_param or "?") for d in tensor.shape.dim]
-    fixed = [(i, d) for i, d in enumerate(dims) if isinstance(d, int)]
-    if len(dims) != len(shape) or any(shape[i] != d for i, d in fixed):
-        batch_fixed = len(dims) == len(shape) and fixed and fixed[0] == (0, 1) and all(
-            shape[i] == d for i, d in fixed[1:])
-        raise UserError(f"{path}: input {value.name} is {dims}; a batch of the data's samples is {list(shape)}",
-                        "export the model with a dynamic batch (torch.onnx.export(..., dynamic_axes={'"
-                        f"{value.name}': {{0: 'batch'}}}})" if batch_fixed else
-                        "give data of the model's input shape (a .npz x of that layout, or a folder's size)")
-
-
-def onnx_to_torch(path: str | os.PathLike[str], sample: np.ndarray) -> nn.Module:
-    """The ONNX model at `path` as a torch module (an OnnxGraph), checked against ONNX Runtime on `sample` (a batch of
-    the model's first input): ops without a converter, or outputs that differ by more than CONVERT_RTOL of their
-    scale, are a UserError naming them."""
-    import onnxruntime as ort
-    from onnx2torch import convert
-
-    model = read_onnx(path, checker=True)
-    missing = _unsupported_ops(model)
-    if missing:
-        raise UserError(f"{path} uses ops that cannot be converted to torch: {', '.join(missing)}",
-                        "export the model with standard ONNX ops (opset 9-17), or bench and emulate it as it is")
-    inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
-    if len(inputs) != 1:
-        raise UserError(f"{path} takes several inputs", "compression takes models with one input (an image, a "
-                        "sequence or a feature vector)")
-    sample = np.ascontiguousarray(sample, dtype=np.float32)
-    _check_takes(inputs[0], sample.shape, path)
-    try:  # the reference the conversion is checked against; a model that refuses the data's samples says so here
-        session = ort.InferenceSession(model.SerializeToString(), session_options(fast=False),
-                                       providers=["CPUExecutionProvider"])
-        expected = session.run(None, {session.get_inputs()[0].name: sample})[0]
-    except Exception as exc:  # onnxruntime's own exception types
-        raise UserError(f"ONNX Runtime cannot run {path} on the data's samples of shape {list(sample.shape)}: "
-                        f"{ort_message(exc)}", "give data of the size the model takes (a detector's sides are often "
-                        "multiples of 32; a folder's size sets it)") from None
-    _constants_as_initializers(model)
-    try:
-        _observed_ranks(model, sample)
-        module = OnnxGraph(convert(model, attach_onnx_mapping=True), model).eval()
-    except UserError:
-        raise
-    except Exception as exc:  # onnx2torch raises NotImplementedError, ValueError, KeyError for what it cannot map
-        raise UserError(f"{path} cannot be converted to torch: {type(exc).__name__}: {first_line(exc)}",
-                        "simplify the ONNX file (onnxsim) and try again, or bench and emulate it as it is") from None
-    with torch.no_grad():
-        got = module(torch.from_numpy(sample))
-    got = (got[0] if isinstance(got, tuple) else got).numpy()
-    diff = float(np.abs(got - expected).max()) if got.shape == expected.shape else float("inf")
-    if diff > CONVERT_RTOL * max(1.0, float(np.abs(expected).max())):
-        raise UserError(f"{path} converted to torch computes other outputs than ONNX Runtime (largest difference "
-                        f"{diff:.3g})", "report the model to Edgewise; bench and emulate it as it is meanwhile")
-    return module
+    writer = weight_writer(layer)
+    return writer(layer, node) if writer is not None else {}

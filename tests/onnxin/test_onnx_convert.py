@@ -12,7 +12,7 @@ from edgewise import compress, export
 from edgewise.base.errors import UserError
 from edgewise.core.modelio import load_model, save_model
 from edgewise.export.checks import check_shapes
-from edgewise.export.onnx_import import OnnxGraph, onnx_to_torch
+from edgewise.onnxin import OnnxGraph, onnx_to_torch
 
 
 class _Net(nn.Module):
