@@ -15,7 +15,7 @@ from edgewise.compress.attention import written_out_copy
 from edgewise.compress.criteria import Criterion, get_criterion
 from edgewise.compress.detectors import detection_output
 from edgewise.compress.graph import ChannelGraph, PruningError
-from edgewise.compress.model_stats import ModelCost, measure_cost
+from edgewise.compress.model_stats import RECURRENT_LAYERS, ModelCost, measure_cost
 from edgewise.compress.outputs import OutputKey, pick, scoring, shapes
 from edgewise.compress.ranking import Ranking
 from edgewise.compress.reference import ReferenceSamples
@@ -134,8 +134,11 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
         reference_output = work(example)
     pick(reference_output, output)  # an output name the model lacks is refused before any work
     reference_shapes = shapes(reference_output)
-    before = measure_cost(work, input_shape)
+    before = measure_cost(work, input_shape, ref.x.dtype)
     graph = ChannelGraph(work, example, ignore)
+    if not graph.groups:
+        raise PruningError(_nothing_prunable(work, graph.skipped),
+                           "compress it by quantization alone (edgewise quantize), or leave fewer layers whole")
     original = {g.name: g.channels for g in graph.groups}
     # ranking counts units: a channel, or in a group feeding a grouped convolution one channel per block
     original_units = {g.name: g.units for g in graph.groups}
@@ -143,7 +146,7 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
     plan: Plan = {g: list(range(c)) for g, c in original.items()}
 
     def record(step_index: int) -> None:
-        cost = measure_cost(work, input_shape)
+        cost = measure_cost(work, input_shape, ref.x.dtype)
         point = {"step": step_index, "channels": sum(len(k) for k in plan.values()),
                  "channel_rate": 1.0 - sum(len(k) for k in plan.values()) / max(sum(original.values()), 1),
                  "params": cost.params, "macs": cost.macs}
@@ -188,11 +191,24 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
         if shapes(work(example)) != reference_shapes:
             raise PruningError(f"pruning changed the output shapes from {reference_shapes} to {shapes(work(example))}",
                                "leave the output layers out of pruning (ignore)")
-    after = measure_cost(work, input_shape)
+    after = measure_cost(work, input_shape, ref.x.dtype)
     prunable = {name for g in graph.groups for name, _, _ in g.members}
     return PruneResult(work, plan, scorer.describe(), steps.name, rate, before, after,
                        _layer_rows(before, after, prunable), history, steps.prediction(original, plan),
                        left_whole={**graph.skipped, **unscored})
+
+
+def _nothing_prunable(model: nn.Module, skipped: dict[str, str]) -> str:
+    """Why no channel of `model` can be cut: the groups left whole and the recurrent layers it holds."""
+    recurrent = [name for name, m in model.named_modules() if isinstance(m, RECURRENT_LAYERS)]
+    why = "no channel of this model can be pruned"
+    if skipped:
+        group, reason = next(iter(skipped.items()))
+        why += f": {len(skipped)} group(s) must stay whole ({group}: {reason})"
+    if recurrent:
+        why += (f"; the hidden units of its recurrent layers ({', '.join(recurrent[:3])}) are not cut, since "
+                "torch-pruning cannot cut them with their gates")
+    return why
 
 
 def apply_plan(model: nn.Module, plan: Plan, example_input: torch.Tensor, ignore: tuple[str, ...] = ()

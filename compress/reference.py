@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from edgewise.base.errors import UserError
+from edgewise.compress.tasks import OUTPUT_TASKS, TASKS
 
 OUTPUT_SEEDS = ("onehot", "logit", "contrast")
-TASKS = ("classification", "segmentation", "detection")
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,9 @@ class ReferenceSamples:
     Detection has no label per image: the seed is the model's own `detections` strongest
     (anchor, class) scores per image among the allowed classes, on a class-score output of shape
     (N, anchors, classes) (see compress.detectors); `y` is unused (build with `for_detection`).
+    A sequence's labels are one class per step of a (N, steps, classes) output; an embedding's or
+    a regression's `y` is the output the source model gives, which is the seed itself
+    (compress.tasks).
     """
 
     x: torch.Tensor
@@ -68,7 +71,7 @@ class ReferenceSamples:
         (segmentation); None takes them all."""
         if per_class is None:
             return cls(x, y, task, classes, **kwargs)
-        if task in ("segmentation", "detection"):
+        if task != "classification":
             n = per_class * 10
             return cls(x[:n], y[:n], task, classes, **kwargs)
         picked = torch.cat([torch.nonzero(y == c).flatten()[:per_class] for c in torch.unique(y)]).sort().values
@@ -83,7 +86,9 @@ class ReferenceSamples:
 
     def label_mask(self, y: torch.Tensor) -> torch.Tensor:
         """True where a sample (classification) or pixel (segmentation) belongs to the chosen classes."""
-        if self.classes is None or self.task == "detection":
+        if self.task in ("detection", "sequence", *OUTPUT_TASKS):
+            return torch.ones(len(y), dtype=torch.bool, device=y.device)
+        if self.classes is None:
             return torch.ones_like(y, dtype=torch.bool)
         return torch.isin(y, torch.tensor(self.classes, dtype=y.dtype, device=y.device))
 
@@ -92,12 +97,16 @@ class ReferenceSamples:
         (for detection: the strongest detections of the chosen classes)."""
         if self.task == "detection":
             return self._detection_seed(logits)
-        seed = F.one_hot(y, logits.shape[1]).to(logits.dtype)
-        if seed.dim() > 2:  # (N, H, W, K) -> (N, K, H, W)
+        if self.task in OUTPUT_TASKS:
+            return y.to(logits.dtype)
+        seed = F.one_hot(y, logits.shape[-1 if self.task == "sequence" else 1]).to(logits.dtype)
+        if seed.dim() > 2 and self.task != "sequence":  # (N, H, W, K) -> (N, K, H, W)
             seed = seed.movedim(-1, 1)
         if self.output == "contrast":
             seed = seed - (1.0 - seed) / (logits.shape[1] - 1)
-        seed = seed * self.label_mask(y).unsqueeze(1).to(logits.dtype)
+        mask = self.label_mask(y)
+        seed = seed * mask.reshape(*mask.shape, *([1] * (seed.dim() - mask.dim()))).to(logits.dtype) \
+            if self.task == "sequence" else seed * mask.unsqueeze(1).to(logits.dtype)
         return seed * logits.detach() if self.output == "logit" else seed
 
     def _detection_seed(self, scores: torch.Tensor) -> torch.Tensor:

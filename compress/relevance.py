@@ -78,7 +78,7 @@ def _backward_passes(modified: nn.Module, ref: ReferenceSamples) -> Iterator[tor
     """Per batch of `ref`, its input once relevance has flowed back to it through the composite-modified model:
     `.grad` holds the input relevance, and retained gradients inside the model are their tensors' relevance."""
     for x, y in ref.batches(device_of(modified)):
-        x = x.clone().requires_grad_(True)
+        x = x.clone().requires_grad_(x.is_floating_point())  # token or byte inputs take no relevance
         with op_rules():
             logits = modified(x)
         torch.autograd.backward(logits, ref.output_seed(logits, y))
@@ -108,7 +108,8 @@ def layer_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str],
                 rel = tensor.grad.abs() if absolute else tensor.grad
                 per_channel = rel.transpose(0, 1).reshape(rel.shape[1], -1).sum(1)
                 sums[name] = sums.get(name, 0) + per_channel.detach()
-            input_relevance.append(x.grad.flatten(1).sum(1).detach())
+            input_relevance.append(x.grad.flatten(1).sum(1).detach() if x.grad is not None else
+                                   torch.zeros(len(x), device=x.device))
     return sums, torch.cat(input_relevance)
 
 

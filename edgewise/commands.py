@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +13,17 @@ from torch import nn
 from edgewise import compress
 from edgewise.base.atomic import write_bytes, write_json
 from edgewise.base.device import on_device, resolve_device
-from edgewise.base.errors import UserError
+from edgewise.base.errors import DataError, UserError, first_line
 from edgewise.base.paths import distinct_output
 from edgewise.base.records import load_records, save_records
 from edgewise.core.modelio import load_model, save_model
 from edgewise.stages.export_config import W4A8Config
 from edgewise.stages.prune_config import PruneConfig
 from edgewise.stages.quantize_config import QuantizeConfig
+from edgewise.zoo.agreement import source_labelled
 from edgewise.zoo.cache import trained_model
 from edgewise.zoo.data import DATA_SOURCES, FolderData, NpzData, load_data
-from edgewise.zoo.dataset import Dataset
+from edgewise.zoo.dataset import UNLABELLED, Dataset
 from edgewise.zoo.fit_check import check_module_fits
 from edgewise.zoo.reference import REFERENCES
 
@@ -39,11 +41,14 @@ def data_from_argument(value: str) -> Dataset:
 
 
 def resolve_model(model: str, data: str | None = None, device: torch.device | None = None, trusted: bool = False,
-                  loaded: tuple[nn.Module, dict[str, Any]] | None = None) -> tuple[nn.Module, dict[str, Any], Dataset]:
+                  loaded: tuple[nn.Module, dict[str, Any]] | None = None, score: str | None = None
+                  ) -> tuple[nn.Module, dict[str, Any], Dataset]:
     """A model and its data from a zoo reference name or a model file (its card names the data, or `data` does); on
     `device` when given (a zoo model is then trained there), else on the CPU. `trusted`: the user consents to
     unpickling a file that names code of their own (edgewise.core.modelio.load_model); `loaded`: the file's module
-    and card when the caller has read it already."""
+    and card when the caller has read it already. Data without labels is labelled by the source model (the ONNX file
+    or model file this one came from, else the model itself) and scored by agreement with it, as `score` names or as
+    its outputs say (edgewise.zoo.agreement)."""
     device = device or torch.device("cpu")
     if model in REFERENCES:
         ref = REFERENCES[model]
@@ -54,7 +59,7 @@ def resolve_model(model: str, data: str | None = None, device: torch.device | No
             card["data_spec"] = ref.data.model_dump(mode="json")
         return trained.module, card, dataset
     if model.endswith(".onnx"):
-        return _converted_onnx(model, data, device)
+        return _converted_onnx(model, data, device, score)
     if not model.endswith((".pt", ".pth")) and not Path(model).exists():
         raise UserError(f"unknown model {model!r}",
                         f"give a zoo reference ({', '.join(REFERENCES)}), the path of a .pt file or of an .onnx file")
@@ -67,18 +72,88 @@ def resolve_model(model: str, data: str | None = None, device: torch.device | No
         if not spec:
             raise UserError(f"{model} does not say which data it was trained on", "pass --data")
         dataset = load_data(DATA_SOURCES[spec["name"]].model_validate(spec))
+    dataset = fitted_layout(dataset, _takes(module, device))
+    if dataset.task == UNLABELLED:
+        return module, card, _agreement(dataset, _source_reference(card, module, trusted), Path(model), score)
     check_module_fits(module, dataset, Path(model), device)
     return module, card, dataset
 
 
-def _converted_onnx(model: str, data: str | None, device: torch.device) -> tuple[nn.Module, dict[str, Any], Dataset]:
+def _takes(module: nn.Module, device: torch.device) -> Callable[[torch.Tensor], bool]:
+    """Whether `module` runs on a batch of samples (in eval mode, without gradients)."""
+    def takes(x: torch.Tensor) -> bool:
+        was_training = module.training
+        try:
+            with torch.no_grad():
+                module.eval()(x.to(device))
+            return True
+        except Exception:  # any refusal: the layout does not fit
+            return False
+        finally:
+            module.train(was_training)
+    return takes
+
+
+def fitted_layout(dataset: Dataset, takes: Callable[[torch.Tensor], bool]) -> Dataset:
+    """`dataset` with the channel axis the .npz reader gives 3-D inputs (grey images) taken off again when the model
+    takes the samples only without it (feature sequences of shape (N, frames, features))."""
+    x = dataset.val.x[:2]
+    if x.dim() < 3 or x.shape[1] != 1 or takes(x) or not takes(x[:, 0]):
+        return dataset
+    from dataclasses import replace
+
+    from edgewise.zoo.dataset import Split
+
+    return replace(dataset, **{name: Split(split.x[:, 0], split.y) for name, split in
+                               (("train", dataset.train), ("val", dataset.val), ("test", dataset.test))})
+
+
+def _source_reference(card: dict[str, Any], module: nn.Module, trusted: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The source model's scored output as a function of inputs: the ONNX file a converted model came from, the model
+    file a model was made from (its card's source_model), else `module` itself."""
+    from edgewise.zoo.training import predict
+
+    if card.get("source_onnx"):
+        from edgewise.onnxin.convert import onnx_runner
+
+        source = Path(card["source_onnx"])
+        if not source.is_file():
+            raise UserError(f"the ONNX file this model came from ({source}) is gone, and the data has no labels",
+                            "put the file back: without labels, scores are agreement with it")
+        run = onnx_runner(source)
+        return lambda x: torch.from_numpy(run(x.numpy()))
+    if card.get("source_model") and Path(card["source_model"]).is_file():
+        source_module = load_model(card["source_model"], trusted)[0]
+        return lambda x: predict(source_module, x)
+    return lambda x: predict(module, x)
+
+
+def _agreement(dataset: Dataset, reference: Callable[[torch.Tensor], torch.Tensor], source: Path,
+               score: str | None) -> Dataset:
+    """`dataset` (unlabelled) labelled by `reference`; a model that refuses the samples is a DataError naming them."""
+    try:
+        return source_labelled(dataset, reference, score)
+    except UserError:
+        raise
+    except Exception as exc:  # the model's own refusal of the samples
+        raise DataError(f"model {source} does not take the data's samples of shape {list(dataset.input_shape)}: "
+                        f"{first_line(exc) or type(exc).__name__}",
+                        "give data of the shape the model was built for") from None
+
+
+def _converted_onnx(model: str, data: str | None, device: torch.device, score: str | None = None
+                    ) -> tuple[nn.Module, dict[str, Any], Dataset]:
     """An ONNX file as a torch module (converted_onnx) checked on the data's test samples; its card names the source
-    file, so export can compare with it, and the data's task and classes."""
+    file, so export can compare with it, and the data's task and classes (labelled by the file itself when the
+    data has none)."""
     if not data:
         raise UserError(f"{model} is an ONNX file, which does not say what data it takes",
-                        "pass --data: a .npz (x in the model's input layout, y labels) or an image folder")
-    dataset = data_from_argument(data)
+                        "pass --data: a .npz (x in the model's input layout; y labels if there are any) or an image "
+                        "folder")
+    dataset = fitted_layout(data_from_argument(data), _onnx_takes(model))
     module, card = converted_onnx(model, dataset.test.x[:4])
+    if dataset.task == UNLABELLED:
+        dataset = _agreement(dataset, _source_reference(card, module, False), Path(model), score)
     return on_device(module, device), {**card, "task": dataset.task, "class_names": list(dataset.class_names)}, dataset
 
 
@@ -89,6 +164,25 @@ def converted_onnx(model: str, sample: torch.Tensor) -> tuple[nn.Module, dict[st
 
     return onnx_to_torch(model, sample.numpy()), {"source_onnx": str(Path(model).resolve()),
                                                   "input_shape": list(sample.shape[1:])}
+
+
+def _onnx_takes(model: str) -> Callable[[torch.Tensor], bool]:
+    """Whether the ONNX file's input has the rank of a batch of samples."""
+    from edgewise.export.onnx_file import read_onnx
+
+    proto = read_onnx(model, external_data=False)
+    inits = {t.name for t in proto.graph.initializer}
+    first = next((i for i in proto.graph.input if i.name not in inits), None)
+    rank = len(first.type.tensor_type.shape.dim) if first is not None else 0
+    return lambda x: not rank or x.dim() == rank
+
+
+def _with_source(card: dict[str, Any], model: str) -> dict[str, Any]:
+    """`card` naming the model its scores compare with when data has no labels: the source it names already, else
+    the model file `model` (an ONNX file is named as source_onnx by its conversion)."""
+    if card.get("source_onnx") or card.get("source_model") or model in REFERENCES:
+        return card
+    return {**card, "source_model": str(Path(model).resolve())}
 
 
 def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | None = None,
@@ -109,7 +203,8 @@ def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | Non
 
     result = prune_model(module, dataset, config, class_ids)
     out = Path(out)
-    save_model(result.model, out, {**card, "stage": f"pruned {config.criterion} {result.channel_rate:.0%}"})
+    save_model(result.model, out, {**_with_source(card, model), "stage": f"pruned {config.criterion} "
+                                   f"{result.channel_rate:.0%}"})
     write_json(out.with_suffix(".prune.json"), result.summary())
     return result
 
@@ -183,7 +278,7 @@ def quantize_file(model: str, out: str | Path, config: QuantizeConfig,
     module, card, dataset = resolve_model(model, data, resolve_device(device), trusted)
     result = quantize_model(module, dataset, config)
     out = Path(out)
-    save_model(result.model, out, {**card, "stage": f"{config.method} {config.bits}-bit"})
+    save_model(result.model, out, {**_with_source(card, model), "stage": f"{config.method} {config.bits}-bit"})
     save_records(out.with_suffix(".npz"), result.records, compress.floats_of(result.model, result.records))
     write_json(out.with_suffix(".quantize.json"), result.summary())
     return result
@@ -227,6 +322,11 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
     if w4a8 is not None and not records:
         raise UserError("--w4a8 needs the quantized records", "pass --records model-q.npz from `edgewise quantize`")
     distinct_output(out, model, records, data)
+    layers = load_records(records)[0] if records else None
+    if w4a8 is not None:
+        from edgewise.export.w4a8 import check_w4a8_records
+
+        check_w4a8_records(layers)  # before the model's conversion and the calibration it would waste
     loaded = load_model(model, trusted) if str(model).endswith((".pt", ".pth")) and Path(model).is_file() else None
     if loaded is not None and loaded[1].get("task") == "detection":  # no labels: checked by its outputs, not scored
         if w4a8 is not None or tensorrt:
@@ -234,7 +334,6 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
                             "--tensorrt; the bundle's run.py builds the board's engine")
         return _export_detector(*loaded, model, out, records, data)
     module, card, dataset = resolve_model(model, data, trusted=trusted, loaded=loaded)
-    layers = load_records(records)[0] if records else None
     probe = dataset.test.x[:8]
     if w4a8 is not None:
         onnx_file = export.to_w4a8(module, probe[:2], out, layers, dataset.train.x[: w4a8.samples].numpy(),

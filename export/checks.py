@@ -14,7 +14,7 @@ from torch import nn
 from edgewise.compress.layers import weight_layers
 from edgewise.compress.outputs import tensors_of
 from edgewise.export.errors import ExportError
-from edgewise.export.session import open_session
+from edgewise.export.session import open_session, run_samples
 from edgewise.export.w4a8 import is_w4a8
 
 FLOAT_RTOL = 1e-5
@@ -44,9 +44,8 @@ def verify(path: str | os.PathLike[str], model: nn.Module, probe: torch.Tensor, 
         expected_all = [t.numpy() for t in tensors_of(model.eval()(probe))]
     exact = open_session(path, fast=False)
     fast = open_session(path, fast=True)
-    name = exact.get_inputs()[0].name
-    exact_all = exact.run(None, {name: probe.numpy()})
-    fast_all = fast.run(None, {name: probe.numpy()})
+    exact_all = run_samples(exact, probe.numpy())
+    fast_all = run_samples(fast, probe.numpy())
     if [a.shape for a in exact_all] != [e.shape for e in expected_all]:
         raise ExportError(f"ONNX output shapes {[a.shape for a in exact_all]} differ from torch's "
                           f"{[e.shape for e in expected_all]}", "export again; report the model if it persists")

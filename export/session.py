@@ -225,3 +225,26 @@ def open_session(path: str | os.PathLike[str], fast: bool = True, float_activati
     except Exception as exc:  # onnx and onnxruntime raise their own exception types for bad files
         raise SessionError(f"ONNX Runtime cannot load {file}: {str(exc).splitlines()[0]}",
                            "the file is damaged or not ONNX; export it again") from None
+
+
+def fixed_batch(session: ort.InferenceSession) -> int | None:
+    """The batch size the session's first input is fixed at (a vendor file's 1), or None where it is free."""
+    shape = session.get_inputs()[0].shape
+    return shape[0] if shape and isinstance(shape[0], int) and shape[0] > 0 else None
+
+
+def run_samples(session: ort.InferenceSession, x: np.ndarray, batch: int | None = None) -> list[np.ndarray]:
+    """Every output of `session` on the samples `x` (its first input, in that input's element type): all at once, or
+    `batch` at a time when given, and always in slices of the input's fixed batch where it has one (the last slice
+    filled up with its last sample); outputs are joined along their first axis and cut to the samples given."""
+    first = session.get_inputs()[0]
+    element = first.type.removeprefix("tensor(").removesuffix(")")  # ONNX Runtime writes e.g. tensor(int32)
+    x = np.ascontiguousarray(x, dtype={"float": "float32", "double": "float64"}.get(element, element))
+    step = fixed_batch(session) or batch or len(x)
+    parts = []
+    for start in range(0, len(x), step):
+        part = x[start:start + step]
+        if fixed_batch(session) and len(part) < step:
+            part = np.concatenate([part, np.repeat(part[-1:], step - len(part), axis=0)])
+        parts.append(session.run(None, {first.name: part}))
+    return [np.concatenate(column)[:len(x)] for column in zip(*parts, strict=True)]

@@ -33,7 +33,7 @@ from edgewise.base.records import QuantizedLayer
 from edgewise.export.errors import ExportError
 from edgewise.export.int4 import check_weight, int_tensor, storage_type, zero_point_tensor
 from edgewise.export.onnx_export import OnnxFile, export_proto, write_proto
-from edgewise.export.session import node_consumers, session_options, widen_w4a8
+from edgewise.export.session import node_consumers, run_samples, session_options, widen_w4a8
 
 ACTIVATIONS = ("uint8", "int8")
 """uint8: unsigned after ReLU (zero point 0, the FantastIC4 kernel's and ONNX Runtime's x86 U8S8 choice), signed
@@ -125,7 +125,7 @@ def tensor_ranges(proto: onnx.ModelProto, calibration: np.ndarray, calibrator: s
     rng = np.random.default_rng(0)
     for start in batches:
         x = calibration[start:start + CALIBRATION_BATCH]
-        values = dict(zip(outputs, session.run(outputs, {first: x}), strict=True))
+        values = dict(zip(outputs, run_samples(session, x), strict=True))
         values[first] = x
         for name, value in values.items():
             if isinstance(value, np.ndarray) and value.dtype == np.float32:
@@ -167,8 +167,9 @@ def _transposed(proto: onnx.ModelProto, name: str) -> bool:
     return any(n.op_type == "MatMul" and f"{name}.weight" in n.input for n in proto.graph.node)
 
 
-def _check_records(proto: onnx.ModelProto, records: dict[str, QuantizedLayer]) -> None:
-    inits = {i.name: i for i in proto.graph.initializer}
+def check_w4a8_records(records: dict[str, QuantizedLayer]) -> None:
+    """Refuse records the int8 kernels cannot take (block-wise steps, layers other than convolutions and linear
+    layers): checked before any export or calibration work."""
     for name, record in records.items():
         if record.block is not None:
             raise UserError(f"layer {name} has block-wise steps; int8 kernels take one step per layer or per output "
@@ -177,6 +178,12 @@ def _check_records(proto: onnx.ModelProto, records: dict[str, QuantizedLayer]) -
         if record.kind not in ("Linear", "Conv2d", "Conv1d"):
             raise UserError(f"layer {name} is a {record.kind}; W4A8 quantizes convolutions and linear layers",
                             f"leave {name} out of quantization (quantize: ignore)")
+
+
+def _check_records(proto: onnx.ModelProto, records: dict[str, QuantizedLayer]) -> None:
+    check_w4a8_records(records)
+    inits = {i.name: i for i in proto.graph.initializer}
+    for name, record in records.items():
         weight = inits.get(f"{name}.weight")
         if weight is None:
             raise ExportError(f"layer {name} has no initializer {name}.weight in the exported graph",

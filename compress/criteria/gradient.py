@@ -11,6 +11,7 @@ from edgewise.base.errors import UserError
 from edgewise.compress.criteria.base import Criterion
 from edgewise.compress.reference import ReferenceSamples
 from edgewise.compress.taps import capture_outputs
+from edgewise.compress.tasks import OUTPUT_TASKS, loss_for
 
 OBJECTIVES = ("loss", "output")
 
@@ -27,6 +28,8 @@ def objective(logits: torch.Tensor, y: torch.Tensor, ref: ReferenceSamples, kind
     a detector's J is always its strongest detections' scores (it has no per-image label to take a loss on)."""
     if kind == "output" or ref.task == "detection":
         return (logits * ref.output_seed(logits, y)).sum()
+    if ref.task in ("sequence", *OUTPUT_TASKS):  # every sample counts: these tasks have no classes to restrict to
+        return loss_for(ref.task)(logits, y)
     mask = ref.label_mask(y)
     loss = F.cross_entropy(logits, y, reduction="none")
     return (loss * mask).sum() / mask.sum().clamp(min=1)
@@ -38,7 +41,7 @@ def backward_with_outputs(model: nn.Module, names: set[str], ref: ReferenceSampl
     with capture_outputs(model, names, retain_grad=True) as out:
         for x, y in ref.batches(device_of(model)):
             model.zero_grad(set_to_none=True)
-            logits = model(x.clone().requires_grad_(True))
+            logits = model(x.clone().requires_grad_(x.is_floating_point()))
             objective(logits, y, ref, kind).backward()
             # a layer with no path to the scored output (a detector's box branch) gets no gradient and no score
             yield {name: t for name, t in out.items() if t.grad is not None}, y

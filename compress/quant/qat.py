@@ -8,7 +8,6 @@ from contextlib import nullcontext
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from edgewise.base import progress
@@ -17,6 +16,7 @@ from edgewise.compress.quant.activations import fake_quantized_activations
 from edgewise.compress.quant.entropy_constrained import Grid, ecq_records, normalized_relevance
 from edgewise.compress.quant.model import QuantizedModel, weighted_entropy, write_back
 from edgewise.compress.reference import ReferenceSamples
+from edgewise.compress.tasks import loss_for
 
 
 def _scaled_straight_through(weight_grad: torch.Tensor, quantized: torch.Tensor) -> torch.Tensor:
@@ -56,7 +56,7 @@ def _train(model: nn.Module, layers: dict[str, nn.Module], grids: dict[str, Grid
            score: Callable[[nn.Module], float], epochs: int, lr: float, batch_size: int, patience: int,
            relevance_every: int, seed: int, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
            label: str, weight_decay: float) -> QuantizedModel:
-    loss_fn = loss_fn or F.cross_entropy
+    loss_fn = loss_fn or loss_for(ref.task if ref is not None else "classification")
     generator = torch.Generator().manual_seed(seed)
     device = device_of(model)
     full = {n: m.weight.detach().clone().requires_grad_(True) for n, m in layers.items()}

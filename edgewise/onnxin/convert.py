@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import onnx
@@ -22,7 +21,7 @@ from torch import nn
 
 from edgewise.base.errors import UserError, first_line
 from edgewise.export.onnx_file import ort_message, read_onnx
-from edgewise.export.session import session_options
+from edgewise.export.session import open_session, run_samples, session_options
 from edgewise.onnxin.graph import OnnxGraph
 from edgewise.onnxin.handlers import install
 from edgewise.onnxin.versions import UnsupportedNode
@@ -106,25 +105,59 @@ def _folded_constants(model: onnx.ModelProto) -> None:
     model.graph.node.extend(keep)
 
 
-def _observed_ranks(model: onnx.ModelProto, run: Callable[[Any], list[np.ndarray]]) -> None:
-    """Give every tensor whose rank shape inference left open the rank ONNX Runtime observes on the sample (`run`
-    runs a session of a model on it; dims kept symbolic, so the batch and image sizes stay free)."""
+Observe = Callable[[list[str]], dict[str, np.ndarray]]
+"""The values of the named tensors when ONNX Runtime runs the model on the reference sample."""
+
+
+def _observer(model: onnx.ModelProto, sample: np.ndarray, batch: int | None) -> Observe:
+    def observe(names: list[str]) -> dict[str, np.ndarray]:
+        if not names:
+            return {}
+        probe = copy.deepcopy(model)
+        known = {o.name for o in probe.graph.output}
+        probe.graph.output.extend(helper.ValueInfoProto(name=name) for name in dict.fromkeys(names)
+                                  if name not in known)
+        outputs = [o.name for o in probe.graph.output]
+        values = dict(zip(outputs, _session_run(probe, batch)(sample[:batch or 2]), strict=True))
+        return {name: np.asarray(values[name]) for name in names}
+    return observe
+
+
+def _observed_ranks(model: onnx.ModelProto, observe: Observe) -> None:
+    """Give every tensor whose rank shape inference left open the rank ONNX Runtime observes (dims kept symbolic, so
+    the batch and image sizes stay free)."""
     inferred = onnx.shape_inference.infer_shapes(model)
     ranked = {v.name for v in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
               if v.type.tensor_type.HasField("shape")}
     ranked |= {i.name for i in model.graph.initializer}
     open_names = [o for n in model.graph.node for o in n.output if o and o not in ranked]
-    if not open_names:
-        return
-    probe = copy.deepcopy(model)
-    known = {o.name for o in probe.graph.output}
-    probe.graph.output.extend(helper.ValueInfoProto(name=name) for name in open_names if name not in known)
-    names = [o.name for o in probe.graph.output]
-    values = dict(zip(names, run(probe), strict=True))
-    for name in open_names:
-        value = np.asarray(values[name])
+    for name, value in observe(open_names).items():
         model.graph.value_info.append(helper.make_tensor_value_info(
             name, helper.np_dtype_to_tensor_dtype(value.dtype), [f"{name}_d{i}" for i in range(value.ndim)]))
+
+
+def _flattens_at_any_width(model: onnx.ModelProto, observe: Observe) -> None:
+    """A Reshape by a constant shape that merges the trailing axes of its input ((N, C, H, W) -> (N, C*H*W), or a
+    recogniser's (N, W, C, H) -> (N, W, C*H)) gets the shape [0, ..., 0, -1]: the same reshape at every width, so
+    cutting the channels it merges no longer breaks it (a static exporter writes the widths as numbers)."""
+    inits = {i.name: i for i in model.graph.initializer}
+    reshapes = [n for n in model.graph.node if n.op_type == "Reshape" and len(n.input) > 1 and n.input[1] in inits]
+    seen = observe([n.input[0] for n in reshapes])
+    for node in reshapes:
+        target = [int(d) for d in onnx.numpy_helper.to_array(inits[node.input[1]]).reshape(-1)]
+        source = seen[node.input[0]].shape
+        keep = len(target) - 1
+        if keep < 1 or len(source) <= len(target) or -1 in target or 0 in target or \
+                list(source[:keep]) != target[:keep] or int(np.prod(source[keep:])) != target[keep]:
+            continue
+        name = f"{node.input[1]}_merged_{keep}"
+        if name not in inits:
+            inits[name] = onnx.numpy_helper.from_array(np.array([0] * keep + [-1], dtype=np.int64), name)
+            model.graph.initializer.append(inits[name])
+        node.input[1] = name
+        kept = [a for a in node.attribute if a.name != "allowzero"]  # 0 copies the input's axis
+        del node.attribute[:]
+        node.attribute.extend(kept)
 
 
 def input_dtype(value: onnx.ValueInfoProto, path: str | os.PathLike[str]) -> type:
@@ -154,31 +187,21 @@ def fixed_batch(value: onnx.ValueInfoProto, shape: tuple[int, ...], path: str | 
     return batch if isinstance(batch, int) and batch != shape[0] else None
 
 
-def sliced(run: Callable[[np.ndarray], list[np.ndarray]], batch: int | None) -> Callable[[np.ndarray], list]:
-    """`run` (samples -> outputs) applied `batch` samples at a time, the last slice filled up with its last sample,
-    the outputs joined along their first axis and cut to the samples given; `run` itself when the batch is free. A
-    model whose input batch is fixed takes more samples so."""
-    if batch is None:
-        return run
-
-    def in_slices(x: np.ndarray) -> list[np.ndarray]:
-        parts = []
-        for start in range(0, len(x), batch):
-            part = x[start:start + batch]
-            filled = np.concatenate([part, np.repeat(part[-1:], batch - len(part), axis=0)])
-            parts.append(run(filled))
-        return [np.concatenate(column)[:len(x)] for column in zip(*parts, strict=True)]
-    return in_slices
-
-
 def _session_run(model: onnx.ModelProto, batch: int | None) -> Callable[[np.ndarray], list[np.ndarray]]:
-    """A function running `model` in ONNX Runtime (exact, no graph optimisation) on samples of its first input."""
+    """A function running `model` in ONNX Runtime (exact, no graph optimisation) on samples of its first input,
+    in slices of its fixed batch where it has one."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(model.SerializeToString(), session_options(fast=False),
                                    providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return sliced(lambda x: session.run(None, {name: x}), batch)
+    return lambda x: run_samples(session, x)
+
+
+def onnx_runner(path: str | os.PathLike[str], batch: int = 256) -> Callable[[np.ndarray], np.ndarray]:
+    """A function running the ONNX file at `path` exactly (no graph optimisation) on samples of its first input,
+    `batch` at a time (or the file's fixed batch), in the input's own dtype; returns the first output."""
+    session = open_session(path, fast=False)
+    return lambda x: run_samples(session, x, batch)[0]
 
 
 def onnx_to_torch(path: str | os.PathLike[str], sample: np.ndarray) -> nn.Module:
@@ -212,7 +235,9 @@ def onnx_to_torch(path: str | os.PathLike[str], sample: np.ndarray) -> nn.Module
     _constants_as_initializers(model)
     _folded_constants(model)
     try:
-        _observed_ranks(model, lambda probe: _session_run(probe, batch)(sample))
+        observe = _observer(model, sample, batch)
+        _observed_ranks(model, observe)
+        _flattens_at_any_width(model, observe)
         module = OnnxGraph(convert(model, attach_onnx_mapping=True), model, batch).eval()
         with torch.no_grad():
             got = module(torch.from_numpy(sample))

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 import torch
 
@@ -18,6 +17,7 @@ from edgewise.bench.counts import count_onnx
 from edgewise.core.ledger import GIVEN, ONNX, TORCH
 from edgewise.core.modelio import save_model
 from edgewise.core.rundir import StageWindow
+from edgewise.export.session import run_samples
 from edgewise.onnxin.convert import onnx_to_torch
 from edgewise.stages.state import ModelState
 from edgewise.stages.table import compresses
@@ -28,17 +28,9 @@ BATCH = 256
 
 
 def session_runner(session: Any) -> Any:
-    """A function running `session` on an array of samples in batches (as the model's first input, in its dtype),
-    returning the first output."""
-    first = session.get_inputs()[0]
-    element = first.type.removeprefix("tensor(").removesuffix(")")  # ONNX Runtime writes e.g. tensor(int32)
-    dtype = {"float": "float32", "double": "float64"}.get(element, element)
-
-    def run(x: np.ndarray) -> np.ndarray:
-        return np.concatenate([session.run(None, {first.name: x[i:i + BATCH].astype(dtype)})[0]
-                               for i in range(0, len(x), BATCH)])
-
-    return run
+    """A function running `session` on an array of samples in batches (as the model's first input, in its dtype;
+    slices of its fixed batch where it has one), returning the first output."""
+    return lambda x: run_samples(session, x, BATCH)[0]
 
 
 def load_stage(state: ModelState, given: Path) -> None:

@@ -44,7 +44,7 @@ def score_model(state: ModelState, st: StageWindow | None, module: nn.Module, la
     """
     data = state.data
     metrics = evaluate(module, data.test, data.task, data.class_names)
-    cost = measure_cost(module, data.input_shape)
+    cost = measure_cost(module, data.input_shape, data.train.x.dtype)
     score_name, score = metrics["score_name"], metrics["score"]
     if classes is not None:
         names = [data.class_names[c] for c in classes]

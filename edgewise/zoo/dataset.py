@@ -9,6 +9,9 @@ import numpy as np
 import torch
 
 TASKS = ("classification", "segmentation")
+UNLABELLED = "unlabelled"
+"""The task of data given without labels: a model scores on it only once the source model's outputs label it
+(edgewise.zoo.agreement)."""
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,11 @@ class Split:
 
 @dataclass(frozen=True)
 class Dataset:
-    """A data set with fixed train/val/test splits, its task and the names of its classes."""
+    """A data set with fixed train/val/test splits, its task and the names of its classes.
+
+    `reference` is None when the labels came with the data; otherwise they are a source model's outputs on it, and
+    it says which (scores are then agreement with that model).
+    """
 
     name: str
     task: str
@@ -36,6 +43,7 @@ class Dataset:
     train: Split
     val: Split
     test: Split
+    reference: str | None = None
 
     @property
     def num_classes(self) -> int:

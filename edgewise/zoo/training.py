@@ -14,6 +14,7 @@ from edgewise.base import progress
 from edgewise.base.device import device_of
 from edgewise.base.errors import UserError
 from edgewise.compress.outputs import pick
+from edgewise.compress.tasks import OUTPUT_TASKS, loss_for
 from edgewise.zoo.dataset import Dataset, Split
 from edgewise.zoo.training_config import TrainConfig
 
@@ -43,7 +44,11 @@ def evaluate(model: nn.Module, split: Split, task: str, class_names: tuple[str, 
 
 def score_logits(logits: torch.Tensor, y: torch.Tensor, task: str, class_names: tuple[str, ...] = ()
                  ) -> dict[str, Any]:
-    """`evaluate`'s metrics from logits computed elsewhere (an ONNX Runtime session, say) and the labels `y`."""
+    """`evaluate`'s metrics from logits computed elsewhere (an ONNX Runtime session, say) and the labels `y`: class
+    labels for classification and segmentation, per-step labels for a sequence (exact greedy-CTC strings), the
+    source's outputs for an embedding (cosine similarity) or a regression (1 - relative error)."""
+    if task in ("sequence", *OUTPUT_TASKS):
+        return _output_scores(logits, y, task)
     expected = "(samples, classes)" if task == "classification" else "(samples, classes, height, width)"
     if logits.dim() != y.dim() + 1 or logits.shape[0] != y.shape[0] or logits.shape[2:] != y.shape[1:]:
         raise UserError(f"the model's output {tuple(logits.shape)} does not fit the {task} labels {tuple(y.shape)}: "
@@ -69,6 +74,37 @@ def score_logits(logits: torch.Tensor, y: torch.Tensor, task: str, class_names: 
     }
 
 
+def greedy_ctc(steps: torch.Tensor, blank: int = 0) -> list[tuple[int, ...]]:
+    """Per sample, the labels of (samples, steps) class indices with repeats merged and `blank` dropped."""
+    out = []
+    for row in steps.tolist():
+        merged = [c for i, c in enumerate(row) if i == 0 or c != row[i - 1]]
+        out.append(tuple(c for c in merged if c != blank))
+    return out
+
+
+def _output_scores(out: torch.Tensor, y: torch.Tensor, task: str) -> dict[str, Any]:
+    if task == "sequence":
+        if out.dim() != 3 or tuple(out.shape[:2]) != tuple(y.shape):
+            raise UserError(f"the model's output {tuple(out.shape)} is not one class distribution per step of the "
+                            f"labels {tuple(y.shape)}", "score a (samples, steps, classes) output as a sequence")
+        pred = out.argmax(-1)
+        same = [a == b for a, b in zip(greedy_ctc(pred), greedy_ctc(y), strict=True)]
+        score = sum(same) / max(len(same), 1)
+        return {"score_name": "sequences", "score": score, "sequences": score,
+                "steps": float((pred == y).float().mean()), "loss": float(loss_for(task)(out, y))}
+    if out.shape != y.shape:
+        raise UserError(f"the model's output {tuple(out.shape)} differs from the reference outputs {tuple(y.shape)}",
+                        "score the model on the data its reference outputs were computed on")
+    if task == "embedding":
+        cosine = float(F.cosine_similarity(out.flatten(1), y.flatten(1), dim=1).mean())
+        return {"score_name": "cosine", "score": cosine, "cosine": cosine, "loss": 1.0 - cosine}
+    error = (out - y).flatten(1).norm(dim=1) / y.flatten(1).norm(dim=1).clamp(min=1e-12)
+    score = float((1.0 - error).clamp(min=0.0).mean())
+    return {"score_name": "1 - relative error", "score": score, "relative_error": float(error.mean()),
+            "loss": float(loss_for(task)(out, y))}
+
+
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Score = Callable[[nn.Module, Split], float]
 
@@ -82,7 +118,7 @@ def fit(model: nn.Module, data: Dataset, config: TrainConfig, seed: int = 0, lab
     per-epoch training loss and validation score, the best epoch, and whether early stopping
     ended the run.
     """
-    loss_fn = loss_fn or F.cross_entropy
+    loss_fn = loss_fn or loss_for(data.task)
     score_fn = score_fn or (lambda m, split: evaluate(m, split, data.task)["score"])
     generator = torch.Generator().manual_seed(seed)
     device = device_of(model)

@@ -4,7 +4,9 @@ Folder layout: `root/<class name>/*.png|jpg|jpeg|bmp|gif|webp`; classes are the 
 in sorted order. `.npz` layout: either `x_train, y_train, x_val, y_val, x_test, y_test`, or just
 `x, y` (split 60/20/20 here, stratified for classification). `x` is (N, C, H, W) or (N, H, W),
 float in [0, 1] or uint8 (scaled by 1/255); `y` is (N,) for classification or (N, H, W) for
-segmentation.
+segmentation. Without `y` (`x` alone, or `x_train, x_val, x_test`) the data is unlabelled: the model it
+goes with labels it (edgewise.zoo.agreement). A folder of images without class sub-folders is
+unlabelled too.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from edgewise.base.errors import DataError, first_line
 from edgewise.base.npz import check_fits_in_memory
-from edgewise.zoo.dataset import Dataset, make_split, stratified_split
+from edgewise.zoo.dataset import UNLABELLED, Dataset, Split, make_split, stratified_split
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 SPLIT_SEED = 0
@@ -75,12 +78,35 @@ def _read_image(file: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
         raise DataError(f"cannot read image {file}: {first_line(exc)}", "remove or replace the broken file") from None
 
 
+def _image_array(file: Path, grayscale: bool, size: tuple[int, int]) -> np.ndarray:
+    """One image as uint8 (C, H, W)."""
+    arr = _read_image(file, "L" if grayscale else "RGB", size)
+    return arr[None] if grayscale else arr.transpose(2, 0, 1)
+
+
+def unlabelled(x: np.ndarray, name: str, source: str) -> Dataset:
+    """Inputs without labels as a data set of task UNLABELLED, split 60/20/20 (labels all 0 until a model's outputs
+    replace them)."""
+    parts = _split_arrays(x, np.zeros(len(x), dtype=np.int64), stratify=False, source=source)
+    train, val, test = (_unlabelled_split(x[p]) for p in parts)
+    return Dataset(name=name, task=UNLABELLED, class_names=(), train=train, val=val, test=test)
+
+
+def _unlabelled_split(x: np.ndarray) -> Split:
+    inputs = torch.from_numpy(np.ascontiguousarray(x if np.issubdtype(x.dtype, np.integer) else x.astype(np.float32)))
+    return Split(inputs, torch.zeros(len(x), dtype=torch.int64))
+
+
 def load_folder(path: str | Path, size: tuple[int, int] = (32, 32), grayscale: bool = False) -> Dataset:
     """Load a folder of images per class, resized to `size` (H, W), as a classification data set."""
     root = Path(path)
     if not root.is_dir():
         raise DataError(f"data folder {root} does not exist", "give the path of a folder with one sub-folder per class")
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    loose = sorted(f for f in root.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    if not classes and loose:  # images without class folders: unlabelled
+        x = np.stack([_image_array(f, grayscale, size) for f in loose]).astype(np.float32) / 255.0
+        return unlabelled(x, f"folder:{root.name}", f"data folder {root}")
     if len(classes) < 2:
         raise DataError(f"data folder {root} has {len(classes)} class sub-folders, need at least 2",
                         "put each class's images in its own sub-folder: root/<class>/<image>.png")
@@ -91,8 +117,7 @@ def load_folder(path: str | Path, size: tuple[int, int] = (32, 32), grayscale: b
             raise DataError(f"class folder {root / cls} holds no images",
                             f"add images ({', '.join(sorted(IMAGE_SUFFIXES))}) or remove the folder")
         for f in files:
-            arr = _read_image(f, "L" if grayscale else "RGB", size)
-            xs.append(arr[None] if grayscale else arr.transpose(2, 0, 1))
+            xs.append(_image_array(f, grayscale, size))
             ys.append(label)
     x = np.stack(xs).astype(np.float32) / 255.0
     y = np.asarray(ys, dtype=np.int64)
@@ -135,10 +160,24 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _load_unlabelled(arrays: dict[str, np.ndarray], file: Path) -> Dataset:
+    """An .npz of inputs alone: `x` (split here) or `x_train, x_val, x_test`."""
+    if {"x_train", "x_val", "x_test"} <= arrays.keys():
+        splits = [_unlabelled_split(_as_inputs(arrays[f"x_{s}"], str(file))) for s in ("train", "val", "test")]
+        return Dataset(name=f"npz:{file.stem}", task=UNLABELLED, class_names=(), train=splits[0], val=splits[1],
+                       test=splits[2])
+    if "x" not in arrays:
+        raise DataError(f"{file} holds arrays {sorted(arrays)}",
+                        "save x (and y when there are labels), or x_train, x_val, x_test (and y_train, y_val, y_test)")
+    return unlabelled(_as_inputs(arrays["x"], str(file)), f"npz:{file.stem}", str(file))
+
+
 def load_npz(path: str | Path, class_names: tuple[str, ...] | None = None) -> Dataset:
     """Load a `.npz` of arrays (see the module docstring) as a classification or segmentation data set."""
     file = Path(path)
     arrays = read_npz(file)
+    if not any(key.startswith("y") for key in arrays):
+        return _load_unlabelled(arrays, file)
     if {"x_train", "y_train", "x_val", "y_val", "x_test", "y_test"} <= arrays.keys():
         split_arrays = {s: (_as_inputs(arrays[f"x_{s}"], str(file)), arrays[f"y_{s}"])
                         for s in ("train", "val", "test")}

@@ -1,0 +1,77 @@
+"""Data without labels, labelled by a source model: every later score is agreement with that model.
+
+The source's output on each sample says what it predicts, and its shape and values say how to compare: a
+classifier's top-1 class, a segmenter's class per pixel, a recogniser's class per step (strings after greedy CTC
+decoding), an embedding's direction (unit-norm rows: cosine similarity), and anything else the output itself
+(1 - relative error). `output_task` picks one of those from the outputs; a user names another with --score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import torch
+
+from edgewise.base.errors import UserError
+from edgewise.compress.tasks import OUTPUT_TASKS
+from edgewise.zoo.dataset import Dataset, Split
+
+SCORES = ("classification", "segmentation", "sequence", "embedding", "regression")
+"""The tasks a source's outputs can label data for (the --score names)."""
+DESCRIPTIONS = {"classification": "top-1 agreement with the source model",
+                "segmentation": "mIoU against the source model's per-pixel classes",
+                "sequence": "share of sequences equal to the source model's (greedy CTC)",
+                "embedding": "cosine similarity to the source model's embeddings",
+                "regression": "1 - error relative to the source model's outputs"}
+
+
+def _distributions(out: torch.Tensor) -> bool:
+    """Whether the last axis of `out` holds probabilities or log-probabilities (each row sums to 1 after exp)."""
+    sums = out.sum(-1)
+    log_sums = out.float().exp().sum(-1)
+    return bool(((sums - 1).abs() < 1e-3).all() and (out >= 0).all()) or bool(((log_sums - 1).abs() < 1e-3).all())
+
+
+def output_task(out: torch.Tensor) -> str:
+    """The task a source's outputs `out` (samples first) label data for: (N, K) logits: classification, or embedding
+    when every row has unit length; (N, steps, classes) distributions: sequence; (N, K, H, W) with K > 1:
+    segmentation; anything else: regression."""
+    if out.dim() == 2 and out.shape[1] > 1:
+        unit = (out.float().norm(dim=1) - 1).abs() < 1e-3
+        return "embedding" if bool(unit.all()) else "classification"
+    if out.dim() == 3 and out.shape[2] > 1 and _distributions(out):
+        return "sequence"
+    if out.dim() == 4 and out.shape[1] > 1:
+        return "segmentation"
+    return "regression"
+
+
+def _labels(out: torch.Tensor, task: str) -> torch.Tensor:
+    if task in OUTPUT_TASKS:
+        return out.float()
+    return out.argmax(-1 if task == "sequence" else 1)
+
+
+def _check_fits(out: torch.Tensor, task: str) -> None:
+    shapes = {"classification": 2, "segmentation": 4, "sequence": 3}
+    if task in shapes and out.dim() != shapes[task]:
+        raise UserError(f"--score {task} needs outputs of rank {shapes[task]}; the source model gives "
+                        f"{tuple(out.shape)}", f"name one of {', '.join(SCORES)} that fits, or leave --score out")
+
+
+def source_labelled(data: Dataset, reference: Callable[[torch.Tensor], torch.Tensor], score: str | None = None
+                    ) -> Dataset:
+    """`data` (unlabelled) with every split labelled by `reference` (inputs -> the source model's scored output), its
+    task picked from those outputs (`output_task`) or named by `score`; the result's `reference` says what its
+    scores mean."""
+    if score is not None and score not in SCORES:
+        raise UserError(f"unknown score {score!r}", f"use one of {', '.join(SCORES)}")
+    outputs = {name: reference(split.x) for name, split in (("train", data.train), ("val", data.val),
+                                                            ("test", data.test))}
+    task = score or output_task(outputs["val"])
+    _check_fits(outputs["val"], task)
+    splits = {name: Split(getattr(data, name).x, _labels(out, task)) for name, out in outputs.items()}
+    classes = outputs["val"].shape[-1 if task == "sequence" else 1] if task not in OUTPUT_TASKS else 0
+    return replace(data, task=task, class_names=tuple(str(k) for k in range(classes)), reference=DESCRIPTIONS[task],
+                   **splits)
