@@ -137,14 +137,14 @@ def _dependency_graph(model: nn.Module, example_input: torch.Tensor, cut_shuffle
             for p in frozen:
                 p.requires_grad_(True)
             with _quiet():
-                return tp.DependencyGraph().build_dependency(traced, example_inputs=example_input)
+                return tp.DependencyGraph().build_dependency(traced, example_inputs=(example_input,))
         except RuntimeError:
             _drop_trace_hooks(traced)
         finally:
             for p in frozen:
                 p.requires_grad_(False)
     with _quiet():
-        return tp.DependencyGraph().build_dependency(traced, example_inputs=example_input)
+        return tp.DependencyGraph().build_dependency(traced, example_inputs=(example_input,))
 
 
 def _removal_breaks(model: nn.Module, example_input: torch.Tensor, roots: list[str], cut_shuffles: bool) -> str:
@@ -312,8 +312,8 @@ class ChannelGraph:
             self.graph = _dependency_graph(model, example_input, bool(shuffles))
         except Exception as exc:
             raise PruningError(f"torch-pruning cannot trace this model: {type(exc).__name__}: {exc}",
-                               "simplify the forward (no data-dependent control flow) or prune a traceable part"
-                               ) from exc
+                               "compress it by quantization alone (edgewise quantize), or simplify the forward (no "
+                               "data-dependent control flow) or prune a traceable part") from exc
         finally:
             model.train(was_training)
         foreign = converted_from_onnx(model)

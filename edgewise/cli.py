@@ -27,6 +27,11 @@ app.add_typer(bundle_app, name="bundle")
 TRUST_HELP = ("Unpickle a model file that names code of your own (its classes run while it loads): only for files "
               "you trust")
 LEFT_WHOLE_SHOWN = 5  # groups left whole that `edgewise prune` names before it counts the rest
+CODE_HELP = ("The .py file or package that defines the model's classes (a torch.save(model) from a training script): "
+             "allows that code alone, and files written from the model remember it")
+SCORE_HELP = ("Data without labels is scored by agreement with the source model, as its outputs say; name how: "
+              "classification (top-1), segmentation (per-pixel mIoU), sequence (greedy CTC strings), embedding "
+              "(cosine), regression (1 - relative error)")
 DEVICE_HELP = ("Where torch computes (training, scores, fine-tuning, QAT): auto (the GPU when there is one), cpu, "
                "cuda, cuda:N")
 
@@ -118,8 +123,11 @@ def prune(
     device: Annotated[str, typer.Option(help=DEVICE_HELP + ".")] = "auto",
     verbose: Annotated[bool, typer.Option(help="List every group left whole, with its reason.")] = False,
     trust_model_file: Annotated[bool, typer.Option("--trust-model-file", help=TRUST_HELP)] = False,
+    code: Annotated[str | None, typer.Option(help=CODE_HELP + ".")] = None,
+    score: Annotated[str | None, typer.Option(help=SCORE_HELP + ".")] = None,
 ) -> None:
     """Prune a model's channels (physically removed) and print the per-layer report."""
+    _allow(code)
     from edgewise.commands import prune_detector_file, prune_file
     from edgewise.stages.prune_config import PruneConfig
 
@@ -132,9 +140,10 @@ def prune(
     if detect:
         if data is None:
             raise UserError("--detect needs reference images", "pass --data images.npz (an array x of images)")
-        result = prune_detector_file(model, out, config, data, classes, detections, device, trust_model_file)
+        result, outcome = prune_detector_file(model, out, config, data, classes, detections, device,
+                                              trust_model_file)
     else:
-        result = prune_file(model, out, config, data, classes, device, trust_model_file)
+        result, outcome = prune_file(model, out, config, data, classes, device, trust_model_file, score)
     table = Table(title=f"{result.criterion}, {result.schedule}", title_justify="left")
     for column in ("layer", "channels", "pruned", "parameters", "MACs"):
         table.add_column(column)
@@ -156,6 +165,24 @@ def prune(
                       f"{Path(out).with_suffix('.prune.json')} (--verbose prints them)")
     console.print(f"parameters {result.before.params:,} -> {result.after.params:,}, "
                   f"MACs {result.before.macs:,} -> {result.after.macs:,}; written to {out}")
+    console.print(_cost_line(outcome), markup=False)
+
+
+def _cost_line(outcome) -> str:
+    """A command's closing line: the score before and after, and the file it wrote with its size."""
+    if outcome.before is None:
+        score = outcome.score_name
+    else:
+        score = f"score {outcome.before:.4f} -> {outcome.after:.4f} ({outcome.score_name})"
+    return f"cost: {score}; {outcome.path}: {outcome.bytes:,} bytes"
+
+
+def _allow(code: str | None) -> None:
+    """Allow the classes of the code the user named (--code) in the model files this command loads."""
+    if code is not None:
+        from edgewise.core.usercode import allow_code
+
+        allow_code(code)
 
 
 def _config(model_cls, **values):
@@ -187,8 +214,11 @@ def quantize(
     data: Annotated[str | None, typer.Option(help="digits, rail, a .npz or an image folder.")] = None,
     device: Annotated[str, typer.Option(help=DEVICE_HELP + ".")] = "auto",
     trust_model_file: Annotated[bool, typer.Option("--trust-model-file", help=TRUST_HELP)] = False,
+    code: Annotated[str | None, typer.Option(help=CODE_HELP + ".")] = None,
+    score: Annotated[str | None, typer.Option(help=SCORE_HELP + ".")] = None,
 ) -> None:
     """Quantize a model's weights (uniform, ECQ or ECQx) and print sparsity and entropy per layer."""
+    _allow(code)
     from edgewise.commands import quantize_file
     from edgewise.stages.quantize_config import QuantizeConfig
     from edgewise.zoo.training_config import QATConfig
@@ -198,7 +228,7 @@ def quantize(
     train = _config(QATConfig, epochs=epochs) if epochs > 0 else None
     given = {"lambda": lam} if lam is not None else {}  # a setting the method does not take is refused, not dropped
     config = _config(QuantizeConfig, method=method, bits=bits, train=train, block=block, **given)
-    result = quantize_file(model, out, config, data, device, trust_model_file)
+    result, outcome = quantize_file(model, out, config, data, device, trust_model_file, score)
     summary = result.summary()
     table = Table(title=f"{method} {bits}-bit", title_justify="left")
     for column in ("layer", "shape", "sparsity", "entropy [bit]"):
@@ -209,6 +239,10 @@ def quantize(
     console.print(table)
     console.print(f"{summary['weights']:,} weights, sparsity {summary['sparsity']:.1%}, entropy "
                   f"{summary['entropy_bits']:.2f} bit/weight; written to {out} and {out.with_suffix('.npz')}")
+    for note in outcome.notes:
+        console.print(note, markup=False)
+    console.print(_cost_line(outcome).replace(" bytes", " bytes with the weights packed at their bit width"),
+                  markup=False)
 
 
 @app.command()
@@ -255,22 +289,24 @@ def export_command(
                                                   "kernel) or int8 (symmetric, TensorRT).")] = "uint8",
     calibration_samples: Annotated[int, typer.Option(help="With --w4a8: training samples calibrated on.")] = 256,
     trust_model_file: Annotated[bool, typer.Option("--trust-model-file", help=TRUST_HELP)] = False,
+    code: Annotated[str | None, typer.Option(help=CODE_HELP + ".")] = None,
+    score: Annotated[str | None, typer.Option(help=SCORE_HELP + ".")] = None,
 ) -> None:
     """Export a model to ONNX (pruned shapes, INT4 weights with --records, 8-bit activations with --w4a8), verified
     against torch."""
+    _allow(code)
     from edgewise.commands import export_file
     from edgewise.stages.export_config import W4A8Config
 
     options = _config(W4A8Config, calibrator=calibrator, activations=activations, samples=calibration_samples) \
         if w4a8 else None
-    result = export_file(model, out, records, data, precision if tensorrt else None, options, trust_model_file)
+    result = export_file(model, out, records, data, precision if tensorrt else None, options, trust_model_file,
+                         score)
     against = "its exact run" if w4a8 else "torch"
-    scores = (f"; test score {result['torch_score']:.4f} in torch, {result['onnx_score']:.4f} as shipped in ONNX "
-              "Runtime") if "torch_score" in result else " (no labels: not scored here)"
     console.print(f"{out}: {result['bytes']:,} bytes, opset {result['opset']}, {len(result['quantized_layers'])} "
                   f"4-bit layers{' with 8-bit activations' if w4a8 else ''}; ONNX Runtime vs torch "
                   f"{result['rel_diff']:.1e} (exact), {result['fast_rel_diff']:.1e} (fast session, checked against "
-                  f"{against}){scores}")
+                  f"{against})")
     if "source_rel_diff" in result:
         console.print(f"against the ONNX file it came from ({result['source_onnx']}): outputs differ by "
                       f"{result['source_rel_diff']:.3g} of their largest value on the images")
@@ -278,6 +314,13 @@ def export_command(
         console.print(f"against the ONNX file it came from ({result['source_onnx']}): test score "
                       f"{result['source_score']:.4f} there, {result['onnx_score']:.4f} here; the two agree on "
                       f"{result['source_agreement']:.1%} of the test samples' predictions")
+    if "torch_score" in result:
+        name = result["reference"] or "test split"
+        console.print(f"cost: score {result['torch_score']:.4f} in torch, {result['onnx_score']:.4f} as shipped in "
+                      f"ONNX Runtime ({name}); {out}: {result['bytes']:,} bytes", markup=False)
+    else:
+        console.print(f"cost: no labels, so a detector is checked by its outputs, not scored; {out}: "
+                      f"{result['bytes']:,} bytes", markup=False)
 
 
 @app.command()
@@ -291,11 +334,13 @@ def deploy(
     precision: Annotated[str, typer.Option(help="TensorRT precision for the board's trtexec command.")] = "fp16",
     data: Annotated[str | None, typer.Option(help="digits, rail, a .npz or an image folder (probe inputs).")] = None,
     trust_model_file: Annotated[bool, typer.Option("--trust-model-file", help=TRUST_HELP)] = False,
+    code: Annotated[str | None, typer.Option(help=CODE_HELP + ".")] = None,
     sign_key: Annotated[Path | None, typer.Option(help="Sign the manifest with this key file (edgewise bundle "
                                                        "keygen); run.py --key then refuses a changed bundle.")]
     = None,
 ) -> None:
     """Write a deploy bundle: ONNX, bitstream, manifest with hashes and probe, the board runner (run.py)."""
+    _allow(code)
     from edgewise.commands import deploy_file
 
     path = deploy_file(model, out, records, bitstream, data, tar, to, precision, trust_model_file, sign_key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import torch
 from torch import nn
 
 from edgewise import compress
-from edgewise.base.atomic import write_bytes, write_json
+from edgewise.base.atomic import atomic_path, write_bytes, write_json
 from edgewise.base.device import on_device, resolve_device
 from edgewise.base.errors import DataError, UserError, first_line
 from edgewise.base.paths import distinct_output
@@ -72,7 +73,9 @@ def resolve_model(model: str, data: str | None = None, device: torch.device | No
         if not spec:
             raise UserError(f"{model} does not say which data it was trained on", "pass --data")
         dataset = load_data(DATA_SOURCES[spec["name"]].model_validate(spec))
-    dataset = fitted_layout(dataset, _takes(module, device))
+    # a converted model's torch ops broadcast what its ONNX file refuses: the file says which layout it takes
+    dataset = fitted_layout(dataset, _onnx_takes(card["source_onnx"]) if Path(card.get("source_onnx") or "").is_file()
+                            else _takes(module, device))
     if dataset.task == UNLABELLED:
         return module, card, _agreement(dataset, _source_reference(card, module, trusted), Path(model), score)
     check_module_fits(module, dataset, Path(model), device)
@@ -177,6 +180,33 @@ def _onnx_takes(model: str) -> Callable[[torch.Tensor], bool]:
     return lambda x: not rank or x.dim() == rank
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What a command cost, for its closing line: the score before and after on the test split (named by
+    `score_name`: a metric, or agreement with the source model when the data has no labels) and the file written."""
+
+    score_name: str
+    before: float | None
+    after: float | None
+    path: Path
+    bytes: int
+    notes: tuple[str, ...] = ()
+
+
+def score_name(dataset: Dataset) -> str:
+    """What a data set's scores mean: its metric on the test split, or agreement with the source model."""
+    if dataset.reference is not None:
+        return f"{dataset.reference}, {len(dataset.test)} test samples"
+    metric = {"classification": "accuracy", "segmentation": "mIoU"}.get(dataset.task, dataset.task)
+    return f"{metric}, {len(dataset.test)} test samples"
+
+
+def _test_score(module: nn.Module, dataset: Dataset) -> float:
+    from edgewise.zoo.training import evaluate
+
+    return float(evaluate(module, dataset.test, dataset.task)["score"])
+
+
 def _with_source(card: dict[str, Any], model: str) -> dict[str, Any]:
     """`card` naming the model its scores compare with when data has no labels: the source it names already, else
     the model file `model` (an ONNX file is named as source_onnx by its conversion)."""
@@ -186,13 +216,14 @@ def _with_source(card: dict[str, Any], model: str) -> dict[str, Any]:
 
 
 def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | None = None,
-               classes: list[str] | None = None, device: str = "auto", trusted: bool = False
-               ) -> compress.PruneResult:
+               classes: list[str] | None = None, device: str = "auto", trusted: bool = False,
+               score: str | None = None) -> tuple[compress.PruneResult, Outcome]:
     """Prune `model` (zoo name or file) as `config` says, scoring on `device` (auto, cpu, cuda, cuda:N), and write
-    the pruned model and its report JSON to `out`."""
+    the pruned model and its report JSON to `out`; returns the result and what it cost. `score` names how data
+    without labels is scored (edgewise.zoo.agreement.SCORES; default: as the source's outputs say)."""
     distinct_output(out, model)
     distinct_output(Path(out).with_suffix(".prune.json"), model)
-    module, card, dataset = resolve_model(model, data, resolve_device(device), trusted)
+    module, card, dataset = resolve_model(model, data, resolve_device(device), trusted, score=score)
     class_ids = None
     if classes:
         unknown = [c for c in classes if c not in dataset.class_names]
@@ -206,7 +237,8 @@ def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | Non
     save_model(result.model, out, {**_with_source(card, model), "stage": f"pruned {config.criterion} "
                                    f"{result.channel_rate:.0%}"})
     write_json(out.with_suffix(".prune.json"), result.summary())
-    return result
+    return result, Outcome(score_name(dataset), _test_score(module, dataset), _test_score(result.model, dataset), out,
+                           out.stat().st_size)
 
 
 def detection_images(path: str | Path) -> torch.Tensor:
@@ -241,7 +273,7 @@ def _detection_classes(module: nn.Module, classes: list[str]) -> tuple[int, ...]
 
 def prune_detector_file(model: str, out: str | Path, config: PruneConfig, images: str | Path,
                         classes: list[str] | None = None, detections: int = 10, device: str = "auto",
-                        trusted: bool = False) -> compress.PruneResult:
+                        trusted: bool = False) -> tuple[compress.PruneResult, Outcome]:
     """Prune a detector saved as a file (an ultralytics YOLO model, compress.DetectorHeads of a torchvision
     detector, or an ONNX file whose output is class scores (images, anchors, classes) or a map (images, classes,
     height, width)), scored by the relevance of its own `detections` strongest detections per reference image,
@@ -260,13 +292,15 @@ def prune_detector_file(model: str, out: str | Path, config: PruneConfig, images
     save_model(result.model, out, {**card, "task": "detection",
                                    "stage": f"pruned {config.criterion} {result.channel_rate:.0%}"})
     write_json(out.with_suffix(".prune.json"), result.summary())
-    return result
+    return result, Outcome("no labels: detections are not scored here", None, None, out, out.stat().st_size)
 
 
 def quantize_file(model: str, out: str | Path, config: QuantizeConfig,
-                  data: str | None = None, device: str = "auto", trusted: bool = False) -> compress.QuantizedModel:
+                  data: str | None = None, device: str = "auto", trusted: bool = False, score: str | None = None
+                  ) -> tuple[compress.QuantizedModel, Outcome]:
     """Quantize `model` (zoo name or file), relevances and QAT on `device` (auto, cpu, cuda, cuda:N): write the
-    quantized model to `out` and its records beside it (.npz)."""
+    quantized model to `out` and its records beside it (.npz); returns the result and what it cost (the bytes of the
+    weights packed at their bit width). `score` as in `prune_file`."""
     from edgewise.stages.quantize import quantize_model
 
     beside = [Path(out).with_suffix(".npz"), Path(out).with_suffix(".quantize.json")]
@@ -275,13 +309,20 @@ def quantize_file(model: str, out: str | Path, config: QuantizeConfig,
                         "would be one file", f"name the model file {Path(out).with_suffix('.pt')}")
     for written in (Path(out), *beside):
         distinct_output(written, model, data)
-    module, card, dataset = resolve_model(model, data, resolve_device(device), trusted)
+    module, card, dataset = resolve_model(model, data, resolve_device(device), trusted, score=score)
+    before = _test_score(module, dataset)  # before: QAT trains the module it is given
+    # a BatchNorm left after its layer would be folded into the 4-bit weights at export, off their grid: fold first
+    module, folded = compress.fold_batchnorm(module, dataset.val.x[:8])
     result = quantize_model(module, dataset, config)
     out = Path(out)
     save_model(result.model, out, {**_with_source(card, model), "stage": f"{config.method} {config.bits}-bit"})
     save_records(out.with_suffix(".npz"), result.records, compress.floats_of(result.model, result.records))
     write_json(out.with_suffix(".quantize.json"), result.summary())
-    return result
+    from edgewise.compress.size import packed_bytes
+
+    notes = (f"batch-norm folded into the layer before it first: {', '.join(folded)}",) if folded else ()
+    return result, Outcome(score_name(dataset), before, _test_score(result.model, dataset), out.with_suffix(".npz"),
+                           packed_bytes(result.model, result.records), notes)
 
 
 def encode_file(records: str | Path, out: str | Path) -> compress.Bitstream:
@@ -305,15 +346,17 @@ def decode_file(bitstream: str | Path, out: str | Path) -> tuple[dict, dict]:
 
 
 def export_file(model: str, out: str | Path, records: str | Path | None = None, data: str | None = None,
-                tensorrt: str | None = None, w4a8: W4A8Config | None = None, trusted: bool = False
-                ) -> dict[str, Any]:
+                tensorrt: str | None = None, w4a8: W4A8Config | None = None, trusted: bool = False,
+                score: str | None = None) -> dict[str, Any]:
     """Export `model` (zoo name or file) to ONNX at `out` (4-bit when `records` are given), verify it, and score both
-    the torch model and the file as it ships in ONNX Runtime on the test split.
+    the torch model and the file as it ships in ONNX Runtime on the test split (by agreement with the source model
+    when the data has no labels, as `score` names or the source's outputs say).
 
     With `w4a8` the file quantizes the activations to 8 bits too (ranges calibrated on the data's
     training split; it needs `records`). With `tensorrt` (a precision), an engine is built beside
-    it when TensorRT and a GPU exist; otherwise a UserError says why, after the ONNX file is
-    written and verified.
+    it when TensorRT and a GPU exist; otherwise a UserError says why before anything is written.
+    The file is written beside `out` and replaces it only once it is verified: a failed export
+    leaves whatever was at `out` as it was.
     """
     from edgewise import export
     from edgewise.stages.export import shipped_score
@@ -327,34 +370,39 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
         from edgewise.export.w4a8 import check_w4a8_records
 
         check_w4a8_records(layers)  # before the model's conversion and the calibration it would waste
+    if tensorrt:
+        available, reason = export.tensorrt_status()
+        if not available:
+            raise UserError(f"TensorRT is unavailable here: {reason}", "export without --tensorrt and build the "
+                            "engine on the board (the bundle's run.py, or trtexec --onnx=FILE)")
     loaded = load_model(model, trusted) if str(model).endswith((".pt", ".pth")) and Path(model).is_file() else None
+    if loaded is not None:
+        distinct_output(out, loaded[1].get("source_onnx"), loaded[1].get("source_model"))
     if loaded is not None and loaded[1].get("task") == "detection":  # no labels: checked by its outputs, not scored
         if w4a8 is not None or tensorrt:
             raise UserError("a detector's export here is the plain or 4-bit ONNX file", "export without --w4a8 and "
                             "--tensorrt; the bundle's run.py builds the board's engine")
         return _export_detector(*loaded, model, out, records, data)
-    module, card, dataset = resolve_model(model, data, trusted=trusted, loaded=loaded)
+    module, card, dataset = resolve_model(model, data, trusted=trusted, loaded=loaded, score=score)
+    distinct_output(out, card.get("source_onnx"))
     probe = dataset.test.x[:8]
-    if w4a8 is not None:
-        onnx_file = export.to_w4a8(module, probe[:2], out, layers, dataset.train.x[: w4a8.samples].numpy(),
-                                   w4a8.calibrator, w4a8.activations)
-    else:
-        onnx_file = export.to_onnx(module, probe[:2], out, layers)
-    check = export.verify(onnx_file.path, module, probe, quantized=layers is not None)
-    result = {"path": str(onnx_file.path), **check, "quantized_layers": onnx_file.quantized_layers,
-              "torch_score": evaluate(module, dataset.test, dataset.task)["score"],
-              "onnx_score": shipped_score(onnx_file.path, dataset)}
-    if card.get("source_onnx"):
-        result.update(_against_source(Path(card["source_onnx"]), onnx_file.path, dataset))
+    with atomic_path(out) as staged:
+        if w4a8 is not None:
+            onnx_file = export.to_w4a8(module, probe[:2], staged, layers, dataset.train.x[: w4a8.samples].numpy(),
+                                       w4a8.calibrator, w4a8.activations)
+        else:
+            onnx_file = export.to_onnx(module, probe[:2], staged, layers)
+        check = export.verify(staged, module, probe, quantized=layers is not None)
+        result = {**check, "path": str(out), "quantized_layers": onnx_file.quantized_layers,
+                  "torch_score": evaluate(module, dataset.test, dataset.task)["score"],
+                  "onnx_score": shipped_score(staged, dataset), "reference": dataset.reference}
+        if card.get("source_onnx") and dataset.reference is None:
+            result.update(_against_source(Path(card["source_onnx"]), staged, dataset))
     if tensorrt:
         command = export.trtexec_command(Path(out).name, Path(out).with_suffix(".engine").name, "x",
                                          dataset.input_shape, tensorrt)
         result["trtexec"] = command
-        available, reason = export.tensorrt_status()
-        if not available:
-            raise UserError(f"TensorRT is unavailable here: {reason}",
-                            f"build on the board instead: {' '.join(command)}")
-        result["engine"] = export.to_tensorrt(onnx_file.path, Path(out).with_suffix(".engine"), dataset.input_shape,
+        result["engine"] = export.to_tensorrt(Path(out), Path(out).with_suffix(".engine"), dataset.input_shape,
                                               tensorrt)
     return result
 
@@ -363,7 +411,7 @@ def _export_detector(module: nn.Module, card: dict[str, Any], model: str, out: s
                      records: str | Path | None, images: str | None) -> dict[str, Any]:
     """Export a detector loaded from the file `model` (no labels: its outputs are what the file is checked by) on
     the images of `images` (.npz x); a model converted from ONNX is compared with the file it came from, output for
-    output."""
+    output. The file replaces `out` only once it is verified."""
     from edgewise import export
     from edgewise.stages.load import session_runner
 
@@ -371,16 +419,17 @@ def _export_detector(module: nn.Module, card: dict[str, Any], model: str, out: s
         raise UserError(f"{model} is a detector: its export is checked on images", "pass --data images.npz (x)")
     layers = load_records(records)[0] if records else None
     probe = detection_images(images)[:8]
-    onnx_file = export.to_onnx(module, probe[:2], out, layers)
-    result = {"path": str(onnx_file.path), **export.verify(onnx_file.path, module, probe, quantized=bool(layers)),
-              "quantized_layers": onnx_file.quantized_layers}
-    source = Path(card["source_onnx"]) if card.get("source_onnx") else None
-    if source is not None and source.is_file():
-        before = session_runner(export.open_session(source, fast=False))(probe.numpy())
-        after = session_runner(export.open_session(onnx_file.path))(probe.numpy())
-        result.update(source_onnx=str(source), source_rel_diff=float(
-            np.abs(after - before).max() / max(float(np.abs(before).max()), 1e-12)) if after.shape == before.shape
-            else float("inf"))
+    with atomic_path(out) as staged:
+        onnx_file = export.to_onnx(module, probe[:2], staged, layers)
+        result = {**export.verify(staged, module, probe, quantized=bool(layers)), "path": str(out),
+                  "quantized_layers": onnx_file.quantized_layers}
+        source = Path(card["source_onnx"]) if card.get("source_onnx") else None
+        if source is not None and source.is_file():
+            before = session_runner(export.open_session(source, fast=False))(probe.numpy())
+            after = session_runner(export.open_session(staged))(probe.numpy())
+            result.update(source_onnx=str(source), source_rel_diff=float(
+                np.abs(after - before).max() / max(float(np.abs(before).max()), 1e-12)) if after.shape == before.shape
+                else float("inf"))
     return result
 
 

@@ -77,8 +77,8 @@ def check_weight(record: QuantizedLayer, initializer: TensorProto, transpose: bo
     if not np.array_equal(exported.astype(np.float32), expected):
         raise ExportError(f"the weight of {record.name} is not the quantized weight its record holds: the records are "
                           "of another model, or a BatchNorm was folded into the layer after quantizing",
-                          "give the records written with this model; fold batch-norm before quantizing "
-                          "(recipe: fold: true)")
+                          "give the records written with this model; quantize it again (edgewise quantize folds "
+                          "batch-norm into its layers first; recipe: fold: true)")
 
 
 def _matmul_weight(record: QuantizedLayer, output: str) -> tuple[onnx.NodeProto, list[TensorProto]]:

@@ -247,4 +247,14 @@ def run_samples(session: ort.InferenceSession, x: np.ndarray, batch: int | None 
         if fixed_batch(session) and len(part) < step:
             part = np.concatenate([part, np.repeat(part[-1:], step - len(part), axis=0)])
         parts.append(session.run(None, {first.name: part}))
-    return [np.concatenate(column)[:len(x)] for column in zip(*parts, strict=True)]
+    if len(parts) == 1 and len(x) == step:  # one run as given: every output as it came, batch-first or not
+        return parts[0]
+    return [_joined(column, len(x)) for column in zip(*parts, strict=True)]
+
+
+def _joined(parts: tuple[np.ndarray, ...], samples: int) -> np.ndarray:
+    """One output's slices joined along the first axis, cut to the samples given; a scalar (a shape's element, an
+    intermediate tensor without a batch) is the first slice's."""
+    if np.ndim(parts[0]) == 0:
+        return parts[0]
+    return np.concatenate(parts)[:samples]

@@ -112,7 +112,9 @@ def tensor_ranges(proto: onnx.ModelProto, calibration: np.ndarray, calibrator: s
 
     if calibrator not in CALIBRATORS:
         raise UserError(f"unknown activation calibrator {calibrator!r}", f"use one of {', '.join(CALIBRATORS)}")
-    calibration = np.asarray(calibration, dtype=np.float32)
+    calibration = np.asarray(calibration)
+    if np.issubdtype(calibration.dtype, np.floating):  # token and byte inputs keep their integer type
+        calibration = calibration.astype(np.float32)
     if not len(calibration) or not np.isfinite(calibration).all():
         raise UserError("the calibration inputs are empty or not finite", "calibrate on finite reference inputs")
     probe, names = _every_tensor_out(proto)
@@ -299,7 +301,8 @@ def to_w4a8(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLi
     transposed = {name for name in records if _transposed(proto, name)}
     ranges = tensor_ranges(proto, calibration, calibrator)
     overrides = quantization_overrides(ranges, records, activations, transposed)
-    example = np.asarray(calibration[:1], dtype=np.float32)
+    example = np.asarray(calibration[:1])
+    example = example.astype(np.float32) if np.issubdtype(example.dtype, np.floating) else example
     quantized = _placed(proto, overrides, records, activations, example)
     _four_bit_weights(quantized, records, transposed)
     _float_outputs(quantized)

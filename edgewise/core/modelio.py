@@ -20,6 +20,7 @@ from edgewise.base.device import on_device
 from edgewise.base.digest import tensors_digest
 from edgewise.base.errors import UserError, first_line
 from edgewise.compress.layers import converted_from_onnx
+from edgewise.core.usercode import CODE_ENTRY, allow_code, code_object, code_of
 
 FORMAT = "edgewise-model/1"
 
@@ -39,7 +40,19 @@ def save_model(model: nn.Module, path: str | os.PathLike[str], card: dict[str, A
         cpu = portable(cpu)
     # through a file object: torch names the archive's folder after a file name, and the temporary one is random
     payload = {"format": FORMAT, "card": card, "module": cpu, "weights_sha256": weights_digest(cpu)}
-    return write_bytes(path, _canonical(payload))
+    return write_bytes(path, _with_code(_canonical(payload), code_of([type(m) for m in cpu.modules()])))
+
+
+def _with_code(archive: bytes, specs: list[str]) -> bytes:
+    """`archive` (torch.save's zip) with the names of the user's code its classes come from, as an entry torch.load
+    passes over and `load_model` reads first."""
+    if not specs:
+        return archive
+    buffer = io.BytesIO(archive)
+    with zipfile.ZipFile(buffer, "a") as zipped:
+        folder = zipped.namelist()[0].split("/", 1)[0]
+        zipped.writestr(f"{folder}/{CODE_ENTRY}", "\n".join(specs))
+    return buffer.getvalue()
 
 
 class _ByValue(pickle._Pickler):
@@ -83,8 +96,10 @@ def weights_digest(model: nn.Module) -> str:
 # weights_only builds those classes and sets their attributes, and runs no code the file brings
 TRUSTED_PACKAGES = ("torch", "torchvision", "timm", "ultralytics", "onnx2torch", "edgewise")
 SAFE_GLOBALS = {"functools.partial"}  # calls only what the file may name anyway (torchvision's norm_layer partials)
-TRUST_FIX = ("if you trust whoever made the file, pass --trust-model-file (recipe: trusted: true); safer formats "
-             "load without consent: a state_dict with its architecture (recipe: arch + weights), or ONNX (onnx:)")
+TRUST_FIX = ("name the code that defines its classes: --code my_model.py (or the package; recipe: code:), which "
+             "allows that code alone; or, if you trust whoever made the file, --trust-model-file (recipe: trusted: "
+             "true); safer formats load without either: a state_dict with its architecture (recipe: arch + weights), "
+             "or ONNX (onnx:)")
 
 
 def _trusted_global(name: str) -> object | None:
@@ -108,19 +123,39 @@ def _trusted_global(name: str) -> object | None:
     return None
 
 
+def _stamped_code(file: Path) -> list[str]:
+    """The code names a model file the kit wrote holds (its CODE_ENTRY), allowed again here; none for other files."""
+    try:
+        with zipfile.ZipFile(file) as archive:
+            entry = next((n for n in archive.namelist() if n.rsplit("/", 1)[-1] == CODE_ENTRY), None)
+            specs = archive.read(entry).decode().splitlines() if entry else []
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError):
+        return []  # torch.load says what is wrong with the file
+    for spec in specs:
+        if spec.endswith(".py") and not Path(spec).is_file():
+            raise UserError(f"model file {file} was made from the code in {spec}, which is gone",
+                            f"put {spec} back, or name where its classes are now with --code")
+        allow_code(spec)
+    return specs
+
+
 def _unpickle(file: Path, trusted: bool) -> object:
-    """torch.load of `file`: with weights_only and the trusted classes it names allowed, or, when it names other code
-    and `trusted` says the user consents, as a full pickle."""
-    if trusted:
-        return torch.load(file, map_location="cpu", weights_only=False)
+    """torch.load of `file`: with weights_only and the classes it names allowed when they are trusted packages' or
+    code the user named (--code, or the code a file the kit wrote names), or, when it names other code and `trusted`
+    says the user consents, as a full pickle."""
+    _stamped_code(file)
     needed = torch.serialization.get_unsafe_globals_in_checkpoint(file)
-    allowed = {name: _trusted_global(name) for name in needed}
+    allowed = {name: _trusted_global(name) or code_object(name) for name in needed}
     refused = [name for name, obj in allowed.items() if obj is None]
+    if refused and trusted:
+        return torch.load(file, map_location="cpu", weights_only=False)
     if refused:
         more = f" and {len(refused) - 1} more" if len(refused) > 1 else ""
         raise UserError(f"model file {file} names code outside the classes Edgewise trusts ({refused[0]}{more}): "
                         "unpickling it could run any code the file holds", TRUST_FIX)
-    with torch.serialization.safe_globals(list(allowed.values())):
+    # a class of the user's code named otherwise in the file (__main__.Net) is allowed under the file's name for it
+    with torch.serialization.safe_globals([obj if f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
+                                           == name else (obj, name) for name, obj in allowed.items()]):
         return torch.load(file, map_location="cpu", weights_only=True)
 
 
@@ -145,8 +180,11 @@ def load_model(path: str | os.PathLike[str], trusted: bool = False) -> tuple[nn.
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, AttributeError,
             ModuleNotFoundError, OSError, ValueError) as exc:
         first = first_line(exc)
+        missing = isinstance(exc, AttributeError | ModuleNotFoundError) or "Can't get attribute" in first
         raise UserError(f"cannot load model file {file}: {first}",
-                        "the file is corrupt or needs code that is not importable; save it again") from exc
+                        "name the code that defines its classes with --code my_model.py (a class saved from a "
+                        "training script is looked up as __main__.Class)" if missing else
+                        "the file is damaged or truncated; save it again") from exc
     if isinstance(obj, dict) and isinstance(obj.get("module"), nn.Module) and converted_from_onnx(obj["module"]):
         from edgewise.onnxin.portable import restore
 

@@ -22,12 +22,10 @@ from torch import nn
 from edgewise.base.errors import UserError, first_line
 from edgewise.export.onnx_file import ort_message, read_onnx
 from edgewise.export.session import open_session, run_samples, session_options
-from edgewise.onnxin.graph import OnnxGraph
+from edgewise.onnxin.graph import CONVERT_RTOL, OnnxGraph
 from edgewise.onnxin.handlers import install
 from edgewise.onnxin.versions import UnsupportedNode
 
-CONVERT_RTOL = 1e-3
-"""Largest difference, relative to the output's scale, between the converted module and ONNX Runtime on the sample."""
 FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE)
 INTEGER_TYPES = {onnx.TensorProto.INT8: np.int8, onnx.TensorProto.UINT8: np.uint8, onnx.TensorProto.INT16: np.int16,
                  onnx.TensorProto.INT32: np.int32, onnx.TensorProto.INT64: np.int64}
@@ -146,18 +144,21 @@ def _flattens_at_any_width(model: onnx.ModelProto, observe: Observe) -> None:
     for node in reshapes:
         target = [int(d) for d in onnx.numpy_helper.to_array(inits[node.input[1]]).reshape(-1)]
         source = seen[node.input[0]].shape
+        if 0 in target or target.count(-1) > 1:
+            continue
+        if -1 in target:  # the one inferred size, as it came out on the sample
+            target[target.index(-1)] = int(np.prod(source)) // max(1, -int(np.prod(target)))
         keep = len(target) - 1
-        if keep < 1 or len(source) <= len(target) or -1 in target or 0 in target or \
-                list(source[:keep]) != target[:keep] or int(np.prod(source[keep:])) != target[keep]:
+        if keep < 1 or len(source) <= len(target) or list(source[:keep]) != target[:keep] or \
+                int(np.prod(source[keep:])) != target[keep]:
             continue
         name = f"{node.input[1]}_merged_{keep}"
         if name not in inits:
             inits[name] = onnx.numpy_helper.from_array(np.array([0] * keep + [-1], dtype=np.int64), name)
             model.graph.initializer.append(inits[name])
         node.input[1] = name
-        kept = [a for a in node.attribute if a.name != "allowzero"]  # 0 copies the input's axis
-        del node.attribute[:]
-        node.attribute.extend(kept)
+        for index in reversed([i for i, a in enumerate(node.attribute) if a.name == "allowzero"]):
+            del node.attribute[index]  # 0 copies the input's axis
 
 
 def input_dtype(value: onnx.ValueInfoProto, path: str | os.PathLike[str]) -> type:
@@ -174,8 +175,8 @@ def input_dtype(value: onnx.ValueInfoProto, path: str | os.PathLike[str]) -> typ
 
 
 def fixed_batch(value: onnx.ValueInfoProto, shape: tuple[int, ...], path: str | os.PathLike[str]) -> int | None:
-    """The batch size the model's input is fixed at when the data's batches (`shape`) need slicing to it (None when
-    the batch is free or equal); another rank or another fixed sample size is a UserError naming both."""
+    """The batch size the model's input is fixed at (a vendor file's 1), or None when the batch is free; another rank
+    or another fixed sample size than the data's batches (`shape`) is a UserError naming both."""
     dims = [d.dim_value if d.dim_value > 0 else (d.dim_param or "?") for d in value.type.tensor_type.shape.dim]
     if not dims:  # an input without a declared shape takes what ONNX Runtime accepts
         return None
@@ -184,7 +185,7 @@ def fixed_batch(value: onnx.ValueInfoProto, shape: tuple[int, ...], path: str | 
         raise UserError(f"{path}: input {value.name} is {dims}; a batch of the data's samples is {list(shape)}",
                         "give data of the model's input shape (a .npz x of that layout, or a folder's size)")
     batch = dims[0]
-    return batch if isinstance(batch, int) and batch != shape[0] else None
+    return batch if isinstance(batch, int) else None
 
 
 def _session_run(model: onnx.ModelProto, batch: int | None) -> Callable[[np.ndarray], list[np.ndarray]]:

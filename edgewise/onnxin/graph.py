@@ -23,6 +23,11 @@ from edgewise.base.errors import UserError, first_line
 from edgewise.export.onnx_export import OPSET
 from edgewise.onnxin.handlers import weight_writer
 
+CONVERT_RTOL = 1e-3
+"""Largest difference, relative to the output's scale, between a converted module and ONNX Runtime: the conversion is
+checked within it, and so is every export of the module (torch and ONNX Runtime order a graph's float sums
+differently, and a converted graph's layer norms and long reductions show it)."""
+
 
 class OnnxGraph(nn.Module):
     """A converted ONNX graph: its layers as submodules and its steps as plain data, run in order.
@@ -76,6 +81,8 @@ class OnnxGraph(nn.Module):
         if isinstance(parts[0], tuple):
             return tuple(torch.cat(column)[:n] for column in zip(*parts, strict=True))
         return torch.cat(parts)[:n]
+
+    verify_rtol = CONVERT_RTOL  # export.verify's tolerance for this module's exports
 
     def to_onnx_proto(self) -> onnx.ModelProto:
         """The source graph with this module's current weights (`source_proto`): what export writes for it."""

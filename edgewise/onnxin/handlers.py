@@ -57,6 +57,7 @@ def register_op_handler(handler: OpHandler, *, replace: bool = False) -> OpHandl
 
 
 _installed: dict[tuple[str, str, int], Converter] = {}
+_originals: dict[Any, Converter] = {}  # onnx2torch's own converters that a handler took the place of
 _writers: dict[type, WeightWriter] = {}
 
 
@@ -71,9 +72,23 @@ def install() -> None:
         handler = ONNX_OPS.get(name)
         for version, converter in handler.converters.items():
             key = OperationDescription(domain=handler.domain, operation_type=handler.op_type, version=version)
+            if key in _CONVERTER_REGISTRY and key not in _originals and \
+                    _CONVERTER_REGISTRY[key] not in _installed.values():
+                _originals[key] = _CONVERTER_REGISTRY[key]
             _installed[(handler.domain, handler.op_type, version)] = _CONVERTER_REGISTRY[key] = converter
         if handler.layer is not None and handler.write_back is not None:
             _writers[handler.layer] = handler.write_back
+
+
+def onnx2torch_converter(op_type: str, version: int, domain: str = "") -> Converter:
+    """onnx2torch's own converter of `op_type` at `version` (its since-version at or below), also where a handler has
+    taken its place: what a handler delegates to."""
+    from onnx import defs
+    from onnx2torch.node_converters.registry import OperationDescription, get_converter
+
+    since = defs.get_schema(op_type, max_inclusive_version=version, domain=domain).since_version
+    key = OperationDescription(domain=domain, operation_type=op_type, version=since)
+    return _originals[key] if key in _originals else get_converter(op_type, version, domain)
 
 
 def weight_writer(layer: Any) -> WeightWriter | None:

@@ -14,11 +14,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from onnx2torch.node_converters.registry import get_converter
 from onnx2torch.utils.common import OnnxMapping, OnnxToTorchModule, OperationConverterResult, get_const_value
 from torch import nn
 
-from edgewise.onnxin.handlers import Converter, OpHandler
+from edgewise.onnxin.handlers import Converter, OpHandler, onnx2torch_converter
 
 
 class UnsupportedNode(NotImplementedError):
@@ -28,8 +27,9 @@ class UnsupportedNode(NotImplementedError):
 def _as(op_type: str, version: int) -> Converter:
     """The converter onnx2torch has for `op_type` at `version`, looked up when a node is converted."""
     def convert(node: Any, graph: Any) -> Any:
-        return get_converter(op_type, version)(node, graph)
+        return onnx2torch_converter(op_type, version)(node, graph)
     return convert
+
 
 
 def _aliased(op_type: str, versions: dict[int, int]) -> OpHandler:
@@ -66,7 +66,7 @@ class OnnxReshapeAllowZero(nn.Module, OnnxToTorchModule):
 def _reshape(node: Any, graph: Any) -> Any:
     if node.attributes.get("allowzero", 0):
         return OperationConverterResult(torch_module=OnnxReshapeAllowZero(), onnx_mapping=_mapping(node, 2))
-    return get_converter("Reshape", 13)(node, graph)
+    return onnx2torch_converter("Reshape", 13)(node, graph)
 
 
 RESHAPE = OpHandler("Reshape", {14: _reshape, 19: _reshape, 21: _reshape})
@@ -104,7 +104,7 @@ def _reduce_18(node: Any, graph: Any) -> Any:
 
     axes = _constant(node, graph, 1, "axes")
     if not axes and node.attributes.get("noop_with_empty_axes", 0):
-        return get_converter("Identity", 16)(node, graph)
+        return onnx2torch_converter("Identity", 16)(node, graph)
     module = OnnxReduceStaticAxes(node.operation_type, axes or None, node.attributes.get("keepdims", 1))
     return OperationConverterResult(torch_module=module, onnx_mapping=_mapping(node, 1))
 
@@ -130,20 +130,47 @@ class OnnxSplitEven(nn.Module, OnnxToTorchModule):
         return torch.split(x, math.ceil(x.shape[self.axis] / self.outputs), dim=self.axis)
 
 
-def _split_18(node: Any, graph: Any) -> Any:
-    if len(node.input_values) > 1 and node.input_values[1]:
-        return get_converter("Split", 13)(node, graph)
-    module = OnnxSplitEven(len(node.output_values), node.attributes.get("axis", 0))
-    return OperationConverterResult(torch_module=module, onnx_mapping=_mapping(node, 1))
+class OnnxSplitCopies(nn.Module, OnnxToTorchModule):
+    """A Split whose every output is a tensor of its own (a copy): torch-pruning maps a split's readers to its outputs
+    by position, and an output read twice (YOLOv8's C2f blocks) breaks that walk."""
+
+    def __init__(self, split: nn.Module) -> None:
+        super().__init__()
+        self.split = split
+
+    def forward(self, x: torch.Tensor, sizes: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        parts = self.split(x) if sizes is None else self.split(x, sizes)
+        return tuple(part.clone() for part in parts)
 
 
-SPLIT = OpHandler("Split", {18: _split_18})
+def _read_twice(node: Any, graph: Any) -> bool:
+    """Whether some output of `node` is read by more than one node."""
+    readers = [name for n in graph.nodes.values() for name in n.input_values if name in node.output_values]
+    return len(readers) != len(set(readers))
+
+
+def _split(version: int) -> Converter:
+    def convert(node: Any, graph: Any) -> Any:
+        if version == 18 and not (len(node.input_values) > 1 and node.input_values[1]):
+            module, inputs = OnnxSplitEven(len(node.output_values), node.attributes.get("axis", 0)), 1
+        else:
+            converted = onnx2torch_converter("Split", min(version, 13))(node, graph)
+            module, inputs = converted.torch_module, len(converted.onnx_mapping.inputs)
+        if _read_twice(node, graph):
+            module = OnnxSplitCopies(module)
+        return OperationConverterResult(torch_module=module, onnx_mapping=_mapping(node, inputs))
+    return convert
+
+
+SPLIT = OpHandler("Split", {version: _split(version) for version in (2, 11, 13, 18)})
 
 _PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate", "wrap": "circular"}
 
 
 class OnnxPadAxes(nn.Module, OnnxToTorchModule):
-    """Pad-18 and later: ONNX `pads` (begins, then ends) over `axes` (all when None) as torch's F.pad."""
+    """Pad-11 and later: ONNX `pads` (begins, then ends) over `axes` (all when None) as torch's F.pad. torch pads in
+    reflect, edge and wrap modes only the last one to three axes of a 3-D to 5-D tensor, so those modes move the
+    padded axes last and fold the others into one first (TensorFlow's exports pad a (N, T, C) sequence's T)."""
 
     def __init__(self, mode: str, axes: list[int] | None) -> None:
         super().__init__()
@@ -155,14 +182,21 @@ class OnnxPadAxes(nn.Module, OnnxToTorchModule):
         begin, end = [0] * x.dim(), [0] * x.dim()
         for i, axis in enumerate(axes):
             begin[axis], end[axis] = given[i], given[i + len(axes)]
-        first = next((a for a in range(x.dim()) if begin[a] or end[a]), x.dim())
-        torch_pads = [p for a in reversed(range(first, x.dim())) for p in (begin[a], end[a])]
+        padded = [a for a in range(x.dim()) if begin[a] or end[a]]
+        if not padded:
+            return x
         if self.mode == "constant":
+            torch_pads = [p for a in reversed(range(padded[0], x.dim())) for p in (begin[a], end[a])]
             return F.pad(x, torch_pads, value=float(value) if value is not None and value.numel() else 0.0)
-        return F.pad(x, torch_pads, mode=self.mode)
+        others = [a for a in range(x.dim()) if a not in padded]
+        moved = x.permute(*others, *padded)
+        folded = moved.reshape(-1, 1, *moved.shape[len(others):])
+        out = F.pad(folded, [p for a in reversed(padded) for p in (begin[a], end[a])], mode=self.mode)
+        out = out.reshape(*moved.shape[:len(others)], *out.shape[2:])
+        return out.permute(*[(others + padded).index(a) for a in range(x.dim())])
 
 
-def _pad_18(node: Any, graph: Any) -> Any:
+def _pad(node: Any, graph: Any) -> Any:
     mode = node.attributes.get("mode", "constant")
     if mode not in _PAD_MODES:
         raise UnsupportedNode(f"Pad {node.name!r} pads in mode {mode!r}, which torch has no padding for")
@@ -170,7 +204,7 @@ def _pad_18(node: Any, graph: Any) -> Any:
     return OperationConverterResult(torch_module=OnnxPadAxes(_PAD_MODES[mode], axes), onnx_mapping=_mapping(node, 3))
 
 
-PAD = OpHandler("Pad", {18: _pad_18, 19: _pad_18, 21: _pad_18})
+PAD = OpHandler("Pad", {11: _pad, 13: _pad, 18: _pad, 19: _pad, 21: _pad})
 
 
 def _resize_18(node: Any, graph: Any) -> Any:
@@ -185,7 +219,7 @@ def _resize_18(node: Any, graph: Any) -> Any:
     if differs:
         raise UnsupportedNode(f"Resize {node.name!r} asks for {', '.join(differs)}, which torch's interpolate does "
                               "not compute")
-    return get_converter("Resize", 13)(node, graph)
+    return onnx2torch_converter("Resize", 13)(node, graph)
 
 
 RESIZE = OpHandler("Resize", {18: _resize_18, 19: _resize_18})
@@ -195,7 +229,7 @@ def _average_pool_19(node: Any, graph: Any) -> Any:
     dilations = list(node.attributes.get("dilations", []))
     if any(d != 1 for d in dilations):
         raise UnsupportedNode(f"AveragePool {node.name!r} is dilated ({dilations}); torch's avg_pool is not")
-    return get_converter("AveragePool", 11)(node, graph)
+    return onnx2torch_converter("AveragePool", 11)(node, graph)
 
 
 AVERAGEPOOL = OpHandler("AveragePool", {19: _average_pool_19})

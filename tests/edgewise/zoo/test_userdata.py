@@ -52,7 +52,7 @@ def test_npz_classification_and_segmentation(tmp_path):
 
 def test_npz_errors_name_the_problem(tmp_path):
     np.savez(tmp_path / "bad.npz", images=np.zeros((3, 4, 4)))
-    with pytest.raises(DataError, match="save x and y"):
+    with pytest.raises(DataError, match=r"save x \(and y when there are labels\)"):
         load_npz(tmp_path / "bad.npz")
     np.savez(tmp_path / "shape.npz", x=np.zeros((10, 4, 4)), y=np.zeros((9,), dtype=int))
     with pytest.raises(DataError, match="shape"):
