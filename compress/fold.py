@@ -10,6 +10,7 @@ from torch import nn
 from edgewise.base.device import device_of
 from edgewise.base.errors import UserError
 from edgewise.compress.layers import WEIGHT_LAYERS, output_axis
+from edgewise.compress.outputs import tensors_of
 
 _BATCHNORM = nn.modules.batchnorm._BatchNorm
 
@@ -79,10 +80,11 @@ def fold_batchnorm(model: nn.Module, example_input: torch.Tensor, atol: float = 
             layer.bias.copy_(new_bias)
         _set_module(folded, bn_name, nn.Identity())
         done.append(bn_name)
-    reference, result = original(example_input), folded(example_input)
-    tolerance = atol * max(1.0, float(reference.abs().max()))
-    diff = float((reference - result).abs().max())
-    if diff > tolerance:
-        raise UserError(f"batch-norm folding changed the outputs by {diff:.3g} (tolerance {tolerance:.3g})",
-                        "a folded layer's output is also used elsewhere; keep BatchNorm in this model")
+    # every output tensor is compared: a model may return several (a face detector's boxes, landmarks, scores)
+    for reference, result in zip(tensors_of(original(example_input)), tensors_of(folded(example_input)), strict=True):
+        tolerance = atol * max(1.0, float(reference.abs().max()))
+        diff = float((reference - result).abs().max())
+        if diff > tolerance:
+            raise UserError(f"batch-norm folding changed the outputs by {diff:.3g} (tolerance {tolerance:.3g})",
+                            "a folded layer's output is also used elsewhere; keep BatchNorm in this model")
     return folded, done

@@ -163,6 +163,8 @@ def weight_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str],
         with composite.context(clone) as modified:
             for _ in _backward_passes(modified, ref):
                 for name, (inputs, out) in captured.items():
+                    if out.grad is None:  # no path to the scored output (another head of the model): no relevance
+                        continue
                     z = out.detach()
                     signal = out.grad / (z + epsilon * torch.where(z >= 0, 1.0, -1.0))
                     module = modules[name]

@@ -33,7 +33,7 @@ def data_from_argument(value: str) -> Dataset:
     """A data set from a CLI argument: a source name (digits, rail), a .npz file or a folder of class folders."""
     if value in ("digits", "rail"):
         return load_data(DATA_SOURCES[value]())
-    path = Path(value)
+    path = Path(value).resolve()  # loads are cached by their spec: a relative path names other files elsewhere
     if path.suffix == ".npz":
         return load_data(NpzData(path=path))
     if path.is_dir():
@@ -370,11 +370,6 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
         from edgewise.export.w4a8 import check_w4a8_records
 
         check_w4a8_records(layers)  # before the model's conversion and the calibration it would waste
-    if tensorrt:
-        available, reason = export.tensorrt_status()
-        if not available:
-            raise UserError(f"TensorRT is unavailable here: {reason}", "export without --tensorrt and build the "
-                            "engine on the board (the bundle's run.py, or trtexec --onnx=FILE)")
     loaded = load_model(model, trusted) if str(model).endswith((".pt", ".pth")) and Path(model).is_file() else None
     if loaded is not None:
         distinct_output(out, loaded[1].get("source_onnx"), loaded[1].get("source_model"))
@@ -385,6 +380,13 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
         return _export_detector(*loaded, model, out, records, data)
     module, card, dataset = resolve_model(model, data, trusted=trusted, loaded=loaded, score=score)
     distinct_output(out, card.get("source_onnx"))
+    command = export.trtexec_command(Path(out).name, Path(out).with_suffix(".engine").name, "x",
+                                     dataset.input_shape, tensorrt) if tensorrt else None
+    if command is not None:  # before any file is written
+        available, reason = export.tensorrt_status()
+        if not available:
+            raise UserError(f"TensorRT is unavailable here: {reason}",
+                            f"export without --tensorrt and build on the board: {' '.join(command)}")
     probe = dataset.test.x[:8]
     with atomic_path(out) as staged:
         if w4a8 is not None:
@@ -398,9 +400,7 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
                   "onnx_score": shipped_score(staged, dataset), "reference": dataset.reference}
         if card.get("source_onnx") and dataset.reference is None:
             result.update(_against_source(Path(card["source_onnx"]), staged, dataset))
-    if tensorrt:
-        command = export.trtexec_command(Path(out).name, Path(out).with_suffix(".engine").name, "x",
-                                         dataset.input_shape, tensorrt)
+    if command is not None:
         result["trtexec"] = command
         result["engine"] = export.to_tensorrt(Path(out), Path(out).with_suffix(".engine"), dataset.input_shape,
                                               tensorrt)

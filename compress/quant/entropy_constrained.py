@@ -82,7 +82,8 @@ def ecq_records(weights: dict[str, torch.Tensor], layers: dict[str, nn.Module], 
         grid = grids[name]
         # assignment runs on the CPU wherever the model trains: the same weights give the same levels on any device
         w = weights[name].detach().cpu()
-        rel = None if relevance is None else relevance[name].detach().cpu()
+        # a layer no relevance reaches (a head the scored output does not read) is assigned by ECQ alone
+        rel = None if relevance is None or name not in relevance else relevance[name].detach().cpu()
         levels, meta = assign(w, grid.steps(), grid.qmin, grid.qmax, layer_lambda(w, grid, lam), rel, rho, p)
         method = "ecq" if rel is None else "ecqx"
         records[name] = layer_record(name, module, levels, grid.step, bits, grid.qmin, grid.qmax, method,
@@ -98,7 +99,8 @@ def normalized_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str
     out = {}
     for name, r in raw.items():
         r = r / r.max().clamp(min=1e-12)
-        out[name] = r if previous is None else RELEVANCE_SMOOTHING * r + (1 - RELEVANCE_SMOOTHING) * previous[name]
+        out[name] = r if previous is None or name not in previous else \
+            RELEVANCE_SMOOTHING * r + (1 - RELEVANCE_SMOOTHING) * previous[name]
     return out
 
 

@@ -1,0 +1,78 @@
+"""Data without labels: read as such, labelled by a source model, and scored by agreement with it."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from edgewise.base.errors import UserError
+from edgewise.zoo.agreement import output_task, source_labelled
+from edgewise.zoo.dataset import UNLABELLED
+from edgewise.zoo.training import greedy_ctc, score_logits
+from edgewise.zoo.userdata import load_folder, load_npz
+
+
+def test_inputs_alone_are_unlabelled_data(tmp_path):
+    np.savez(tmp_path / "x.npz", x=np.random.default_rng(0).random((20, 3, 4, 4), dtype=np.float32))
+    data = load_npz(tmp_path / "x.npz")
+    assert data.task == UNLABELLED and (len(data.train), len(data.val), len(data.test)) == (12, 4, 4)
+    np.savez(tmp_path / "bytes.npz", x_train=np.zeros((5, 16), np.int32), x_val=np.ones((2, 16), np.int32),
+             x_test=np.ones((2, 16), np.int32))
+    assert load_npz(tmp_path / "bytes.npz").train.x.dtype == torch.int32  # tokens and bytes keep their type
+    for i in range(5):
+        Image.fromarray(np.full((6, 6, 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
+    assert load_folder(tmp_path, size=(6, 6)).task == UNLABELLED  # images without class folders
+
+
+@pytest.mark.parametrize(("out", "task"), [
+    (torch.randn(6, 5), "classification"),
+    (F.normalize(torch.randn(6, 8), dim=1), "embedding"),
+    (torch.randn(6, 7, 4).log_softmax(-1), "sequence"),
+    (torch.randn(6, 7, 4).softmax(-1), "sequence"),
+    (torch.randn(6, 3, 4, 4), "segmentation"),
+    (torch.randn(6, 1, 4, 4), "regression"),
+    (torch.randn(6, 84, 20), "regression"),  # a detector's raw boxes and scores
+])
+def test_the_outputs_say_how_agreement_is_scored(out, task):
+    assert output_task(out) == task
+
+
+def _unlabelled(n=10):
+    from edgewise.zoo.userdata import unlabelled
+
+    return unlabelled(np.random.default_rng(1).random((n, 4), dtype=np.float32), "x", "x")
+
+
+def test_a_source_labels_each_split_and_its_own_outputs_agree_fully():
+    data = _unlabelled()
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    labelled = source_labelled(data, lambda x: model(x).detach())
+    assert labelled.task == "classification" and labelled.class_names == ("0", "1", "2")
+    assert labelled.reference == "top-1 agreement with the source model"
+    assert torch.equal(labelled.test.y, model(data.test.x).argmax(1))
+    assert score_logits(model(labelled.test.x).detach(), labelled.test.y, labelled.task)["score"] == 1.0
+    embedded = source_labelled(data, lambda x: F.normalize(model(x).detach(), dim=1), score="embedding")
+    assert score_logits(F.normalize(model(data.test.x), dim=1).detach(), embedded.test.y, "embedding")["score"] == \
+        pytest.approx(1.0)
+    with pytest.raises(UserError, match="--score sequence needs outputs of rank 3"):
+        source_labelled(data, lambda x: model(x).detach(), score="sequence")
+    with pytest.raises(UserError, match="unknown score"):
+        source_labelled(data, lambda x: model(x).detach(), score="boxes")
+
+
+def test_sequence_agreement_compares_greedy_ctc_strings():
+    assert greedy_ctc(torch.tensor([[0, 3, 3, 0, 3, 1, 1, 0]])) == [(3, 3, 1)]
+    y = torch.tensor([[3, 3, 0, 1], [2, 0, 0, 2]])
+    same = F.one_hot(torch.tensor([[3, 0, 0, 1], [2, 2, 0, 2]]), 4).float()  # other steps, the same strings
+    other = F.one_hot(torch.tensor([[3, 0, 0, 1], [2, 0, 0, 0]]), 4).float()
+    assert score_logits(same, y, "sequence")["score"] == 1.0
+    result = score_logits(other, y, "sequence")
+    assert result["score"] == 0.5 and result["steps"] == 0.75
+
+
+def test_regression_agreement_is_one_minus_the_relative_error():
+    target = torch.tensor([[3.0, 4.0], [1.0, 0.0]])
+    assert score_logits(target * 1.1, target, "regression")["score"] == pytest.approx(0.9)
+    assert score_logits(-target, target, "regression")["score"] == 0.0  # clipped at 0, never negative
