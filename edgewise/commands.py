@@ -25,7 +25,7 @@ from edgewise.zoo.agreement import source_labelled
 from edgewise.zoo.cache import trained_model
 from edgewise.zoo.data import DATA_SOURCES, FolderData, NpzData, load_data
 from edgewise.zoo.dataset import UNLABELLED, Dataset
-from edgewise.zoo.fit_check import check_module_fits
+from edgewise.zoo.fit_check import check_module_fits, with_model_classes
 from edgewise.zoo.reference import REFERENCES
 
 
@@ -78,6 +78,7 @@ def resolve_model(model: str, data: str | None = None, device: torch.device | No
                             else _takes(module, device))
     if dataset.task == UNLABELLED:
         return module, card, _agreement(dataset, _source_reference(card, module, trusted), Path(model), score)
+    dataset = with_model_classes(module, dataset, device)
     check_module_fits(module, dataset, Path(model), device)
     return module, card, dataset
 
@@ -157,6 +158,7 @@ def _converted_onnx(model: str, data: str | None, device: torch.device, score: s
     module, card = converted_onnx(model, dataset.test.x[:4])
     if dataset.task == UNLABELLED:
         dataset = _agreement(dataset, _source_reference(card, module, False), Path(model), score)
+    dataset = with_model_classes(module, dataset)
     return on_device(module, device), {**card, "task": dataset.task, "class_names": list(dataset.class_names)}, dataset
 
 

@@ -11,9 +11,11 @@ import torch
 
 from edgewise.base.atomic import write_json, write_text
 from edgewise.base.device import resolve_device
+from edgewise.base.errors import UserError
 from edgewise.base.paths import run_directory
 from edgewise.core.console import console
 from edgewise.core.rundir import RunDirectory, StageWindow
+from edgewise.core.usercode import allow_code
 from edgewise.force import force_policy
 from edgewise.recipe import Recipe
 from edgewise.report.ladder import ladder_section
@@ -21,7 +23,9 @@ from edgewise.report.section import Section
 from edgewise.report.tables import RESULT_FIELDS, bench_csv, csv_text
 from edgewise.stages.state import ModelState
 from edgewise.stages.table import STAGES
+from edgewise.zoo.agreement import source_labelled
 from edgewise.zoo.data import load_data
+from edgewise.zoo.dataset import UNLABELLED, Dataset
 
 
 @dataclass
@@ -56,6 +60,27 @@ def run_recipe(recipe: Recipe, out: str | Path = "runs", name: str | None = None
         return _run(run, recipe, root, device)
 
 
+def entry_data(entry: Any) -> Dataset:
+    """The data of a recipe's model entry; data without labels is labelled by the entry's own model (its ONNX file or
+    model file) and scored by agreement with it. Training needs labels, so an architecture to train refuses it."""
+    data = load_data(entry.data)
+    if data.task != UNLABELLED:
+        return data
+    if entry.onnx is not None:
+        from edgewise.onnxin.convert import onnx_runner
+
+        run = onnx_runner(entry.onnx)
+        return source_labelled(data, lambda x: torch.from_numpy(run(x.numpy())), entry.score)
+    if entry.file is not None:
+        from edgewise.core.modelio import load_model
+        from edgewise.zoo.training import predict
+
+        module = load_model(entry.file, entry.trusted)[0]
+        return source_labelled(data, lambda x: predict(module, x), entry.score)
+    raise UserError(f"model {entry.name}: its data has no labels, and training (or fitting weights to the classes) "
+                    "needs them", "give labels (y in the .npz, or class folders), or a trained model (file: or onnx:)")
+
+
 def run_model(state: ModelState) -> None:
     """Every stage of the table that the model's entry switches on, in order."""
     for stage in STAGES:
@@ -68,7 +93,9 @@ def _run(run: RunDirectory, recipe: Recipe, root: Path, device: torch.device) ->
     result = RunResult(root)
     console.print(f"[bold]edgewise[/bold] run {run.manifest['run']} -> {root} (torch on {device})")
     for entry in recipe.models:
-        state = ModelState(run, entry, load_data(entry.data), device=device)
+        if entry.code is not None:
+            allow_code(entry.code)
+        state = ModelState(run, entry, entry_data(entry), device=device)
         run_model(state)
         result.rows += state.ledger.rows()
         result.versions[entry.name] = [v.to_json(root) for v in state.ledger]

@@ -35,6 +35,11 @@ class _ModelSource(BaseModel):
     file: Path | None = Field(None, description="a trained torch model (.pt, the whole module) instead of training")
     trusted: bool = Field(False, description="file: unpickle it even when it names code of your own (that code runs "
                           "while it loads): only for files you trust")
+    code: str | None = Field(None, description="file: the .py file or package that defines the model's classes (a "
+                             "torch.save from a training script); that code alone is allowed")
+    score: str | None = Field(None, description="data without labels: how agreement with the source model is scored "
+                              "(classification, segmentation, sequence, embedding, regression; default: as its "
+                              "outputs say)")
     weights: Path | None = Field(None, description="with arch: a state_dict (.pt) to load into it instead of "
                                  "training (loads without running any code of the file)")
     onnx: Path | None = Field(None, description="an ONNX model: benchmarked and emulated as it is, or converted to "
@@ -51,8 +56,9 @@ class _ModelSource(BaseModel):
             raise ValueError(f"a model needs exactly one of arch (train it), file (a torch .pt) or onnx (an ONNX "
                              f"file); got {', '.join(given) or 'none'}")
         check_entry(self)
-        if self.trusted and self.file is None:
-            raise ValueError("trusted applies to a model file (file:); other sources are never unpickled as a whole")
+        if (self.trusted or self.code) and self.file is None:
+            raise ValueError("trusted and code apply to a model file (file:); other sources are never unpickled as a "
+                             "whole")
         if self.weights is not None and self.arch is None:
             raise ValueError("weights (a state_dict) need the architecture they fit: give arch too")
         if self.emulate is not None and self.quantize is not None and self.quantize.bits > 4:
@@ -93,9 +99,10 @@ class _ModelSource(BaseModel):
     @field_validator("arch")
     @classmethod
     def _known_arch(cls, value: str | None) -> str | None:
-        if value is not None and value not in ARCHITECTURES and not value.startswith("torchvision:"):
-            raise ValueError(f"unknown architecture {value!r}; expected one of "
-                             f"{', '.join(ARCHITECTURES)} or torchvision:<name>")
+        if value is not None and value not in ARCHITECTURES and not value.startswith("torchvision:") and \
+                not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", value):
+            raise ValueError(f"unknown architecture {value!r}; expected one of {', '.join(ARCHITECTURES)}, "
+                             "torchvision:<name> or an importable class (my_pkg.models:Net)")
         return value
 
 

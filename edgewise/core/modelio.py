@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import importlib
 import io
 import os
@@ -96,6 +95,8 @@ def weights_digest(model: nn.Module) -> str:
 # weights_only builds those classes and sets their attributes, and runs no code the file brings
 TRUSTED_PACKAGES = ("torch", "torchvision", "timm", "ultralytics", "onnx2torch", "edgewise")
 SAFE_GLOBALS = {"functools.partial"}  # calls only what the file may name anyway (torchvision's norm_layer partials)
+# functions a model may hold (a detector's matcher holds box_iou): tensor arithmetic, harmless whatever a file passes
+SAFE_FUNCTION_MODULES = ("torchvision.ops.boxes",)
 TRUST_FIX = ("name the code that defines its classes: --code my_model.py (or the package; recipe: code:), which "
              "allows that code alone; or, if you trust whoever made the file, --trust-model-file (recipe: trusted: "
              "true); safer formats load without either: a state_dict with its architecture (recipe: arch + weights), "
@@ -103,9 +104,9 @@ TRUST_FIX = ("name the code that defines its classes: --code my_model.py (or the
 
 
 def _trusted_global(name: str) -> object | None:
-    """The object a checkpoint names as `name` (module.qualname) when it is an nn.Module class (or an enum, as timm's
-    layer formats) of a trusted package, or a safe global; None otherwise. Only modules of trusted packages are
-    imported to find out."""
+    """The object a checkpoint names as `name` (module.qualname) when it is a class of a trusted package (an nn.Module,
+    an enum as timm's layer formats, a helper as torchvision's BoxCoder), or a safe global; None otherwise. Only
+    modules of trusted packages are imported to find out."""
     if name in SAFE_GLOBALS:
         module, _, attr = name.rpartition(".")
         return getattr(importlib.import_module(module), attr)
@@ -119,7 +120,10 @@ def _trusted_global(name: str) -> object | None:
             continue
         for attr in parts[cut:]:
             obj = getattr(obj, attr, None)
-        return obj if isinstance(obj, type) and issubclass(obj, nn.Module | enum.Enum) else None
+        # a class (unpickling builds it and sets its state: torchvision's BoxCoder and its detectors' other helpers
+        # are plain classes), never a function outside the safe ones (a file may call what it names)
+        return obj if isinstance(obj, type) or (callable(obj) and ".".join(parts[:cut]) in SAFE_FUNCTION_MODULES) \
+            else None
     return None
 
 

@@ -21,6 +21,7 @@ from edgewise.export.session import run_samples
 from edgewise.onnxin.convert import onnx_to_torch
 from edgewise.stages.state import ModelState
 from edgewise.stages.table import compresses
+from edgewise.zoo.agreement import metric_name
 from edgewise.zoo.fit_check import check_fits
 from edgewise.zoo.training import score_logits
 
@@ -56,7 +57,8 @@ def load_stage(state: ModelState, given: Path) -> None:
         four_bit = any(i.data_type in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4) for i in proto.graph.initializer)
         label = "given ONNX (4-bit)" if four_bit else "given ONNX"
         st.metrics.update(metrics, params=counts.parameters, macs=counts.macs, counts=counts.to_json())
-        row = {"model": entry.name, "stage": label, "task": data.task, "score_name": metrics["score_name"],
+        row = {"model": entry.name, "stage": label, "task": data.task,
+               "score_name": metric_name(data, metrics["score_name"]),
                "score": metrics["score"], "params": counts.parameters, "macs": counts.macs_counted,
                "size_bytes": copy.stat().st_size}
         files = {ONNX: "model.onnx"}

@@ -11,6 +11,7 @@ from edgewise.compress.size import float_bytes
 from edgewise.core.console import console
 from edgewise.core.rundir import StageWindow
 from edgewise.stages.state import ModelState
+from edgewise.zoo.agreement import metric_name
 from edgewise.zoo.dataset import Dataset, Split
 from edgewise.zoo.training import evaluate
 
@@ -45,7 +46,7 @@ def score_model(state: ModelState, st: StageWindow | None, module: nn.Module, la
     data = state.data
     metrics = evaluate(module, data.test, data.task, data.class_names)
     cost = measure_cost(module, data.input_shape, data.train.x.dtype)
-    score_name, score = metrics["score_name"], metrics["score"]
+    score_name, score = metric_name(data, metrics["score_name"]), metrics["score"]
     if classes is not None:
         names = [data.class_names[c] for c in classes]
         score = class_score(module, data.test, data, classes)

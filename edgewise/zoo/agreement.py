@@ -19,6 +19,9 @@ from edgewise.zoo.dataset import Dataset, Split
 
 SCORES = ("classification", "segmentation", "sequence", "embedding", "regression")
 """The tasks a source's outputs can label data for (the --score names)."""
+METRICS = {"classification": "top-1 agreement", "segmentation": "mIoU agreement", "sequence": "sequence agreement",
+           "embedding": "cosine to source", "regression": "1 - rel. error to source"}
+"""Each agreement's name in a table's metric column."""
 DESCRIPTIONS = {"classification": "top-1 agreement with the source model",
                 "segmentation": "mIoU against the source model's per-pixel classes",
                 "sequence": "share of sequences equal to the source model's (greedy CTC)",
@@ -75,3 +78,8 @@ def source_labelled(data: Dataset, reference: Callable[[torch.Tensor], torch.Ten
     classes = outputs["val"].shape[-1 if task == "sequence" else 1] if task not in OUTPUT_TASKS else 0
     return replace(data, task=task, class_names=tuple(str(k) for k in range(classes)), reference=DESCRIPTIONS[task],
                    **splits)
+
+
+def metric_name(data: Dataset, name: str) -> str:
+    """A score's name as tables show it: the metric's own (`name`) for labelled data, the agreement's otherwise."""
+    return METRICS[data.task] if data.reference is not None else name

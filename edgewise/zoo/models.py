@@ -272,8 +272,32 @@ def build_torchvision(name: str, input_shape: Sequence[int], num_classes: int) -
     return TorchvisionNet(body, repeat_gray=channels == 1, segmentation=segmentation)
 
 
+def _user_class(arch: str, **kwargs: object) -> nn.Module:
+    """An instance of the class `package.module:Class` names, built with `kwargs` (the recipe's arch_args)."""
+    import importlib
+
+    module_name, _, class_name = arch.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+        module = cls(**kwargs)
+    except (ImportError, AttributeError) as exc:
+        raise UserError(f"architecture {arch!r} cannot be imported: {first_line(exc)}",
+                        "name a class of an installed package (or of a module on PYTHONPATH) as package.module:Class"
+                        ) from None
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{arch} cannot be built from arch_args {kwargs}: {first_line(exc)}",
+                        "give arch_args its constructor takes") from None
+    if not isinstance(module, nn.Module):
+        raise UserError(f"{arch} builds a {type(module).__name__}, not a torch module", "name an nn.Module class")
+    return module
+
+
 def build_model(arch: str, input_shape: Sequence[int], num_classes: int, **kwargs: object) -> nn.Module:
-    """Build architecture `arch` (a zoo name or `torchvision:<name>`) for the given input and classes."""
+    """Build architecture `arch` (a zoo name, `torchvision:<name>`, or an importable class `package.module:Class`
+    built with `kwargs` alone: a class of the user's own knows its input and classes) for the given input and
+    classes."""
+    if ":" in arch and not arch.startswith("torchvision:"):
+        return _user_class(arch, **kwargs)
     if arch.startswith("torchvision:"):
         if kwargs:
             raise UserError(f"{arch} takes no architecture arguments, got {sorted(kwargs)}",

@@ -119,3 +119,32 @@ def test_a_failed_export_leaves_the_earlier_file_as_it_was(vendor_file, tmp_path
         export_file(str(vendor_file), out, data=str(tmp_path / "x.npz"))
     assert hashlib.sha256(out.read_bytes()).hexdigest() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "x.npz"]  # nothing half-written beside it
+
+
+@pytest.mark.slow
+def test_a_recipe_takes_an_onnx_file_with_data_without_labels(vendor_file, tmp_path):
+    import json
+
+    from edgewise.pipeline import run_recipe
+    from edgewise.recipe import load_recipe
+
+    np.savez(tmp_path / "x.npz", x=np.random.default_rng(3).random((30, 3, 8, 8), dtype=np.float32))
+    (tmp_path / "r.yaml").write_text(f"name: vendor\nmodels:\n  - name: net\n    onnx: {vendor_file}\n"
+                                     f"    data: {{name: npz, path: {tmp_path / 'x.npz'}}}\n"
+                                     "    prune: {criterion: l1, rate: 0.3}\n    quantize: {method: uniform, bits: 4}\n"
+                                     "    export: {}\nreport: false\n")
+    result = run_recipe(load_recipe(tmp_path / "r.yaml"), out=tmp_path / "runs")
+    rows = json.loads((result.root / "results.json").read_text())
+    assert [r["score_name"] for r in rows] == ["top-1 agreement"] * 3
+    assert rows[0]["score"] == 1.0  # the source agrees with itself
+
+
+def test_a_recipe_builds_a_users_own_class_by_its_import_path():
+    from edgewise.zoo.models import build_model
+
+    module = build_model("torch.nn:Linear", (4,), 3, in_features=4, out_features=3)
+    assert isinstance(module, nn.Linear)
+    from edgewise.base.errors import UserError
+
+    with pytest.raises(UserError, match="cannot be imported"):
+        build_model("no_such_pkg.models:Net", (4,), 3)
