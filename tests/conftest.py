@@ -193,3 +193,19 @@ def edgewise():
 @pytest.fixture
 def edgewise_process():
     return run_process
+
+
+def _exported_as_vendors_do(module: torch.nn.Module, example: torch.Tensor, path):
+    """`module` written to `path` by torch's exporter with its current defaults (opset 20 or later, the example's
+    batch fixed), quietly: what a user brings as "the ONNX file"."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), (example,), str(path), external_data=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def exported_as_vendors_do():
+    return _exported_as_vendors_do

@@ -52,7 +52,24 @@ def _constant(node: Any, graph: Any, index: int, what: str) -> list[int] | None:
                               f"{what} convert") from None
 
 
-IDENTITY = _aliased("Identity", {19: 16, 21: 16})
+ALIASES: dict[str, dict[int, int]] = {
+    "Identity": {19: 16, 21: 16}, "Shape": {19: 15, 21: 15}, "Cast": {6: 9, 19: 13, 21: 13},
+    "Constant": {1: 9, 19: 13, 21: 13}, "ConstantOfShape": {20: 9, 21: 9}, "Flatten": {1: 9, 21: 13},
+    "Transpose": {21: 13}, "Unsqueeze": {21: 13}, "Equal": {19: 13}, "GreaterOrEqual": {16: 12},
+    "LessOrEqual": {16: 12}, "IsInf": {20: 10}, "IsNaN": {9: 13, 20: 13}, "ScatterND": {18: 16}, "Gemm": {7: 9},
+    "BatchNormalization": {7: 9}, "Dropout": {7: 10}, "Max": {6: 8}, "Min": {6: 8}, "Mean": {6: 8}, "Sum": {6: 8},
+    "MaxPool": {1: 8}, "ArgMax": {1: 11}, "ArgMin": {1: 11}, "DepthToSpace": {1: 11}, "NonZero": {9: 13},
+    "Slice": {1: 9},
+}
+"""Per op, its new since-versions and the old one each converts as (the newer versions only widen the types)."""
+
+
+def __getattr__(name: str) -> OpHandler:
+    """The aliasing handler of an op of ALIASES by its upper-case name (the registry's entries name them so)."""
+    op = next((op for op in ALIASES if op.upper() == name), None)
+    if op is None:
+        raise AttributeError(name)
+    return _aliased(op, ALIASES[op])
 
 
 class OnnxReshapeAllowZero(nn.Module, OnnxToTorchModule):
@@ -70,32 +87,6 @@ def _reshape(node: Any, graph: Any) -> Any:
 
 
 RESHAPE = OpHandler("Reshape", {14: _reshape, 19: _reshape, 21: _reshape})
-SHAPE = _aliased("Shape", {19: 15, 21: 15})
-CAST = _aliased("Cast", {6: 9, 19: 13, 21: 13})
-CONSTANT = _aliased("Constant", {1: 9, 19: 13, 21: 13})
-CONSTANTOFSHAPE = _aliased("ConstantOfShape", {20: 9, 21: 9})
-FLATTEN = _aliased("Flatten", {1: 9, 21: 13})
-TRANSPOSE = _aliased("Transpose", {21: 13})
-UNSQUEEZE = _aliased("Unsqueeze", {21: 13})
-EQUAL = _aliased("Equal", {19: 13})
-GREATEROREQUAL = _aliased("GreaterOrEqual", {16: 12})
-LESSOREQUAL = _aliased("LessOrEqual", {16: 12})
-ISINF = _aliased("IsInf", {20: 10})
-ISNAN = _aliased("IsNaN", {9: 13, 20: 13})
-SCATTERND = _aliased("ScatterND", {18: 16})
-GEMM = _aliased("Gemm", {7: 9})
-BATCHNORMALIZATION = _aliased("BatchNormalization", {7: 9})
-DROPOUT = _aliased("Dropout", {7: 10})
-MAX = _aliased("Max", {6: 8})
-MIN = _aliased("Min", {6: 8})
-MEAN = _aliased("Mean", {6: 8})
-SUM = _aliased("Sum", {6: 8})
-MAXPOOL = _aliased("MaxPool", {1: 8})
-ARGMAX = _aliased("ArgMax", {1: 11})
-ARGMIN = _aliased("ArgMin", {1: 11})
-DEPTHTOSPACE = _aliased("DepthToSpace", {1: 11})
-NONZERO = _aliased("NonZero", {9: 13})
-SLICE = _aliased("Slice", {1: 9})
 
 
 def _reduce_18(node: Any, graph: Any) -> Any:

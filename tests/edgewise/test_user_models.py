@@ -5,7 +5,6 @@ import hashlib
 import subprocess
 import sys
 import textwrap
-import warnings
 
 import numpy as np
 import pytest
@@ -71,14 +70,10 @@ class _Net(nn.Module):
 
 
 @pytest.fixture(scope="module")
-def vendor_file(tmp_path_factory):
+def vendor_file(tmp_path_factory, exported_as_vendors_do):
     """An ONNX file as torch's current exporter writes it by default: opset 20 or later, the batch fixed at 1."""
     torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("vendor") / "net.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(_Net().eval(), (torch.rand(1, 3, 8, 8),), str(path), external_data=False)
-    return path
+    return exported_as_vendors_do(_Net(), torch.rand(1, 3, 8, 8), tmp_path_factory.mktemp("vendor") / "net.onnx")
 
 
 @pytest.mark.slow

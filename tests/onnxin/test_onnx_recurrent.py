@@ -1,7 +1,6 @@
 """ONNX LSTM and GRU as torch's layers: converted exactly, written back exactly, counted, and refused with the reason
 where torch has no equivalent."""
 
-import warnings
 
 import numpy as np
 import onnx
@@ -40,13 +39,9 @@ def _ort(path, x):
 
 
 @pytest.fixture(scope="module")
-def crnn_file(tmp_path_factory):
+def crnn_file(tmp_path_factory, exported_as_vendors_do):
     torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("crnn") / "crnn.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(_Crnn().eval(), (torch.rand(1, 1, 8, 10),), str(path), external_data=False)
-    return path
+    return exported_as_vendors_do(_Crnn(), torch.rand(1, 1, 8, 10), tmp_path_factory.mktemp("crnn") / "crnn.onnx")
 
 
 def test_an_exported_lstm_recogniser_converts_prunes_quantizes_and_exports(crnn_file, tmp_path):

@@ -97,7 +97,7 @@ def test_recipes_and_the_cli_take_consent_and_state_dicts(tmp_path, edgewise):
     bad = {**recipe, "models": [{**recipe["models"][0], "trusted": True}]}
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
     checked = edgewise("recipe", "check", str(tmp_path / "bad.yaml"))
-    assert checked.returncode == 2 and "trusted applies to a model file" in checked.stderr
+    assert checked.returncode == 2 and "trusted and code apply to a model file" in checked.stderr
 
 
 def test_the_same_model_writes_the_same_bytes_after_a_trip_through_a_file(tmp_path):
