@@ -69,6 +69,7 @@ class OnnxGraph(nn.Module):
                 raise UserError(f"the converted graph has a step Edgewise cannot keep ({node.op} {node.target})",
                                 "simplify the ONNX file (onnxsim) and try again")
         _matmuls_as_linear(self)
+        _softmax_written_out(self)
 
     def forward(self, *inputs: torch.Tensor) -> Any:
         """Run the steps on `inputs` (the ONNX graph's inputs, in order); one output, or a tuple of several. A graph
@@ -214,6 +215,46 @@ def _matmuls_as_linear(graph: OnnxGraph) -> None:
     for target in sorted(dropped_constants):
         holder, _, leaf = target.rpartition(".")
         delattr(graph.get_submodule(holder) if holder else graph, leaf)
+
+
+def _softmax_written_out(graph: OnnxGraph) -> None:
+    """Each softmax written out as Div(Exp(t), ReduceSum(Exp(t)) over one axis, reshaped or broadcast back) (what
+    TensorFlow's and JAX's exports write) becomes an nn.Softmax of t (in place): criteria then score its input, as
+    they do a Softmax layer's, where the written-out form saturates in float32 and gives relevance and gradients of
+    exactly 0. The conversion's check against ONNX Runtime runs after this."""
+    from onnx2torch.node_converters.binary_math_operations import _TORCH_FUNCTION_FROM_ONNX_TYPE as BINARY
+    from onnx2torch.node_converters.expand import OnnxExpand
+    from onnx2torch.node_converters.functions import OnnxFunction
+    from onnx2torch.node_converters.reduce import OnnxReduceSumStaticAxes
+    from onnx2torch.node_converters.reshape import OnnxReshape
+
+    steps = {step[1]: step for step in graph.steps}
+
+    def producer(spec: Any) -> tuple[list[Any], nn.Module] | None:
+        step = steps.get(spec[1]) if spec[0] == "ref" else None
+        return (step, graph.get_submodule(step[2])) if step is not None and step[0] == "module" else None
+
+    def summed(spec: Any) -> tuple[Any, int] | None:
+        """What the denominator `spec` sums and over which axis, through reshapes and broadcasts of the sum."""
+        found = producer(spec)
+        while found is not None and isinstance(found[1], OnnxReshape | OnnxExpand):
+            found = producer(found[0][3][1][0])
+        if found is None or not isinstance(found[1], OnnxReduceSumStaticAxes) or found[1]._axes is None or \
+                len(found[1]._axes) != 1:
+            return None
+        return found[0][3][1][0], found[1]._axes[0]
+
+    for step in graph.steps:
+        if step[0] != "module" or getattr(graph.get_submodule(step[2]), "math_op_function", None) is not BINARY["Div"]:
+            continue
+        numerator, denominator = step[3][1]
+        exp, total = producer(numerator), summed(denominator)
+        if exp is None or total is None or not isinstance(exp[1], OnnxFunction) or exp[1].function is not torch.exp \
+                or total[0] != numerator:
+            continue
+        setattr(graph, step[2], nn.Softmax(dim=total[1]))
+        graph.tensors.pop(step[2], None)
+        step[3] = ["seq", [exp[0][3][1][0]]]
 
 
 def _constants_as_parameters(module: nn.Module) -> None:

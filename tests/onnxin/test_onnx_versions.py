@@ -148,3 +148,22 @@ def test_a_registered_handler_converts_its_op():
         assert get_converter("Twice", 1, "acme") is handler.converters[1]
     finally:
         ONNX_OPS.unregister("acme:Twice")
+
+
+def test_a_softmax_written_out_as_jax_exports_it_becomes_one(tmp_path):
+    from edgewise.compress.outputs import final_squash
+
+    rng = np.random.default_rng(4)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 6])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])
+    inits = {"w": rng.normal(0, 3, (6, 3)).astype(np.float32), "axes": np.array([1], np.int64),
+             "shape": np.array([-1, 1], np.int64), "wide": np.array([1, 3], np.int64)}
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["z"]), helper.make_node("Exp", ["z"], ["e"]),
+             helper.make_node("ReduceSum", ["e", "axes"], ["s"], keepdims=0),
+             helper.make_node("Reshape", ["s", "shape"], ["s1"]), helper.make_node("Expand", ["s1", "wide"], ["s2"]),
+             helper.make_node("Div", ["e", "s2"], ["y"])]
+    model = _model(nodes, [x], [y], inits, opset=13)
+    onnx.save(model, str(tmp_path / "jax.onnx"))
+    data = rng.normal(size=(4, 6)).astype(np.float32)
+    module = onnx_to_torch(tmp_path / "jax.onnx", data)  # checked against ONNX Runtime after the rewrite
+    assert final_squash(module, torch.from_numpy(data)) is not None  # criteria now score the logits before it
