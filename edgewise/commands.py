@@ -223,8 +223,8 @@ def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | Non
     """Prune `model` (zoo name or file) as `config` says, scoring on `device` (auto, cpu, cuda, cuda:N), and write
     the pruned model and its report JSON to `out`; returns the result and what it cost. `score` names how data
     without labels is scored (edgewise.zoo.agreement.SCORES; default: as the source's outputs say)."""
-    distinct_output(out, model)
-    distinct_output(Path(out).with_suffix(".prune.json"), model)
+    distinct_output(out, model, data)
+    distinct_output(Path(out).with_suffix(".prune.json"), model, data)
     module, card, dataset = resolve_model(model, data, resolve_device(device), trusted, score=score)
     class_ids = None
     if classes:

@@ -143,3 +143,12 @@ def test_a_recipe_builds_a_users_own_class_by_its_import_path():
 
     with pytest.raises(UserError, match="cannot be imported"):
         build_model("no_such_pkg.models:Net", (4,), 3)
+
+
+def test_prune_never_writes_over_its_data_or_the_source_file(vendor_file, tmp_path, edgewise):
+    data = tmp_path / "x.npz"
+    np.savez(data, x=np.zeros((10, 3, 8, 8), np.float32))
+    before = hashlib.sha256(data.read_bytes()).hexdigest()
+    refused = edgewise("prune", str(vendor_file), "--data", str(data), "-o", str(data))
+    assert refused.returncode == 2 and "would destroy the input" in refused.stderr
+    assert hashlib.sha256(data.read_bytes()).hexdigest() == before
