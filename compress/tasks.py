@@ -3,7 +3,8 @@
 Class labels (classification: one per sample; segmentation: one per pixel, the class axis 1) and per-step labels
 (sequence: one per step of a (samples, steps, classes) output, as CTC recognisers write it, the class axis last)
 are trained with cross-entropy. Embedding and regression have no classes: their target is the output the source
-model gives, and the losses pull towards it (cosine distance; squared error relative to the target's energy).
+model gives, and the losses pull towards it (cosine distance; squared error relative to the target's energy); so
+do a one-stage detector's raw boxes and scores (boxes: scored as box F1, trained as a regression).
 Without labels every task's target comes from the source model, so fine-tuning and QAT become distillation.
 """
 
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 
 CLASS_TASKS = ("classification", "segmentation", "sequence")
 """Tasks whose labels are class indices."""
-OUTPUT_TASKS = ("embedding", "regression")
+OUTPUT_TASKS = ("embedding", "regression", "boxes")
 """Tasks whose labels are the source model's outputs themselves."""
 TASKS = (*CLASS_TASKS, "detection", *OUTPUT_TASKS)
 
@@ -40,5 +41,5 @@ def regression_loss(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def loss_for(task: str) -> Loss:
     """The training loss of `task`: cross-entropy for class labels, the distances above for outputs."""
-    return {"sequence": sequence_loss, "embedding": embedding_loss, "regression": regression_loss}.get(
-        task, F.cross_entropy)
+    return {"sequence": sequence_loss, "embedding": embedding_loss, "regression": regression_loss,
+            "boxes": regression_loss}.get(task, F.cross_entropy)

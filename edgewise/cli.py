@@ -31,7 +31,7 @@ CODE_HELP = ("The .py file or package that defines the model's classes (a torch.
              "allows that code alone, and files written from the model remember it")
 SCORE_HELP = ("Data without labels is scored by agreement with the source model, as its outputs say; name how: "
               "classification (top-1), segmentation (per-pixel mIoU), sequence (greedy CTC strings), embedding "
-              "(cosine), regression (1 - relative error)")
+              "(cosine), boxes (a one-stage detector's box F1), regression (1 - relative error)")
 DEVICE_HELP = ("Where torch computes (training, scores, fine-tuning, QAT): auto (the GPU when there is one), cpu, "
                "cuda, cuda:N")
 

@@ -38,8 +38,8 @@ class _ModelSource(BaseModel):
     code: str | None = Field(None, description="file: the .py file or package that defines the model's classes (a "
                              "torch.save from a training script); that code alone is allowed")
     score: str | None = Field(None, description="data without labels: how agreement with the source model is scored "
-                              "(classification, segmentation, sequence, embedding, regression; default: as its "
-                              "outputs say)")
+                              "(classification, segmentation, sequence, embedding, boxes, regression; default: as "
+                              "its outputs say)")
     weights: Path | None = Field(None, description="with arch: a state_dict (.pt) to load into it instead of "
                                  "training (loads without running any code of the file)")
     onnx: Path | None = Field(None, description="an ONNX model: benchmarked and emulated as it is, or converted to "

@@ -3,7 +3,8 @@
 The source's output on each sample says what it predicts, and its shape and values say how to compare: a
 classifier's top-1 class, a segmenter's class per pixel, a recogniser's class per step (strings after greedy CTC
 decoding), an embedding's direction (unit-norm rows: cosine similarity), and anything else the output itself
-(1 - relative error). `output_task` picks one of those from the outputs; a user names another with --score.
+(1 - relative error); a one-stage detector's rows of boxes and scores are compared as detections (box F1).
+`output_task` picks one of those from the outputs; a user names another with --score.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ from edgewise.base.errors import UserError
 from edgewise.compress.tasks import OUTPUT_TASKS
 from edgewise.zoo.dataset import Dataset, Split
 
-SCORES = ("classification", "segmentation", "sequence", "embedding", "regression")
+SCORES = ("classification", "segmentation", "sequence", "embedding", "boxes", "regression")
 """The tasks a source's outputs can label data for (the --score names)."""
 METRICS = {"classification": "top-1 agreement", "segmentation": "mIoU agreement", "sequence": "sequence agreement",
-           "embedding": "cosine to source", "regression": "1 - rel. error to source"}
+           "embedding": "cosine to source", "boxes": "box F1 agreement", "regression": "1 - rel. error to source"}
 """Each agreement's name in a table's metric column."""
 DESCRIPTIONS = {"classification": "top-1 agreement with the source model",
                 "segmentation": "mIoU against the source model's per-pixel classes",
                 "sequence": "share of sequences equal to the source model's (greedy CTC)",
                 "embedding": "cosine similarity to the source model's embeddings",
+                "boxes": "box F1 against the source model's detections (score 0.25, IoU 0.5)",
                 "regression": "1 - error relative to the source model's outputs"}
 
 
@@ -38,13 +40,16 @@ def _distributions(out: torch.Tensor) -> bool:
 
 def output_task(out: torch.Tensor) -> str:
     """The task a source's outputs `out` (samples first) label data for: (N, K) logits: classification, or embedding
-    when every row has unit length; (N, steps, classes) distributions: sequence; (N, K, H, W) with K > 1:
-    segmentation; anything else: regression."""
+    when every row has unit length; (N, steps, classes) distributions: sequence; (N, values, anchors) or (N, anchors,
+    values) with anchors far more than values (at least 5): boxes; (N, K, H, W) with K > 1: segmentation; anything
+    else: regression."""
     if out.dim() == 2 and out.shape[1] > 1:
         unit = (out.float().norm(dim=1) - 1).abs() < 1e-3
         return "embedding" if bool(unit.all()) else "classification"
     if out.dim() == 3 and out.shape[2] > 1 and _distributions(out):
         return "sequence"
+    if out.dim() == 3 and min(out.shape[1:]) >= 5 and max(out.shape[1:]) >= 4 * min(out.shape[1:]):
+        return "boxes"  # a row of box and scores per anchor, anchors far outnumbering the values
     if out.dim() == 4 and out.shape[1] > 1:
         return "segmentation"
     return "regression"
@@ -57,7 +62,7 @@ def _labels(out: torch.Tensor, task: str) -> torch.Tensor:
 
 
 def _check_fits(out: torch.Tensor, task: str) -> None:
-    shapes = {"classification": 2, "segmentation": 4, "sequence": 3}
+    shapes = {"classification": 2, "segmentation": 4, "sequence": 3, "boxes": 3}
     if task in shapes and out.dim() != shapes[task]:
         raise UserError(f"--score {task} needs outputs of rank {shapes[task]}; the source model gives "
                         f"{tuple(out.shape)}", f"name one of {', '.join(SCORES)} that fits, or leave --score out")

@@ -46,7 +46,8 @@ def score_logits(logits: torch.Tensor, y: torch.Tensor, task: str, class_names: 
                  ) -> dict[str, Any]:
     """`evaluate`'s metrics from logits computed elsewhere (an ONNX Runtime session, say) and the labels `y`: class
     labels for classification and segmentation, per-step labels for a sequence (exact greedy-CTC strings), the
-    source's outputs for an embedding (cosine similarity) or a regression (1 - relative error)."""
+    source's outputs for an embedding (cosine similarity), a detector's boxes (box F1) or a regression (1 - relative
+    error)."""
     if task in ("sequence", *OUTPUT_TASKS):
         return _output_scores(logits, y, task)
     expected = "(samples, classes)" if task == "classification" else "(samples, classes, height, width)"
@@ -96,6 +97,11 @@ def _output_scores(out: torch.Tensor, y: torch.Tensor, task: str) -> dict[str, A
     if out.shape != y.shape:
         raise UserError(f"the model's output {tuple(out.shape)} differs from the reference outputs {tuple(y.shape)}",
                         "score the model on the data its reference outputs were computed on")
+    if task == "boxes":
+        from edgewise.zoo.boxes import box_f1
+
+        scores = box_f1(out, y)
+        return {"score_name": "box F1", "score": scores["f1"], **scores, "loss": float(loss_for(task)(out, y))}
     if task == "embedding":
         cosine = float(F.cosine_similarity(out.flatten(1), y.flatten(1), dim=1).mean())
         return {"score_name": "cosine", "score": cosine, "cosine": cosine, "loss": 1.0 - cosine}

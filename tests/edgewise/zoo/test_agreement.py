@@ -32,7 +32,9 @@ def test_inputs_alone_are_unlabelled_data(tmp_path):
     (torch.randn(6, 7, 4).softmax(-1), "sequence"),
     (torch.randn(6, 3, 4, 4), "segmentation"),
     (torch.randn(6, 1, 4, 4), "regression"),
-    (torch.randn(6, 84, 20), "regression"),  # a detector's raw boxes and scores
+    (torch.randn(6, 22, 2100), "boxes"),  # YOLOv8's rows: 4 box values and 18 class scores per anchor
+    (torch.randn(6, 3549, 6), "boxes"),  # YOLOX's: anchors first, box, objectness, one class
+    (torch.randn(6, 3, 4), "regression"),
 ])
 def test_the_outputs_say_how_agreement_is_scored(out, task):
     assert output_task(out) == task
@@ -59,7 +61,7 @@ def test_a_source_labels_each_split_and_its_own_outputs_agree_fully():
     with pytest.raises(UserError, match="--score sequence needs outputs of rank 3"):
         source_labelled(data, lambda x: model(x).detach(), score="sequence")
     with pytest.raises(UserError, match="unknown score"):
-        source_labelled(data, lambda x: model(x).detach(), score="boxes")
+        source_labelled(data, lambda x: model(x).detach(), score="colours")
 
 
 def test_sequence_agreement_compares_greedy_ctc_strings():
@@ -76,3 +78,22 @@ def test_regression_agreement_is_one_minus_the_relative_error():
     target = torch.tensor([[3.0, 4.0], [1.0, 0.0]])
     assert score_logits(target * 1.1, target, "regression")["score"] == pytest.approx(0.9)
     assert score_logits(-target, target, "regression")["score"] == 0.0  # clipped at 0, never negative
+
+
+def _yolo(boxes, scores):
+    """A YOLOv8-style output (1, 4 + classes, anchors) of centre boxes and class probabilities, padded with anchors
+    that detect nothing (anchors outnumber the values, as in every such export)."""
+    rows = torch.cat([torch.tensor(boxes, dtype=torch.float32), torch.tensor(scores, dtype=torch.float32)], dim=1)
+    rows = torch.cat([rows, torch.zeros(12 - len(rows), rows.shape[1])])
+    return rows.T[None].contiguous()
+
+
+def test_box_f1_matches_detections_by_class_and_overlap():
+    # three anchors: two confident boxes of classes 0 and 1, one below the score threshold
+    reference = _yolo([[10, 10, 4, 4], [30, 30, 6, 6], [50, 50, 4, 4]], [[0.9, 0.1], [0.1, 0.8], [0.1, 0.1]])
+    assert score_logits(reference, reference, "boxes")["score"] == 1.0
+    moved = _yolo([[10.5, 10, 4, 4], [60, 60, 6, 6], [50, 50, 4, 4]], [[0.9, 0.1], [0.1, 0.8], [0.1, 0.1]])
+    result = score_logits(moved, reference, "boxes")  # the first still overlaps, the second went elsewhere
+    assert result["score"] == 0.5 and result["precision"] == 0.5 and result["recall"] == 0.5
+    relabelled = _yolo([[10, 10, 4, 4], [30, 30, 6, 6], [50, 50, 4, 4]], [[0.1, 0.9], [0.1, 0.8], [0.1, 0.1]])
+    assert score_logits(relabelled, reference, "boxes")["score"] == 0.5  # the same place, another class
