@@ -55,6 +55,13 @@ def output_task(out: torch.Tensor) -> str:
     return "regression"
 
 
+def _detects(out: torch.Tensor) -> bool:
+    """Whether a detector's output `out` holds any detection above the score threshold."""
+    from edgewise.zoo.boxes import detections
+
+    return any(len(boxes) for boxes, _ in detections(out))
+
+
 def _labels(out: torch.Tensor, task: str) -> torch.Tensor:
     if task in OUTPUT_TASKS:
         return out.float()
@@ -72,13 +79,19 @@ def source_labelled(data: Dataset, reference: Callable[[torch.Tensor], torch.Ten
                     ) -> Dataset:
     """`data` (unlabelled) with every split labelled by `reference` (inputs -> the source model's scored output), its
     task picked from those outputs (`output_task`) or named by `score`; the result's `reference` says what its
-    scores mean."""
+    scores mean. A detector whose source detects nothing in the test images is compared by its raw outputs
+    (regression) instead of by box F1, which would be 1.0 for any model that detects nothing too."""
     if score is not None and score not in SCORES:
         raise UserError(f"unknown score {score!r}", f"use one of {', '.join(SCORES)}")
     outputs = {name: reference(split.x) for name, split in (("train", data.train), ("val", data.val),
                                                             ("test", data.test))}
     task = score or output_task(outputs["val"])
     _check_fits(outputs["val"], task)
+    if task == "boxes" and not _detects(outputs["test"]):
+        if score is not None:
+            raise UserError("--score boxes: the source model detects nothing in the test images (score 0.25), so "
+                            "box F1 would say nothing", "give images with what it detects, or --score regression")
+        task = "regression"  # agreement of the raw outputs still says how far the model moved
     splits = {name: Split(getattr(data, name).x, _labels(out, task)) for name, out in outputs.items()}
     classes = outputs["val"].shape[-1 if task == "sequence" else 1] if task not in OUTPUT_TASKS else 0
     return replace(data, task=task, class_names=tuple(str(k) for k in range(classes)), reference=DESCRIPTIONS[task],

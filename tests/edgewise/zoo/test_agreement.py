@@ -84,7 +84,7 @@ def _yolo(boxes, scores):
     """A YOLOv8-style output (1, 4 + classes, anchors) of centre boxes and class probabilities, padded with anchors
     that detect nothing (anchors outnumber the values, as in every such export)."""
     rows = torch.cat([torch.tensor(boxes, dtype=torch.float32), torch.tensor(scores, dtype=torch.float32)], dim=1)
-    rows = torch.cat([rows, torch.zeros(12 - len(rows), rows.shape[1])])
+    rows = torch.cat([rows, torch.zeros(40 - len(rows), rows.shape[1])])
     return rows.T[None].contiguous()
 
 
@@ -97,3 +97,13 @@ def test_box_f1_matches_detections_by_class_and_overlap():
     assert result["score"] == 0.5 and result["precision"] == 0.5 and result["recall"] == 0.5
     relabelled = _yolo([[10, 10, 4, 4], [30, 30, 6, 6], [50, 50, 4, 4]], [[0.1, 0.9], [0.1, 0.8], [0.1, 0.1]])
     assert score_logits(relabelled, reference, "boxes")["score"] == 0.5  # the same place, another class
+
+
+def test_box_f1_is_not_used_where_the_source_detects_nothing():
+    data = _unlabelled(10)
+    empty = _yolo([[10, 10, 4, 4]], [[0.1, 0.1]])  # one box below the threshold: no detection
+    assert source_labelled(data, lambda x: empty.expand(len(x), -1, -1)).task == "regression"
+    with pytest.raises(UserError, match="detects nothing"):
+        source_labelled(data, lambda x: empty.expand(len(x), -1, -1), score="boxes")
+    found = _yolo([[10, 10, 4, 4]], [[0.9, 0.1]])
+    assert source_labelled(data, lambda x: found.expand(len(x), -1, -1)).task == "boxes"
