@@ -39,6 +39,7 @@ ACTIVATIONS = ("uint8", "int8")
 """uint8: unsigned after ReLU (zero point 0, the FantastIC4 kernel's and ONNX Runtime's x86 U8S8 choice), signed
 tensors around 128; int8: symmetric, zero point 0 everywhere (what TensorRT's explicit quantization takes)."""
 CALIBRATION_BATCH = 16
+CALIBRATION_MEMORY = 512 << 20  # bytes of intermediate tensors one calibration batch may hold
 MAX_VALUES = 1 << 21  # values kept per tensor for the percentile and entropy calibrators (a uniform subsample)
 FORMAT_KEY = "edgewise.format"
 
@@ -121,17 +122,27 @@ def tensor_ranges(proto: onnx.ModelProto, calibration: np.ndarray, calibrator: s
     session = ort.InferenceSession(probe, session_options(fast=False), providers=["CPUExecutionProvider"])
     first = session.get_inputs()[0].name
     outputs = [o.name for o in session.get_outputs()]
-    batches = range(0, len(calibration), CALIBRATION_BATCH)
-    keep = None if calibrator == "max" else max(1, MAX_VALUES // len(batches))
     collected: dict[str, _Collected] = {}
     rng = np.random.default_rng(0)
-    for start in batches:
-        x = calibration[start:start + CALIBRATION_BATCH]
+
+    per_sample_kept = None if calibrator == "max" else max(1, MAX_VALUES // len(calibration))
+
+    def collect(x: np.ndarray) -> int:
+        """Add the batch `x`'s values of every tensor; returns the bytes they took."""
         values = dict(zip(outputs, run_samples(session, x), strict=True))
         values[first] = x
+        keep = None if per_sample_kept is None else per_sample_kept * len(x)
         for name, value in values.items():
             if isinstance(value, np.ndarray) and value.dtype == np.float32:
                 collected.setdefault(name, _Collected()).add(value, keep, rng)
+        return sum(v.nbytes for v in values.values() if isinstance(v, np.ndarray))
+
+    # every tensor of a batch is held at once: the batch is as large as CALIBRATION_MEMORY allows for this model (a
+    # 416-pixel detector's activations take about 100 MB a sample)
+    per_sample = collect(calibration[:1])
+    batch = int(min(CALIBRATION_BATCH, max(1, CALIBRATION_MEMORY // max(per_sample, 1))))
+    for start in range(1, len(calibration), batch):
+        collect(calibration[start:start + batch])
     wanted = set(names) | {first}
     return {name: (c.threshold(calibrator, bits), c.signed) for name, c in collected.items() if name in wanted}
 

@@ -108,3 +108,15 @@ def test_block_wise_records_are_refused_with_the_fix(digits_mlp, tmp_path):
     with pytest.raises(UserError, match="block-wise steps; int8 kernels take one step per layer"):
         to_w4a8(q.model, data.train.x[:2], tmp_path / "mlp.onnx", q.records, data.train.x[:16].numpy())
     assert not (tmp_path / "mlp.onnx").exists()
+
+
+def test_calibration_batches_shrink_to_the_memory_a_model_needs_and_find_the_same_ranges(digits_cnn, monkeypatch):
+    from edgewise.export import w4a8
+    from edgewise.export.onnx_export import export_proto
+
+    trained, data = digits_cnn
+    proto = export_proto(trained.module, data.val.x[:2])
+    calibration = data.train.x[:40].numpy()
+    whole = w4a8.tensor_ranges(proto, calibration)
+    monkeypatch.setattr(w4a8, "CALIBRATION_MEMORY", 1)  # one sample a batch: every tensor's values held once
+    assert w4a8.tensor_ranges(proto, calibration) == whole
