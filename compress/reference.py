@@ -99,14 +99,14 @@ class ReferenceSamples:
             return self._detection_seed(logits)
         if self.task in OUTPUT_TASKS:
             return y.to(logits.dtype)
-        seed = F.one_hot(y, logits.shape[-1 if self.task == "sequence" else 1]).to(logits.dtype)
-        if seed.dim() > 2 and self.task != "sequence":  # (N, H, W, K) -> (N, K, H, W)
+        axis = -1 if self.task == "sequence" else 1  # a sequence's classes are its last axis
+        seed = F.one_hot(y, logits.shape[axis]).to(logits.dtype)
+        if seed.dim() > 2 and axis == 1:  # (N, H, W, K) -> (N, K, H, W)
             seed = seed.movedim(-1, 1)
         if self.output == "contrast":
-            seed = seed - (1.0 - seed) / (logits.shape[1] - 1)
-        mask = self.label_mask(y)
-        seed = seed * mask.reshape(*mask.shape, *([1] * (seed.dim() - mask.dim()))).to(logits.dtype) \
-            if self.task == "sequence" else seed * mask.unsqueeze(1).to(logits.dtype)
+            seed = seed - (1.0 - seed) / (logits.shape[axis] - 1)
+        if self.task != "sequence":  # a sequence's steps are never restricted to classes
+            seed = seed * self.label_mask(y).unsqueeze(1).to(logits.dtype)
         return seed * logits.detach() if self.output == "logit" else seed
 
     def _detection_seed(self, scores: torch.Tensor) -> torch.Tensor:

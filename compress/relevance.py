@@ -71,24 +71,7 @@ def _explained(model: nn.Module, ref: ReferenceSamples, rules: Mapping[str, str]
                ) -> tuple[nn.Module, Composite]:
     """The explainable copy and its composite (BatchNorm pairs traced before any hook is attached)."""
     clone = explainable_copy(model)
-    if not ref.x.is_floating_point():
-        _first_floats_take_relevance(clone)
     return clone, lrp_composite(rules, batchnorm_pairs(clone, ref.x[:1]))
-
-
-def _first_floats_take_relevance(model: nn.Module) -> None:
-    """For token or byte inputs (integers, no gradient): each module's float input that no gradient reaches yet (the
-    one-hot or embedding the model makes of the integers) is made to require one, so the rules' hooks, which attach
-    to inputs with a gradient, take part and relevance reaches the first layers (in place; registered before the
-    composite's hooks, so it runs first)."""
-    def pre(module: nn.Module, args: tuple) -> tuple | None:
-        if args and isinstance(args[0], torch.Tensor) and args[0].is_floating_point() and \
-                not args[0].requires_grad and torch.is_grad_enabled():
-            return (args[0].detach().requires_grad_(True), *args[1:])
-        return None
-
-    for module in model.modules():
-        module.register_forward_pre_hook(pre)
 
 
 def _backward_passes(modified: nn.Module, ref: ReferenceSamples) -> Iterator[torch.Tensor]:
