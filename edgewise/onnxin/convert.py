@@ -21,7 +21,7 @@ from torch import nn
 
 from edgewise.base.errors import UserError, first_line
 from edgewise.export.onnx_file import ort_message, read_onnx
-from edgewise.export.session import open_session, run_samples, session_options
+from edgewise.export.session import run_samples, session_options
 from edgewise.onnxin.graph import CONVERT_RTOL, OnnxGraph
 from edgewise.onnxin.handlers import install
 from edgewise.onnxin.versions import UnsupportedNode
@@ -103,44 +103,49 @@ def _folded_constants(model: onnx.ModelProto) -> None:
     model.graph.node.extend(keep)
 
 
-Observe = Callable[[list[str]], dict[str, np.ndarray]]
-"""The values of the named tensors when ONNX Runtime runs the model on the reference sample."""
+def _observed(model: onnx.ModelProto, sample: np.ndarray, batch: int | None, names: list[str]
+              ) -> dict[str, np.ndarray]:
+    """The values the named tensors take when ONNX Runtime runs `model` on the first samples (one fixed batch, or two)
+    of `sample`: one run with them added to the graph's outputs."""
+    if not names:
+        return {}
+    probe = copy.deepcopy(model)
+    known = {o.name for o in probe.graph.output}
+    probe.graph.output.extend(helper.ValueInfoProto(name=name) for name in dict.fromkeys(names) if name not in known)
+    outputs = [o.name for o in probe.graph.output]
+    values = dict(zip(outputs, _session_run(probe)(sample[:batch or 2]), strict=True))
+    return {name: np.asarray(values[name]) for name in names}
 
 
-def _observer(model: onnx.ModelProto, sample: np.ndarray, batch: int | None) -> Observe:
-    def observe(names: list[str]) -> dict[str, np.ndarray]:
-        if not names:
-            return {}
-        probe = copy.deepcopy(model)
-        known = {o.name for o in probe.graph.output}
-        probe.graph.output.extend(helper.ValueInfoProto(name=name) for name in dict.fromkeys(names)
-                                  if name not in known)
-        outputs = [o.name for o in probe.graph.output]
-        values = dict(zip(outputs, _session_run(probe, batch)(sample[:batch or 2]), strict=True))
-        return {name: np.asarray(values[name]) for name in names}
-    return observe
-
-
-def _observed_ranks(model: onnx.ModelProto, observe: Observe) -> None:
-    """Give every tensor whose rank shape inference left open the rank ONNX Runtime observes (dims kept symbolic, so
-    the batch and image sizes stay free)."""
+def _unranked(model: onnx.ModelProto) -> list[str]:
+    """The tensors whose rank shape inference leaves open."""
     inferred = onnx.shape_inference.infer_shapes(model)
     ranked = {v.name for v in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
               if v.type.tensor_type.HasField("shape")}
     ranked |= {i.name for i in model.graph.initializer}
-    open_names = [o for n in model.graph.node for o in n.output if o and o not in ranked]
-    for name, value in observe(open_names).items():
+    return [o for n in model.graph.node for o in n.output if o and o not in ranked]
+
+
+def _given_ranks(model: onnx.ModelProto, seen: dict[str, np.ndarray]) -> None:
+    """Give each tensor of `seen` the rank ONNX Runtime observed (dims kept symbolic, so the batch and image sizes stay
+    free): converters need every rank."""
+    for name, value in seen.items():
         model.graph.value_info.append(helper.make_tensor_value_info(
             name, helper.np_dtype_to_tensor_dtype(value.dtype), [f"{name}_d{i}" for i in range(value.ndim)]))
 
 
-def _flattens_at_any_width(model: onnx.ModelProto, observe: Observe) -> None:
-    """A Reshape by a constant shape that merges the trailing axes of its input ((N, C, H, W) -> (N, C*H*W), or a
-    recogniser's (N, W, C, H) -> (N, W, C*H)) gets the shape [0, ..., 0, -1]: the same reshape at every width, so
-    cutting the channels it merges no longer breaks it (a static exporter writes the widths as numbers)."""
+def _constant_reshapes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    inits = {i.name for i in model.graph.initializer}
+    return [n for n in model.graph.node if n.op_type == "Reshape" and len(n.input) > 1 and n.input[1] in inits]
+
+
+def _flattens_at_any_width(model: onnx.ModelProto, reshapes: list[onnx.NodeProto], seen: dict[str, np.ndarray]
+                           ) -> None:
+    """Each Reshape of `reshapes` (by a constant shape) that merges the trailing axes of its input as `seen` on the
+    sample ((N, C, H, W) -> (N, C*H*W), or a recogniser's (N, W, C, H) -> (N, W, C*H)) gets the shape
+    [0, ..., 0, -1]: the same reshape at every width, so cutting the channels it merges no longer breaks it (a
+    static exporter writes the widths as numbers)."""
     inits = {i.name: i for i in model.graph.initializer}
-    reshapes = [n for n in model.graph.node if n.op_type == "Reshape" and len(n.input) > 1 and n.input[1] in inits]
-    seen = observe([n.input[0] for n in reshapes])
     for node in reshapes:
         target = [int(d) for d in onnx.numpy_helper.to_array(inits[node.input[1]]).reshape(-1)]
         source = seen[node.input[0]].shape
@@ -161,7 +166,7 @@ def _flattens_at_any_width(model: onnx.ModelProto, observe: Observe) -> None:
             del node.attribute[index]  # 0 copies the input's axis
 
 
-def input_dtype(value: onnx.ValueInfoProto, path: str | os.PathLike[str]) -> type:
+def _input_dtype(value: onnx.ValueInfoProto, path: str | os.PathLike[str]) -> type:
     """The numpy type samples of the model's input `value` take: float32 for a float input, the integer type of an
     integer one (tokens, bytes); other element types are a UserError."""
     element = value.type.tensor_type.elem_type
@@ -174,7 +179,7 @@ def input_dtype(value: onnx.ValueInfoProto, path: str | os.PathLike[str]) -> typ
                     "bench and emulate the model as it is")
 
 
-def fixed_batch(value: onnx.ValueInfoProto, shape: tuple[int, ...], path: str | os.PathLike[str]) -> int | None:
+def _batch_of_input(value: onnx.ValueInfoProto, shape: tuple[int, ...], path: str | os.PathLike[str]) -> int | None:
     """The batch size the model's input is fixed at (a vendor file's 1), or None when the batch is free; another rank
     or another fixed sample size than the data's batches (`shape`) is a UserError naming both."""
     dims = [d.dim_value if d.dim_value > 0 else (d.dim_param or "?") for d in value.type.tensor_type.shape.dim]
@@ -188,7 +193,7 @@ def fixed_batch(value: onnx.ValueInfoProto, shape: tuple[int, ...], path: str | 
     return batch if isinstance(batch, int) else None
 
 
-def _session_run(model: onnx.ModelProto, batch: int | None) -> Callable[[np.ndarray], list[np.ndarray]]:
+def _session_run(model: onnx.ModelProto) -> Callable[[np.ndarray], list[np.ndarray]]:
     """A function running `model` in ONNX Runtime (exact, no graph optimisation) on samples of its first input,
     in slices of its fixed batch where it has one."""
     import onnxruntime as ort
@@ -196,13 +201,6 @@ def _session_run(model: onnx.ModelProto, batch: int | None) -> Callable[[np.ndar
     session = ort.InferenceSession(model.SerializeToString(), session_options(fast=False),
                                    providers=["CPUExecutionProvider"])
     return lambda x: run_samples(session, x)
-
-
-def onnx_runner(path: str | os.PathLike[str], batch: int = 256) -> Callable[[np.ndarray], np.ndarray]:
-    """A function running the ONNX file at `path` exactly (no graph optimisation) on samples of its first input,
-    `batch` at a time (or the file's fixed batch), in the input's own dtype; returns the first output."""
-    session = open_session(path, fast=False)
-    return lambda x: run_samples(session, x, batch)[0]
 
 
 def onnx_to_torch(path: str | os.PathLike[str], sample: np.ndarray) -> nn.Module:
@@ -223,10 +221,10 @@ def onnx_to_torch(path: str | os.PathLike[str], sample: np.ndarray) -> nn.Module
         raise UserError(f"{path} takes {len(inputs)} inputs ({', '.join(i.name for i in inputs)})",
                         "compression takes models with one input (an image, a sequence or a feature vector); bench "
                         "the model as it is")
-    sample = np.ascontiguousarray(sample, dtype=input_dtype(inputs[0], path))
-    batch = fixed_batch(inputs[0], sample.shape, path)
+    sample = np.ascontiguousarray(sample, dtype=_input_dtype(inputs[0], path))
+    batch = _batch_of_input(inputs[0], sample.shape, path)
     try:  # the reference the conversion is checked against; a model that refuses the data's samples says so here
-        expected = _session_run(model, batch)(sample)[0]
+        expected = _session_run(model)(sample)[0]
     except UserError:
         raise
     except Exception as exc:  # onnxruntime's own exception types
@@ -236,9 +234,10 @@ def onnx_to_torch(path: str | os.PathLike[str], sample: np.ndarray) -> nn.Module
     _constants_as_initializers(model)
     _folded_constants(model)
     try:
-        observe = _observer(model, sample, batch)
-        _observed_ranks(model, observe)
-        _flattens_at_any_width(model, observe)
+        unranked, reshapes = _unranked(model), _constant_reshapes(model)
+        seen = _observed(model, sample, batch, unranked + [n.input[0] for n in reshapes])
+        _given_ranks(model, {name: seen[name] for name in unranked})
+        _flattens_at_any_width(model, reshapes, seen)
         module = OnnxGraph(convert(model, attach_onnx_mapping=True), model, batch).eval()
         with torch.no_grad():
             got = module(torch.from_numpy(sample))

@@ -56,8 +56,8 @@ def register_op_handler(handler: OpHandler, *, replace: bool = False) -> OpHandl
     return handler
 
 
-_installed: dict[tuple[str, str, int], Converter] = {}
-_originals: dict[Any, Converter] = {}  # onnx2torch's own converters that a handler took the place of
+_installed: set[tuple[str, str, int]] = set()  # the (domain, op type, version) keys in place in onnx2torch's registry
+_onnx2torch: dict[Any, Converter] = {}  # onnx2torch's registry as it came, before any handler took a place in it
 _writers: dict[type, WeightWriter] = {}
 
 
@@ -68,14 +68,14 @@ def install() -> None:
         return
     from onnx2torch.node_converters.registry import _CONVERTER_REGISTRY, OperationDescription
 
+    if not _onnx2torch:
+        _onnx2torch.update(_CONVERTER_REGISTRY)
     for name in ONNX_OPS.names():
         handler = ONNX_OPS.get(name)
         for version, converter in handler.converters.items():
-            key = OperationDescription(domain=handler.domain, operation_type=handler.op_type, version=version)
-            if key in _CONVERTER_REGISTRY and key not in _originals and \
-                    _CONVERTER_REGISTRY[key] not in _installed.values():
-                _originals[key] = _CONVERTER_REGISTRY[key]
-            _installed[(handler.domain, handler.op_type, version)] = _CONVERTER_REGISTRY[key] = converter
+            _CONVERTER_REGISTRY[OperationDescription(domain=handler.domain, operation_type=handler.op_type,
+                                                     version=version)] = converter
+            _installed.add((handler.domain, handler.op_type, version))
         if handler.layer is not None and handler.write_back is not None:
             _writers[handler.layer] = handler.write_back
 
@@ -84,11 +84,11 @@ def onnx2torch_converter(op_type: str, version: int, domain: str = "") -> Conver
     """onnx2torch's own converter of `op_type` at `version` (its since-version at or below), also where a handler has
     taken its place: what a handler delegates to."""
     from onnx import defs
-    from onnx2torch.node_converters.registry import OperationDescription, get_converter
+    from onnx2torch.node_converters.registry import OperationDescription
 
+    install()
     since = defs.get_schema(op_type, max_inclusive_version=version, domain=domain).since_version
-    key = OperationDescription(domain=domain, operation_type=op_type, version=since)
-    return _originals[key] if key in _originals else get_converter(op_type, version, domain)
+    return _onnx2torch[OperationDescription(domain=domain, operation_type=op_type, version=since)]
 
 
 def weight_writer(layer: Any) -> WeightWriter | None:

@@ -20,7 +20,7 @@ from torch import nn
 from edgewise.onnxin.handlers import Converter, OpHandler, onnx2torch_converter
 
 
-class UnsupportedNode(NotImplementedError):
+class UnsupportedNode(Exception):
     """An op whose attributes or inputs ask for what the torch conversion cannot compute exactly; names it."""
 
 
@@ -64,12 +64,17 @@ ALIASES: dict[str, dict[int, int]] = {
 """Per op, its new since-versions and the old one each converts as (the newer versions only widen the types)."""
 
 
+REDUCES = ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin",
+           "ReduceProd", "ReduceSumSquare")
+"""The reductions whose version 18 takes its axes as an input (ReduceSum did so from 13, which onnx2torch has)."""
+
+
 def __getattr__(name: str) -> OpHandler:
-    """The aliasing handler of an op of ALIASES by its upper-case name (the registry's entries name them so)."""
-    op = next((op for op in ALIASES if op.upper() == name), None)
+    """The handler of an op of ALIASES or REDUCES by its upper-case name (the registry's entries name them so)."""
+    op = next((op for op in (*ALIASES, *REDUCES) if op.upper() == name), None)
     if op is None:
         raise AttributeError(name)
-    return _aliased(op, ALIASES[op])
+    return _aliased(op, ALIASES[op]) if op in ALIASES else _reduce(op)
 
 
 class OnnxReshapeAllowZero(nn.Module, OnnxToTorchModule):
@@ -103,11 +108,6 @@ def _reduce_18(node: Any, graph: Any) -> Any:
 def _reduce(op_type: str) -> OpHandler:
     return OpHandler(op_type, {18: _reduce_18, 20: _reduce_18} if op_type in ("ReduceMax", "ReduceMin")
                      else {18: _reduce_18})
-
-
-REDUCEL1, REDUCEL2, REDUCELOGSUM, REDUCELOGSUMEXP, REDUCEMAX, REDUCEMEAN, REDUCEMIN, REDUCEPROD, REDUCESUMSQUARE = (
-    _reduce(op) for op in ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
-                           "ReduceMin", "ReduceProd", "ReduceSumSquare"))
 
 
 class OnnxSplitEven(nn.Module, OnnxToTorchModule):
