@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -14,6 +14,9 @@ from rich.table import Table
 from edgewise import __version__
 from edgewise.base.errors import EdgewiseError, UserError, filesystem_error
 from edgewise.core.console import console
+
+if TYPE_CHECKING:
+    from edgewise.commands import Outcome
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Compress networks with explainability, export them for edge hardware, measure the cost.")
@@ -168,13 +171,13 @@ def prune(
     console.print(_cost_line(outcome), markup=False)
 
 
-def _cost_line(outcome) -> str:
+def _cost_line(outcome: Outcome) -> str:
     """A command's closing line: the score before and after, and the file it wrote with its size."""
     if outcome.before is None:
         score = outcome.score_name
     else:
         score = f"score {outcome.before:.4f} -> {outcome.after:.4f} ({outcome.score_name})"
-    return f"cost: {score}; {outcome.path}: {outcome.bytes:,} bytes"
+    return f"cost: {score}; {outcome.path}: {outcome.bytes:,} bytes {outcome.bytes_are}".rstrip()
 
 
 def _allow(code: str | None) -> None:
@@ -241,8 +244,7 @@ def quantize(
                   f"{summary['entropy_bits']:.2f} bit/weight; written to {out} and {out.with_suffix('.npz')}")
     for note in outcome.notes:
         console.print(note, markup=False)
-    console.print(_cost_line(outcome).replace(" bytes", " bytes with the weights packed at their bit width"),
-                  markup=False)
+    console.print(_cost_line(outcome), markup=False)
 
 
 @app.command()
@@ -315,9 +317,8 @@ def export_command(
                       f"{result['source_score']:.4f} there, {result['onnx_score']:.4f} here; the two agree on "
                       f"{result['source_agreement']:.1%} of the test samples' predictions")
     if "torch_score" in result:
-        name = result["reference"] or "test split"
         console.print(f"cost: score {result['torch_score']:.4f} in torch, {result['onnx_score']:.4f} as shipped in "
-                      f"ONNX Runtime ({name}); {out}: {result['bytes']:,} bytes", markup=False)
+                      f"ONNX Runtime ({result['score_name']}); {out}: {result['bytes']:,} bytes", markup=False)
     else:
         console.print(f"cost: no labels, so a detector is checked by its outputs, not scored; {out}: "
                       f"{result['bytes']:,} bytes", markup=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,11 @@ from edgewise.core.modelio import load_model, save_model
 from edgewise.stages.export_config import W4A8Config
 from edgewise.stages.prune_config import PruneConfig
 from edgewise.stages.quantize_config import QuantizeConfig
-from edgewise.zoo.agreement import source_labelled
+from edgewise.zoo.agreement import Reference, module_reference, onnx_reference, source_labelled
 from edgewise.zoo.cache import trained_model
 from edgewise.zoo.data import DATA_SOURCES, FolderData, NpzData, load_data
 from edgewise.zoo.dataset import UNLABELLED, Dataset
-from edgewise.zoo.fit_check import check_module_fits, with_model_classes
+from edgewise.zoo.fit_check import check_module_fits, fitted_layout, module_takes, onnx_takes, with_model_classes
 from edgewise.zoo.reference import REFERENCES
 
 
@@ -73,9 +72,8 @@ def resolve_model(model: str, data: str | None = None, device: torch.device | No
         if not spec:
             raise UserError(f"{model} does not say which data it was trained on", "pass --data")
         dataset = load_data(DATA_SOURCES[spec["name"]].model_validate(spec))
-    # a converted model's torch ops broadcast what its ONNX file refuses: the file says which layout it takes
-    dataset = fitted_layout(dataset, _onnx_takes(card["source_onnx"]) if Path(card.get("source_onnx") or "").is_file()
-                            else _takes(module, device))
+    dataset = fitted_layout(dataset, onnx_takes(card["source_onnx"]) if Path(card.get("source_onnx") or "").is_file()
+                            else module_takes(module, device))
     if dataset.task == UNLABELLED:
         return module, card, _agreement(dataset, _source_reference(card, module, trusted), Path(model), score)
     dataset = with_model_classes(module, dataset, device)
@@ -83,57 +81,21 @@ def resolve_model(model: str, data: str | None = None, device: torch.device | No
     return module, card, dataset
 
 
-def _takes(module: nn.Module, device: torch.device) -> Callable[[torch.Tensor], bool]:
-    """Whether `module` runs on a batch of samples (in eval mode, without gradients)."""
-    def takes(x: torch.Tensor) -> bool:
-        was_training = module.training
-        try:
-            with torch.no_grad():
-                module.eval()(x.to(device))
-            return True
-        except Exception:  # any refusal: the layout does not fit
-            return False
-        finally:
-            module.train(was_training)
-    return takes
-
-
-def fitted_layout(dataset: Dataset, takes: Callable[[torch.Tensor], bool]) -> Dataset:
-    """`dataset` with the channel axis the .npz reader gives 3-D inputs (grey images) taken off again when the model
-    takes the samples only without it (feature sequences of shape (N, frames, features))."""
-    x = dataset.val.x[:2]
-    if x.dim() < 3 or x.shape[1] != 1 or takes(x) or not takes(x[:, 0]):
-        return dataset
-    from dataclasses import replace
-
-    from edgewise.zoo.dataset import Split
-
-    return replace(dataset, **{name: Split(split.x[:, 0], split.y) for name, split in
-                               (("train", dataset.train), ("val", dataset.val), ("test", dataset.test))})
-
-
-def _source_reference(card: dict[str, Any], module: nn.Module, trusted: bool) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The source model's scored output as a function of inputs: the ONNX file a converted model came from, the model
-    file a model was made from (its card's source_model), else `module` itself."""
-    from edgewise.zoo.training import predict
-
+def _source_reference(card: dict[str, Any], module: nn.Module, trusted: bool) -> Reference:
+    """The source model: the ONNX file a converted model came from, the model file a model was made from (its card's
+    source_model), else `module` itself."""
     if card.get("source_onnx"):
-        from edgewise.onnxin.convert import onnx_runner
-
         source = Path(card["source_onnx"])
         if not source.is_file():
             raise UserError(f"the ONNX file this model came from ({source}) is gone, and the data has no labels",
                             "put the file back: without labels, scores are agreement with it")
-        run = onnx_runner(source)
-        return lambda x: torch.from_numpy(run(x.numpy()))
+        return onnx_reference(source)
     if card.get("source_model") and Path(card["source_model"]).is_file():
-        source_module = load_model(card["source_model"], trusted)[0]
-        return lambda x: predict(source_module, x)
-    return lambda x: predict(module, x)
+        return module_reference(load_model(card["source_model"], trusted)[0])
+    return module_reference(module)
 
 
-def _agreement(dataset: Dataset, reference: Callable[[torch.Tensor], torch.Tensor], source: Path,
-               score: str | None) -> Dataset:
+def _agreement(dataset: Dataset, reference: Reference, source: Path, score: str | None) -> Dataset:
     """`dataset` (unlabelled) labelled by `reference`; a model that refuses the samples is a DataError naming them."""
     try:
         return source_labelled(dataset, reference, score)
@@ -154,7 +116,7 @@ def _converted_onnx(model: str, data: str | None, device: torch.device, score: s
         raise UserError(f"{model} is an ONNX file, which does not say what data it takes",
                         "pass --data: a .npz (x in the model's input layout; y labels if there are any) or an image "
                         "folder")
-    dataset = fitted_layout(data_from_argument(data), _onnx_takes(model))
+    dataset = fitted_layout(data_from_argument(data), onnx_takes(model))
     module, card = converted_onnx(model, dataset.test.x[:4])
     if dataset.task == UNLABELLED:
         dataset = _agreement(dataset, _source_reference(card, module, False), Path(model), score)
@@ -171,17 +133,6 @@ def converted_onnx(model: str, sample: torch.Tensor) -> tuple[nn.Module, dict[st
                                                   "input_shape": list(sample.shape[1:])}
 
 
-def _onnx_takes(model: str) -> Callable[[torch.Tensor], bool]:
-    """Whether the ONNX file's input has the rank of a batch of samples."""
-    from edgewise.export.onnx_file import read_onnx
-
-    proto = read_onnx(model, external_data=False)
-    inits = {t.name for t in proto.graph.initializer}
-    first = next((i for i in proto.graph.input if i.name not in inits), None)
-    rank = len(first.type.tensor_type.shape.dim) if first is not None else 0
-    return lambda x: not rank or x.dim() == rank
-
-
 @dataclass(frozen=True)
 class Outcome:
     """What a command cost, for its closing line: the score before and after on the test split (named by
@@ -193,6 +144,7 @@ class Outcome:
     path: Path
     bytes: int
     notes: tuple[str, ...] = ()
+    bytes_are: str = ""  # what the bytes count, where not the file as written
 
 
 def score_name(dataset: Dataset) -> str:
@@ -324,7 +276,8 @@ def quantize_file(model: str, out: str | Path, config: QuantizeConfig,
 
     notes = (f"batch-norm folded into the layer before it first: {', '.join(folded)}",) if folded else ()
     return result, Outcome(score_name(dataset), before, _test_score(result.model, dataset), out.with_suffix(".npz"),
-                           packed_bytes(result.model, result.records), notes)
+                           packed_bytes(result.model, result.records), notes,
+                           "with the weights packed at their bit width")
 
 
 def encode_file(records: str | Path, out: str | Path) -> compress.Bitstream:
@@ -399,7 +352,7 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
         check = export.verify(staged, module, probe, quantized=layers is not None)
         result = {**check, "path": str(out), "quantized_layers": onnx_file.quantized_layers,
                   "torch_score": evaluate(module, dataset.test, dataset.task)["score"],
-                  "onnx_score": shipped_score(staged, dataset), "reference": dataset.reference}
+                  "onnx_score": shipped_score(staged, dataset), "score_name": score_name(dataset)}
         if card.get("source_onnx") and dataset.reference is None:
             result.update(_against_source(Path(card["source_onnx"]), staged, dataset))
     if command is not None:
@@ -415,7 +368,7 @@ def _export_detector(module: nn.Module, card: dict[str, Any], model: str, out: s
     the images of `images` (.npz x); a model converted from ONNX is compared with the file it came from, output for
     output. The file replaces `out` only once it is verified."""
     from edgewise import export
-    from edgewise.stages.load import session_runner
+    from edgewise.export.session import session_runner
 
     if not images:
         raise UserError(f"{model} is a detector: its export is checked on images", "pass --data images.npz (x)")
@@ -439,8 +392,8 @@ def _against_source(source: Path, exported: Path, dataset: Dataset) -> dict[str,
     """The ONNX file a converted model came from against its export: both scores on the test split, and the share of
     test samples whose prediction (argmax over the output's axis 1) is the same."""
     from edgewise import export
+    from edgewise.export.session import session_runner
     from edgewise.stages.export import shipped_score
-    from edgewise.stages.load import session_runner
 
     if not source.is_file():
         raise UserError(f"the ONNX file this model came from ({source}) is gone",

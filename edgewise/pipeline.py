@@ -23,9 +23,10 @@ from edgewise.report.section import Section
 from edgewise.report.tables import RESULT_FIELDS, bench_csv, csv_text
 from edgewise.stages.state import ModelState
 from edgewise.stages.table import STAGES
-from edgewise.zoo.agreement import source_labelled
+from edgewise.zoo.agreement import module_reference, onnx_reference, source_labelled
 from edgewise.zoo.data import load_data
 from edgewise.zoo.dataset import UNLABELLED, Dataset
+from edgewise.zoo.fit_check import fitted_layout, module_takes, onnx_takes
 
 
 @dataclass
@@ -67,16 +68,12 @@ def entry_data(entry: Any) -> Dataset:
     if data.task != UNLABELLED:
         return data
     if entry.onnx is not None:
-        from edgewise.onnxin.convert import onnx_runner
-
-        run = onnx_runner(entry.onnx)
-        return source_labelled(data, lambda x: torch.from_numpy(run(x.numpy())), entry.score)
+        return source_labelled(fitted_layout(data, onnx_takes(entry.onnx)), onnx_reference(entry.onnx), entry.score)
     if entry.file is not None:
         from edgewise.core.modelio import load_model
-        from edgewise.zoo.training import predict
 
         module = load_model(entry.file, entry.trusted)[0]
-        return source_labelled(data, lambda x: predict(module, x), entry.score)
+        return source_labelled(fitted_layout(data, module_takes(module)), module_reference(module), entry.score)
     raise UserError(f"model {entry.name}: its data has no labels, and training (or fitting weights to the classes) "
                     "needs them", "give labels (y in the .npz, or class folders), or a trained model (file: or onnx:)")
 

@@ -10,6 +10,7 @@ run.py, which needs only the standard library, numpy and onnxruntime (and onnx t
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +228,16 @@ def open_session(path: str | os.PathLike[str], fast: bool = True, float_activati
                            "the file is damaged or not ONNX; export it again") from None
 
 
+SCORING_BATCH = 256
+"""Samples a session runs at once where the caller does not say (scoring, labelling by a source file)."""
+
+
+def session_runner(session: ort.InferenceSession, batch: int = SCORING_BATCH) -> Callable[[np.ndarray], np.ndarray]:
+    """A function running `session` on an array of samples `batch` at a time (`run_samples`), returning the first
+    output."""
+    return lambda x: run_samples(session, x, batch)[0]
+
+
 def fixed_batch(session: ort.InferenceSession) -> int | None:
     """The batch size the session's first input is fixed at (a vendor file's 1), or None where it is free."""
     shape = session.get_inputs()[0].shape
@@ -240,11 +251,12 @@ def run_samples(session: ort.InferenceSession, x: np.ndarray, batch: int | None 
     first = session.get_inputs()[0]
     element = first.type.removeprefix("tensor(").removesuffix(")")  # ONNX Runtime writes e.g. tensor(int32)
     x = np.ascontiguousarray(x, dtype={"float": "float32", "double": "float64"}.get(element, element))
-    step = fixed_batch(session) or batch or len(x)
+    fixed = fixed_batch(session)
+    step = fixed or batch or len(x)
     parts = []
     for start in range(0, len(x), step):
         part = x[start:start + step]
-        if fixed_batch(session) and len(part) < step:
+        if fixed and len(part) < step:
             part = np.concatenate([part, np.repeat(part[-1:], step - len(part), axis=0)])
         parts.append(session.run(None, {first.name: part}))
     if len(parts) == 1 and len(x) == step:  # one run as given: every output as it came, batch-first or not

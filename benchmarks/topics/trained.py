@@ -76,7 +76,7 @@ def _wheel_model(name: str) -> Path | None:
 
 def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
     from edgewise.export import open_session
-    from edgewise.stages.load import session_runner
+    from edgewise.export.session import session_runner
 
     return session_runner(open_session(path))(x)
 

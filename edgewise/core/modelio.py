@@ -127,27 +127,26 @@ def _trusted_global(name: str) -> object | None:
     return None
 
 
-def _stamped_code(file: Path) -> list[str]:
-    """The code names a model file the kit wrote holds (its CODE_ENTRY), allowed again here; none for other files."""
+def _allow_stamped_code(file: Path) -> None:
+    """Allow the code a model file the kit wrote names (its CODE_ENTRY) again; other files name none."""
     try:
         with zipfile.ZipFile(file) as archive:
             entry = next((n for n in archive.namelist() if n.rsplit("/", 1)[-1] == CODE_ENTRY), None)
             specs = archive.read(entry).decode().splitlines() if entry else []
     except (zipfile.BadZipFile, OSError, UnicodeDecodeError):
-        return []  # torch.load says what is wrong with the file
+        return  # torch.load says what is wrong with the file
     for spec in specs:
         if spec.endswith(".py") and not Path(spec).is_file():
             raise UserError(f"model file {file} was made from the code in {spec}, which is gone",
                             f"put {spec} back, or name where its classes are now with --code")
         allow_code(spec)
-    return specs
 
 
 def _unpickle(file: Path, trusted: bool) -> object:
     """torch.load of `file`: with weights_only and the classes it names allowed when they are trusted packages' or
     code the user named (--code, or the code a file the kit wrote names), or, when it names other code and `trusted`
     says the user consents, as a full pickle."""
-    _stamped_code(file)
+    _allow_stamped_code(file)
     needed = torch.serialization.get_unsafe_globals_in_checkpoint(file)
     allowed = {name: _trusted_global(name) or code_object(name) for name in needed}
     refused = [name for name, obj in allowed.items() if obj is None]

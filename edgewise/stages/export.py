@@ -15,10 +15,10 @@ from edgewise.base.records import load_records
 from edgewise.core.console import console
 from edgewise.core.ledger import ONNX, RECORDS, TORCH, W4A8, Version
 from edgewise.core.rundir import StageWindow
+from edgewise.export.session import session_runner
 from edgewise.report.section import Section
 from edgewise.report.units import binary_bytes
 from edgewise.stages.export_config import ExportConfig, W4A8Config
-from edgewise.stages.load import session_runner
 from edgewise.stages.state import ModelState
 from edgewise.zoo.dataset import Dataset
 from edgewise.zoo.training import score_logits

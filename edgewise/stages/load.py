@@ -17,21 +17,13 @@ from edgewise.bench.counts import count_onnx
 from edgewise.core.ledger import GIVEN, ONNX, TORCH
 from edgewise.core.modelio import save_model
 from edgewise.core.rundir import StageWindow
-from edgewise.export.session import run_samples
+from edgewise.export.session import session_runner
 from edgewise.onnxin.convert import onnx_to_torch
 from edgewise.stages.state import ModelState
 from edgewise.stages.table import compresses
 from edgewise.zoo.agreement import metric_name
 from edgewise.zoo.fit_check import check_fits
 from edgewise.zoo.training import score_logits
-
-BATCH = 256
-
-
-def session_runner(session: Any) -> Any:
-    """A function running `session` on an array of samples in batches (as the model's first input, in its dtype;
-    slices of its fixed batch where it has one), returning the first output."""
-    return lambda x: run_samples(session, x, BATCH)[0]
 
 
 def load_stage(state: ModelState, given: Path) -> None:

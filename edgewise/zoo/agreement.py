@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import torch
+from torch import nn
 
 from edgewise.base.errors import UserError
 from edgewise.compress.tasks import OUTPUT_TASKS
@@ -29,6 +31,25 @@ DESCRIPTIONS = {"classification": "top-1 agreement with the source model",
                 "embedding": "cosine similarity to the source model's embeddings",
                 "boxes": "box F1 against the source model's detections (score 0.25, IoU 0.5)",
                 "regression": "1 - error relative to the source model's outputs"}
+
+
+Reference = Callable[[torch.Tensor], torch.Tensor]
+"""The source model's scored output as a function of inputs."""
+
+
+def onnx_reference(path: str | Path) -> Reference:
+    """The ONNX file at `path`, run exactly (no graph optimisation) in ONNX Runtime, as a source."""
+    from edgewise.export.session import open_session, session_runner
+
+    run = session_runner(open_session(path, fast=False))
+    return lambda x: torch.from_numpy(run(x.numpy()))
+
+
+def module_reference(module: nn.Module) -> Reference:
+    """A torch module, in eval mode and batches (zoo.training.predict), as a source."""
+    from edgewise.zoo.training import predict
+
+    return lambda x: predict(module, x)
 
 
 def _distributions(out: torch.Tensor) -> bool:
@@ -75,8 +96,7 @@ def _check_fits(out: torch.Tensor, task: str) -> None:
                         f"{tuple(out.shape)}", f"name one of {', '.join(SCORES)} that fits, or leave --score out")
 
 
-def source_labelled(data: Dataset, reference: Callable[[torch.Tensor], torch.Tensor], score: str | None = None
-                    ) -> Dataset:
+def source_labelled(data: Dataset, reference: Reference, score: str | None = None) -> Dataset:
     """`data` (unlabelled) with every split labelled by `reference` (inputs -> the source model's scored output), its
     task picked from those outputs (`output_task`) or named by `score`; the result's `reference` says what its
     scores mean. A detector whose source detects nothing in the test images is compared by its raw outputs

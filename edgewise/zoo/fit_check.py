@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,7 +13,7 @@ from torch import nn
 
 from edgewise.base.errors import DataError
 from edgewise.compress.outputs import pick
-from edgewise.zoo.dataset import Dataset
+from edgewise.zoo.dataset import Dataset, Split
 
 
 def expected_output(data: Dataset, batch: int) -> tuple[int, ...]:
@@ -28,9 +29,9 @@ def check_fits(run: Callable[[np.ndarray], np.ndarray], data: Dataset, source: P
     The message names the model file, the data's input shape and what came back, so the fix is
     plain: resize the data (folder `size`, `grayscale`) or give the model the data was made for.
     """
-    probe = data.val.x[:2].numpy()
     if data.reference is not None:  # the labels are this model's own outputs: it took the samples and answered so
         return
+    probe = data.val.x[:2].numpy()
     try:
         out = np.asarray(run(probe))
     except Exception as exc:
@@ -45,16 +46,20 @@ def check_fits(run: Callable[[np.ndarray], np.ndarray], data: Dataset, source: P
                         "give the model that was trained for these classes, or data with its classes")
 
 
-def check_module_fits(module: nn.Module, data: Dataset, source: Path, device: torch.device | None = None) -> None:
-    """`check_fits` for a torch module (on `device`, the CPU by default), run in eval mode so that a probe never moves
-    its batch-norm statistics; the module is handed back in the mode it had."""
+def evaluated(module: nn.Module, x: torch.Tensor, device: torch.device | None = None) -> Any:
+    """`module`'s output on `x` (moved to `device`, the CPU by default) in eval mode without gradients, so that a probe
+    never moves its batch-norm statistics; the module is handed back in the mode it had, also when it fails."""
     was_training = module.training
-    module.eval()
     try:
         with torch.no_grad():
-            check_fits(lambda x: module(torch.from_numpy(x).to(device or "cpu")).cpu().numpy(), data, source)
+            return module.eval()(x.to(device or "cpu"))
     finally:
         module.train(was_training)
+
+
+def check_module_fits(module: nn.Module, data: Dataset, source: Path, device: torch.device | None = None) -> None:
+    """`check_fits` for a torch module (on `device`, the CPU by default), run through `evaluated`."""
+    check_fits(lambda x: evaluated(module, torch.from_numpy(x), device).cpu().numpy(), data, source)
 
 
 def with_model_classes(module: nn.Module, data: Dataset, device: torch.device | None = None) -> Dataset:
@@ -62,15 +67,44 @@ def with_model_classes(module: nn.Module, data: Dataset, device: torch.device | 
     labels show: calibration data often holds some of a model's classes, and the class count is the model's."""
     if data.task != "classification":
         return data
-    was_training = module.training
     try:
-        with torch.no_grad():
-            out = pick(module.eval()(data.val.x[:2].to(device or "cpu")))
+        out = pick(evaluated(module, data.val.x[:2], device))
     except Exception:  # check_module_fits says what is wrong with the samples
         return data
-    finally:
-        module.train(was_training)
     if out.dim() != 2 or out.shape[1] <= data.num_classes:
         return data
     names = data.class_names + tuple(str(k) for k in range(data.num_classes, out.shape[1]))
     return replace(data, class_names=names)
+
+
+def module_takes(module: nn.Module, device: torch.device | None = None) -> Callable[[torch.Tensor], bool]:
+    """Whether `module` runs on a batch of samples (`evaluated`: any refusal means the layout does not fit)."""
+    def takes(x: torch.Tensor) -> bool:
+        try:
+            evaluated(module, x, device)
+        except Exception:  # any refusal: the layout does not fit
+            return False
+        return True
+    return takes
+
+
+def onnx_takes(path: str | Path) -> Callable[[torch.Tensor], bool]:
+    """Whether the ONNX file's first input has the rank of a batch of samples (a converted model's torch ops
+    broadcast what the file refuses, so the file decides)."""
+    from edgewise.export.onnx_file import read_onnx
+
+    proto = read_onnx(path, external_data=False)
+    inits = {t.name for t in proto.graph.initializer}
+    first = next((i for i in proto.graph.input if i.name not in inits), None)
+    rank = len(first.type.tensor_type.shape.dim) if first is not None else 0
+    return lambda x: not rank or x.dim() == rank
+
+
+def fitted_layout(data: Dataset, takes: Callable[[torch.Tensor], bool]) -> Dataset:
+    """`data` with the channel axis the .npz reader gives 3-D inputs (grey images) taken off again when the model
+    takes the samples only without it (feature sequences of shape (N, frames, features))."""
+    x = data.val.x[:2]
+    if x.dim() < 3 or x.shape[1] != 1 or takes(x) or not takes(x[:, 0]):
+        return data
+    return replace(data, **{name: Split(getattr(data, name).x[:, 0], getattr(data, name).y)
+                            for name in ("train", "val", "test")})
