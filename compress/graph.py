@@ -255,7 +255,8 @@ def _group_of(graph: tp.DependencyGraph, module: nn.Module) -> object:
 
 def _root_groups(graph: tp.DependencyGraph, ignored: list[nn.Module]) -> Iterator[tuple[nn.Module, object]]:
     """Each conv/linear layer not yet covered, as a root, with the group its output channels couple (or, when the
-    group is too large to map, why); groups reaching an ignored layer's output channels are not yielded."""
+    group is too large to map or torch-pruning's walk fails on it, why); groups reaching an ignored layer's output
+    channels are not yielded."""
     covered: set[nn.Module] = set()
     ignored_ids = {id(m) for m in ignored}
     for module in list(graph.module2node):
@@ -277,6 +278,11 @@ def _root_groups(graph: tp.DependencyGraph, ignored: list[nn.Module]) -> Iterato
         except _GroupTooLarge as exc:
             covered.add(module)
             yield module, str(exc)
+            continue
+        except (IndexError, KeyError, TypeError, ValueError) as exc:  # torch-pruning's own index mappings fail
+            covered.add(module)
+            yield module, (f"torch-pruning cannot map its channels through the layers they reach "
+                           f"({type(exc).__name__} in its walk, e.g. into a GRU it has no pruner for)")
             continue
         outputs = [item.dep.target.module for item in group if graph.is_out_channel_pruning_fn(item.dep.handler)]
         covered.update(outputs)

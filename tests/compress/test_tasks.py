@@ -80,3 +80,21 @@ def test_a_model_whose_widths_are_all_recurrent_is_refused_with_the_reason():
     with pytest.raises(PruningError, match="recurrent layers \\(gru\\)"):
         compress.prune(model, compress.ReferenceSamples(x, model(x).argmax(1), "classification"), "l1", 0.3)
     assert measure_cost(model, (5, 8)).macs == 5 * 3 * 16 * (8 + 16) + 16 * 3  # each step's three gates, the head
+
+
+def test_a_group_torch_pruning_cannot_walk_is_left_whole_with_its_reason():
+    class _Rows(nn.Module):  # a training script's row reader: 1-D convolutions feeding a GRU, as a digit is read
+        def __init__(self) -> None:
+            super().__init__()
+            self.front = nn.Sequential(nn.Conv1d(8, 16, 3, padding=1), nn.ReLU(), nn.Conv1d(16, 16, 3, padding=1))
+            self.gru = nn.GRU(16, 12, batch_first=True)
+            self.head = nn.Linear(12, 4)
+
+        def forward(self, x):
+            return self.head(self.gru(self.front(x.transpose(1, 2)).transpose(1, 2))[0][:, -1])
+
+    torch.manual_seed(0)
+    model, x = _Rows().eval(), torch.randn(10, 8, 8)
+    result = compress.prune(model, compress.ReferenceSamples(x, model(x).argmax(1), "classification"), "l1", 0.3)
+    assert "torch-pruning cannot map its channels" in result.left_whole["front.2"]
+    assert result.after.params < result.before.params  # the first convolution is cut
