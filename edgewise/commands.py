@@ -265,8 +265,11 @@ def quantize_file(model: str, out: str | Path, config: QuantizeConfig,
         distinct_output(written, model, data)
     module, card, dataset = resolve_model(model, data, resolve_device(device), trusted, score=score)
     before = _test_score(module, dataset)  # before: QAT trains the module it is given
-    # a BatchNorm left after its layer would be folded into the 4-bit weights at export, off their grid: fold first
-    module, folded = compress.fold_batchnorm(module, dataset.val.x[:8])
+    # torch's exporter folds a BatchNorm into the layer before it, and so into 4-bit weights, off their grid: fold
+    # first. A converted ONNX graph is written back with its BatchNorm nodes as they were, so it keeps them.
+    folded: list[str] = []
+    if not callable(getattr(module, "to_onnx_proto", None)):
+        module, folded = compress.fold_batchnorm(module, dataset.val.x[:8])
     result = quantize_model(module, dataset, config)
     out = Path(out)
     save_model(result.model, out, {**_with_source(card, model), "stage": f"{config.method} {config.bits}-bit"})

@@ -299,3 +299,17 @@ def test_prune_detect_takes_an_onnx_map_detector_without_labels(tmp_path, edgewi
     assert _ort(tmp_path / "p.onnx", np.zeros((2, 3, 16, 16), np.float32)).shape == (2, 1, 16, 16)
     no_images = edgewise("export", str(tmp_path / "p.pt"), "-o", str(tmp_path / "q.onnx"))
     assert no_images.returncode == 2 and "--data images.npz" in no_images.stderr
+
+
+def test_quantize_keeps_a_converted_graphs_batchnorm_nodes_and_exports(tmp_path):
+    from edgewise.commands import export_file, quantize_file
+    from edgewise.stages.quantize_config import QuantizeConfig
+
+    _, path = _exported(tmp_path)
+    np.savez(tmp_path / "x.npz", x=np.random.default_rng(7).random((20, 3, 16, 16), dtype=np.float32))
+    _, outcome = quantize_file(str(path), tmp_path / "q.pt", QuantizeConfig(method="uniform", bits=4),
+                               data=str(tmp_path / "x.npz"))
+    assert outcome.notes == ()  # written back as the graph it was, BatchNorm nodes included: nothing to fold first
+    result = export_file(str(tmp_path / "q.pt"), tmp_path / "q.onnx", tmp_path / "q.npz", str(tmp_path / "x.npz"))
+    nodes = [n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node]
+    assert "BatchNormalization" in nodes and result["quantized_layers"]
