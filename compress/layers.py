@@ -5,17 +5,57 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 from torch import nn
 
 # convolutions (plain, grouped, depthwise, transposed) and linear layers
 WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
                  nn.Linear)
+RECURRENT_LAYERS = (nn.LSTM, nn.GRU)
+
+_TORCH_GATES = {"LSTM": (0, 2, 3, 1), "GRU": (1, 0, 2)}  # per torch gate block, the ONNX block it is
 
 
 def weight_layers(model: nn.Module) -> dict[str, nn.Module]:
     """The conv and linear layers of `model` by name, in module order."""
     return {name: m for name, m in model.named_modules() if isinstance(m, WEIGHT_LAYERS)}
+
+
+class RecurrentMatrix:
+    """One weight matrix of a torch LSTM or GRU (the input or the hidden weights of one layer and direction), standing
+    for a layer where the quantizers read `weight` and `bias`: its rows are the gates' units, and its `weight` is the
+    recurrent layer's own parameter, so writing it writes the layer. Biases stay float in the recurrent layer."""
+
+    bias = None
+
+    def __init__(self, rnn: nn.LSTM | nn.GRU, parameter: str) -> None:
+        self.weight: nn.Parameter = getattr(rnn, parameter)
+        self.kind = type(rnn).__name__
+
+
+def recurrent_matrices(model: nn.Module) -> dict[str, RecurrentMatrix]:
+    """The input and hidden weight matrices of every LSTM and GRU of `model`, by their state-dict keys
+    (`rnn.weight_ih_l0`, `rnn.weight_hh_l0_reverse`, ...); an LSTM's projection (proj_size) is not among them."""
+    return {f"{name}.{parameter}".lstrip("."): RecurrentMatrix(module, parameter)
+            for name, module in model.named_modules() if isinstance(module, RECURRENT_LAYERS)
+            for parameter, _ in module.named_parameters(recurse=False)
+            if parameter.startswith(("weight_ih", "weight_hh"))}
+
+
+def gate_rows(kind: str, rows: int, to_onnx: bool) -> np.ndarray:
+    """The row order that restacks a recurrent weight of `rows` rows (gate blocks of equal height) between torch's
+    gate order and ONNX's: `weight[gate_rows(...)]`. ONNX stacks an LSTM's gates input, output, forget, cell
+    (torch: input, forget, cell, output) and a GRU's update, reset, hidden (torch: reset, update, new)."""
+    torch_blocks = _TORCH_GATES[kind]
+    order = [torch_blocks.index(i) for i in range(len(torch_blocks))] if to_onnx else list(torch_blocks)
+    height = rows // len(torch_blocks)
+    return np.concatenate([np.arange(b * height, (b + 1) * height) for b in order])
+
+
+def layer_kind(layer: nn.Module | RecurrentMatrix) -> str:
+    """What a quantized record calls its layer: the module's class, or the recurrent layer's (LSTM, GRU)."""
+    return layer.kind if isinstance(layer, RecurrentMatrix) else type(layer).__name__
 
 
 def output_axis(module: nn.Module) -> int:

@@ -17,17 +17,19 @@ def float_bytes(model: nn.Module) -> int:
 
 def packed_bytes(model: nn.Module, records: dict[str, QuantizedLayer]) -> int:
     """Bytes of the quantized model with levels packed at their bit width, steps and the rest as float32."""
-    quantized = {f"{name}.weight" for name in records}
+    quantized = {r.weight_key for r in records.values()}
     rest = sum(p.numel() for n, p in model.named_parameters() if n not in quantized)
     rest += sum(b.numel() for b in model.buffers() if b.is_floating_point())
     return sum(r.packed_bytes() for r in records.values()) + 4 * rest
 
 
 def weight_count(model: nn.Module) -> int:
-    """Number of weights in the conv and linear layers (the tensors that get quantized)."""
-    from edgewise.compress.layers import weight_layers
+    """Number of weights in the conv and linear layers and the LSTM and GRU matrices (the tensors that get
+    quantized)."""
+    from edgewise.compress.layers import recurrent_matrices, weight_layers
 
-    return sum(m.weight.numel() for m in weight_layers(model).values())
+    layers = [*weight_layers(model).values(), *recurrent_matrices(model).values()]
+    return sum(m.weight.numel() for m in layers)
 
 
 def ladder_row(stage: str, size: int, weights: int, score: float | None = None, **extra: Any) -> dict[str, Any]:

@@ -15,8 +15,10 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edgewise.base.nibbles import pack_nibbles
-from edgewise.base.records import QuantizedLayer
+from edgewise.base.records import RECURRENT_KINDS, QuantizedLayer
+from edgewise.compress.layers import gate_rows
 from edgewise.export.errors import ExportError
+from edgewise.export.weight_names import recurrent_tensor
 
 MIN_BLOCK = 16
 
@@ -42,10 +44,9 @@ def int_tensor(name: str, levels: np.ndarray, dtype: int, zero_point: int) -> Te
     return numpy_helper.from_array(array, name)
 
 
-def zero_point_tensor(name: str, dtype: int, zero_point: int, shape: list[int]) -> TensorProto:
-    """A zero-point initializer of `shape` holding `zero_point` everywhere."""
-    count = int(np.prod(shape)) if shape else 1
-    values = np.full(count, zero_point, dtype=np.int16)
+def zero_point_tensor(name: str, dtype: int, zero_point: int | np.ndarray, shape: list[int]) -> TensorProto:
+    """A zero-point initializer of `shape` holding `zero_point` (broadcast over `shape`)."""
+    values = np.broadcast_to(np.asarray(zero_point, dtype=np.int16), shape).reshape(-1)
     if dtype in (TensorProto.INT4, TensorProto.UINT4):
         return helper.make_tensor(name, dtype, shape, pack_nibbles(values), raw=True)
     return numpy_helper.from_array(values.reshape(shape).astype(np.int8 if dtype == TensorProto.INT8 else np.uint8),
@@ -154,8 +155,76 @@ def _conv(record: QuantizedLayer, weight: TensorProto, node: onnx.NodeProto) -> 
     return [[dq], inits]
 
 
+def _shared_storage(records: list[QuantizedLayer]) -> tuple[int, np.ndarray]:
+    """One element type for records stored in one tensor, and each record's zero point: signed when every record's
+    levels fit the signed type, else unsigned with each record's -qmin."""
+    types = [storage_type(r) for r in records]
+    if all(zero == 0 for _, zero in types):
+        return types[0][0], np.zeros(len(records), dtype=np.int16)
+    unsigned = TensorProto.UINT4 if records[0].bits <= 4 else TensorProto.UINT8
+    return unsigned, np.array([-r.qmin for r in records], dtype=np.int16)
+
+
+def _recurrent(tensor: str, records: list[QuantizedLayer], kind: str, weight: TensorProto
+               ) -> tuple[onnx.NodeProto, list[TensorProto]]:
+    """The DequantizeLinear that makes a recurrent layer's W or R (`tensor`, both directions stacked in ONNX's gate
+    order) of its records' levels: blocked along the inputs (axis 2), a block per row unless the records have
+    blocks, so every direction and gate unit keeps its own step."""
+    blocks = {r.block for r in records}
+    if len(blocks) > 1:
+        raise ExportError(f"the directions of {tensor} were quantized with different blocks",
+                          "quantize the model again with one setting")
+    rows = gate_rows(kind, records[0].levels.shape[0], to_onnx=True)
+    block = records[0].block or records[0].levels.shape[1]
+    levels = np.stack([r.levels[rows] for r in records])
+    scale = np.stack([(r.block_steps() if r.block else np.broadcast_to(r.scale().reshape(-1, 1),
+                                                                         (r.levels.shape[0], 1)))[rows]
+                      for r in records]).astype(np.float32)
+    expected = np.stack([r.dequantize()[rows] for r in records])
+    if tuple(weight.dims) != expected.shape or not np.array_equal(numpy_helper.to_array(weight), expected):
+        raise ExportError(f"the weight {tensor} is not the quantized weight its records hold",
+                          "give the records written with this model")
+    dtype, zero_points = _shared_storage(records)
+    inits = [int_tensor(f"{tensor}_q", levels, dtype, zero_points.reshape(-1, 1, 1)),
+             numpy_helper.from_array(scale, f"{tensor}_scale")]
+    dq_inputs = [f"{tensor}_q", f"{tensor}_scale"]
+    if zero_points.any():
+        inits.append(zero_point_tensor(f"{tensor}_zp", dtype, zero_points.reshape(-1, 1, 1), list(scale.shape)))
+        dq_inputs.append(f"{tensor}_zp")
+    return helper.make_node("DequantizeLinear", dq_inputs, [tensor], name=f"{tensor}_dequantize", axis=2,
+                            block_size=block), inits
+
+
+def recurrent_groups(records: dict[str, QuantizedLayer]) -> dict[str, list[QuantizedLayer]]:
+    """The recurrent records by the ONNX tensor (W or R of one layer) they are stacked into, forward first."""
+    groups: dict[str, list[QuantizedLayer]] = {}
+    for name in sorted(records, key=lambda n: n.endswith("_reverse")):
+        if records[name].kind in RECURRENT_KINDS:
+            groups.setdefault(recurrent_tensor(name), []).append(records[name])
+    return groups
+
+
+def quantize_recurrent(model: onnx.ModelProto, records: dict[str, QuantizedLayer]) -> onnx.ModelProto:
+    """Replace each recorded LSTM's or GRU's float W and R with 4-bit integers and a DequantizeLinear, in place (the
+    other records are left)."""
+    graph = model.graph
+    initializers = {i.name: i for i in graph.initializer}
+    for tensor, group in recurrent_groups(records).items():
+        node = next((n for n in graph.node if n.op_type in RECURRENT_KINDS and tensor in n.input[1:3]), None)
+        if tensor not in initializers or node is None:
+            raise ExportError(f"recurrent layer {tensor.rsplit('.', 1)[0]} has no weight {tensor} in the exported "
+                              "graph", "export the same (pruned) model that was quantized")
+        dq, inits = _recurrent(tensor, group, node.op_type, initializers[tensor])
+        graph.node.insert(list(graph.node).index(node), dq)
+        graph.initializer.remove(initializers[tensor])
+        graph.initializer.extend(inits)
+    return model
+
+
 def quantize_graph(model: onnx.ModelProto, records: dict[str, QuantizedLayer]) -> onnx.ModelProto:
     """Replace each recorded layer's float weight with 4-bit (or 8-bit) integers and a DequantizeLinear, in place."""
+    quantize_recurrent(model, records)
+    records = {n: r for n, r in records.items() if r.kind not in RECURRENT_KINDS}
     graph = model.graph
     initializers = {i.name: i for i in graph.initializer}
     new_nodes: dict[int, list[onnx.NodeProto]] = {}

@@ -19,7 +19,9 @@ from edgewise.base.records import QuantizedLayer
 from edgewise.export.errors import ExportError
 from edgewise.export.int4 import quantize_graph
 from edgewise.export.integrity import stamp
+from edgewise.export.weight_names import name_weights
 
+TORCH_METADATA = "pkg.torch."  # the dynamo exporter's node metadata: stack traces, scopes, class hierarchies
 OPSET = 21  # the first opset whose DequantizeLinear takes INT4 initializers and blocked scales
 
 
@@ -47,9 +49,9 @@ def _io(values: Any) -> list[dict[str, Any]]:
 def export_proto(model: nn.Module, example_input: torch.Tensor, dynamic_batch: bool = True) -> onnx.ModelProto:
     """The model as an ONNX ModelProto via torch's dynamo exporter (opset 21, batch dimension dynamic); a model that
     carries its own ONNX graph (`to_onnx_proto`, as edgewise.onnxin's converted graphs do) is written as that graph
-    with its current weights."""
+    with its current weights. Either way its weights are named as the records name them (export.weight_names)."""
     if callable(getattr(model, "to_onnx_proto", None)):
-        return model.to_onnx_proto()
+        return name_weights(model.to_onnx_proto(), model)
     model = model.eval()
     shapes = None
     if dynamic_batch:
@@ -65,7 +67,7 @@ def export_proto(model: nn.Module, example_input: torch.Tensor, dynamic_batch: b
         raise ExportError(f"torch.onnx cannot export this model: {type(exc).__name__}: {str(exc).splitlines()[0]}",
                           "the model needs operators the exporter supports (no data-dependent control flow)"
                           ) from None
-    return program.model_proto
+    return name_weights(program.model_proto, model)
 
 
 def to_onnx(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLike[str],
@@ -82,8 +84,13 @@ def to_onnx(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLi
 
 
 def write_proto(proto: onnx.ModelProto, path: str | os.PathLike[str], quantized_layers: list[str]) -> OnnxFile:
-    """Check `proto` with the ONNX checker, stamp its weights' checksum, then write it to `path` atomically (nothing
-    is replaced when it fails)."""
+    """Check `proto` with the ONNX checker, stamp its checksums, then write it to `path` atomically (nothing is
+    replaced when it fails). The exporter's per-node debugging metadata (stack traces naming this machine's files)
+    is not shipped."""
+    for node in proto.graph.node:
+        kept = [p for p in node.metadata_props if not p.key.startswith(TORCH_METADATA)]
+        del node.metadata_props[:]
+        node.metadata_props.extend(kept)
     stamp(proto)
     try:
         onnx.checker.check_model(proto, full_check=False)

@@ -29,9 +29,9 @@ from torch import nn
 
 from edgewise.base.calibration import CALIBRATORS, activation_range
 from edgewise.base.errors import UserError
-from edgewise.base.records import QuantizedLayer
+from edgewise.base.records import RECURRENT_KINDS, QuantizedLayer
 from edgewise.export.errors import ExportError
-from edgewise.export.int4 import check_weight, int_tensor, storage_type, zero_point_tensor
+from edgewise.export.int4 import check_weight, int_tensor, quantize_recurrent, storage_type, zero_point_tensor
 from edgewise.export.onnx_export import OnnxFile, export_proto, write_proto
 from edgewise.export.session import node_consumers, run_samples, session_options, widen_w4a8
 
@@ -182,8 +182,11 @@ def _transposed(proto: onnx.ModelProto, name: str) -> bool:
 
 def check_w4a8_records(records: dict[str, QuantizedLayer]) -> None:
     """Refuse records the int8 kernels cannot take (block-wise steps, layers other than convolutions and linear
-    layers): checked before any export or calibration work."""
+    layers): checked before any export or calibration work. An LSTM's or GRU's records are taken: no int8 kernel runs
+    them, so they keep 4-bit weights and float activations."""
     for name, record in records.items():
+        if record.kind in RECURRENT_KINDS:
+            continue
         if record.block is not None:
             raise UserError(f"layer {name} has block-wise steps; int8 kernels take one step per layer or per output "
                             "channel", "quantize without block (per layer or per_channel) for W4A8, or export the "
@@ -194,7 +197,6 @@ def check_w4a8_records(records: dict[str, QuantizedLayer]) -> None:
 
 
 def _check_records(proto: onnx.ModelProto, records: dict[str, QuantizedLayer]) -> None:
-    check_w4a8_records(records)
     inits = {i.name: i for i in proto.graph.initializer}
     for name, record in records.items():
         weight = inits.get(f"{name}.weight")
@@ -305,8 +307,12 @@ def to_w4a8(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLi
     Activation ranges are calibrated on `calibration` (reference inputs, batch first) with
     `calibrator`; `activations` is uint8 (ONNX Runtime's x86 fast path, the integer kernel's
     encoding) or int8 (symmetric, for TensorRT). Records must have one step per layer or per output
-    channel (int8 kernels take no blocks). The write is atomic.
+    channel (int8 kernels take no blocks). LSTM and GRU layers keep float activations and 4-bit weights dequantized
+    once, as in a 4-bit file. The write is atomic.
     """
+    check_w4a8_records(records)
+    every = records
+    records = {n: r for n, r in records.items() if r.kind not in RECURRENT_KINDS}
     proto = export_proto(model, example_input, dynamic_batch)
     _check_records(proto, records)
     transposed = {name for name in records if _transposed(proto, name)}
@@ -316,8 +322,9 @@ def to_w4a8(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLi
     example = example.astype(np.float32) if np.issubdtype(example.dtype, np.floating) else example
     quantized = _placed(proto, overrides, records, activations, example)
     _four_bit_weights(quantized, records, transposed)
+    quantize_recurrent(quantized, every)
     _float_outputs(quantized)
     for key, value in ((FORMAT_KEY, "w4a8"), ("edgewise.calibrator", calibrator),
                        ("edgewise.activations", activations)):
         quantized.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
-    return write_proto(quantized, path, sorted(records))
+    return write_proto(quantized, path, sorted(every))

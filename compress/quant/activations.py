@@ -46,7 +46,9 @@ def fake_quantized_activations(layers: dict[str, nn.Module], bits: int = 8, mome
             return (fake_quantize(x, ranges[name], bits), *args[1:])
         return hook
 
-    hooks = [module.register_forward_pre_hook(quantizer(name)) for name, module in layers.items()]
+    # a recurrent matrix is not a module: ONNX Runtime's W4A8 runs LSTM and GRU on float activations, as here
+    hooks = [module.register_forward_pre_hook(quantizer(name)) for name, module in layers.items()
+             if isinstance(module, nn.Module)]
     try:
         yield ranges
     finally:

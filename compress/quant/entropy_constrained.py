@@ -94,8 +94,9 @@ def ecq_records(weights: dict[str, torch.Tensor], layers: dict[str, nn.Module], 
 
 def normalized_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str],
                          previous: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-    """Weight relevances |R| / max |R| per layer, smoothed with the previous ones (0.9 new + 0.1 old)."""
-    raw = weight_relevance(model, ref, names)
+    """Weight relevances |R| / max |R| per layer, smoothed with the previous ones (0.9 new + 0.1 old); a recurrent
+    matrix gets none (LRP has no rule through gates), and is assigned by ECQ alone."""
+    raw = weight_relevance(model, ref, names & {n for n, _ in model.named_modules()})
     out = {}
     for name, r in raw.items():
         r = r / r.max().clamp(min=1e-12)

@@ -11,7 +11,7 @@ from torch import nn
 
 from edgewise.base.errors import UserError
 from edgewise.base.records import QuantizedLayer
-from edgewise.compress.layers import output_axis, weight_layers
+from edgewise.compress.layers import RecurrentMatrix, layer_kind, output_axis, recurrent_matrices, weight_layers
 
 
 @dataclass
@@ -41,30 +41,34 @@ def weighted_entropy(records: dict[str, QuantizedLayer]) -> float:
     return sum(r.entropy() * r.levels.size for r in records.values()) / max(total, 1)
 
 
-def weight_layers_to_quantize(model: nn.Module, ignore: tuple[str, ...] = ()) -> dict[str, nn.Module]:
-    """Conv and linear layers of `model` (all of them unless ignored), by name."""
-    modules = weight_layers(model)
-    unknown = [n for n in ignore if n not in modules]
+def weight_layers_to_quantize(model: nn.Module, ignore: tuple[str, ...] = ()
+                              ) -> dict[str, nn.Module | RecurrentMatrix]:
+    """Conv and linear layers of `model` and the weight matrices of its LSTMs and GRUs (all of them unless ignored;
+    ignoring a recurrent layer ignores its matrices), by name."""
+    matrices = recurrent_matrices(model)
+    owners = {n: n.rpartition(".")[0] for n in matrices}
+    modules: dict[str, nn.Module | RecurrentMatrix] = {**weight_layers(model), **matrices}
+    unknown = [n for n in ignore if n not in modules and n not in owners.values()]
     if unknown:
         raise UserError(f"layers to leave in float not found: {', '.join(unknown)}",
-                        "use names of conv/linear layers from model.named_modules()")
-    return {n: m for n, m in modules.items() if n not in ignore}
+                        "use names of conv/linear/LSTM/GRU layers from model.named_modules()")
+    return {n: m for n, m in modules.items() if n not in ignore and owners.get(n) not in ignore}
 
 
-def layer_record(name: str, module: nn.Module, levels: np.ndarray | torch.Tensor, step: Any, bits: int, qmin: int,
-                 qmax: int, method: str, per_channel: bool = False, block: int | None = None,
+def layer_record(name: str, module: nn.Module | RecurrentMatrix, levels: np.ndarray | torch.Tensor, step: Any,
+                 bits: int, qmin: int, qmax: int, method: str, per_channel: bool = False, block: int | None = None,
                  multipliers: np.ndarray | None = None) -> QuantizedLayer:
     """The record of `module`'s quantized weight: its levels, step(s) (per channel, with integer `multipliers` per
     `block` weights when blocked), grid and float bias."""
     levels = levels.cpu().numpy() if isinstance(levels, torch.Tensor) else levels
     return QuantizedLayer(
-        name, type(module).__name__, levels, np.asarray(step, dtype=np.float32), bits, qmin, qmax,
+        name, layer_kind(module), levels, np.asarray(step, dtype=np.float32), bits, qmin, qmax,
         output_axis(module) if per_channel or block is not None else None,
         None if module.bias is None else module.bias.detach().cpu().numpy().copy(), method, block=block,
         multipliers=multipliers)
 
 
-def write_back(module: nn.Module, record: QuantizedLayer) -> None:
+def write_back(module: nn.Module | RecurrentMatrix, record: QuantizedLayer) -> None:
     """Set the module's weight to the record's dequantized weight (float32 levels x step)."""
     with torch.no_grad():
         module.weight.copy_(torch.from_numpy(record.dequantize()))
@@ -72,7 +76,7 @@ def write_back(module: nn.Module, record: QuantizedLayer) -> None:
 
 def floats_of(model: nn.Module, records: dict[str, QuantizedLayer]) -> dict[str, Any]:
     """Every float parameter and buffer of `model` that the records do not hold (BatchNorm, unquantized layers)."""
-    held = {f"{n}.weight" for n in records} | {f"{n}.bias" for n, r in records.items() if r.bias is not None}
+    held = {r.weight_key for r in records.values()} | {f"{n}.bias" for n, r in records.items() if r.bias is not None}
     return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()
             if k not in held and v.is_floating_point()}
 
@@ -82,7 +86,7 @@ def load_decoded(model: nn.Module, records: dict[str, QuantizedLayer], floats: d
     state = model.state_dict()
     updates = {k: torch.from_numpy(v.copy()) for k, v in floats.items()}
     for name, r in records.items():
-        updates[f"{name}.weight"] = torch.from_numpy(r.dequantize())
+        updates[r.weight_key] = torch.from_numpy(r.dequantize())
         if r.bias is not None:
             updates[f"{name}.bias"] = torch.from_numpy(r.bias.copy())
     unknown = sorted(set(updates) - set(state))

@@ -25,6 +25,8 @@ from edgewise.base.grid import MULTIPLIER_MAX, expand_blocks, input_axis_of, mul
 from edgewise.base.npz import check_fits_in_memory
 
 FORMAT = "edgewise-quantized/1"
+RECURRENT_KINDS = ("LSTM", "GRU")
+"""Record kinds whose name is the weight's own state-dict key (`rnn.weight_ih_l0`): one matrix of a recurrent layer."""
 
 
 @dataclass
@@ -82,6 +84,11 @@ class QuantizedLayer:
                 magnitude.min() < 1 or magnitude.max() > MULTIPLIER_MAX)):
             raise UserError(f"{self.name}: block multipliers of shape {self.multipliers.shape} do not fit blocks of "
                             f"{self.block} of a {self.levels.shape} weight", "re-quantize the layer")
+
+    @property
+    def weight_key(self) -> str:
+        """The weight's key in the model's state dict: LAYER.weight, or the record's name for a recurrent matrix."""
+        return self.name if self.kind in RECURRENT_KINDS else f"{self.name}.weight"
 
     @property
     def input_axis(self) -> int:

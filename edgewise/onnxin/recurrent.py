@@ -15,21 +15,11 @@ import torch
 from onnx2torch.utils.common import OnnxMapping, OnnxToTorchModule, OperationConverterResult, get_const_value
 from torch import nn
 
+from edgewise.compress.layers import gate_rows
 from edgewise.onnxin.handlers import OpHandler
 from edgewise.onnxin.versions import UnsupportedNode
 
-# per op: torch's gate blocks, each as the index of the ONNX block it is
-_TORCH_FROM_ONNX = {"LSTM": (0, 2, 3, 1), "GRU": (1, 0, 2)}
 _DEFAULT_ACTIVATIONS = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"]}
-
-
-def _reorder(tensor: torch.Tensor, order: tuple[int, ...]) -> torch.Tensor:
-    blocks = tensor.chunk(len(order), dim=0)
-    return torch.cat([blocks[i] for i in order], dim=0)
-
-
-def _inverse(order: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(order.index(i) for i in range(len(order)))
 
 
 class OnnxRecurrent(nn.Module, OnnxToTorchModule):
@@ -100,14 +90,14 @@ def _convert(node: Any, graph: Any) -> Any:
     hidden = int(attributes.get("hidden_size", r.shape[-1]))
     layer = (nn.LSTM if op == "LSTM" else nn.GRU)(w.shape[2], hidden, bias=True, batch_first=bool(
         attributes.get("layout", 0)), bidirectional=direction == "bidirectional")
-    order = _TORCH_FROM_ONNX[op]
+    rows = torch.from_numpy(gate_rows(op, w.shape[1], to_onnx=False))
     with torch.no_grad():
         for d, suffix in enumerate(["", "_reverse"][:w.shape[0]]):
-            getattr(layer, f"weight_ih_l0{suffix}").copy_(_reorder(w[d], order))
-            getattr(layer, f"weight_hh_l0{suffix}").copy_(_reorder(r[d], order))
-            wb, rb = b[d].chunk(2) if b is not None else (torch.zeros(len(order) * hidden),) * 2
-            getattr(layer, f"bias_ih_l0{suffix}").copy_(_reorder(wb, order))
-            getattr(layer, f"bias_hh_l0{suffix}").copy_(_reorder(rb, order))
+            getattr(layer, f"weight_ih_l0{suffix}").copy_(w[d][rows])
+            getattr(layer, f"weight_hh_l0{suffix}").copy_(r[d][rows])
+            wb, rb = b[d].chunk(2) if b is not None else (torch.zeros(w.shape[1]),) * 2
+            getattr(layer, f"bias_ih_l0{suffix}").copy_(wb[rows])
+            getattr(layer, f"bias_hh_l0{suffix}").copy_(rb[rows])
     module = OnnxRecurrent(layer, int(attributes.get("layout", 0)), direction == "reverse", len(node.output_values))
     states = (inputs[5], inputs[6]) if op == "LSTM" else (inputs[5],)
     return OperationConverterResult(torch_module=module, onnx_mapping=OnnxMapping(
@@ -117,11 +107,11 @@ def _convert(node: Any, graph: Any) -> Any:
 def _write_back(layer: OnnxRecurrent, node: Any) -> dict[int, tuple[str, torch.Tensor]]:
     """W, R and B of the node from the torch layer's (possibly pruned) weights, in ONNX's gate order."""
     rnn = layer.rnn
-    order = _inverse(_TORCH_FROM_ONNX["LSTM" if isinstance(rnn, nn.LSTM) else "GRU"])
+    rows = torch.from_numpy(gate_rows(type(rnn).__name__, rnn.weight_ih_l0.shape[0], to_onnx=True))
     suffixes = ["", "_reverse"] if rnn.bidirectional else [""]
 
     def stacked(name: str) -> torch.Tensor:
-        return torch.stack([_reorder(getattr(rnn, f"{name}_l0{s}").detach(), order) for s in suffixes])
+        return torch.stack([getattr(rnn, f"{name}_l0{s}").detach()[rows] for s in suffixes])
 
     bias = torch.cat([stacked("bias_ih"), stacked("bias_hh")], dim=1)
     return {1: ("W", stacked("weight_ih")), 2: ("R", stacked("weight_hh")), 3: ("B", bias)}

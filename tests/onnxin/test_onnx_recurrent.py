@@ -61,6 +61,11 @@ def test_an_exported_lstm_recogniser_converts_prunes_quantizes_and_exports(crnn_
     quantized = compress.quantize(pruned, "uniform", 4)
     out = export.to_onnx(quantized.model, torch.from_numpy(x[:1]), tmp_path / "q.onnx", quantized.records)
     assert export.verify(out.path, quantized.model, torch.from_numpy(x), quantized=True)["rel_diff"] < 1e-3
+    proto = onnx.load(str(out.path))
+    lstm = next(n for n in proto.graph.node if n.op_type == "LSTM")
+    dequantized = {n.output[0]: n.input[0] for n in proto.graph.node if n.op_type == "DequantizeLinear"}
+    levels = {i.name: i.data_type for i in proto.graph.initializer}
+    assert [levels[dequantized[w]] for w in lstm.input[1:3]] == [TensorProto.INT4] * 2  # W and R at 4 bit
 
 
 def _recurrent_file(tmp_path, op, direction, layout, **attributes):
