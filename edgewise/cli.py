@@ -214,6 +214,11 @@ def quantize(
     epochs: Annotated[int, typer.Option(help="Quantization-aware training epochs (0: post-training only).")] = 0,
     block: Annotated[int | None, typer.Option(help="A step per block of this many input weights (16, 32, 64, 128, "
                                                    "256).")] = None,
+    per_channel: Annotated[bool | None, typer.Option(
+        "--per-channel/--per-layer", help="Uniform: a step per output channel (the default) or one per layer."
+    )] = None,
+    rounding: Annotated[str, typer.Option(help="compensated (GPTQ-style, over each layer's inputs on the data), "
+                                               "nearest, or auto: compensated where data is read.")] = "auto",
     data: Annotated[str | None, typer.Option(help="digits, rail, a .npz or an image folder.")] = None,
     device: Annotated[str, typer.Option(help=DEVICE_HELP + ".")] = "auto",
     trust_model_file: Annotated[bool, typer.Option("--trust-model-file", help=TRUST_HELP)] = False,
@@ -229,8 +234,10 @@ def quantize(
     if epochs < 0:
         raise UserError(f"--epochs: {epochs} is negative", "give 0 (post-training only) or more epochs of QAT")
     train = _config(QATConfig, epochs=epochs) if epochs > 0 else None
-    given = {"lambda": lam} if lam is not None else {}  # a setting the method does not take is refused, not dropped
-    config = _config(QuantizeConfig, method=method, bits=bits, train=train, block=block, **given)
+    given: dict[str, object] = {"lambda": lam} if lam is not None else {}  # refused, not dropped, where not taken
+    if per_channel is not None or (method == "uniform" and block is None):
+        given["per_channel"] = True if per_channel is None else per_channel
+    config = _config(QuantizeConfig, method=method, bits=bits, train=train, block=block, rounding=rounding, **given)
     result, outcome = quantize_file(model, out, config, data, device, trust_model_file, score)
     summary = result.summary()
     table = Table(title=f"{method} {bits}-bit", title_justify="left")

@@ -26,7 +26,8 @@ QUANTIZERS: Registry[type[Quantizer]] = Registry("quantization method", "edgewis
 })
 register_quantizer = registrar(QUANTIZERS)
 
-BUILTIN_SETTINGS = {"uniform": ("per_channel", "block"), "ecq": ("lam", "block"), "ecqx": ("lam", "rho", "p", "block")}
+BUILTIN_SETTINGS = {"uniform": ("per_channel", "block", "rounding"), "ecq": ("lam", "block", "rounding"),
+                    "ecqx": ("lam", "rho", "p", "block", "rounding")}
 """The built-in quantizers' settings (their constructors' keywords, which a test holds them to), known without
 importing them."""
 

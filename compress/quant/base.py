@@ -23,6 +23,12 @@ class Quantizer(abc.ABC):
     name: ClassVar[str]
     needs_reference: ClassVar[bool] = False
     trainable: ClassVar[bool] = False
+    rounding: str = "nearest"  # a plug-in without a rounding setting finds its levels itself
+
+    def reads_samples(self) -> bool:
+        """Whether quantizing reads reference samples: relevances (`needs_reference`), or the calibration inputs of a
+        data-aware rounding (edgewise.compress.quant.rounding)."""
+        return self.needs_reference or self.rounding != "nearest"
 
     @abc.abstractmethod
     def quantize(self, model: nn.Module, layers: dict[str, nn.Module], bits: int, ref: ReferenceSamples | None,

@@ -14,9 +14,10 @@ from edgewise.base.grid import blocked_steps, check_block
 from edgewise.base.records import QuantizedLayer
 from edgewise.compress.layers import output_axis
 from edgewise.compress.quant.base import Quantizer
-from edgewise.compress.quant.ecq import assign, cluster_pmf, lambda_max
+from edgewise.compress.quant.ecq import EntropyCost, assign, cluster_pmf, lambda_max
 from edgewise.compress.quant.grid import ecq_grid
-from edgewise.compress.quant.model import QuantizedModel, layer_record, write_back
+from edgewise.compress.quant.model import QuantizedModel, layer_record
+from edgewise.compress.quant.rounding import check_rounding, rounded, rounding_named
 from edgewise.compress.reference import ReferenceSamples
 from edgewise.compress.relevance import weight_relevance
 
@@ -75,21 +76,23 @@ def layer_lambda(weight: torch.Tensor, grid: Grid, lam: float) -> float:
 
 def ecq_records(weights: dict[str, torch.Tensor], layers: dict[str, nn.Module], grids: dict[str, Grid], lam: float,
                 bits: int, relevance: dict[str, torch.Tensor] | None = None, rho: float = 2.0,
-                p: float = 0.1) -> tuple[dict[str, QuantizedLayer], dict[str, dict]]:
-    """Assign every layer's (full-precision) weights with ECQ, or ECQx where relevances are given."""
-    records, info = {}, {}
+                p: float = 0.1) -> tuple[dict[str, QuantizedLayer], dict[str, dict], dict[str, EntropyCost]]:
+    """Assign every layer's (full-precision) weights with ECQ, or ECQx where relevances are given; returns the
+    records, each assignment's statistics and the cost each layer was assigned with."""
+    records, info, costs = {}, {}, {}
     for name, module in layers.items():
         grid = grids[name]
         # assignment runs on the CPU wherever the model trains: the same weights give the same levels on any device
         w = weights[name].detach().cpu()
         # a layer no relevance reaches (a head the scored output does not read) is assigned by ECQ alone
         rel = None if relevance is None or name not in relevance else relevance[name].detach().cpu()
-        levels, meta = assign(w, grid.steps(), grid.qmin, grid.qmax, layer_lambda(w, grid, lam), rel, rho, p)
+        levels, meta, costs[name] = assign(w, grid.steps(), grid.qmin, grid.qmax, layer_lambda(w, grid, lam), rel,
+                                           rho, p)
         method = "ecq" if rel is None else "ecqx"
         records[name] = layer_record(name, module, levels, grid.step, bits, grid.qmin, grid.qmax, method,
                                      block=grid.block, multipliers=grid.multipliers)
         info[name] = meta
-    return records, info
+    return records, info, costs
 
 
 def normalized_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str],
@@ -111,12 +114,14 @@ class ECQQuantizer(Quantizer):
     name = "ecq"
     trainable = True
 
-    def __init__(self, lam: float = 0.05, block: int | None = None) -> None:
+    def __init__(self, lam: float = 0.05, block: int | None = None, rounding: str = "auto") -> None:
         if lam < 0:
             raise UserError(f"lambda must be >= 0, got {lam}", "use e.g. 0.05 (larger: sparser, smaller files)")
         check_block(block)
+        check_rounding(rounding)
         self.lam = lam
         self.block = block
+        self.rounding = rounding
 
     def relevance(self, model: nn.Module, ref: ReferenceSamples | None, names: set[str]
                   ) -> dict[str, torch.Tensor] | None:
@@ -131,11 +136,11 @@ class ECQQuantizer(Quantizer):
             return train(model, layers, grids, method=self.name, bits=bits, lam=self.lam, ref=ref,
                          **self.training_settings())
         weights = {n: m.weight.detach().clone() for n, m in layers.items()}
-        records, info = ecq_records(weights, layers, grids, self.lam, bits, self.relevance(model, ref, set(layers)),
-                                    **self.training_settings())
-        for name, module in layers.items():
-            write_back(module, records[name])
-        return QuantizedModel(model, records, self.name, bits, {"assignment": info})
+        records, info, costs = ecq_records(weights, layers, grids, self.lam, bits,
+                                           self.relevance(model, ref, set(layers)), **self.training_settings())
+        rounding = rounding_named(self.rounding, ref is not None)
+        rounded(model, layers, records, costs, rounding, ref)
+        return QuantizedModel(model, records, self.name, bits, {"assignment": info, "rounding": rounding.name})
 
     def training_settings(self) -> dict[str, float]:
         """The relevance settings quantization-aware training re-assigns with (ECQx's rho and p)."""
@@ -148,8 +153,9 @@ class ECQxQuantizer(ECQQuantizer):
     name = "ecqx"
     needs_reference = True
 
-    def __init__(self, lam: float = 0.05, rho: float = 2.0, p: float = 0.1, block: int | None = None) -> None:
-        super().__init__(lam, block)
+    def __init__(self, lam: float = 0.05, rho: float = 2.0, p: float = 0.1, block: int | None = None,
+                 rounding: str = "auto") -> None:
+        super().__init__(lam, block, rounding)
         self.rho, self.p = rho, p
 
     def relevance(self, model: nn.Module, ref: ReferenceSamples | None, names: set[str]

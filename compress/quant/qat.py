@@ -68,7 +68,8 @@ def _train(model: nn.Module, layers: dict[str, nn.Module], grids: dict[str, Grid
     relevance = normalized_relevance(model, ref, names) if method == "ecqx" else None
 
     def reassign() -> dict:
-        records, _ = ecq_records({n: w.detach() for n, w in full.items()}, layers, grids, lam, bits, relevance, rho, p)
+        records, _, _ = ecq_records({n: w.detach() for n, w in full.items()}, layers, grids, lam, bits, relevance,
+                                    rho, p)
         for name, module in layers.items():
             write_back(module, records[name])
         return records

@@ -26,10 +26,11 @@ from edgewise.zoo.training import evaluate
 def quantize_model(module: torch.nn.Module, data: Dataset, config: QuantizeConfig, seed: int = 0,
                    label: str = "QAT") -> compress.QuantizedModel:
     """Quantize `module` as `config` says: reference samples from the validation split where the quantizer reads
-    them (ECQx's relevances), training on the train split when the config asks for it."""
+    them (ECQx's relevances, the calibration inputs of data-aware rounding), training on the train split when the
+    config asks for it."""
     quantizer = compress.get_quantizer(config.method, **config.quantizer_settings())
     ref = None
-    if quantizer.needs_reference:
+    if quantizer.reads_samples():
         ref = compress.ReferenceSamples.from_split(data.val.x, data.val.y, data.task, config.samples_per_class,
                                                    output="logit")
     train = None

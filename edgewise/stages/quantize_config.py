@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -10,7 +10,8 @@ from edgewise.base.errors import UserError
 from edgewise.compress.quant import QUANTIZERS, quantizer_settings
 from edgewise.zoo.training_config import QATConfig
 
-QUANTIZER_FIELDS = {"lam": "lambda", "per_channel": "per_channel", "block": "block", "rho": "rho", "p": "p"}
+QUANTIZER_FIELDS = {"lam": "lambda", "per_channel": "per_channel", "block": "block", "rho": "rho", "p": "p",
+                    "rounding": "rounding"}
 """The QuantizeConfig fields that are quantizer settings (constructor keyword -> recipe key)."""
 
 
@@ -25,6 +26,9 @@ class QuantizeConfig(BaseModel):
     per_channel: bool = Field(False, description="uniform only: one step per output channel")
     block: int | None = Field(None, description="one step per block of this many weights along the input axis (16, "
                               "32, 64, 128 or 256; null: per layer, or per channel with per_channel)")
+    rounding: Literal["auto", "nearest", "compensated"] = Field(
+        "auto", description="how levels are found on the grid: compensated (GPTQ-style, over the layers' inputs on "
+        "the reference samples; auto where samples are given) or nearest")
     rho: float = Field(2.0, gt=0.0)
     p: float = Field(0.1, ge=0.0, le=1.0)
     samples_per_class: int | None = Field(10, ge=1)

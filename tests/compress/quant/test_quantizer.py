@@ -26,7 +26,7 @@ def test_ecq_with_lambda_zero_is_nearest_grid():
     torch.manual_seed(1)
     w = torch.randn(500) * 0.1
     step, qmin, qmax = ecq_grid(w, 4)
-    levels, _ = assign(w, step, qmin, qmax, lam=0.0)
+    levels, _, _ = assign(w, step, qmin, qmax, lam=0.0)
     nearest = torch.clamp(torch.round(w / step), qmin, qmax).to(torch.int8)
     # ties aside, argmin over squared distances is rounding
     assert torch.equal(levels, nearest)
@@ -46,11 +46,11 @@ def test_ecqx_keeps_relevant_weights_out_of_the_zero_cluster():
     w = torch.randn(2000) * 0.1
     step, qmin, qmax = ecq_grid(w, 4)
     lam = 0.02
-    ecq_levels, _ = assign(w, step, qmin, qmax, lam=lam)
+    ecq_levels, _, _ = assign(w, step, qmin, qmax, lam=lam)
     zeroed_by_ecq = (ecq_levels == 0) & (w.abs() > step / 2)  # would be non-zero without the entropy term
     relevance = torch.full_like(w, 0.05)
     relevance[zeroed_by_ecq] = 1.0
-    ecqx_levels, info = assign(w, step, qmin, qmax, lam=lam, relevance=relevance)
+    ecqx_levels, info, _ = assign(w, step, qmin, qmax, lam=lam, relevance=relevance)
     rescued = zeroed_by_ecq & (ecqx_levels != 0)
     assert int(zeroed_by_ecq.sum()) > 0 and int(rescued.sum()) > 0
     # what ECQx zeroes is less relevant on average than what ECQ zeroes

@@ -54,12 +54,14 @@ def test_unknown_methods_and_settings_a_method_does_not_take():
     assert "per_channel, block" in caught.value.fix
     with pytest.raises(UserError, match="takes no setting per_channel"):
         compress.get_quantizer("ecqx", lam=0.3, per_channel=True)
-    assert vars(compress.get_quantizer("ecqx", lam=0.3)) == {"lam": 0.3, "block": None, "rho": 2.0, "p": 0.1}
+    assert vars(compress.get_quantizer("ecqx", lam=0.3)) == {"lam": 0.3, "block": None, "rho": 2.0, "p": 0.1,
+                                                                 "rounding": "auto"}
     model = {"name": "m", "arch": "mlp", "data": "digits"}
     with pytest.raises(RecipeError, match="uniform takes no lambda, rho; its settings are per_channel, block"):
         parse_recipe({"models": [{**model, "quantize": {"method": "uniform", "lambda": 0.1, "rho": 1.0}}]})
     config = parse_recipe({"models": [{**model, "quantize": {"method": "uniform", "per_channel": True}}]})
-    assert config.models[0].quantize.quantizer_settings() == {"per_channel": True, "block": None}
+    assert config.models[0].quantize.quantizer_settings() == {"per_channel": True, "block": None,
+                                                               "rounding": "auto"}
 
 
 def test_the_built_in_settings_table_is_each_constructor_s_keywords():
