@@ -215,7 +215,7 @@ def quantize(
     block: Annotated[int | None, typer.Option(help="A step per block of this many input weights (16, 32, 64, 128, "
                                                    "256).")] = None,
     per_channel: Annotated[bool | None, typer.Option(
-        "--per-channel/--per-layer", help="Uniform: a step per output channel (the default) or one per layer."
+        "--per-channel/--per-layer", help="A step per output channel (uniform's default) or one per layer (ECQ's)."
     )] = None,
     rounding: Annotated[str, typer.Option(help="compensated (GPTQ-style, over each layer's inputs on the data), "
                                                "nearest, or auto: compensated where data is read.")] = "auto",

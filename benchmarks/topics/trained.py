@@ -15,7 +15,8 @@ Per network: the source file's score in ONNX Runtime; lrp (z+ on convolutions, t
 alpha2beta1, which also follows inhibitory contributions), l1, taylor, random and torch-pruning's
 magnitude pruner (the peer) at each rate, without and with a short fine-tuning (the classifier on
 its labels; the recogniser and detector distilled towards the float model's outputs, which needs no
-labels); uniform per channel, block-32, ECQ and ECQx at 4 bit; W4A8 (uniform per-channel or ECQ
+labels); uniform per channel, block-32, ECQ and ECQx at 4 bit, each rounded to nearest and with
+compensated (GPTQ-style) rounding on the reference samples; W4A8 (uniform per-channel or ECQ
 4-bit weights, 8-bit activations) against ONNX Runtime's quantize_static (8-bit weights and
 activations), calibrated on the same inputs; file size
 and ONNX Runtime latency at batch 1.
@@ -42,8 +43,12 @@ from edgewise.base.errors import first_line
 # follows negative (inhibitory) contributions
 CRITERIA = (("lrp", "lrp", {}), ("lrp a2b1", "lrp", {"rules": {"conv": "alpha2beta1"}}), ("l1", "l1", {}),
             ("taylor", "taylor", {}), ("random", "random", {}))
-QUANTIZERS = (("uniform per channel", "uniform", {"per_channel": True}),
-              ("uniform block-32", "uniform", {"block": 32}), ("ecq", "ecq", {}), ("ecqx", "ecqx", {}))
+# each grid with round-to-nearest and with compensated (GPTQ-style) rounding on the reference samples
+QUANTIZERS = tuple((f"{label}, {rounding}", method, {**settings, "rounding": rounding})
+                   for label, method, settings in (("uniform per channel", "uniform", {"per_channel": True}),
+                                                   ("uniform block-32", "uniform", {"block": 32}), ("ecq", "ecq", {}),
+                                                   ("ecqx", "ecqx", {}))
+                   for rounding in ("nearest", "compensated"))
 OUT = Path("runs/bench")
 MODELS = "rapidocr_onnxruntime"
 

@@ -26,8 +26,8 @@ QUANTIZERS: Registry[type[Quantizer]] = Registry("quantization method", "edgewis
 })
 register_quantizer = registrar(QUANTIZERS)
 
-BUILTIN_SETTINGS = {"uniform": ("per_channel", "block", "rounding"), "ecq": ("lam", "block", "rounding"),
-                    "ecqx": ("lam", "rho", "p", "block", "rounding")}
+BUILTIN_SETTINGS = {"uniform": ("per_channel", "block", "rounding"), "ecq": ("lam", "block", "rounding", "per_channel"),
+                    "ecqx": ("lam", "rho", "p", "block", "rounding", "per_channel")}
 """The built-in quantizers' settings (their constructors' keywords, which a test holds them to), known without
 importing them."""
 

@@ -15,7 +15,7 @@ from edgewise.base.records import QuantizedLayer
 from edgewise.compress.layers import output_axis
 from edgewise.compress.quant.base import Quantizer
 from edgewise.compress.quant.ecq import EntropyCost, assign, cluster_pmf, lambda_max
-from edgewise.compress.quant.grid import ecq_grid
+from edgewise.compress.quant.grid import ecq_channel_steps, ecq_grid
 from edgewise.compress.quant.model import QuantizedModel, layer_record
 from edgewise.compress.quant.rounding import check_rounding, rounded, rounding_named
 from edgewise.compress.reference import ReferenceSamples
@@ -28,9 +28,10 @@ RELEVANCE_SMOOTHING = 0.9  # R <- 0.9 R_batch + 0.1 R_previous (ECQx)
 class Grid:
     """A layer's fixed ECQ grid and its share of the global lambda.
 
-    One `step` for the layer, or block-wise (`block` set): `step` is the base per output channel,
-    `multipliers` the signed integers of the blocks, and `weight_steps` every weight's step (base x
-    its block's multiplier), which the assignment reads.
+    One `step` for the layer; one per output channel (`per_channel`: `step` holds them); or block-wise
+    (`block` set): `step` is the base per output channel, `multipliers` the signed integers of the
+    blocks. `weight_steps` then holds every weight's step (its channel's, times its block's
+    multiplier), which the assignment reads. The levels, and so the entropy, are the layer's.
     """
 
     step: float | np.ndarray
@@ -41,15 +42,17 @@ class Grid:
     block: int | None = None
     multipliers: np.ndarray | None = None
     weight_steps: torch.Tensor | None = None
+    per_channel: bool = False
 
     def steps(self) -> float | torch.Tensor:
         """What `assign` takes: the layer's step, or each weight's."""
-        return self.step if self.block is None else self.weight_steps
+        return self.step if self.weight_steps is None else self.weight_steps
 
 
-def init_grids(layers: dict[str, nn.Module], bits: int, block: int | None = None) -> dict[str, Grid]:
-    """The fixed ECQ grid of each layer (per layer, or per `block` weights along the input axis) and its lambda decay
-    (larger layers are constrained more)."""
+def init_grids(layers: dict[str, nn.Module], bits: int, block: int | None = None, per_channel: bool = False
+               ) -> dict[str, Grid]:
+    """The fixed ECQ grid of each layer (per layer, per output channel, or per `block` weights along the input axis)
+    and its lambda decay (larger layers are constrained more)."""
     largest = max(m.weight.numel() for m in layers.values())
     grids = {}
     for name, module in layers.items():
@@ -59,6 +62,14 @@ def init_grids(layers: dict[str, nn.Module], bits: int, block: int | None = None
                                                                  output_axis(module), block)
             grids[name] = Grid(base, qmin, qmax, decay, block=block, multipliers=multipliers,
                                weight_steps=torch.from_numpy(np.ascontiguousarray(steps)))
+        elif per_channel:
+            _, qmin, qmax = ecq_grid(module.weight, bits)
+            axis = output_axis(module)
+            steps = ecq_channel_steps(module.weight, bits, axis, qmin < 0).to(torch.float32)
+            shape = [1] * module.weight.dim()
+            shape[axis] = -1
+            grids[name] = Grid(steps.numpy(), qmin, qmax, decay, per_channel=True,
+                               weight_steps=steps.reshape(shape).expand(module.weight.shape).contiguous())
         else:
             step, qmin, qmax = ecq_grid(module.weight, bits)
             grids[name] = Grid(step, qmin, qmax, decay)
@@ -90,7 +101,7 @@ def ecq_records(weights: dict[str, torch.Tensor], layers: dict[str, nn.Module], 
                                            rho, p)
         method = "ecq" if rel is None else "ecqx"
         records[name] = layer_record(name, module, levels, grid.step, bits, grid.qmin, grid.qmax, method,
-                                     block=grid.block, multipliers=grid.multipliers)
+                                     grid.per_channel, block=grid.block, multipliers=grid.multipliers)
         info[name] = meta
     return records, info, costs
 
@@ -114,14 +125,18 @@ class ECQQuantizer(Quantizer):
     name = "ecq"
     trainable = True
 
-    def __init__(self, lam: float = 0.05, block: int | None = None, rounding: str = "auto") -> None:
+    def __init__(self, lam: float = 0.05, block: int | None = None, rounding: str = "auto",
+                 per_channel: bool = False) -> None:
         if lam < 0:
             raise UserError(f"lambda must be >= 0, got {lam}", "use e.g. 0.05 (larger: sparser, smaller files)")
         check_block(block)
         check_rounding(rounding)
+        if per_channel and block is not None:
+            raise UserError("per_channel and block were both given", "give one: block steps are per channel already")
         self.lam = lam
         self.block = block
         self.rounding = rounding
+        self.per_channel = per_channel
 
     def relevance(self, model: nn.Module, ref: ReferenceSamples | None, names: set[str]
                   ) -> dict[str, torch.Tensor] | None:
@@ -131,7 +146,7 @@ class ECQQuantizer(Quantizer):
     def quantize(self, model: nn.Module, layers: dict[str, nn.Module], bits: int, ref: ReferenceSamples | None,
                  train: Callable[..., QuantizedModel] | None) -> QuantizedModel:
         """Initial assignment on each layer's fixed grid, then quantization-aware training when `train` is given."""
-        grids = init_grids(layers, bits, self.block)
+        grids = init_grids(layers, bits, self.block, self.per_channel)
         if train is not None:
             return train(model, layers, grids, method=self.name, bits=bits, lam=self.lam, ref=ref,
                          **self.training_settings())
@@ -154,8 +169,8 @@ class ECQxQuantizer(ECQQuantizer):
     needs_reference = True
 
     def __init__(self, lam: float = 0.05, rho: float = 2.0, p: float = 0.1, block: int | None = None,
-                 rounding: str = "auto") -> None:
-        super().__init__(lam, block, rounding)
+                 rounding: str = "auto", per_channel: bool = False) -> None:
+        super().__init__(lam, block, rounding, per_channel)
         self.rho, self.p = rho, p
 
     def relevance(self, model: nn.Module, ref: ReferenceSamples | None, names: set[str]

@@ -42,3 +42,14 @@ def ecq_grid(w: torch.Tensor, bits: int) -> tuple[float, int, int]:
     if bits < 8 and _side_votes(flat) > 0:
         return step, -half + 1, half
     return step, -half, half - 1
+
+
+def ecq_channel_steps(w: torch.Tensor, bits: int, axis: int, signed: bool) -> torch.Tensor:
+    """One ECQ step per output channel (`axis`): each channel's P99.9(|w|) over the same denominator as the layer's
+    grid (`signed`: 2^(b-1) - 1, else 2^b - 1), so that every channel spans the layer's levels; a channel of zeros
+    gets step 1."""
+    rows = w.detach().to("cpu", torch.float64).movedim(axis, 0).reshape(w.shape[axis], -1).abs()
+    denom = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
+    steps = torch.quantile(rows, PERCENTILE / 100, dim=1) / denom
+    steps = torch.where(steps > 0, steps, rows.amax(dim=1) / denom)
+    return torch.where(steps > 0, steps, torch.ones_like(steps))

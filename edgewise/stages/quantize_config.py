@@ -23,7 +23,8 @@ class QuantizeConfig(BaseModel):
         "ecqx", description="a registered quantizer (edgewise.compress.quant.QUANTIZERS)")
     bits: int = Field(4, ge=2, le=8)
     lam: float = Field(0.05, ge=0.0, le=10.0, alias="lambda")
-    per_channel: bool = Field(False, description="uniform only: one step per output channel")
+    per_channel: bool = Field(False, description="one step per output channel (ECQ/ECQx: the levels and their "
+                              "entropy stay the layer's)")
     block: int | None = Field(None, description="one step per block of this many weights along the input axis (16, "
                               "32, 64, 128 or 256; null: per layer, or per channel with per_channel)")
     rounding: Literal["auto", "nearest", "compensated"] = Field(

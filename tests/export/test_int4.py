@@ -57,8 +57,6 @@ def test_recurrent_layers_export_at_4_bit_and_onnx_runtime_computes_the_quantize
     out = export.to_onnx(q.model, ref.x[:1], tmp_path / "q.onnx", q.records)
     assert len(_four_bit(out.path)) == 3  # two LSTM layers, one GRU
     assert export.verify(out.path, q.model, ref.x, quantized=True)["rel_diff"] < 1e-4
-    float_bytes = export.to_onnx(model, ref.x[:1], tmp_path / "f.onnx").bytes
-    assert out.bytes < float_bytes
 
 
 def test_a_shifted_grid_in_one_direction_stores_the_tensor_unsigned_with_each_directions_zero_point(tagger,

@@ -118,3 +118,28 @@ def test_ecqx_takes_relevance_at_the_output_named_as_pruning_does():
     for name, record in named.records.items():
         np.testing.assert_array_equal(record.levels, by_default.records[name].levels)
     assert not model[0]._forward_hooks and not named.model._forward_hooks
+
+
+def test_ecq_per_channel_gives_each_output_channel_its_step_over_the_layers_levels(tmp_path):
+    from torch import nn
+
+    from edgewise import export
+
+    torch.manual_seed(0)
+    layer = nn.Linear(32, 8)
+    with torch.no_grad():
+        layer.weight.mul_(torch.logspace(-2, 0, 8)[:, None])  # rows 100x apart in scale, as trained layers' are
+    model = nn.Sequential(layer).eval()
+    per_layer = compress.quantize(model, "ecq", 4, lam=0.0)
+    per_channel = compress.quantize(model, "ecqx", 4, lam=0.0, per_channel=True,
+                                    ref=compress.ReferenceSamples(torch.randn(16, 32), torch.zeros(16).long()))
+    record = per_channel.records["0"]
+    assert record.axis == 0 and record.step.shape == (8,) and record.qmax - record.qmin == 15
+    assert np.all(np.diff(record.step) > 0)
+    small = slice(0, 4)  # the small rows: one step for the layer rounds most of them to zero
+    error = [float((m.model[0].weight[small] - layer.weight[small]).norm()) for m in (per_layer, per_channel)]
+    assert error[1] < error[0] / 3
+    out = export.to_onnx(per_channel.model, torch.randn(1, 32), tmp_path / "q.onnx", per_channel.records)
+    assert export.verify(out.path, per_channel.model, torch.randn(4, 32), quantized=True)["rel_diff"] < 1e-5
+    with pytest.raises(UserError, match="per_channel and block"):
+        compress.quantize(model, "ecq", 4, per_channel=True, block=16)

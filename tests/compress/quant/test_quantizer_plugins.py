@@ -52,10 +52,10 @@ def test_unknown_methods_and_settings_a_method_does_not_take():
     with pytest.raises(UserError, match="quantizer 'uniform' takes no setting block_size") as caught:
         compress.quantize(torch.nn.Linear(64, 2), "uniform", 4, block_size=32)
     assert "per_channel, block" in caught.value.fix
-    with pytest.raises(UserError, match="takes no setting per_channel"):
-        compress.get_quantizer("ecqx", lam=0.3, per_channel=True)
+    with pytest.raises(UserError, match="takes no setting rho"):
+        compress.get_quantizer("ecq", lam=0.3, rho=1.0)
     assert vars(compress.get_quantizer("ecqx", lam=0.3)) == {"lam": 0.3, "block": None, "rho": 2.0, "p": 0.1,
-                                                                 "rounding": "auto"}
+                                                                 "rounding": "auto", "per_channel": False}
     model = {"name": "m", "arch": "mlp", "data": "digits"}
     with pytest.raises(RecipeError, match="uniform takes no lambda, rho; its settings are per_channel, block"):
         parse_recipe({"models": [{**model, "quantize": {"method": "uniform", "lambda": 0.1, "rho": 1.0}}]})
