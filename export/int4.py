@@ -10,15 +10,16 @@ as INT4; grids shifted to [-7, 8] or unsigned [0, 15] as UINT4 with a zero point
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edgewise.base.nibbles import pack_nibbles
 from edgewise.base.records import RECURRENT_KINDS, QuantizedLayer
-from edgewise.compress.layers import gate_rows
 from edgewise.export.errors import ExportError
-from edgewise.export.weight_names import recurrent_tensor
+from edgewise.export.weight_names import onnx_recurrent, recurrent_tensor
 
 MIN_BLOCK = 16
 
@@ -174,13 +175,15 @@ def _recurrent(tensor: str, records: list[QuantizedLayer], kind: str, weight: Te
     if len(blocks) > 1:
         raise ExportError(f"the directions of {tensor} were quantized with different blocks",
                           "quantize the model again with one setting")
-    rows = gate_rows(kind, records[0].levels.shape[0], to_onnx=True)
     block = records[0].block or records[0].levels.shape[1]
-    levels = np.stack([r.levels[rows] for r in records])
-    scale = np.stack([(r.block_steps() if r.block else np.broadcast_to(r.scale().reshape(-1, 1),
-                                                                         (r.levels.shape[0], 1)))[rows]
-                      for r in records]).astype(np.float32)
-    expected = np.stack([r.dequantize()[rows] for r in records])
+
+    def stacked(of: Callable[[QuantizedLayer], np.ndarray]) -> np.ndarray:
+        return onnx_recurrent({r.name: of(r) for r in records}, kind)
+
+    levels = stacked(lambda r: r.levels)
+    scale = stacked(lambda r: r.block_steps() if r.block else np.broadcast_to(
+        r.scale().reshape(-1, 1), (r.levels.shape[0], 1))).astype(np.float32)
+    expected = stacked(QuantizedLayer.dequantize)
     if tuple(weight.dims) != expected.shape or not np.array_equal(numpy_helper.to_array(weight), expected):
         raise ExportError(f"the weight {tensor} is not the quantized weight its records hold",
                           "give the records written with this model")

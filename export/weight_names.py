@@ -19,7 +19,7 @@ from onnx import helper, numpy_helper
 from torch import nn
 
 from edgewise.base.records import RECURRENT_KINDS
-from edgewise.compress.layers import RECURRENT_LAYERS, gate_rows, weight_layers
+from edgewise.compress.layers import gate_rows, recurrent_matrices, weight_layers
 
 
 def recurrent_tensor(name: str) -> str:
@@ -39,15 +39,12 @@ def expected_weights(model: nn.Module) -> dict[str, np.ndarray]:
     """Every weight an export of `model` holds, by the name the records give it, in the layout torch holds it (a
     recurrent layer's as ONNX's stacked W and R)."""
     out = {f"{n}.weight": m.weight.detach().cpu().numpy() for n, m in weight_layers(model).items()}
-    for name, module in model.named_modules():
-        if not isinstance(module, RECURRENT_LAYERS):
-            continue
-        grouped: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
-        for parameter, value in module.named_parameters(recurse=False):
-            if parameter.startswith(("weight_ih", "weight_hh")):
-                key = f"{name}.{parameter}".lstrip(".")
-                grouped[recurrent_tensor(key)][key] = value.detach().cpu().numpy()
-        out.update({tensor: onnx_recurrent(matrices, type(module).__name__) for tensor, matrices in grouped.items()})
+    grouped: dict[str, dict[str, np.ndarray]] = defaultdict(dict)
+    kinds: dict[str, str] = {}
+    for key, matrix in recurrent_matrices(model).items():
+        grouped[recurrent_tensor(key)][key] = matrix.weight.detach().cpu().numpy()
+        kinds[recurrent_tensor(key)] = matrix.kind
+    out.update({tensor: onnx_recurrent(matrices, kinds[tensor]) for tensor, matrices in grouped.items()})
     return out
 
 
