@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -54,8 +54,11 @@ def gate_rows(kind: str, rows: int, to_onnx: bool) -> np.ndarray:
 
 
 def layer_kind(layer: nn.Module | RecurrentMatrix) -> str:
-    """What a quantized record calls its layer: the module's class, or the recurrent layer's (LSTM, GRU)."""
-    return layer.kind if isinstance(layer, RecurrentMatrix) else type(layer).__name__
+    """What a quantized record calls its layer: the torch layer it computes as (a project's subclass of nn.Conv1d
+    is a Conv1d to every reader of the records), or the recurrent layer's kind (LSTM, GRU)."""
+    if isinstance(layer, RecurrentMatrix):
+        return layer.kind
+    return next(c.__name__ for c in type(layer).__mro__ if c.__module__.startswith("torch.nn."))
 
 
 def output_axis(module: nn.Module) -> int:
@@ -81,6 +84,26 @@ def recorded_producers(model: nn.Module) -> Iterator[dict[object, str]]:
     finally:
         for h in hooks:
             h.remove()
+
+
+def watch_weight_inputs(module: nn.Module, seen: Callable[[torch.Tensor, torch.Tensor], None]
+                        ) -> Callable[[], None]:
+    """From now on, call `seen(x, z)` with what `module`'s weight is applied to and what that gives, where it is
+    applied: a convolution's `_conv_forward`, through which torch's convolutions all compute, sees the tensor the
+    kernel slides over even when a subclass reshapes its input first (a Toeplitz layer written as a Conv1d over
+    (N, features)); other layers are seen at their forward. Returns what stops it."""
+    if hasattr(module, "_conv_forward"):
+        compute = module._conv_forward
+
+        def applied(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+            z = compute(x, weight, bias)
+            seen(x, z)
+            return z
+
+        module._conv_forward = applied
+        return lambda: delattr(module, "_conv_forward")
+    handle = module.register_forward_hook(lambda _, args, z: seen(args[0], z))
+    return handle.remove
 
 
 def layers_behind(tensors: list[torch.Tensor], produced: dict[object, str]) -> set[str]:

@@ -17,6 +17,7 @@ from edgewise.base.device import device_of
 from edgewise.base.errors import UserError
 from edgewise.compress.attention import written_out_copy
 from edgewise.compress.fold import batchnorm_pairs
+from edgewise.compress.layers import watch_weight_inputs
 from edgewise.compress.lrp_ops import op_rules
 from edgewise.compress.reference import ReferenceSamples
 from edgewise.compress.taps import capture_outputs
@@ -134,13 +135,15 @@ def weight_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str],
     """
     clone, composite = _explained(model, ref, rules)
     captured: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    hooks = []
     modules = dict(clone.named_modules())
-    for name in names:
-        def keep(mod: nn.Module, args: tuple, out: torch.Tensor, name: str = name) -> None:
+
+    def keeper(name: str) -> Callable[[torch.Tensor, torch.Tensor], None]:
+        def keep(x: torch.Tensor, out: torch.Tensor) -> None:
             out.retain_grad()
-            captured[name] = (args[0].detach(), out)
-        hooks.append(modules[name].register_forward_hook(keep))
+            captured[name] = (x.detach(), out)
+        return keep
+
+    removers = [watch_weight_inputs(modules[name], keeper(name)) for name in names]
     totals: dict[str, torch.Tensor] = {}
     try:
         with composite.context(clone) as modified:
@@ -155,6 +158,6 @@ def weight_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str],
                     totals[name] = totals.get(name, 0) + rel
                 captured.clear()
     finally:
-        for h in hooks:
-            h.remove()
+        for remove in removers:
+            remove()
     return totals

@@ -35,6 +35,9 @@ from edgewise.export.int4 import check_weight, int_tensor, quantize_recurrent, s
 from edgewise.export.onnx_export import OnnxFile, export_proto, write_proto
 from edgewise.export.session import node_consumers, run_samples, session_options, widen_w4a8
 
+WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "LayerNormalization", "InstanceNormalization",
+                "GroupNormalization", "BatchNormalization")
+"""The ops whose second input ONNX Runtime's QDQ quantizer stores as a quantized weight."""
 ACTIVATIONS = ("uint8", "int8")
 """uint8: unsigned after ReLU (zero point 0, the FantastIC4 kernel's and ONNX Runtime's x86 U8S8 choice), signed
 tensors around 128; int8: symmetric, zero point 0 everywhere (what TensorRT's explicit quantization takes)."""
@@ -231,8 +234,10 @@ def _placed(proto: onnx.ModelProto, overrides: dict, records: dict[str, Quantize
 
     weights = {f"{name}.weight" for name in records}
     inits = {i.name for i in proto.graph.initializer}
-    # layers without a record keep float weights: the user left them out of 4-bit quantization
-    excluded = [n.name for n in proto.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")
+    # nodes with weights but no record keep float weights: the user left them out of 4-bit quantization, or they are
+    # no layer of ours (a LayerNormalization's scale, which ONNX Runtime's quantizer writes per axis with a scale of
+    # the wrong shape when it lies along another axis than 0)
+    excluded = [n.name for n in proto.graph.node if n.op_type in WEIGHTED_OPS
                 and len(n.input) > 1 and n.input[1] in inits and n.input[1] not in weights]
     with tempfile.TemporaryDirectory() as scratch, _quiet_quantizer():
         source, target = Path(scratch) / "float.onnx", Path(scratch) / "w4a8.onnx"

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgewise.base.device import device_of
+from edgewise.compress.layers import watch_weight_inputs
 
 ROWS = 1 << 16  # input rows per X^T X product: bounds the memory of a convolution's unfolded patches
 MOMENT_MEMORY = 256 << 20  # bytes of moments held at once (float32)
@@ -40,6 +41,8 @@ def _rows(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The layer's input as rows of what its weight multiplies: (rows, inputs), or (groups, rows, inputs)."""
     if isinstance(module, nn.Linear):
         return x.reshape(-1, x.shape[-1])
+    if x.dim() == module.weight.dim() - 1:  # an unbatched input
+        x = x.unsqueeze(0)
     if isinstance(module, nn.Conv1d):
         x = x.unsqueeze(2)
         kernel, dilation, stride = (1, *module.kernel_size), (1, *module.dilation), (1, *module.stride)
@@ -89,17 +92,13 @@ def with_input_moments(model: nn.Module, layers: dict[str, Any], x: torch.Tensor
     for names in _sets(layers):
         moments = {n: torch.zeros(moment_shape(layers[n])) for n in names}
 
-        def hook(total: torch.Tensor) -> Callable[..., None]:
-            def observe(module: nn.Module, args: tuple) -> None:
-                _accumulate(total, _rows(module, args[0].detach()))
-            return observe
-
-        handles = [layers[n].register_forward_pre_hook(hook(moments[n])) for n in names]
+        removers = [watch_weight_inputs(layers[n], lambda x, _, m=layers[n], total=moments[n]:
+                                        _accumulate(total, _rows(m, x.detach()))) for n in names]
         try:
             with torch.no_grad():
                 for start in range(0, len(x), batch_size):
                     model(x[start:start + batch_size].to(device))
         finally:
-            for handle in handles:
-                handle.remove()
+            for remove in removers:
+                remove()
         quantize(moments)

@@ -1,6 +1,7 @@
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from edgewise import compress
@@ -120,3 +121,45 @@ def test_calibration_batches_shrink_to_the_memory_a_model_needs_and_find_the_sam
     whole = w4a8.tensor_ranges(proto, calibration)
     monkeypatch.setattr(w4a8, "CALIBRATION_MEMORY", 1)  # one sample a batch: every tensor's values held once
     assert w4a8.tensor_ranges(proto, calibration) == whole
+
+
+class _Toeplitz(torch.nn.Conv1d):
+    """PESTO's layer: a linear map over (N, features) written as a Conv1d, which reshapes its input itself."""
+
+    def __init__(self, features: int, outputs: int) -> None:
+        super().__init__(1, 1, kernel_size=features + outputs - 1, padding=outputs - 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.unsqueeze(-2)).squeeze(-2)
+
+
+class _PitchHead(torch.nn.Module):
+    """A layer norm over (1, bins), a convolution and a Toeplitz layer, as PESTO's encoder ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = torch.nn.LayerNorm([1, 24])
+        self.conv = torch.nn.Conv1d(1, 4, 3, padding=1)
+        self.fc = _Toeplitz(96, 12)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.conv(self.norm(x))).flatten(1))
+
+
+def test_a_user_layer_subclass_and_a_layer_norm_along_another_axis_go_through_w4a8(tmp_path):
+    torch.manual_seed(0)
+    model = _PitchHead().eval()
+    x = torch.randn(32, 1, 24)
+    with torch.no_grad():
+        ref = compress.ReferenceSamples(x, model(x).argmax(1))
+    q = compress.quantize(model, "ecqx", 4, ref=ref)  # relevances and moments seen where the kernel slides
+    assert q.records["fc"].kind == "Conv1d" and q.history["rounding"] == "compensated"
+    path = to_w4a8(q.model, x[:2], tmp_path / "w.onnx", q.records, x.numpy()).path
+    proto = onnx.load(str(path))
+    norm = next(n for n in proto.graph.node if n.op_type == "LayerNormalization")
+    inits = {i.name for i in proto.graph.initializer}
+    assert all(name in inits for name in norm.input[1:])  # its scale and bias stay float
+    session = open_session(path)
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    with torch.no_grad():
+        assert float(np.abs(got - q.model(x).numpy()).max()) < 0.1 * float(q.model(x).abs().max())
