@@ -20,14 +20,15 @@ from torch import nn
 from edgewise.base.device import device_of
 from edgewise.compress.layers import watch_weight_inputs
 
-ROWS = 1 << 16  # input rows per X^T X product: bounds the memory of a convolution's unfolded patches
+ROWS = 1 << 16  # input rows a layer's moments take from one calibration batch
+PATCHES = 1 << 24  # values of a convolution's unfolded input held at once
 MOMENT_MEMORY = 256 << 20  # bytes of moments held at once (float32)
 SETS = 8  # at most this many calibration passes over the model
 
 
 def observed(module: nn.Module) -> bool:
-    """Whether the inputs of `module` are observed: linear layers and (non-transposed) 1-D and 2-D convolutions."""
-    return isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d))
+    """Whether the inputs of `module` are observed: linear layers and (non-transposed) convolutions."""
+    return isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))
 
 
 def moment_shape(module: nn.Module) -> tuple[int, ...]:
@@ -38,32 +39,41 @@ def moment_shape(module: nn.Module) -> tuple[int, ...]:
 
 
 def _rows(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The layer's input as rows of what its weight multiplies: (rows, inputs), or (groups, rows, inputs)."""
+    """The layer's input as rows of what its weight multiplies: (rows, inputs), or (groups, rows, inputs). A
+    convolution's windows (1-D, 2-D or 3-D) are cut out per spatial axis, each row ordered channel, then kernel
+    position, as the weight is flattened."""
     if isinstance(module, nn.Linear):
         return x.reshape(-1, x.shape[-1])
-    if x.dim() == module.weight.dim() - 1:  # an unbatched input
-        x = x.unsqueeze(0)
-    if isinstance(module, nn.Conv1d):
-        x = x.unsqueeze(2)
-        kernel, dilation, stride = (1, *module.kernel_size), (1, *module.dilation), (1, *module.stride)
-        padding = (*module._reversed_padding_repeated_twice, 0, 0)  # F.pad starts at the last axis
-    else:
-        kernel, dilation, stride = module.kernel_size, module.dilation, module.stride
-        padding = tuple(module._reversed_padding_repeated_twice)
-    mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
+    padding = tuple(module._reversed_padding_repeated_twice)
     if any(padding):
-        x = F.pad(x, padding, mode=mode)
-    patches = F.unfold(x, kernel, dilation=dilation, stride=stride)  # (N, C x kernel, L)
-    rows = patches.transpose(1, 2).reshape(-1, patches.shape[1])
+        x = F.pad(x, padding, mode="constant" if module.padding_mode == "zeros" else module.padding_mode)
+    spatial = x.dim() - 2
+    for axis, (size, stride, dilation) in enumerate(zip(module.kernel_size, module.stride, module.dilation,
+                                                        strict=True)):
+        x = x.unfold(2 + axis, (size - 1) * dilation + 1, stride)[..., ::dilation]  # the window becomes the last axis
+    # (N, C, outputs..., kernel...) -> (N, outputs..., C, kernel...)
+    x = x.permute(0, *range(2, 2 + spatial), 1, *range(2 + spatial, 2 + 2 * spatial))
+    rows = x.reshape(-1, module.weight[0].numel() * module.groups)
     if module.groups > 1:
         return rows.reshape(rows.shape[0], module.groups, -1).transpose(0, 1)
     return rows
 
 
-def _accumulate(total: torch.Tensor, rows: torch.Tensor) -> None:
-    for start in range(0, rows.shape[-2], ROWS):
-        chunk = rows[..., start:start + ROWS, :].to(torch.float32)
-        total += (chunk.transpose(-1, -2) @ chunk).cpu()
+def _accumulate(total: torch.Tensor, module: nn.Module, x: torch.Tensor) -> None:
+    """Add one input of `module` to its moments: at most ROWS rows of it (every s-th, evenly over the batch and the
+    positions: a convolution over large maps repeats itself), unfolded PATCHES values at a time."""
+    x = x.detach()
+    if isinstance(module, nn.Linear):
+        x, positions = x.reshape(-1, x.shape[-1]), 1
+    else:
+        x = x.unsqueeze(0) if x.dim() == module.weight.dim() - 1 else x  # an unbatched input
+        positions = x[0].numel() // x.shape[1]  # the windows of one sample, at most (stride 1)
+    every = max(1, -(-len(x) * positions // ROWS))
+    length = module.weight[0].numel() * getattr(module, "groups", 1)
+    chunk = max(1, PATCHES // max(positions * length, 1))
+    for start in range(0, len(x), chunk):
+        rows = _rows(module, x[start:start + chunk])[..., ::every, :].to(torch.float32)
+        total += (rows.transpose(-1, -2) @ rows).cpu()
 
 
 def _sets(layers: dict[str, nn.Module]) -> Iterator[list[str]]:
@@ -92,8 +102,8 @@ def with_input_moments(model: nn.Module, layers: dict[str, Any], x: torch.Tensor
     for names in _sets(layers):
         moments = {n: torch.zeros(moment_shape(layers[n])) for n in names}
 
-        removers = [watch_weight_inputs(layers[n], lambda x, _, m=layers[n], total=moments[n]:
-                                        _accumulate(total, _rows(m, x.detach()))) for n in names]
+        removers = [watch_weight_inputs(layers[n], lambda x, _, m=layers[n], total=moments[n]: _accumulate(total, m, x))
+                    for n in names]
         try:
             with torch.no_grad():
                 for start in range(0, len(x), batch_size):

@@ -76,6 +76,12 @@ def test_a_convolutions_rows_are_what_its_flattened_weight_multiplies():
             got = torch.cat([rows[g] @ w[g * per:(g + 1) * per].T for g in range(conv.groups)], dim=1)
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
         assert tuple(torch.zeros(moment_shape(conv)).shape[-2:]) == (rows.shape[-1], rows.shape[-1])
+    conv3d = nn.Conv3d(4, 6, (1, 3, 3), stride=(1, 2, 1), padding=(0, 1, 1), dilation=(1, 1, 2), groups=2,
+                       bias=False)
+    video = torch.randn(2, 4, 3, 7, 9)
+    rows, w = _rows(conv3d, video), conv3d.weight.detach().reshape(6, -1)
+    torch.testing.assert_close(torch.cat([rows[g] @ w[g * 3:(g + 1) * 3].T for g in range(2)], dim=1),
+                               conv3d(video).permute(0, 2, 3, 4, 1).reshape(-1, 6), rtol=1e-5, atol=1e-5)
     conv1d = nn.Conv1d(3, 5, 4, padding=2, bias=False)
     signal = torch.randn(2, 3, 11)
     expected = conv1d(signal).transpose(1, 2).reshape(-1, 5)
