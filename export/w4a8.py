@@ -195,8 +195,8 @@ def check_w4a8_records(records: dict[str, QuantizedLayer]) -> None:
                             "channel", "quantize without block (per layer or per_channel) for W4A8, or export the "
                             "4-bit weights alone (MatMulNBits takes blocks)")
         if record.kind not in ("Linear", "Conv2d", "Conv1d"):
-            raise UserError(f"layer {name} is a {record.kind}; W4A8 quantizes 1-D and 2-D convolutions and linear layers",
-                            f"leave {name} out of quantization (quantize: ignore)")
+            raise UserError(f"layer {name} is a {record.kind}; W4A8 quantizes 1-D and 2-D convolutions and linear "
+                            "layers", f"leave {name} out of quantization (quantize: ignore)")
 
 
 def _check_records(proto: onnx.ModelProto, records: dict[str, QuantizedLayer]) -> None:
