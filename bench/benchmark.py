@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 
 from edgewise.base.errors import UserError
+from edgewise.base.paths import MODEL_OR_BUNDLE, existing
 from edgewise.bench.counts import count_onnx
 from edgewise.bench.inputs import Inputs, declared_inputs, load_arrays, parse_request, resolve_inputs
 from edgewise.bench.target_bench import BenchConfig, bench_model
@@ -38,6 +39,7 @@ def _model(path: Path) -> tuple[Path, dict[str, np.ndarray]]:
             raise UserError(f"bundle {path}: its manifest names no model input", "write the bundle again")
         model = path / entry["model"]
         return model, {entry["inputs"][0]["name"]: np.load(path / entry["probe"]["input"])[:1]}
+    existing(path, MODEL_OR_BUNDLE)
     if path.suffix != ".onnx" or not path.is_file():
         raise UserError(f"{path} is not an ONNX file or a bundle", "export the model first (edgewise export)")
     return path, {}
@@ -95,7 +97,7 @@ def _torch_onnx(module: Any, requests: Sequence[str], arrays: dict[str, np.ndarr
         raise UserError("a torch model is benchmarked at one stated input shape",
                         "give inputs=['x:1x3x224x224'] (or one array) for its input")
     example = torch.from_numpy(given[0]) if given else torch.rand(shapes[0])
-    path = to_onnx(module.eval(), example, scratch / f"{type(module).__name__}.onnx").path
+    path = to_onnx(module, example, scratch / f"{type(module).__name__}.onnx").path
     first = declared_inputs(onnx.load(str(path), load_external_data=False).graph)[0].name
     return path, {first: example.numpy()}
 
@@ -119,6 +121,8 @@ def benchmark(model: Any, target: str = "x86-host", config: BenchConfig | None =
     """
     from edgewise.targets import load_target
 
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+        raise UserError(f"batch {batch!r} is not a batch size", "give a batch of 1 or more (--batch)")
     kind = load_target(target)["kind"]  # an unknown target fails before any work
     config = config or BenchConfig()
     given = load_arrays(arrays) if isinstance(arrays, str | os.PathLike) else dict(arrays or {})

@@ -21,6 +21,7 @@ import numpy as np
 
 from edgewise.base.errors import UserError
 from edgewise.base.records import QuantizedLayer
+from edgewise.compress.arguments import check_records
 
 MAGIC = b"EWNNC1\n"
 FORMAT = "edgewise-nnc/1"
@@ -69,6 +70,7 @@ def _as_int32(values: np.ndarray) -> np.ndarray:
 
 def encode(records: dict[str, QuantizedLayer], floats: dict[str, np.ndarray] | None = None) -> Bitstream:
     """Encode records (and other float parameters) into a `.nnc` container; the round trip is verified here."""
+    check_records(records)
     floats = floats or {}
     arrays: dict[str, np.ndarray] = {}
     layers = []

@@ -9,6 +9,7 @@ from torch import nn
 
 from edgewise.base.device import device_of
 from edgewise.base.errors import UserError
+from edgewise.compress.arguments import check_module, evaluating, forward
 from edgewise.compress.layers import WEIGHT_LAYERS, output_axis
 from edgewise.compress.outputs import tensors_of
 
@@ -52,11 +53,16 @@ def fold_batchnorm(model: nn.Module, example_input: torch.Tensor, atol: float = 
     beta_fold = beta - gamma_fold * mean becomes (part of) its bias; the BatchNorm is replaced by
     an identity. The folded model is checked against the original on `example_input` (eval
     mode); a difference above `atol` (relative to the output's scale) is an error. Returns the
-    folded model and the names of the folded BatchNorms.
+    folded model and the names of the folded BatchNorms. `model` itself is left as it was, train mode included.
     """
-    original = model.eval()
-    folded = copy.deepcopy(model).eval()
-    example_input = example_input.to(device_of(model))
+    with evaluating(check_module(model)):
+        forward(model, example_input.to(device_of(model)))  # an input it cannot take: one line, before any copy
+        return _folded(model, example_input, atol)
+
+
+def _folded(original: nn.Module, example_input: torch.Tensor, atol: float) -> tuple[nn.Module, list[str]]:
+    folded = copy.deepcopy(original).eval()
+    example_input = example_input.to(device_of(original))
     modules = dict(folded.named_modules())
     done = []
     for layer_name, bn_name in batchnorm_pairs(folded, example_input):

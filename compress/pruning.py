@@ -11,15 +11,16 @@ from torch import nn
 
 from edgewise.base.device import device_of
 from edgewise.base.errors import UserError
+from edgewise.compress.arguments import check_module, check_reference, run_on_samples
 from edgewise.compress.attention import written_out_copy
 from edgewise.compress.criteria import Criterion, get_criterion
 from edgewise.compress.detectors import detection_output
 from edgewise.compress.graph import ChannelGraph, PruningError
 from edgewise.compress.model_stats import RECURRENT_LAYERS, ModelCost, measure_cost
-from edgewise.compress.outputs import OutputKey, pick, scoring, shapes
+from edgewise.compress.outputs import OutputKey, scoring, shapes
 from edgewise.compress.ranking import Ranking
 from edgewise.compress.reference import ReferenceSamples
-from edgewise.compress.schedules import Schedule, get_schedule
+from edgewise.compress.schedules import MAX_STEPS, Schedule, get_schedule
 
 Plan = dict[str, list[int]]
 """Per channel group (named by its first layer), the ORIGINAL channel indices that are kept."""
@@ -104,7 +105,7 @@ def _remove(graph: ChannelGraph, removal: Plan, plan: Plan) -> int:
 
 def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = "lrp", rate: float = 0.5,
           schedule: str | Schedule = "oneshot", *, ranking: Ranking | None = None, ignore: tuple[str, ...] = (),
-          step: float = 0.05, sf: float = 0.5, max_steps: int = 50,
+          step: float = 0.05, sf: float = 0.5, max_steps: int = MAX_STEPS,
           criterion_options: dict[str, Any] | None = None,
           finetune: Callable[[nn.Module], None] | None = None,
           evaluate: Callable[[nn.Module], float] | None = None, output: OutputKey = None) -> PruneResult:
@@ -121,6 +122,8 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
     for detection samples, a known detector's class scores, see compress.detectors); the pruned
     model returns what the original did.
     """
+    check_module(model)
+    check_reference(ref)
     ranking = ranking or Ranking()
     _validate(rate, ranking)
     steps = get_schedule(schedule, rate=rate, step=step, sf=sf, max_steps=max_steps)
@@ -130,9 +133,7 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
     work = written_out_copy(model)
     input_shape = tuple(ref.x.shape[1:])
     example = ref.x[:1].to(device_of(work))
-    with torch.no_grad():
-        reference_output = work(example)
-    pick(reference_output, output)  # an output name the model lacks is refused before any work
+    reference_output = run_on_samples(work, ref, output, count=1)  # what the model cannot take, before any work
     reference_shapes = shapes(reference_output)
     before = measure_cost(work, input_shape, ref.x.dtype)
     graph = ChannelGraph(work, example, ignore)

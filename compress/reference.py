@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from edgewise.base.errors import UserError
-from edgewise.compress.tasks import OUTPUT_TASKS, TASKS
+from edgewise.compress.tasks import CLASS_TASKS, OUTPUT_TASKS, TASKS
 
 OUTPUT_SEEDS = ("onehot", "logit", "contrast")
 
@@ -42,6 +42,13 @@ class ReferenceSamples:
     detections: int = 10
 
     def __post_init__(self) -> None:
+        if not isinstance(self.x, torch.Tensor) or not isinstance(self.y, torch.Tensor):
+            raise UserError(f"reference samples take torch tensors, got x: {type(self.x).__name__}, y: "
+                            f"{type(self.y).__name__}", "convert them: ReferenceSamples(torch.as_tensor(x), "
+                            "torch.as_tensor(y))")
+        if self.task in CLASS_TASKS and (self.y.is_floating_point() or self.y.dtype == torch.bool):
+            raise UserError(f"{self.task} labels are class indices, got {str(self.y.dtype).removeprefix('torch.')} "
+                            "labels", "convert them: y.long()")
         if self.task not in TASKS:
             raise UserError(f"unknown task {self.task!r}", f"use one of {', '.join(TASKS)}")
         if self.task == "detection" and self.output == "contrast":

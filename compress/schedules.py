@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
     from edgewise.compress.ranking import Ranking
 
+MAX_STEPS = 50
+"""The most steps a schedule takes unless told otherwise: each step scores the whole network again."""
+
 Units = dict[str, list[int]]
 """Per channel group, unit indices in the group's current numbering."""
 
@@ -76,9 +79,9 @@ class Iterative(OneShot):
 
     name = "iterative"
 
-    def __init__(self, rate: float, step: float = 0.05) -> None:
+    def __init__(self, rate: float, step: float = 0.05, max_steps: int = MAX_STEPS) -> None:
         super().__init__(rate)
-        self.rates = iterative_rates(rate, step)
+        self.rates = iterative_rates(rate, step, max_steps)
 
 
 class Adaptive(Schedule):
@@ -87,7 +90,7 @@ class Adaptive(Schedule):
 
     name = "adaptive"
 
-    def __init__(self, sf: float = 0.5, max_steps: int = 50) -> None:
+    def __init__(self, sf: float = 0.5, max_steps: int = MAX_STEPS) -> None:
         if not 0.0 < sf < 1.0:
             raise UserError(f"sparsification factor SF must be in (0, 1), got {sf}", "use e.g. 0.3 to 0.9")
         self.sf, self.max_steps = sf, max_steps
@@ -113,7 +116,7 @@ class Adaptive(Schedule):
 
 
 SCHEDULES: Registry[type[Schedule]] = Registry("pruning schedule", "edgewise.schedules", {
-    "oneshot": OneShot, "iterative": Iterative, "adaptive": Adaptive})
+    "oneshot": OneShot, "iterative": Iterative, "adaptive": Adaptive}, product=f"{__name__}:Schedule")
 register_schedule = registrar(SCHEDULES)
 
 
@@ -124,14 +127,19 @@ def get_schedule(schedule: str | Schedule, **settings: Any) -> Schedule:
         return schedule
     factory = SCHEDULES.get(schedule)
     taken = inspect.signature(factory).parameters
-    return factory(**{k: v for k, v in settings.items() if k in taken})
+    return SCHEDULES.build(schedule, **{k: v for k, v in settings.items() if k in taken})
 
 
-def iterative_rates(target: float, step: float = 0.05) -> list[float]:
-    """Cumulative rates of Yeom et al.'s fixed steps: step, 2 x step, ... up to `target` (the last one exact)."""
+def iterative_rates(target: float, step: float = 0.05, max_steps: int = MAX_STEPS) -> list[float]:
+    """Cumulative rates of Yeom et al.'s fixed steps: step, 2 x step, ... up to `target` (the last one exact); more
+    than `max_steps` of them is refused before any is made (a step of 1e-9 would be 5e8 re-scorings)."""
     if not 0.0 < step < 1.0:
         raise UserError(f"iterative step must be in (0, 1), got {step}", "use e.g. 0.05 (5% of the channels per step)")
     count = math.ceil(round(target / step, 9))
+    if count > max_steps:
+        raise UserError(f"an iterative step of {step:g} takes {count:,} steps to reach the rate {target:g}, more than "
+                        f"the {max_steps} allowed", f"take a step of at least {target / max_steps:.3g}, or allow "
+                        f"more steps (max_steps in the Python API)")
     return [min(target, round((k + 1) * step, 9)) for k in range(count)]
 
 

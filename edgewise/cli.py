@@ -13,6 +13,7 @@ from rich.table import Table
 
 from edgewise import __version__
 from edgewise.base.errors import EdgewiseError, UserError, filesystem_error
+from edgewise.base.paths import MODEL_OR_BUNDLE, existing, named_inputs
 from edgewise.core.console import console
 
 if TYPE_CHECKING:
@@ -71,22 +72,23 @@ def run(
     are reused, so a repeated or interrupted run only does the missing work. A recipe with a
     `sweep:` runs every configuration as its own run and writes a report comparing them.
     """
-    from edgewise.pipeline import run_recipe
     from edgewise.recipe import load_recipe
-    from edgewise.sweep import run_sweep
 
     if jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {jobs}", "give the number of worker processes, e.g. --jobs 2")
-    parsed = load_recipe(recipe)
+    parsed = load_recipe(recipe)  # a recipe refused before torch and ray are imported
     if device is not None:
         parsed = _config(type(parsed), **{**parsed.model_dump(by_alias=True), "device": device})
+    if ray and not parsed.sweep:
+        raise UserError("--ray runs the configurations of a sweep, and this recipe has no sweep: section",
+                        "add a sweep: section (axes -> values), or run without --ray")
+    from edgewise.pipeline import run_recipe
+    from edgewise.sweep import run_sweep
+
     if parsed.sweep:
         swept = run_sweep(parsed, out=out, name=name, jobs=jobs, ray_address=ray, force=force or ())
         console.print(f"sweep directory: {swept.root}\nreport (html): {swept.reports['html']}")
         return
-    if ray:
-        raise UserError("--ray runs the configurations of a sweep, and this recipe has no sweep: section",
-                        "add a sweep: section (axes -> values), or run without --ray")
     result = run_recipe(parsed, out=out, name=name, force=force or ())
     console.print(f"run directory: {result.root}")
     for kind in ("html", "markdown"):
@@ -130,6 +132,7 @@ def prune(
     score: Annotated[str | None, typer.Option(help=SCORE_HELP + ".")] = None,
 ) -> None:
     """Prune a model's channels (physically removed) and print the per-layer report."""
+    named_inputs(model, data, code)
     _allow(code)
     from edgewise.commands import prune_detector_file, prune_file
     from edgewise.stages.prune_config import PruneConfig
@@ -137,6 +140,11 @@ def prune(
     malformed = [r for r in rule or [] if r.count("=") != 1]
     if malformed:
         raise UserError(f"--rule {malformed[0]} is not KIND=RULE", "give e.g. --rule conv=alpha2beta1")
+    kinds = [r.split("=")[0] for r in rule or []]
+    twice = sorted({k for k in kinds if kinds.count(k) > 1})
+    if twice:
+        raise UserError(f"--rule gives the layer kind {twice[0]} more than one rule "
+                        f"({', '.join(r for r in rule if r.startswith(twice[0] + '='))})", "give one rule per kind")
     config = _config(PruneConfig, criterion=criterion, rate=rate, schedule=schedule, scope=scope,
                      max_layer_rate=max_layer_rate, round_to=round_to, samples_per_class=samples,
                      ignore=ignore or [], options={"rules": dict(r.split("=") for r in rule)} if rule else {})
@@ -226,6 +234,7 @@ def quantize(
     score: Annotated[str | None, typer.Option(help=SCORE_HELP + ".")] = None,
 ) -> None:
     """Quantize a model's weights (uniform, ECQ or ECQx) and print sparsity and entropy per layer."""
+    named_inputs(model, data, code)
     _allow(code)
     from edgewise.commands import quantize_file
     from edgewise.stages.quantize_config import QuantizeConfig
@@ -260,6 +269,7 @@ def encode(
     out: Annotated[Path, typer.Option("--out", "-o", help="The NNCodec bitstream to write (.nnc).")],
 ) -> None:
     """Code quantized weights losslessly with NNCodec; the round trip is checked before writing."""
+    named_inputs(records)
     from edgewise.commands import encode_file
 
     stream = encode_file(records, out)
@@ -273,6 +283,7 @@ def decode(
     out: Annotated[Path, typer.Option("--out", "-o", help="Records file to write (.npz).")],
 ) -> None:
     """Decode an NNCodec bitstream back into quantized records; a damaged file is an error."""
+    named_inputs(bitstream)
     from edgewise.commands import decode_file
 
     layers, _ = decode_file(bitstream, out)
@@ -303,6 +314,7 @@ def export_command(
 ) -> None:
     """Export a model to ONNX (pruned shapes, INT4 weights with --records, 8-bit activations with --w4a8), verified
     against torch."""
+    named_inputs(model, records, data, code)
     _allow(code)
     from edgewise.commands import export_file
     from edgewise.stages.export_config import W4A8Config
@@ -348,6 +360,7 @@ def deploy(
     = None,
 ) -> None:
     """Write a deploy bundle: ONNX, bitstream, manifest with hashes and probe, the board runner (run.py)."""
+    named_inputs(model, records, bitstream, data, code)
     _allow(code)
     from edgewise.commands import deploy_file
 
@@ -369,6 +382,7 @@ def emulate(
 ) -> None:
     """Run a 4-bit MLP or CNN through the FantastIC4 integer kernel and print the emulated per-layer costs (a
     convolution as its weight matrix times one input vector per output pixel)."""
+    named_inputs(model, data)
     from edgewise.commands import emulate_file
 
     _, costs, accuracy = emulate_file(model, target, data, activation_bits, acc_bits, calibrator)
@@ -430,6 +444,8 @@ def bench_command(
     out: Annotated[Path | None, typer.Option(help="Write the result record as JSON here.")] = None,
 ) -> None:
     """Latency, memory and energy of a model on a target, each marked measured, emulated, estimated or unavailable."""
+    named_inputs(model, arrays, result)
+    existing(model, MODEL_OR_BUNDLE)
     from edgewise.base.atomic import write_json
     from edgewise.bench.benchmark import benchmark
     from edgewise.bench.target_bench import BenchConfig
@@ -440,8 +456,6 @@ def bench_command(
     except ValueError:
         raise UserError(f"--cpus {cpus!r} is not a comma-separated list of CPU numbers",
                         "use e.g. --cpus 0,1") from None
-    if batch is not None and batch < 1:
-        raise UserError(f"--batch {batch} is not a batch size", "give --batch 1 or more")
     config = BenchConfig(iterations=iterations, duration_s=duration, threads=threads, cpus=pinned, backend=backend,
                          energy_window_s=energy_window, energy_repeats=energy_repeats)
     record = benchmark(model, target, config, result, inputs or (), arrays, batch, precision)

@@ -177,6 +177,7 @@ def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | Non
     without labels is scored (edgewise.zoo.agreement.SCORES; default: as the source's outputs say)."""
     distinct_output(out, model, data)
     distinct_output(Path(out).with_suffix(".prune.json"), model, data)
+    _reads_classes(config, classes)
     module, card, dataset = resolve_model(model, data, resolve_device(device), trusted, score=score)
     class_ids = None
     if classes:
@@ -193,6 +194,14 @@ def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | Non
     write_json(out.with_suffix(".prune.json"), result.summary())
     return result, Outcome(score_name(dataset), _test_score(module, dataset), _test_score(result.model, dataset), out,
                            out.stat().st_size)
+
+
+def _reads_classes(config: PruneConfig, classes: list[str] | None) -> None:
+    """Refuse classes for a criterion they cannot change (l1, random): the cut would be the plain one, unasked."""
+    if classes and not compress.get_criterion(config.criterion, **config.options).class_specific:
+        raise UserError(f"criterion {config.criterion} reads no samples, so --class {' '.join(classes)} would change "
+                        "nothing", "score a class-specific expert with a criterion that reads the samples (lrp, "
+                        "gradient, taylor, hrank, apoz, activation), or drop --class")
 
 
 def detection_images(path: str | Path) -> torch.Tensor:
@@ -234,6 +243,7 @@ def prune_detector_file(model: str, out: str | Path, config: PruneConfig, images
     restricted to `classes` (ids or the model's class names), on `device`; write the pruned model and its report
     JSON to `out`."""
     distinct_output(out, model, images)
+    _reads_classes(config, classes)
     x = detection_images(images)
     module, card = converted_onnx(model, x[:4]) if model.endswith(".onnx") else load_model(model, trusted)
     module = on_device(module, resolve_device(device))
@@ -272,8 +282,10 @@ def quantize_file(model: str, out: str | Path, config: QuantizeConfig,
         module, folded = compress.fold_batchnorm(module, dataset.val.x[:8])
     result = quantize_model(module, dataset, config)
     out = Path(out)
-    save_model(result.model, out, {**_with_source(card, model), "stage": f"{config.method} {config.bits}-bit"})
+    # the records first and the model last: a run killed between the two leaves no new model file that looks
+    # finished without its records (an older model beside the new records is refused by export's weight check)
     save_records(out.with_suffix(".npz"), result.records, compress.floats_of(result.model, result.records))
+    save_model(result.model, out, {**_with_source(card, model), "stage": f"{config.method} {config.bits}-bit"})
     write_json(out.with_suffix(".quantize.json"), result.summary())
     from edgewise.compress.size import packed_bytes
 
@@ -408,15 +420,23 @@ def _against_source(source: Path, exported: Path, dataset: Dataset) -> dict[str,
     return {"source_onnx": str(source), "source_score": shipped_score(source, dataset), "source_agreement": agreement}
 
 
-def _check_bitstream(path: Path, layers: dict | None) -> None:
-    """A bitstream to ship must decode, and code the records' levels when records are given (not another model's)."""
+def _check_bitstream(path: Path, layers: dict | None, module: nn.Module) -> None:
+    """A bitstream to ship must decode and code this model: the records' levels when records are given, else the
+    model's own weights (a quantized model holds its grid values), never another model's."""
     if not path.is_file():
         raise UserError(f"bitstream {path} does not exist", "give the .nnc that `edgewise encode` wrote")
     decoded, _ = compress.decode(path.read_bytes())
-    if layers is not None and (set(decoded) != set(layers) or any(
-            not np.array_equal(decoded[name].levels, record.levels) for name, record in layers.items())):
-        raise UserError(f"bitstream {path} codes other weights than the records given",
-                        "encode these records (edgewise encode RECORDS -o model.nnc) and ship that")
+    if layers is not None:
+        other = set(decoded) != set(layers) or any(not np.array_equal(decoded[name].levels, record.levels)
+                                                   for name, record in layers.items())
+    else:
+        state = module.state_dict()
+        other = any(r.weight_key not in state or tuple(state[r.weight_key].shape) != r.levels.shape
+                    or not np.allclose(state[r.weight_key].detach().cpu().numpy(), r.dequantize(), rtol=1e-5,
+                                       atol=1e-6) for r in decoded.values())
+    if other:
+        raise UserError(f"bitstream {path} codes other weights than the {'records given' if layers else 'model'}",
+                        "encode this model's records (edgewise encode RECORDS -o model.nnc) and ship that")
 
 
 def deploy_file(model: str, out: str | Path, records: str | Path | None = None, bitstream: str | Path | None = None,
@@ -436,7 +456,7 @@ def deploy_file(model: str, out: str | Path, records: str | Path | None = None, 
     module, _, dataset = resolve_model(model, data, trusted=trusted)
     layers = load_records(records)[0] if records else None
     if bitstream is not None:
-        _check_bitstream(Path(bitstream), layers)
+        _check_bitstream(Path(bitstream), layers, module)
     probe = dataset.test.x[:4]
     with tempfile.TemporaryDirectory() as scratch:
         onnx_path = Path(scratch) / "model.onnx"

@@ -15,7 +15,9 @@ import torch
 from torch import nn
 
 from edgewise.base.atomic import atomic_path
+from edgewise.base.device import device_of
 from edgewise.base.records import QuantizedLayer
+from edgewise.compress.arguments import check_module, evaluating, forward
 from edgewise.export.errors import ExportError
 from edgewise.export.int4 import quantize_graph
 from edgewise.export.integrity import stamp
@@ -50,9 +52,15 @@ def export_proto(model: nn.Module, example_input: torch.Tensor, dynamic_batch: b
     """The model as an ONNX ModelProto via torch's dynamo exporter (opset 21, batch dimension dynamic); a model that
     carries its own ONNX graph (`to_onnx_proto`, as edgewise.onnxin's converted graphs do) is written as that graph
     with its current weights. Either way its weights are named as the records name them (export.weight_names)."""
+    check_module(model)
     if callable(getattr(model, "to_onnx_proto", None)):
         return name_weights(model.to_onnx_proto(), model)
-    model = model.eval()
+    with evaluating(model):  # the caller's model keeps its train mode
+        forward(model, example_input.to(device_of(model)))  # an input it cannot take: one line, not the exporter log
+        return name_weights(_dynamo_proto(model, example_input, dynamic_batch), model)
+
+
+def _dynamo_proto(model: nn.Module, example_input: torch.Tensor, dynamic_batch: bool) -> onnx.ModelProto:
     shapes = None
     if dynamic_batch:
         shapes = ({0: torch.export.Dim("batch", min=1, max=65536)},)
@@ -67,7 +75,7 @@ def export_proto(model: nn.Module, example_input: torch.Tensor, dynamic_batch: b
         raise ExportError(f"torch.onnx cannot export this model: {type(exc).__name__}: {str(exc).splitlines()[0]}",
                           "the model needs operators the exporter supports (no data-dependent control flow)"
                           ) from None
-    return name_weights(program.model_proto, model)
+    return program.model_proto
 
 
 def to_onnx(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLike[str],

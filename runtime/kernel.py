@@ -163,11 +163,26 @@ def _float_layer(a: np.ndarray, record: QuantizedLayer, conv: Window | None) -> 
     return rows_to_maps(rows @ w.T + bias, len(a), size)
 
 
+def check_input(columns: int, conv: Window | None, x: np.ndarray, name: str) -> None:
+    """Refuse inputs `x` (batch first) that the first layer (`columns` weights per output, its convolution window)
+    cannot take: a linear layer's input width, a convolution's channels (numpy's matmul error named neither the
+    layer nor the data)."""
+    if conv is None:
+        wanted, given, what = columns, int(np.prod(np.shape(x)[1:])), "values"
+    else:
+        wanted, what = columns // (conv.kernel[0] * conv.kernel[1]), "channels"
+        given = np.shape(x)[1] if np.ndim(x) == 4 else None
+    if given != wanted:
+        raise UserError(f"the first layer {name} takes {wanted} input {what} per sample, and the data's samples are of "
+                        f"shape {tuple(np.shape(x)[1:])}", "give data of the size the model was trained on (--data)")
+
+
 def calibrated_scales(records: list[QuantizedLayer], calibration: np.ndarray, bits: int, calibrator: str
                       ) -> tuple[list[float], bool]:
     """Each layer's input scale from the range `calibrator` finds over the calibration inputs carried through the
     float layers (ReLU and max pooling between them), and whether the first input is signed."""
     x = np.asarray(calibration, dtype=np.float64)
+    check_input(records[0].levels[0].size, layer_geometry(records[0])[0], x, records[0].name)
     signed = bool((x < 0).any())
     scales = []
     a = x
@@ -265,6 +280,8 @@ class IntegerMLP:
         """Inputs as integers at the first layer's activation scale: (batch, features), or as given for a network
         that starts with a convolution."""
         x = np.asarray(x, dtype=np.float64)
+        first = self.layers[0]
+        check_input(first.levels.shape[1], first.conv, x, first.name)
         flat = x if self.layers[0].conv is not None else x.reshape(len(x), -1)
         return quantize_input(flat, self.layers[0].input_scale, self.activation_bits, self.input_signed)
 

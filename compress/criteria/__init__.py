@@ -28,7 +28,7 @@ CRITERIA: Registry[Callable[..., Criterion]] = Registry("pruning criterion", "ed
     "apoz": f"{_HERE}.activation:APoZCriterion",
     "activation": f"{_HERE}.activation:ActivationCriterion",
     "random": f"{_HERE}.random:RandomCriterion",
-})
+}, product=f"{_HERE}.base:Criterion")
 register_criterion = registrar(CRITERIA)
 
 
@@ -44,7 +44,7 @@ def get_criterion(criterion: str | Criterion, **options: Any) -> Criterion:
     if unknown:  # named before building: a TypeError from deep inside would not say which options it takes
         raise UserError(f"criterion {criterion!r} takes no option {', '.join(unknown)}",
                         f"its options are {', '.join(accepted) or 'none'}")
-    return factory(**options)
+    return CRITERIA.build(criterion, **options)
 
 
 def __getattr__(name: str) -> Any:

@@ -23,8 +23,11 @@ QUANTIZERS: Registry[type[Quantizer]] = Registry("quantization method", "edgewis
     "uniform": f"{_HERE}.uniform:UniformQuantizer",
     "ecq": f"{_HERE}.entropy_constrained:ECQQuantizer",
     "ecqx": f"{_HERE}.entropy_constrained:ECQxQuantizer",
-})
+}, product=f"{_HERE}.base:Quantizer")
 register_quantizer = registrar(QUANTIZERS)
+
+LAMBDA_LIMIT = 10.0
+"""The largest entropy constraint ECQ takes: far past the point where every weight of a layer is zero."""
 
 BUILTIN_SETTINGS = {"uniform": ("per_channel", "block", "rounding"), "ecq": ("lam", "block", "rounding", "per_channel"),
                     "ecqx": ("lam", "rho", "p", "block", "rounding", "per_channel")}
@@ -55,10 +58,11 @@ def get_quantizer(method: str | Quantizer, **settings: Any) -> Quantizer:
     if unknown:
         raise UserError(f"quantizer {method!r} takes no setting {', '.join(unknown)}",
                         f"its settings are {', '.join(accepted) or 'none'}")
-    return QUANTIZERS.get(method)(**settings)
+    return QUANTIZERS.build(method, **settings)
 
 
 __getattr__, __dir__ = lazy_attributes(__name__, {"quantize": ".apply", "Quantizer": ".base",
                                                   "QuantizedModel": ".model"})
-__all__ = ["QUANTIZERS", "QuantizedModel", "Quantizer", "get_quantizer", "quantize", "quantizer_settings",
+__all__ = ["LAMBDA_LIMIT", "QUANTIZERS", "QuantizedModel", "Quantizer", "get_quantizer", "quantize",
+           "quantizer_settings",
            "register_quantizer"]

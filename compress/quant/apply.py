@@ -6,13 +6,12 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-import torch
 from torch import nn
 
 from edgewise.base.device import device_of
-from edgewise.base.errors import UserError
+from edgewise.compress.arguments import check_bits, check_module, check_reference, run_on_samples
 from edgewise.compress.detectors import detection_output
-from edgewise.compress.outputs import OutputKey, pick, scoring
+from edgewise.compress.outputs import OutputKey, scoring
 from edgewise.compress.quant import get_quantizer
 from edgewise.compress.quant.base import Quantizer
 from edgewise.compress.quant.model import QuantizedModel, weight_layers_to_quantize
@@ -34,18 +33,20 @@ def quantize(model: nn.Module, method: str | Quantizer = "ecq", bits: int = 4, *
     not a class score, has its relevance taken at the tensor `output` names, as in `prune` (for
     detection samples by default a known detector's class scores). The input model is not changed.
     """
+    check_module(model)
+    bits = check_bits(bits)
     quantizer = get_quantizer(method, **settings)
-    if not 2 <= bits <= 8:
-        raise UserError(f"bit width must be within 2..8, got {bits}", "use e.g. 4")
+    if ref is not None:
+        check_reference(ref)
     if output is None and ref is not None and ref.task == "detection":
         output = detection_output(model)
     work = copy.deepcopy(model).eval()
+    if ref is not None:  # inputs the model does not take, labels outside its classes, an output name it lacks
+        run_on_samples(work, ref, output, count=1)
     layers = weight_layers_to_quantize(work, ignore)
     trainer = train if quantizer.trainable else None
     if ref is None or not quantizer.needs_reference or trainer is not None:
         return quantizer.quantize(work, layers, bits, ref, trainer)
     example = ref.x[:1].to(device_of(work))
-    with torch.no_grad():  # an output name the model lacks is refused before any work
-        pick(work(example), output)
     with scoring(work, example, output):
         return quantizer.quantize(work, layers, bits, ref, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -12,7 +13,9 @@ from torch import nn
 from edgewise.base.errors import UserError
 from edgewise.base.grid import blocked_steps, check_block
 from edgewise.base.records import QuantizedLayer
+from edgewise.compress.arguments import check_finite
 from edgewise.compress.layers import output_axis
+from edgewise.compress.quant import LAMBDA_LIMIT
 from edgewise.compress.quant.base import Quantizer
 from edgewise.compress.quant.ecq import EntropyCost, assign, cluster_pmf, lambda_max
 from edgewise.compress.quant.grid import ecq_channel_steps, ecq_grid
@@ -127,8 +130,7 @@ class ECQQuantizer(Quantizer):
 
     def __init__(self, lam: float = 0.05, block: int | None = None, rounding: str = "auto",
                  per_channel: bool = False) -> None:
-        if lam < 0:
-            raise UserError(f"lambda must be >= 0, got {lam}", "use e.g. 0.05 (larger: sparser, smaller files)")
+        check_finite(lam, "lambda", 0.0, LAMBDA_LIMIT, "use e.g. 0.05 (larger: sparser, smaller files)")
         check_block(block)
         check_rounding(rounding)
         if per_channel and block is not None:
@@ -171,7 +173,10 @@ class ECQxQuantizer(ECQQuantizer):
     def __init__(self, lam: float = 0.05, rho: float = 2.0, p: float = 0.1, block: int | None = None,
                  rounding: str = "auto", per_channel: bool = False) -> None:
         super().__init__(lam, block, rounding, per_channel)
-        self.rho, self.p = rho, p
+        if check_finite(rho, "rho", 0.0, math.inf, "use e.g. 2.0 (the relevance's weight)") == 0.0:
+            raise UserError("rho must be above 0, got 0", "use e.g. 2.0 (the relevance's weight)")
+        self.rho = rho
+        self.p = check_finite(p, "p", 0.0, 1.0, "use e.g. 0.1 (the share of weights the relevance guards)")
 
     def relevance(self, model: nn.Module, ref: ReferenceSamples | None, names: set[str]
                   ) -> dict[str, torch.Tensor] | None:

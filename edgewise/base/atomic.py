@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -47,12 +48,19 @@ def _running(pid: int) -> bool:
 def stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
     """The leftover temporaries under `folder` whose writing process no longer runs: safe to remove without a lock
     (a folder many processes write into, such as the model cache)."""
-    stale = []
-    for path in leftover_temporaries(folder):
-        pid = path.name.split(".")[-3] if path.name.count(".") >= 4 else ""
-        if pid.isdigit() and not _running(int(pid)):
-            stale.append(path)
-    return stale
+    return [path for path in leftover_temporaries(folder) if _dead_writer(path)]
+
+
+def _dead_writer(path: Path) -> bool:
+    """Whether the process whose pid the temporary's name holds (`.<name>.<pid>.<random>.tmp`) no longer runs."""
+    pid = path.name.split(".")[-3] if path.name.count(".") >= 4 else ""
+    return pid.isdigit() and not _running(int(pid))
+
+
+def _stale_writes(dest: Path) -> list[Path]:
+    """The temporaries `atomic_path` made for `dest` in processes that no longer run."""
+    pattern = f"{glob.escape(f'.{dest.name[:200]}.')}*.*{TEMPORARY_SUFFIX}"
+    return [path for path in dest.parent.glob(pattern) if not path.is_dir() and _dead_writer(path)]
 
 
 def _umask() -> int:
@@ -81,6 +89,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise UserError(f"{dest} is a directory, where a file is to be written", "give the path of a file in it")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
+        for leftover in _stale_writes(dest):  # a killed earlier write of this very file: nothing else will remove it
+            leftover.unlink(missing_ok=True)
         # the writer's pid in the name: a killed writer's leftovers can be told from a live one's (stale_temporaries)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name[:200]}.{os.getpid()}.", suffix=TEMPORARY_SUFFIX,
                                         dir=dest.parent)

@@ -48,6 +48,8 @@ _FILESYSTEM = {
     20: ("a part of the path is a file, not a folder", "give a path whose parents are folders"),
     21: ("is a folder, where a file is needed", "give the path of a file"),
     24: ("too many open files", "raise the limit (ulimit -n) or run fewer jobs at once"),
+    27: ("the file is larger than this process or file system allows", "raise the limit (ulimit -f), or write to "
+         "another file system"),
     28: ("no space left on the device", "free some space, or write somewhere else"),
     30: ("the file system is read-only", "write somewhere writable (-o, --out, EDGEWISE_CACHE)"),
     36: ("a file name is too long (file systems take 255 bytes a name)", "give a shorter name"),

@@ -35,6 +35,36 @@ def regular_file(path: str | os.PathLike[str], role: str, fix: str) -> Path:
     return file
 
 
+INPUT_FILES = {".pt": ("model file", "give the path of a .pt file saved by Edgewise or torch.save"),
+               ".pth": ("model file", "give the path of a .pt file saved by Edgewise or torch.save"),
+               ".onnx": ("ONNX file", "give the path of an .onnx file"),
+               ".npz": ("data or records file", "give the path of an .npz file"),
+               ".nnc": ("bitstream", "give the path of a .nnc file written by `edgewise encode`"),
+               ".py": ("code file", "give the path of the .py file that defines the model's classes")}
+"""The files a command names by suffix, what they are called in an error, and the fix."""
+
+
+def named_inputs(*values: str | os.PathLike[str] | None) -> None:
+    """Refuse, before any heavy import, an argument that names an input file by its suffix (a model, an ONNX file,
+    an .npz, a bitstream) and is not a readable regular file: a missing path is one line in well under a second,
+    not a traceback after torch has loaded. Zoo and data names, folders and None pass."""
+    for value in values:
+        if value is not None and Path(value).suffix.lower() in INPUT_FILES:
+            regular_file(value, *INPUT_FILES[Path(value).suffix.lower()])
+
+
+MODEL_OR_BUNDLE = "give an .onnx file or a deploy bundle's folder (edgewise export, edgewise deploy)"
+"""The fix for a benchmarked path that is not there."""
+
+
+def existing(path: str | os.PathLike[str], fix: str) -> Path:
+    """`path` as a Path when something (a file or a folder) is there; otherwise a UserError saying it does not
+    exist, with `fix`."""
+    if not os.path.lexists(path):
+        raise UserError(f"{path} does not exist", fix)
+    return Path(path)
+
+
 def distinct_output(out: str | os.PathLike[str], *inputs: str | os.PathLike[str] | None) -> None:
     """Refuse an output path that is one of the command's inputs (the same file by any name: a relative path, a
     symlink, a hard link): writing it would destroy the input the command is reading."""

@@ -9,6 +9,7 @@ the runtime can load them without torch.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import zipfile
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edgewise.base.atomic import atomic_path
+from edgewise.base.atomic import write_bytes
 from edgewise.base.digest import tensors_digest
 from edgewise.base.errors import UserError, first_line
 from edgewise.base.grid import MULTIPLIER_MAX, expand_blocks, input_axis_of, multiplied
@@ -156,9 +157,11 @@ def save_records(path: str | os.PathLike[str], records: dict[str, QuantizedLayer
         arrays[f"f{i}"] = np.asarray(floats[name], dtype=np.float32)
     header["sha256"] = _digest(arrays)
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    return Path(path)
+    # the archive is made in memory and written in one piece: a write the disk refuses then fails in write_bytes,
+    # not inside numpy's open zip file (whose later clean-up printed a second traceback)
+    archive = io.BytesIO()
+    np.savez(archive, **arrays)
+    return write_bytes(path, archive.getvalue())
 
 
 def load_records(path: str | os.PathLike[str]) -> tuple[dict[str, QuantizedLayer], dict[str, np.ndarray]]:

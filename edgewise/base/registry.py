@@ -19,13 +19,20 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Plug-ins of one `kind` by name; `group` is the entry-point group other packages register theirs under."""
+    """Plug-ins of one `kind` by name; `group` is the entry-point group other packages register theirs under.
 
-    def __init__(self, kind: str, group: str, builtin: dict[str, str | T] | None = None) -> None:
-        self.kind, self.group = kind, group
+    `product` ("module:Class") is what calling an entry must build (a Criterion, a Quantizer): an
+    entry that is not callable, or that builds something else, is refused by name where it is used
+    (`build`), not found later as an AttributeError deep inside the work.
+    """
+
+    def __init__(self, kind: str, group: str, builtin: dict[str, str | T] | None = None,
+                 product: str | None = None) -> None:
+        self.kind, self.group, self.product = kind, group, product
         self._builtin: dict[str, str | T] = dict(builtin or {})
         self._entries: dict[str, str | T] = dict(self._builtin)
         self._loaded: dict[str, T] = {}
+        self._clashes: dict[str, list[str]] = {}
         self._discovered = False
 
     def register(self, name: str, plugin: T | None = None, *, replace: bool = False) -> Any:
@@ -53,13 +60,17 @@ class Registry(Generic[T]):
         return name in self._builtin and self._entries.get(name) is self._builtin[name]
 
     def _discover(self) -> None:
-        """Add the entry points of other installed packages (once; a name the kit has keeps the kit's entry)."""
+        """Add the entry points of other installed packages (once; a name the kit has keeps the kit's entry, and a
+        name two packages give is remembered as a clash, refused when used: neither may win unnoticed)."""
         if self._discovered:
             return
         self._discovered = True
         from importlib.metadata import entry_points
 
         for point in entry_points(group=self.group):
+            taken = self._entries.get(point.name)
+            if type(taken).__name__ == "EntryPoint" and taken.value != point.value:
+                self._clashes.setdefault(point.name, [_origin(taken)]).append(_origin(point))
             self._entries.setdefault(point.name, point)
 
     def names(self) -> tuple[str, ...]:
@@ -73,6 +84,9 @@ class Registry(Generic[T]):
             return self._loaded[name]
         if name not in self.names():
             raise UserError(f"unknown {self.kind} {name!r}", f"use one of {', '.join(self.names())}")
+        if name in self._clashes:
+            raise UserError(f"{len(self._clashes[name])} installed packages register the {self.kind} {name!r}: "
+                            f"{'; '.join(self._clashes[name])}", "uninstall all but one of them")
         entry = self._entries[name]
         if isinstance(entry, str):
             module, _, attribute = entry.partition(":")
@@ -80,14 +94,34 @@ class Registry(Generic[T]):
         elif type(entry).__name__ == "EntryPoint":
             try:
                 value = entry.load()
-            except Exception as exc:  # another package's import error: name the plug-in it broke
-                raise UserError(f"the {self.kind} {name!r} ({entry.value}, entry point of {self.group}) cannot be "
-                                f"loaded: {type(exc).__name__}: {exc}", "fix or uninstall the package that provides "
-                                "it") from None
+            except (Exception, SystemExit) as exc:  # another package's import error (or exit): name what it broke
+                raise UserError(f"the {self.kind} {name!r} ({_origin(entry)}, entry point of {self.group}) cannot "
+                                f"be loaded: {type(exc).__name__}: {exc}", "fix or uninstall the package that "
+                                "provides it") from None
         else:
             value = entry
+        if self.product is not None and not callable(value):
+            raise UserError(f"the {self.kind} {name!r} is {type(value).__name__} {value!r:.60}, not a class or "
+                            f"function that builds a {self.product.rpartition(':')[2]}", self._fix(name))
         self._loaded[name] = value
         return value
+
+    def build(self, name: str, **settings: Any) -> Any:
+        """The entry `name` called with `settings`: what it builds must be a `product`, else a UserError naming the
+        plug-in and what it built instead."""
+        built = self.get(name)(**settings)
+        if self.product is not None:
+            module, _, attribute = self.product.partition(":")
+            product = getattr(importlib.import_module(module), attribute)
+            if not isinstance(built, product):
+                raise UserError(f"the {self.kind} {name!r} built {type(built).__name__} {built!r:.60}, not a "
+                                f"{attribute}", self._fix(name))
+        return built
+
+    def _fix(self, name: str) -> str:
+        entry = self._entries[name]
+        where = f"the entry point {_origin(entry)}" if type(entry).__name__ == "EntryPoint" else "what was registered"
+        return f"make {where} a subclass of {self.product.replace(':', '.')} (or a function returning one)"
 
     def known(self, value: Any) -> Any:
         """`value` (a name, or a list of names) when every one is registered, else the ValueError a recipe's field
@@ -99,6 +133,12 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def _origin(point: Any) -> str:
+    """An entry point as `module:attribute` and the distribution that declares it, where known."""
+    dist = getattr(point, "dist", None)
+    return f"{point.value} from {dist.name}" if dist is not None else point.value
 
 
 def registrar(registry: Registry[T]) -> Callable[..., Any]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from edgewise.base.errors import UserError
 from edgewise.compress.criteria import CRITERIA
-from edgewise.compress.schedules import SCHEDULES
+from edgewise.compress.schedules import SCHEDULES, iterative_rates
 from edgewise.zoo.training_config import FinetuneConfig
 
 
@@ -35,6 +36,15 @@ class PruneConfig(BaseModel):
                                                            "gradient and Taylor scores")
     options: dict[str, Any] = Field(default_factory=dict, description="criterion options, e.g. LRP rules")
     finetune: FinetuneConfig | None = None
+
+    @model_validator(mode="after")
+    def _steps_that_end(self) -> PruneConfig:
+        if self.schedule == "iterative":
+            try:
+                iterative_rates(self.rate, self.step)
+            except UserError as exc:
+                raise ValueError(f"{exc.problem}; {exc.fix}") from None
+        return self
 
     def ranking(self) -> Any:
         """The compress.Ranking these settings describe."""

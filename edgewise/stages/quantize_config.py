@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edgewise.base.errors import UserError
-from edgewise.compress.quant import QUANTIZERS, quantizer_settings
+from edgewise.compress.quant import LAMBDA_LIMIT, QUANTIZERS, quantizer_settings
 from edgewise.zoo.training_config import QATConfig
 
 QUANTIZER_FIELDS = {"lam": "lambda", "per_channel": "per_channel", "block": "block", "rho": "rho", "p": "p",
@@ -22,7 +22,7 @@ class QuantizeConfig(BaseModel):
     method: Annotated[str, AfterValidator(QUANTIZERS.known)] = Field(
         "ecqx", description="a registered quantizer (edgewise.compress.quant.QUANTIZERS)")
     bits: int = Field(4, ge=2, le=8)
-    lam: float = Field(0.05, ge=0.0, le=10.0, alias="lambda")
+    lam: float = Field(0.05, ge=0.0, le=LAMBDA_LIMIT, alias="lambda")
     per_channel: bool = Field(False, description="one step per output channel (ECQ/ECQx: the levels and their "
                               "entropy stay the layer's)")
     block: int | None = Field(None, description="one step per block of this many weights along the input axis (16, "

@@ -21,6 +21,25 @@ def test_iterative_rates():
         iterative_rates(0.5, 0.0)
 
 
+@pytest.mark.parametrize("step", [1e-9, 0.009])
+def test_more_iterative_steps_than_allowed_are_refused_before_any_is_made(step):
+    """A step of 1e-9 built 5e8 cumulative rates and ended in a MemoryError after 425 s."""
+    with pytest.raises(UserError, match="more than the 50 allowed") as caught:
+        iterative_rates(0.5, step)
+    assert "at least 0.01" in caught.value.fix
+    assert len(iterative_rates(0.5, 0.001, max_steps=500)) == 500
+
+
+def test_a_recipe_with_an_endless_schedule_fails_its_check():
+    from pydantic import ValidationError
+
+    from edgewise.stages.prune_config import PruneConfig
+
+    with pytest.raises(ValidationError, match="500,000,000 steps"):
+        PruneConfig(rate=0.5, schedule="iterative", step=1e-9)
+    assert PruneConfig(rate=0.5, schedule="oneshot", step=1e-9).step == 1e-9  # a one-shot cut takes no steps
+
+
 def test_sf_out_of_range():
     with pytest.raises(UserError, match="SF"):
         predicted_remaining(100, 1.2)

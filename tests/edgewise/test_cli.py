@@ -260,14 +260,15 @@ def test_prune_detect_prunes_a_yolo_file_by_its_own_detections(tmp_path, edgewis
     assert no_images.returncode == 2 and "--detect needs reference images" in no_images.stderr
 
 
-def test_ctrl_c_says_what_is_kept(monkeypatch, edgewise):
+def test_ctrl_c_says_what_is_kept(monkeypatch, edgewise, tmp_path):
     from edgewise import commands
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(commands, "encode_file", interrupted)
-    result = edgewise("encode", "missing.npz", "-o", "x.nnc")
+    (tmp_path / "q.npz").write_bytes(b"records")
+    result = edgewise("encode", str(tmp_path / "q.npz"), "-o", str(tmp_path / "x.nnc"))
     assert result.returncode == 130 and "interrupted; no file was left half-written" in result.stderr
 
 

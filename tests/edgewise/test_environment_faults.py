@@ -189,3 +189,43 @@ def test_a_name_that_is_not_utf8_in_the_c_locale_with_stdin_closed(tmp_path, dig
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     assert (tmp_path / f"{name}-pruned.pt").is_file()
     assert b"written to" in result.stderr
+
+
+def _file_size_limit(limit: int):
+    """For a child process: writes past `limit` bytes fail with EFBIG instead of killing it (SIGXFSZ ignored), the
+    way a full disk fails a write halfway."""
+    import resource
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@pytest.mark.parametrize("command", ["decode", "encode", "quantize"])
+def test_a_write_cut_short_is_one_line_and_leaves_nothing(tmp_path, command):
+    """`decode` onto a full disk printed the clear error and then numpy's zip file's "Exception ignored" traceback."""
+    import torch
+
+    from edgewise import compress
+    from edgewise.base.records import save_records
+    from edgewise.core.modelio import save_model
+    from edgewise.zoo.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("mlp", (1, 8, 8), 10, hidden=[64]).eval()
+    q = compress.quantize(model, "uniform", 4)
+    save_records(tmp_path / "q.npz", q.records, compress.floats_of(q.model, q.records))
+    (tmp_path / "q.nnc").write_bytes(compress.encode(q.records, compress.floats_of(q.model, q.records)).data)
+    save_model(model, tmp_path / "m.pt", {"data_spec": {"name": "digits"}, "input_shape": [1, 8, 8],
+                                          "task": "classification"})
+    argv = {"decode": ["decode", "q.nnc", "-o", "out/back.npz"], "encode": ["encode", "q.npz", "-o", "out/q.nnc"],
+            "quantize": ["quantize", "m.pt", "-o", "out/q.pt", "--method", "uniform", "--rounding", "nearest"]}
+    (tmp_path / "out").mkdir()
+    done = subprocess.run([sys.executable, "-m", "edgewise", *argv[command]], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, preexec_fn=_file_size_limit(1024),
+                          env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 2, done.stderr
+    assert "larger than this process or file system allows" in done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+    assert list((tmp_path / "out").iterdir()) == []

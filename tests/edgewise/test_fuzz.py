@@ -237,6 +237,13 @@ def _cases() -> list[tuple[str, list[str]]]:
     add("deploy-onto-a-folder-of-the-users", ["deploy", "{in}/q.pt", "-o", "{in}/project", "--data", "digits"])
     add("deploy-bitstream-of-another-model", ["deploy", "{in}/q.pt", "--records", "{in}/q.npz", "--bitstream",
                                               "{in}/other.nnc", "-o", "{out}/b"])
+    add("deploy-bitstream-of-another-model-without-records", ["deploy", "{in}/q.pt", "--bitstream", "{in}/other.nnc",
+                                                              "-o", "{out}/b"])
+    add("emulate-data-of-another-size", ["emulate", "{in}/q.npz", "--data", "{in}/rgba.npz"])
+    add("prune-classes-for-l1", ["prune", "{in}/model.pt", "-o", "{out}/p.pt", "--data", "digits", "--criterion",
+                                 "l1", "--class", "3"])
+    add("prune-rule-twice", ["prune", "{in}/model.pt", "-o", "{out}/p.pt", "--data", "digits", "--rule",
+                             "linear=epsilon", "--rule", "linear=zplus"])
     add("export-records-of-another-model", ["export", "{in}/q.pt", "--records", "{in}/other.npz", "-o",
                                             "{out}/m.onnx"])
     add("bundle-verify-extra-folder", ["bundle", "verify", "{in}/bundle-extra"])

@@ -64,3 +64,22 @@ def test_a_killed_writers_temporaries_are_stale_and_a_live_ones_are_not(tmp_path
         path.write_bytes(b"half")
     assert leftover_temporaries(tmp_path) == sorted([killed, alive])
     assert stale_temporaries(tmp_path) == [killed]
+
+
+def test_a_write_removes_what_a_killed_write_of_the_same_file_left(tmp_path):
+    """A prune killed while writing left `.m.pt.<pid>.<rand>.tmp` beside its output and the rerun did not remove
+    it; a live writer's temporary and another file's are left alone."""
+    import subprocess
+    import sys
+
+    from edgewise.base.atomic import write_bytes
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed = tmp_path / f".m.pt.{int(dead.stdout)}.abc123.tmp"
+    alive = tmp_path / f".m.pt.{os.getpid()}.def456.tmp"
+    other = tmp_path / f".n.pt.{int(dead.stdout)}.abc123.tmp"
+    for path in (killed, alive, other):
+        path.write_bytes(b"half")
+    write_bytes(tmp_path / "m.pt", b"whole")
+    assert (tmp_path / "m.pt").read_bytes() == b"whole"
+    assert not killed.exists() and alive.exists() and other.exists()
