@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgewise.base.system import sysfs
+from edgewise.base.system import procfs, sysfs
 from edgewise.export.runner import time_runs
 
 
@@ -40,13 +40,69 @@ def machine_settings(threads: int | None = None) -> dict[str, Any]:
     }
 
 
+UNSTABLE_SPREAD = 0.5
+"""(p90 - p10) / median above which timings are too spread to rank (trtexec warns on its coefficient of variance)."""
+BUSY_MACHINE = 0.25
+"""The share of the machine's CPUs other processes may use while timing before the figure is called unstable."""
+
+
+def cpu_busy_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (user, nice, system, irq, softirq, steal of the
+    procfs root's `stat`), or None where there is no such file."""
+    try:
+        fields = (procfs() / "stat").read_text().splitlines()[0].split()
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    except (OSError, ValueError, IndexError):
+        return None
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class LoadWindow:
+    """A measurement window over the machine's other work: `begin()`, then `end()` gives the share of its CPUs that
+    processes other than this one kept busy in between (None where the machine's counters cannot be read)."""
+
+    machine: Callable[[], float | None] = cpu_busy_seconds
+    own: Callable[[], float] = time.process_time
+    clock: Callable[[], float] = time.perf_counter
+    cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+    def begin(self) -> None:
+        """Read the counters at the window's start."""
+        self._start = (self.machine(), self.own(), self.clock())
+
+    def end(self) -> float | None:
+        """The other processes' share of the CPUs since `begin` (0 to 1)."""
+        busy, own, wall = self._start
+        busy_now = self.machine()
+        elapsed = self.clock() - wall
+        if busy is None or busy_now is None or elapsed <= 0:
+            return None
+        other = (busy_now - busy) - (self.own() - own)
+        return min(1.0, max(0.0, other / (elapsed * self.cpus)))
+
+
+def stability(stats: dict[str, Any], other_share: float | None) -> list[str]:
+    """Why a timing is unstable (empty when it is not): its p10-p90 spread against the median, or other processes
+    busy on the machine while it ran. An unstable figure is reported, never ranked."""
+    reasons = []
+    if stats.get("spread", 0.0) > UNSTABLE_SPREAD:
+        reasons.append(f"p10-p90 spans {stats['spread']:.0%} of the median (more than {UNSTABLE_SPREAD:.0%})")
+    if other_share is not None and other_share > BUSY_MACHINE:
+        reasons.append(f"other processes kept {other_share:.0%} of the CPUs busy (more than {BUSY_MACHINE:.0%})")
+    return reasons
+
+
 def measure_latency(make_runner: Callable[[], Callable[[], Any]], config: LatencyConfig = LatencyConfig(),
                     clock: Callable[[], float] = time.perf_counter,
-                    timer: Callable[[Callable[[], Any]], float] | None = None) -> dict[str, Any]:
+                    timer: Callable[[Callable[[], Any]], float] | None = None,
+                    load: LoadWindow | None = None) -> dict[str, Any]:
     """Create the runner (timed as session creation), run once (first inference), warm up, then time each run.
 
-    Returns latency_stats (min/mean/std/median/p90/p95/p99/max in ms, cv, throughput) plus the
-    session-creation and first-inference times, the warm-up done and the config; kind "measured".
+    Returns latency_stats (min/mean/std/p10/median/p90/p95/p99/max in ms, cv, spread, throughput) plus
+    the session-creation and first-inference times, the warm-up done, the config, the share of the
+    CPUs other processes used while timing (`load`'s window) and why the figure is unstable (empty
+    when it is not); kind "measured".
     `timer(run)` times one run in seconds (default: `clock` around it; CUDA passes device events).
     The timing loop is the bundle runner's (edgewise.export.runner.time_runs), so a board and this
     machine time alike.
@@ -57,10 +113,13 @@ def measure_latency(make_runner: Callable[[], Callable[[], Any]], config: Latenc
     start = clock()
     run()
     first = clock() - start
+    load = load or LoadWindow()
+    load.begin()
     timed = time_runs(run, config.warmup_s, config.warmup_iterations, config.iterations, config.duration_s, timer,
                       clock)
+    other = load.end()
     return {**timed, "session_create_s": created, "first_inference_s": first, "config": asdict(config),
-            "kind": "measured"}
+            "other_cpu_share": other, "unstable": stability(timed, other), "kind": "measured"}
 
 
 def onnx_runner(path: str | os.PathLike[str], feeds: dict[str, Any], threads: int | None = None,

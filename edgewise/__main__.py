@@ -1,5 +1,5 @@
 """`python -m edgewise`: the same as the `edgewise` command."""
 
-from edgewise.cli import main
+from edgewise.cli import entry
 
-main()
+entry()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -90,10 +91,25 @@ def run(
         console.print(f"sweep directory: {swept.root}\nreport (html): {swept.reports['html']}")
         return
     result = run_recipe(parsed, out=out, name=name, force=force or ())
+    if result.rows:
+        from edgewise.report.summary import summary_section
+
+        summary = summary_section(result.rows, result.bench)
+        console.print(_table(summary.title, summary.columns, summary.rows))
     console.print(f"run directory: {result.root}")
     for kind in ("html", "markdown"):
         if kind in result.reports:
             console.print(f"report ({kind}): {result.reports[kind]}")
+
+
+def _table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
+    """A titled terminal table of `rows` under `columns`."""
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*map(str, row))
+    return table
 
 
 @app.command()
@@ -503,18 +519,26 @@ def recipe_check(recipe: Annotated[Path, typer.Argument(help="Recipe YAML to val
         console.print(f"sweep of {len(parsed.configurations())} configurations over {', '.join(parsed.sweep)}")
 
 
+@app.command("examples")
+def examples_command(folder: Annotated[Path, typer.Argument(help="Folder to write them into.")] = Path("examples")
+                     ) -> None:
+    """Write the example recipes (a sweep, experts, your own torch or ONNX model, Jetson boards) and their
+    prepare scripts into a folder; a file you changed there is kept."""
+    from edgewise.examples import write_examples
+
+    written, kept = write_examples(folder)
+    console.print(f"{len(written)} example files written to {folder}/ (start with {folder}/README.md)")
+    for path in kept:
+        console.print(f"kept {path}: it differs from the example (your own edit)")
+
+
 @zoo_app.command("list")
 def zoo_list() -> None:
     """List the zoo's architectures, data sources and reference models."""
     from edgewise.zoo import catalogue
 
     for title, columns, rows in catalogue():
-        table = Table(title=title, title_justify="left")
-        for column in columns:
-            table.add_column(column)
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
+        console.print(_table(title, columns, rows))
 
 
 # the exit code of each kind of error, most specific first
@@ -565,3 +589,23 @@ def main() -> None:
         console.print("interrupted; finished stages are kept in the run directory (run again to resume)"
                       if "run" in sys.argv[1:2] else "interrupted; no file was left half-written")
     raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def entry() -> None:
+    """The `edgewise` executable: `main`, then the process ends at once. Everything the command wrote is complete
+    and flushed by then (atomic writes, finished workers), and tearing down torch, ONNX Runtime and Ray's modules
+    one by one took seconds after the last line was printed."""
+    import logging
+    import os
+
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if not isinstance(exc.code, int | None):
+            print(exc.code, file=sys.stderr)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -267,7 +267,8 @@ def load_recipe(path: str | os.PathLike[str] | None = None) -> Recipe:
         source = "default recipe"
     else:
         try:
-            file = regular_file(path, "recipe", "give the path of a YAML recipe file")
+            file = regular_file(path, "recipe", "give the path of a YAML recipe file (`edgewise recipe show > "
+                                "my-recipe.yaml` writes the default, `edgewise examples` the examples)")
         except UserError as exc:
             raise RecipeError(exc.problem, exc.fix) from None
         try:

@@ -161,9 +161,11 @@ def latency_stats(seconds: list[float], wall: float) -> dict:
 
     mean = statistics.fmean(ms)
     std = statistics.pstdev(ms)
-    return {"iterations": len(ms), "min_ms": ms[0], "mean_ms": mean, "std_ms": std, "median_ms": pct(50),
-            "p90_ms": pct(90), "p95_ms": pct(95), "p99_ms": pct(99), "max_ms": ms[-1],
-            "cv": std / mean if mean else 0.0, "throughput_per_s": len(ms) / wall if wall else 0.0}
+    median = pct(50)
+    return {"iterations": len(ms), "min_ms": ms[0], "mean_ms": mean, "std_ms": std, "p10_ms": pct(10),
+            "median_ms": median, "p90_ms": pct(90), "p95_ms": pct(95), "p99_ms": pct(99), "max_ms": ms[-1],
+            "cv": std / mean if mean else 0.0, "spread": (pct(90) - pct(10)) / median if median else 0.0,
+            "throughput_per_s": len(ms) / wall if wall else 0.0}
 
 
 def time_runs(run: Callable[[], Any], warmup_s: float, warmup_iterations: int, iterations: int, duration_s: float,

@@ -34,8 +34,24 @@ def latency_text(part: dict[str, Any]) -> str:
         return (f"{duration(part['median_ms'] / 1e3)} ({duration(part['low_ms'] / 1e3)}-"
                 f"{duration(part['high_ms'] / 1e3)}, estimated)")
     tail = _tail(part)
+    unstable = ", unstable" if part.get("unstable") else ""
     return (f"{duration(part['median_ms'] / 1e3)}{' / ' + tail[1] if tail else ''} "
-            f"({part['kind']}{_replaced(part, latency_text)})")
+            f"({part['kind']}{unstable}{_replaced(part, latency_text)})")
+
+
+def spread_text(part: dict[str, Any]) -> str:
+    """A measured latency's runs, its p10-p90 range, the machine's other load and why it is unstable, where known:
+    what a reader needs to judge the median (empty for figures that are not timed)."""
+    if "iterations" not in part:
+        return ""
+    text = f"{part['iterations']:,} runs"
+    if "p10_ms" in part:
+        text += f", p10-p90 {duration(part['p10_ms'] / 1e3)}-{duration(part['p90_ms'] / 1e3)}"
+    if part.get("other_cpu_share") is not None:
+        text += f", other processes {part['other_cpu_share']:.0%} of the CPUs"
+    if part.get("unstable"):
+        text += f"; UNSTABLE ({'; '.join(part['unstable'])}): not ranked, measure again on a quiet machine"
+    return text
 
 
 def _memory_figure(part: dict[str, Any]) -> str:
@@ -94,9 +110,11 @@ def record_lines(record: dict[str, Any]) -> list[str]:
                      f"({lat['method']}; a model, not a measurement)")
     else:
         rate = lat.get("throughput_per_s")
+        spread = spread_text(lat)
         lines.append(f"latency ({lat['kind']}{', ' + lat['backend'] if lat.get('backend') else ''}): median "
                      f"{duration(lat['median_ms'] / 1e3)}{', ' + ' '.join(_tail(lat)) if _tail(lat) else ''}"
-                     + (f", {rate:,.0f} inferences/s" if rate else "") + _replaced(lat, latency_text))
+                     + (f", {rate:,.0f} inferences/s" if rate else "") + (f" ({spread})" if spread else "")
+                     + _replaced(lat, latency_text))
     if "peak_rss_bytes" in mem:
         lines.append(f"memory ({mem['kind']}): peak RSS {binary_bytes(mem['peak_rss_bytes'])} "
                      f"({binary_bytes(mem['model_rss_bytes'])} over the runtime alone), file "

@@ -10,6 +10,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter
+
+MIN_POINTS = 2  # a plot of fewer points compares nothing: its figures stay in the table
+LOG_SPAN = 10.0  # values spanning less than this ratio are drawn on a linear axis
+_POINT_MARKERS = ("o", "s", "^", "D", "v")
 
 
 def _lines(ax, series: dict[str, tuple[list[float], list[float]]], xlabel: str, ylabel: str, title: str = "",
@@ -42,15 +47,19 @@ _KIND_MARKERS = {"float32": ("o", "float32"), "given": ("o", "given"), "pruned":
                  "w4a8": ("v", "W4A8 (8-bit activations)")}
 
 
-def score_vs_size(rows: Sequence[dict[str, Any]]) -> bytes:
+def score_vs_size(rows: Sequence[dict[str, Any]]) -> bytes | None:
     """Score against size (log scale) of each model's compression line: one line per model, a marker per kind.
 
-    One panel per score metric (accuracy, mIoU, ...): scores of different metrics are never drawn
-    on one axis. Class-specific experts are left out (scored on their own classes, they have their
-    own section). Kinds are told apart by markers, explained in the legend, so no label overlaps.
+    One panel per score metric (accuracy, mIoU, ...) with at least MIN_POINTS points (None when no
+    metric has them): scores of different metrics are never drawn on one axis. Class-specific
+    experts are left out (scored on their own classes, they have their own section). Kinds are told
+    apart by markers, explained in the legend, so no label overlaps.
     """
     line = [r for r in rows if r.get("kind") in _KIND_MARKERS]
-    metrics = list(dict.fromkeys(r["score_name"] for r in line)) or ["score"]
+    metrics = [m for m in dict.fromkeys(r["score_name"] for r in line)
+               if sum(r["score_name"] == m for r in line) >= MIN_POINTS]
+    if not metrics:
+        return None
     fig, axes = plt.subplots(1, len(metrics), figsize=(6.4 * min(len(metrics), 2), 3.8), dpi=110, squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     models = list(dict.fromkeys(r["model"] for r in line))
@@ -124,39 +133,75 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, flo
     return front
 
 
+def _scale(ax, values: Sequence[float], log: bool) -> None:
+    """A log x axis only where the values span at least LOG_SPAN (a narrower one printed its minor tick labels over
+    each other), its minor ticks unlabelled."""
+    if log and values and min(values) > 0 and max(values) / min(values) >= LOG_SPAN:
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def pareto_scatter(points: Sequence[tuple[float, float, str]], xlabel: str, ylabel: str, title: str,
-                   log_x: bool = True) -> bytes:
-    """Labelled (cost, score, label) points with the Pareto front (lower cost, higher score) drawn as a line."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
-    for cost, score, label in points:
-        ax.scatter(cost, score)
-        ax.annotate(label, (cost, score), textcoords="offset points", xytext=(4, 4), fontsize=6)
+                   log_x: bool = True) -> bytes | None:
+    """(cost, score, label) points with the Pareto front (lower cost, higher score) drawn as a line; each point has
+    its own colour and marker, named in a legend beside the axes (labels written at the points overlapped). None
+    for fewer than MIN_POINTS points: one point is no comparison."""
+    if len(points) < MIN_POINTS:
+        return None
+    fig, ax = plt.subplots(figsize=(8.0, 3.8), dpi=110)
+    for i, (cost, score, label) in enumerate(points):
+        ax.scatter(cost, score, marker=_POINT_MARKERS[i // 10 % len(_POINT_MARKERS)], s=28, label=label, zorder=3)
     front = pareto_front([(c, s) for c, s, _ in points])
-    _lines(ax, {"Pareto front": ([c for c, _ in front], [s for _, s in front])}, xlabel, ylabel, title, log_x=log_x)
+    ax.plot([c for c, _ in front], [s for _, s in front], "-", color="#555", linewidth=1, label="Pareto front")
+    _scale(ax, [c for c, _, _ in points], log_x)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return _png(fig)
 
 
-def latency_pareto(records: Sequence[dict[str, Any]], title: str) -> bytes:
-    """Score against measured median latency per configuration, with the Pareto front."""
-    return pareto_scatter([(r["latency"]["median_ms"], r["score"], f"{r['stage']} @ {r['target']}") for r in records],
-                          "median latency [ms]", "score", f"{title}: latency against score (measured)")
+def latency_pareto(records: Sequence[dict[str, Any]], title: str) -> bytes | None:
+    """Score against measured median latency per configuration, with the Pareto front (None for one point)."""
+    unit, factor = _time_unit([r["latency"]["median_ms"] for r in records])
+    return pareto_scatter([(r["latency"]["median_ms"] * factor, r["score"], f"{r['stage']} @ {r['target']}")
+                           for r in records], f"median latency [{unit}]", "score",
+                          f"{title}: latency against score (measured)")
+
+
+def _time_unit(values_ms: Sequence[float]) -> tuple[str, float]:
+    """The unit (and the factor from milliseconds) that shows the median of `values_ms` between 1 and 1000."""
+    middle = sorted(values_ms)[len(values_ms) // 2] if values_ms else 1.0
+    for unit, factor in (("s", 1e-3), ("ms", 1.0), ("us", 1e3)):
+        if middle * factor >= 1.0:
+            return unit, factor
+    return "ns", 1e6
+
+
+_LATENCY_KINDS = {"measured": "#4c72b0", "emulated": "#dd8452", "estimated": "#55a868"}
 
 
 def target_bars(records: Sequence[dict[str, Any]], title: str) -> bytes:
-    """Median latency per configuration and target (log scale), each bar marked with how it was obtained."""
-    usable = [r for r in records if r["latency"]["kind"] != "unavailable"]
-    fig, ax = plt.subplots(figsize=(6.4, 0.35 * max(len(usable), 1) + 1.4), dpi=110)
-    labels = [f"{r['stage']} @ {r['target']}" for r in usable][::-1]
-    values = [r["latency"]["median_ms"] for r in usable][::-1]
-    colours = {"measured": "#4c72b0", "emulated": "#dd8452", "estimated": "#55a868"}
-    ax.barh(labels, values, color=[colours[r["latency"]["kind"]] for r in usable][::-1])
-    for y, r in enumerate(reversed(usable)):
-        ax.text(r["latency"]["median_ms"], y, f" {r['latency']['median_ms']:.3g} ms {r['latency']['kind']}",
-                va="center", fontsize=6)
-    if values:
-        ax.set_xscale("log")
-        ax.set_xlim(min(values) / 3, max(values) * 30)
-    ax.set_xlabel("median latency [ms]")
-    ax.set_title(f"{title}: latency per target", fontsize=9)
-    ax.tick_params(axis="y", labelsize=6)
+    """Median latency per configuration and target: one panel per kind of figure (measured, emulated, estimated),
+    each in its own unit, so a measured microsecond never shares an axis with an emulated nanosecond."""
+    kinds = [k for k in _LATENCY_KINDS if any(r["latency"]["kind"] == k for r in records)]
+    groups = [[r for r in records if r["latency"]["kind"] == k] for k in kinds]
+    heights = [0.3 * len(g) + 0.8 for g in groups] or [1.0]
+    fig, axes = plt.subplots(max(len(kinds), 1), 1, figsize=(6.4, sum(heights) + 0.6), dpi=110, squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    for ax, kind, group in zip(axes[:, 0], kinds, groups, strict=False):
+        unit, factor = _time_unit([r["latency"]["median_ms"] for r in group])
+        values = [r["latency"]["median_ms"] * factor for r in group][::-1]
+        ax.barh([f"{r['stage']} @ {r['target']}" for r in group][::-1], values, color=_LATENCY_KINDS[kind])
+        for y, value in enumerate(values):
+            ax.text(value, y, f" {value:.3g} {unit}", va="center", fontsize=6)
+        _scale(ax, values, log=True)
+        ax.set_xlim(right=max(values) * (30 if ax.get_xscale() == "log" else 1.3))
+        ax.set_xlabel(f"median latency [{unit}], {kind}", fontsize=8)
+        ax.tick_params(axis="y", labelsize=6)
+    axes[0, 0].set_title(f"{title}: latency per target", fontsize=9)
+    if not kinds:
+        axes[0, 0].text(0.5, 0.5, "no latency figure has a source here", ha="center", va="center")
+        axes[0, 0].set_axis_off()
     return _png(fig)

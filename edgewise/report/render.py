@@ -88,7 +88,8 @@ def _html_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], numeric_f
 def render_html(rows: list[dict[str, Any]], manifest: dict[str, Any], sections: Sequence[Section] = ()) -> str:
     """The report as one self-contained HTML page: tables, an embedded plot and the environment."""
     esc = html.escape
-    plot = base64.b64encode(score_vs_size(rows)).decode("ascii") if rows else ""
+    image = score_vs_size(rows) if rows else None
+    plot = base64.b64encode(image).decode("ascii") if image else ""
     env = "".join(f"<li>{esc(line)}</li>" for line in _environment_lines(manifest))
 
     def section_html(lead: bool) -> str:

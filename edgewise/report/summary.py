@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from typing import Any
 
 from edgewise.core.ledger import CLASS_SPECIFIC
@@ -9,13 +11,15 @@ from edgewise.report.section import Section
 from edgewise.report.units import binary_bytes, duration, si
 
 TOLERANCE = 0.01  # a configuration within 1 point of the float32 score counts as keeping the accuracy
+NO_CHANGE = 0.05  # ratios within 5% of 1 are "no change": below what one run on a quiet machine resolves
 
 
 def best_configuration(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Among one model's versions (class-specific experts excluded), the smallest that keeps the score within
-    TOLERANCE of the first (float32), else the best-scoring compressed one (the smallest of equals)."""
+    """Among one model's versions that run as themselves (class-specific experts and bitstreams, which run as the
+    file they code, excluded), the smallest that keeps the score within TOLERANCE of the first (float32), else the
+    best-scoring compressed one (the smallest of equals)."""
     base = rows[0]
-    candidates = [r for r in rows[1:] if r["kind"] not in CLASS_SPECIFIC]
+    candidates = [r for r in rows[1:] if r["kind"] not in CLASS_SPECIFIC and _runs(r) == r.get("version")]
     if not candidates:
         return base
     kept = [r for r in candidates if r["score"] >= base["score"] - TOLERANCE]
@@ -24,53 +28,103 @@ def best_configuration(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return max(candidates, key=lambda r: (r["score"], -r["size_bytes"]))  # equal scores: the smaller
 
 
-def _ratio(before: float | None, after: float | None) -> str:
-    return "" if not before or not after else f"{before / after:.1f}x"
+def change(before: float, after: float, better: str, worse: str) -> str:
+    """`after` against `before` in words, for a figure where smaller is better: 'N.Nx <better>' when it shrank,
+    'N.Nx <worse>' when it grew (never a ratio below 1), 'no change' within NO_CHANGE."""
+    if abs(after / before - 1.0) <= NO_CHANGE:
+        return "no change"
+    return f"{before / after:.1f}x {better}" if after < before else f"{after / before:.1f}x {worse}"
 
 
-def _compare(float_rec: dict[str, Any] | None, best_rec: dict[str, Any], part: str, key: str, word: str) -> str:
-    """'N.Nx <word> (kind)' when both figures are of the same kind, else the best configuration's own figure."""
+WORDS = {"latency": ("faster", "slower"), "energy": ("less energy", "more energy")}
+
+
+def _compare(float_rec: dict[str, Any] | None, best_rec: dict[str, Any], part: str, key: str) -> str:
+    """'N.Nx faster/slower (kind)' (or less/more energy, or no change) when both figures are of the same kind and
+    stable, else the best configuration's own figure and why it is not compared."""
     figure = best_rec[part]
     if figure["kind"] == "unavailable":
         return "unavailable"
+    shown = duration(figure[key] / 1e3) if key == "median_ms" else si(figure[key], "J")
+    unstable = [name for name, rec in (("float32", float_rec), ("this", best_rec))
+                if rec is not None and rec[part].get("unstable")]
+    if unstable:
+        return f"{shown} ({figure['kind']}; not compared: {' and '.join(unstable)} timing unstable)"
     if float_rec is best_rec:  # nothing was compressed: the figure itself is the news
-        shown = duration(figure[key] / 1e3) if key == "median_ms" else si(figure[key], "J")
         return f"{shown} ({figure['kind']})"
     if float_rec is not None and float_rec[part]["kind"] == figure["kind"]:
-        return f"{_ratio(float_rec[part][key], figure[key])} {word} ({figure['kind']})"
-    unit = "ms" if key == "median_ms" else "J"
-    return f"{figure[key]:.3g} {unit} ({figure['kind']}; no float32 figure of that kind)"
+        return f"{change(float_rec[part][key], figure[key], *WORDS[part])} ({figure['kind']})"
+    return f"{shown} ({figure['kind']}; no float32 figure of that kind)"
+
+
+def _runs(row: dict[str, Any]) -> str | None:
+    """The version whose file a row's version runs as (itself, unless it is a bitstream)."""
+    return row.get("runs_as") or row.get("version")
+
+
+def _shipped(records: list[dict[str, Any]], version: str) -> tuple[str, int] | None:
+    """The file a version was benchmarked as (its path) and its bytes on disk, from its bench records."""
+    for record in records:
+        if record["version"] == version and record.get("model_file"):
+            path = Path(record["model_file"])
+            size = record.get("file_bytes") or (path.stat().st_size if path.is_file() else None)
+            return (str(path), size) if size else None
+    return None
+
+
+def _score_cost(base: dict[str, Any], best: dict[str, Any]) -> str:
+    """The score change against float32 with one standard error from the test split's size (two independent
+    binomial proportions: an upper bound for scores measured on the same samples)."""
+    delta = best["score"] - base["score"]
+    n = best.get("test_samples")
+    if not n or not 0.0 <= base["score"] <= 1.0 or not 0.0 <= best["score"] <= 1.0:
+        return f"{delta:+.4f}"
+    error = math.sqrt((base["score"] * (1 - base["score"]) + best["score"] * (1 - best["score"])) / n)
+    return f"{delta:+.4f} +/- {error:.4f} ({n} test samples)"
 
 
 def summary_section(rows: list[dict[str, Any]], bench: list[dict[str, Any]]) -> Section:
-    """One line per model and target: best configuration, size and score against float32, speed and energy ratios."""
+    """One line per model and target: the file to ship (the best configuration: its size, score and timings all of
+    that one file) against float32, then the speed and energy on each target in words that never hide a loss."""
     table = []
     for model in dict.fromkeys(r["model"] for r in rows):
         mine = [r for r in rows if r["model"] == model]
         base, best = mine[0], best_configuration(mine)
-        size = f"{binary_bytes(best['size_bytes'])} ({_ratio(base['size_bytes'], best['size_bytes'])} smaller)"
-        common = (model, best["stage"], size, f"{best['score']:.4f} vs {base['score']:.4f}")
+        records = [b for b in bench if b["model"] == model]
+        shipped, float_file = _shipped(records, _runs(best)), _shipped(records, _runs(base))
+        if shipped and float_file:
+            size = (f"{Path(shipped[0]).name}: {binary_bytes(shipped[1])} "
+                    f"({change(float_file[1], shipped[1], 'smaller', 'larger')})")
+        else:
+            size = (f"{binary_bytes(best['size_bytes'])} "
+                    f"({change(base['size_bytes'], best['size_bytes'], 'smaller', 'larger')})")
+        common = (model, best["stage"], size, f"{best['score']:.4f} vs {base['score']:.4f} "
+                                              f"({_score_cost(base, best)})")
         if best is base:
-            common = (model, f"{best['stage']} (not compressed)", binary_bytes(best["size_bytes"]),
-                      f"{best['score']:.4f}")
+            common = (model, f"{best['stage']} (not compressed)",
+                      binary_bytes(shipped[1] if shipped else best["size_bytes"]), f"{best['score']:.4f}")
         by_target: dict[str, dict[str, dict[str, Any]]] = {}
-        for record in bench:
-            if record["model"] == model:
-                by_target.setdefault(record["target"], {})[record["version"]] = record
+        for record in records:
+            by_target.setdefault(record["target"], {})[record["version"]] = record
         if not by_target:
             table.append((*common, "", "", ""))
-        for target, records in by_target.items():
-            float_rec, best_rec = records.get(base["runs_as"]), records.get(best["runs_as"])
+        for target, by_version in by_target.items():
+            float_rec, best_rec = by_version.get(_runs(base)), by_version.get(_runs(best))
             if best_rec is None:
                 table.append((*common, target, "not benchmarked", "not benchmarked"))
                 continue
-            table.append((*common, target, _compare(float_rec, best_rec, "latency", "median_ms", "faster"),
-                          _compare(float_rec, best_rec, "energy", "gross_j_per_inference", "less energy")))
+            table.append((*common, target, _compare(float_rec, best_rec, "latency", "median_ms"),
+                          _compare(float_rec, best_rec, "energy", "gross_j_per_inference")))
     return Section(
-        "Summary", ("model", "best configuration", "size", "score vs float32", "target", "latency", "energy"), table,
-        "Best configuration: the smallest that stays within 1 point of the float32 score (else the best-scoring "
-        "compressed one). Faster and less energy: float32 over the best configuration on the same target, compared "
-        "only when both figures are of the same kind (measured, emulated or estimated).", lead=True,
+        "Summary", ("model", "ship", "file and size", "score vs float32 (change +/- 1 s.e.)", "target", "latency",
+                    "energy"), table,
+        "Ship: the smallest configuration that stays within 1 point of the float32 score (else the best-scoring "
+        "compressed one); its size, score and timings are of that one file (a bitstream is a way to store or send "
+        "it, in the results table). Faster or slower and less or more energy: float32 against it on the same "
+        "target, compared only when both figures are of the same kind (measured, emulated or estimated) and "
+        f"stable; within {NO_CHANGE:.0%} is no change. The score's +/- is one standard error from the test split's "
+        "size.",
+        lead=True,
     )
 
 

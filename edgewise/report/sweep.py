@@ -113,7 +113,7 @@ def _sections(rows: list[dict[str, Any]], axes: list[str], parallel: bool) -> li
             f"other configuration is at least as good on every objective ({', '.join(first['objectives'])}) and "
             "better on one; latency and energy count only where every configuration has them of one kind on one "
             f"target.{contention}",
-            pareto_scatter([(r["size_bytes"], r["score"], r["configuration"].split("_")[0]) for r in mine],
+            pareto_scatter([(r["size_bytes"], r["score"], r["configuration"]) for r in mine],
                            "size [bytes]", first["score_name"], f"{model}: score against size"),
             lead=True,
         ))
@@ -123,7 +123,7 @@ def _sections(rows: list[dict[str, Any]], axes: list[str], parallel: bool) -> li
                 [(r["configuration"], f"{r['latency_ms']:.4g} ms ({r['latency_kind']})", f"{r['score']:.4f}")
                  for r in mine],
                 f"Median latency on {first['latency_target']} ({first['latency_kind']}); the line is the front.",
-                pareto_scatter([(r["latency_ms"], r["score"], r["configuration"].split("_")[0]) for r in mine],
+                pareto_scatter([(r["latency_ms"], r["score"], r["configuration"]) for r in mine],
                                f"median latency [ms] ({first['latency_kind']})", first["score_name"],
                                f"{model}: latency against score"),
             ))

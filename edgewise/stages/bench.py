@@ -58,6 +58,7 @@ def bench_stage(state: ModelState, config: BenchStageConfig) -> None:
                                      precision=config.precision, board_result=board, torch_model=module)
                 records.append({"model": name, "version": version.id, "stage": version.label, "score": row["score"],
                                 "score_name": row["score_name"], "size_bytes": row["size_bytes"],
+                                "file_bytes": Path(path).stat().st_size,
                                 "counts": counts.to_json(), **record})
         st.add_output(write_json(st.path("bench.json"), records))
         return {"bench": records, "sections": [s.to_json() for s in _sections(name, records)]}

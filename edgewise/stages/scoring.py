@@ -58,5 +58,5 @@ def score_model(state: ModelState, st: StageWindow | None, module: nn.Module, la
     console.print(f"  {state.entry.name} {label}: {score_name} {score:.4f}, {cost.params:,} parameters, "
                   f"{cost.macs:,} MACs")
     return {"model": state.entry.name, "stage": label, "task": data.task, "score_name": score_name,
-            "score": score, "params": cost.params, "macs": cost.macs,
+            "score": score, "params": cost.params, "macs": cost.macs, "test_samples": len(data.test.x),
             "size_bytes": float_bytes(module) if size_bytes is None else size_bytes}

@@ -11,12 +11,14 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Architecture:
-    """A zoo architecture: its builder (`module:attribute`), the task it solves and a one-line description."""
+    """A zoo architecture: its builder (`module:attribute`), the task it solves, a one-line description and whether
+    it takes images (samples of shape channels x height x width) or samples of any shape (flattened)."""
 
     name: str
     path: str
     task: str
     description: str
+    images: bool = True
 
     def builder(self) -> Callable[..., Any]:
         """The builder, builder(input_shape, num_classes, **arch_args) -> nn.Module, imported now."""
@@ -28,7 +30,8 @@ _MODELS = "edgewise.zoo.models"
 ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
     for a in (
-        Architecture("mlp", f"{_MODELS}:MLP", "classification", "fully-connected MLP (the FantastIC4 target class)"),
+        Architecture("mlp", f"{_MODELS}:MLP", "classification", "fully-connected MLP (the FantastIC4 target class)",
+                     images=False),
         Architecture("lenet", f"{_MODELS}:LeNet", "classification",
                      "LeNet-style CNN, three convs and two linear layers"),
         Architecture("vgg", f"{_MODELS}:VGG", "classification", "VGG-style CNN with BatchNorm"),

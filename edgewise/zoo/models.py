@@ -307,6 +307,10 @@ def build_model(arch: str, input_shape: Sequence[int], num_classes: int, **kwarg
         raise UserError(f"unknown architecture {arch!r}",
                         f"use one of {', '.join(ARCHITECTURES)} or torchvision:<name>")
     else:
+        if ARCHITECTURES[arch].images and len(input_shape) != 3:
+            raise UserError(f"{arch} takes images (channels, height, width), and the data's samples are of shape "
+                            f"{tuple(input_shape)}", "store x in the .npz as (samples, channels, height, width), or "
+                            "use arch: mlp for flat samples")
         try:
             module = ARCHITECTURES[arch].builder()(tuple(input_shape), num_classes, **kwargs)
         except (TypeError, ValueError, RuntimeError) as exc:  # a wrong name, a negative width, a zero size

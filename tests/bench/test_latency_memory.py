@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -74,3 +76,31 @@ def test_onnx_model_peak_memory(tmp_path):
     result = onnx_peak_memory(f.path, tmp_path / "x.npz", runs=3)
     assert result["kind"] == "measured" and result["model_rss_bytes"] > f.bytes * 0.5
     assert result["peak_rss_bytes"] > result["baseline_rss_bytes"]
+
+
+def test_a_load_window_reads_the_other_processes_share_from_procfs(tmp_path, monkeypatch):
+    """/proc/stat's busy jiffies less this process's own CPU time, over the wall time and the CPUs."""
+    from edgewise.bench.latency import LoadWindow, cpu_busy_seconds
+
+    tick = os.sysconf("SC_CLK_TCK")
+    stat = tmp_path / "stat"
+    monkeypatch.setenv("EDGEWISE_PROCFS", str(tmp_path))
+    stat.write_text(f"cpu  {10 * tick} 0 {5 * tick} 999 3 0 0 0 0 0\ncpu0 1 2 3\n")
+    assert cpu_busy_seconds() == pytest.approx(15.0)
+    own, wall = iter([1.0, 1.5]), iter([100.0, 102.0])
+    window = LoadWindow(own=lambda: next(own), clock=lambda: next(wall), cpus=2)
+    window.begin()
+    stat.write_text(f"cpu  {11 * tick} 0 {6 * tick} 1000 3 0 0 0 0 0\n")  # 2 s busy, 0.5 s of them ours
+    assert window.end() == pytest.approx(1.5 / (2.0 * 2))
+    stat.unlink()
+    assert cpu_busy_seconds() is None
+
+
+def test_spread_or_a_busy_machine_makes_a_timing_unstable():
+    from edgewise.bench.latency import stability
+
+    assert stability({"spread": 0.2}, 0.05) == []
+    assert stability({"spread": 0.2}, None) == []
+    reasons = stability({"spread": 0.9}, 0.4)
+    assert reasons == ["p10-p90 spans 90% of the median (more than 50%)",
+                       "other processes kept 40% of the CPUs busy (more than 25%)"]

@@ -16,7 +16,8 @@ import edgewise
 ROOT = Path(__file__).resolve().parents[2]
 # the folder of each installed subpackage (setuptools package-dir in pyproject.toml)
 FOLDERS = {"edgewise": "edgewise", "edgewise.compress": "compress", "edgewise.export": "export",
-           "edgewise.runtime": "runtime", "edgewise.bench": "bench", "edgewise.targets": "targets"}
+           "edgewise.runtime": "runtime", "edgewise.bench": "bench", "edgewise.targets": "targets",
+           "edgewise.examples": "examples"}
 # the layers and what each may import: the front door sits on everything, the base layer on nothing
 ALLOWED = {
     "base": set(),

@@ -65,3 +65,12 @@ def test_an_architecture_that_cannot_be_built_for_the_data_is_refused_before_tra
 
     with pytest.raises(UserError, match=re.escape(words)):
         build_model(arch, (1, 8, 8), 10, **args)
+
+
+@pytest.mark.parametrize("arch", ["lenet", "vgg", "resnet", "mobilenetv2", "railnet"])
+@pytest.mark.parametrize("shape", [(64,), (8, 8)])
+def test_an_image_architecture_refuses_flat_samples_by_name(arch, shape):
+    """An .npz whose x is 2-D trained... nothing: lenet ended in "bad arguments for architecture 'lenet' {}"."""
+    with pytest.raises(UserError, match=rf"{arch} takes images \(channels, height, width\)"):
+        build_model(arch, shape, 10)
+    assert build_model("mlp", shape, 10)(torch.rand(2, *shape)).shape == (2, 10)
