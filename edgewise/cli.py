@@ -150,7 +150,6 @@ def prune(
     """Prune a model's channels (physically removed) and print the per-layer report."""
     named_inputs(model, data, code)
     _allow(code)
-    from edgewise.commands import prune_detector_file, prune_file
     from edgewise.stages.prune_config import PruneConfig
 
     malformed = [r for r in rule or [] if r.count("=") != 1]
@@ -164,6 +163,8 @@ def prune(
     config = _config(PruneConfig, criterion=criterion, rate=rate, schedule=schedule, scope=scope,
                      max_layer_rate=max_layer_rate, round_to=round_to, samples_per_class=samples,
                      ignore=ignore or [], options={"rules": dict(r.split("=") for r in rule)} if rule else {})
+    from edgewise.commands import prune_detector_file, prune_file  # torch: after every check of the command line
+
     if detect:
         if data is None:
             raise UserError("--detect needs reference images", "pass --data images.npz (an array x of images)")
@@ -252,7 +253,6 @@ def quantize(
     """Quantize a model's weights (uniform, ECQ or ECQx) and print sparsity and entropy per layer."""
     named_inputs(model, data, code)
     _allow(code)
-    from edgewise.commands import quantize_file
     from edgewise.stages.quantize_config import QuantizeConfig
     from edgewise.zoo.training_config import QATConfig
 
@@ -263,6 +263,8 @@ def quantize(
     if per_channel is not None or (method == "uniform" and block is None):
         given["per_channel"] = True if per_channel is None else per_channel
     config = _config(QuantizeConfig, method=method, bits=bits, train=train, block=block, rounding=rounding, **given)
+    from edgewise.commands import quantize_file  # torch: after every check of the command line
+
     result, outcome = quantize_file(model, out, config, data, device, trust_model_file, score)
     summary = result.summary()
     table = Table(title=f"{method} {bits}-bit", title_justify="left")
@@ -332,11 +334,12 @@ def export_command(
     against torch."""
     named_inputs(model, records, data, code)
     _allow(code)
-    from edgewise.commands import export_file
     from edgewise.stages.export_config import W4A8Config
 
     options = _config(W4A8Config, calibrator=calibrator, activations=activations, samples=calibration_samples) \
         if w4a8 else None
+    from edgewise.commands import export_file  # torch: after every check of the command line
+
     result = export_file(model, out, records, data, precision if tensorrt else None, options, trust_model_file,
                          score)
     against = "its exact run" if w4a8 else "torch"

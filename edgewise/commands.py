@@ -192,6 +192,13 @@ def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | Non
     save_model(result.model, out, {**_with_source(card, model), "stage": f"pruned {config.criterion} "
                                    f"{result.channel_rate:.0%}"})
     write_json(out.with_suffix(".prune.json"), result.summary())
+    if class_ids is not None and dataset.task in ("classification", "segmentation"):  # an expert: on its classes
+        from edgewise.stages.scoring import class_score
+
+        named = f"{'IoU' if dataset.task == 'segmentation' else 'accuracy'}[{','.join(classes)}]"
+        return result, Outcome(f"{named}, {len(dataset.test)} test samples",
+                               class_score(module, dataset.test, dataset, class_ids),
+                               class_score(result.model, dataset.test, dataset, class_ids), out, out.stat().st_size)
     return result, Outcome(score_name(dataset), _test_score(module, dataset), _test_score(result.model, dataset), out,
                            out.stat().st_size)
 

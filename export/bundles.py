@@ -151,15 +151,22 @@ def _assemble(target: Path, onnx_path: str | os.PathLike[str], name: str, probe_
         if tar:
             archive = target.with_name(target.name + ".tar.gz")
             tmp_archive = staging.with_name(f"{staging.name[:-len(TEMPORARY_SUFFIX)]}.tar.gz{TEMPORARY_SUFFIX}")
-            with tarfile.open(tmp_archive, "w:gz") as handle:
-                handle.add(staging, arcname=target.name)
-            os.replace(tmp_archive, archive)
+            try:
+                with tarfile.open(tmp_archive, "w:gz") as handle:
+                    handle.add(staging, arcname=target.name)
+                os.replace(tmp_archive, archive)
+            finally:
+                tmp_archive.unlink(missing_ok=True)
             return archive
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(target, old)
-            os.replace(staging, target)
+            try:
+                os.replace(staging, target)
+            except OSError:
+                os.replace(old, target)  # the earlier bundle back in its place: a failed deploy destroys nothing
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(staging, target)

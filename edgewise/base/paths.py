@@ -40,7 +40,8 @@ INPUT_FILES = {".pt": ("model file", "give the path of a .pt file saved by Edgew
                ".onnx": ("ONNX file", "give the path of an .onnx file"),
                ".npz": ("data or records file", "give the path of an .npz file"),
                ".nnc": ("bitstream", "give the path of a .nnc file written by `edgewise encode`"),
-               ".py": ("code file", "give the path of the .py file that defines the model's classes")}
+               ".py": ("code file", "give the path of the .py file that defines the model's classes"),
+               ".json": ("result file", "give the result.json a bundle's run.py wrote")}
 """The files a command names by suffix, what they are called in an error, and the fix."""
 
 

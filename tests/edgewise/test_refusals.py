@@ -25,20 +25,31 @@ LIGHT_REFUSALS = [
     ["bench", "missing.onnx"],
     ["bench", "no-such-bundle"],
 ]
+LIGHT_FLAGS = [
+    ["prune", "digits-mlp", "-o", "p.pt", "--rate", "2"],
+    ["prune", "digits-mlp", "-o", "p.pt", "--criterion", "nope"],
+    ["prune", "digits-mlp", "-o", "p.pt", "--rule", "conv=a", "--rule", "conv=b"],
+    ["quantize", "digits-mlp", "-o", "q.pt", "--method", "nope"],
+    ["quantize", "digits-mlp", "-o", "q.pt", "--method", "ecq", "--lambda", "nan"],
+    ["quantize", "digits-mlp", "-o", "q.pt", "--epochs", "-1"],
+    ["export", "digits-mlp", "-o", "m.onnx", "--w4a8", "--calibrator", "nope"],
+    ["run", "--jobs", "0"],
+]
 
 
-def test_missing_inputs_are_refused_before_torch_onnx_or_ray_is_imported(tmp_path):
-    """`edgewise run nope.yaml` took 4.6 s of CPU to say the file is missing: every such refusal is now made by the
-    command line alone (one process runs them all and then lists the heavy modules it imported: none)."""
+def test_missing_inputs_and_bad_flags_are_refused_before_torch_onnx_or_ray_is_imported(tmp_path):
+    """`edgewise run nope.yaml` took 4.6 s of CPU to say the file is missing: every such refusal (a missing file, a
+    value out of range, an unknown name) is made by the command line alone (one process runs them all and then
+    lists the heavy modules it imported: none)."""
     script = (
         "import json, sys\nfrom edgewise.cli import main\ncodes = []\n"
-        f"for argv in {LIGHT_REFUSALS!r}:\n"
+        f"for argv in {LIGHT_REFUSALS + LIGHT_FLAGS!r}:\n"
         "    sys.argv = ['edgewise', *argv]\n"
         "    try:\n        main()\n    except SystemExit as exc:\n        codes.append(exc.code)\n"
         "print(json.dumps([codes, sorted(m for m in ('torch', 'onnx', 'onnxruntime', 'ray') if m in sys.modules)]))\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     codes, heavy = json.loads(done.stdout.strip().splitlines()[-1])
-    assert codes == [2] * len(LIGHT_REFUSALS), done.stderr
+    assert codes == [2] * (len(LIGHT_REFUSALS) + len(LIGHT_FLAGS)), done.stderr
     assert heavy == []
     assert done.stderr.count("does not exist") == len(LIGHT_REFUSALS)
     assert "Traceback" not in done.stderr
