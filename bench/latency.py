@@ -40,8 +40,10 @@ def machine_settings(threads: int | None = None) -> dict[str, Any]:
     }
 
 
-UNSTABLE_SPREAD = 0.5
-"""(p90 - p10) / median above which timings are too spread to rank (trtexec warns on its coefficient of variance)."""
+UNSTABLE_DRIFT = 0.1
+"""How far the medians of the first and the second half of the runs may differ (relative to the median) before the
+machine is taken to have changed speed while timing (trtexec warns on its coefficient of variance; a wide but steady
+distribution, as a microsecond model's tail of interrupts, still has a well-defined median)."""
 BUSY_MACHINE = 0.25
 """The share of the machine's CPUs other processes may use while timing before the figure is called unstable."""
 
@@ -83,11 +85,12 @@ class LoadWindow:
 
 
 def stability(stats: dict[str, Any], other_share: float | None) -> list[str]:
-    """Why a timing is unstable (empty when it is not): its p10-p90 spread against the median, or other processes
-    busy on the machine while it ran. An unstable figure is reported, never ranked."""
+    """Why a timing is unstable (empty when it is not): the first and the second half of its runs disagree, or other
+    processes were busy on the machine while it ran. An unstable figure is reported, never ranked."""
     reasons = []
-    if stats.get("spread", 0.0) > UNSTABLE_SPREAD:
-        reasons.append(f"p10-p90 spans {stats['spread']:.0%} of the median (more than {UNSTABLE_SPREAD:.0%})")
+    if stats.get("drift", 0.0) > UNSTABLE_DRIFT:
+        reasons.append(f"the medians of its first and second half differ by {stats['drift']:.0%} (more than "
+                       f"{UNSTABLE_DRIFT:.0%})")
     if other_share is not None and other_share > BUSY_MACHINE:
         reasons.append(f"other processes kept {other_share:.0%} of the CPUs busy (more than {BUSY_MACHINE:.0%})")
     return reasons
@@ -99,7 +102,7 @@ def measure_latency(make_runner: Callable[[], Callable[[], Any]], config: Latenc
                     load: LoadWindow | None = None) -> dict[str, Any]:
     """Create the runner (timed as session creation), run once (first inference), warm up, then time each run.
 
-    Returns latency_stats (min/mean/std/p10/median/p90/p95/p99/max in ms, cv, spread, throughput) plus
+    Returns latency_stats (min/mean/std/p10/median/p90/p95/p99/max in ms, cv, spread, drift, throughput) plus
     the session-creation and first-inference times, the warm-up done, the config, the share of the
     CPUs other processes used while timing (`load`'s window) and why the figure is unstable (empty
     when it is not); kind "measured".

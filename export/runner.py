@@ -162,10 +162,15 @@ def latency_stats(seconds: list[float], wall: float) -> dict:
     mean = statistics.fmean(ms)
     std = statistics.pstdev(ms)
     median = pct(50)
+    half = len(seconds) // 2
+    # the medians of the first and the second half of the runs, in the order they ran: a machine whose speed
+    # changed while timing (a throttled clock, a job that started) moves one against the other
+    drift = abs(statistics.median(seconds[:half]) - statistics.median(seconds[half:])) * 1e3 / median \
+        if half and median else 0.0
     return {"iterations": len(ms), "min_ms": ms[0], "mean_ms": mean, "std_ms": std, "p10_ms": pct(10),
             "median_ms": median, "p90_ms": pct(90), "p95_ms": pct(95), "p99_ms": pct(99), "max_ms": ms[-1],
             "cv": std / mean if mean else 0.0, "spread": (pct(90) - pct(10)) / median if median else 0.0,
-            "throughput_per_s": len(ms) / wall if wall else 0.0}
+            "drift": drift, "throughput_per_s": len(ms) / wall if wall else 0.0}
 
 
 def time_runs(run: Callable[[], Any], warmup_s: float, warmup_iterations: int, iterations: int, duration_s: float,

@@ -39,6 +39,8 @@ def test_latency_statistics_on_a_known_sequence():
     assert stats["p90_ms"] == pytest.approx(9.1) and stats["p99_ms"] == pytest.approx(9.91)
     assert stats["throughput_per_s"] == pytest.approx(10 / 0.055)
     assert stats["cv"] == pytest.approx(np.std(np.arange(1, 11)) / 5.5)
+    assert stats["p10_ms"] == pytest.approx(1.9) and stats["spread"] == pytest.approx((9.1 - 1.9) / 5.5)
+    assert stats["drift"] == pytest.approx((8.0 - 3.0) / 5.5)  # runs 1-5 ms, then 6-10 ms: a machine slowing down
 
 
 def test_duration_keeps_timing_after_the_iteration_count():
@@ -96,11 +98,11 @@ def test_a_load_window_reads_the_other_processes_share_from_procfs(tmp_path, mon
     assert cpu_busy_seconds() is None
 
 
-def test_spread_or_a_busy_machine_makes_a_timing_unstable():
+def test_a_drifting_timing_or_a_busy_machine_makes_it_unstable():
     from edgewise.bench.latency import stability
 
-    assert stability({"spread": 0.2}, 0.05) == []
-    assert stability({"spread": 0.2}, None) == []
-    reasons = stability({"spread": 0.9}, 0.4)
-    assert reasons == ["p10-p90 spans 90% of the median (more than 50%)",
+    assert stability({"spread": 1.2, "drift": 0.02}, 0.05) == []  # a wide but steady distribution is stable
+    assert stability({"drift": 0.02}, None) == []
+    reasons = stability({"drift": 0.3}, 0.4)
+    assert reasons == ["the medians of its first and second half differ by 30% (more than 10%)",
                        "other processes kept 40% of the CPUs busy (more than 25%)"]
