@@ -17,7 +17,7 @@ class PruneConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     criterion: Annotated[str, AfterValidator(CRITERIA.known)] = "lrp"
-    rate: float = Field(0.5, ge=0.0, lt=1.0)
+    rate: float = Field(0.5, allow_inf_nan=False, ge=0.0, lt=1.0)
     schedule: Annotated[str, AfterValidator(SCHEDULES.known)] = Field(
         "oneshot", description="a registered schedule (edgewise.compress.schedules.SCHEDULES): oneshot, iterative "
         "or adaptive")
@@ -25,13 +25,14 @@ class PruneConfig(BaseModel):
     normalization: Literal["none", "sum", "l2"] | None = None
     min_channels: int = Field(1, ge=1)
     round_to: int | None = Field(None, ge=1)
-    max_layer_rate: float = Field(0.9, gt=0.0, le=1.0, description="the largest share of one layer's channels that "
-                                  "may go (1.0: no limit; a layer cut to one channel can silence the network)")
+    max_layer_rate: float = Field(0.9, allow_inf_nan=False, gt=0.0, le=1.0, description="the largest share of one "
+                                  "layer's channels that may go (1.0: no limit; a layer cut to one channel can silence "
+                                  "the network)")
     ignore: list[str] = Field(default_factory=list)
     samples_per_class: int | None = Field(10, ge=1, description="reference samples per class (x10 scenes for "
                                           "segmentation); null: the whole validation split")
-    step: float = Field(0.05, gt=0.0, lt=1.0)
-    sf: float = Field(0.5, gt=0.0, lt=1.0)
+    step: float = Field(0.05, allow_inf_nan=False, gt=0.0, lt=1.0)
+    sf: float = Field(0.5, allow_inf_nan=False, gt=0.0, lt=1.0)
     output: Literal["onehot", "logit", "contrast"] = Field("onehot", description="seed at the output for LRP, "
                                                            "gradient and Taylor scores")
     options: dict[str, Any] = Field(default_factory=dict, description="criterion options, e.g. LRP rules")

@@ -22,7 +22,7 @@ class QuantizeConfig(BaseModel):
     method: Annotated[str, AfterValidator(QUANTIZERS.known)] = Field(
         "ecqx", description="a registered quantizer (edgewise.compress.quant.QUANTIZERS)")
     bits: int = Field(4, ge=2, le=8)
-    lam: float = Field(0.05, ge=0.0, le=LAMBDA_LIMIT, alias="lambda")
+    lam: float = Field(0.05, allow_inf_nan=False, ge=0.0, le=LAMBDA_LIMIT, alias="lambda")
     per_channel: bool = Field(False, description="one step per output channel (ECQ/ECQx: the levels and their "
                               "entropy stay the layer's)")
     block: int | None = Field(None, description="one step per block of this many weights along the input axis (16, "
@@ -30,8 +30,8 @@ class QuantizeConfig(BaseModel):
     rounding: Literal["auto", "nearest", "compensated"] = Field(
         "auto", description="how levels are found on the grid: compensated (GPTQ-style, over the layers' inputs on "
         "the reference samples; auto where samples are given) or nearest")
-    rho: float = Field(2.0, gt=0.0)
-    p: float = Field(0.1, ge=0.0, le=1.0)
+    rho: float = Field(2.0, allow_inf_nan=False, gt=0.0)
+    p: float = Field(0.1, allow_inf_nan=False, ge=0.0, le=1.0)
     samples_per_class: int | None = Field(10, ge=1)
     ignore: list[str] = Field(default_factory=list)
     train: QATConfig | None = None

@@ -10,9 +10,9 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     epochs: int = Field(60, ge=0, le=10_000)
-    lr: float = Field(1e-3, gt=0, le=1.0)
+    lr: float = Field(1e-3, allow_inf_nan=False, gt=0, le=1.0)
     batch_size: int = Field(32, ge=1)
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, allow_inf_nan=False, ge=0)
     patience: int = Field(15, ge=1, description="epochs without a better validation score before stopping")
 
 
@@ -21,7 +21,7 @@ class FinetuneConfig(TrainConfig):
     early stopping unless `patience` is given."""
 
     epochs: int = Field(5, ge=1, le=1000)
-    lr: float = Field(1e-4, gt=0, le=1.0)
+    lr: float = Field(1e-4, allow_inf_nan=False, gt=0, le=1.0)
     patience: int | None = Field(None, ge=1, description="epochs without a better validation score before "
                                  "stopping (null: the whole run)")
 
