@@ -234,13 +234,16 @@ def quantize(
     out: Annotated[Path, typer.Option("--out", "-o", help="Quantized model (.pt); records go beside it (.npz).")],
     method: Annotated[str, typer.Option(help="uniform, ecq or ecqx.")] = "ecqx",
     bits: Annotated[int, typer.Option(help="Bit width, 2 to 8.")] = 4,
-    lam: Annotated[float | None, typer.Option("--lambda", help="Entropy constraint (ECQ/ECQx): larger is sparser "
-                                                               "(default 0.05).")] = None,
+    lam: Annotated[str | None, typer.Option("--lambda", help="Entropy constraint (ECQ/ECQx): larger is sparser "
+                                                             "(default 0.05); auto: the largest that keeps the "
+                                                             "outputs on the data within 10% of lambda 0's error."
+                                            )] = None,
     epochs: Annotated[int, typer.Option(help="Quantization-aware training epochs (0: post-training only).")] = 0,
     block: Annotated[int | None, typer.Option(help="A step per block of this many input weights (16, 32, 64, 128, "
                                                    "256).")] = None,
     per_channel: Annotated[bool | None, typer.Option(
-        "--per-channel/--per-layer", help="A step per output channel (uniform's default) or one per layer (ECQ's)."
+        "--per-channel/--per-layer", help="A step per output channel (the default without --block) or one per "
+                                          "layer."
     )] = None,
     rounding: Annotated[str, typer.Option(help="compensated (GPTQ-style, over each layer's inputs on the data), "
                                                "nearest, or auto: compensated where data is read.")] = "auto",
@@ -253,6 +256,7 @@ def quantize(
     """Quantize a model's weights (uniform, ECQ or ECQx) and print sparsity and entropy per layer."""
     named_inputs(model, data, code)
     _allow(code)
+    from edgewise.compress.quant import quantizer_settings
     from edgewise.stages.quantize_config import QuantizeConfig
     from edgewise.zoo.training_config import QATConfig
 
@@ -260,8 +264,10 @@ def quantize(
         raise UserError(f"--epochs: {epochs} is negative", "give 0 (post-training only) or more epochs of QAT")
     train = _config(QATConfig, epochs=epochs) if epochs > 0 else None
     given: dict[str, object] = {"lambda": lam} if lam is not None else {}  # refused, not dropped, where not taken
-    if per_channel is not None or (method == "uniform" and block is None):
-        given["per_channel"] = True if per_channel is None else per_channel
+    if per_channel is not None:
+        given["per_channel"] = per_channel
+    elif block is None and "per_channel" in quantizer_settings(method):  # trained layers' channels differ in scale
+        given["per_channel"] = True
     config = _config(QuantizeConfig, method=method, bits=bits, train=train, block=block, rounding=rounding, **given)
     from edgewise.commands import quantize_file  # torch: after every check of the command line
 

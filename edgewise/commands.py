@@ -297,9 +297,19 @@ def quantize_file(model: str, out: str | Path, config: QuantizeConfig,
     from edgewise.compress.size import packed_bytes
 
     notes = (f"batch-norm folded into the layer before it first: {', '.join(folded)}",) if folded else ()
+    if "lambda_search" in result.history:
+        notes += (lambda_note(result.history),)
     return result, Outcome(score_name(dataset), before, _test_score(result.model, dataset), out.with_suffix(".npz"),
                            packed_bytes(result.model, result.records), notes,
                            "with the weights packed at their bit width")
+
+
+def lambda_note(history: dict[str, Any]) -> str:
+    """What `--lambda auto` chose and why: each lambda tried with its output error, entropy and sparsity."""
+    tried = "; ".join(f"{t['lambda']:g}: error {t['output_error']:.4f}, {t['entropy_bits']:.2f} bit, "
+                      f"{t['sparsity']:.0%} zeros" for t in history["lambda_search"])
+    return (f"lambda auto chose {history['lam']:g}: the largest whose outputs on the reference samples stay within "
+            f"10% of lambda 0's error (tried {tried})")
 
 
 def encode_file(records: str | Path, out: str | Path) -> compress.Bitstream:

@@ -15,16 +15,23 @@ from edgewise.base.grid import blocked_steps, check_block
 from edgewise.base.records import QuantizedLayer
 from edgewise.compress.arguments import check_finite
 from edgewise.compress.layers import output_axis
+from edgewise.compress.outputs import tensors_of
 from edgewise.compress.quant import LAMBDA_LIMIT
 from edgewise.compress.quant.base import Quantizer
 from edgewise.compress.quant.ecq import EntropyCost, assign, cluster_pmf, lambda_max
 from edgewise.compress.quant.grid import ecq_channel_steps, ecq_grid
 from edgewise.compress.quant.model import QuantizedModel, layer_record
-from edgewise.compress.quant.rounding import check_rounding, rounded, rounding_named
+from edgewise.compress.quant.rounding import CALIBRATION_SAMPLES, check_rounding, rounded, rounding_named
 from edgewise.compress.reference import ReferenceSamples
 from edgewise.compress.relevance import weight_relevance
 
 RELEVANCE_SMOOTHING = 0.9  # R <- 0.9 R_batch + 0.1 R_previous (ECQx)
+AUTO = "auto"
+"""lambda chosen by measurement (`ECQQuantizer(lam="auto")`)."""
+LAMBDA_LADDER = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
+"""The lambdas `auto` tries, in order: each one sparser and cheaper to code than the one before."""
+AUTO_SLACK = 0.1
+"""How much more output error than the finest assignment (lambda 0) the chosen lambda may cost: 10%."""
 
 
 @dataclass
@@ -122,15 +129,31 @@ def normalized_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str
     return out
 
 
+def model_outputs(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Every output tensor of `model` on `x`, flattened per sample and joined (no gradients)."""
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    with torch.no_grad():
+        parts = [torch.cat([t.reshape(len(batch), -1).float().cpu() for t in tensors_of(model(batch.to(device)))], 1)
+                 for batch in x.split(batch_size)]
+    return torch.cat(parts)
+
+
+def relative_error(out: torch.Tensor, target: torch.Tensor) -> float:
+    """||out - target|| / ||target|| over every value (0 when the target is all zeros and so is the output)."""
+    scale = float(target.norm())
+    return float((out - target).norm()) / scale if scale else float((out - target).norm())
+
+
 class ECQQuantizer(Quantizer):
     """Entropy-constrained quantization: argmin_c d(w, w_c) + lambda x I_c on a fixed grid (Wiedemann et al.)."""
 
     name = "ecq"
     trainable = True
 
-    def __init__(self, lam: float = 0.05, block: int | None = None, rounding: str = "auto",
+    def __init__(self, lam: float | str = 0.05, block: int | None = None, rounding: str = "auto",
                  per_channel: bool = False) -> None:
-        check_finite(lam, "lambda", 0.0, LAMBDA_LIMIT, "use e.g. 0.05 (larger: sparser, smaller files)")
+        if lam != AUTO:
+            check_finite(lam, "lambda", 0.0, LAMBDA_LIMIT, "use e.g. 0.05 (larger: sparser, smaller files), or auto")
         check_block(block)
         check_rounding(rounding)
         if per_channel and block is not None:
@@ -139,6 +162,9 @@ class ECQQuantizer(Quantizer):
         self.block = block
         self.rounding = rounding
         self.per_channel = per_channel
+
+    def reads_samples(self) -> bool:
+        return super().reads_samples() or self.lam == AUTO
 
     def relevance(self, model: nn.Module, ref: ReferenceSamples | None, names: set[str]
                   ) -> dict[str, torch.Tensor] | None:
@@ -149,15 +175,51 @@ class ECQQuantizer(Quantizer):
                  train: Callable[..., QuantizedModel] | None) -> QuantizedModel:
         """Initial assignment on each layer's fixed grid, then quantization-aware training when `train` is given."""
         grids = init_grids(layers, bits, self.block, self.per_channel)
+        if self.lam == AUTO and (train is not None or ref is None):
+            raise UserError("lambda auto is chosen by measuring the outputs on reference samples after post-training "
+                            "quantization", "give data and no QAT epochs, or a number (e.g. lambda 0.05)")
         if train is not None:
             return train(model, layers, grids, method=self.name, bits=bits, lam=self.lam, ref=ref,
                          **self.training_settings())
+        if self.lam != AUTO:
+            return self._assigned(model, layers, grids, bits, ref, self.lam)
+        lam, trials = self._measured_lambda(model, layers, grids, bits, ref)
+        quantized = self._assigned(model, layers, grids, bits, ref, lam)
+        quantized.history.update(lam=lam, lambda_search=trials)
+        return quantized
+
+    def _assigned(self, model: nn.Module, layers: dict[str, nn.Module], grids: dict[str, Grid], bits: int,
+                  ref: ReferenceSamples | None, lam: float) -> QuantizedModel:
         weights = {n: m.weight.detach().clone() for n, m in layers.items()}
-        records, info, costs = ecq_records(weights, layers, grids, self.lam, bits,
+        records, info, costs = ecq_records(weights, layers, grids, lam, bits,
                                            self.relevance(model, ref, set(layers)), **self.training_settings())
         rounding = rounding_named(self.rounding, ref is not None)
         rounded(model, layers, records, costs, rounding, ref)
         return QuantizedModel(model, records, self.name, bits, {"assignment": info, "rounding": rounding.name})
+
+    def _measured_lambda(self, model: nn.Module, layers: dict[str, nn.Module], grids: dict[str, Grid], bits: int,
+                         ref: ReferenceSamples) -> tuple[float, list[dict[str, float]]]:
+        """The largest lambda of LAMBDA_LADDER whose quantized model's outputs on the reference samples are off the
+        float model's by at most (1 + AUTO_SLACK) x lambda 0's error, and every lambda tried with its error, entropy
+        and sparsity. The ladder stops at the first lambda past the limit (a larger one only removes more)."""
+        originals = {n: m.weight.detach().clone() for n, m in layers.items()}
+        x = ref.x[:CALIBRATION_SAMPLES]
+        target = model_outputs(model, x, ref.batch_size)
+        trials, chosen, limit = [], 0.0, math.inf
+        for lam in LAMBDA_LADDER:
+            summary = self._assigned(model, layers, grids, bits, ref, lam).summary()
+            error = relative_error(model_outputs(model, x, ref.batch_size), target)
+            trials.append({"lambda": lam, "output_error": error, "entropy_bits": summary["entropy_bits"],
+                           "sparsity": summary["sparsity"]})
+            with torch.no_grad():
+                for name, module in layers.items():
+                    module.weight.copy_(originals[name])
+            if lam == 0.0:
+                limit = error * (1.0 + AUTO_SLACK)
+            elif error > limit:
+                break
+            chosen = lam
+        return chosen, trials
 
     def training_settings(self) -> dict[str, float]:
         """The relevance settings quantization-aware training re-assigns with (ECQx's rho and p)."""
@@ -170,7 +232,7 @@ class ECQxQuantizer(ECQQuantizer):
     name = "ecqx"
     needs_reference = True
 
-    def __init__(self, lam: float = 0.05, rho: float = 2.0, p: float = 0.1, block: int | None = None,
+    def __init__(self, lam: float | str = 0.05, rho: float = 2.0, p: float = 0.1, block: int | None = None,
                  rounding: str = "auto", per_channel: bool = False) -> None:
         super().__init__(lam, block, rounding, per_channel)
         if check_finite(rho, "rho", 0.0, math.inf, "use e.g. 2.0 (the relevance's weight)") == 0.0:

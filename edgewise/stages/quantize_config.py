@@ -22,7 +22,9 @@ class QuantizeConfig(BaseModel):
     method: Annotated[str, AfterValidator(QUANTIZERS.known)] = Field(
         "ecqx", description="a registered quantizer (edgewise.compress.quant.QUANTIZERS)")
     bits: int = Field(4, ge=2, le=8)
-    lam: float = Field(0.05, allow_inf_nan=False, ge=0.0, le=LAMBDA_LIMIT, alias="lambda")
+    lam: Annotated[float, Field(allow_inf_nan=False, ge=0.0, le=LAMBDA_LIMIT)] | Literal["auto"] = Field(
+        0.05, alias="lambda", description="ECQ's entropy constraint, or auto: the largest that keeps the outputs on "
+        "the reference samples within 10% of lambda 0's error (post-training only)")
     per_channel: bool = Field(False, description="one step per output channel (ECQ/ECQx: the levels and their "
                               "entropy stay the layer's)")
     block: int | None = Field(None, description="one step per block of this many weights along the input axis (16, "
@@ -46,6 +48,13 @@ class QuantizeConfig(BaseModel):
         except UserError as exc:
             raise ValueError(f"{exc.problem}; {exc.fix}") from None
         return value
+
+    @model_validator(mode="after")
+    def _auto_lambda_without_training(self) -> QuantizeConfig:
+        if self.lam == "auto" and self.train is not None:
+            raise ValueError("lambda auto is measured after post-training quantization, and QAT trains at one "
+                             "lambda: give a number with train")
+        return self
 
     @model_validator(mode="after")
     def _settings_the_method_takes(self) -> QuantizeConfig:

@@ -143,3 +143,45 @@ def test_ecq_per_channel_gives_each_output_channel_its_step_over_the_layers_leve
     assert export.verify(out.path, per_channel.model, torch.randn(4, 32), quantized=True)["rel_diff"] < 1e-5
     with pytest.raises(UserError, match="per_channel and block"):
         compress.quantize(model, "ecq", 4, per_channel=True, block=16)
+
+
+@pytest.mark.parametrize("method", ["ecq", "ecqx"])
+def test_lambda_auto_picks_the_largest_lambda_within_the_output_budget_and_says_what_it_tried(method):
+    """The fixed default (0.05) collapsed trained networks (PP-OCR's detector: 0.000); auto measures instead."""
+    from edgewise.compress.quant.entropy_constrained import AUTO_SLACK, LAMBDA_LADDER
+
+    torch.manual_seed(0)
+    model = build_model("mlp", (1, 8, 8), 10, hidden=[32]).eval()
+    ref = compress.ReferenceSamples(torch.rand(64, 1, 8, 8), torch.arange(64) % 10)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    auto = compress.quantize(model, method, 4, ref=ref, lam="auto")
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # the user's model is untouched
+    trials, chosen = auto.history["lambda_search"], auto.history["lam"]
+    assert [t["lambda"] for t in trials] == list(LAMBDA_LADDER[:len(trials)]) and trials[0]["lambda"] == 0.0
+    limit = trials[0]["output_error"] * (1 + AUTO_SLACK)
+    kept = [t["lambda"] for t in trials[1:] if t["output_error"] <= limit]
+    assert chosen == (max(kept) if kept else 0.0) and chosen == trials[len(kept)]["lambda"]
+    assert len(trials) == len(LAMBDA_LADDER) or trials[-1]["output_error"] > limit  # stops at the first past it
+    direct = compress.quantize(model, method, 4, ref=ref, lam=chosen)  # the trials left the weights as they were
+    for name, record in direct.records.items():
+        assert np.array_equal(record.levels, auto.records[name].levels)
+
+
+def test_lambda_auto_needs_samples_and_no_training():
+    model = build_model("mlp", (1, 8, 8), 10, hidden=[8]).eval()
+    with pytest.raises(UserError, match="lambda auto is chosen by measuring"):
+        compress.quantize(model, "ecq", 4, lam="auto", rounding="nearest")
+    with pytest.raises(UserError, match="lambda must be a number"):
+        compress.quantize(model, "ecq", 4, lam="automatic")
+
+
+def test_a_recipe_refuses_lambda_auto_with_training():
+    from pydantic import ValidationError
+
+    from edgewise.stages.quantize_config import QuantizeConfig
+
+    assert QuantizeConfig(method="ecqx", **{"lambda": "auto"}).quantizer_settings()["lam"] == "auto"
+    with pytest.raises(ValidationError, match="lambda auto is measured after post-training quantization"):
+        QuantizeConfig(method="ecq", train={"epochs": 2}, **{"lambda": "auto"})
+    with pytest.raises(ValidationError):
+        QuantizeConfig(method="ecq", **{"lambda": "sometimes"})
