@@ -44,11 +44,15 @@ from edgewise.base.errors import first_line
 CRITERIA = (("lrp", "lrp", {}), ("lrp a2b1", "lrp", {"rules": {"conv": "alpha2beta1"}}), ("l1", "l1", {}),
             ("taylor", "taylor", {}), ("random", "random", {}))
 # each grid with round-to-nearest and with compensated (GPTQ-style) rounding on the reference samples
-QUANTIZERS = tuple((f"{label}, {rounding}", method, {**settings, "rounding": rounding})
-                   for label, method, settings in (("uniform per channel", "uniform", {"per_channel": True}),
-                                                   ("uniform block-32", "uniform", {"block": 32}), ("ecq", "ecq", {}),
-                                                   ("ecqx", "ecqx", {}))
-                   for rounding in ("nearest", "compensated"))
+QUANTIZERS = (*(
+    (f"{label}, {rounding}", method, {**settings, "rounding": rounding})
+    for label, method, settings in (("uniform per channel", "uniform", {"per_channel": True}),
+                                    ("uniform block-32", "uniform", {"block": 32}), ("ecq", "ecq", {}),
+                                    ("ecqx", "ecqx", {}))
+    for rounding in ("nearest", "compensated")),
+    # what the command line does by default now: a step per channel, and lambda chosen by measurement
+    *((f"{method} per channel, lambda auto, compensated", method, {"per_channel": True, "lam": "auto"})
+      for method in ("ecq", "ecqx")))
 OUT = Path("runs/bench")
 MODELS = "rapidocr_onnxruntime"
 
