@@ -181,24 +181,26 @@ class ECQQuantizer(Quantizer):
         if train is not None:
             return train(model, layers, grids, method=self.name, bits=bits, lam=self.lam, ref=ref,
                          **self.training_settings())
+        relevance = self.relevance(model, ref, set(layers))  # of the float weights: one for every lambda tried
         if self.lam != AUTO:
-            return self._assigned(model, layers, grids, bits, ref, self.lam)
-        lam, trials = self._measured_lambda(model, layers, grids, bits, ref)
-        quantized = self._assigned(model, layers, grids, bits, ref, lam)
+            return self._assigned(model, layers, grids, bits, ref, self.lam, relevance)
+        lam, trials = self._measured_lambda(model, layers, grids, bits, ref, relevance)
+        quantized = self._assigned(model, layers, grids, bits, ref, lam, relevance)
         quantized.history.update(lam=lam, lambda_search=trials)
         return quantized
 
     def _assigned(self, model: nn.Module, layers: dict[str, nn.Module], grids: dict[str, Grid], bits: int,
-                  ref: ReferenceSamples | None, lam: float) -> QuantizedModel:
+                  ref: ReferenceSamples | None, lam: float, relevance: dict[str, torch.Tensor] | None
+                  ) -> QuantizedModel:
         weights = {n: m.weight.detach().clone() for n, m in layers.items()}
-        records, info, costs = ecq_records(weights, layers, grids, lam, bits,
-                                           self.relevance(model, ref, set(layers)), **self.training_settings())
+        records, info, costs = ecq_records(weights, layers, grids, lam, bits, relevance, **self.training_settings())
         rounding = rounding_named(self.rounding, ref is not None)
         rounded(model, layers, records, costs, rounding, ref)
         return QuantizedModel(model, records, self.name, bits, {"assignment": info, "rounding": rounding.name})
 
     def _measured_lambda(self, model: nn.Module, layers: dict[str, nn.Module], grids: dict[str, Grid], bits: int,
-                         ref: ReferenceSamples) -> tuple[float, list[dict[str, float]]]:
+                         ref: ReferenceSamples, relevance: dict[str, torch.Tensor] | None
+                         ) -> tuple[float, list[dict[str, float]]]:
         """The largest lambda of LAMBDA_LADDER whose quantized model's outputs on the reference samples are off the
         float model's by at most (1 + AUTO_SLACK) x lambda 0's error, and every lambda tried with its error, entropy
         and sparsity. The ladder stops at the first lambda past the limit (a larger one only removes more)."""
@@ -207,7 +209,7 @@ class ECQQuantizer(Quantizer):
         target = model_outputs(model, x, ref.batch_size)
         trials, chosen, limit = [], 0.0, math.inf
         for lam in LAMBDA_LADDER:
-            summary = self._assigned(model, layers, grids, bits, ref, lam).summary()
+            summary = self._assigned(model, layers, grids, bits, ref, lam, relevance).summary()
             error = relative_error(model_outputs(model, x, ref.batch_size), target)
             trials.append({"lambda": lam, "output_error": error, "entropy_bits": summary["entropy_bits"],
                            "sparsity": summary["sparsity"]})
