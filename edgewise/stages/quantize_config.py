@@ -22,9 +22,9 @@ class QuantizeConfig(BaseModel):
     method: Annotated[str, AfterValidator(QUANTIZERS.known)] = Field(
         "ecqx", description="a registered quantizer (edgewise.compress.quant.QUANTIZERS)")
     bits: int = Field(4, ge=2, le=8)
-    lam: Annotated[float, Field(allow_inf_nan=False, ge=0.0, le=LAMBDA_LIMIT)] | Literal["auto"] = Field(
-        0.05, alias="lambda", description="ECQ's entropy constraint, or auto: the largest that keeps the outputs on "
-        "the reference samples within 10% of lambda 0's error (post-training only)")
+    lam: float | str = Field(0.05, alias="lambda", description="ECQ's entropy constraint (0 to 10), or auto: the "
+                             "largest that keeps the outputs on the reference samples within 10% of lambda 0's error "
+                             "(post-training only)")
     per_channel: bool = Field(False, description="one step per output channel (ECQ/ECQx: the levels and their "
                               "entropy stay the layer's)")
     block: int | None = Field(None, description="one step per block of this many weights along the input axis (16, "
@@ -37,6 +37,19 @@ class QuantizeConfig(BaseModel):
     samples_per_class: int | None = Field(10, ge=1)
     ignore: list[str] = Field(default_factory=list)
     train: QATConfig | None = None
+
+    @field_validator("lam")
+    @classmethod
+    def _lambda(cls, value: float | str) -> float | str:
+        if value == "auto":
+            return value
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"lambda must be a number from 0 to {LAMBDA_LIMIT:g}, or auto") from None
+        if not 0.0 <= number <= LAMBDA_LIMIT:  # NaN fails this too
+            raise ValueError(f"lambda must be a finite number from 0 to {LAMBDA_LIMIT:g}, or auto")
+        return number
 
     @field_validator("block")
     @classmethod
