@@ -111,9 +111,9 @@ def _check_labels(ref: ReferenceSamples, scores: torch.Tensor) -> None:
                         f"give labels 0 to {classes - 1} (the index of the model's output for each class)")
 
 
-def check_records(records: Any) -> dict[str, QuantizedLayer]:
-    """`records` when it is a non-empty dict of QuantizedLayer by layer name (what quantize returns); otherwise a
-    UserError naming what was given."""
+def check_records(records: Any, model: nn.Module | None = None) -> dict[str, QuantizedLayer]:
+    """`records` when it is a non-empty dict of QuantizedLayer by layer name (what quantize returns), and, with
+    `model`, every record names a weight of that model; otherwise a UserError naming what was given."""
     if not isinstance(records, dict) or not records:
         raise UserError(f"records must be a non-empty dict of QuantizedLayer by layer name, got {shown(records)}",
                         "pass the records that quantize returned (QuantizedModel.records)")
@@ -121,6 +121,13 @@ def check_records(records: Any) -> dict[str, QuantizedLayer]:
     if wrong is not None:
         raise UserError(f"record {wrong!r} is {type(records[wrong]).__name__}, not a QuantizedLayer",
                         "pass the records that quantize returned (QuantizedModel.records)")
+    if model is not None:
+        state = model.state_dict()
+        foreign = [n for n, r in records.items() if r.weight_key not in state]
+        if foreign:
+            raise UserError(f"the records are of another model: {len(foreign)} of their {len(records)} layers "
+                            f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}) are not in this one",
+                            "give the records `edgewise quantize` wrote beside this model (its .npz)")
     return records
 
 

@@ -17,7 +17,7 @@ from torch import nn
 from edgewise.base.atomic import atomic_path
 from edgewise.base.device import device_of
 from edgewise.base.records import QuantizedLayer
-from edgewise.compress.arguments import check_module, evaluating, forward
+from edgewise.compress.arguments import check_module, check_records, evaluating, forward
 from edgewise.export.errors import ExportError
 from edgewise.export.int4 import quantize_graph
 from edgewise.export.integrity import stamp
@@ -85,6 +85,8 @@ def to_onnx(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLi
     The written file carries the model's (pruned) tensor shapes. The write is atomic; the model is
     checked with the ONNX checker before it replaces anything.
     """
+    if records:
+        check_records(records, model)
     proto = export_proto(model, example_input, dynamic_batch)
     if records:
         proto = quantize_graph(proto, records)

@@ -30,6 +30,7 @@ from torch import nn
 from edgewise.base.calibration import CALIBRATORS, activation_range
 from edgewise.base.errors import UserError
 from edgewise.base.records import RECURRENT_KINDS, QuantizedLayer
+from edgewise.compress.arguments import check_records
 from edgewise.export.errors import ExportError
 from edgewise.export.int4 import check_weight, int_tensor, quantize_recurrent, storage_type, zero_point_tensor
 from edgewise.export.onnx_export import OnnxFile, export_proto, write_proto
@@ -315,6 +316,7 @@ def to_w4a8(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLi
     channel (int8 kernels take no blocks). LSTM and GRU layers keep float activations and 4-bit weights dequantized
     once, as in a 4-bit file. The write is atomic.
     """
+    check_records(records, model)
     check_w4a8_records(records)
     every = records
     records = {n: r for n, r in records.items() if r.kind not in RECURRENT_KINDS}

@@ -120,3 +120,12 @@ def test_a_call_leaves_the_users_model_in_the_mode_it_had_also_when_it_fails(tmp
     with contextlib.suppress(UserError):
         call(model, tmp_path)
     assert _modes(model) == before
+
+
+def test_records_of_another_model_are_named_as_such(tmp_path):
+    """export with another model's records said "layer layers.1 has no initializer layers.1.weight"."""
+    records = ew.quantize(_mlp(), "uniform", 4).records
+    other = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    with pytest.raises(UserError, match=r"the records are of another model: 2 of their 2 layers \(0, 2\)"):
+        ew.to_onnx(other, torch.rand(1, 64), tmp_path / "m.onnx", records)
+    assert not (tmp_path / "m.onnx").exists()
