@@ -400,6 +400,7 @@ def _export_detector(module: nn.Module, card: dict[str, Any], model: str, out: s
     the images of `images` (.npz x); a model converted from ONNX is compared with the file it came from, output for
     output. The file replaces `out` only once it is verified."""
     from edgewise import export
+    from edgewise.export.checks import relative_difference
     from edgewise.export.session import session_runner
 
     if not images:
@@ -414,9 +415,8 @@ def _export_detector(module: nn.Module, card: dict[str, Any], model: str, out: s
         if source is not None and source.is_file():
             before = session_runner(export.open_session(source, fast=False))(probe.numpy())
             after = session_runner(export.open_session(staged))(probe.numpy())
-            result.update(source_onnx=str(source), source_rel_diff=float(
-                np.abs(after - before).max() / max(float(np.abs(before).max()), 1e-12)) if after.shape == before.shape
-                else float("inf"))
+            result.update(source_onnx=str(source), source_rel_diff=relative_difference(after, before)
+                          if after.shape == before.shape else float("inf"))
     return result
 
 

@@ -18,7 +18,7 @@ from edgewise.base import errors as base_errors
 from edgewise.base import system as base_system
 from edgewise.base.atomic import TEMPORARY_SUFFIX, sha256_file
 from edgewise.base.errors import filesystem_error, first_line
-from edgewise.export.checks import FAST_RTOL
+from edgewise.export.checks import FAST_RTOL, relative_difference
 from edgewise.export.errors import ExportError
 from edgewise.export.runner import (
     BASE_MODULES,
@@ -223,8 +223,8 @@ def verify_bundle(path: str | os.PathLike[str], key: str | os.PathLike[str] | No
         probe = np.load(root / manifest["probe"]["input"])
         expected = np.load(root / manifest["probe"]["output"])
         got = session.run(None, {session.get_inputs()[0].name: probe})[0]
-        rel = float(np.abs(got - expected).max() / max(float(np.abs(expected).max()), 1e-12))
-        if got.shape != expected.shape or rel > manifest["probe"]["rtol"]:
+        rel = relative_difference(got, expected) if got.shape == expected.shape else float("inf")
+        if rel > manifest["probe"]["rtol"]:
             raise ExportError(f"bundle {path}: the probe output differs by {rel:.2e} (tolerance "
                               f"{manifest['probe']['rtol']:.0e})", "rebuild the bundle; the model file is not the one "
                               "the probe was recorded with")

@@ -24,7 +24,9 @@ QUANTIZED_RTOL = 1e-4
 FAST_RTOL = 5e-2
 
 
-def _relative(a: np.ndarray, b: np.ndarray) -> float:
+def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest difference of `a` from `b`, relative to `b`'s largest magnitude (a zero `b` counts as 1e-12):
+    how every export, bundle and converted graph is compared with what it should compute."""
     return float(np.abs(a - b).max() / max(float(np.abs(b).max()), 1e-12))
 
 
@@ -49,8 +51,8 @@ def verify(path: str | os.PathLike[str], model: nn.Module, probe: torch.Tensor, 
     if [a.shape for a in exact_all] != [e.shape for e in expected_all]:
         raise ExportError(f"ONNX output shapes {[a.shape for a in exact_all]} differ from torch's "
                           f"{[e.shape for e in expected_all]}", "export again; report the model if it persists")
-    rel_exact = max(_relative(a, e) for a, e in zip(exact_all, expected_all, strict=True))
-    rel_fast = max(_relative(a, e) for a, e in zip(fast_all, expected_all, strict=True))
+    rel_exact = max(relative_difference(a, e) for a, e in zip(exact_all, expected_all, strict=True))
+    rel_fast = max(relative_difference(a, e) for a, e in zip(fast_all, expected_all, strict=True))
     # the first output is the one scored (a segmentation model's 'out', a classifier's logits)
     got_fast, expected = fast_all[0], expected_all[0]
     # a module that emulates an ONNX graph (edgewise.onnxin) names the tolerance its conversion was checked within
@@ -58,7 +60,7 @@ def verify(path: str | os.PathLike[str], model: nn.Module, probe: torch.Tensor, 
     proto = onnx.load(str(path), load_external_data=False)
     w4a8 = is_w4a8(proto)
     if w4a8:
-        rel_kernels = max(_relative(f, a) for f, a in zip(fast_all, exact_all, strict=True))
+        rel_kernels = max(relative_difference(f, a) for f, a in zip(fast_all, exact_all, strict=True))
         if rel_kernels > FAST_RTOL:
             raise ExportError(f"the W4A8 file's int8 kernels differ from its exact run by {rel_kernels:.2e} "
                               f"(tolerance {FAST_RTOL:.0e})", "the export is wrong; do not deploy it")
