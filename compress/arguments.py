@@ -4,14 +4,13 @@ work, with the command line's words: the commands reach the same functions, so b
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from edgewise.base.device import device_of
 from edgewise.base.errors import UserError
 from edgewise.base.records import QuantizedLayer
 from edgewise.compress.outputs import OutputKey, pick
@@ -62,7 +61,7 @@ def check_reference(ref: Any) -> ReferenceSamples:
         raise UserError(f"reference samples must be edgewise.ReferenceSamples, got {type(ref).__name__}",
                         "wrap the arrays: ew.ReferenceSamples(torch.as_tensor(x), torch.as_tensor(y))")
     if ref.x.is_floating_point():
-        bad = (~torch.isfinite(ref.x.flatten(1) if ref.x.dim() > 1 else ref.x)).reshape(len(ref.x), -1).any(1)
+        bad = (~torch.isfinite(ref.x)).reshape(len(ref.x), -1).any(1)
         if bad.any():
             raise UserError(f"{int(bad.sum())} of {len(ref.x)} reference inputs hold NaN or infinite values",
                             "clean those samples or leave them out")
@@ -77,7 +76,7 @@ def run_on_samples(model: nn.Module, ref: ReferenceSamples, output: OutputKey = 
     """The model's output on the first `count` reference inputs (no gradients), after checking that the inputs'
     dtype is the one the model computes in and that class labels lie within the classes the output scores; a model
     that does not run on the inputs (a wrong size, a wrong dtype) is a UserError quoting torch's reason."""
-    example = ref.x[:count].to(next((p.device for p in model.parameters()), torch.device("cpu")))
+    example = ref.x[:count].to(device_of(model))
     dtype = _model_dtype(model)
     if example.is_floating_point() and dtype is not None and example.dtype != dtype:
         raise UserError(f"the reference inputs are {str(ref.x.dtype).removeprefix('torch.')} but the model computes "
@@ -129,16 +128,3 @@ def check_records(records: Any, model: nn.Module | None = None) -> dict[str, Qua
                             f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}) are not in this one",
                             "give the records `edgewise quantize` wrote beside this model (its .npz)")
     return records
-
-
-@contextmanager
-def evaluating(model: nn.Module) -> Iterator[nn.Module]:
-    """`model` in eval mode within the block, and every module's train/eval mode as the caller had it afterwards,
-    also when the block fails: a call of the API never changes the user's model."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, training in modes:
-            module.training = training

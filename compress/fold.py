@@ -9,8 +9,9 @@ from torch import nn
 
 from edgewise.base.device import device_of
 from edgewise.base.errors import UserError
-from edgewise.compress.arguments import check_module, evaluating, forward
+from edgewise.compress.arguments import check_module, forward
 from edgewise.compress.layers import WEIGHT_LAYERS, output_axis
+from edgewise.compress.modes import evaluating
 from edgewise.compress.outputs import tensors_of
 
 _BATCHNORM = nn.modules.batchnorm._BatchNorm

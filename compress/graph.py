@@ -23,6 +23,7 @@ from edgewise.compress.layers import (
     output_axis,
     recorded_producers,
 )
+from edgewise.compress.modes import evaluating
 from edgewise.compress.outputs import tensors_of
 from edgewise.compress.shuffles import Shuffles, ShufflesCut, find_shuffles
 
@@ -92,12 +93,8 @@ def output_layers(model: nn.Module, example_input: torch.Tensor) -> list[str]:
     """Names of the conv/linear layers that produce the model's outputs: on every path back from each output tensor
     (through upsampling, reshapes, concatenations, activations), the first such layer met. A segmentation model's
     main and auxiliary classifiers, a detector's box and class convolutions, a classifier's head."""
-    was_training = model.training
-    try:
-        with torch.enable_grad(), recorded_producers(model) as produced:
-            found = layers_behind(tensors_of(model.eval()(example_input)), produced)
-    finally:
-        model.train(was_training)
+    with torch.enable_grad(), evaluating(model), recorded_producers(model) as produced:
+        found = layers_behind(tensors_of(model(example_input)), produced)
     if not found:
         raise PruningError("the model has no convolution or linear layer to prune", "nothing to do here")
     order = {n: i for i, (n, _) in enumerate(model.named_modules())}
@@ -309,19 +306,16 @@ class ChannelGraph:
         heads, heads_whole = head_groups(model, example_input, ignored_names)
         # head projections are cut a whole head at a time, never channel by channel
         ignored = [modules[n] for n in sorted(ignored_names | set(head_projections(model)))]
-        was_training = model.training
-        model.eval()
-        # torch-pruning either fails on a channel shuffle or, worse, prunes through it into a broken network: the
-        # graph is traced with the shuffles cut, and the widths they fix are left whole
-        shuffles: Shuffles = find_shuffles(model, example_input)
-        try:
-            self.graph = _dependency_graph(model, example_input, bool(shuffles))
-        except Exception as exc:
-            raise PruningError(f"torch-pruning cannot trace this model: {type(exc).__name__}: {exc}",
-                               "compress it by quantization alone (edgewise quantize), or simplify the forward (no "
-                               "data-dependent control flow) or prune a traceable part") from exc
-        finally:
-            model.train(was_training)
+        with evaluating(model):
+            # torch-pruning either fails on a channel shuffle or, worse, prunes through it into a broken network:
+            # the graph is traced with the shuffles cut, and the widths they fix are left whole
+            shuffles: Shuffles = find_shuffles(model, example_input)
+            try:
+                self.graph = _dependency_graph(model, example_input, bool(shuffles))
+            except Exception as exc:
+                raise PruningError(f"torch-pruning cannot trace this model: {type(exc).__name__}: {exc}",
+                                   "compress it by quantization alone (edgewise quantize), or simplify the forward "
+                                   "(no data-dependent control flow) or prune a traceable part") from exc
         foreign = converted_from_onnx(model)
         candidates: list[tuple[ChannelGroup, bool]] = []
         self.groups: list[ChannelGroup | HeadGroup] = []
@@ -370,18 +364,15 @@ class ChannelGraph:
         self.groups.extend(heads)
 
     def _check_runs(self, groups: list[str]) -> None:
-        was_training = self.model.training
         try:
-            with torch.no_grad():
-                self.model.eval()(self.example_input)
+            with torch.no_grad(), evaluating(self.model):
+                self.model(self.example_input)
         except Exception as exc:
             first = str(exc).splitlines()[0] if str(exc) else ""
             raise PruningError(f"the network no longer runs after removing channels of {', '.join(groups)}: "
                                f"{type(exc).__name__}: {first}",
                                # which cut broke it is unknown: a few are all named, so one more run is enough
                                ignore_fix(*(groups if len(groups) <= 5 else groups[:1]))) from exc
-        finally:
-            self.model.train(was_training)
 
     def group_scores(self, layer_scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Per group, the mean of its member layers' channel scores (mapped through the group's index coupling)."""

@@ -10,6 +10,7 @@ from torch import nn
 
 from edgewise.base.device import device_of
 from edgewise.compress.layers import WEIGHT_LAYERS
+from edgewise.compress.modes import evaluating
 
 
 @dataclass(frozen=True)
@@ -85,12 +86,10 @@ def measure_cost(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dt
                                         sum(p.numel() for p in mod.parameters(recurse=False)),
                                         _layer_macs(mod, args[0], out)))
             hooks.append(module.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
     try:
-        model(torch.zeros(1, *input_shape, dtype=dtype, device=device_of(model)))
+        with evaluating(model):
+            model(torch.zeros(1, *input_shape, dtype=dtype, device=device_of(model)))
     finally:
         for h in hooks:
             h.remove()
-        model.train(was_training)
     return ModelCost(count_parameters(model), sum(layer.macs for layer in layers), layers)

@@ -18,6 +18,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from edgewise.compress.layers import WEIGHT_LAYERS, layers_behind, recorded_producers
+from edgewise.compress.modes import evaluating
 from edgewise.compress.outputs import tensors_of
 from edgewise.compress.running import running_modules
 
@@ -100,15 +101,12 @@ def find_shuffles(model: nn.Module, example_input: torch.Tensor) -> Shuffles:
     """The channel shuffles of `model`'s forward on `example_input` (an empty record for a model without any, or one
     whose forward fails: the dependency trace then reports the model's own error)."""
     names = {module: name for name, module in model.named_modules()}
-    was_training = model.training
     try:
-        with (torch.enable_grad(), recorded_producers(model) as produced, running_modules() as running,
-              _ShuffleWatch(running, cut=False) as watch):
-            model.eval()(example_input)
+        with (torch.enable_grad(), evaluating(model), recorded_producers(model) as produced,
+              running_modules() as running, _ShuffleWatch(running, cut=False) as watch):
+            model(example_input)
     except Exception:  # a diagnosis only
         return Shuffles()
-    finally:
-        model.train(was_training)
     if not watch.sources:
         return Shuffles()
     where = [names.get(m, "") or "the model's forward" for m in watch.where]

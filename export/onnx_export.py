@@ -17,7 +17,8 @@ from torch import nn
 from edgewise.base.atomic import atomic_path
 from edgewise.base.device import device_of
 from edgewise.base.records import QuantizedLayer
-from edgewise.compress.arguments import check_module, check_records, evaluating, forward
+from edgewise.compress.arguments import check_module, check_records, forward
+from edgewise.compress.modes import evaluating
 from edgewise.export.errors import ExportError
 from edgewise.export.int4 import quantize_graph
 from edgewise.export.integrity import stamp

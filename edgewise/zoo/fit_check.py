@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from edgewise.base.errors import DataError
+from edgewise.compress.modes import evaluating
 from edgewise.compress.outputs import pick
 from edgewise.zoo.dataset import Dataset, Split
 
@@ -49,12 +50,8 @@ def check_fits(run: Callable[[np.ndarray], np.ndarray], data: Dataset, source: P
 def evaluated(module: nn.Module, x: torch.Tensor, device: torch.device | None = None) -> Any:
     """`module`'s output on `x` (moved to `device`, the CPU by default) in eval mode without gradients, so that a probe
     never moves its batch-norm statistics; the module is handed back in the mode it had, also when it fails."""
-    was_training = module.training
-    try:
-        with torch.no_grad():
-            return module.eval()(x.to(device or "cpu"))
-    finally:
-        module.train(was_training)
+    with torch.no_grad(), evaluating(module):
+        return module(x.to(device or "cpu"))
 
 
 def check_module_fits(module: nn.Module, data: Dataset, source: Path, device: torch.device | None = None) -> None:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgewise.base.errors import UserError, first_line
+from edgewise.compress.modes import evaluating
 from edgewise.zoo.architectures import ARCHITECTURES
 
 
@@ -325,13 +326,10 @@ def _check_takes(module: nn.Module, arch: str, input_shape: Sequence[int]) -> No
     """Run two zero samples through a freshly built `module`: an architecture that cannot take inputs of this shape
     (a ViT's 16x16 patches on 8x8 digits, a stride ladder that shrinks the image to nothing) is refused here, in one
     line, before any training starts."""
-    was_training = module.training
     try:
-        with torch.no_grad():
-            module.eval()(torch.zeros(2, *input_shape))
+        with torch.no_grad(), evaluating(module):
+            module(torch.zeros(2, *input_shape))
     except (RuntimeError, ValueError, AssertionError, IndexError) as exc:
         raise UserError(f"architecture {arch!r} cannot take inputs of shape {list(input_shape)}: {first_line(exc)}",
                         "pick an architecture made for inputs this size, or resize the data (a folder's size)"
                         ) from None
-    finally:
-        module.train(was_training)
