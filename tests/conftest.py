@@ -185,6 +185,31 @@ def run_process(*args: str, cwd: str | None = None) -> subprocess.CompletedProce
                           env={**os.environ, "COLUMNS": "200"}, timeout=600)
 
 
+def write_small_mlp(root: Path, hidden: int = 16, model_file: str = "m.pt"):
+    """A small digits MLP written as the commands read one: the model file, its uniform 4-bit copy `q.pt`, the
+    records `q.npz` and their NNCodec bitstream `q.nnc`; returns the model and its QuantizedModel."""
+    from edgewise import compress
+    from edgewise.base.records import save_records
+    from edgewise.core.modelio import save_model
+    from edgewise.zoo.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("mlp", (1, 8, 8), 10, hidden=[hidden]).eval()
+    card = {"data_spec": {"name": "digits"}, "input_shape": [1, 8, 8], "task": "classification"}
+    save_model(model, root / model_file, card)
+    quantized = compress.quantize(model, "uniform", 4)
+    save_model(quantized.model, root / "q.pt", card)
+    floats = compress.floats_of(quantized.model, quantized.records)
+    save_records(root / "q.npz", quantized.records, floats)
+    (root / "q.nnc").write_bytes(compress.encode(quantized.records, floats).data)
+    return model, quantized
+
+
+@pytest.fixture(scope="session")
+def small_mlp():
+    return write_small_mlp
+
+
 @pytest.fixture
 def edgewise():
     return run_in_process

@@ -203,22 +203,9 @@ def _file_size_limit(limit: int):
 
 
 @pytest.mark.parametrize("command", ["decode", "encode", "quantize"])
-def test_a_write_cut_short_is_one_line_and_leaves_nothing(tmp_path, command):
+def test_a_write_cut_short_is_one_line_and_leaves_nothing(tmp_path, command, small_mlp):
     """`decode` onto a full disk printed the clear error and then numpy's zip file's "Exception ignored" traceback."""
-    import torch
-
-    from edgewise import compress
-    from edgewise.base.records import save_records
-    from edgewise.core.modelio import save_model
-    from edgewise.zoo.models import build_model
-
-    torch.manual_seed(0)
-    model = build_model("mlp", (1, 8, 8), 10, hidden=[64]).eval()
-    q = compress.quantize(model, "uniform", 4)
-    save_records(tmp_path / "q.npz", q.records, compress.floats_of(q.model, q.records))
-    (tmp_path / "q.nnc").write_bytes(compress.encode(q.records, compress.floats_of(q.model, q.records)).data)
-    save_model(model, tmp_path / "m.pt", {"data_spec": {"name": "digits"}, "input_shape": [1, 8, 8],
-                                          "task": "classification"})
+    small_mlp(tmp_path, hidden=64)
     argv = {"decode": ["decode", "q.nnc", "-o", "out/back.npz"], "encode": ["encode", "q.npz", "-o", "out/q.nnc"],
             "quantize": ["quantize", "m.pt", "-o", "out/q.pt", "--method", "uniform", "--rounding", "nearest"]}
     (tmp_path / "out").mkdir()

@@ -11,22 +11,14 @@ import torch
 
 from edgewise import compress, export
 from edgewise.base.records import save_records
-from edgewise.core.modelio import save_model
 from edgewise.zoo.models import build_model
 
 
 @pytest.fixture(scope="module")
-def good(tmp_path_factory):
+def good(tmp_path_factory, small_mlp):
     """Valid inputs of every kind a command reads, and damaged copies of them."""
     root = tmp_path_factory.mktemp("inputs")
-    torch.manual_seed(0)
-    model = build_model("mlp", (1, 8, 8), 10, hidden=[16]).eval()
-    card = {"data_spec": {"name": "digits"}, "input_shape": [1, 8, 8], "task": "classification"}
-    save_model(model, root / "model.pt", card)
-    q = compress.quantize(model, "uniform", 4)
-    save_model(q.model, root / "q.pt", card)
-    save_records(root / "q.npz", q.records, compress.floats_of(q.model, q.records))
-    (root / "q.nnc").write_bytes(compress.encode(q.records, compress.floats_of(q.model, q.records)).data)
+    _, q = small_mlp(root, model_file="model.pt")
     probe = torch.rand(2, 1, 8, 8)
     export.to_onnx(q.model, probe, root / "q.onnx", q.records)
     with torch.no_grad():

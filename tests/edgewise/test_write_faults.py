@@ -8,12 +8,6 @@ import hashlib
 import os
 
 import pytest
-import torch
-
-from edgewise import compress
-from edgewise.base.records import save_records
-from edgewise.core.modelio import save_model
-from edgewise.zoo.models import build_model
 
 # command -> (argv, the outputs it writes in order, under {out}); {in} holds the inputs
 COMMANDS = {
@@ -35,16 +29,9 @@ COMMANDS = {
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
+def inputs(tmp_path_factory, small_mlp):
     root = tmp_path_factory.mktemp("inputs")
-    torch.manual_seed(0)
-    model = build_model("mlp", (1, 8, 8), 10, hidden=[16]).eval()
-    card = {"data_spec": {"name": "digits"}, "input_shape": [1, 8, 8], "task": "classification"}
-    save_model(model, root / "m.pt", card)
-    q = compress.quantize(model, "uniform", 4)
-    save_model(q.model, root / "q.pt", card)
-    save_records(root / "q.npz", q.records, compress.floats_of(q.model, q.records))
-    (root / "q.nnc").write_bytes(compress.encode(q.records, compress.floats_of(q.model, q.records)).data)
+    small_mlp(root)
     return root
 
 
