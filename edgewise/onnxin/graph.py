@@ -323,10 +323,11 @@ def source_proto(module: OnnxGraph) -> onnx.ModelProto:
             del node.input[1:]
             del node.attribute[:]
             continue
-        for index, (suffix, value) in _layer_weights(layer, node).items():
+        weighted, prefix = _weighted(layer, target)
+        for index, (suffix, value) in _layer_weights(weighted, node).items():
             while len(node.input) <= index:
                 node.input.append("")
-            node.input[index] = f"{target}.{suffix}"
+            node.input[index] = f"{prefix}.{suffix}"
             put[node.input[index]] = _array(value, node.input[index])
         if node.op_type == "MatMul" and len(inputs) == 3:  # a Linear made of a MatMul and the Add of its bias
             add = next(n for n in graph.node if outputs[0] in n.input and inputs[2] in n.input)
@@ -351,6 +352,14 @@ def _set_int(node: onnx.NodeProto, name: str, value: int) -> None:
             node.attribute.remove(attribute)
             break
     node.attribute.append(helper.make_attribute(name, value))
+
+
+def _weighted(layer: nn.Module, target: str) -> tuple[nn.Module, str]:
+    """The module that holds a node's weights and its name: onnx2torch converts a Conv with unequal pads into
+    Sequential(pad, Conv), whose convolution is its last child (`target.1`); any other layer holds them itself."""
+    if isinstance(layer, nn.Sequential) and len(layer) > 1 and isinstance(layer[-1], nn.modules.conv._ConvNd):
+        return layer[-1], f"{target}.{len(layer) - 1}"
+    return layer, target
 
 
 def _layer_weights(layer: nn.Module, node: onnx.NodeProto) -> dict[int, tuple[str, torch.Tensor]]:

@@ -313,3 +313,37 @@ def test_quantize_keeps_a_converted_graphs_batchnorm_nodes_and_exports(tmp_path)
     result = export_file(str(tmp_path / "q.pt"), tmp_path / "q.onnx", tmp_path / "q.npz", str(tmp_path / "x.npz"))
     nodes = [n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node]
     assert "BatchNormalization" in nodes and result["quantized_layers"]
+
+
+class _UnequalPads(nn.Module):
+    """Pads top and bottom unequally before each convolution, as torchcrepe's CREPE does: torch's exporter writes a
+    Conv with pads [31, 0, 32, 0], which onnx2torch converts into Sequential(pad, Conv2d)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 8, (64, 1)), nn.Conv2d(8, 8, (64, 1))
+        self.head = nn.Linear(8 * 32, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.conv1(nn.functional.pad(x, (0, 0, 31, 32))))
+        x = torch.relu(self.conv2(nn.functional.pad(x, (0, 0, 31, 32))))
+        return self.head(nn.functional.max_pool2d(x, (4, 1)).flatten(1))
+
+
+def test_a_convolution_converted_with_its_pad_writes_its_pruned_and_quantized_weights_back(tmp_path,
+                                                                                         exported_as_vendors_do):
+    """The export of torchcrepe's CREPE, converted from ONNX and quantized, failed with 'layer node_conv2d_1.1 has no
+    initializer node_conv2d_1.1.weight': the convolution inside Sequential(pad, Conv2d) was never written back, so
+    the file carried the source's float weights."""
+    torch.manual_seed(0)
+    x = torch.randn(8, 1, 128, 1)
+    path = exported_as_vendors_do(_UnequalPads().eval(), x[:1], tmp_path / "padded.onnx")
+    module = onnx_to_torch(path, x[:1].numpy())
+    assert any(isinstance(m, nn.Sequential) and isinstance(m[-1], nn.Conv2d) for m in module.modules())
+    quantized = compress.quantize(module, "uniform", 4)
+    out = export.to_onnx(quantized.model, x[:1], tmp_path / "q.onnx", quantized.records)
+    assert sorted(out.quantized_layers) == sorted(quantized.records)
+    assert export.verify(out.path, quantized.model, x[:1], quantized=True)["rel_diff"] < 1e-4
+    pruned = compress.prune(module, compress.ReferenceSamples(x, torch.arange(8) % 4), "l1", 0.5).model
+    out = export.to_onnx(pruned, x[:1], tmp_path / "p.onnx")
+    assert export.verify(out.path, pruned, x[:1])["rel_diff"] < 1e-5
