@@ -328,7 +328,10 @@ def export_command(
     w4a8: Annotated[bool, typer.Option("--w4a8", help="8-bit activations too (needs --records): Q/DQ for int8 "
                                                       "kernels (ONNX Runtime's QLinearConv and QGemm, TensorRT).")]
     = False,
-    calibrator: Annotated[str, typer.Option(help="With --w4a8: max, percentile or entropy.")] = "max",
+    calibrator: Annotated[str, typer.Option(help="With --w4a8: mse, max, percentile or entropy.")] = "mse",
+    keep_float: Annotated[str, typer.Option(help="With --w4a8: nodes whose activations stay float: auto (those "
+                                                 "whose 8-bit activations break the network, found by measurement), "
+                                                 "none, or node names separated by commas.")] = "auto",
     activations: Annotated[str, typer.Option(help="With --w4a8: uint8 (ONNX Runtime on x86, the FantastIC4 "
                                                   "kernel) or int8 (symmetric, TensorRT).")] = "uint8",
     calibration_samples: Annotated[int, typer.Option(help="With --w4a8: training samples calibrated on.")] = 256,
@@ -342,8 +345,9 @@ def export_command(
     _allow(code)
     from edgewise.stages.export_config import W4A8Config
 
-    options = _config(W4A8Config, calibrator=calibrator, activations=activations, samples=calibration_samples) \
-        if w4a8 else None
+    listed = keep_float if keep_float in ("auto", "none") else [n.strip() for n in keep_float.split(",") if n.strip()]
+    options = _config(W4A8Config, calibrator=calibrator, activations=activations, samples=calibration_samples,
+                      keep_float=listed) if w4a8 else None
     from edgewise.commands import export_file  # torch: after every check of the command line
 
     result = export_file(model, out, records, data, precision if tensorrt else None, options, trust_model_file,
@@ -353,6 +357,8 @@ def export_command(
                   f"4-bit layers{' with 8-bit activations' if w4a8 else ''}; ONNX Runtime vs torch "
                   f"{result['rel_diff']:.1e} (exact), {result['fast_rel_diff']:.1e} (fast session, checked against "
                   f"{against})")
+    if "float_nodes_line" in result:
+        console.print(result["float_nodes_line"], markup=False)
     if "source_rel_diff" in result:
         console.print(f"against the ONNX file it came from ({result['source_onnx']}): outputs differ by "
                       f"{result['source_rel_diff']:.3g} of their largest value on the images")

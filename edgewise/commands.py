@@ -354,7 +354,7 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
     distinct_output(out, model, records, data)
     layers = load_records(records)[0] if records else None
     if w4a8 is not None:
-        from edgewise.export.w4a8 import check_w4a8_records
+        from edgewise.export.w4a8 import check_w4a8_records, float_nodes_line
 
         check_w4a8_records(layers)  # before the model's conversion and the calibration it would waste
     loaded = load_model(model, trusted) if str(model).endswith((".pt", ".pth")) and Path(model).is_file() else None
@@ -378,11 +378,14 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
     with atomic_path(out) as staged:
         if w4a8 is not None:
             onnx_file = export.to_w4a8(module, probe[:2], staged, layers, dataset.train.x[: w4a8.samples].numpy(),
-                                       w4a8.calibrator, w4a8.activations)
+                                       w4a8.calibrator, w4a8.activations, keep_float=w4a8.keep_float,
+                                       tolerance=w4a8.tolerance)
         else:
             onnx_file = export.to_onnx(module, probe[:2], staged, layers)
         check = export.verify(staged, module, probe, quantized=layers is not None)
         result = {**check, "path": str(out), "quantized_layers": onnx_file.quantized_layers,
+                  **({"float_nodes": onnx_file.float_nodes, "float_nodes_line": float_nodes_line(onnx_file)}
+                     if w4a8 is not None else {}),
                   "torch_score": evaluate(module, dataset.test, dataset.task)["score"],
                   "onnx_score": shipped_score(staged, dataset), "score_name": score_name(dataset)}
         if card.get("source_onnx") and dataset.reference is None:

@@ -38,6 +38,9 @@ class OnnxFile:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     outputs: list[dict[str, Any]] = field(default_factory=list)
     quantized_layers: list[str] = field(default_factory=list)
+    float_nodes: list[str] = field(default_factory=list)  # W4A8: the nodes that keep float activations
+    sensitivity: dict[str, Any] | None = None  # W4A8: what the sensitivity pass measured (Sensitivity.summary)
+    folded_batchnorms: list[str] = field(default_factory=list)  # W4A8: normalizations folded into convolutions
 
 
 def _io(values: Any) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,25 +27,40 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from edgewise.base.calibration import CALIBRATORS, activation_range
+from edgewise.base.calibration import CALIBRATORS, activation_bounds
 from edgewise.base.errors import UserError
 from edgewise.base.records import RECURRENT_KINDS, QuantizedLayer
 from edgewise.compress.arguments import check_records
 from edgewise.export.errors import ExportError
-from edgewise.export.int4 import check_weight, int_tensor, quantize_recurrent, storage_type, zero_point_tensor
+from edgewise.export.graph_batchnorm import fold_graph_batchnorm
+from edgewise.export.int4 import (
+    check_weight,
+    int_tensor,
+    quantize_recurrent,
+    storage_type,
+    zero_point_tensor,
+)
 from edgewise.export.onnx_export import OnnxFile, export_proto, write_proto
 from edgewise.export.session import node_consumers, run_samples, session_options, widen_w4a8
+from edgewise.export.w4a8_precision import (
+    ACTIVATION_TOLERANCE,
+    Sensitivity,
+    only_quantized,
+    quantized_readers,
+    sensitivity,
+)
 
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "LayerNormalization", "InstanceNormalization",
                 "GroupNormalization", "BatchNormalization")
 """The ops whose second input ONNX Runtime's QDQ quantizer stores as a quantized weight."""
 ACTIVATIONS = ("uint8", "int8")
-"""uint8: unsigned after ReLU (zero point 0, the FantastIC4 kernel's and ONNX Runtime's x86 U8S8 choice), signed
-tensors around 128; int8: symmetric, zero point 0 everywhere (what TensorRT's explicit quantization takes)."""
+"""uint8: each tensor's own range with a zero point (0 after ReLU, the FantastIC4 kernel's and ONNX Runtime's x86
+U8S8 choice); int8: symmetric, zero point 0 everywhere (what TensorRT's explicit quantization takes)."""
 CALIBRATION_BATCH = 16
 CALIBRATION_MEMORY = 512 << 20  # bytes of intermediate tensors one calibration batch may hold
 MAX_VALUES = 1 << 21  # values kept per tensor for the percentile and entropy calibrators (a uniform subsample)
 FORMAT_KEY = "edgewise.format"
+FLOAT_NODES_KEY = "edgewise.float_activations"  # the nodes kept at float activations, comma-separated
 
 
 def is_w4a8(proto: onnx.ModelProto) -> bool:
@@ -88,31 +103,30 @@ def _every_tensor_out(proto: onnx.ModelProto) -> tuple[bytes, list[str]]:
 
 
 class _Collected:
-    """One tensor's calibration values over all batches: its largest magnitude, its sign, and a uniform subsample."""
+    """One tensor's calibration values over all batches: its extremes and a uniform subsample."""
 
     def __init__(self) -> None:
-        self.top, self.signed, self.parts = 0.0, False, []
+        self.low, self.high, self.parts = 0.0, 0.0, []
 
     def add(self, values: np.ndarray, keep: int | None, rng: np.random.Generator) -> None:
         flat = values.reshape(-1)
         if not flat.size:
             return
-        self.top = max(self.top, float(np.abs(flat).max()))
-        self.signed = self.signed or bool((flat < 0).any())
+        self.low, self.high = min(self.low, float(flat.min())), max(self.high, float(flat.max()))
         if keep is not None:
             self.parts.append(flat if flat.size <= keep else rng.choice(flat, keep, replace=False))
 
-    def threshold(self, calibrator: str, bits: int) -> float:
+    def bounds(self, calibrator: str, bits: int) -> tuple[float, float]:
         if calibrator == "max" or not self.parts:
-            return self.top or 1.0
-        values = np.concatenate([*self.parts, [self.top]])  # the largest magnitude always counts
-        return activation_range(values, calibrator, bits, self.signed)
+            return (self.low, self.high) if self.high > self.low else (0.0, 1.0)
+        values = np.concatenate([*self.parts, [self.low, self.high]])  # the extremes always count
+        return activation_bounds(values, calibrator, bits)
 
 
 def tensor_ranges(proto: onnx.ModelProto, calibration: np.ndarray, calibrator: str = "max", bits: int = 8
-                  ) -> dict[str, tuple[float, bool]]:
-    """Per float tensor of the graph (its input and every node output), the clipping threshold `calibrator` finds
-    on `calibration` (the first input's arrays, batch first) and whether the tensor takes negative values."""
+                  ) -> dict[str, tuple[float, float]]:
+    """Per float tensor of the graph (its input and every node output), the range (low <= 0 <= high) `calibrator`
+    finds on `calibration` (the first input's arrays, batch first)."""
     import onnxruntime as ort
 
     if calibrator not in CALIBRATORS:
@@ -148,29 +162,30 @@ def tensor_ranges(proto: onnx.ModelProto, calibration: np.ndarray, calibrator: s
     for start in range(1, len(calibration), batch):
         collect(calibration[start:start + batch])
     wanted = set(names) | {first}
-    return {name: (c.threshold(calibrator, bits), c.signed) for name, c in collected.items() if name in wanted}
+    return {name: c.bounds(calibrator, bits) for name, c in collected.items() if name in wanted}
 
 
 def _scalar(value: float, dtype: type) -> np.ndarray:
     return np.array(value, dtype=dtype)
 
 
-def quantization_overrides(ranges: dict[str, tuple[float, bool]], records: dict[str, QuantizedLayer],
+def quantization_overrides(ranges: dict[str, tuple[float, float]], records: dict[str, QuantizedLayer],
                            activations: str = "uint8", transposed: set[str] = frozenset()
                            ) -> dict[str, list[dict[str, Any]]]:
-    """ONNX Runtime's TensorQuantOverrides: our scale and zero point for every activation tensor, and per output
-    channel of each recorded layer's weight its step with zero point 0 (so the weight integers are the levels; the
-    channel axis is 0, or 1 for the layers in `transposed`, which a MatMul holds as (inputs, outputs))."""
+    """ONNX Runtime's TensorQuantOverrides: our scale and zero point for every activation tensor (its range low..high
+    on 255 steps, zero exactly representable; int8: symmetric about zero), and per output channel of each recorded
+    layer's weight its step with zero point 0 (so the weight integers are the levels; the channel axis is 0, or 1
+    for the layers in `transposed`, which a MatMul holds as (inputs, outputs))."""
     if activations not in ACTIVATIONS:
         raise UserError(f"unknown activation type {activations!r}", f"use one of {', '.join(ACTIVATIONS)}")
     overrides: dict[str, list[dict[str, np.ndarray]]] = {}
-    for name, (top, signed) in ranges.items():
+    for name, (low, high) in ranges.items():
         if activations == "int8":
-            overrides[name] = [{"scale": _scalar(top / 127, np.float32), "zero_point": _scalar(0, np.int8)}]
-        elif signed:
-            overrides[name] = [{"scale": _scalar(top / 127, np.float32), "zero_point": _scalar(128, np.uint8)}]
+            overrides[name] = [{"scale": _scalar(max(-low, high) / 127, np.float32), "zero_point": _scalar(0, np.int8)}]
         else:
-            overrides[name] = [{"scale": _scalar(top / 255, np.float32), "zero_point": _scalar(0, np.uint8)}]
+            scale = (high - low) / 255
+            zero = int(np.clip(np.round(-low / scale), 0, 255))
+            overrides[name] = [{"scale": _scalar(scale, np.float32), "zero_point": _scalar(zero, np.uint8)}]
     for name, record in records.items():
         steps = np.broadcast_to(record.step.reshape(-1), (record.levels.shape[0],))
         channels = [{"scale": _scalar(s, np.float32), "zero_point": _scalar(0, np.int8)} for s in steps]
@@ -182,6 +197,22 @@ def quantization_overrides(ranges: dict[str, tuple[float, bool]], records: dict[
 def _transposed(proto: onnx.ModelProto, name: str) -> bool:
     """Whether the graph holds layer `name`'s weight transposed: a MatMul's (inputs, outputs) layout."""
     return any(n.op_type == "MatMul" and f"{name}.weight" in n.input for n in proto.graph.node)
+
+
+def float_nodes_line(written: OnnxFile, shown: int = 8) -> str:
+    """One line saying which nodes of the W4A8 file `written` keep float activations, and why (the sensitivity
+    pass's measurements, or the user's list)."""
+    found, nodes = written.sensitivity, written.float_nodes
+    if found is None:
+        return f"kept float as asked: {', '.join(nodes)}" if nodes else "every node reads 8-bit activations (as asked)"
+    measured = f"8-bit activations add {found['activation_error']:.3f} relative output error"
+    if not nodes:
+        return f"every node reads 8-bit activations: {measured}"
+    more = f" and {len(nodes) - shown} more" if len(nodes) > shown else ""
+    short = "" if found["within_tolerance"] else "; the tolerance is out of reach with a tenth of the nodes float"
+    return (f"kept float by the sensitivity pass ({measured}, {found['activation_error_kept']:.3f} with these "
+            f"{len(nodes)} float; {found['sessions']} sessions{short}): "
+            f"{', '.join(found['float_nodes'][:shown])}{more}")
 
 
 def check_w4a8_records(records: dict[str, QuantizedLayer]) -> None:
@@ -254,6 +285,47 @@ def _placed(proto: onnx.ModelProto, overrides: dict, records: dict[str, Quantize
         return onnx.load(str(target))
 
 
+def analysis_graph(proto: onnx.ModelProto, overrides: dict, records: dict[str, QuantizedLayer], activations: str,
+                   example: np.ndarray) -> onnx.ModelProto:
+    """The W4A8 Q/DQ graph with float outputs, every node reading 8-bit activations: what the sensitivity pass edits
+    and the file is made of."""
+    placed = _placed(proto, overrides, records, activations, example)
+    _float_outputs(placed)
+    return placed
+
+
+def _named(proto: onnx.ModelProto) -> None:
+    """Give every unnamed node a unique name (op type and index), in place: nodes are kept float by name."""
+    taken = {n.name for n in proto.graph.node if n.name}
+    for index, node in enumerate(proto.graph.node):
+        if not node.name:
+            name = f"{node.op_type}_{index}"
+            while name in taken:
+                name += "_"
+            node.name = name
+            taken.add(name)
+
+
+def _floated(placed: onnx.ModelProto, source: onnx.ModelProto, keep_float: str | Sequence[str],
+             calibration: np.ndarray, tolerance: float) -> tuple[list[str], Sensitivity | None]:
+    """The nodes of the W4A8 graph `placed` to keep float: the sensitivity pass's choice ("auto"), none ("none"), or
+    the names given (each checked against the graph)."""
+    if keep_float == "auto":
+        found = sensitivity(placed, source, calibration, tolerance)
+        return found.kept_float, found
+    if keep_float == "none":
+        return [], None
+    if isinstance(keep_float, str):
+        raise UserError(f"keep_float {keep_float!r} is neither auto, none nor a list of node names",
+                        f"give auto, none or a list, e.g. [{keep_float!r}]")
+    readers = quantized_readers(placed)
+    unknown = [name for name in keep_float if name not in readers]
+    if unknown:
+        raise UserError(f"no node {unknown[0]!r} reading 8-bit activations in the exported graph to keep float",
+                        f"name such nodes (e.g. {', '.join(list(readers)[:6])}), or use auto")
+    return list(keep_float), None
+
+
 def _four_bit_weights(proto: onnx.ModelProto, records: dict[str, QuantizedLayer], transposed: set[str]) -> None:
     """Store each recorded layer's int8 weight integers as INT4 (or UINT4 with its zero point), after checking that
     they are the record's levels (`transposed`: the layers a MatMul holds as (inputs, outputs))."""
@@ -306,15 +378,22 @@ def _float_outputs(proto: onnx.ModelProto) -> None:
 
 
 def to_w4a8(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLike[str],
-            records: dict[str, QuantizedLayer], calibration: np.ndarray, calibrator: str = "max",
-            activations: str = "uint8", dynamic_batch: bool = True) -> OnnxFile:
+            records: dict[str, QuantizedLayer], calibration: np.ndarray, calibrator: str = "mse",
+            activations: str = "uint8", dynamic_batch: bool = True, keep_float: str | Sequence[str] = "auto",
+            tolerance: float = ACTIVATION_TOLERANCE) -> OnnxFile:
     """Export the quantized `model` (its weights are its records' levels x steps) as a W4A8 ONNX file at `path`.
 
     Activation ranges are calibrated on `calibration` (reference inputs, batch first) with
     `calibrator`; `activations` is uint8 (ONNX Runtime's x86 fast path, the integer kernel's
-    encoding) or int8 (symmetric, for TensorRT). Records must have one step per layer or per output
-    channel (int8 kernels take no blocks). LSTM and GRU layers keep float activations and 4-bit weights dequantized
-    once, as in a 4-bit file. The write is atomic.
+    encoding) or int8 (symmetric, for TensorRT). `keep_float` names the nodes whose activations
+    stay float: "auto" lets the sensitivity pass (edgewise.export.w4a8_precision) keep those that
+    add more than `tolerance` relative output error, "none" keeps none. Their 4-bit weights are
+    dequantized as in a 4-bit file; the file's metadata and the result name them. A BatchNormalization
+    after a convolution (as converted graphs keep them) is folded into it first, its scale in the
+    convolution's steps (edgewise.export.graph_batchnorm), so the signal is rounded once. Records must
+    have one step per layer or per output channel (int8 kernels take no blocks). LSTM and GRU
+    layers keep float activations and 4-bit weights dequantized once, as in a 4-bit file. The
+    write is atomic.
     """
     check_records(records, model)
     check_w4a8_records(records)
@@ -322,16 +401,24 @@ def to_w4a8(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLi
     records = {n: r for n, r in records.items() if r.kind not in RECURRENT_KINDS}
     proto = export_proto(model, example_input, dynamic_batch)
     _check_records(proto, records)
+    proto, records, folded = fold_graph_batchnorm(proto, records)
+    every = {**every, **records}
     transposed = {name for name in records if _transposed(proto, name)}
+    _named(proto)
     ranges = tensor_ranges(proto, calibration, calibrator)
     overrides = quantization_overrides(ranges, records, activations, transposed)
-    example = np.asarray(calibration[:1])
-    example = example.astype(np.float32) if np.issubdtype(example.dtype, np.floating) else example
-    quantized = _placed(proto, overrides, records, activations, example)
+    calibration = np.asarray(calibration)
+    if np.issubdtype(calibration.dtype, np.floating):
+        calibration = calibration.astype(np.float32)
+    placed = analysis_graph(proto, overrides, records, activations, calibration[:1])
+    floated, found = _floated(placed, proto, keep_float, calibration, tolerance)
+    quantized = only_quantized(placed, proto, None, set(floated))
     _four_bit_weights(quantized, records, transposed)
     quantize_recurrent(quantized, every)
-    _float_outputs(quantized)
     for key, value in ((FORMAT_KEY, "w4a8"), ("edgewise.calibrator", calibrator),
-                       ("edgewise.activations", activations)):
+                       ("edgewise.activations", activations), (FLOAT_NODES_KEY, ",".join(floated))):
         quantized.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
-    return write_proto(quantized, path, sorted(every))
+    written = write_proto(quantized, path, sorted(every))
+    written.float_nodes, written.folded_batchnorms = floated, folded
+    written.sensitivity = None if found is None else found.summary()
+    return written

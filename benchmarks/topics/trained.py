@@ -17,9 +17,11 @@ magnitude pruner (the peer) at each rate, without and with a short fine-tuning (
 its labels; the recogniser and detector distilled towards the float model's outputs, which needs no
 labels); uniform per channel, block-32, ECQ and ECQx at 4 bit, each rounded to nearest and with
 compensated (GPTQ-style) rounding on the reference samples; W4A8 (uniform per-channel or ECQ
-4-bit weights, 8-bit activations) against ONNX Runtime's quantize_static (8-bit weights and
-activations), calibrated on the same inputs; file size
-and ONNX Runtime latency at batch 1.
+4-bit weights, 8-bit activations on mse ranges, with and without the sensitivity pass) against
+the peers' files of the source: ONNX Runtime's quantize_static (W8A8) and quantize_dynamic,
+NNCF's quantize (W8A8) and compress_weights (INT4), ONNX Runtime's MatMulNBits 4-bit quantizer
+where there are MatMuls, all calibrated on the same inputs; file size and ONNX Runtime latency at
+batch 1.
 """
 
 from __future__ import annotations
@@ -303,18 +305,27 @@ def _study(study: Study, scratch: Path, progress: Callable[[list[dict[str, Any]]
             rows.append({"network": study.name, "version": f"{label} 4-bit", "failed": first_line(exc)})
         if progress is not None:
             progress(rows)
-    for peer in _w4a8_against_ort(study, module, transposed, scratch):
+    for peer in _w4a8_against_peers(study, module, transposed, scratch):
         rows.append({"network": study.name, **peer})
     if progress is not None:
         progress(rows)
     return rows, [_figure(study, r) for r in rows]
 
 
-def _w4a8_against_ort(study: Study, module, transposed: tuple[str, ...], scratch: Path) -> list[dict[str, Any]]:
-    """The network as W4A8 (ECQ 4-bit weights, 8-bit activations, Edgewise's max calibration) against ONNX Runtime's
-    quantize_static of the source file (8-bit weights and activations, per channel, QDQ), both calibrated on the same
-    inputs and scored as they ship."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+def _w4a8_against_peers(study: Study, module, transposed: tuple[str, ...], scratch: Path) -> list[dict[str, Any]]:
+    """The network as W4A8 (4-bit weights with compensated rounding, 8-bit activations with mse ranges and the
+    sensitivity pass; also without the pass) against the 8-bit and 4-bit files the field's tools write of the source
+    file: ONNX Runtime's quantize_static (W8A8, QDQ, per channel) and quantize_dynamic, NNCF's quantize (W8A8) and
+    compress_weights (INT4 weights, on the file upgraded to opset 21), ONNX Runtime's MatMulNBits 4-bit quantizer
+    where the graph has MatMuls; all calibrated on the same inputs and scored as they ship."""
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
 
     from edgewise import compress, export
     from edgewise.export import open_session
@@ -329,26 +340,60 @@ def _w4a8_against_ort(study: Study, module, transposed: tuple[str, ...], scratch
         def get_next(self):
             return next(self.items, None)
 
-    def peer(version: str, make: Callable[[Path], None], path: Path) -> dict[str, Any]:
+    def peer(version: str, make: Callable[[Path], dict[str, Any] | None], path: Path) -> dict[str, Any]:
         try:
-            make(path)
+            extra = make(path) or {}
         except Exception as exc:  # a quantizer's own failure on this graph is a finding
             return {"version": version, "failed": first_line(exc)}
         return {"version": version, "bytes": path.stat().st_size, "score": study.onnx_score(path),
-                "latency_ms": _latency_ms(path, calibration[:1])}
+                "latency_ms": _latency_ms(path, calibration[:1]), **extra}
 
-    def ours(method: str, **settings: Any) -> Callable[[Path], None]:
-        def make(path: Path) -> None:
-            quantized = compress.quantize(module, method, 4, ignore=transposed, **settings)
-            export.to_w4a8(quantized.model, study.ref.x[:1], path, quantized.records, calibration, "max", "uint8")
+    def ours(method: str, keep_float: str = "auto", **settings: Any) -> Callable[[Path], dict[str, Any]]:
+        def make(path: Path) -> dict[str, Any]:
+            quantized = compress.quantize(module, method, 4, ref=study.ref, ignore=transposed, output=study.output,
+                                          per_channel=True, rounding="compensated", **settings)
+            written = export.to_w4a8(quantized.model, study.ref.x[:1], path, quantized.records, calibration, "mse",
+                                     "uint8", keep_float=keep_float)
+            return {"float_nodes": len(written.float_nodes), "folded_batchnorms": len(written.folded_batchnorms),
+                    "sensitivity": written.sensitivity}
         return make
 
-    return [peer("ONNX Runtime quantize_static (W8A8)", lambda path: quantize_static(
+    def nncf_quantize(path: Path) -> None:
+        import nncf
+
+        samples = nncf.Dataset([{name: calibration[i:i + 1]} for i in range(len(calibration))])
+        onnx.save(nncf.quantize(onnx.load(str(study.path)), samples, subset_size=len(calibration)), str(path))
+
+    def nncf_int4(path: Path) -> None:
+        import nncf
+
+        upgraded = onnx.version_converter.convert_version(onnx.load(str(study.path)), 21)
+        onnx.save(nncf.compress_weights(upgraded, mode=nncf.CompressWeightsMode.INT4_SYM), str(path))
+
+    def matmul_nbits(path: Path) -> None:
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+        quantizer = MatMulNBitsQuantizer(onnx.load(str(study.path)), block_size=32, is_symmetric=True)
+        quantizer.process()
+        quantizer.model.save_model_to_file(str(path))
+
+    rows = [peer("ONNX Runtime quantize_static (W8A8)", lambda path: quantize_static(
                 str(study.path), str(path), Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8, per_channel=True), scratch / "ort-static.onnx"),
-            peer("Edgewise W4A8 (uniform per-channel 4-bit, max calibration)", ours("uniform", per_channel=True),
-                 scratch / "w4a8-uniform.onnx"),
-            peer("Edgewise W4A8 (ECQ 4-bit, max calibration)", ours("ecq"), scratch / "w4a8-ecq.onnx")]
+            peer("ONNX Runtime quantize_dynamic (W8, dynamic activations)", lambda path: quantize_dynamic(
+                str(study.path), str(path), weight_type=QuantType.QInt8, per_channel=True), scratch / "ort-dyn.onnx"),
+            peer("NNCF quantize (W8A8)", nncf_quantize, scratch / "nncf.onnx"),
+            peer("NNCF compress_weights (INT4 sym)", nncf_int4, scratch / "nncf-int4.onnx")]
+    if any(n.op_type == "MatMul" for n in onnx.load(str(study.path), load_external_data=False).graph.node):
+        rows.append(peer("ONNX Runtime MatMulNBits (4-bit, block 32)", matmul_nbits, scratch / "nbits.onnx"))
+    return [
+        *rows,
+        peer("Edgewise W4A8 (uniform per-channel 4-bit, compensated; mse ranges; no sensitivity pass)",
+             ours("uniform", keep_float="none"), scratch / "w4a8-uniform-none.onnx"),
+        peer("Edgewise W4A8 (uniform per-channel 4-bit, compensated; mse ranges; sensitivity pass)", ours("uniform"),
+             scratch / "w4a8-uniform.onnx"),
+        peer("Edgewise W4A8 (ECQ per channel, lambda auto, compensated; mse ranges; sensitivity pass)",
+             ours("ecq", lam="auto"), scratch / "w4a8-ecq.onnx")]
 
 
 def _figure(study: Study, row: dict[str, Any]) -> Figure:

@@ -16,6 +16,7 @@ from edgewise.core.console import console
 from edgewise.core.ledger import ONNX, RECORDS, TORCH, W4A8, Version
 from edgewise.core.rundir import StageWindow
 from edgewise.export.session import session_runner
+from edgewise.export.w4a8 import float_nodes_line
 from edgewise.report.section import Section
 from edgewise.report.units import binary_bytes
 from edgewise.stages.export_config import ExportConfig, W4A8Config
@@ -120,17 +121,20 @@ def _export_w4a8(state: ModelState, config: W4A8Config, st: StageWindow, quantiz
     records = load_records(quantized.files[RECORDS])[0]
     calibration = state.data.train.x[: config.samples].numpy()
     path = st.path(W4A8_FILE)
-    onnx_file = export.to_w4a8(module, probe[:1], path, records, calibration, config.calibrator, config.activations)
+    onnx_file = export.to_w4a8(module, probe[:1], path, records, calibration, config.calibrator, config.activations,
+                               keep_float=config.keep_float, tolerance=config.tolerance)
     check = export.verify(path, module, probe, quantized=True)
     st.add_output(path)
     score = shipped_score(path, state.data)
     label = f"{quantized.label}, 8-bit activations"
     gap = quantized.row["score"] - score
     st.metrics[W4A8_FILE] = {**check, "quantized_layers": onnx_file.quantized_layers, "onnx_score": score,
-                             "score_gap": gap, **config.model_dump(mode="json")}
+                             "score_gap": gap, **config.model_dump(mode="json"), "float_nodes": onnx_file.float_nodes,
+                             "sensitivity": onnx_file.sensitivity}
     console.print(f"  {state.entry.name} {W4A8_FILE}: ONNX Runtime scores {score:.4f} with {config.activations} "
                   f"activations ({config.calibrator} calibration), {quantized.row['score']:.4f} with float ones",
                   markup=False)
+    console.print(f"  {float_nodes_line(onnx_file)}", markup=False)
     # the weights are the quantized version's; what changes is how the activations run, and the score
     row = {**quantized.row, "stage": label, "score": score, "onnx_score": score}
     version = {"id": W4A8, "kind": W4A8, "label": label, "parent": quantized.id, "row": row,
@@ -138,7 +142,8 @@ def _export_w4a8(state: ModelState, config: W4A8Config, st: StageWindow, quantiz
     table_row = (label, W4A8_FILE, binary_bytes(onnx_file.bytes), str(check["opset"]),
                  f"{check['rel_diff']:.1e} (activations)", f"{check['fast_rel_diff']:.1e}",
                  str(len(onnx_file.quantized_layers)), "",
-                 f"{score:.4f} (8-bit activations: {100 * (score - quantized.row['score']):+.1f} pt)")
+                 f"{score:.4f} (8-bit activations: {100 * (score - quantized.row['score']):+.1f} pt; "
+                 f"{len(onnx_file.float_nodes)} nodes kept float)")
     return version, table_row
 
 

@@ -21,11 +21,17 @@ class W4A8Config(BaseModel):
     """The quantized model with 8-bit activations too: ONNX Q/DQ for int8 kernels (edgewise.export.w4a8)."""
 
     model_config = ConfigDict(extra="forbid")
-    calibrator: Literal["max", "percentile", "entropy"] = Field("max", description="how each activation tensor's "
-                                                                "range is calibrated")
+    calibrator: Literal["max", "percentile", "entropy", "mse"] = Field(
+        "mse", description="how each activation tensor's range is calibrated (mse: the range whose rounding and "
+        "clipping error is smallest)")
     samples: int = Field(256, ge=1, le=100_000, description="training samples the ranges are calibrated on")
     activations: Literal["uint8", "int8"] = Field("uint8", description="uint8: ONNX Runtime's x86 int8 kernels and "
                                                   "the FantastIC4 kernel's encoding; int8: symmetric, for TensorRT")
+    keep_float: Literal["auto", "none"] | list[str] = Field(
+        "auto", description="nodes whose activations stay float: auto (the sensitivity pass keeps those whose 8-bit "
+        "activations add more than `tolerance` relative output error), none, or node names")
+    tolerance: float = Field(0.05, gt=0, le=1, allow_inf_nan=False, description="the relative output error 8-bit "
+                             "activations may add before auto keeps nodes float")
 
 
 class ExportConfig(BaseModel):

@@ -47,7 +47,7 @@ def quantized_cnn(tmp_path_factory):
     x = torch.rand(64, 1, 8, 8)
     folder = tmp_path_factory.mktemp("cnn")
     weights = export.to_onnx(q.model, x[:2], folder / "int4.onnx", q.records).path
-    w4a8 = export.to_w4a8(q.model, x[:2], folder / "w4a8.onnx", q.records, x.numpy()).path
+    w4a8 = export.to_w4a8(q.model, x[:2], folder / "w4a8.onnx", q.records, x.numpy(), "max", keep_float="none").path
     return q, x.numpy(), weights, w4a8
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from edgewise.base.calibration import activation_range
+from edgewise.base.calibration import activation_bounds, activation_range
 from edgewise.base.errors import UserError
 
 
@@ -43,8 +43,42 @@ def test_the_kernel_takes_every_calibrator(digits_mlp):
     q = compress.quantize(trained.module, "uniform", 4)
     x, y = data.test.x.numpy(), data.test.y.numpy()
     accuracy = {}
-    for calibrator in ("max", "percentile", "entropy"):
+    for calibrator in ("max", "percentile", "entropy", "mse"):
         mlp = IntegerMLP.from_records(list(q.records.values()), data.train.x.numpy(), 8, calibrator=calibrator)
         assert mlp.meta["calibrator"] == calibrator
         accuracy[calibrator] = float((mlp.run(x, "bins").argmax(1) == y).mean())
     assert all(abs(a - accuracy["max"]) <= 0.03 for a in accuracy.values()), accuracy
+
+
+def test_mse_clips_a_long_tail_and_keeps_a_dense_range():
+    tail = np.abs(np.random.default_rng(0).laplace(size=1_000_000))  # max 15.3
+    at_8, at_4 = (activation_range(tail, "mse", bits=b, signed=False) for b in (8, 4))
+    assert 9.0 < at_8 < 13.0 and 4.0 < at_4 < at_8  # coarser steps: clipping pays off sooner
+    # 0.01% outliers at 10x the bulk cost more clipped than rounded at 8 bits: mse keeps them, unlike percentile
+    assert activation_range(_with_outliers(), "mse", bits=8, signed=False) > 30.0
+    uniform = np.random.default_rng(1).uniform(0, 3.0, 100_000)
+    assert activation_range(uniform, "mse", bits=8, signed=False) > 2.9
+
+
+def test_bounds_follow_each_tail_and_always_hold_zero():
+    rng = np.random.default_rng(0)
+    skewed = np.concatenate([rng.uniform(-0.375, 0.0, 1000), rng.uniform(0.0, 20.0, 100_000)])  # a hardswish output
+    assert activation_bounds(skewed, "max") == (skewed.min(), skewed.max())
+    low, high = activation_bounds(skewed, "percentile", percentile=99.0)
+    assert -0.375 < low < 0.0 and 19.0 < high < 20.0
+    assert activation_bounds(np.array([2.0, 3.0]), "max") == (0.0, 3.0)  # zero stays exactly representable
+    assert activation_bounds(np.zeros(4), "mse") == (0.0, 1.0)
+    low, high = activation_bounds(np.concatenate([skewed, [4000.0]]), "mse", bits=4)
+    assert low < 0.0 and 15.0 < high < 4000.0 * 0.5  # the one outlier is clipped, the bulk kept
+    for method in ("entropy", "mse"):
+        low, high = activation_bounds(skewed, method)
+        assert skewed.min() <= low <= 0.0 < high <= skewed.max()
+
+
+def test_entropy_with_all_mass_beyond_the_first_candidates_is_quiet():
+    import warnings
+
+    x = np.concatenate([np.full(1000, 50.0), [0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert 0.0 < activation_range(x, "entropy", bits=8, signed=False) <= 50.0

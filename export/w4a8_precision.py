@@ -1,0 +1,213 @@
+"""Which nodes of a W4A8 graph keep float activations: the sensitivity pass that finds where 8-bit activations
+break the network.
+
+The error measured is what 8-bit activations alone add: the W4A8 graph's outputs against the
+same graph with every activation float (the 4-bit weights stay in both), relative L2 over all
+float outputs on a few calibration inputs. When the
+whole graph stays within the tolerance nothing is kept float. Otherwise each node that reads
+quantized activations is measured alone (only its inputs rounded to 8 bits, AIMET's per-layer
+analysis), and nodes are kept float in order of their own damage, in growing steps, until the
+graph is within the tolerance; the smallest such count is then found by bisection. At most a
+tenth of the nodes stay float: where that is not enough, the measured count that left the least
+error is kept and the result says the tolerance was out of reach. Every
+measurement is one ONNX Runtime session of an edited copy of the graph, so no quantizer runs in
+the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+
+from edgewise.export.session import run_samples, session_options
+
+ACTIVATION_TOLERANCE = 0.05
+"""The relative output error 8-bit activations may add before nodes are kept float."""
+MAX_FLOAT_SHARE = 0.1
+"""The largest share of the nodes reading 8-bit activations the pass keeps float."""
+SENSITIVITY_SAMPLES = 8
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+
+
+@dataclass
+class Sensitivity:
+    """The pass's outcome: the error of the whole W4A8 graph, the nodes kept float and the error left with them
+    float, each measured node's own error (largest first) and the sessions it took."""
+
+    error: float
+    kept_float: list[str] = field(default_factory=list)
+    error_kept: float | None = None
+    node_errors: list[tuple[str, str, float]] = field(default_factory=list)  # (node, op type, error alone)
+    sessions: int = 0
+    within_tolerance: bool = True  # False: MAX_FLOAT_SHARE of the nodes float did not bring the error down to it
+
+    def summary(self) -> dict[str, object]:
+        """The figures a report prints: errors, the nodes kept float with their op types, and the five worst."""
+        ops = {name: op for name, op, _ in self.node_errors}
+        return {"activation_error": self.error, "activation_error_kept": self.error_kept,
+                "float_nodes": [f"{name} ({ops.get(name, '?')})" for name in self.kept_float],
+                "worst_nodes": [{"node": n, "op": op, "error": e} for n, op, e in self.node_errors[:5]],
+                "sessions": self.sessions, "within_tolerance": self.within_tolerance}
+
+
+def quantized_readers(proto: onnx.ModelProto) -> dict[str, str]:
+    """The nodes (name -> op type) that read an 8-bit activation: an input produced by a DequantizeLinear of a
+    QuantizeLinear (weights are DequantizeLinear of an initializer and do not count)."""
+    producers = {o: n for n in proto.graph.node for o in n.output}
+    readers = {}
+    for node in proto.graph.node:
+        if node.op_type not in QDQ_OPS and any(_rounded(producers, i) is not None for i in node.input):
+            readers[node.name] = node.op_type
+    return readers
+
+
+def _rounded(producers: dict[str, onnx.NodeProto], tensor: str) -> onnx.NodeProto | None:
+    """The QuantizeLinear whose DequantizeLinear produces `tensor` (an 8-bit activation), or None for any other
+    tensor."""
+    dq = producers.get(tensor)
+    if dq is None or dq.op_type != "DequantizeLinear":
+        return None
+    q = producers.get(dq.input[0])
+    return q if q is not None and q.op_type == "QuantizeLinear" else None
+
+
+def removed_activations(source: onnx.ModelProto, placed: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
+    """The ReLU and Clip nodes of the float graph `source` that ONNX Runtime's quantizer dropped from `placed` (their
+    clipping is the Q range of their input), by the tensors they read and wrote (the quantizer may give the
+    producer's output the dropped node's name)."""
+    present = {n.name for n in placed.graph.node}
+    dropped = [n for n in source.graph.node if n.op_type in ("Relu", "Clip") and n.name not in present]
+    return {tensor: n for n in dropped for tensor in (n.input[0], n.output[0])}
+
+
+def _unrounded(graph: onnx.GraphProto, q: onnx.NodeProto, removed: dict[str, onnx.NodeProto],
+               source_inits: dict[str, onnx.TensorProto]) -> tuple[str, list[onnx.NodeProto]]:
+    """The float tensor a QuantizeLinear `q` rounds, and the nodes that make it: none, or the ReLU or Clip the
+    quantizer dropped because the grid's range did its clipping (restored with its bounds)."""
+    activation = removed.get(q.input[0])
+    if activation is None:
+        return q.input[0], []
+    name = f"{q.input[0]}_unrounded"
+    restored = onnx.NodeProto()
+    restored.CopyFrom(activation)  # its bounds, as inputs or (before opset 11) attributes
+    restored.input[0], restored.output[0], restored.name = q.input[0], name, name
+    present = {i.name for i in graph.initializer}
+    graph.initializer.extend(source_inits[i] for i in activation.input[1:] if i and i in source_inits
+                             and i not in present)
+    return name, [restored]
+
+
+def only_quantized(proto: onnx.ModelProto, source: onnx.ModelProto, nodes: set[str] | None = None,
+                   floated: set[str] = frozenset()) -> onnx.ModelProto:
+    """A copy of the Q/DQ graph `proto` (quantized from the float graph `source`) in which each node reads its
+    activations in float instead of their 8-bit rounding, except the nodes of `nodes` (all when None) that are not in
+    `floated`. Where the quantizer dropped a ReLU or Clip into a Q range, the float tensor gets it back."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(proto)
+    graph = copy.graph
+    producers = {o: n for n in graph.node for o in n.output}
+    removed = removed_activations(source, proto)
+    source_inits = {i.name: i for i in source.graph.initializer}
+    unrounded: dict[str, str] = {}
+    for node in list(graph.node):
+        if node.op_type in QDQ_OPS or (node.name not in floated and (nodes is None or node.name in nodes)):
+            continue
+        for k, tensor in enumerate(node.input):
+            q = _rounded(producers, tensor)
+            if q is None:
+                continue
+            if q.name not in unrounded:
+                unrounded[q.name], made = _unrounded(graph, q, removed, source_inits)
+                for extra in made:
+                    graph.node.insert(list(graph.node).index(q), extra)
+            node.input[k] = unrounded[q.name]
+    _drop_unread(graph)
+    return copy
+
+
+def _drop_unread(graph: onnx.GraphProto) -> None:
+    """Remove the Q/DQ nodes nothing reads any more (a DequantizeLinear first, then its QuantizeLinear) and the
+    initializers only they read, in place."""
+    while True:
+        read = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+        unread = [n for n in graph.node if n.op_type in QDQ_OPS and not any(o in read for o in n.output)]
+        if not unread:
+            break
+        for node in unread:
+            graph.node.remove(node)
+    kept = [i for i in graph.initializer if i.name in read]
+    if len(kept) < len(graph.initializer):
+        del graph.initializer[:]
+        graph.initializer.extend(kept)
+
+
+class _Measure:
+    """The relative output error of an edited graph against the float-activation graph, on fixed inputs."""
+
+    def __init__(self, analysis: onnx.ModelProto, source: onnx.ModelProto, samples: np.ndarray) -> None:
+        self.samples, self.sessions = samples, 0
+        self.reference = self._outputs(only_quantized(analysis, source, set()))
+
+    def _outputs(self, proto: onnx.ModelProto) -> np.ndarray:
+        import onnxruntime as ort
+
+        self.sessions += 1
+        session = ort.InferenceSession(proto.SerializeToString(), session_options(fast=False),
+                                       providers=["CPUExecutionProvider"])
+        outputs = run_samples(session, self.samples)
+        return np.concatenate([o.reshape(-1).astype(np.float64) for o in outputs
+                               if isinstance(o, np.ndarray) and o.dtype.kind == "f"])
+
+    def error(self, proto: onnx.ModelProto) -> float:
+        got = self._outputs(proto)
+        norm = float(np.linalg.norm(self.reference)) or 1.0
+        error = float(np.linalg.norm(np.nan_to_num(got, nan=np.inf) - self.reference)) / norm
+        return error if np.isfinite(error) else float("inf")
+
+
+def sensitivity(analysis: onnx.ModelProto, source: onnx.ModelProto, samples: np.ndarray,
+                tolerance: float = ACTIVATION_TOLERANCE, progress: Callable[[str], None] | None = None
+                ) -> Sensitivity:
+    """Run the sensitivity pass on `analysis`, the W4A8 Q/DQ graph quantized from the float graph `source`, with
+    `samples` (inputs, batch first): the nodes to keep float so that 8-bit activations add at most `tolerance`
+    relative output error (see the module's docstring). `progress` is told of each stage."""
+    measure = _Measure(analysis, source, samples[:SENSITIVITY_SAMPLES])
+    result = Sensitivity(measure.error(analysis))
+    if result.error <= tolerance:
+        result.sessions = measure.sessions
+        return result
+    readers = quantized_readers(analysis)
+    if progress is not None:
+        progress(f"8-bit activations add {result.error:.3f} relative output error (> {tolerance}): measuring "
+                 f"{len(readers)} nodes alone")
+    alone = [(name, op, measure.error(only_quantized(analysis, source, {name}))) for name, op in readers.items()]
+    result.node_errors = sorted(alone, key=lambda item: -item[2])
+    order = [name for name, _, _ in result.node_errors]
+
+    def error_without(count: int) -> float:
+        return measure.error(only_quantized(analysis, source, None, set(order[:count])))
+
+    # grow the kept-float set by doubling until the graph is within tolerance, then bisect for the smallest count;
+    # at most MAX_FLOAT_SHARE of the nodes stay float (past that the file is no longer an 8-bit network), and when
+    # the tolerance is out of reach there, the measured count with the least error is kept
+    cap = max(1, int(MAX_FLOAT_SHARE * len(order)))
+    low, high, errors = 0, 1, {0: result.error}
+    while high < cap:
+        errors[high] = error_without(high)
+        if errors[high] <= tolerance:
+            break
+        low, high = high, 2 * high
+    high = min(high, cap)
+    errors.setdefault(high, error_without(high))
+    if errors[high] > tolerance:
+        high = min(errors, key=lambda count: (errors[count], count))
+        result.within_tolerance = False
+    while high - low > 1 and result.within_tolerance:
+        middle = (low + high) // 2
+        errors[middle] = error_without(middle)
+        low, high = (low, middle) if errors[middle] <= tolerance else (middle, high)
+    result.kept_float, result.error_kept, result.sessions = order[:high], errors[high], measure.sessions
+    return result
