@@ -407,8 +407,8 @@ def emulate(
     target: Annotated[str, typer.Option(help="fantastic4-fpga or fantastic4-asic.")] = "fantastic4-asic",
     data: Annotated[str, typer.Option(help="Data for calibration and accuracy: digits, a .npz, a folder.")] = "digits",
     activation_bits: Annotated[int, typer.Option(help="Activation bit width.")] = 8,
-    calibrator: Annotated[str, typer.Option(help="Activation ranges: max, percentile (99.99) or entropy (KL, as "
-                                                 "TensorRT).")] = "max",
+    calibrator: Annotated[str, typer.Option(help="Activation ranges: max, percentile (99.99), entropy (KL, as "
+                                                 "TensorRT) or mse.")] = "max",
     acc_bits: Annotated[int, typer.Option(help="Accumulator width in bits (overflow is an error).")] = 32,
 ) -> None:
     """Run a 4-bit MLP or CNN through the FantastIC4 integer kernel and print the emulated per-layer costs (a

@@ -41,6 +41,7 @@ class OnnxFile:
     float_nodes: list[str] = field(default_factory=list)  # W4A8: the nodes that keep float activations
     sensitivity: dict[str, Any] | None = None  # W4A8: what the sensitivity pass measured (Sensitivity.summary)
     folded_batchnorms: list[str] = field(default_factory=list)  # W4A8: normalizations folded into convolutions
+    corrected_biases: list[str] = field(default_factory=list)  # W4A8: layers whose int32 bias was corrected
 
 
 def _io(values: Any) -> list[dict[str, Any]]:

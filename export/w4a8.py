@@ -42,6 +42,7 @@ from edgewise.export.int4 import (
 )
 from edgewise.export.onnx_export import OnnxFile, export_proto, write_proto
 from edgewise.export.session import node_consumers, run_samples, session_options, widen_w4a8
+from edgewise.export.w4a8_bias import correct_biases
 from edgewise.export.w4a8_precision import (
     ACTIVATION_TOLERANCE,
     Sensitivity,
@@ -200,19 +201,24 @@ def _transposed(proto: onnx.ModelProto, name: str) -> bool:
 
 
 def float_nodes_line(written: OnnxFile, shown: int = 8) -> str:
-    """One line saying which nodes of the W4A8 file `written` keep float activations, and why (the sensitivity
-    pass's measurements, or the user's list)."""
+    """One line saying which nodes of the W4A8 file `written` keep float activations and why (the sensitivity
+    pass's measurements, or the user's list), and what else was done to it (normalizations folded, biases
+    corrected)."""
     found, nodes = written.sensitivity, written.float_nodes
+    passes = "".join(f"; {len(done)} {what}" for done, what in (
+        (written.folded_batchnorms, "BatchNormalizations folded into their convolutions"),
+        (written.corrected_biases, "int32 biases corrected")) if done)
     if found is None:
-        return f"kept float as asked: {', '.join(nodes)}" if nodes else "every node reads 8-bit activations (as asked)"
+        kept = f"kept float as asked: {', '.join(nodes)}" if nodes else "every node reads 8-bit activations (as asked)"
+        return kept + passes
     measured = f"8-bit activations add {found['activation_error']:.3f} relative output error"
     if not nodes:
-        return f"every node reads 8-bit activations: {measured}"
+        return f"every node reads 8-bit activations: {measured}{passes}"
     more = f" and {len(nodes) - shown} more" if len(nodes) > shown else ""
     short = "" if found["within_tolerance"] else "; the tolerance is out of reach with a tenth of the nodes float"
     return (f"kept float by the sensitivity pass ({measured}, {found['activation_error_kept']:.3f} with these "
             f"{len(nodes)} float; {found['sessions']} sessions{short}): "
-            f"{', '.join(found['float_nodes'][:shown])}{more}")
+            f"{', '.join(found['float_nodes'][:shown])}{more}{passes}")
 
 
 def check_w4a8_records(records: dict[str, QuantizedLayer]) -> None:
@@ -380,7 +386,7 @@ def _float_outputs(proto: onnx.ModelProto) -> None:
 def to_w4a8(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLike[str],
             records: dict[str, QuantizedLayer], calibration: np.ndarray, calibrator: str = "mse",
             activations: str = "uint8", dynamic_batch: bool = True, keep_float: str | Sequence[str] = "auto",
-            tolerance: float = ACTIVATION_TOLERANCE) -> OnnxFile:
+            tolerance: float = ACTIVATION_TOLERANCE, correct_bias: bool = True) -> OnnxFile:
     """Export the quantized `model` (its weights are its records' levels x steps) as a W4A8 ONNX file at `path`.
 
     Activation ranges are calibrated on `calibration` (reference inputs, batch first) with
@@ -390,7 +396,9 @@ def to_w4a8(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLi
     add more than `tolerance` relative output error, "none" keeps none. Their 4-bit weights are
     dequantized as in a 4-bit file; the file's metadata and the result name them. A BatchNormalization
     after a convolution (as converted graphs keep them) is folded into it first, its scale in the
-    convolution's steps (edgewise.export.graph_batchnorm), so the signal is rounded once. Records must
+    convolution's steps (edgewise.export.graph_batchnorm), so the signal is rounded once. With
+    `correct_bias`, each layer's int32 bias takes out the mean offset its output shows against the
+    float graph on the calibration inputs (edgewise.export.w4a8_bias). Records must
     have one step per layer or per output channel (int8 kernels take no blocks). LSTM and GRU
     layers keep float activations and 4-bit weights dequantized once, as in a 4-bit file. The
     write is atomic.
@@ -413,12 +421,13 @@ def to_w4a8(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLi
     placed = analysis_graph(proto, overrides, records, activations, calibration[:1])
     floated, found = _floated(placed, proto, keep_float, calibration, tolerance)
     quantized = only_quantized(placed, proto, None, set(floated))
+    corrected = correct_biases(quantized, proto, calibration) if correct_bias else []
     _four_bit_weights(quantized, records, transposed)
     quantize_recurrent(quantized, every)
     for key, value in ((FORMAT_KEY, "w4a8"), ("edgewise.calibrator", calibrator),
                        ("edgewise.activations", activations), (FLOAT_NODES_KEY, ",".join(floated))):
         quantized.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
     written = write_proto(quantized, path, sorted(every))
-    written.float_nodes, written.folded_batchnorms = floated, folded
+    written.float_nodes, written.folded_batchnorms, written.corrected_biases = floated, folded, corrected
     written.sensitivity = None if found is None else found.summary()
     return written

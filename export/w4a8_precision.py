@@ -1,9 +1,9 @@
 """Which nodes of a W4A8 graph keep float activations: the sensitivity pass that finds where 8-bit activations
 break the network.
 
-The error measured is what 8-bit activations alone add: the W4A8 graph's outputs against the
-same graph with every activation float (the 4-bit weights stay in both), relative L2 over all
-float outputs on a few calibration inputs. When the
+The error measured is what 8-bit activations add: the W4A8 graph's outputs against the float
+graph's (the same 4-bit weights, float activations and biases), relative L2 over all float
+outputs on a few calibration inputs; a node kept float reads its inputs and its bias in float. When the
 whole graph stays within the tolerance nothing is kept float. Otherwise each node that reads
 quantized activations is measured alone (only its inputs rounded to 8 bits, AIMET's per-layer
 analysis), and nodes are kept float in order of their own damage, in growing steps, until the
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from edgewise.export.session import run_samples, session_options
 
@@ -103,8 +104,9 @@ def _unrounded(graph: onnx.GraphProto, q: onnx.NodeProto, removed: dict[str, onn
 def only_quantized(proto: onnx.ModelProto, source: onnx.ModelProto, nodes: set[str] | None = None,
                    floated: set[str] = frozenset()) -> onnx.ModelProto:
     """A copy of the Q/DQ graph `proto` (quantized from the float graph `source`) in which each node reads its
-    activations in float instead of their 8-bit rounding, except the nodes of `nodes` (all when None) that are not in
-    `floated`. Where the quantizer dropped a ReLU or Clip into a Q range, the float tensor gets it back."""
+    activations and its bias in float instead of their integer rounding, except the nodes of `nodes` (all when None)
+    that are not in `floated`. Where the quantizer dropped a ReLU or Clip into a Q range, the float tensor gets it
+    back; the 4-bit weights stay."""
     copy = onnx.ModelProto()
     copy.CopyFrom(proto)
     graph = copy.graph
@@ -112,12 +114,21 @@ def only_quantized(proto: onnx.ModelProto, source: onnx.ModelProto, nodes: set[s
     removed = removed_activations(source, proto)
     source_inits = {i.name: i for i in source.graph.initializer}
     unrounded: dict[str, str] = {}
+    float_biases = {i.name: i for i in source.graph.initializer}
+    present = {i.name for i in graph.initializer}
     for node in list(graph.node):
         if node.op_type in QDQ_OPS or (node.name not in floated and (nodes is None or node.name in nodes)):
             continue
         for k, tensor in enumerate(node.input):
             q = _rounded(producers, tensor)
             if q is None:
+                if _int32(producers, tensor, graph) and tensor in float_biases:  # its bias in float too
+                    name = f"{tensor}_float"
+                    if name not in present:
+                        graph.initializer.append(numpy_helper.from_array(
+                            numpy_helper.to_array(float_biases[tensor]), name))
+                        present.add(name)
+                    node.input[k] = name
                 continue
             if q.name not in unrounded:
                 unrounded[q.name], made = _unrounded(graph, q, removed, source_inits)
@@ -126,6 +137,13 @@ def only_quantized(proto: onnx.ModelProto, source: onnx.ModelProto, nodes: set[s
             node.input[k] = unrounded[q.name]
     _drop_unread(graph)
     return copy
+
+
+def _int32(producers: dict[str, onnx.NodeProto], tensor: str, graph: onnx.GraphProto) -> bool:
+    """Whether `tensor` is dequantized from an int32 initializer (a bias in the accumulator's units)."""
+    dq = producers.get(tensor)
+    return dq is not None and dq.op_type == "DequantizeLinear" and any(
+        i.name == dq.input[0] and i.data_type == onnx.TensorProto.INT32 for i in graph.initializer)
 
 
 def _drop_unread(graph: onnx.GraphProto) -> None:
@@ -147,9 +165,9 @@ def _drop_unread(graph: onnx.GraphProto) -> None:
 class _Measure:
     """The relative output error of an edited graph against the float-activation graph, on fixed inputs."""
 
-    def __init__(self, analysis: onnx.ModelProto, source: onnx.ModelProto, samples: np.ndarray) -> None:
+    def __init__(self, source: onnx.ModelProto, samples: np.ndarray) -> None:
         self.samples, self.sessions = samples, 0
-        self.reference = self._outputs(only_quantized(analysis, source, set()))
+        self.reference = self._outputs(source)
 
     def _outputs(self, proto: onnx.ModelProto) -> np.ndarray:
         import onnxruntime as ort
@@ -174,7 +192,7 @@ def sensitivity(analysis: onnx.ModelProto, source: onnx.ModelProto, samples: np.
     """Run the sensitivity pass on `analysis`, the W4A8 Q/DQ graph quantized from the float graph `source`, with
     `samples` (inputs, batch first): the nodes to keep float so that 8-bit activations add at most `tolerance`
     relative output error (see the module's docstring). `progress` is told of each stage."""
-    measure = _Measure(analysis, source, samples[:SENSITIVITY_SAMPLES])
+    measure = _Measure(source, samples[:SENSITIVITY_SAMPLES])
     result = Sensitivity(measure.error(analysis))
     if result.error <= tolerance:
         result.sessions = measure.sessions

@@ -130,7 +130,8 @@ def _export_w4a8(state: ModelState, config: W4A8Config, st: StageWindow, quantiz
     gap = quantized.row["score"] - score
     st.metrics[W4A8_FILE] = {**check, "quantized_layers": onnx_file.quantized_layers, "onnx_score": score,
                              "score_gap": gap, **config.model_dump(mode="json"), "float_nodes": onnx_file.float_nodes,
-                             "sensitivity": onnx_file.sensitivity}
+                             "sensitivity": onnx_file.sensitivity, "folded_batchnorms": onnx_file.folded_batchnorms,
+                             "corrected_biases": onnx_file.corrected_biases}
     console.print(f"  {state.entry.name} {W4A8_FILE}: ONNX Runtime scores {score:.4f} with {config.activations} "
                   f"activations ({config.calibrator} calibration), {quantized.row['score']:.4f} with float ones",
                   markup=False)
