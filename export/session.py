@@ -182,9 +182,14 @@ def fold_conv_dequantize(model: Any) -> Any:
                 shape[axis] = -1
                 scale = scale.reshape(shape)
                 zero = np.reshape(zero, shape) if np.ndim(zero) else zero
-            folded.append(numpy_helper.from_array(((q - zero) * scale).astype(np.float32), node.output[0]))
-        else:
-            keep.append(node)
+            try:
+                weight = ((q - zero) * scale).astype(np.float32)
+            except ValueError:  # a scale laid out some other way: ONNX Runtime dequantizes it as the file says
+                weight = None
+            if weight is not None and weight.shape == q.shape:
+                folded.append(numpy_helper.from_array(weight, node.output[0]))
+                continue
+        keep.append(node)
     del graph.node[:]
     graph.node.extend(keep)
     graph.initializer.extend(folded)

@@ -343,10 +343,10 @@ def _w4a8_against_peers(study: Study, module, transposed: tuple[str, ...], scrat
     def peer(version: str, make: Callable[[Path], dict[str, Any] | None], path: Path) -> dict[str, Any]:
         try:
             extra = make(path) or {}
-        except Exception as exc:  # a quantizer's own failure on this graph is a finding
+            return {"version": version, "bytes": path.stat().st_size, "score": study.onnx_score(path),
+                    "latency_ms": _latency_ms(path, calibration[:1]), **extra}
+        except Exception as exc:  # a quantizer's own failure on this graph, or a file that does not run, is a finding
             return {"version": version, "failed": first_line(exc)}
-        return {"version": version, "bytes": path.stat().st_size, "score": study.onnx_score(path),
-                "latency_ms": _latency_ms(path, calibration[:1]), **extra}
 
     def ours(method: str, keep_float: str = "auto", **settings: Any) -> Callable[[Path], dict[str, Any]]:
         def make(path: Path) -> dict[str, Any]:
