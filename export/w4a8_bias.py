@@ -14,38 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import numpy_helper
 
-from edgewise.export.session import run_samples, session_options
+from edgewise.export.qdq_graph import dropped_activations, int32_bias, producers_of, run_graph
 
 CORRECTION_SAMPLES = 16
 CORRECTED_OPS = ("Conv", "Gemm")
-
-
-def _outputs(proto: onnx.ModelProto, names: list[str], samples: np.ndarray) -> list[np.ndarray]:
-    import onnxruntime as ort
-
-    probe = onnx.ModelProto()
-    probe.CopyFrom(proto)
-    del probe.graph.output[:]
-    probe.graph.output.extend(helper.make_empty_tensor_value_info(name) for name in names)
-    session = ort.InferenceSession(probe.SerializeToString(), session_options(fast=False),
-                                   providers=["CPUExecutionProvider"])
-    return run_samples(session, samples)
-
-
-def _int32_bias(graph: onnx.GraphProto, node: onnx.NodeProto, producers: dict[str, onnx.NodeProto],
-                inits: dict[str, TensorProto]) -> tuple[TensorProto, np.ndarray] | None:
-    """The int32 initializer of `node`'s bias and its scale, when the bias is dequantized from one."""
-    if len(node.input) < 3 or not node.input[2]:
-        return None
-    dq = producers.get(node.input[2])
-    if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] not in inits:
-        return None
-    stored = inits[dq.input[0]]
-    if stored.data_type != TensorProto.INT32 or dq.input[1] not in inits:
-        return None
-    return stored, numpy_helper.to_array(inits[dq.input[1]]).astype(np.float64)
 
 
 def _channel_means(values: np.ndarray, op_type: str) -> np.ndarray:
@@ -62,27 +36,27 @@ def correct_biases(placed: onnx.ModelProto, source: onnx.ModelProto, calibration
     samples = calibration[:CORRECTION_SAMPLES]
     graph = placed.graph
     inits = {i.name: i for i in graph.initializer}
-    producers = {o: n for n in graph.node for o in n.output}
+    producers = producers_of(graph)
     float_tensors = {o for n in source.graph.node for o in n.output}
-    # where the quantizer dropped a ReLU or Clip, the layer writes the dropped node's output name with its own,
-    # unclipped values: the float graph holds those under the dropped node's input
-    dropped = {n.output[0]: n.input[0] for n in source.graph.node if n.op_type in ("Relu", "Clip")
-               and n.name not in {m.name for m in graph.node}}
+    # where the quantizer dropped a ReLU or Clip, the layer writes its own, unclipped values (under either name):
+    # the float graph holds those as the dropped node's input
+    dropped = dropped_activations(source, placed)
     layers = []
     for node in graph.node:
-        found = _int32_bias(graph, node, producers, inits) if node.op_type in CORRECTED_OPS else None
-        reference = dropped.get(node.output[0], node.output[0])
+        found = int32_bias(producers, inits, node.input[2]) if node.op_type in CORRECTED_OPS and len(
+            node.input) > 2 and node.input[2] else None
+        reference = dropped[node.output[0]].input[0] if node.output[0] in dropped else node.output[0]
         if found is not None and reference in float_tensors:
             layers.append((node, reference, *found))
     if not layers:
         return []
     wanted = [reference for _, reference, _, _ in layers]
     expected = [_channel_means(v, node.op_type) for v, (node, *_) in zip(
-        _outputs(source, wanted, samples), layers, strict=True)]
+        run_graph(source, samples, wanted), layers, strict=True)]
     # one layer at a time, in graph order: each is measured with the corrections before it in place (correcting all
     # at once takes an offset out twice, once where it arises and again in every layer it reaches)
     for (node, _, stored, scale), want in zip(layers, expected, strict=True):
-        (value,) = _outputs(placed, [node.output[0]], samples)
+        (value,) = run_graph(placed, samples, [node.output[0]])
         offset = _channel_means(value, node.op_type) - want
         bias = numpy_helper.to_array(stored).astype(np.int64)
         moved = np.clip(np.round(bias - offset / np.broadcast_to(scale, bias.shape)), -(2**31), 2**31 - 1)

@@ -3,34 +3,31 @@ break the network.
 
 The error measured is what 8-bit activations add: the W4A8 graph's outputs against the float
 graph's (the same 4-bit weights, float activations and biases), relative L2 over all float
-outputs on a few calibration inputs; a node kept float reads its inputs and its bias in float. When the
-whole graph stays within the tolerance nothing is kept float. Otherwise each node that reads
-quantized activations is measured alone (only its inputs rounded to 8 bits, AIMET's per-layer
-analysis), and nodes are kept float in order of their own damage, in growing steps, until the
-graph is within the tolerance; the smallest such count is then found by bisection. At most a
-tenth of the nodes stay float: where that is not enough, the measured count that left the least
-error is kept and the result says the tolerance was out of reach. Every
-measurement is one ONNX Runtime session of an edited copy of the graph, so no quantizer runs in
-the loop.
+outputs on a few calibration inputs; a node kept float reads its inputs and its bias in float.
+When the whole graph stays within the tolerance nothing is kept float. Otherwise each node that
+reads quantized activations is measured alone (only its inputs rounded to 8 bits, AIMET's
+per-layer analysis), and nodes are kept float in order of their own damage, in growing steps,
+until the graph is within the tolerance; the smallest such count is then found by bisection. At
+most a tenth of the nodes stay float: where that is not enough, the measured count that left the
+least error is kept and the result says the tolerance was out of reach. Every measurement is one
+ONNX Runtime session of an edited copy of the graph, so no quantizer runs in the loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edgewise.export.session import run_samples, session_options
+from edgewise.export.qdq_graph import QDQ_OPS, dropped_activations, int32_bias, producers_of, rounding_of, run_graph
 
 ACTIVATION_TOLERANCE = 0.05
 """The relative output error 8-bit activations may add before nodes are kept float."""
 MAX_FLOAT_SHARE = 0.1
 """The largest share of the nodes reading 8-bit activations the pass keeps float."""
 SENSITIVITY_SAMPLES = 8
-QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 
 @dataclass
@@ -57,31 +54,12 @@ class Sensitivity:
 def quantized_readers(proto: onnx.ModelProto) -> dict[str, str]:
     """The nodes (name -> op type) that read an 8-bit activation: an input produced by a DequantizeLinear of a
     QuantizeLinear (weights are DequantizeLinear of an initializer and do not count)."""
-    producers = {o: n for n in proto.graph.node for o in n.output}
+    producers = producers_of(proto.graph)
     readers = {}
     for node in proto.graph.node:
-        if node.op_type not in QDQ_OPS and any(_rounded(producers, i) is not None for i in node.input):
+        if node.op_type not in QDQ_OPS and any(rounding_of(producers, i) is not None for i in node.input):
             readers[node.name] = node.op_type
     return readers
-
-
-def _rounded(producers: dict[str, onnx.NodeProto], tensor: str) -> onnx.NodeProto | None:
-    """The QuantizeLinear whose DequantizeLinear produces `tensor` (an 8-bit activation), or None for any other
-    tensor."""
-    dq = producers.get(tensor)
-    if dq is None or dq.op_type != "DequantizeLinear":
-        return None
-    q = producers.get(dq.input[0])
-    return q if q is not None and q.op_type == "QuantizeLinear" else None
-
-
-def removed_activations(source: onnx.ModelProto, placed: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
-    """The ReLU and Clip nodes of the float graph `source` that ONNX Runtime's quantizer dropped from `placed` (their
-    clipping is the Q range of their input), by the tensors they read and wrote (the quantizer may give the
-    producer's output the dropped node's name)."""
-    present = {n.name for n in placed.graph.node}
-    dropped = [n for n in source.graph.node if n.op_type in ("Relu", "Clip") and n.name not in present]
-    return {tensor: n for n in dropped for tensor in (n.input[0], n.output[0])}
 
 
 def _unrounded(graph: onnx.GraphProto, q: onnx.NodeProto, removed: dict[str, onnx.NodeProto],
@@ -110,40 +88,29 @@ def only_quantized(proto: onnx.ModelProto, source: onnx.ModelProto, nodes: set[s
     copy = onnx.ModelProto()
     copy.CopyFrom(proto)
     graph = copy.graph
-    producers = {o: n for n in graph.node for o in n.output}
-    removed = removed_activations(source, proto)
+    producers, inits = producers_of(graph), {i.name: i for i in graph.initializer}
+    removed = dropped_activations(source, proto)
     source_inits = {i.name: i for i in source.graph.initializer}
     unrounded: dict[str, str] = {}
-    float_biases = {i.name: i for i in source.graph.initializer}
-    present = {i.name for i in graph.initializer}
     for node in list(graph.node):
         if node.op_type in QDQ_OPS or (node.name not in floated and (nodes is None or node.name in nodes)):
             continue
         for k, tensor in enumerate(node.input):
-            q = _rounded(producers, tensor)
-            if q is None:
-                if _int32(producers, tensor, graph) and tensor in float_biases:  # its bias in float too
-                    name = f"{tensor}_float"
-                    if name not in present:
-                        graph.initializer.append(numpy_helper.from_array(
-                            numpy_helper.to_array(float_biases[tensor]), name))
-                        present.add(name)
-                    node.input[k] = name
-                continue
-            if q.name not in unrounded:
-                unrounded[q.name], made = _unrounded(graph, q, removed, source_inits)
-                for extra in made:
-                    graph.node.insert(list(graph.node).index(q), extra)
-            node.input[k] = unrounded[q.name]
+            q = rounding_of(producers, tensor)
+            if q is not None:
+                if q.name not in unrounded:
+                    unrounded[q.name], made = _unrounded(graph, q, removed, source_inits)
+                    for extra in made:
+                        graph.node.insert(list(graph.node).index(q), extra)
+                node.input[k] = unrounded[q.name]
+            elif int32_bias(producers, inits, tensor) is not None and tensor in source_inits:  # the bias in float
+                name = f"{tensor}_float"
+                if name not in inits:
+                    inits[name] = numpy_helper.from_array(numpy_helper.to_array(source_inits[tensor]), name)
+                    graph.initializer.append(inits[name])
+                node.input[k] = name
     _drop_unread(graph)
     return copy
-
-
-def _int32(producers: dict[str, onnx.NodeProto], tensor: str, graph: onnx.GraphProto) -> bool:
-    """Whether `tensor` is dequantized from an int32 initializer (a bias in the accumulator's units)."""
-    dq = producers.get(tensor)
-    return dq is not None and dq.op_type == "DequantizeLinear" and any(
-        i.name == dq.input[0] and i.data_type == onnx.TensorProto.INT32 for i in graph.initializer)
 
 
 def _drop_unread(graph: onnx.GraphProto) -> None:
@@ -163,20 +130,15 @@ def _drop_unread(graph: onnx.GraphProto) -> None:
 
 
 class _Measure:
-    """The relative output error of an edited graph against the float-activation graph, on fixed inputs."""
+    """The relative output error of an edited graph against the float graph's, on fixed inputs."""
 
     def __init__(self, source: onnx.ModelProto, samples: np.ndarray) -> None:
         self.samples, self.sessions = samples, 0
         self.reference = self._outputs(source)
 
     def _outputs(self, proto: onnx.ModelProto) -> np.ndarray:
-        import onnxruntime as ort
-
         self.sessions += 1
-        session = ort.InferenceSession(proto.SerializeToString(), session_options(fast=False),
-                                       providers=["CPUExecutionProvider"])
-        outputs = run_samples(session, self.samples)
-        return np.concatenate([o.reshape(-1).astype(np.float64) for o in outputs
+        return np.concatenate([o.reshape(-1).astype(np.float64) for o in run_graph(proto, self.samples)
                                if isinstance(o, np.ndarray) and o.dtype.kind == "f"])
 
     def error(self, proto: onnx.ModelProto) -> float:
@@ -187,20 +149,16 @@ class _Measure:
 
 
 def sensitivity(analysis: onnx.ModelProto, source: onnx.ModelProto, samples: np.ndarray,
-                tolerance: float = ACTIVATION_TOLERANCE, progress: Callable[[str], None] | None = None
-                ) -> Sensitivity:
+                tolerance: float = ACTIVATION_TOLERANCE) -> Sensitivity:
     """Run the sensitivity pass on `analysis`, the W4A8 Q/DQ graph quantized from the float graph `source`, with
     `samples` (inputs, batch first): the nodes to keep float so that 8-bit activations add at most `tolerance`
-    relative output error (see the module's docstring). `progress` is told of each stage."""
+    relative output error (see the module's docstring)."""
     measure = _Measure(source, samples[:SENSITIVITY_SAMPLES])
     result = Sensitivity(measure.error(analysis))
     if result.error <= tolerance:
         result.sessions = measure.sessions
         return result
     readers = quantized_readers(analysis)
-    if progress is not None:
-        progress(f"8-bit activations add {result.error:.3f} relative output error (> {tolerance}): measuring "
-                 f"{len(readers)} nodes alone")
     alone = [(name, op, measure.error(only_quantized(analysis, source, {name}))) for name, op in readers.items()]
     result.node_errors = sorted(alone, key=lambda item: -item[2])
     order = [name for name, _, _ in result.node_errors]

@@ -4,7 +4,8 @@ from onnx import numpy_helper
 from edgewise import compress
 from edgewise.export import w4a8
 from edgewise.export.onnx_export import export_proto
-from edgewise.export.w4a8_bias import _channel_means, _outputs, correct_biases
+from edgewise.export.qdq_graph import run_graph
+from edgewise.export.w4a8_bias import _channel_means, correct_biases
 
 
 def _offsets(placed, proto, names, x):
@@ -12,8 +13,8 @@ def _offsets(placed, proto, names, x):
     quantizer dropped those into the Q ranges, the layer now writing the ReLU's output name)."""
     dropped = {n.output[0]: n.input[0] for n in proto.graph.node if n.op_type == "Relu"
                and n.name not in {m.name for m in placed.graph.node}}
-    got = _outputs(placed, names, x)
-    want = _outputs(proto, [dropped.get(name, name) for name in names], x)
+    got = run_graph(placed, x, names)
+    want = run_graph(proto, x, [dropped.get(name, name) for name in names])
     return [np.abs(_channel_means(g, "Conv") - _channel_means(w, "Conv")) for g, w in zip(got, want, strict=True)]
 
 
