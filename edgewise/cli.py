@@ -6,7 +6,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
 from rich.markup import escape
@@ -239,6 +239,9 @@ def quantize(
                                                              "outputs on the data within 10% of lambda 0's error."
                                             )] = None,
     epochs: Annotated[int, typer.Option(help="Quantization-aware training epochs (0: post-training only).")] = 0,
+    qat_targets: Annotated[str, typer.Option(help="What QAT pulls towards: distill (the float model's outputs), "
+                                                  "labels (the data's), or auto: distill where the data has no "
+                                                  "labels of its own.")] = "auto",
     block: Annotated[int | None, typer.Option(help="A step per block of this many input weights (16, 32, 64, 128, "
                                                    "256).")] = None,
     per_channel: Annotated[bool | None, typer.Option(
@@ -262,7 +265,10 @@ def quantize(
 
     if epochs < 0:
         raise UserError(f"--epochs: {epochs} is negative", "give 0 (post-training only) or more epochs of QAT")
-    train = _config(QATConfig, epochs=epochs) if epochs > 0 else None
+    targets = get_args(QATConfig.model_fields["targets"].annotation)
+    if qat_targets not in targets:
+        raise UserError(f"--qat-targets: unknown {qat_targets!r}", f"use one of {', '.join(targets)}")
+    train = _config(QATConfig, epochs=epochs, targets=qat_targets) if epochs > 0 else None
     given: dict[str, object] = {"lambda": lam} if lam is not None else {}  # refused, not dropped, where not taken
     if per_channel is not None:
         given["per_channel"] = per_channel
@@ -335,6 +341,10 @@ def export_command(
     activations: Annotated[str, typer.Option(help="With --w4a8: uint8 (ONNX Runtime on x86, the FantastIC4 "
                                                   "kernel) or int8 (symmetric, TensorRT).")] = "uint8",
     calibration_samples: Annotated[int, typer.Option(help="With --w4a8: training samples calibrated on.")] = 256,
+    plain_variant: Annotated[str, typer.Option(help="With --records: also write NAME.plain.onnx, the file as a plain "
+                                                    "ONNX Runtime session runs it fast (4-bit weights stored "
+                                                    "dequantized): auto (when a plain session runs the file slower "
+                                                    "than the kit's), always or never.")] = "auto",
     trust_model_file: Annotated[bool, typer.Option("--trust-model-file", help=TRUST_HELP)] = False,
     code: Annotated[str | None, typer.Option(help=CODE_HELP + ".")] = None,
     score: Annotated[str | None, typer.Option(help=SCORE_HELP + ".")] = None,
@@ -348,10 +358,14 @@ def export_command(
     listed = keep_float if keep_float in ("auto", "none") else [n.strip() for n in keep_float.split(",") if n.strip()]
     options = _config(W4A8Config, calibrator=calibrator, activations=activations, samples=calibration_samples,
                       keep_float=listed) if w4a8 else None
+    from edgewise.export.plain_runtime import POLICIES
+
+    if plain_variant not in POLICIES:
+        raise UserError(f"--plain-variant: unknown {plain_variant!r}", f"use one of {', '.join(POLICIES)}")
     from edgewise.commands import export_file  # torch: after every check of the command line
 
     result = export_file(model, out, records, data, precision if tensorrt else None, options, trust_model_file,
-                         score)
+                         score, plain_variant)
     against = "its exact run" if w4a8 else "torch"
     console.print(f"{out}: {result['bytes']:,} bytes, opset {result['opset']}, {len(result['quantized_layers'])} "
                   f"4-bit layers{' with 8-bit activations' if w4a8 else ''}; ONNX Runtime vs torch "
@@ -359,6 +373,8 @@ def export_command(
                   f"{against})")
     if "float_nodes_line" in result:
         console.print(result["float_nodes_line"], markup=False)
+    if "runtime_line" in result:
+        console.print(result["runtime_line"], markup=False)
     if "source_rel_diff" in result:
         console.print(f"against the ONNX file it came from ({result['source_onnx']}): outputs differ by "
                       f"{result['source_rel_diff']:.3g} of their largest value on the images")

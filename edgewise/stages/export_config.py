@@ -43,3 +43,7 @@ class ExportConfig(BaseModel):
     tensorrt: TensorRTConfig | None = None
     w4a8: W4A8Config | None = Field(None, description="also export the quantized model with 8-bit activations, as "
                                     "the version deployed and benchmarked")
+    plain_variant: Literal["auto", "always", "never"] = Field(
+        "auto", description="beside each 4-bit file, its variant for a plain ONNX Runtime session (4-bit weights "
+                            "stored dequantized): auto writes it where a plain session runs the file slower than the "
+                            "kit's session")

@@ -21,6 +21,13 @@ from edgewise.stages.scoring import score_model
 from edgewise.stages.state import ModelState
 from edgewise.zoo.dataset import Dataset
 from edgewise.zoo.training import evaluate
+from edgewise.zoo.training_config import QATConfig
+
+
+def distills(train: QATConfig, data: Dataset) -> bool:
+    """Whether quantization-aware training as `train` says distils from the float model on `data`: when asked, or
+    (auto) when the data's labels are a source model's outputs, whose soft form the float model still has."""
+    return train.targets == "distill" or (train.targets == "auto" and data.reference is not None)
 
 
 def quantize_model(module: torch.nn.Module, data: Dataset, config: QuantizeConfig, seed: int = 0,
@@ -39,7 +46,7 @@ def quantize_model(module: torch.nn.Module, data: Dataset, config: QuantizeConfi
         train = functools.partial(
             train_quantized, x=data.train.x, y=data.train.y, epochs=t.epochs, lr=t.lr, batch_size=t.batch_size,
             patience=t.patience, relevance_every=t.relevance_every, seed=seed, activation_bits=t.activation_bits,
-            weight_decay=t.weight_decay,
+            weight_decay=t.weight_decay, teacher=module if distills(t, data) else None, temperature=t.temperature,
             score=lambda m: evaluate(m, data.val, data.task)["score"], label=label)
     return compress.quantize(module, quantizer, config.bits, ref=ref, ignore=tuple(config.ignore), train=train)
 

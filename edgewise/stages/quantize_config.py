@@ -63,13 +63,6 @@ class QuantizeConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _auto_lambda_without_training(self) -> QuantizeConfig:
-        if self.lam == "auto" and self.train is not None:
-            raise ValueError("lambda auto is measured after post-training quantization, and QAT trains at one "
-                             "lambda: give a number with train")
-        return self
-
-    @model_validator(mode="after")
     def _settings_the_method_takes(self) -> QuantizeConfig:
         accepted = quantizer_settings(self.method)
         if self.block is not None and "block" not in accepted:

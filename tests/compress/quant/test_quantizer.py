@@ -175,13 +175,29 @@ def test_lambda_auto_needs_samples_and_no_training():
         compress.quantize(model, "ecq", 4, lam="automatic")
 
 
-def test_a_recipe_refuses_lambda_auto_with_training():
+def test_lambda_auto_is_measured_once_and_qat_trains_at_it(digits_mlp):
+    import functools
+
     from pydantic import ValidationError
 
+    from edgewise.compress.quant.qat import train_quantized
     from edgewise.stages.quantize_config import QuantizeConfig
+    from edgewise.zoo.training import evaluate
 
-    assert QuantizeConfig(method="ecqx", **{"lambda": "auto"}).quantizer_settings()["lam"] == "auto"
-    with pytest.raises(ValidationError, match="lambda auto is measured after post-training quantization"):
-        QuantizeConfig(method="ecq", train={"epochs": 2}, **{"lambda": "auto"})
+    assert QuantizeConfig(method="ecq", train={"epochs": 2}, **{"lambda": "auto"}).quantizer_settings()["lam"] == "auto"
+    trained, data = digits_mlp
+    ref = compress.ReferenceSamples.from_split(data.val.x, data.val.y, data.task, 10)
+    score = lambda m: evaluate(m, data.val, data.task)["score"]  # noqa: E731
+    lams = []
+
+    def train(*args, **kwargs):
+        lams.append(kwargs["lam"])
+        return train_quantized(*args, **kwargs, x=data.train.x, y=data.train.y, score=score, epochs=1)
+
+    qat = compress.quantize(trained.module, "ecq", 4, lam="auto", ref=ref, train=train)
+    assert lams == [qat.history["lam"]] and qat.history["lambda_search"]  # the measured lambda, trained at
+    assert qat.history["post_training"]["rounding"] == "compensated" and qat.history["epochs_run"] == 1
+    with pytest.raises(UserError, match="lambda auto"):
+        compress.quantize(trained.module, "ecq", 4, lam="auto", train=functools.partial(train_quantized))
     with pytest.raises(ValidationError):
         QuantizeConfig(method="ecq", **{"lambda": "sometimes"})
