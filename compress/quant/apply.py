@@ -45,8 +45,10 @@ def quantize(model: nn.Module, method: str | Quantizer = "ecq", bits: int = 4, *
         run_on_samples(work, ref, output, count=1)
     layers = weight_layers_to_quantize(work, ignore)
     trainer = train if quantizer.trainable else None
-    if ref is None or not quantizer.needs_reference or trainer is not None:
-        return quantizer.quantize(work, layers, bits, ref, trainer)
-    example = ref.x[:1].to(device_of(work))
-    with scoring(work, example, output):
-        return quantizer.quantize(work, layers, bits, ref, None)
+    floats = {n: m.weight.detach().clone() for n, m in layers.items()} if trainer is not None else {}
+    if ref is None or not quantizer.needs_reference:
+        quantized = quantizer.quantize(work, layers, bits, ref, None)
+    else:  # relevances read the scored tensor; training reads the model's own outputs
+        with scoring(work, ref.x[:1].to(device_of(work)), output):
+            quantized = quantizer.quantize(work, layers, bits, ref, None)
+    return quantized if trainer is None else quantizer.trained(work, layers, bits, ref, quantized, floats, trainer)

@@ -6,6 +6,7 @@ import abc
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import torch
 from torch import nn
 
 from edgewise.compress.quant.model import QuantizedModel
@@ -34,6 +35,13 @@ class Quantizer(abc.ABC):
     def quantize(self, model: nn.Module, layers: dict[str, nn.Module], bits: int, ref: ReferenceSamples | None,
                  train: Callable[..., QuantizedModel] | None) -> QuantizedModel:
         """Quantize `layers` (modules of `model`, a working copy) in place; return the model and its records."""
+
+    def trained(self, model: nn.Module, layers: dict[str, nn.Module], bits: int, ref: ReferenceSamples | None,
+                quantized: QuantizedModel, floats: dict[str, torch.Tensor], train: Callable[..., QuantizedModel]
+                ) -> QuantizedModel:
+        """Quantization-aware training (`train`, bound to data) from the post-training result `quantized` that
+        `model` holds, `floats` being the layers' float weights before it (only where `trainable`)."""
+        raise NotImplementedError(f"{self.name} has no quantization-aware training")
 
     def describe(self) -> dict[str, Any]:
         """The quantizer's name and settings, for reports and records."""

@@ -175,8 +175,8 @@ class ECQQuantizer(Quantizer):
     def quantize(self, model: nn.Module, layers: dict[str, nn.Module], bits: int, ref: ReferenceSamples | None,
                  train: Callable[..., QuantizedModel] | None) -> QuantizedModel:
         """Post-training assignment on each layer's fixed grid (its rounding, lambda measured when auto); then, when
-        `train` is given, quantization-aware training at the same lambda, from the float weights, which returns the
-        post-training assignment where no epoch scores better."""
+        `train` is given, quantization-aware training from it (`trained`)."""
+        floats = {n: m.weight.detach().clone() for n, m in layers.items()} if train is not None else {}
         grids = init_grids(layers, bits, self.block, self.per_channel)
         if self.lam == AUTO and ref is None:
             raise UserError("lambda auto is chosen by measuring the outputs on reference samples after post-training "
@@ -187,20 +187,27 @@ class ECQQuantizer(Quantizer):
         else:
             lam, trials = self._measured_lambda(model, layers, grids, bits, ref, relevance)
             history = {"lam": lam, "lambda_search": trials}
-        floats = {n: m.weight.detach().clone() for n, m in layers.items()}
         quantized = self._assigned(model, layers, grids, bits, ref, lam, relevance)
         quantized.history.update(history)
-        if train is None:
-            return quantized
+        return quantized if train is None else self.trained(model, layers, bits, ref, quantized, floats, train)
+
+    def trained(self, model: nn.Module, layers: dict[str, nn.Module], bits: int, ref: ReferenceSamples | None,
+                quantized: QuantizedModel, floats: dict[str, torch.Tensor], train: Callable[..., QuantizedModel]
+                ) -> QuantizedModel:
+        """Quantization-aware training at the post-training result's lambda, from the float weights `floats` on the
+        grids they give; `quantized` (what `model` holds now) is returned where no epoch scores better."""
         start = (copy.deepcopy(model.state_dict()), quantized.records)
-        with torch.no_grad():  # training re-assigns from the float weights; the post-training result competes
+        with torch.no_grad():
             for name, module in layers.items():
                 module.weight.copy_(floats[name])
-        trained = train(model, layers, grids, method=self.name, bits=bits, lam=lam, ref=ref, start=start,
-                        **self.training_settings())
-        trained.history.update(history, post_training={k: v for k, v in quantized.history.items() if k in (
-            "rounding", "assignment")})
-        return trained
+        grids = init_grids(layers, bits, self.block, self.per_channel)
+        lam = quantized.history.get("lam", self.lam)
+        result = train(model, layers, grids, method=self.name, bits=bits, lam=lam, ref=ref, start=start,
+                       **self.training_settings())
+        result.history.update({k: v for k, v in quantized.history.items() if k in ("lam", "lambda_search")},
+                              post_training={k: v for k, v in quantized.history.items() if k in ("rounding",
+                                                                                                  "assignment")})
+        return result
 
     def _assigned(self, model: nn.Module, layers: dict[str, nn.Module], grids: dict[str, Grid], bits: int,
                   ref: ReferenceSamples | None, lam: float, relevance: dict[str, torch.Tensor] | None
