@@ -64,3 +64,21 @@ def test_qat_distilled_from_the_float_model_reads_no_labels(digits_mlp):
         train_quantized, **settings))
     assert score(distilled.model) >= score(ptq.model) - 0.01
     assert score(on_labels.model) < 0.5 < score(distilled.model)
+
+
+def test_ecqx_qat_of_a_text_map_detector_distils_its_map_without_labels():
+    """A per-pixel text map (N, 1, H, W) behind a Sigmoid: ECQx's relevances seed at its strongest pixels, and QAT
+    then distils the map itself (its raw output, not the scored tensor) from the float model."""
+    from edgewise.compress.quant.qat import train_quantized
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 1, 1),
+                                torch.nn.Sigmoid()).eval()
+    x = torch.rand(16, 3, 8, 8)
+    ref = compress.ReferenceSamples.for_detection(x[:4], detections=5)
+    distance = lambda m: float(compress.tasks.regression_loss(m(x).detach(), model(x).detach()))  # noqa: E731
+    qat = compress.quantize(model, "ecqx", 4, ref=ref, train=functools.partial(
+        train_quantized, x=x, y=torch.zeros(len(x), dtype=torch.long), teacher=model, epochs=1,
+        score=lambda m: -distance(m)))
+    assert qat.history["epochs_run"] == 1 and qat.history["post_training"]["assignment"]["0"]["beta"] is not None
+    assert qat.model(x).shape == (16, 1, 8, 8) and not model[0]._forward_hooks
