@@ -249,7 +249,8 @@ def quantize(
                                           "layer."
     )] = None,
     rounding: Annotated[str, typer.Option(help="compensated (GPTQ-style, over each layer's inputs on the data), "
-                                               "nearest, or auto: compensated where data is read.")] = "auto",
+                                               "learned (AdaRound-style, uniform grids), nearest, or auto: "
+                                               "compensated where data is read.")] = "auto",
     data: Annotated[str | None, typer.Option(help="digits, rail, a .npz or an image folder.")] = None,
     device: Annotated[str, typer.Option(help=DEVICE_HELP + ".")] = "auto",
     trust_model_file: Annotated[bool, typer.Option("--trust-model-file", help=TRUST_HELP)] = False,

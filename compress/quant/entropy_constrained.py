@@ -157,6 +157,9 @@ class ECQQuantizer(Quantizer):
             check_finite(lam, "lambda", 0.0, LAMBDA_LIMIT, "use e.g. 0.05 (larger: sparser, smaller files), or auto")
         check_block(block)
         check_rounding(rounding)
+        if rounding == "learned":
+            raise UserError("learned rounding chooses between each weight's two nearest levels, and ECQ assigns "
+                            "levels by a rate term", "use rounding compensated (or nearest) with ECQ and ECQx")
         if per_channel and block is not None:
             raise UserError("per_channel and block were both given", "give one: block steps are per channel already")
         self.lam = lam

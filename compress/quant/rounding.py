@@ -8,13 +8,15 @@ which values it is asked about. `nearest` asks once per weight, about the float 
 yet assigned through the inverse of H = X^T X, the second moment of the layer's inputs on
 calibration samples (dampened by `damp` x mean diag H), so that the layer's OUTPUT on those inputs
 moves as little as the grid allows. With ECQ's assigner every column keeps paying the rate term
-(and ECQx's relevance term): entropy-constrained compensated rounding.
+(and ECQx's relevance term): entropy-constrained compensated rounding. `learned` is AdaRound's,
+on the same statistics, for the grids that round to nearest.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
+from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
 import torch
@@ -50,6 +52,26 @@ class Rounding(abc.ABC):
         layer's inputs were not observed."""
 
 
+def per_group(weight: torch.Tensor, hessian: torch.Tensor, solve: Callable[[torch.Tensor, torch.Tensor, slice],
+                                                                             torch.Tensor]) -> torch.Tensor:
+    """Levels of `weight` found group by group: a grouped convolution's `hessian` is (groups, inputs per group,
+    ...), each group's rows solved with its own (`solve(rows' weight in float64, its hessian in float64, rows)`)."""
+    hessians = hessian if hessian.dim() == 3 else hessian[None]
+    rows = weight.shape[0] // len(hessians)
+    out = torch.empty(weight.shape, dtype=torch.int64)
+    for g, h in enumerate(hessians):
+        span = slice(g * rows, (g + 1) * rows)
+        out[span] = solve(weight[span].to(torch.float64), h.to(torch.float64), span)
+    return out
+
+
+def output_error(weight: torch.Tensor, quantized: torch.Tensor, hessian: torch.Tensor) -> float:
+    """tr((Q - W) H (Q - W)^T): the squared change of the layer's outputs on the inputs whose second moment is
+    `hessian`, for the weight `weight` quantized to `quantized` (both (rows, inputs))."""
+    delta = (quantized - weight).to(torch.float64)
+    return float(((delta @ hessian.to(torch.float64)) * delta).sum())
+
+
 class NearestRounding(Rounding):
     """Each weight on its own: the assigner's choice for the float weight (round to nearest on a uniform grid)."""
 
@@ -74,13 +96,7 @@ class CompensatedRounding(Rounding):
     def levels(self, weight: torch.Tensor, assigner: Assigner, hessian: torch.Tensor | None) -> torch.Tensor:
         if hessian is None:
             return assigner(weight, slice(None), slice(None))
-        hessians = hessian if hessian.dim() == 3 else hessian[None]
-        rows = weight.shape[0] // len(hessians)
-        out = torch.empty(weight.shape, dtype=torch.int64)
-        for g, h in enumerate(hessians):
-            span = slice(g * rows, (g + 1) * rows)
-            out[span] = self._group(weight[span].to(torch.float64), assigner, h.to(torch.float64), span)
-        return out
+        return per_group(weight, hessian, lambda w, h, rows: self._group(w, assigner, h, rows))
 
     def _group(self, w: torch.Tensor, assigner: Assigner, h: torch.Tensor, rows: slice) -> torch.Tensor:
         inputs = w.shape[1]
@@ -110,7 +126,62 @@ class CompensatedRounding(Rounding):
         return levels
 
 
-ROUNDINGS: dict[str, type[Rounding]] = {"nearest": NearestRounding, "compensated": CompensatedRounding}
+class LearnedRounding(Rounding):
+    """AdaRound's learned rounding (Nagel et al., 2020) on the layer's input statistics: each weight goes down or up
+    to one of its two nearest levels, as a soft choice h = clip(sigmoid(V) x 1.2 - 0.1, 0, 1) that Adam moves to
+    make tr(dW H dW^T), the layer's output change on the calibration inputs, small, while a regulariser
+    sum(1 - |2h - 1|^beta), with beta annealed from 20 to 2 after a fifth of the `iterations`, pushes every h to 0
+    or 1. Only for grids that round to nearest (an Assigner whose `nearest` is true, with its level range qmin and
+    qmax: uniform's); the result is kept only where its output change is below round-to-nearest's."""
+
+    name = "learned"
+    needs_inputs = True
+
+    def __init__(self, iterations: int = 500, lr: float = 0.01, regularisation: float = 0.01, damp: float = 0.01
+                 ) -> None:
+        self.iterations, self.lr, self.regularisation, self.damp = iterations, lr, regularisation, damp
+
+    def levels(self, weight: torch.Tensor, assigner: Assigner, hessian: torch.Tensor | None) -> torch.Tensor:
+        if not getattr(assigner, "nearest", False):
+            raise UserError("learned rounding chooses between each weight's two nearest levels, and this grid "
+                            "assigns levels by a rate term (ECQ, ECQx)", "use rounding compensated with ECQ or ECQx")
+        nearest = assigner(weight, slice(None), slice(None))
+        if hessian is None:
+            return nearest
+        return per_group(weight, hessian, lambda w, h, rows: self._group(w, assigner, h, rows, nearest[rows]))
+
+    def _group(self, w: torch.Tensor, assigner: Assigner, h: torch.Tensor, rows: slice, nearest: torch.Tensor
+               ) -> torch.Tensor:
+        steps = assigner.steps[rows].to(torch.float64)
+        h = h + torch.eye(len(h), dtype=h.dtype) * self.damp * float(torch.diagonal(h).mean().clamp(min=1e-12))
+        scaled = w / steps
+        floor = torch.floor(scaled)
+        rest = (scaled - floor).clamp(1e-4, 1 - 1e-4)
+        zeta, gamma = 1.1, -0.1
+        v = (-torch.log((zeta - gamma) / (rest - gamma) - 1)).to(torch.float32).requires_grad_(True)
+        h32, w32, steps32, floor32 = h.float(), w.float(), steps.float(), floor.float()
+        norm = float(((w32 @ h32) * w32).sum().clamp(min=1e-12))
+        optimiser = torch.optim.Adam([v], lr=self.lr)
+        warm = self.iterations // 5
+        for step in range(self.iterations):
+            soft = torch.clamp(torch.sigmoid(v) * (zeta - gamma) + gamma, 0, 1)
+            delta = torch.clamp(floor32 + soft, assigner.qmin, assigner.qmax) * steps32 - w32
+            loss = ((delta @ h32) * delta).sum() / norm
+            if step >= warm:
+                beta = 20 + (2 - 20) * (step - warm) / max(self.iterations - warm - 1, 1)
+                loss = loss + self.regularisation * (1 - (2 * soft - 1).abs().pow(beta)).mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        with torch.no_grad():
+            up = (torch.sigmoid(v) * (zeta - gamma) + gamma >= 0.5).to(torch.float64)
+        learned = torch.clamp(floor + up, assigner.qmin, assigner.qmax).to(torch.int64)
+        errors = [output_error(w, levels.to(torch.float64) * steps, h) for levels in (learned, nearest)]
+        return learned if errors[0] < errors[1] else nearest
+
+
+ROUNDINGS: dict[str, type[Rounding]] = {"nearest": NearestRounding, "compensated": CompensatedRounding,
+                                        "learned": LearnedRounding}
 """The built-in roundings by name; `rounding_named` resolves the quantizers' `rounding` setting."""
 CALIBRATION_SAMPLES = 256  # GPTQ's 128 calibration samples suffice; more only costs passes
 

@@ -62,6 +62,8 @@ class UniformGrid:
     """A record's symmetric grid as an Assigner (edgewise.compress.quant.rounding): a value's level is its nearest,
     clipped to the record's level range."""
 
+    nearest = True  # what learned rounding (edgewise.compress.quant.rounding) needs of a grid
+
     def __init__(self, record: QuantizedLayer) -> None:
         scale = np.array(np.broadcast_to(record.scale(), record.levels.shape), dtype=np.float32)
         self.steps = torch.from_numpy(scale).reshape(record.levels.shape[0], -1)

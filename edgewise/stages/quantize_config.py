@@ -29,7 +29,7 @@ class QuantizeConfig(BaseModel):
                               "entropy stay the layer's)")
     block: int | None = Field(None, description="one step per block of this many weights along the input axis (16, "
                               "32, 64, 128 or 256; null: per layer, or per channel with per_channel)")
-    rounding: Literal["auto", "nearest", "compensated"] = Field(
+    rounding: Literal["auto", "nearest", "compensated", "learned"] = Field(
         "auto", description="how levels are found on the grid: compensated (GPTQ-style, over the layers' inputs on "
         "the reference samples; auto where samples are given) or nearest")
     rho: float = Field(2.0, allow_inf_nan=False, gt=0.0)

@@ -5,8 +5,14 @@ from onnx import TensorProto
 
 from edgewise import compress, export
 from edgewise.export.integrity import check_weights
-from edgewise.export.plain_runtime import (RUNTIME_KEY, _plain_session, needs_kit_session, plain_variant,
-                                           runtime_speeds, variant_path)
+from edgewise.export.plain_runtime import (
+    RUNTIME_KEY,
+    _plain_session,
+    needs_kit_session,
+    plain_variant,
+    runtime_speeds,
+    variant_path,
+)
 from edgewise.export.session import session_runner
 
 FOUR_BIT = (TensorProto.INT4, TensorProto.UINT4)

@@ -140,3 +140,37 @@ def test_an_unknown_rounding_is_refused_with_the_choices():
         rounding_named("adaround", True)
     with pytest.raises(UserError, match="unknown rounding"):
         quantize(nn.Sequential(nn.Linear(2, 2)), "ecq", 4, rounding="stochastic")
+
+
+def test_learned_rounding_moves_each_weight_to_one_of_its_two_levels_and_the_output_less_than_nearest():
+    from edgewise.compress.quant.rounding import LearnedRounding, output_error
+
+    torch.manual_seed(0)
+    layer = nn.Linear(32, 16, bias=False)
+    x = _correlated()
+    record = quantize(nn.Sequential(layer), "uniform", 3, per_channel=True, rounding="nearest").records["0"]
+    grid = UniformGrid(record)
+    w = layer.weight.detach()
+    hessian = x.T @ x
+    learned = LearnedRounding(iterations=300).levels(w, grid, hessian)
+    nearest = NearestRounding().levels(w, grid, hessian)
+    scaled = w / grid.steps
+    assert ((learned == torch.floor(scaled).clamp(record.qmin, record.qmax)) |
+            (learned == torch.ceil(scaled).clamp(record.qmin, record.qmax))).all()
+    assert (learned != nearest).any()
+    assert _output_error(x, w, learned, grid.steps) < 0.9 * _output_error(x, w, nearest, grid.steps)
+    errors = [output_error(w, levels.double() * grid.steps.double(), hessian) for levels in (learned, nearest)]
+    assert errors[0] < errors[1]
+    assert torch.equal(learned, LearnedRounding(iterations=300).levels(w, grid, hessian))  # deterministic
+
+
+def test_learned_rounding_is_for_grids_that_round_to_nearest():
+    from edgewise.compress.quant.rounding import LearnedRounding
+
+    with pytest.raises(UserError, match="rate term"):
+        quantize(nn.Sequential(nn.Linear(8, 4)), "ecq", 4, rounding="learned")
+    with pytest.raises(UserError, match="rate term"):
+        LearnedRounding().levels(torch.randn(4, 8), EntropyCost(torch.randn(4, 8), 0.1, -8, 7, 0.01), None)
+    layer = nn.Linear(8, 4)
+    quantized = quantize(nn.Sequential(layer), "uniform", 4, rounding="learned")  # no samples: nearest
+    assert quantized.history["rounding"] == "learned"
