@@ -354,15 +354,14 @@ def export_command(
     against torch."""
     named_inputs(model, records, data, code)
     _allow(code)
-    from edgewise.stages.export_config import W4A8Config
+    from edgewise.stages.export_config import ExportConfig, W4A8Config
 
     listed = keep_float if keep_float in ("auto", "none") else [n.strip() for n in keep_float.split(",") if n.strip()]
     options = _config(W4A8Config, calibrator=calibrator, activations=activations, samples=calibration_samples,
                       keep_float=listed) if w4a8 else None
-    from edgewise.export.plain_runtime import POLICIES
-
-    if plain_variant not in POLICIES:
-        raise UserError(f"--plain-variant: unknown {plain_variant!r}", f"use one of {', '.join(POLICIES)}")
+    policies = get_args(ExportConfig.model_fields["plain_variant"].annotation)
+    if plain_variant not in policies:
+        raise UserError(f"--plain-variant: unknown {plain_variant!r}", f"use one of {', '.join(policies)}")
     from edgewise.commands import export_file  # torch: after every check of the command line
 
     result = export_file(model, out, records, data, precision if tensorrt else None, options, trust_model_file,

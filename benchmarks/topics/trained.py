@@ -50,13 +50,14 @@ from edgewise.base.errors import first_line
 # follows negative (inhibitory) contributions
 CRITERIA = (("lrp", "lrp", {}), ("lrp a2b1", "lrp", {"rules": {"conv": "alpha2beta1"}}), ("l1", "l1", {}),
             ("taylor", "taylor", {}), ("random", "random", {}))
-# each grid with round-to-nearest and with compensated (GPTQ-style) rounding on the reference samples
+# each grid with round-to-nearest and with compensated (GPTQ-style) rounding on the reference samples, and learned
+# (AdaRound-style) where the grid rounds to nearest
 QUANTIZERS = (*(
     (f"{label}, {rounding}", method, {**settings, "rounding": rounding})
     for label, method, settings in (("uniform per channel", "uniform", {"per_channel": True}),
                                     ("uniform block-32", "uniform", {"block": 32}), ("ecq", "ecq", {}),
                                     ("ecqx", "ecqx", {}))
-    for rounding in ("nearest", "compensated")),
+    for rounding in ("nearest", "compensated", "learned") if rounding != "learned" or method == "uniform"),
     # what the command line does by default now: a step per channel, and lambda chosen by measurement
     *((f"{method} per channel, lambda auto, compensated", method, {"per_channel": True, "lam": "auto"})
       for method in ("ecq", "ecqx")))

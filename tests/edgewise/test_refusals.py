@@ -32,7 +32,9 @@ LIGHT_FLAGS = [
     ["quantize", "digits-mlp", "-o", "q.pt", "--method", "nope"],
     ["quantize", "digits-mlp", "-o", "q.pt", "--method", "ecq", "--lambda", "nan"],
     ["quantize", "digits-mlp", "-o", "q.pt", "--epochs", "-1"],
+    ["quantize", "digits-mlp", "-o", "q.pt", "--epochs", "2", "--qat-targets", "nope"],
     ["export", "digits-mlp", "-o", "m.onnx", "--w4a8", "--calibrator", "nope"],
+    ["export", "digits-mlp", "-o", "m.onnx", "--plain-variant", "nope"],
     ["run", "--jobs", "0"],
 ]
 
