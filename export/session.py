@@ -251,10 +251,20 @@ def fixed_batch(session: ort.InferenceSession) -> int | None:
     return shape[0] if shape and isinstance(shape[0], int) and shape[0] > 0 else None
 
 
+def batch_axis(shape: tuple[int, ...], samples: int) -> int | None:
+    """The axis of an output of `shape` that holds the `samples` of a run: the first, or else the first whose size is
+    the sample count (an LSTM or CTC head's (steps, batch, classes), as PyTorch writes it); None when none is (a
+    scalar, a shape)."""
+    if shape and shape[0] == samples:
+        return 0
+    return next((axis for axis, size in enumerate(shape) if size == samples), None)
+
+
 def run_samples(session: ort.InferenceSession, x: np.ndarray, batch: int | None = None) -> list[np.ndarray]:
     """Every output of `session` on the samples `x` (its first input, in that input's element type): all at once, or
     `batch` at a time when given, and always in slices of the input's fixed batch where it has one (the last slice
-    filled up with its last sample); outputs are joined along their first axis and cut to the samples given."""
+    filled up with its last sample); each output's samples are joined along its batch axis (`batch_axis`), which
+    comes first in what is returned, and cut to the samples given."""
     first = session.get_inputs()[0]
     element = first.type.removeprefix("tensor(").removesuffix(")")  # ONNX Runtime writes e.g. tensor(int32)
     x = np.ascontiguousarray(x, dtype={"float": "float32", "double": "float64"}.get(element, element))
@@ -266,14 +276,15 @@ def run_samples(session: ort.InferenceSession, x: np.ndarray, batch: int | None 
         if fixed and len(part) < step:
             part = np.concatenate([part, np.repeat(part[-1:], step - len(part), axis=0)])
         parts.append(session.run(None, {first.name: part}))
-    if len(parts) == 1 and len(x) == step:  # one run as given: every output as it came, batch-first or not
-        return parts[0]
-    return [_joined(column, len(x)) for column in zip(*parts, strict=True)]
+    return [_joined(column, step, len(x)) for column in zip(*parts, strict=True)]
 
 
-def _joined(parts: tuple[np.ndarray, ...], samples: int) -> np.ndarray:
-    """One output's slices joined along the first axis, cut to the samples given; a scalar (a shape's element, an
-    intermediate tensor without a batch) is the first slice's."""
-    if np.ndim(parts[0]) == 0:
+def _joined(parts: tuple[np.ndarray, ...], step: int, samples: int) -> np.ndarray:
+    """One output's slices (of `step` samples each) joined along their batch axis, moved first and cut to the samples
+    given; an output without one (a scalar, a shape's element, an intermediate tensor without a batch) is the first
+    slice's."""
+    axis = batch_axis(np.shape(parts[0]), step)
+    if axis is None:
         return parts[0]
-    return np.concatenate(parts)[:samples]
+    joined = np.concatenate(parts, axis=axis) if len(parts) > 1 else parts[0]
+    return np.moveaxis(joined, axis, 0)[:samples]

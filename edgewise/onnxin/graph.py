@@ -21,6 +21,7 @@ from torch import nn
 
 from edgewise.base.errors import UserError, first_line
 from edgewise.export.onnx_export import OPSET
+from edgewise.export.session import batch_axis
 from edgewise.onnxin.handlers import weight_writer
 
 CONVERT_RTOL = 1e-3
@@ -73,15 +74,15 @@ class OnnxGraph(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> Any:
         """Run the steps on `inputs` (the ONNX graph's inputs, in order); one output, or a tuple of several. A graph
-        whose batch is fixed runs the samples in slices of that batch and joins the outputs along their first axis."""
+        whose batch is fixed runs the samples in slices of that batch. Each output's samples are joined along its
+        batch axis, which comes first (export.session.batch_axis: an LSTM head's (steps, batch, classes) becomes
+        (batch, steps, classes)), as ONNX Runtime's runs of the file are read."""
         batch, n = self.fixed_batch, inputs[0].shape[0]
-        if batch is None or n == batch:
-            return self._run(inputs)
-        parts = [self._run(tuple(_filled(x[start:start + batch], batch) for x in inputs))
-                 for start in range(0, n, batch)]
+        step = n if batch is None else batch
+        parts = [self._run(tuple(_filled(x[start:start + step], step) for x in inputs)) for start in range(0, n, step)]
         if isinstance(parts[0], tuple):
-            return tuple(torch.cat(column)[:n] for column in zip(*parts, strict=True))
-        return torch.cat(parts)[:n]
+            return tuple(_joined(column, step, n) for column in zip(*parts, strict=True))
+        return _joined(tuple(parts), step, n)
 
     verify_rtol = CONVERT_RTOL  # export.verify's tolerance for this module's exports
 
@@ -105,6 +106,17 @@ class OnnxGraph(nn.Module):
             else:
                 return _resolve(args, values)
         raise RuntimeError("the converted graph has no output step")
+
+
+def _joined(parts: tuple[Any, ...], step: int, samples: int) -> Any:
+    """One output's slices of `step` samples joined along their batch axis, moved first and cut to `samples` (the
+    first slice's value where it has no batch axis)."""
+    first = parts[0]
+    axis = batch_axis(tuple(first.shape), step) if isinstance(first, torch.Tensor) else None
+    if axis is None:
+        return first
+    joined = torch.cat(parts, dim=axis) if len(parts) > 1 else first
+    return joined.movedim(axis, 0)[:samples]
 
 
 def _filled(x: torch.Tensor, batch: int) -> torch.Tensor:

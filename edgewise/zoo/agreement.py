@@ -62,15 +62,20 @@ def _distributions(out: torch.Tensor) -> bool:
 def output_task(out: torch.Tensor) -> str:
     """The task a source's outputs `out` (samples first) label data for: (N, K) logits: classification, or embedding
     when every row has unit length; (N, steps, classes) distributions: sequence; (N, values, anchors) or (N, anchors,
-    values) with anchors far more than values (at least 5): boxes; (N, K, H, W) with K > 1: segmentation; anything
-    else: regression."""
+    values) with anchors far more than values (at least 5): boxes, unless values come first and the first four (a
+    box) are negative: (N, steps, classes) logits with classes far more than steps, a sequence; (N, K, H, W) with
+    K > 1: segmentation; anything else: regression."""
     if out.dim() == 2 and out.shape[1] > 1:
         unit = (out.float().norm(dim=1) - 1).abs() < 1e-3
         return "embedding" if bool(unit.all()) else "classification"
     if out.dim() == 3 and out.shape[2] > 1 and _distributions(out):
         return "sequence"
     if out.dim() == 3 and min(out.shape[1:]) >= 5 and max(out.shape[1:]) >= 4 * min(out.shape[1:]):
-        return "boxes"  # a row of box and scores per anchor, anchors far outnumbering the values
+        # a row of box and scores per anchor, anchors far outnumbering the values; YOLOv8's decoded boxes (values
+        # first) are never negative, where a CTC head's logits per step (steps far outnumbered by classes) mostly are
+        if out.shape[1] < out.shape[2] and float((out[:, :4] < 0).float().mean()) > 0.01:
+            return "sequence"
+        return "boxes"
     if out.dim() == 4 and out.shape[1] > 1:
         return "segmentation"
     return "regression"

@@ -25,3 +25,25 @@ def test_a_per_channel_weight_is_dequantized_once_at_load():
 def test_a_scale_laid_out_otherwise_is_left_to_onnx_runtime():
     model = fold_conv_dequantize(_conv_graph(np.array([0.5, 0.25]).reshape(2, 1, 1)))  # NNCF's INT4 files do this
     assert [n.op_type for n in model.graph.node] == ["DequantizeLinear", "Conv"]
+
+
+def _steps_first(batch):
+    """x (batch, 3, 4) -> Transpose -> y (3, batch, 4): an LSTM or CTC head's (steps, batch, classes), its batch fixed
+    at `batch` where that is a number."""
+    nodes = [helper.make_node("Transpose", ["x"], ["y"], perm=[1, 0, 2])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, batch, 4])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_an_output_s_samples_are_joined_along_its_own_batch_axis_and_come_first():
+    import onnxruntime as ort
+
+    from edgewise.export.session import batch_axis, run_samples
+
+    x = np.arange(5 * 12, dtype=np.float32).reshape(5, 3, 4)
+    for batch in (1, "n"):  # a vendor file's fixed batch 1, run sample by sample; a free batch, run at once
+        session = ort.InferenceSession(_steps_first(batch).SerializeToString(), providers=["CPUExecutionProvider"])
+        (out,) = run_samples(session, x)
+        np.testing.assert_array_equal(out, x)  # sample i's steps are sample i's, not the first samples' steps
+    assert (batch_axis((3, 1, 4), 1), batch_axis((1, 3, 4), 1), batch_axis((3, 4), 1)) == (1, 0, None)

@@ -68,6 +68,39 @@ def test_an_exported_lstm_recogniser_converts_prunes_quantizes_and_exports(crnn_
     assert [levels[dequantized[w]] for w in lstm.input[1:3]] == [TensorProto.INT4] * 2  # W and R at 4 bit
 
 
+class _StepsFirstCrnn(_Crnn):
+    """The same recogniser with the output nn.CTCLoss takes: (steps, batch, classes) logits."""
+
+    def forward(self, x):
+        f = self.cnn(x)
+        n, c, h, w = f.shape
+        y, _ = self.rnn(f.permute(3, 0, 1, 2).reshape(w, n, c * h))
+        return self.fc(y)
+
+
+def test_a_steps_first_ctc_head_of_a_fixed_batch_is_read_sample_by_sample_and_scored_as_a_sequence(
+        tmp_path, exported_as_vendors_do):
+    """ddddocr's OCR file is such a model: batch fixed at 1, LSTM, (steps, 1, classes) logits. Its samples are the
+    output's axis 1: joined there and moved first, in ONNX Runtime and in the converted module alike, they are each
+    sample's own steps, and the outputs read as CTC logits (a sequence), not as boxes."""
+    from edgewise.export.session import open_session, run_samples
+    from edgewise.zoo.agreement import output_task
+
+    torch.manual_seed(0)
+    model = _StepsFirstCrnn()
+    model.fc = nn.Linear(24, 60)  # classes far outnumbering the steps, as a recogniser's charset does
+    path = exported_as_vendors_do(model, torch.rand(1, 1, 8, 10), tmp_path / "steps_first.onnx")
+    x = np.random.default_rng(0).random((5, 1, 8, 10), dtype=np.float32)
+    each = np.stack([_ort(path, x[i:i + 1])[:, 0] for i in range(5)])  # (5, steps, classes)
+    (out,) = run_samples(open_session(path, fast=False), x)
+    np.testing.assert_allclose(out, each, rtol=1e-5, atol=1e-5)
+    module = onnx_to_torch(path, x)
+    with torch.no_grad():
+        converted = module(torch.from_numpy(x))
+    np.testing.assert_allclose(converted.numpy(), each, rtol=1e-4, atol=1e-5)
+    assert output_task(converted) == "sequence"
+
+
 def _recurrent_file(tmp_path, op, direction, layout, **attributes):
     """One LSTM or GRU node of random weights over (steps 5, batch, inputs 3) or batch-first, hidden 4."""
     rng = np.random.default_rng(1)

@@ -32,7 +32,8 @@ def test_inputs_alone_are_unlabelled_data(tmp_path):
     (torch.randn(6, 7, 4).softmax(-1), "sequence"),
     (torch.randn(6, 3, 4, 4), "segmentation"),
     (torch.randn(6, 1, 4, 4), "regression"),
-    (torch.randn(6, 22, 2100), "boxes"),  # YOLOv8's rows: 4 box values and 18 class scores per anchor
+    (torch.rand(6, 22, 2100) * 320, "boxes"),  # YOLOv8's rows: 4 box values and 18 class scores per anchor
+    (torch.randn(6, 20, 8210), "sequence"),  # a CRNN's CTC logits, batch first: 20 steps of 8210 classes
     (torch.randn(6, 3549, 6), "boxes"),  # YOLOX's: anchors first, box, objectness, one class
     (torch.randn(6, 3, 4), "regression"),
 ])
