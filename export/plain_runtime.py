@@ -2,13 +2,14 @@
 
 The kit's session (export.session.open_session, and a deploy bundle's run.py) rewrites a file with
 4-bit DequantizeLinear weights when it loads it: W4A8 layers' weights widened to INT8 for the int8
-kernels, 4-bit convolution weights dequantized once, MatMulAddFusion off so the 4-bit linear layers
-become MatMulNBits. A user who opens the same file in a plain `onnxruntime.InferenceSession` gets
-none of that, and ONNX Runtime then dequantizes every 4-bit weight on every run. The plain variant
-is that rewritten graph saved as a file, with every 4-bit weight outside the int8 kernels stored
-dequantized (float32: a plain session fuses MatMul+Add into Gemm before it could pick MatMulNBits),
-so it is as large as the float layers it holds and as fast in any session as the kit's.
-`runtime_speeds` times the file in both sessions, and the variant, at batch 1 on this machine.
+kernels, 4-bit weights of convolutions, Gemm and recurrent layers dequantized once, MatMulAddFusion
+off so the 4-bit MatMul layers become MatMulNBits. A user who opens the same file in a plain
+`onnxruntime.InferenceSession` gets none of that, and ONNX Runtime then dequantizes every 4-bit
+weight on every run. The plain variant is that rewritten graph saved as a file, with every 4-bit
+weight outside the int8 kernels stored dequantized (float32: a plain session fuses MatMul+Add into
+Gemm before it could pick MatMulNBits), so it is as large as the float layers it holds and as fast
+in any session as the kit's. `runtime_speeds` times the file in both sessions, and the variant, at
+batch 1 on this machine.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from edgewise.base.atomic import atomic_path
 from edgewise.export.integrity import stamp
 from edgewise.export.qdq_graph import drop_unread
 from edgewise.export.runner import time_runs
-from edgewise.export.session import fold_conv_dequantize, open_session, widen_w4a8
+from edgewise.export.session import fold_dequantized_weights, open_session, widen_w4a8
 
 PLAIN_SUFFIX = ".plain.onnx"
 """The variant's name: the shipped file's with this suffix."""
@@ -52,7 +53,7 @@ def needs_kit_session(proto: onnx.ModelProto) -> bool:
 def plain_variant(proto: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of `proto` as the kit's session loads it, for a plain session: 4-bit weights of W4A8 layers as INT8,
     every other 4-bit weight dequantized to float32; stamped with its own checksums and named in its metadata."""
-    variant = fold_conv_dequantize(widen_w4a8(copy.deepcopy(proto)), ops=None)
+    variant = fold_dequantized_weights(widen_w4a8(copy.deepcopy(proto)), ops=None)
     drop_unread(variant.graph)
     kept = [p for p in variant.metadata_props if p.key != RUNTIME_KEY]
     del variant.metadata_props[:]

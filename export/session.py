@@ -148,15 +148,20 @@ def widen_w4a8(model: Any) -> Any:
     return model
 
 
-def fold_conv_dequantize(model: Any, ops: tuple[str, ...] | None = ("Conv",)) -> Any:
+# the layers ONNX Runtime has no 4-bit kernel for (only MatMul has one, MatMulNBits): their 4-bit weights are
+# dequantized once at load, or they would be on every run
+DEQUANTIZED_AT_LOAD = ("Conv", "ConvTranspose", "Gemm", "LSTM", "GRU", "RNN")
+
+
+def fold_dequantized_weights(model: Any, ops: tuple[str, ...] | None = DEQUANTIZED_AT_LOAD) -> Any:
     """Replace every DequantizeLinear that feeds only `ops` nodes (None: any node) by its float32 result (done once,
     at load).
 
-    ONNX Runtime has no 4-bit convolution and does not constant-fold DequantizeLinear (it keeps
-    Q/DQ groups for its fusions), so without this the weights would be dequantized on every run.
-    Linear layers' DequantizeLinear stay for the MatMulNBits fusion (by default), and so do the
-    weights of layers whose activations are quantized too (W4A8: QLinearConv, QGemm). `model` is
-    an onnx ModelProto, changed in place and returned.
+    ONNX Runtime has no 4-bit convolution, Gemm or recurrent kernel and does not constant-fold
+    DequantizeLinear (it keeps Q/DQ groups for its fusions), so without this the weights would be
+    dequantized on every run. MatMul's DequantizeLinear stay for the MatMulNBits fusion (by
+    default), and so do the weights of layers whose activations are quantized too (W4A8:
+    QLinearConv, QGemm). `model` is an onnx ModelProto, changed in place and returned.
     """
     from onnx import numpy_helper
 
@@ -201,14 +206,14 @@ def fold_conv_dequantize(model: Any, ops: tuple[str, ...] | None = ("Conv",)) ->
 def shipped_model(path: str | os.PathLike[str]) -> tuple[str | bytes, list[str]]:
     """What the fast session loads and the optimizers it leaves off: the file itself with ONNX Runtime's defaults, or,
     for a graph with DequantizeLinear weights, that graph with 4-bit weights of W4A8 layers widened to INT8 (for
-    QLinearConv and QGemm), other 4-bit convolution weights pre-dequantized, and MatMulAddFusion off (so the 4-bit
-    linear layers become MatMulNBits)."""
+    QLinearConv and QGemm), other 4-bit weights of convolutions, Gemm and recurrent layers pre-dequantized, and
+    MatMulAddFusion off (so the 4-bit MatMul layers become MatMulNBits)."""
     import onnx
 
     proto = onnx.load(str(path))
     if not any(n.op_type == "DequantizeLinear" for n in proto.graph.node):
         return str(path), []
-    return fold_conv_dequantize(widen_w4a8(proto)).SerializeToString(), list(DISABLED_OPTIMIZERS)
+    return fold_dequantized_weights(widen_w4a8(proto)).SerializeToString(), list(DISABLED_OPTIMIZERS)
 
 
 def open_session(path: str | os.PathLike[str], fast: bool = True, float_activations: bool = False,
@@ -217,10 +222,10 @@ def open_session(path: str | os.PathLike[str], fast: bool = True, float_activati
     """An ONNX Runtime session for `path`: the shipped graph (`fast`) or the graph as written, on the CPU unless
     `providers` (device_providers) names others.
 
-    The shipped graph has every ONNX Runtime optimization; a graph with 4-bit weights also has its
-    convolution weights dequantized once at load and MatMulAddFusion off, so its linear layers run
-    as MatMulNBits (`shipped_model`). A file that does not exist or that ONNX Runtime cannot load
-    raises SessionError.
+    The shipped graph has every ONNX Runtime optimization; a graph with 4-bit weights also has the
+    weights of its convolutions, Gemm and recurrent layers dequantized once at load and
+    MatMulAddFusion off, so its MatMul layers run as MatMulNBits (`shipped_model`). A file that
+    does not exist or that ONNX Runtime cannot load raises SessionError.
     """
     file = Path(path)
     if not file.is_file():
