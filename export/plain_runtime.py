@@ -29,7 +29,7 @@ from edgewise.base.atomic import atomic_path
 from edgewise.export.integrity import stamp
 from edgewise.export.qdq_graph import drop_unread
 from edgewise.export.runner import time_runs
-from edgewise.export.session import fold_dequantized_weights, open_session, widen_w4a8
+from edgewise.export.session import fold_dequantized_weights, open_session, session_options, widen_w4a8
 
 PLAIN_SUFFIX = ".plain.onnx"
 """The variant's name: the shipped file's with this suffix."""
@@ -69,10 +69,9 @@ def _median_ms(session: Any, feeds: dict[str, np.ndarray], runs: int) -> float:
 
 
 def _plain_session(path: str | os.PathLike[str]) -> ort.InferenceSession:
-    """ONNX Runtime's defaults, as a user opens a file (its load-time notes silenced: they change nothing)."""
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    """The file as a user opens it: ONNX Runtime's own optimizations (the kit's options, whose level is its default,
+    its load-time notes silenced), without the kit's rewrite or its disabled fusion."""
+    return ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
 
 
 @dataclass(frozen=True)
@@ -117,6 +116,19 @@ def variant_path(path: str | os.PathLike[str]) -> Path:
     return file.with_name(file.name.removesuffix(".onnx") + PLAIN_SUFFIX)
 
 
+def write_plain_variant(path: str | os.PathLike[str], destination: str | os.PathLike[str] | None = None,
+                        proto: onnx.ModelProto | None = None) -> Path | None:
+    """Write the plain variant of the file at `path` (its `proto` when already read) to `destination` (default:
+    variant_path), atomically; None, and nothing written, for a file the kit's session loads as written."""
+    proto = proto if proto is not None else onnx.load(str(path))
+    if not needs_kit_session(proto):
+        return None
+    target = Path(destination) if destination is not None else variant_path(path)
+    with atomic_path(target) as staged:
+        onnx.save(plain_variant(proto), str(staged))
+    return target
+
+
 def runtime_speeds(path: str | os.PathLike[str], sample: np.ndarray, policy: str = "auto",
                    destination: str | os.PathLike[str] | None = None, runs: int = TIMED_RUNS,
                    timer: Callable[[Any, dict[str, np.ndarray], int], float] = _median_ms) -> RuntimeSpeeds | None:
@@ -133,9 +145,7 @@ def runtime_speeds(path: str | os.PathLike[str], sample: np.ndarray, policy: str
     speeds = RuntimeSpeeds(timer(kit, one, runs), timer(_plain_session(path), one, runs), runs=runs)
     if policy == "never" or (policy == "auto" and not speeds.plain_is_slower):
         return speeds
-    target = Path(destination) if destination is not None else variant_path(path)
-    with atomic_path(target) as staged:
-        onnx.save(plain_variant(proto), str(staged))
+    target = write_plain_variant(path, destination, proto)
     return RuntimeSpeeds(speeds.kit_ms, speeds.plain_ms, target, timer(_plain_session(target), one, runs),
                          target.stat().st_size, runs)
 

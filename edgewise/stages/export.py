@@ -15,7 +15,7 @@ from edgewise.base.records import load_records
 from edgewise.core.console import console
 from edgewise.core.ledger import ONNX, RECORDS, TORCH, W4A8, Version
 from edgewise.core.rundir import StageWindow
-from edgewise.export.plain_runtime import SLOWER, runtime_speeds
+from edgewise.export.plain_runtime import SLOWER, write_plain_variant
 from edgewise.export.session import session_runner
 from edgewise.export.w4a8 import float_nodes_line
 from edgewise.report.section import Section
@@ -92,8 +92,8 @@ def _export_torch(state: ModelState, config: ExportConfig, versions: list[Versio
             version, row = _export_w4a8(state, config.w4a8, st, final, probe)
             exported.append(version)
             rows.append(row)
-        speeds = [r for name in list(st.metrics) if name.endswith(".onnx")
-                  if (r := _runtime_row(st, name, probe, config.plain_variant)) is not None]
+        variants = [r for name in list(st.metrics) if name.endswith(".onnx")
+                    if (r := _variant_row(st, name, config.plain_variant)) is not None]
         if config.tensorrt is not None:
             st.metrics["tensorrt"] = tensorrt_metrics(state, st, config, st.path(onnx_name(final, final)))
         return {"versions": exported, "sections": [Section(
@@ -107,35 +107,35 @@ def _export_torch(state: ModelState, config: ExportConfig, versions: list[Versio
             f"above {100 * SCORE_GAP:.1f} point is marked. A W4A8 file quantizes the activations too (int8 kernels: "
             "QLinearConv, QGemm): its difference from torch is that quantization's, and its int8 kernels are "
             "checked against its own exact run.",
-        ).to_json(), *([] if not speeds else [Section(
-            f"Which runtime the 4-bit files of {state.entry.name} are fast in",
-            ("file", "kit's session", "plain ONNX Runtime session", "plain variant", "variant in a plain session"),
-            speeds,
-            "Batch-1 medians measured here. The kit's session (edgewise.export.open_session, a bundle's run.py) "
-            "dequantizes 4-bit convolution weights once at load, widens W4A8 weights to INT8 for the int8 kernels and "
-            "runs 4-bit linear layers as MatMulNBits; a plain onnxruntime.InferenceSession dequantizes every 4-bit "
-            "weight on every run. The plain variant is the file as the kit's session loads it, 4-bit weights stored "
-            f"dequantized (so as large as those float layers); it is written where a plain session is over "
-            f"{SLOWER:.1f}x slower than the kit's (export.plain_variant: auto).",
+        ).to_json(), *([] if not variants else [Section(
+            f"Plain-runtime variants of {state.entry.name}'s 4-bit files", ("file", "size", "plain variant", "size"),
+            variants,
+            "The kit's session (edgewise.export.open_session, a bundle's run.py) dequantizes 4-bit convolution, "
+            "Gemm and recurrent weights once at load, widens W4A8 weights to INT8 for the int8 kernels and runs "
+            "4-bit MatMul layers as MatMulNBits; a plain onnxruntime.InferenceSession dequantizes every 4-bit weight "
+            "on every run. The plain variant is the file as the kit's session loads it, 4-bit weights stored "
+            "dequantized (so as large as those float layers), for a plain session. `edgewise export` times a file "
+            f"in both sessions and writes the variant where a plain one is over {SLOWER:.1f}x slower; here it is "
+            "written for every such file (export.plain_variant: never to leave it out).",
         ).to_json()])]}
 
     inputs = [version.files.get(RECORDS) for version in versions] + [version.files[TORCH] for version in versions]
     state.stage("export", {**config.model_dump(mode="json"), "scored_on": "test"}, inputs, export_all)
 
 
-def _runtime_row(st: StageWindow, filename: str, probe: torch.Tensor, policy: str) -> tuple[str, ...] | None:
-    """Time the exported file `filename` in the kit's session and a plain one, write its plain variant as `policy`
-    says (export.plain_runtime), record both in the file's metrics; its row of the runtime table, None for a file
-    both sessions load alike."""
-    speeds = runtime_speeds(st.path(filename), probe.numpy(), policy)
-    if speeds is None:
+def _variant_row(st: StageWindow, filename: str, policy: str) -> tuple[str, ...] | None:
+    """Write the exported file `filename`'s plain variant unless `policy` is never (export.plain_runtime; a stage
+    writes it for every file the kit's session rewrites: its files do not hang on this machine's speed), record it
+    in the file's metrics; its row of the runtime table, None for a file every session loads alike."""
+    if policy == "never":
         return None
-    st.metrics[filename]["runtime"] = speeds.to_json()
-    if speeds.variant is None:
-        return (filename, f"{speeds.kit_ms:.2f} ms", f"{speeds.plain_ms:.2f} ms", "not written", "")
-    st.add_output(speeds.variant)
-    return (filename, f"{speeds.kit_ms:.2f} ms", f"{speeds.plain_ms:.2f} ms",
-            f"{speeds.variant.name} ({binary_bytes(speeds.variant_bytes)})", f"{speeds.variant_ms:.2f} ms")
+    variant = write_plain_variant(st.path(filename))
+    if variant is None:
+        return None
+    st.add_output(variant)
+    st.metrics[filename]["plain_variant"] = {"file": variant.name, "bytes": variant.stat().st_size}
+    return (filename, binary_bytes(st.path(filename).stat().st_size), variant.name,
+            binary_bytes(variant.stat().st_size))
 
 
 W4A8_FILE = "model-w4a8.onnx"

@@ -45,5 +45,5 @@ class ExportConfig(BaseModel):
                                     "the version deployed and benchmarked")
     plain_variant: Literal["auto", "always", "never"] = Field(
         "auto", description="beside each 4-bit file, its variant for a plain ONNX Runtime session (4-bit weights "
-                            "stored dequantized): auto writes it where a plain session runs the file slower than the "
-                            "kit's session")
+                            "stored dequantized): auto and always write it for every file the kit's session rewrites "
+                            "at load (edgewise export's auto times both sessions first), never leaves it out")
