@@ -21,18 +21,21 @@ def _correlated(n=512, k=32, seed=0):
     return torch.randn(n, 4, generator=g) @ torch.randn(4, k, generator=g) + 0.1 * torch.randn(n, k, generator=g)
 
 
+def _correlated_layer():
+    """A linear layer on correlated inputs, its 3-bit per-channel record and grid, its weight and X^T X."""
+    torch.manual_seed(0)
+    layer = nn.Linear(32, 16, bias=False)
+    x = _correlated()
+    record = quantize(nn.Sequential(layer), "uniform", 3, per_channel=True, rounding="nearest").records["0"]
+    return x, record, UniformGrid(record), layer.weight.detach(), x.T @ x
+
+
 def _output_error(x, w, levels, steps):
     return float((x @ w.T - x @ (levels.float() * steps).T).norm())
 
 
 def test_compensated_rounding_moves_a_layers_output_less_than_nearest_on_correlated_inputs():
-    torch.manual_seed(0)
-    layer = nn.Linear(32, 16, bias=False)
-    x = _correlated()
-    record = quantize(nn.Sequential(layer), "uniform", 3, per_channel=True, rounding="nearest").records["0"]
-    grid = UniformGrid(record)
-    w = layer.weight.detach()
-    hessian = x.T @ x
+    x, record, grid, w, hessian = _correlated_layer()
     nearest = NearestRounding().levels(w, grid, hessian)
     compensated = CompensatedRounding().levels(w, grid, hessian)
     assert torch.equal(nearest, torch.from_numpy(record.levels).long())  # nearest is the grid's own rounding
@@ -145,13 +148,7 @@ def test_an_unknown_rounding_is_refused_with_the_choices():
 def test_learned_rounding_moves_each_weight_to_one_of_its_two_levels_and_the_output_less_than_nearest():
     from edgewise.compress.quant.rounding import LearnedRounding, output_error
 
-    torch.manual_seed(0)
-    layer = nn.Linear(32, 16, bias=False)
-    x = _correlated()
-    record = quantize(nn.Sequential(layer), "uniform", 3, per_channel=True, rounding="nearest").records["0"]
-    grid = UniformGrid(record)
-    w = layer.weight.detach()
-    hessian = x.T @ x
+    x, record, grid, w, hessian = _correlated_layer()
     learned = LearnedRounding(iterations=300).levels(w, grid, hessian)
     nearest = NearestRounding().levels(w, grid, hessian)
     scaled = w / grid.steps
