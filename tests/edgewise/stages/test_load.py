@@ -1,5 +1,7 @@
 """A model brought as ONNX with an integer input (bytes, tokens) goes through a recipe: scored, counted, benchmarked."""
 
+import json
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -60,3 +62,10 @@ def test_an_onnx_model_is_pruned_quantized_and_exported_from_a_recipe(tmp_path):
     assert pruned["params"] < result.rows[0]["params"]
     shipped = onnx.load(str(result.root / "net" / "export" / "model.onnx"))
     assert any(i.data_type == TensorProto.INT4 for i in shipped.graph.initializer)
+    # beside the 4-bit file, its variant for a plain ONNX Runtime session (4-bit weights stored as float), listed
+    manifest = json.loads((result.root / "manifest.json").read_text())
+    (stage,) = [s for s in manifest["stages"] if s["id"].endswith("/export")]
+    variant = result.root / "net" / "export" / "model.plain.onnx"
+    assert stage["metrics"]["model.onnx"]["plain_variant"] == {"file": variant.name, "bytes": variant.stat().st_size}
+    assert not any(i.data_type == TensorProto.INT4 for i in onnx.load(str(variant)).graph.initializer)
+    assert "plain_variant" not in stage["metrics"]["model-given.onnx"]  # a float file: every session loads it alike
