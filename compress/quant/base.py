@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from edgewise.base.errors import UserError
 from edgewise.compress.quant.model import QuantizedModel
 from edgewise.compress.reference import ReferenceSamples
 
@@ -40,8 +41,10 @@ class Quantizer(abc.ABC):
                 quantized: QuantizedModel, floats: dict[str, torch.Tensor], train: Callable[..., QuantizedModel]
                 ) -> QuantizedModel:
         """Quantization-aware training (`train`, bound to data) from the post-training result `quantized` that
-        `model` holds, `floats` being the layers' float weights before it (only where `trainable`)."""
-        raise NotImplementedError(f"{self.name} has no quantization-aware training")
+        `model` holds, `floats` being the layers' float weights before it. A quantizer that is not `trainable`
+        refuses: its levels come from its grid alone, with nothing for training to move."""
+        raise UserError(f"{self.name} has no quantization-aware training",
+                        "quantize with ecq or ecqx to train, or leave the training epochs out")
 
     def describe(self) -> dict[str, Any]:
         """The quantizer's name and settings, for reports and records."""

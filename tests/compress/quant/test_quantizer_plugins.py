@@ -74,3 +74,15 @@ def test_the_built_in_settings_table_is_each_constructor_s_keywords():
         assert QUANTIZERS.is_builtin(name)
         signature = inspect.signature(QUANTIZERS.get(name).__init__)
         assert set(BUILTIN_SETTINGS[name]) == {p for p in signature.parameters if p != "self"}, name
+
+
+def test_a_quantizer_without_training_refuses_to_train():
+    import torch
+
+    from edgewise.base.errors import UserError
+    from edgewise.compress.quant import get_quantizer
+
+    uniform = get_quantizer("uniform")
+    assert not uniform.trainable
+    with pytest.raises(UserError, match="uniform has no quantization-aware training"):
+        uniform.trained(torch.nn.Linear(2, 2), {}, 4, None, None, {}, lambda *a, **k: None)
