@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 import torch_pruning as tp
 from torch import nn
-from torch_pruning.dependency import index_mapping
+from torch_pruning.dependency import index_mapping, shape_infer
 
 from edgewise.base.device import device_of
 from edgewise.base.errors import UserError
@@ -102,13 +102,28 @@ def output_layers(model: nn.Module, example_input: torch.Tensor) -> list[str]:
 
 
 @contextmanager
-def _quiet() -> Iterator[None]:
-    """Silences torch-pruning's warnings about parameters outside layers (they are tried on a copy, see
-    _removal_breaks) and about deep shape inference, which tell a user of the kit nothing they can act on."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
-        warnings.filterwarnings("ignore", message="Maximum recursive depth reached")
-        yield
+def _torch_pruning() -> Iterator[None]:
+    """torch-pruning as the kit calls it. Its warnings about parameters outside layers (they are tried on a copy, see
+    _removal_breaks) and about deep shape inference are silenced: they tell a user of the kit nothing they can act
+    on. A concatenation whose input widths it cannot infer is left without an index mapping, as its code means to:
+    it sums the widths before it checks them for None and fails (a concatenation of frames in an audio model
+    converted from TensorFlow, basic-pitch's)."""
+    mapped = index_mapping.update_concat_index_mapping
+
+    def guarded(graph: tp.DependencyGraph, node: object) -> None:
+        if getattr(node.module, "concat_sizes", None) is None and any(
+                shape_infer.infer_channels_between(graph, n, node) is None for n in node.inputs):
+            return
+        mapped(graph, node)
+
+    index_mapping.update_concat_index_mapping = guarded
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Unwrapped parameters detected")
+            warnings.filterwarnings("ignore", message="Maximum recursive depth reached")
+            yield
+    finally:
+        index_mapping.update_concat_index_mapping = mapped
 
 
 def _drop_trace_hooks(model: nn.Module) -> None:
@@ -133,14 +148,14 @@ def _dependency_graph(model: nn.Module, example_input: torch.Tensor, cut_shuffle
         try:
             for p in frozen:
                 p.requires_grad_(True)
-            with _quiet():
+            with _torch_pruning():
                 return tp.DependencyGraph().build_dependency(traced, example_inputs=(example_input,))
         except RuntimeError:
             _drop_trace_hooks(traced)
         finally:
             for p in frozen:
                 p.requires_grad_(False)
-    with _quiet():
+    with _torch_pruning():
         return tp.DependencyGraph().build_dependency(traced, example_inputs=(example_input,))
 
 
@@ -151,7 +166,7 @@ def _removal_breaks(model: nn.Module, example_input: torch.Tensor, roots: list[s
     modules = dict(trial.named_modules())
     try:
         graph = _dependency_graph(trial, example_input, cut_shuffles)
-        with _quiet():
+        with _torch_pruning():
             for root in roots:
                 layer = modules[root]
                 graph.get_pruning_group(layer, graph.get_pruner_of_module(layer).prune_out_channels, idxs=[0]).prune()
@@ -246,7 +261,7 @@ def _bounded_walk() -> Iterator[None]:
 def _group_of(graph: tp.DependencyGraph, module: nn.Module) -> object:
     """torch-pruning's group of all of `module`'s output channels, its walk bounded (_GroupTooLarge)."""
     pruner = graph.get_pruner_of_module(module)
-    with _bounded_walk(), _quiet():
+    with _bounded_walk(), _torch_pruning():
         return graph.get_pruning_group(module, pruner.prune_out_channels, list(range(pruner.get_out_channels(module))))
 
 
@@ -387,6 +402,16 @@ class ChannelGraph:
             out[g.name] = total / count.clamp(min=1)
         return out
 
+    def layer_channels(self, removal: dict[str, list[int]]) -> dict[str, list[int]]:
+        """Per member layer of the groups in `removal` (group channel indices, by group), its own output channel
+        indices that the removal takes."""
+        taken: dict[str, list[int]] = {}
+        for group in self.groups:
+            drop = set(removal.get(group.name, ()))
+            for name, idxs, root_idxs in group.members if drop else ():
+                taken.setdefault(name, []).extend(i for i, r in zip(idxs, root_idxs, strict=True) if r in drop)
+        return taken
+
     def remove(self, removal: dict[str, list[int]]) -> None:
         """Physically remove the given channel indices of each group (the model's tensors shrink in place)."""
         by_name = {g.name: g for g in self.groups}
@@ -399,7 +424,7 @@ class ChannelGraph:
                 continue
             pruner = self.graph.get_pruner_of_module(group.root)
             try:
-                with _quiet():
+                with _torch_pruning():
                     plan = self.graph.get_pruning_group(group.root, pruner.prune_out_channels, idxs=sorted(idxs))
                 if not self.graph.check_pruning_group(plan):
                     raise PruningError(f"removing {len(idxs)} channels of group {name} would empty a layer",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,10 +17,12 @@ from edgewise.compress.attention import written_out_copy
 from edgewise.compress.criteria import Criterion, get_criterion
 from edgewise.compress.detectors import detection_output
 from edgewise.compress.graph import ChannelGraph, PruningError
+from edgewise.compress.layers import output_axis
 from edgewise.compress.model_stats import RECURRENT_LAYERS, ModelCost, measure_cost
 from edgewise.compress.outputs import OutputKey, scoring, shapes
 from edgewise.compress.ranking import Ranking
 from edgewise.compress.reference import ReferenceSamples
+from edgewise.compress.repair import REPAIR, Repair, repair_cut
 from edgewise.compress.schedules import MAX_STEPS, Schedule, get_schedule
 
 Plan = dict[str, list[int]]
@@ -30,7 +33,8 @@ Plan = dict[str, list[int]]
 class PruneResult:
     """A pruned model (an ordinary, smaller nn.Module), the plan that made it, and the per-layer report.
 
-    `left_whole` names the channel groups that could not be pruned safely, with the reason.
+    `left_whole` names the channel groups that could not be pruned safely, with the reason; `repairs` holds, per
+    step, what repair did (compress.repair.RepairReport.to_json()).
     """
 
     model: nn.Module
@@ -44,6 +48,7 @@ class PruneResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     prediction: dict[str, Any] | None = None
     left_whole: dict[str, str] = field(default_factory=dict)
+    repairs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def channel_rate(self) -> float:
@@ -67,7 +72,7 @@ class PruneResult:
             "params_before": self.before.params, "params_after": self.after.params,
             "macs_before": self.before.macs, "macs_after": self.after.macs,
             "layers": self.layers, "history": self.history, "prediction": self.prediction, "plan": self.plan,
-            "left_whole": self.left_whole,
+            "left_whole": self.left_whole, "repair": self.repairs,
         }
 
 
@@ -95,10 +100,16 @@ def _layer_rows(before: ModelCost, after: ModelCost, prunable: set[str]) -> list
     return rows
 
 
-def _remove(graph: ChannelGraph, removal: Plan, plan: Plan) -> int:
+def _remove(graph: ChannelGraph, removal: Plan, plan: Plan, kept: Plan) -> int:
+    """Remove `removal`'s channels; `plan` (by group) and `kept` (by layer) keep the original indices that remain."""
     for group, idxs in removal.items():
         drop = set(idxs)
         plan[group] = [k for i, k in enumerate(plan[group]) if i not in drop]
+    for name, idxs in graph.layer_channels(removal).items():
+        module = graph.model.get_submodule(name)
+        drop = set(idxs)
+        now = kept.get(name, list(range(module.weight.shape[output_axis(module)])))
+        kept[name] = [k for i, k in enumerate(now) if i not in drop]
     graph.remove(removal)
     return sum(len(i) for i in removal.values())
 
@@ -107,8 +118,9 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
           schedule: str | Schedule = "oneshot", *, ranking: Ranking | None = None, ignore: tuple[str, ...] = (),
           step: float = 0.05, sf: float = 0.5, max_steps: int = MAX_STEPS,
           criterion_options: dict[str, Any] | None = None,
-          finetune: Callable[[nn.Module], None] | None = None,
-          evaluate: Callable[[nn.Module], float] | None = None, output: OutputKey = None) -> PruneResult:
+          finetune: Callable[[nn.Module], dict[str, Any] | None] | None = None,
+          evaluate: Callable[[nn.Module], float] | None = None, output: OutputKey = None,
+          repair: Repair | None = REPAIR, calibration: torch.Tensor | None = None) -> PruneResult:
     """Prune `model`'s channels scored by `criterion` on `ref`; the pruned channels are physically removed.
 
     Schedules: `oneshot` removes `rate` of the prunable channels at once; `iterative` removes
@@ -116,7 +128,11 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
     `finetune` is given) between steps; `adaptive` applies seed 002's threshold
     median x SF^(C0/Ct) per group until nothing more falls below it (`rate` is then unused) and
     reports the Lambert-W prediction beside the observed counts; or any Schedule object, or the name
-    of one registered (compress.schedules). The input model is not changed. `evaluate`, when
+    of one registered (compress.schedules). After every cut, `repair` (compress.repair; None: off) refits
+    the layers that read pruned channels and re-estimates batch-norm statistics towards the unpruned
+    network on `calibration` inputs (default: the reference samples), keeping each part only where it
+    helps; then `finetune` runs (compress.tuning.tune distils without labels; a record it returns joins
+    the step's history). The input model is not changed. `evaluate`, when
     given, scores the model after every step for the history. A model returning a dict, tuple or
     list is scored by the tensor `output` names (default: a dict's 'out', else the first tensor;
     for detection samples, a known detector's class scores, see compress.detectors); the pruned
@@ -145,12 +161,18 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
     original_units = {g.name: g.units for g in graph.groups}
     width = {g.name: g.width for g in graph.groups}
     plan: Plan = {g: list(range(c)) for g, c in original.items()}
+    kept: Plan = {}  # per layer that lost output channels, the original indices it keeps
+    unpruned = copy.deepcopy(work) if repair is not None else None
+    calibration = ref.x if calibration is None else calibration
+    repairs: list[dict[str, Any]] = []
 
-    def record(step_index: int) -> None:
+    def record(step_index: int, tuned: dict[str, Any] | None = None) -> None:
         cost = measure_cost(work, input_shape, ref.x.dtype)
         point = {"step": step_index, "channels": sum(len(k) for k in plan.values()),
                  "channel_rate": 1.0 - sum(len(k) for k in plan.values()) / max(sum(original.values()), 1),
                  "params": cost.params, "macs": cost.macs}
+        if tuned is not None:
+            point["tuning"] = tuned
         if evaluate is not None:
             point["score"] = evaluate(work)
         history.append(point)
@@ -181,10 +203,10 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
         removal = steps.removal(step_index, scores(), original_units, ranking, scorer.normalization, width)
         if removal is None:
             break
-        _remove(graph, channels(removal), plan)
-        if finetune is not None:
-            finetune(work)
-        record(step_index)
+        _remove(graph, channels(removal), plan, kept)
+        if unpruned is not None:
+            repairs.append({"step": step_index, **repair_cut(unpruned, work, calibration, kept, repair).to_json()})
+        record(step_index, finetune(work) if finetune is not None else None)
         if step_index < steps.steps:
             graph = ChannelGraph(work, example, ignore)
     work.eval()
@@ -196,7 +218,7 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
     prunable = {name for g in graph.groups for name, _, _ in g.members}
     return PruneResult(work, plan, scorer.describe(), steps.name, rate, before, after,
                        _layer_rows(before, after, prunable), history, steps.prediction(original, plan),
-                       left_whole={**graph.skipped, **unscored})
+                       left_whole={**graph.skipped, **unscored}, repairs=repairs)
 
 
 def _nothing_prunable(model: nn.Module, skipped: dict[str, str]) -> str:
@@ -214,7 +236,8 @@ def _nothing_prunable(model: nn.Module, skipped: dict[str, str]) -> str:
 
 def apply_plan(model: nn.Module, plan: Plan, example_input: torch.Tensor, ignore: tuple[str, ...] = ()
                ) -> nn.Module:
-    """A copy of `model` with only the channels `plan` keeps (original indices per group), physically removed."""
+    """A copy of `model` with only the channels `plan` keeps (original indices per group), physically removed: the cut
+    as prune made it, before any repair refitted weights."""
     work = written_out_copy(model)
     graph = ChannelGraph(work, example_input, ignore)
     removal = {}

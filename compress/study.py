@@ -11,6 +11,7 @@ from torch import nn
 from edgewise.compress.pruning import prune
 from edgewise.compress.ranking import Ranking
 from edgewise.compress.reference import ReferenceSamples
+from edgewise.compress.repair import REPAIR, Repair
 
 
 def area_under_curve(rates: Sequence[float], scores: Sequence[float]) -> float:
@@ -25,8 +26,10 @@ def area_under_curve(rates: Sequence[float], scores: Sequence[float]) -> float:
 
 def rate_curves(model: nn.Module, ref: ReferenceSamples, criteria: Sequence[str], rates: Sequence[float],
                 score: Callable[[nn.Module], float], ranking: Ranking | None = None,
-                finetune: Callable[[nn.Module], None] | None = None) -> dict[str, Any]:
-    """Prune `model` one-shot at every rate with every criterion and score each result.
+                finetune: Callable[[nn.Module], None] | None = None, repair: Repair | None = REPAIR
+                ) -> dict[str, Any]:
+    """Prune `model` one-shot at every rate with every criterion (each cut repaired as `repair` says, see
+    compress.repair) and score each result.
 
     Returns per criterion its points (rate, score, channel rate, parameters, MACs) and the area
     under its curve. Rate 0 is the unpruned model, scored once and shared by every criterion.
@@ -39,7 +42,7 @@ def rate_curves(model: nn.Module, ref: ReferenceSamples, criteria: Sequence[str]
             if rate == 0:
                 points.append({"rate": 0.0, "score": base, "channel_rate": 0.0})
                 continue
-            result = prune(model, ref, criterion, rate, ranking=ranking, finetune=finetune)
+            result = prune(model, ref, criterion, rate, ranking=ranking, finetune=finetune, repair=repair)
             points.append({"rate": rate, "score": score(result.model), "channel_rate": result.channel_rate,
                            "params": result.after.params, "macs": result.after.macs})
         curves[criterion] = {"points": points,

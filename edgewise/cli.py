@@ -141,6 +141,13 @@ def prune(
     rule: Annotated[list[str] | None, typer.Option(help="With lrp: KIND=RULE (repeatable), e.g. conv=alpha2beta1, "
                                                         "which also follows inhibitory contributions (kinds: first, "
                                                         "conv, linear).")] = None,
+    repair: Annotated[str, typer.Option(help="After the cut: all (reconstruct the layers that read pruned channels, "
+                                             "then re-estimate batch-norm statistics, each kept where it helps), "
+                                             "reconstruct, batchnorm or none.")] = "all",
+    tune_steps: Annotated[int, typer.Option(help="Fine-tuning steps after the cut, distilled from the unpruned model "
+                                                 "(no labels read) or on the data's own labels.")] = 0,
+    tune_targets: Annotated[str, typer.Option(help="What tuning pulls towards: auto (distill where the data has no "
+                                                   "labels), distill or labels.")] = "auto",
     device: Annotated[str, typer.Option(help=DEVICE_HELP + ".")] = "auto",
     verbose: Annotated[bool, typer.Option(help="List every group left whole, with its reason.")] = False,
     trust_model_file: Annotated[bool, typer.Option("--trust-model-file", help=TRUST_HELP)] = False,
@@ -162,7 +169,8 @@ def prune(
                         f"({', '.join(r for r in rule if r.startswith(twice[0] + '='))})", "give one rule per kind")
     config = _config(PruneConfig, criterion=criterion, rate=rate, schedule=schedule, scope=scope,
                      max_layer_rate=max_layer_rate, round_to=round_to, samples_per_class=samples,
-                     ignore=ignore or [], options={"rules": dict(r.split("=") for r in rule)} if rule else {})
+                     ignore=ignore or [], options={"rules": dict(r.split("=") for r in rule)} if rule else {},
+                     repair=repair, tune_steps=tune_steps, tune_targets=tune_targets)
     from edgewise.commands import prune_detector_file, prune_file  # torch: after every check of the command line
 
     if detect:
@@ -191,9 +199,24 @@ def prune(
     if len(shown) < len(whole):
         console.print(f"left whole: {len(whole) - len(shown)} more groups, each with its reason in "
                       f"{Path(out).with_suffix('.prune.json')} (--verbose prints them)")
+    from edgewise.stages.prune import repair_line
+
+    for record in result.repairs:
+        console.print(repair_line(record), markup=False)
+    for point in result.history:
+        if "tuning" in point:
+            console.print(tuning_line(point["step"], point["tuning"]), markup=False)
     console.print(f"parameters {result.before.params:,} -> {result.after.params:,}, "
                   f"MACs {result.before.macs:,} -> {result.after.macs:,}; written to {out}")
     console.print(_cost_line(outcome), markup=False)
+
+
+def tuning_line(step: int, record: dict[str, Any]) -> str:
+    """A step's tuning (compress.tuning.tune's record) in one line."""
+    kept = (f"kept step {record['kept_step']}" if record["kept_step"] else "no step lowered it: the cut is kept as "
+            "repaired")
+    return (f"tuning after step {step}: {record['steps']} steps ({record['targets']}), held-out loss "
+            f"{record['held_out_loss_before']:.4g} -> {record['held_out_loss_after']:.4g}, {kept}")
 
 
 def _cost_line(outcome: Outcome) -> str:

@@ -256,9 +256,9 @@ def prune_detector_file(model: str, out: str | Path, config: PruneConfig, images
     module = on_device(module, resolve_device(device))
     ref = compress.ReferenceSamples.for_detection(x, _detection_classes(module, classes) if classes else None,
                                                   detections, output=config.output)
-    from edgewise.stages.prune import prune_as_configured
+    from edgewise.stages.prune import prune_as_configured, tuner
 
-    result = prune_as_configured(module, ref, config)
+    result = prune_as_configured(module, ref, config, tuner(module, ref.x, None, ref.task, config))
     out = Path(out)
     save_model(result.model, out, {**card, "task": "detection",
                                    "stage": f"pruned {config.criterion} {result.channel_rate:.0%}"})

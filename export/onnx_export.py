@@ -22,6 +22,7 @@ from edgewise.compress.modes import evaluating
 from edgewise.export.errors import ExportError
 from edgewise.export.int4 import quantize_graph
 from edgewise.export.integrity import stamp
+from edgewise.export.shared_weights import share_identical_initializers
 from edgewise.export.weight_names import name_weights
 
 TORCH_METADATA = "pkg.torch."  # the dynamo exporter's node metadata: stack traces, scopes, class hierarchies
@@ -101,7 +102,8 @@ def to_onnx(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLi
 def write_proto(proto: onnx.ModelProto, path: str | os.PathLike[str], quantized_layers: list[str]) -> OnnxFile:
     """Check `proto` with the ONNX checker, stamp its checksums, then write it to `path` atomically (nothing is
     replaced when it fails). The exporter's per-node debugging metadata (stack traces naming this machine's files)
-    is not shipped."""
+    is not shipped, and identical weights are stored once (export.shared_weights)."""
+    share_identical_initializers(proto.graph)
     for node in proto.graph.node:
         kept = [p for p in node.metadata_props if not p.key.startswith(TORCH_METADATA)]
         del node.metadata_props[:]

@@ -17,8 +17,10 @@ EDGEWISE_TRAINED_ROWS picks groups of rows (prune, quantize, learned, qat, w4a8)
 
 Per network: the source file's score in ONNX Runtime; lrp (z+ on convolutions, the kit's default, and
 alpha2beta1, which also follows inhibitory contributions), l1, taylor, random and torch-pruning's
-magnitude pruner (the peer) at each rate, without and with a short fine-tuning (the classifiers on
-their labels; the others distilled towards the float model's outputs, which needs no labels);
+magnitude pruner (the peer) at each rate: one-shot as cut, with batch-norm statistics re-estimated, with
+the kit's repair (reconstruction, then statistics; compress.repair), and after TUNE_STEPS steps of the
+kit's label-free tuning (compress.tuning: distilled from the float model); torch-pruning's cut as cut
+and after the same tuning;
 uniform per channel, block-32, ECQ and ECQx at 4 bit, each rounded to nearest and with compensated
 (GPTQ-style) rounding on the reference samples, and ECQ and ECQx after a short QAT distilled from the
 float model (no labels); each 4-bit file's latency in the kit's session, in a plain ONNX Runtime
@@ -71,11 +73,13 @@ WHEELS = {"orientation": ("rapidocr_onnxruntime", "1.4.4", "models/ch_ppocr_mobi
 # the groups of rows a run computes (EDGEWISE_TRAINED_ROWS, a regular expression over these names)
 ROW_GROUPS = ("prune", "quantize", "learned", "qat", "w4a8")  # learned: the AdaRound-style rows, minutes per network
 QAT_EPOCHS = 2
+TUNE_STEPS = 200  # label-free distillation steps after a cut, as `edgewise prune --tune-steps 200`
+REPAIRS = (("score_oneshot", "none"), ("score_batchnorm", "batchnorm"), ("score", "all"))  # score: the kit's default
 
 
 @dataclass
 class Study:
-    """One trained network: its file, reference samples for the criteria, how it is scored and fine-tuned."""
+    """One trained network: its file, reference samples for the criteria, and how it is scored."""
 
     name: str
     path: Path
@@ -83,9 +87,8 @@ class Study:
     ref: Any  # compress.ReferenceSamples
     score: Callable[[Any], float]  # a torch module -> its score on the test samples
     onnx_score: Callable[[Path], float]  # an ONNX file -> its score in ONNX Runtime
-    finetune: Callable[[Any], None]
     calibration: np.ndarray  # inputs the 8-bit activation ranges are calibrated on (both W4A8 and quantize_static)
-    tune_x: np.ndarray  # unlabelled inputs distilled QAT trains on
+    tune_x: np.ndarray  # unlabelled inputs that repair, tuning and distilled QAT read
     output: Callable[[Any], Any] | None = None  # which tensor the criteria score (compress.prune's output)
     rates: tuple[float, ...] = (0.1, 0.2, 0.3)
 
@@ -116,34 +119,13 @@ def _run_torch(module, x: np.ndarray, batch: int = 16) -> np.ndarray:
         return np.concatenate([module(torch.from_numpy(x[i:i + batch])).numpy() for i in range(0, len(x), batch)])
 
 
-def _distiller(teacher_x: np.ndarray, teacher_y: np.ndarray, steps: int = 30, batch: int = 8):
-    """Fine-tuning without labels: `steps` Adam steps pulling the model's outputs on `teacher_x` towards the float
-    model's (`teacher_y`), mean squared error."""
-    import torch
-
-    def tune(module) -> None:
-        module.train()
-        optimizer = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=1e-4)
-        generator = np.random.default_rng(0)
-        for _ in range(steps):
-            pick = generator.choice(len(teacher_x), batch, replace=False)
-            loss = torch.nn.functional.mse_loss(module(torch.from_numpy(teacher_x[pick])),
-                                                torch.from_numpy(teacher_y[pick]))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        module.eval()
-
-    return tune
-
-
 def _classifier(name: str, path: Path, scratch: Path, generate: Callable[..., tuple[np.ndarray, np.ndarray]],
                 counts: tuple[int, int, int], class_names: tuple[str, ...]) -> Study:
     """A study of a classifier with exact labels: `generate(count, seed=...)` makes inputs and their classes for the
-    train, validation and test splits (`counts`); fine-tuning trains on the labels."""
+    train, validation and test splits (`counts`)."""
     from edgewise import compress
     from edgewise.zoo.data import NpzData, load_data
-    from edgewise.zoo.training import TrainConfig, evaluate, fit
+    from edgewise.zoo.training import evaluate
 
     arrays = {}
     for split, count, seed in zip(("train", "val", "test"), counts, (1, 2, 3), strict=True):
@@ -156,7 +138,6 @@ def _classifier(name: str, path: Path, scratch: Path, generate: Callable[..., tu
         name, path, "accuracy", compress.ReferenceSamples.from_split(data.val.x, data.val.y, data.task, 20),
         lambda m: evaluate(m, data.test, data.task)["score"],
         lambda p: float((_run_onnx(p, data.test.x.numpy()).argmax(1) == y).mean()),
-        lambda m: fit(m, data, TrainConfig(epochs=2, lr=1e-4, patience=2), label="fine-tune"),
         data.train.x[:64].numpy(), data.train.x.numpy())
 
 
@@ -178,7 +159,7 @@ def _unlabelled(name: str, path: Path, score_name: str, generate: Callable[[int,
                 metric: Callable[[np.ndarray, Any], float], counts: tuple[int, int, int], detections: int,
                 output: Callable[[Any], Any] | None = None) -> Study:
     """A study of a network without class labels: `generate(count, seed)` makes inputs and their truth, `metric`
-    scores outputs against it; the criteria seed at the `detections` strongest outputs, fine-tuning distils."""
+    scores outputs against it; the criteria seed at the `detections` strongest outputs."""
     import torch
 
     from edgewise import compress
@@ -187,7 +168,7 @@ def _unlabelled(name: str, path: Path, score_name: str, generate: Callable[[int,
     return Study(name, path, score_name,
                  compress.ReferenceSamples.for_detection(torch.from_numpy(x_ref), detections=detections),
                  lambda m: metric(_run_torch(m, x_test), truth), lambda p: metric(_run_onnx(p, x_test), truth),
-                 _distiller(x_tune, _run_onnx(path, x_tune)), x_tune[:32], x_tune, output)
+                 x_tune[:32], x_tune, output)
 
 
 def _recogniser(path: Path) -> Study:
@@ -303,9 +284,13 @@ def _latency_ms(path: Path, x: np.ndarray) -> float:
 def _study(study: Study, scratch: Path, progress: Callable[[list[dict[str, Any]]], None] | None = None
            ) -> tuple[list[dict[str, Any]], list[Figure]]:
     """The study's rows (and figures); `progress` is called with the rows so far after each one."""
+    import torch
     from torch import nn
 
     from edgewise import compress, export
+    from edgewise.compress.model_stats import measure_cost
+    from edgewise.compress.repair import named_repair
+    from edgewise.compress.tuning import Tuning, tune
     from edgewise.export.plain_runtime import runtime_speeds
     from edgewise.onnxin.convert import onnx_to_torch
 
@@ -327,16 +312,25 @@ def _study(study: Study, scratch: Path, progress: Callable[[list[dict[str, Any]]
             out.update(channel_rate=result.channel_rate, params=result.after.params, macs=result.after.macs)
         return out
 
-    def pruned(version: str, make: Callable[[], Any]) -> None:
+    tune_x = torch.from_numpy(study.tune_x)
+    settings = Tuning(steps=TUNE_STEPS)
+
+    def pruned(version: str, make: Callable[[str], Any], repairs: tuple[tuple[str, str], ...] = REPAIRS) -> None:
+        """Rows of one cut: `make(repair)` prunes with that repair (compress.repair.named_repair); the row is the
+        last of `repairs` (scored as shipped), each repair's score recorded, then the tuned score."""
         try:
-            result = make()
+            scores = {}
+            for key, repair in repairs:
+                result = make(repair)
+                scores[key] = study.score(getattr(result, "model", result))
         except Exception as exc:  # a method's own failure on this graph is a finding, recorded as such
             rows.append({"network": study.name, "version": version, "failed": first_line(exc)})
             return
         model = getattr(result, "model", result)
-        entry = row(version, model, result if hasattr(result, "model") else None)
-        study.finetune(model)
-        entry["score_finetuned"] = study.score(model)
+        entry = {**row(version, model, result if hasattr(result, "model") else None), **scores}
+        entry["macs_before"] = measure_cost(module, tuple(study.ref.x.shape[1:])).macs
+        tuning = tune(model, tune_x, study.ref.task, settings, teacher=module)
+        entry.update(score_tuned=study.score(model), tune_steps=TUNE_STEPS, tuning=tuning)
         rows.append(entry)
         if progress is not None:
             progress(rows)
@@ -344,9 +338,11 @@ def _study(study: Study, scratch: Path, progress: Callable[[list[dict[str, Any]]
     groups = re.compile(os.environ.get("EDGEWISE_TRAINED_ROWS", ".*"))
     for rate in study.rates if groups.search("prune") else ():
         for label, criterion, options in CRITERIA:
-            pruned(f"{label} {rate:.0%}", lambda c=criterion, o=options, r=rate: compress.prune(
-                module, study.ref, c, r, output=study.output, criterion_options=o))
-        pruned(f"torch-pruning l1 {rate:.0%}", lambda r=rate: _torch_pruning(module, study.ref.x[:2], r))
+            pruned(f"{label} {rate:.0%}", lambda repair, c=criterion, o=options, r=rate: compress.prune(
+                module, study.ref, c, r, output=study.output, criterion_options=o, repair=named_repair(repair),
+                calibration=tune_x))
+        pruned(f"torch-pruning l1 {rate:.0%}", lambda _, r=rate: _torch_pruning(module, study.ref.x[:2], r),
+               (("score", "none"),))
     # ONNX has no 4-bit transposed convolution (DequantizeLinear feeds Conv and Gemm only): those stay float
     transposed = tuple(n for n, m in module.named_modules() if isinstance(m, nn.modules.conv._ConvTransposeNd))
     quantizers = [(f"{label} 4-bit", method, settings) for label, method, settings in QUANTIZERS
@@ -480,7 +476,9 @@ def _w4a8_against_peers(study: Study, module, transposed: tuple[str, ...], scrat
 def _figure(study: Study, row: dict[str, Any]) -> Figure:
     if "failed" in row:
         return Figure(f"{study.name}: {row['version']}", 0.0, study.score_name, kind="failed", note=row["failed"])
-    tuned = f"{row['score_finetuned']:.3f} fine-tuned; " if "score_finetuned" in row else ""
+    tuned = "".join(f"{row[key]:.3f} {what}; " for key, what in (
+        ("score_oneshot", "as cut"), ("score_batchnorm", "statistics re-estimated"),
+        ("score_tuned", f"tuned {TUNE_STEPS} steps")) if key in row)
     return Figure(f"{study.name}: {row['version']}", row["score"], study.score_name,
                   note=f"{tuned}{row['bytes']:,} B, {row['latency_ms']:.2f} ms batch 1")
 

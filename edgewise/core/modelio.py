@@ -84,7 +84,8 @@ def weights_digest(model: nn.Module) -> str:
     """The digest (edgewise.base.digest) of the model's state: every parameter and buffer."""
 
     def raw(tensor: torch.Tensor) -> bytes:  # bytes as stored, whatever the dtype (bfloat16 has no numpy type)
-        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        # a fresh copy: a one-element tensor with a stride other than 1 counts as contiguous but cannot be viewed
+        flat = tensor.detach().cpu().reshape(-1).clone(memory_format=torch.contiguous_format)
         return flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
 
     return tensors_digest((name, str(value.dtype), tuple(value.shape), raw(value))

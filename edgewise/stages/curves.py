@@ -6,6 +6,7 @@ from typing import Any
 
 from edgewise.base.atomic import write_json
 from edgewise.compress.reference import ReferenceSamples
+from edgewise.compress.repair import named_repair
 from edgewise.compress.study import rate_curves
 from edgewise.core.ledger import TORCH
 from edgewise.core.rundir import StageWindow
@@ -25,11 +26,12 @@ def curves_stage(state: ModelState, config: CurvesConfig) -> None:
         ref = ReferenceSamples.from_split(data.val.x, data.val.y, data.task, config.samples_per_class)
         study = rate_curves(state.compute_module(state.base), ref, config.criteria, config.rates,
                             lambda m: evaluate(m, data.test, data.task)["score"],
-                            finetune=finetuner(state, config.finetune))
+                            finetune=finetuner(state, config.finetune), repair=named_repair(config.repair))
         st.add_output(write_json(st.path("curves.json"), study))
         st.metrics.update({f"auc_{c}": v["auc"] for c, v in study["curves"].items()})
         score_name = "mIoU" if data.task == "segmentation" else "accuracy"
         tuned = f", fine-tuned {config.finetune.epochs} epochs" if config.finetune else ", no fine-tuning"
+        tuned += ", no repair" if config.repair == "none" else f", repair: {config.repair}"
         rows = [(c, f"{v['auc']:.3f}", *(f"{p['score']:.3f}" for p in v["points"]))
                 for c, v in sorted(study["curves"].items(), key=lambda kv: -kv[1]["auc"])]
         return {"sections": [Section(

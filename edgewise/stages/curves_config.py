@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from edgewise.compress.criteria import CRITERIA
+from edgewise.stages.prune_config import RepairName
 from edgewise.zoo.training_config import FinetuneConfig
 
 
@@ -20,6 +21,7 @@ class CurvesConfig(BaseModel):
                                min_length=2)
     samples_per_class: int | None = Field(10, ge=1)
     finetune: FinetuneConfig | None = None
+    repair: RepairName = Field("all", description="after each cut, as in prune: all, reconstruct, batchnorm or none")
 
     @field_validator("rates")
     @classmethod

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import nn
 
 from edgewise import compress
 from edgewise.base.atomic import write_json
+from edgewise.base.errors import UserError
 from edgewise.compress.size import ladder_row, weight_count
 from edgewise.core.ledger import PRUNED, TORCH
 from edgewise.core.modelio import save_model
@@ -43,21 +45,58 @@ def finetuner(state: ModelState, config: FinetuneConfig | None,
     return finetune
 
 
+def tuner(teacher: nn.Module, x: torch.Tensor, y: torch.Tensor | None, task: str, config: PruneConfig
+          ) -> Callable[[nn.Module], dict[str, Any]] | None:
+    """The tuning callback `config` asks for (None without tune_steps): compress.tuning.tune on `x`, distilled from
+    `teacher` (the unpruned model) when config.tune_targets says so or, at auto, where there are no labels `y`."""
+    if not config.tune_steps:
+        return None
+    from edgewise.compress.tuning import Tuning, tune
+
+    distil = config.tune_targets == "distill" or (config.tune_targets == "auto" and y is None)
+    if not distil and y is None:
+        raise UserError("tune_targets labels, but the data has no labels", "tune with tune_targets distill (or auto)")
+    settings = Tuning(steps=config.tune_steps, lr=config.tune_lr)
+    return lambda m: tune(m, x, task, settings, teacher=teacher if distil else None, y=None if distil else y)
+
+
 def prune_as_configured(module: nn.Module, ref: compress.ReferenceSamples, config: PruneConfig,
-                        finetune: Callable[[nn.Module], None] | None = None,
-                        evaluate: Callable[[nn.Module], float] | None = None) -> compress.PruneResult:
-    """compress.prune of `module` on the reference samples `ref` with every setting `config` gives."""
+                        finetune: Callable[[nn.Module], Any] | None = None,
+                        evaluate: Callable[[nn.Module], float] | None = None,
+                        calibration: torch.Tensor | None = None) -> compress.PruneResult:
+    """compress.prune of `module` on the reference samples `ref` with every setting `config` gives; repair reads
+    `calibration` (default: the reference samples)."""
     return compress.prune(module, ref, config.criterion, config.rate, config.schedule, ranking=config.ranking(),
                           ignore=tuple(config.ignore), step=config.step, sf=config.sf,
-                          criterion_options=config.options, finetune=finetune, evaluate=evaluate)
+                          criterion_options=config.options, finetune=finetune, evaluate=evaluate,
+                          repair=config.repair_settings(), calibration=calibration)
+
+
+def calibration_inputs(x: torch.Tensor, count: int, seed: int = 0) -> torch.Tensor:
+    """`count` of the inputs `x`, drawn at random (a split may be ordered by class)."""
+    return x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:count]]
 
 
 def prune_model(module: nn.Module, data: Dataset, config: PruneConfig, classes: tuple[int, ...] | None = None,
-                finetune: Callable[[nn.Module], None] | None = None) -> compress.PruneResult:
-    """Prune `module` as `config` says, scoring on the validation split (restricted to `classes` if given)."""
+                finetune: Callable[[nn.Module], Any] | None = None) -> compress.PruneResult:
+    """Prune `module` as `config` says, scoring on the validation split (restricted to `classes` if given);
+    repair reads a draw of the training split's inputs, and tuning (where `finetune` is not given) the whole split,
+    labels only where they are the data's own."""
     ref = compress.ReferenceSamples.from_split(data.val.x, data.val.y, data.task, config.samples_per_class, classes,
                                                output=config.output)
-    return prune_as_configured(module, ref, config, finetune, lambda m: evaluate(m, data.val, data.task)["score"])
+    if finetune is None:
+        labels = data.train.y if data.reference is None else None
+        finetune = tuner(module, data.train.x, labels, data.task, config)
+    return prune_as_configured(module, ref, config, finetune, lambda m: evaluate(m, data.val, data.task)["score"],
+                               calibration_inputs(data.train.x, config.calibration_samples))
+
+
+def repair_line(record: dict[str, Any]) -> str:
+    """A step's repair (PruneResult.repairs) in one sentence: the held-out output error before and after, and what
+    each part did."""
+    parts = ", ".join(f"{p['part']} {'kept' if p['kept'] else 'undone'}" for p in record["parts"])
+    return (f"Repair after step {record['step']}: held-out output error against the unpruned network "
+            f"{record['error_before']:.3g} -> {record['error_after']:.3g} ({parts})")
 
 
 def layer_section(title: str, result: compress.PruneResult) -> Section:
@@ -74,6 +113,7 @@ def layer_section(title: str, result: compress.PruneResult) -> Section:
         note += f" Narrowest layer: {n['layer']}, {n['channels_before']} -> {n['channels_after']} channels."
     for group, why in result.left_whole.items():
         note += f" Left whole: {group} ({why})."
+    note += "".join(f" {repair_line(r)}." for r in result.repairs)
     if result.prediction:
         prediction = result.prediction
         note += (f" Adaptive threshold SF={prediction['sf']}: Lambert-W prediction "

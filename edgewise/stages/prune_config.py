@@ -1,4 +1,4 @@
-"""The prune section of a recipe: criterion, rate, schedule, ranking, reference samples and fine-tuning."""
+"""The prune section of a recipe: criterion, rate, schedule, ranking, reference samples, repair and fine-tuning."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from edgewise.base.errors import UserError
 from edgewise.compress.criteria import CRITERIA
 from edgewise.compress.schedules import SCHEDULES, iterative_rates
 from edgewise.zoo.training_config import FinetuneConfig
+
+RepairName = Literal["all", "reconstruct", "batchnorm", "none"]
+"""What repair does after a cut (compress.repair.named_repair): both parts, one, or none."""
 
 
 class PruneConfig(BaseModel):
@@ -37,6 +40,30 @@ class PruneConfig(BaseModel):
                                                            "gradient and Taylor scores")
     options: dict[str, Any] = Field(default_factory=dict, description="criterion options, e.g. LRP rules")
     finetune: FinetuneConfig | None = None
+    repair: RepairName = Field(
+        "all", description="after every cut: reconstruct (refit the layers that read pruned channels to the unpruned "
+        "network's outputs), batchnorm (re-estimate its statistics), all (both), each kept where it lowers the "
+        "held-out output error; or none")
+    calibration_samples: int = Field(256, ge=2, description="training-split inputs (a random draw) that repair reads")
+    tune_steps: int = Field(0, ge=0, le=100_000, description="after every cut: this many optimiser steps of "
+                            "fine-tuning, distilled from the unpruned model or on labels (tune_targets)")
+    tune_lr: float = Field(1e-4, allow_inf_nan=False, gt=0, le=1.0)
+    tune_targets: Literal["auto", "distill", "labels"] = Field(
+        "auto", description="what tuning pulls towards: distill (the unpruned model's outputs, no labels read), "
+        "labels, or auto: distill where the data's labels are a source model's own outputs")
+
+    @model_validator(mode="after")
+    def _one_fine_tuning(self) -> PruneConfig:
+        if self.tune_steps and self.finetune is not None:
+            raise ValueError("give finetune (epochs on the labels) or tune_steps (steps, distilled where there are no "
+                             "labels), not both")
+        return self
+
+    def repair_settings(self) -> Any:
+        """The compress.repair.Repair these settings describe (None: off)."""
+        from edgewise.compress.repair import named_repair
+
+        return named_repair(self.repair)
 
     @model_validator(mode="after")
     def _steps_that_end(self) -> PruneConfig:

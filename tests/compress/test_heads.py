@@ -57,7 +57,7 @@ def test_vit_heads_are_pruned_physically_and_export_with_parity(reference, tmp_p
     (q, k, v rows and out_proj columns) and the head count follows; ONNX Runtime computes the same."""
     model = _vit()
     ref = reference((3, 32, 32), classes=4, n=8)
-    result = prune(model, ref, "lrp", 0.5, ranking=Ranking(scope="layer"))
+    result = prune(model, ref, "lrp", 0.5, ranking=Ranking(scope="layer"), repair=None)  # the plan's cut, as cut
     attention = result.model.encoder.layers[0].self_attention
     assert attention.num_heads == 2
     assert attention.q.weight.shape == (16, 32) and attention.out_proj.weight.shape == (32, 16)
