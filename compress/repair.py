@@ -206,34 +206,46 @@ def _reconstruct(original: nn.Module, pruned: nn.Module, kept: dict[str, list[in
                  settings: Repair) -> list[str]:
     """Refit every reconstructable layer called once per pass, in one pass of each network over the fit inputs: the
     unpruned one records each layer's outputs at a sample of positions, and the pruned one refits each layer as the
-    pass reaches it, from its input there, so that the layers after it read the refitted output."""
+    pass reaches it, from its input there, so that the layers after it read the refitted output.
+
+    A model that runs its samples in slices of a fixed batch (a converted ONNX graph with `fixed_batch`) calls each
+    layer once per slice: its layers gather every slice's rows and are all refitted after the pass, each from the
+    inputs the cut left it."""
     wanted = set(reconstructable(original, pruned, kept))
     order = _calls(pruned, x[:1])
     once = [n for n in dict.fromkeys(order) if n in wanted and order.count(n) == 1]  # a shared layer keeps its weights
     if not once:
         return []
     batch = x[:_fitting(original, x)]
+    sliced = getattr(pruned, "fixed_batch", None) is not None
     generator = torch.Generator().manual_seed(0)
-    positions: dict[str, torch.Tensor] = {}
-    targets: dict[str, torch.Tensor] = {}
+    calls: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {n: [] for n in once}  # (positions, targets) per call
+    sums: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def record(name: str) -> Callable[..., None]:
         def hook(module: nn.Module, _args: tuple, out: torch.Tensor) -> None:
             grid = _grid(module, out.detach())
-            positions[name] = torch.randperm(len(grid), generator=generator)[:settings.rows].to(grid.device)
-            target = grid[positions[name]]
+            where = torch.randperm(len(grid), generator=generator)[:settings.rows].to(grid.device)
+            target = grid[where]
             refitted = pruned.get_submodule(name)
             if _out_width(refitted) != _out_width(module):
                 target = target[:, torch.tensor(kept[name], device=target.device)]
             groups = getattr(refitted, "groups", 1)  # a depthwise layer that lost channels lost groups with them
-            targets[name] = target.reshape(len(target), groups, -1).transpose(0, 1).double()
+            calls[name].append((where, target.reshape(len(target), groups, -1).transpose(0, 1).double()))
         return hook
+
+    def write(module: nn.Module, name: str) -> None:
+        gram, cross = sums.pop(name)
+        _write(module, _solve(gram, cross, settings.ridge, module.bias is not None))
 
     def refit(name: str) -> Callable[..., None]:
         def hook(module: nn.Module, args: tuple) -> None:
-            rows = _with_bias(module, _patches(module, args[0].detach(), positions[name]))
-            gram, cross = rows.transpose(1, 2) @ rows, rows.transpose(1, 2) @ targets.pop(name)
-            _write(module, _solve(gram, cross, settings.ridge, module.bias is not None))
+            where, target = calls[name].pop(0)
+            rows = _with_bias(module, _patches(module, args[0].detach(), where))
+            gram, cross = rows.transpose(1, 2) @ rows, rows.transpose(1, 2) @ target
+            sums[name] = (gram, cross) if name not in sums else (sums[name][0] + gram, sums[name][1] + cross)
+            if not sliced:
+                write(module, name)
         return hook
 
     for model, hooks in ((original, {n: original.get_submodule(n).register_forward_hook(record(n)) for n in once}),
@@ -244,6 +256,8 @@ def _reconstruct(original: nn.Module, pruned: nn.Module, kept: dict[str, list[in
         finally:
             for handle in hooks.values():
                 handle.remove()
+    for name in list(sums):
+        write(pruned.get_submodule(name), name)
     return once
 
 
