@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,28 @@ def test_prune_command_writes_a_smaller_model(tmp_path, digits_cnn, edgewise):
     summary = json.loads(out.with_suffix(".prune.json").read_text())
     assert summary["criterion"] == "l1" and summary["narrowest_layer"]["rate"] <= 0.5
     assert all(r["channels_after"] % 4 == 0 for r in summary["layers"] if r["channels_after"] < r["channels_before"])
+
+
+def _cost(stderr: str) -> float:
+    """The score after, from a command's closing cost line."""
+    return float(re.search(r"cost: score [0-9.]+ -> ([0-9.]+)", stderr).group(1))
+
+
+def test_prune_command_repairs_the_cut_and_tunes_it_when_asked(tmp_path, digits_cnn, edgewise):
+    common = ("prune", "digits-cnn", "--criterion", "l1", "--rate", "0.5")
+    bare = edgewise(*common, "-o", str(tmp_path / "bare.pt"), "--repair", "none")
+    repaired = edgewise(*common, "-o", str(tmp_path / "repaired.pt"), "--tune-steps", "20", "--tune-targets",
+                        "distill")
+    assert bare.returncode == 0 and repaired.returncode == 0, bare.stderr + repaired.stderr
+    assert "Repair after" not in bare.stderr
+    assert "Repair after step 1: held-out output error against the unpruned network" in repaired.stderr
+    assert "tuning after step 1: 20 steps (distill)" in repaired.stderr
+    assert _cost(repaired.stderr) > _cost(bare.stderr)
+    summary = json.loads((tmp_path / "repaired.prune.json").read_text())
+    assert summary["repair"][0]["error_after"] < summary["repair"][0]["error_before"]
+    assert summary["history"][-1]["tuning"]["steps"] == 20
+    bad = edgewise(*common, "-o", str(tmp_path / "x.pt"), "--repair", "sometimes")
+    assert bad.returncode == 2 and "--repair" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_prune_command_refuses_bad_rates_and_criteria(tmp_path, edgewise):
