@@ -36,13 +36,14 @@ REFITTED = (nn.Conv1d, nn.Conv2d, nn.Linear)
 @dataclass(frozen=True)
 class Repair:
     """What repair does: `reconstruct` the layers that read pruned channels (ridge `ridge` x the mean input energy,
-    at most `rows` input rows per layer), re-estimate `batchnorm` statistics, judging both on a `held_out` share of
-    the calibration inputs; `batch` samples run at a time."""
+    at most `rows` input rows per layer and pass), re-estimate `batchnorm` statistics, judging both on a random
+    `held_out` share of the calibration inputs; `batch` samples run at a time where the fit does not need them
+    together."""
 
     reconstruct: bool = True
     batchnorm: bool = True
     ridge: float = 1e-3
-    rows: int = 8192
+    rows: int = 4096
     held_out: float = 0.25
     batch: int = 16
 
@@ -231,7 +232,7 @@ def _reconstruct(original: nn.Module, pruned: nn.Module, kept: dict[str, list[in
             if _out_width(refitted) != _out_width(module):
                 target = target[:, torch.tensor(kept[name], device=target.device)]
             groups = getattr(refitted, "groups", 1)  # a depthwise layer that lost channels lost groups with them
-            calls[name].append((where, target.reshape(len(target), groups, -1).transpose(0, 1).double()))
+            calls[name].append((where, target.reshape(len(target), groups, -1).transpose(0, 1)))
         return hook
 
     def write(module: nn.Module, name: str) -> None:
@@ -242,7 +243,7 @@ def _reconstruct(original: nn.Module, pruned: nn.Module, kept: dict[str, list[in
         def hook(module: nn.Module, args: tuple) -> None:
             where, target = calls[name].pop(0)
             rows = _with_bias(module, _patches(module, args[0].detach(), where))
-            gram, cross = rows.transpose(1, 2) @ rows, rows.transpose(1, 2) @ target
+            gram, cross = rows.transpose(1, 2) @ rows, rows.transpose(1, 2) @ target.double()
             sums[name] = (gram, cross) if name not in sums else (sums[name][0] + gram, sums[name][1] + cross)
             if not sliced:
                 write(module, name)
@@ -293,7 +294,8 @@ def repair_cut(original: nn.Module, pruned: nn.Module, x: torch.Tensor, kept: di
     settings = settings or Repair()
     x = x.to(device_of(pruned))
     split = max(1, min(len(x) - 1, round(len(x) * (1 - settings.held_out))))
-    fit, check = x[:split], x[split:]
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0)).to(x.device)  # samples may come by class
+    fit, check = x[order[:split]], x[order[split:]]
     with evaluating(original), evaluating(pruned):
         report = RepairReport(output_error(original, pruned, check, settings.batch))
         if len(x) < 2:

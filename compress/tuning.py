@@ -49,7 +49,7 @@ def tune(model: nn.Module, x: torch.Tensor, task: str, settings: Tuning | None =
     """Fine-tune `model` in place on inputs `x`: towards `teacher`'s outputs (distillation, edgewise.compress
     .distillation, every output tensor) when a teacher is given, else towards labels `y` with `task`'s loss.
 
-    The inputs are split: the last `held_out` share only scores. The model keeps the weights whose held-out loss was
+    The inputs are split at random: a `held_out` share only scores. The model keeps the weights whose held-out loss was
     lowest, its own where no step lowered it. Returns a record: steps, loss before and after, whether it was kept.
     """
     if (teacher is None) == (y is None):
@@ -69,7 +69,8 @@ def tune(model: nn.Module, x: torch.Tensor, task: str, settings: Tuning | None =
             return distill(tensors_of(out), tensors_of(target))
         return label_loss(pick(out), y[indices].to(device))
 
-    check = torch.arange(split, len(x)) if len(x) > 1 else torch.arange(len(x))
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(settings.seed))  # inputs may come by class
+    train, check = (order[:split], order[split:]) if len(x) > 1 else (order, order)
 
     def held_out() -> float:
         with evaluating(model), torch.no_grad():
@@ -85,7 +86,8 @@ def tune(model: nn.Module, x: torch.Tensor, task: str, settings: Tuning | None =
         _frozen_norms(model)
         for step in range(1, settings.steps + 1):
             optimiser.zero_grad(set_to_none=True)
-            loss_on(torch.randint(0, split, (min(settings.batch, split),), generator=generator)).backward()
+            loss_on(train[torch.randint(0, len(train), (min(settings.batch, len(train)),), generator=generator)]
+                    ).backward()
             optimiser.step()
             if step % settings.check_every == 0 or step == settings.steps:
                 score = held_out()
