@@ -199,24 +199,13 @@ def prune(
     if len(shown) < len(whole):
         console.print(f"left whole: {len(whole) - len(shown)} more groups, each with its reason in "
                       f"{Path(out).with_suffix('.prune.json')} (--verbose prints them)")
-    from edgewise.stages.prune import repair_line
+    from edgewise.stages.prune import step_lines
 
-    for record in result.repairs:
-        console.print(repair_line(record), markup=False)
-    for point in result.history:
-        if "tuning" in point:
-            console.print(tuning_line(point["step"], point["tuning"]), markup=False)
+    for line in step_lines(result):
+        console.print(line, markup=False)
     console.print(f"parameters {result.before.params:,} -> {result.after.params:,}, "
                   f"MACs {result.before.macs:,} -> {result.after.macs:,}; written to {out}")
     console.print(_cost_line(outcome), markup=False)
-
-
-def tuning_line(step: int, record: dict[str, Any]) -> str:
-    """A step's tuning (compress.tuning.tune's record) in one line."""
-    kept = (f"kept step {record['kept_step']}" if record["kept_step"] else "no step lowered it: the cut is kept as "
-            "repaired")
-    return (f"tuning after step {step}: {record['steps']} steps ({record['targets']}), held-out loss "
-            f"{record['held_out_loss_before']:.4g} -> {record['held_out_loss_after']:.4g}, {kept}")
 
 
 def _cost_line(outcome: Outcome) -> str:

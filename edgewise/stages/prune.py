@@ -91,12 +91,23 @@ def prune_model(module: nn.Module, data: Dataset, config: PruneConfig, classes: 
                                calibration_inputs(data.train.x, config.calibration_samples))
 
 
-def repair_line(record: dict[str, Any]) -> str:
-    """A step's repair (PruneResult.repairs) in one sentence: the held-out output error before and after, and what
-    each part did."""
-    parts = ", ".join(f"{p['part']} {'kept' if p['kept'] else 'undone'}" for p in record["parts"])
-    return (f"Repair after step {record['step']}: held-out output error against the unpruned network "
-            f"{record['error_before']:.3g} -> {record['error_after']:.3g} ({parts})")
+def step_lines(result: compress.PruneResult) -> list[str]:
+    """What repair and tuning did after each step, a sentence each: the held-out output error against the unpruned
+    network before and after repair, with what each part did; tuning's held-out loss and the step it kept."""
+    lines = []
+    for record in result.repairs:
+        parts = ", ".join(f"{p['part']} {'kept' if p['kept'] else 'undone'}" for p in record["parts"])
+        lines.append(f"Repair after step {record['step']}: held-out output error against the unpruned network "
+                     f"{record['error_before']:.3g} -> {record['error_after']:.3g} ({parts})")
+    for point in result.history:
+        if "tuning" in point:
+            tuned = point["tuning"]
+            kept = (f"kept step {tuned['kept_step']}" if tuned["kept_step"]
+                    else "no step lowered it: the cut is kept as repaired")
+            lines.append(f"Tuning after step {point['step']}: {tuned['steps']} steps ({tuned['targets']}), "
+                         f"held-out loss {tuned['held_out_loss_before']:.4g} -> {tuned['held_out_loss_after']:.4g}, "
+                         f"{kept}")
+    return lines
 
 
 def layer_section(title: str, result: compress.PruneResult) -> Section:
@@ -113,7 +124,7 @@ def layer_section(title: str, result: compress.PruneResult) -> Section:
         note += f" Narrowest layer: {n['layer']}, {n['channels_before']} -> {n['channels_after']} channels."
     for group, why in result.left_whole.items():
         note += f" Left whole: {group} ({why})."
-    note += "".join(f" {repair_line(r)}." for r in result.repairs)
+    note += "".join(f" {line}." for line in step_lines(result))
     if result.prediction:
         prediction = result.prediction
         note += (f" Adaptive threshold SF={prediction['sf']}: Lambert-W prediction "

@@ -71,7 +71,7 @@ def test_prune_command_repairs_the_cut_and_tunes_it_when_asked(tmp_path, digits_
     assert bare.returncode == 0 and repaired.returncode == 0, bare.stderr + repaired.stderr
     assert "Repair after" not in bare.stderr
     assert "Repair after step 1: held-out output error against the unpruned network" in repaired.stderr
-    assert "tuning after step 1: 20 steps (distill)" in repaired.stderr
+    assert "Tuning after step 1: 20 steps (distill)" in repaired.stderr
     assert _cost(repaired.stderr) > _cost(bare.stderr)
     summary = json.loads((tmp_path / "repaired.prune.json").read_text())
     assert summary["repair"][0]["error_after"] < summary["repair"][0]["error_before"]
