@@ -1,4 +1,5 @@
-"""Reference samples for scoring channels: inputs, labels, the task, and an optional restriction to classes."""
+"""Reference samples for scoring channels: inputs, labels, the task, and an optional restriction to classes; and the
+random held-out split that repair and tuning judge themselves on."""
 
 from __future__ import annotations
 
@@ -12,6 +13,16 @@ from edgewise.base.errors import UserError
 from edgewise.compress.tasks import CLASS_TASKS, OUTPUT_TASKS, TASKS
 
 OUTPUT_SEEDS = ("onehot", "logit", "contrast")
+
+
+def held_out_split(count: int, share: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of `count` samples split at random (samples often come ordered by class) into the ones to fit on and
+    a `share` held out, each side at least one sample; a single sample is both."""
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    if count < 2:
+        return order, order
+    split = max(1, min(count - 1, round(count * (1 - share))))
+    return order[:split], order[split:]
 
 
 @dataclass(frozen=True)

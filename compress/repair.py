@@ -28,6 +28,7 @@ from torch import nn
 from edgewise.base.device import device_of
 from edgewise.compress.modes import evaluating
 from edgewise.compress.outputs import tensors_of
+from edgewise.compress.reference import held_out_split
 
 REFITTED = (nn.Conv1d, nn.Conv2d, nn.Linear)
 """Layers reconstruction refits; transposed and 3-D convolutions keep their weights."""
@@ -287,15 +288,13 @@ def repair_cut(original: nn.Module, pruned: nn.Module, x: torch.Tensor, kept: di
     """Repair `pruned` in place towards `original` (the network before the cut) on calibration inputs `x`.
 
     `kept` gives, per layer that lost output channels, the original indices it kept. The parts `settings` switches
-    on run in turn (reconstruction, then batch-norm statistics); each is fitted on the first (1 - held_out) of `x`
+    on run in turn (reconstruction, then batch-norm statistics); each is fitted on a random (1 - held_out) of `x`
     and kept only where it lowers the output error on the rest (relative squared error of every output tensor against
     `original`). Returns the errors and what each part changed.
     """
     settings = settings or Repair()
     x = x.to(device_of(pruned))
-    split = max(1, min(len(x) - 1, round(len(x) * (1 - settings.held_out))))
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0)).to(x.device)  # samples may come by class
-    fit, check = x[order[:split]], x[order[split:]]
+    fit, check = (x[i.to(x.device)] for i in held_out_split(len(x), settings.held_out))
     with evaluating(original), evaluating(pruned):
         report = RepairReport(output_error(original, pruned, check, settings.batch))
         if len(x) < 2:

@@ -18,6 +18,7 @@ from edgewise.base.device import device_of
 from edgewise.compress.distillation import distillation_loss
 from edgewise.compress.modes import evaluating
 from edgewise.compress.outputs import pick, tensors_of
+from edgewise.compress.reference import held_out_split
 from edgewise.compress.tasks import loss_for
 
 
@@ -56,7 +57,6 @@ def tune(model: nn.Module, x: torch.Tensor, task: str, settings: Tuning | None =
         raise ValueError("tune needs either a teacher (distillation) or labels y, not both")
     settings = settings or Tuning()
     device = device_of(model)
-    split = max(1, min(len(x) - 1, round(len(x) * (1 - settings.held_out))))
     distill = distillation_loss(task, settings.temperature) if teacher is not None else None
     label_loss = loss_for(task)
 
@@ -69,8 +69,7 @@ def tune(model: nn.Module, x: torch.Tensor, task: str, settings: Tuning | None =
             return distill(tensors_of(out), tensors_of(target))
         return label_loss(pick(out), y[indices].to(device))
 
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(settings.seed))  # inputs may come by class
-    train, check = (order[:split], order[split:]) if len(x) > 1 else (order, order)
+    train, check = held_out_split(len(x), settings.held_out, settings.seed)
 
     def held_out() -> float:
         with evaluating(model), torch.no_grad():
