@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -44,7 +44,8 @@ class ChannelGroup:
     """Output channels of one or more coupled layers (residual adds, depthwise convs) that are cut at the same indices.
 
     `members` lists every conv/linear layer whose output channels belong to the group, as
-    (layer name, its channel indices, the matching group indices). A group that feeds or leaves
+    (layer name, its channel indices, the matching group indices); `readers` the layers whose input channels they
+    are, alike (what a cut saves there is counted by compress.budget). A group that feeds or leaves
     a grouped convolution (ResNeXt, RegNet) or a GroupNorm has `ch_groups` > 1: its channels are
     ch_groups blocks of `units` channels each, and a unit is cut in every block at once, so every
     block keeps the same size.
@@ -55,6 +56,7 @@ class ChannelGroup:
     channels: int
     members: list[tuple[str, list[int], list[int]]] = field(default_factory=list)
     ch_groups: int = 1
+    readers: list[tuple[str, list[int], list[int]]] = field(default_factory=list)
 
     @property
     def units(self) -> int:
@@ -197,23 +199,22 @@ def _breaking(model: nn.Module, example_input: torch.Tensor, roots: list[str], c
     if key not in _BROKEN:
         if len(_BROKEN) >= 16:
             _BROKEN.pop(next(iter(_BROKEN)))
-        _BROKEN[key] = _bisect(model, example_input, roots, cut_shuffles)
+        _BROKEN[key] = _bisect(roots, lambda some: _removal_breaks(model, example_input, some, cut_shuffles))
     return dict(_BROKEN[key])
 
 
-def _bisect(model: nn.Module, example_input: torch.Tensor, roots: list[str], cut_shuffles: bool) -> dict[str, str]:
-    """_breaking's search: the groups tried all at once and halved where that fails, so a model whose groups all cut
-    cleanly costs one trial, not one per group."""
-    if not roots:
+def _bisect(items: list[str], breaks: Callable[[list[str]], str]) -> dict[str, str]:
+    """Of `items`, those for which `breaks([item])` gives a reason, with it: tried all at once and halved where that
+    fails, so when none breaks it costs one trial, not one per item."""
+    if not items:
         return {}
-    why = _removal_breaks(model, example_input, roots, cut_shuffles)
+    why = breaks(items)
     if not why:
         return {}
-    if len(roots) == 1:
-        return {roots[0]: why}
-    half = len(roots) // 2
-    return {**_bisect(model, example_input, roots[:half], cut_shuffles),
-            **_bisect(model, example_input, roots[half:], cut_shuffles)}
+    if len(items) == 1:
+        return {items[0]: why}
+    half = len(items) // 2
+    return {**_bisect(items[:half], breaks), **_bisect(items[half:], breaks)}
 
 
 MAX_GROUP_INDICES = 2_000_000
@@ -339,12 +340,16 @@ class ChannelGraph:
             if isinstance(group, str):
                 self.skipped[names[root]] = group
                 continue
-            members = []
+            members, readers = [], []
             for item in group:
                 dep, idxs = item.dep, item.idxs
                 module = dep.target.module
-                if self.graph.is_out_channel_pruning_fn(dep.handler) and isinstance(module, WEIGHT_LAYERS):
+                if not isinstance(module, WEIGHT_LAYERS):
+                    continue
+                if self.graph.is_out_channel_pruning_fn(dep.handler):
                     members.append((names[module], list(idxs), list(item.root_idxs)))
+                elif self.graph.is_in_channel_pruning_fn(dep.handler):
+                    readers.append((names[module], list(idxs), list(item.root_idxs)))
             if not members:
                 continue
             members.sort(key=lambda m: self._order[m[0]])
@@ -367,7 +372,7 @@ class ChannelGraph:
             # group, but the model's code may still expect the old width; so may the constants of ops converted
             # from ONNX: such groups are tried on a copy first
             untried = foreign or any(isinstance(item.dep.target.module, nn.Parameter) for item in group)
-            candidates.append((ChannelGroup(members[0][0], root, channels, members, blocks), untried))
+            candidates.append((ChannelGroup(members[0][0], root, channels, members, blocks, readers), untried))
         broken = _breaking(model, example_input, [names[g.root] for g, untried in candidates if untried],
                            bool(shuffles))
         for group, _ in candidates:
@@ -402,13 +407,13 @@ class ChannelGraph:
             out[g.name] = total / count.clamp(min=1)
         return out
 
-    def layer_channels(self, removal: dict[str, list[int]]) -> dict[str, list[int]]:
+    def layer_channels(self, removal: dict[str, list[int]], inputs: bool = False) -> dict[str, list[int]]:
         """Per member layer of the groups in `removal` (group channel indices, by group), its own output channel
-        indices that the removal takes."""
+        indices that the removal takes; with `inputs`, per reader layer, its own input channel indices."""
         taken: dict[str, list[int]] = {}
         for group in self.groups:
             drop = set(removal.get(group.name, ()))
-            for name, idxs, root_idxs in group.members if drop else ():
+            for name, idxs, root_idxs in (group.readers if inputs else group.members) if drop else ():
                 taken.setdefault(name, []).extend(i for i, r in zip(idxs, root_idxs, strict=True) if r in drop)
         return taken
 
@@ -436,3 +441,19 @@ class ChannelGraph:
                 raise PruningError(f"cannot remove channels of layer {name}: {type(exc).__name__}: {exc}",
                                    ignore_fix(name)) from exc
         self._check_runs([name for name, idxs in removal.items() if idxs])
+
+
+def breaking_removals(model: nn.Module, example_input: torch.Tensor, ignore: tuple[str, ...],
+                      removal: dict[str, list[int]]) -> dict[str, str]:
+    """Of the groups in `removal` (channel indices per group of ChannelGraph(model, example_input, ignore)), those whose
+    removal alone leaves a copy of `model` unable to run, with why: each trial cuts a fresh copy, so `model` is kept."""
+
+    def breaks(groups: list[str]) -> str:
+        trial = copy.deepcopy(model)
+        try:
+            ChannelGraph(trial, example_input, ignore).remove({g: removal[g] for g in groups})
+        except PruningError as exc:
+            return exc.problem
+        return ""
+
+    return _bisect([g for g, idxs in removal.items() if idxs], breaks)

@@ -48,13 +48,15 @@ def _inner_width(module: nn.Module) -> int:
 class HeadGroup:
     """The heads of one attention layer: `heads` units of `head_dim` channels each (the channels of the value
     projection, heads-major), removed a whole head at a time. `members` is the value layer and its channels, as in
-    a ChannelGroup, so that the same criteria score both."""
+    a ChannelGroup, so that the same criteria score both. `readers` stays empty: what a head's cut saves in the
+    query, key and output projections is not estimated ahead (compress.budget measures it after the cut)."""
 
     name: str
     module: nn.Module
     heads: int
     head_dim: int
     members: list[tuple[str, list[int], list[int]]] = field(default_factory=list)
+    readers: list[tuple[str, list[int], list[int]]] = field(default_factory=list)
 
     @property
     def channels(self) -> int:

@@ -14,13 +14,14 @@ from edgewise.base.device import device_of
 from edgewise.base.errors import UserError
 from edgewise.compress.arguments import check_module, check_reference, run_on_samples
 from edgewise.compress.attention import written_out_copy
+from edgewise.compress.budget import SHORTFALL, Budget, Unit
 from edgewise.compress.criteria import Criterion, get_criterion
 from edgewise.compress.detectors import detection_output
-from edgewise.compress.graph import ChannelGraph, PruningError
+from edgewise.compress.graph import ChannelGraph, PruningError, breaking_removals
 from edgewise.compress.layers import output_axis
 from edgewise.compress.model_stats import RECURRENT_LAYERS, ModelCost, measure_cost
 from edgewise.compress.outputs import OutputKey, scoring, shapes
-from edgewise.compress.ranking import Ranking
+from edgewise.compress.ranking import Ranking, plan_removal
 from edgewise.compress.reference import ReferenceSamples
 from edgewise.compress.repair import REPAIR, Repair, repair_cut
 from edgewise.compress.schedules import MAX_STEPS, Schedule, get_schedule
@@ -34,7 +35,8 @@ class PruneResult:
     """A pruned model (an ordinary, smaller nn.Module), the plan that made it, and the per-layer report.
 
     `left_whole` names the channel groups that could not be pruned safely, with the reason; `repairs` holds, per
-    step, what repair did (compress.repair.RepairReport.to_json()).
+    step, what repair did (compress.repair.RepairReport.to_json()); `unit` is what `rate` counts (channels, macs or
+    params, see compress.budget).
     """
 
     model: nn.Module
@@ -49,11 +51,35 @@ class PruneResult:
     prediction: dict[str, Any] | None = None
     left_whole: dict[str, str] = field(default_factory=dict)
     repairs: list[dict[str, Any]] = field(default_factory=list)
+    unit: Unit = "channels"
 
     @property
     def channel_rate(self) -> float:
         """Fraction of the prunable channels (coupled layers counted once) actually removed."""
         return self.history[-1]["channel_rate"]
+
+    def removed(self, unit: Unit) -> float:
+        """The share of the prunable channels, of the MACs or of the parameters that the cut removed."""
+        if unit == "channels":
+            return self.channel_rate
+        before, after = (self.before.macs, self.after.macs) if unit == "macs" else (self.before.params,
+                                                                                    self.after.params)
+        return 1.0 - after / before if before else 0.0
+
+    @property
+    def shortfall(self) -> str | None:
+        """Why the cut removed less than asked, when it fell more than compress.budget.SHORTFALL short (else None)."""
+        achieved = self.removed(self.unit)
+        if self.rate - achieved <= SHORTFALL:
+            return None
+        return (f"asked to remove {self.rate:.0%} of the {self.unit}, the cut removed {achieved:.1%}: the most any "
+                f"layer may lose (max_layer_rate), min_channels, round_to or the groups left whole stopped it")
+
+    @property
+    def label(self) -> str:
+        """A short name for the pruned version: the criterion and what the cut saved in MACs and parameters."""
+        return (f"pruned {self.criterion.split('(')[0]}: MACs -{self.removed('macs'):.0%}, "
+                f"params -{self.removed('params'):.0%}")
 
     @property
     def narrowest(self) -> dict[str, Any] | None:
@@ -65,8 +91,9 @@ class PruneResult:
         """JSON-able record: settings, parameters and MACs before and after, per-layer rows, history, prediction."""
         narrowest = self.narrowest
         return {
-            "criterion": self.criterion, "schedule": self.schedule, "rate_requested": self.rate,
-            "channel_rate": self.channel_rate,
+            "criterion": self.criterion, "schedule": self.schedule, "rate_requested": self.rate, "unit": self.unit,
+            "channel_rate": self.channel_rate, "removed": {u: self.removed(u) for u in ("channels", "macs", "params")},
+            "shortfall": self.shortfall,
             "narrowest_layer": None if narrowest is None else {
                 k: narrowest[k] for k in ("layer", "channels_before", "channels_after", "rate")},
             "params_before": self.before.params, "params_after": self.after.params,
@@ -76,10 +103,13 @@ class PruneResult:
         }
 
 
-def _validate(rate: float, ranking: Ranking) -> None:
+def _validate(rate: float, ranking: Ranking, unit: Unit, steps: Schedule) -> None:
     if not 0.0 <= rate < 1.0:
         raise UserError(f"pruning rate must be in [0, 1), got {rate}", "give a fraction such as 0.5")
-    if rate > ranking.max_layer_rate:
+    if unit != "channels" and not hasattr(steps, "rates"):
+        raise UserError(f"a budget in {unit} needs a schedule of rates (oneshot or iterative); {steps.name} sets how "
+                        "much goes by itself", "prune with the oneshot or iterative schedule, or give a channel rate")
+    if unit == "channels" and rate > ranking.max_layer_rate:
         raise UserError(f"pruning rate {rate} is above the most any layer may lose ({ranking.max_layer_rate})",
                         f"lower the rate, or raise max_layer_rate to at least {rate}")
 
@@ -120,7 +150,8 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
           criterion_options: dict[str, Any] | None = None,
           finetune: Callable[[nn.Module], dict[str, Any] | None] | None = None,
           evaluate: Callable[[nn.Module], float] | None = None, output: OutputKey = None,
-          repair: Repair | None = REPAIR, calibration: torch.Tensor | None = None) -> PruneResult:
+          repair: Repair | None = REPAIR, calibration: torch.Tensor | None = None, unit: Unit = "channels"
+          ) -> PruneResult:
     """Prune `model`'s channels scored by `criterion` on `ref`; the pruned channels are physically removed.
 
     Schedules: `oneshot` removes `rate` of the prunable channels at once; `iterative` removes
@@ -128,7 +159,10 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
     `finetune` is given) between steps; `adaptive` applies seed 002's threshold
     median x SF^(C0/Ct) per group until nothing more falls below it (`rate` is then unused) and
     reports the Lambert-W prediction beside the observed counts; or any Schedule object, or the name
-    of one registered (compress.schedules). After every cut, `repair` (compress.repair; None: off) refits
+    of one registered (compress.schedules). `unit` says what `rate` (and each step's rate) counts: the
+    prunable channels, or the model's MACs or parameters (compress.budget finds the channel rate of the
+    ranking that meets it; `shortfall` on the result says where the cut fell short). After every cut,
+    `repair` (compress.repair; None: off) refits
     the layers that read pruned channels and re-estimates batch-norm statistics towards the unpruned
     network on `calibration` inputs (default: the reference samples), keeping each part only where it
     helps; then `finetune` runs (compress.tuning.tune distils without labels; a record it returns joins
@@ -141,8 +175,8 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
     check_module(model)
     check_reference(ref)
     ranking = ranking or Ranking()
-    _validate(rate, ranking)
     steps = get_schedule(schedule, rate=rate, step=step, sf=sf, max_steps=max_steps)
+    _validate(rate, ranking, unit, steps)
     scorer = get_criterion(criterion, **(criterion_options or {}))
     if output is None and ref.task == "detection":
         output = detection_output(model)
@@ -154,8 +188,7 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
     before = measure_cost(work, input_shape, ref.x.dtype)
     graph = ChannelGraph(work, example, ignore)
     if not graph.groups:
-        raise PruningError(_nothing_prunable(work, graph.skipped),
-                           "compress it by quantization alone (edgewise quantize), or leave fewer layers whole")
+        raise PruningError(_nothing_prunable(work, graph.skipped), _NOTHING_FIX)
     original = {g.name: g.channels for g in graph.groups}
     # ranking counts units: a channel, or in a group feeding a grouped convolution one channel per block
     original_units = {g.name: g.units for g in graph.groups}
@@ -198,12 +231,51 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
 
     history: list[dict[str, Any]] = []
     unscored: dict[str, str] = {}
+    broken: dict[str, str] = {}  # groups whose cut broke the network, left whole in the same run
     record(0)
+    def budgeted(step_index: int) -> Plan:
+        """The step's removal whose estimated cost meets the step's rate of the unpruned model's cost in `unit`."""
+        unit_scores = scores()
+
+        def at(channel_rate: float) -> Plan:
+            return plan_removal(unit_scores, {g: original_units[g] for g in unit_scores}, channel_rate, ranking,
+                                scorer.normalization, width)
+
+        budget = Budget(unit, graph, measure_cost(work, input_shape, ref.x.dtype))
+        goal = (before.macs if unit == "macs" else before.params) * (1.0 - steps.rates[step_index - 1])
+        return at(budget.channel_rate(goal, lambda r: channels(at(r))))
+
+    def cut(removal: Plan) -> bool:
+        """Remove `removal`'s units; False when that broke the network: then the model is as before the cut, and the
+        groups whose cut alone breaks it are left whole (with why) in a new graph, for the step to be planned again."""
+        nonlocal work, graph, plan, kept, ignore
+        before_cut = copy.deepcopy((work, plan, kept))
+        try:
+            _remove(graph, channels(removal), plan, kept)
+            return True
+        except PruningError:
+            work, plan, kept = before_cut
+            breaking = breaking_removals(work, example, ignore, channels(removal))
+            if not breaking:
+                raise
+        for group, why in breaking.items():
+            broken[group] = why
+        ignore = (*ignore, *breaking)
+        graph = ChannelGraph(work, example, ignore)
+        if not graph.groups:
+            raise PruningError(_nothing_prunable(work, {**graph.skipped, **broken}), _NOTHING_FIX)
+        return False
+
     for step_index in range(1, steps.steps + 1):
-        removal = steps.removal(step_index, scores(), original_units, ranking, scorer.normalization, width)
+        while True:
+            if unit == "channels":
+                removal = steps.removal(step_index, scores(), original_units, ranking, scorer.normalization, width)
+            else:
+                removal = budgeted(step_index)
+            if removal is None or cut(removal):
+                break
         if removal is None:
             break
-        _remove(graph, channels(removal), plan, kept)
         if unpruned is not None:
             repairs.append({"step": step_index, **repair_cut(unpruned, work, calibration, kept, repair).to_json()})
         record(step_index, finetune(work) if finetune is not None else None)
@@ -218,7 +290,11 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
     prunable = {name for g in graph.groups for name, _, _ in g.members}
     return PruneResult(work, plan, scorer.describe(), steps.name, rate, before, after,
                        _layer_rows(before, after, prunable), history, steps.prediction(original, plan),
-                       left_whole={**graph.skipped, **unscored}, repairs=repairs)
+                       left_whole={**graph.skipped, **unscored, **broken}, repairs=repairs,
+                       unit=unit)
+
+
+_NOTHING_FIX = "compress it by quantization alone (edgewise quantize), or leave fewer layers whole"
 
 
 def _nothing_prunable(model: nn.Module, skipped: dict[str, str]) -> str:

@@ -119,7 +119,11 @@ def prune(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the pruned model (.pt).")],
     criterion: Annotated[str, typer.Option(help="lrp, gradient, taylor, l1, l2, hrank, apoz, activation, random.")]
     = "lrp",
-    rate: Annotated[float, typer.Option(help="Fraction of prunable channels to remove, in [0, 1).")] = 0.5,
+    rate: Annotated[float | None, typer.Option(help="Fraction of prunable channels to remove, in [0, 1) (default "
+                                                    "0.5).")] = None,
+    target: Annotated[str | None, typer.Option(help="Instead of --rate, what to keep in the units you budget: "
+                                                    "macs=0.7 (70% of the multiply-accumulates), params=0.5 or "
+                                                    "channels=0.8; the ranking decides where.")] = None,
     schedule: Annotated[str, typer.Option(help="oneshot, iterative or adaptive.")] = "oneshot",
     scope: Annotated[str, typer.Option(help="global or layer ranking.")] = "global",
     max_layer_rate: Annotated[float, typer.Option(help="The largest share of one layer's channels that may go "
@@ -167,7 +171,15 @@ def prune(
     if twice:
         raise UserError(f"--rule gives the layer kind {twice[0]} more than one rule "
                         f"({', '.join(r for r in rule if r.startswith(twice[0] + '='))})", "give one rule per kind")
-    config = _config(PruneConfig, criterion=criterion, rate=rate, schedule=schedule, scope=scope,
+    unit = "channels"
+    if target is not None:
+        if rate is not None:
+            raise UserError("--rate and --target both say how much to cut", "give one of them")
+        from edgewise.compress.budget import parse_target
+
+        unit, rate = parse_target(target)
+    config = _config(PruneConfig, criterion=criterion, rate=0.5 if rate is None else rate, unit=unit,
+                     schedule=schedule, scope=scope,
                      max_layer_rate=max_layer_rate, round_to=round_to, samples_per_class=samples,
                      ignore=ignore or [], options={"rules": dict(r.split("=") for r in rule)} if rule else {},
                      repair=repair, tune_steps=tune_steps, tune_targets=tune_targets)
@@ -203,8 +215,11 @@ def prune(
 
     for line in step_lines(result):
         console.print(line, markup=False)
-    console.print(f"parameters {result.before.params:,} -> {result.after.params:,}, "
-                  f"MACs {result.before.macs:,} -> {result.after.macs:,}; written to {out}")
+    console.print(f"parameters {result.before.params:,} -> {result.after.params:,} (-{result.removed('params'):.1%}), "
+                  f"MACs {result.before.macs:,} -> {result.after.macs:,} (-{result.removed('macs'):.1%}); "
+                  f"written to {out}")
+    if result.shortfall:
+        console.print(f"warning: {result.shortfall}", markup=False)
     console.print(_cost_line(outcome), markup=False)
 
 

@@ -189,8 +189,7 @@ def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | Non
 
     result = prune_model(module, dataset, config, class_ids)
     out = Path(out)
-    save_model(result.model, out, {**_with_source(card, model), "stage": f"pruned {config.criterion} "
-                                   f"{result.channel_rate:.0%}"})
+    save_model(result.model, out, {**_with_source(card, model), "stage": result.label})
     write_json(out.with_suffix(".prune.json"), result.summary())
     if class_ids is not None and dataset.task in ("classification", "segmentation"):  # an expert: on its classes
         from edgewise.stages.scoring import class_score
@@ -261,7 +260,7 @@ def prune_detector_file(model: str, out: str | Path, config: PruneConfig, images
     result = prune_as_configured(module, ref, config, tuner(module, ref.x, None, ref.task, config))
     out = Path(out)
     save_model(result.model, out, {**card, "task": "detection",
-                                   "stage": f"pruned {config.criterion} {result.channel_rate:.0%}"})
+                                   "stage": result.label})
     write_json(out.with_suffix(".prune.json"), result.summary())
     return result, Outcome("no labels: detections are not scored here", None, None, out, out.stat().st_size)
 

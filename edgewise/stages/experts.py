@@ -31,7 +31,7 @@ def experts_stage(state: ModelState, experts: list[ExpertConfig]) -> None:
 
         def expert(st: StageWindow, config: ExpertConfig = config, classes: tuple[int, ...] = classes) -> dict:
             result = prune_model(model, state.data, config, classes, finetuner(state, config.finetune, classes))
-            label = f"expert {config.name} ({config.criterion} {result.channel_rate:.0%})"
+            label = f"expert {config.name} ({result.label.removeprefix('pruned ')})"
             st.add_output(save_model(result.model, st.path("model.pt"),
                                      {**state.card, "stage": label, "expert_classes": list(config.classes)}))
             st.add_output(write_json(st.path("prune.json"), result.summary()))

@@ -69,7 +69,7 @@ def prune_as_configured(module: nn.Module, ref: compress.ReferenceSamples, confi
     return compress.prune(module, ref, config.criterion, config.rate, config.schedule, ranking=config.ranking(),
                           ignore=tuple(config.ignore), step=config.step, sf=config.sf,
                           criterion_options=config.options, finetune=finetune, evaluate=evaluate,
-                          repair=config.repair_settings(), calibration=calibration)
+                          repair=config.repair_settings(), calibration=calibration, unit=config.unit)
 
 
 def calibration_inputs(x: torch.Tensor, count: int, seed: int = 0) -> torch.Tensor:
@@ -122,6 +122,8 @@ def layer_section(title: str, result: compress.PruneResult) -> Section:
     if result.narrowest:
         n = result.narrowest
         note += f" Narrowest layer: {n['layer']}, {n['channels_before']} -> {n['channels_after']} channels."
+    if result.shortfall:
+        note += f" Short of the target: {result.shortfall}."
     for group, why in result.left_whole.items():
         note += f" Left whole: {group} ({why})."
     note += "".join(f" {line}." for line in step_lines(result))
@@ -138,9 +140,9 @@ def prune_stage(state: ModelState, config: PruneConfig) -> None:
 
     def prune(st: StageWindow) -> dict[str, Any]:
         result = prune_model(state.compute_module(source), state.data, config, None, finetuner(state, config.finetune))
-        label = f"pruned {config.criterion} {result.channel_rate:.0%}"
+        label = result.label
         st.add_output(save_model(result.model, st.path("model.pt"),
-                                 {**state.card, "stage": label, "prune": config.rate}))
+                                 {**state.card, "stage": label, "prune": config.rate, "prune_unit": config.unit}))
         st.add_output(write_json(st.path("prune.json"), result.summary()))
         row = score_model(state, st, result.model, label)
         st.metrics.update(channel_rate=result.channel_rate, float_score=state.base.row["score"])

@@ -20,7 +20,10 @@ class PruneConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     criterion: Annotated[str, AfterValidator(CRITERIA.known)] = "lrp"
-    rate: float = Field(0.5, allow_inf_nan=False, ge=0.0, lt=1.0)
+    rate: float = Field(0.5, allow_inf_nan=False, ge=0.0, lt=1.0, description="the share of `unit` to remove")
+    unit: Literal["channels", "macs", "params"] = Field(
+        "channels", description="what rate counts: the prunable channels, or the model's multiply-accumulates or "
+        "parameters (the channel rate of the ranking that removes that share, see compress.budget)")
     schedule: Annotated[str, AfterValidator(SCHEDULES.known)] = Field(
         "oneshot", description="a registered schedule (edgewise.compress.schedules.SCHEDULES): oneshot, iterative "
         "or adaptive")

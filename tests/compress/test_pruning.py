@@ -390,9 +390,35 @@ class FixedWidth(nn.Module):
         return self.head((self.conv(x) + self.offset).mean((2, 3)))
 
 
-def test_a_pruned_network_that_no_longer_runs_is_a_one_line_error(reference):
-    with pytest.raises(PruningError, match="the network no longer runs after removing channels of conv"):
+def test_a_network_whose_only_group_breaks_when_cut_is_a_one_line_error(reference):
+    with pytest.raises(PruningError, match=r"no channel of this model can be pruned: 1 group.*conv: the network no "
+                                           r"longer runs after removing channels of conv"):
         prune(FixedWidth().eval(), reference((3, 16, 16), classes=4), "l1", 0.5)
+
+
+class FixedView(nn.Module):
+    """The last convolution's width written into a view: torch-pruning cuts it, and the head then gets 16 columns."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1)
+        self.c, self.head = nn.Conv2d(16, 16, 3, padding=1), nn.Linear(16, 4)
+
+    def forward(self, x):
+        x = torch.relu(self.c(torch.relu(self.b(torch.relu(self.a(x))))))
+        return self.head(x.view(x.shape[0], 16, -1).mean(-1))
+
+
+@pytest.mark.parametrize("schedule", ["oneshot", "iterative"])
+def test_a_group_whose_cut_breaks_the_network_is_left_whole_in_the_same_run(schedule, reference):
+    torch.manual_seed(0)
+    model, ref = FixedView().eval(), reference((3, 8, 8), classes=4)
+    result = prune(model, ref, "l1", 0.3, schedule, step=0.15)
+    assert list(result.left_whole) == ["c"] and "no longer runs after removing channels of c" in result.left_whole["c"]
+    assert result.model.c.out_channels == 16 and result.plan["c"] == list(range(16))
+    assert result.model.a.out_channels < 16 and result.model.b.out_channels < 16
+    assert result.model(ref.x[:2]).shape == (2, 4)
+    assert result.after.macs < result.before.macs
 
 
 def test_ghostnet_is_pruned_by_the_channels_its_cheap_operation_doubles(reference):
