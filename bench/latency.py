@@ -147,3 +147,21 @@ def onnx_runner(path: str | os.PathLike[str], feeds: dict[str, Any], threads: in
         return lambda: session.run(None, feeds)
 
     return make
+
+
+def module_latency(module: Any, example: Any, config: LatencyConfig = LatencyConfig(iterations=50, duration_s=0.5),
+                   threads: int | None = None) -> dict[str, Any]:
+    """The latency of a torch module as the kit ships it: exported to ONNX (in a scratch folder) and timed in ONNX
+    Runtime on this machine's CPU at `example`'s batch (measure_latency's record, with the backend named)."""
+    import tempfile
+
+    import onnx
+
+    from edgewise.bench.inputs import declared_inputs
+    from edgewise.export import to_onnx
+
+    with tempfile.TemporaryDirectory(prefix="edgewise-latency-") as scratch:
+        path = to_onnx(module, example, Path(scratch) / "model.onnx").path
+        name = declared_inputs(onnx.load(str(path), load_external_data=False).graph)[0].name
+        record = measure_latency(onnx_runner(path, {name: example.cpu().numpy()}, threads), config)
+    return {**record, "backend": "onnxruntime (CPUExecutionProvider)", "batch": int(example.shape[0])}

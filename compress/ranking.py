@@ -22,7 +22,8 @@ class Ranking:
     `min_channels`: never keep fewer channels in a group; `max_layer_rate`: never remove more than
     this share of a group's channels (global ranking with no normalisation would otherwise cut a
     layer of small scores to one channel and the network's output to a constant; 1.0 lifts the
-    floor); `round_to`: keep channel counts multiples of it.
+    floor); `round_to`: keep the unit counts of groups wider than it multiples of it (the widths vector units
+    run fastest at; a group of round_to units or fewer is cut to any count).
     """
 
     scope: str = "global"
@@ -66,7 +67,8 @@ def _floor_for(original: int, ranking: Ranking) -> int:
 
 
 def _rounded_keep(keep: int, current: int, ranking: Ranking) -> int:
-    if not ranking.round_to:
+    # a group no wider than one multiple has no smaller multiple to keep: it is cut to any count
+    if not ranking.round_to or current <= ranking.round_to:
         return keep
     return min(current, math.ceil(keep / ranking.round_to) * ranking.round_to)
 
@@ -80,7 +82,8 @@ def plan_removal(scores: dict[str, torch.Tensor], original: dict[str, int], rate
     an iterative schedule can call this with a growing rate. Global ranking removes the lowest
     normalised scores across groups until `rate` of all channels are gone; per-layer ranking
     removes floor(rate x original) per group. Both respect `min_channels` and `max_layer_rate`;
-    `round_to` then keeps back the best removed units until each group's count is a multiple of it.
+    `round_to` then keeps back the best removed units until each group's count is a multiple of it (groups
+    wider than round_to units).
     """
     if not 0.0 <= rate < 1.0:
         raise UserError(f"pruning rate must be in [0, 1), got {rate}", "give a fraction such as 0.5")

@@ -128,8 +128,10 @@ def prune(
     scope: Annotated[str, typer.Option(help="global or layer ranking.")] = "global",
     max_layer_rate: Annotated[float, typer.Option(help="The largest share of one layer's channels that may go "
                                                        "(1.0: no limit).")] = 0.9,
-    round_to: Annotated[int | None, typer.Option(help="Keep channel counts multiples of this (e.g. 8 or 16: the "
-                                                     "widths vector units and GPU kernels run fastest at).")] = None,
+    round_to: Annotated[int, typer.Option(help="Keep each cut group's channel count a multiple of this (8: the "
+                                               "widths vector units and GPU kernels run fastest at; odd widths can "
+                                               "make a pruned file slower than the unpruned one; 1: any width).")
+                        ] = 8,
     data: Annotated[str | None, typer.Option(help="digits, rail, a .npz or an image folder (default: the model's).")]
     = None,
     classes: Annotated[list[str] | None, typer.Option("--class", help="Restrict scores to a class (repeatable).")]
@@ -154,6 +156,8 @@ def prune(
                                                    "labels), distill or labels.")] = "auto",
     device: Annotated[str, typer.Option(help=DEVICE_HELP + ".")] = "auto",
     verbose: Annotated[bool, typer.Option(help="List every group left whole, with its reason.")] = False,
+    latency: Annotated[bool, typer.Option(help="Export both models and time them in ONNX Runtime on this CPU at "
+                                               "batch 1: latency before and after.")] = False,
     trust_model_file: Annotated[bool, typer.Option("--trust-model-file", help=TRUST_HELP)] = False,
     code: Annotated[str | None, typer.Option(help=CODE_HELP + ".")] = None,
     score: Annotated[str | None, typer.Option(help=SCORE_HELP + ".")] = None,
@@ -189,9 +193,9 @@ def prune(
         if data is None:
             raise UserError("--detect needs reference images", "pass --data images.npz (an array x of images)")
         result, outcome = prune_detector_file(model, out, config, data, classes, detections, device,
-                                              trust_model_file)
+                                              trust_model_file, latency)
     else:
-        result, outcome = prune_file(model, out, config, data, classes, device, trust_model_file, score)
+        result, outcome = prune_file(model, out, config, data, classes, device, trust_model_file, score, latency)
     table = Table(title=f"{result.criterion}, {result.schedule}", title_justify="left")
     for column in ("layer", "channels", "pruned", "parameters", "MACs"):
         table.add_column(column)
@@ -220,6 +224,8 @@ def prune(
                   f"written to {out}")
     if result.shortfall:
         console.print(f"warning: {result.shortfall}", markup=False)
+    for note in outcome.notes:
+        console.print(note, markup=False)
     console.print(_cost_line(outcome), markup=False)
 
 

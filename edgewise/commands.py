@@ -12,7 +12,7 @@ from torch import nn
 
 from edgewise import compress
 from edgewise.base.atomic import atomic_path, write_bytes, write_json
-from edgewise.base.device import on_device, resolve_device
+from edgewise.base.device import device_of, on_device, resolve_device
 from edgewise.base.errors import DataError, UserError, first_line
 from edgewise.base.paths import distinct_output
 from edgewise.base.records import load_records, save_records
@@ -171,10 +171,11 @@ def _with_source(card: dict[str, Any], model: str) -> dict[str, Any]:
 
 def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | None = None,
                classes: list[str] | None = None, device: str = "auto", trusted: bool = False,
-               score: str | None = None) -> tuple[compress.PruneResult, Outcome]:
+               score: str | None = None, latency: bool = False) -> tuple[compress.PruneResult, Outcome]:
     """Prune `model` (zoo name or file) as `config` says, scoring on `device` (auto, cpu, cuda, cuda:N), and write
     the pruned model and its report JSON to `out`; returns the result and what it cost. `score` names how data
-    without labels is scored (edgewise.zoo.agreement.SCORES; default: as the source's outputs say)."""
+    without labels is scored (edgewise.zoo.agreement.SCORES; default: as the source's outputs say). With `latency`,
+    both models are exported and timed in ONNX Runtime on this CPU at batch 1, and the report says so."""
     distinct_output(out, model, data)
     distinct_output(Path(out).with_suffix(".prune.json"), model, data)
     _reads_classes(config, classes)
@@ -190,16 +191,35 @@ def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | Non
     result = prune_model(module, dataset, config, class_ids)
     out = Path(out)
     save_model(result.model, out, {**_with_source(card, model), "stage": result.label})
-    write_json(out.with_suffix(".prune.json"), result.summary())
+    timed, notes = latency_before_after(module, result.model, dataset.val.x[:1]) if latency else ({}, ())
+    write_json(out.with_suffix(".prune.json"), {**result.summary(), **timed})
     if class_ids is not None and dataset.task in ("classification", "segmentation"):  # an expert: on its classes
         from edgewise.stages.scoring import class_score
 
         named = f"{'IoU' if dataset.task == 'segmentation' else 'accuracy'}[{','.join(classes)}]"
         return result, Outcome(f"{named}, {len(dataset.test)} test samples",
                                class_score(module, dataset.test, dataset, class_ids),
-                               class_score(result.model, dataset.test, dataset, class_ids), out, out.stat().st_size)
+                               class_score(result.model, dataset.test, dataset, class_ids), out, out.stat().st_size,
+                               notes)
     return result, Outcome(score_name(dataset), _test_score(module, dataset), _test_score(result.model, dataset), out,
-                           out.stat().st_size)
+                           out.stat().st_size, notes)
+
+
+def latency_before_after(module: nn.Module, pruned: nn.Module, example: torch.Tensor
+                         ) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Both models' latency as shipped (ONNX Runtime on this CPU, at `example`'s batch; bench.latency.module_latency):
+    the records under "latency" for the report JSON, and the line that says what was measured."""
+    from edgewise.bench.latency import module_latency
+
+    example = example.to(device_of(module))
+    before, after = module_latency(module, example), module_latency(pruned, example)
+    line = (f"latency (measured: ONNX Runtime on this CPU, batch {before['batch']}, median of {before['iterations']:,} "
+            f"and {after['iterations']:,} runs): {before['median_ms']:.3g} ms -> {after['median_ms']:.3g} ms "
+            f"({after['median_ms'] / before['median_ms'] - 1:+.0%})")
+    unstable = before["unstable"] + after["unstable"]
+    if unstable:
+        line += f"; unstable: {unstable[0]}"
+    return {"latency": {"before": before, "after": after}}, (line,)
 
 
 def _reads_classes(config: PruneConfig, classes: list[str] | None) -> None:
@@ -242,12 +262,12 @@ def _detection_classes(module: nn.Module, classes: list[str]) -> tuple[int, ...]
 
 def prune_detector_file(model: str, out: str | Path, config: PruneConfig, images: str | Path,
                         classes: list[str] | None = None, detections: int = 10, device: str = "auto",
-                        trusted: bool = False) -> tuple[compress.PruneResult, Outcome]:
+                        trusted: bool = False, latency: bool = False) -> tuple[compress.PruneResult, Outcome]:
     """Prune a detector saved as a file (an ultralytics YOLO model, compress.DetectorHeads of a torchvision
     detector, or an ONNX file whose output is class scores (images, anchors, classes) or a map (images, classes,
     height, width)), scored by the relevance of its own `detections` strongest detections per reference image,
     restricted to `classes` (ids or the model's class names), on `device`; write the pruned model and its report
-    JSON to `out`."""
+    JSON to `out` (with `latency`, as prune_file)."""
     distinct_output(out, model, images)
     _reads_classes(config, classes)
     x = detection_images(images)
@@ -259,10 +279,10 @@ def prune_detector_file(model: str, out: str | Path, config: PruneConfig, images
 
     result = prune_as_configured(module, ref, config, tuner(module, ref.x, None, ref.task, config))
     out = Path(out)
-    save_model(result.model, out, {**card, "task": "detection",
-                                   "stage": result.label})
-    write_json(out.with_suffix(".prune.json"), result.summary())
-    return result, Outcome("no labels: detections are not scored here", None, None, out, out.stat().st_size)
+    save_model(result.model, out, {**card, "task": "detection", "stage": result.label})
+    timed, notes = latency_before_after(module, result.model, ref.x[:1]) if latency else ({}, ())
+    write_json(out.with_suffix(".prune.json"), {**result.summary(), **timed})
+    return result, Outcome("no labels: detections are not scored here", None, None, out, out.stat().st_size, notes)
 
 
 def quantize_file(model: str, out: str | Path, config: QuantizeConfig,

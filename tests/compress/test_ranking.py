@@ -27,6 +27,12 @@ def test_per_layer_rate_and_rounding():
     assert rounded["a"] == [0, 1, 2, 3]
 
 
+def test_a_group_no_wider_than_the_rounding_is_cut_to_any_count():
+    scores = {"narrow": torch.arange(8.0), "wide": torch.arange(24.0)}
+    removal = plan_removal(scores, {"narrow": 8, "wide": 24}, 0.5, Ranking(scope="layer", round_to=8))
+    assert removal == {"narrow": [0, 1, 2, 3], "wide": list(range(8))}  # keeps 4 (unrounded) and 16
+
+
 def test_adaptive_threshold_removes_below_median_times_sf_power():
     scores = {"a": torch.arange(1.0, 11.0)}  # median (lower) 5
     removal = adaptive_removal(scores, {"a": 10}, 0.5, Ranking())
