@@ -36,7 +36,8 @@ class PruneResult:
 
     `left_whole` names the channel groups that could not be pruned safely, with the reason; `repairs` holds, per
     step, what repair did (compress.repair.RepairReport.to_json()); `unit` is what `rate` counts (channels, macs or
-    params, see compress.budget).
+    params, see compress.budget); `selection` how the LRP composite was chosen, where it was
+    (compress.composites.Selection.to_json()).
     """
 
     model: nn.Module
@@ -52,6 +53,7 @@ class PruneResult:
     left_whole: dict[str, str] = field(default_factory=dict)
     repairs: list[dict[str, Any]] = field(default_factory=list)
     unit: Unit = "channels"
+    selection: dict[str, Any] | None = None
 
     @property
     def channel_rate(self) -> float:
@@ -99,7 +101,7 @@ class PruneResult:
             "params_before": self.before.params, "params_after": self.after.params,
             "macs_before": self.before.macs, "macs_after": self.after.macs,
             "layers": self.layers, "history": self.history, "prediction": self.prediction, "plan": self.plan,
-            "left_whole": self.left_whole, "repair": self.repairs,
+            "left_whole": self.left_whole, "repair": self.repairs, "composite_selection": self.selection,
         }
 
 

@@ -147,6 +147,11 @@ def prune(
     rule: Annotated[list[str] | None, typer.Option(help="With lrp: KIND=RULE (repeatable), e.g. conv=alpha2beta1, "
                                                         "which also follows inhibitory contributions (kinds: first, "
                                                         "conv, linear).")] = None,
+    composite: Annotated[str | None, typer.Option(help="With lrp: a named rule composite (epsilon-plus-flat, "
+                                                       "epsilon-alpha2beta1-flat, epsilon-gamma-flat, epsilon; --rule "
+                                                       "overrides it per kind) or auto: each tried in a trial cut, "
+                                                       "repaired, and the one whose outputs stay closest to the "
+                                                       "unpruned network's chosen.")] = None,
     repair: Annotated[str, typer.Option(help="After the cut: all (reconstruct the layers that read pruned channels, "
                                              "then re-estimate batch-norm statistics, each kept where it helps), "
                                              "reconstruct, batchnorm or none.")] = "all",
@@ -186,7 +191,7 @@ def prune(
                      schedule=schedule, scope=scope,
                      max_layer_rate=max_layer_rate, round_to=round_to, samples_per_class=samples,
                      ignore=ignore or [], options={"rules": dict(r.split("=") for r in rule)} if rule else {},
-                     repair=repair, tune_steps=tune_steps, tune_targets=tune_targets)
+                     repair=repair, tune_steps=tune_steps, tune_targets=tune_targets, composite=composite)
     from edgewise.commands import prune_detector_file, prune_file  # torch: after every check of the command line
 
     if detect:

@@ -11,6 +11,7 @@ from torch import nn
 from edgewise import compress
 from edgewise.base.atomic import write_json
 from edgewise.base.errors import UserError
+from edgewise.compress.composites import AUTO, select_composite, selection_line
 from edgewise.compress.size import ladder_row, weight_count
 from edgewise.core.ledger import PRUNED, TORCH
 from edgewise.core.modelio import save_model
@@ -65,11 +66,20 @@ def prune_as_configured(module: nn.Module, ref: compress.ReferenceSamples, confi
                         evaluate: Callable[[nn.Module], float] | None = None,
                         calibration: torch.Tensor | None = None) -> compress.PruneResult:
     """compress.prune of `module` on the reference samples `ref` with every setting `config` gives; repair reads
-    `calibration` (default: the reference samples)."""
-    return compress.prune(module, ref, config.criterion, config.rate, config.schedule, ranking=config.ranking(),
-                          ignore=tuple(config.ignore), step=config.step, sf=config.sf,
-                          criterion_options=config.options, finetune=finetune, evaluate=evaluate,
-                          repair=config.repair_settings(), calibration=calibration, unit=config.unit)
+    `calibration` (default: the reference samples). With composite auto, compress.composites.select_composite
+    chooses the LRP rules first (its record joins the result's `selection`)."""
+    calibration = ref.x if calibration is None else calibration
+    shared = {"ranking": config.ranking(), "ignore": tuple(config.ignore), "repair": config.repair_settings(),
+              "unit": config.unit}
+    options, selection = config.criterion_options(), None
+    if config.composite == AUTO:
+        selection = select_composite(module, ref, config.rate, calibration, **shared)
+        options = {**options, "rules": selection.rules}
+    result = compress.prune(module, ref, config.criterion, config.rate, config.schedule, step=config.step,
+                            sf=config.sf, criterion_options=options, finetune=finetune, evaluate=evaluate,
+                            calibration=calibration, **shared)
+    result.selection = None if selection is None else selection.to_json()
+    return result
 
 
 def calibration_inputs(x: torch.Tensor, count: int, seed: int = 0) -> torch.Tensor:
@@ -92,9 +102,10 @@ def prune_model(module: nn.Module, data: Dataset, config: PruneConfig, classes: 
 
 
 def step_lines(result: compress.PruneResult) -> list[str]:
-    """What repair and tuning did after each step, a sentence each: the held-out output error against the unpruned
-    network before and after repair, with what each part did; tuning's held-out loss and the step it kept."""
-    lines = []
+    """How the LRP composite was chosen (where it was), and what repair and tuning did after each step, a sentence
+    each: the held-out output error against the unpruned network before and after repair, with what each part did;
+    tuning's held-out loss and the step it kept."""
+    lines = [] if result.selection is None else [selection_line(result.selection)]
     for record in result.repairs:
         parts = ", ".join(f"{p['part']} {'kept' if p['kept'] else 'undone'}" for p in record["parts"])
         lines.append(f"Repair after step {record['step']}: held-out output error against the unpruned network "

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from edgewise.base.errors import UserError
+from edgewise.compress.composites import AUTO, COMPOSITES
 from edgewise.compress.criteria import CRITERIA
 from edgewise.compress.schedules import SCHEDULES, iterative_rates
 from edgewise.zoo.training_config import FinetuneConfig
@@ -44,6 +45,9 @@ class PruneConfig(BaseModel):
     output: Literal["onehot", "logit", "contrast"] = Field("onehot", description="seed at the output for LRP, "
                                                            "gradient and Taylor scores")
     options: dict[str, Any] = Field(default_factory=dict, description="criterion options, e.g. LRP rules")
+    composite: str | None = Field(None, description="lrp: a named rule composite (compress.composites.COMPOSITES; "
+                                  "options' rules override it per layer kind), or auto: the one whose trial cut, "
+                                  "repaired, keeps the outputs closest to the unpruned network's")
     finetune: FinetuneConfig | None = None
     repair: RepairName = Field(
         "all", description="after every cut: reconstruct (refit the layers that read pruned channels to the unpruned "
@@ -56,6 +60,26 @@ class PruneConfig(BaseModel):
     tune_targets: Literal["auto", "distill", "labels"] = Field(
         "auto", description="what tuning pulls towards: distill (the unpruned model's outputs, no labels read), "
         "labels, or auto: distill where the data's labels are a source model's own outputs")
+
+    @model_validator(mode="after")
+    def _known_composite(self) -> PruneConfig:
+        if self.composite is None:
+            return self
+        if self.criterion != "lrp":
+            raise ValueError(f"composite {self.composite} names LRP rules, but the criterion is {self.criterion}")
+        if self.composite == AUTO and self.options.get("rules"):
+            raise ValueError("composite auto chooses every rule: give it, or rules, not both")
+        if self.composite != AUTO and self.composite not in COMPOSITES:
+            raise ValueError(f"unknown LRP composite {self.composite!r}: use one of {', '.join(COMPOSITES)} or "
+                             f"{AUTO}")
+        return self
+
+    def criterion_options(self) -> dict[str, Any]:
+        """The criterion's options with a named composite's rules under the rules given per kind (auto is chosen
+        when pruning runs, see stages.prune.prune_as_configured)."""
+        if self.composite in (None, AUTO):
+            return dict(self.options)
+        return {**self.options, "rules": {**COMPOSITES[self.composite], **self.options.get("rules", {})}}
 
     @model_validator(mode="after")
     def _one_fine_tuning(self) -> PruneConfig:

@@ -3,7 +3,8 @@ import torch
 from torch import nn
 
 from edgewise.base.errors import UserError
-from edgewise.stages.prune import calibration_inputs, tuner
+from edgewise.compress.reference import ReferenceSamples
+from edgewise.stages.prune import calibration_inputs, prune_as_configured, step_lines, tuner
 from edgewise.stages.prune_config import PruneConfig
 
 
@@ -26,3 +27,18 @@ def test_calibration_inputs_are_a_draw_not_the_first_of_an_ordered_split():
     drawn = calibration_inputs(x, 10)
     assert len(drawn) == 10 and drawn.max() > 50
     assert torch.equal(drawn, calibration_inputs(x, 10))
+
+
+def test_composite_auto_chooses_the_rules_before_the_cut_and_records_why():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4)).eval()
+    ref = ReferenceSamples.from_split(torch.rand(16, 1, 8, 8), torch.arange(16) % 4, "classification", None)
+    result = prune_as_configured(model, ref, PruneConfig(composite="auto", rate=0.3),
+                                 calibration=torch.rand(32, 1, 8, 8))
+    chosen = result.summary()["composite_selection"]
+    assert {t["composite"] for t in chosen["trials"]} == {"epsilon-plus-flat", "epsilon-alpha2beta1-flat",
+                                                          "epsilon-gamma-flat", "epsilon"}
+    rules = ", ".join(f"{k}={v}" for k, v in chosen["rules"].items())
+    assert result.criterion == f"lrp({rules})"
+    assert step_lines(result)[0].startswith(f"LRP composite {chosen['chosen']} chosen by a trial cut of 30%")

@@ -21,3 +21,23 @@ def test_one_kind_of_fine_tuning_at_a_time():
     with pytest.raises(ValidationError, match=r"finetune .* or tune_steps"):
         PruneConfig(tune_steps=100, finetune={"epochs": 2})
     assert PruneConfig(tune_steps=100).tune_targets == "auto"
+
+
+def test_a_named_composite_gives_its_rules_under_the_ones_given_per_kind():
+    config = PruneConfig(composite="epsilon-gamma-flat", options={"rules": {"linear": "gamma"}})
+    assert config.criterion_options() == {"rules": {"first": "flat", "conv": "gamma", "linear": "gamma"}}
+    assert PruneConfig(composite="auto").criterion_options() == {}
+
+
+@pytest.mark.parametrize(("settings", "problem"), [
+    ({"criterion": "l1", "composite": "epsilon"}, "names LRP rules, but the criterion is l1"),
+    ({"composite": "auto", "options": {"rules": {"conv": "zplus"}}}, "give it, or rules, not both"),
+    ({"composite": "plus"}, "unknown LRP composite 'plus'")])
+def test_a_composite_that_cannot_apply_is_refused(settings, problem):
+    with pytest.raises(ValidationError, match=problem):
+        PruneConfig(**settings)
+
+
+def test_a_budget_unit_and_rounding_by_default():
+    config = PruneConfig(unit="macs", rate=0.3)
+    assert config.ranking().round_to == 8 and config.unit == "macs"
