@@ -15,9 +15,11 @@ wheel is missing is skipped with the pip command that installs it. EDGEWISE_TRAI
 expression, picks networks by key (orientation, detector, recogniser, pages, nudenet);
 EDGEWISE_TRAINED_ROWS picks groups of rows (prune, quantize, learned, qat, w4a8).
 
-Per network: the source file's score in ONNX Runtime; lrp (z+ on convolutions, the kit's default, and
-alpha2beta1, which also follows inhibitory contributions), l1, taylor, random and torch-pruning's
-magnitude pruner (the peer) at each rate: one-shot as cut, with batch-norm statistics re-estimated, with
+Per network: the source file's score in ONNX Runtime; lrp (z+ on convolutions, the kit's default rules,
+alpha2beta1, which also follows inhibitory contributions, and the composite `--composite auto` chooses), l1,
+taylor, random and torch-pruning's magnitude pruner (the peer, its ratio bisected to the same MACs) at each
+share of the MACs removed (10-50%, widths in multiples of 8 as the command cuts them): one-shot as cut,
+with batch-norm statistics re-estimated, with
 the kit's repair (reconstruction, then statistics; compress.repair), and after TUNE_STEPS steps of the
 kit's label-free tuning (compress.tuning: distilled from the float model); torch-pruning's cut as cut
 and after the same tuning;
@@ -48,10 +50,12 @@ from benchmarks.suite import Figure, timed_calls
 from edgewise.base.atomic import write_json
 from edgewise.base.errors import first_line
 
-# (label, criterion, options): LRP with the kit's default rules (z+ on convolutions) and with alpha2beta1, which also
-# follows negative (inhibitory) contributions
-CRITERIA = (("lrp", "lrp", {}), ("lrp a2b1", "lrp", {"rules": {"conv": "alpha2beta1"}}), ("l1", "l1", {}),
-            ("taylor", "taylor", {}), ("random", "random", {}))
+# (label, criterion, options): LRP with the kit's default rules (z+ on convolutions), with alpha2beta1, which also
+# follows negative (inhibitory) contributions, and with the composite `--composite auto` chooses (COMPOSITE_AUTO)
+COMPOSITE_AUTO = "lrp auto"
+CRITERIA = (("lrp", "lrp", {}), ("lrp a2b1", "lrp", {"rules": {"conv": "alpha2beta1"}}), (COMPOSITE_AUTO, "lrp", {}),
+            ("l1", "l1", {}), ("taylor", "taylor", {}), ("random", "random", {}))
+ROUND_TO = 8  # the command's and recipes' default widths
 # each grid with round-to-nearest and with compensated (GPTQ-style) rounding on the reference samples, and learned
 # (AdaRound-style) where the grid rounds to nearest
 QUANTIZERS = (*(
@@ -90,7 +94,7 @@ class Study:
     calibration: np.ndarray  # inputs the 8-bit activation ranges are calibrated on (both W4A8 and quantize_static)
     tune_x: np.ndarray  # unlabelled inputs that repair, tuning and distilled QAT read
     output: Callable[[Any], Any] | None = None  # which tensor the criteria score (compress.prune's output)
-    rates: tuple[float, ...] = (0.1, 0.2, 0.3)
+    rates: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)  # shares of the MACs removed (compress.budget)
 
 
 def _wheel_model(package: str, relative: str) -> Path | None:
@@ -259,18 +263,32 @@ def _detector(path: Path) -> Study:
 
 
 def _torch_pruning(module, example, rate: float):
-    """torch-pruning's own magnitude pruner (L1) at `rate` of each layer's channels with the output layer left alone:
-    what a user of that library runs on the converted module."""
+    """torch-pruning's own magnitude pruner (L1) with the output layer left alone, what a user of that library runs
+    on the converted module, at the per-layer channel ratio (found by bisection) that removes `rate` of the MACs
+    (torch-pruning's own counter), or the nearest above it."""
     import torch
     import torch_pruning as tp
 
-    work = copy.deepcopy(module)
-    last = [m for m in work.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)][-1:]
-    tp.pruner.MetaPruner(work, example, importance=tp.importance.MagnitudeImportance(p=1), pruning_ratio=rate,
-                         ignored_layers=last).step()
-    with torch.no_grad():
-        work(example)
-    return work
+    def cut(ratio: float):
+        work = copy.deepcopy(module)
+        last = [m for m in work.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)][-1:]
+        tp.pruner.MetaPruner(work, example, importance=tp.importance.MagnitudeImportance(p=1), pruning_ratio=ratio,
+                             ignored_layers=last).step()
+        with torch.no_grad():
+            work(example)
+        return work, tp.utils.count_ops_and_params(work, example)[0]
+
+    macs = tp.utils.count_ops_and_params(module, example)[0]
+    low, high = 0.0, 0.9
+    best = cut(high)[0]
+    for _ in range(8):
+        middle = (low + high) / 2
+        work, left = cut(middle)
+        if left <= (1.0 - rate) * macs:
+            high, best = middle, work
+        else:
+            low = middle
+    return best
 
 
 def _latency_ms(path: Path, x: np.ndarray) -> float:
@@ -288,6 +306,7 @@ def _study(study: Study, scratch: Path, progress: Callable[[list[dict[str, Any]]
     from torch import nn
 
     from edgewise import compress, export
+    from edgewise.compress.composites import select_composite
     from edgewise.compress.model_stats import measure_cost
     from edgewise.compress.repair import named_repair
     from edgewise.compress.tuning import Tuning, tune
@@ -338,10 +357,15 @@ def _study(study: Study, scratch: Path, progress: Callable[[list[dict[str, Any]]
     groups = re.compile(os.environ.get("EDGEWISE_TRAINED_ROWS", ".*"))
     for rate in study.rates if groups.search("prune") else ():
         for label, criterion, options in CRITERIA:
-            pruned(f"{label} {rate:.0%}", lambda repair, c=criterion, o=options, r=rate: compress.prune(
-                module, study.ref, c, r, output=study.output, criterion_options=o, repair=named_repair(repair),
-                calibration=tune_x))
-        pruned(f"torch-pruning l1 {rate:.0%}", lambda _, r=rate: _torch_pruning(module, study.ref.x[:2], r),
+            settings = {"output": study.output, "unit": "macs", "ranking": compress.Ranking(round_to=ROUND_TO)}
+            if label == COMPOSITE_AUTO:  # chosen once per rate, as the command chooses it, then cut as each repair
+                chosen = select_composite(module, study.ref, rate, tune_x, repair=named_repair("all"), **settings)
+                options = {"rules": chosen.rules}
+                label = f"{label} ({chosen.chosen})"
+            pruned(f"{label} {rate:.0%} MACs", lambda repair, c=criterion, o=options, r=rate, k=settings:
+                   compress.prune(module, study.ref, c, r, criterion_options=o, repair=named_repair(repair),
+                                  calibration=tune_x, **k))
+        pruned(f"torch-pruning l1 {rate:.0%} MACs", lambda _, r=rate: _torch_pruning(module, study.ref.x[:2], r),
                (("score", "none"),))
     # ONNX has no 4-bit transposed convolution (DequantizeLinear feeds Conv and Gemm only): those stay float
     transposed = tuple(n for n, m in module.named_modules() if isinstance(m, nn.modules.conv._ConvTransposeNd))
