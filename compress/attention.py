@@ -3,13 +3,12 @@ LRP rules reach each projection and the attention product (torch's version runs 
 
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from edgewise.base.errors import UserError
+from edgewise.compress.copying import model_copy
 
 
 def _linear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
@@ -98,7 +97,7 @@ def _combined_mask(attn_mask: torch.Tensor | None, key_padding_mask: torch.Tenso
 def written_out_copy(model: nn.Module) -> nn.Module:
     """An eval-mode deep copy of `model` with every nn.MultiheadAttention written out: the network pruning and
     relevance work on (torch's module ties its inner width to the embedding width and runs as one opaque function)."""
-    return explicit_attention(copy.deepcopy(model).eval())
+    return explicit_attention(model_copy(model).eval())
 
 
 def explicit_attention(model: nn.Module) -> nn.Module:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
 from edgewise.base.device import device_of
 from edgewise.base.errors import UserError
 from edgewise.compress.arguments import check_module, forward
+from edgewise.compress.copying import model_copy
 from edgewise.compress.layers import WEIGHT_LAYERS, output_axis
 from edgewise.compress.modes import evaluating
 from edgewise.compress.outputs import tensors_of
@@ -62,7 +61,7 @@ def fold_batchnorm(model: nn.Module, example_input: torch.Tensor, atol: float = 
 
 
 def _folded(original: nn.Module, example_input: torch.Tensor, atol: float) -> tuple[nn.Module, list[str]]:
-    folded = copy.deepcopy(original).eval()
+    folded = model_copy(original).eval()
     example_input = example_input.to(device_of(original))
     modules = dict(folded.named_modules())
     done = []

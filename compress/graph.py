@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +14,7 @@ from torch_pruning.dependency import index_mapping, shape_infer
 
 from edgewise.base.device import device_of
 from edgewise.base.errors import UserError
+from edgewise.compress.copying import model_copy
 from edgewise.compress.heads import HeadGroup, head_groups, head_projections
 from edgewise.compress.layers import (
     WEIGHT_LAYERS,
@@ -164,7 +164,7 @@ def _dependency_graph(model: nn.Module, example_input: torch.Tensor, cut_shuffle
 def _removal_breaks(model: nn.Module, example_input: torch.Tensor, roots: list[str], cut_shuffles: bool) -> str:
     """Why a copy of `model` no longer runs on `example_input` once the first channel of each group rooted at the
     layers `roots` is removed ('' when it runs)."""
-    trial = copy.deepcopy(model)
+    trial = model_copy(model)
     modules = dict(trial.named_modules())
     try:
         graph = _dependency_graph(trial, example_input, cut_shuffles)
@@ -449,7 +449,7 @@ def breaking_removals(model: nn.Module, example_input: torch.Tensor, ignore: tup
     removal alone leaves a copy of `model` unable to run, with why: each trial cuts a fresh copy, so `model` is kept."""
 
     def breaks(groups: list[str]) -> str:
-        trial = copy.deepcopy(model)
+        trial = model_copy(model)
         try:
             ChannelGraph(trial, example_input, ignore).remove({g: removal[g] for g in groups})
         except PruningError as exc:

@@ -10,7 +10,6 @@ on a copy, and its heads are left whole.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 
 import torch
@@ -18,6 +17,7 @@ import torch_pruning as tp
 from torch import nn
 
 from edgewise.compress.attention import ExplicitAttention
+from edgewise.compress.copying import model_copy
 
 
 def _linear(module: nn.Module, name: str) -> nn.Linear | None:
@@ -145,7 +145,7 @@ def head_groups(model: nn.Module, example_input: torch.Tensor, ignored: set[str]
     skipped: dict[str, str] = {}
 
     def breaks(names: list[str]) -> str:
-        trial = copy.deepcopy(model)
+        trial = model_copy(model)
         modules = dict(trial.named_modules())
         for n in names:
             remove_heads(modules[n], [0])

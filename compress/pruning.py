@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,7 @@ from edgewise.base.errors import UserError
 from edgewise.compress.arguments import check_module, check_reference, run_on_samples
 from edgewise.compress.attention import written_out_copy
 from edgewise.compress.budget import SHORTFALL, Budget, Unit
+from edgewise.compress.copying import model_copy
 from edgewise.compress.criteria import Criterion, get_criterion
 from edgewise.compress.detectors import detection_output
 from edgewise.compress.graph import ChannelGraph, PruningError, breaking_removals
@@ -197,7 +197,7 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
     width = {g.name: g.width for g in graph.groups}
     plan: Plan = {g: list(range(c)) for g, c in original.items()}
     kept: Plan = {}  # per layer that lost output channels, the original indices it keeps
-    unpruned = copy.deepcopy(work) if repair is not None else None
+    unpruned = model_copy(work) if repair is not None else None
     calibration = ref.x if calibration is None else calibration
     repairs: list[dict[str, Any]] = []
 
@@ -251,7 +251,7 @@ def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = 
         """Remove `removal`'s units; False when that broke the network: then the model is as before the cut, and the
         groups whose cut alone breaks it are left whole (with why) in a new graph, for the step to be planned again."""
         nonlocal work, graph, plan, kept, ignore
-        before_cut = copy.deepcopy((work, plan, kept))
+        before_cut = model_copy((work, plan, kept))
         try:
             _remove(graph, channels(removal), plan, kept)
             return True

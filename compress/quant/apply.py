@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +9,7 @@ from torch import nn
 
 from edgewise.base.device import device_of
 from edgewise.compress.arguments import check_bits, check_module, check_reference, run_on_samples
+from edgewise.compress.copying import model_copy
 from edgewise.compress.detectors import detection_output
 from edgewise.compress.outputs import OutputKey, scoring
 from edgewise.compress.quant import get_quantizer
@@ -40,7 +40,7 @@ def quantize(model: nn.Module, method: str | Quantizer = "ecq", bits: int = 4, *
         check_reference(ref)
     if output is None and ref is not None and ref.task == "detection":
         output = detection_output(model)
-    work = copy.deepcopy(model).eval()
+    work = model_copy(model).eval()
     if ref is not None:  # inputs the model does not take, labels outside its classes, an output name it lacks
         run_on_samples(work, ref, output, count=1)
     layers = weight_layers_to_quantize(work, ignore)
