@@ -357,12 +357,12 @@ def _study(study: Study, scratch: Path, progress: Callable[[list[dict[str, Any]]
     groups = re.compile(os.environ.get("EDGEWISE_TRAINED_ROWS", ".*"))
     for rate in study.rates if groups.search("prune") else ():
         for label, criterion, options in CRITERIA:
-            settings = {"output": study.output, "unit": "macs", "ranking": compress.Ranking(round_to=ROUND_TO)}
+            cut = {"output": study.output, "unit": "macs", "ranking": compress.Ranking(round_to=ROUND_TO)}
             if label == COMPOSITE_AUTO:  # chosen once per rate, as the command chooses it, then cut as each repair
-                chosen = select_composite(module, study.ref, rate, tune_x, repair=named_repair("all"), **settings)
+                chosen = select_composite(module, study.ref, rate, tune_x, repair=named_repair("all"), **cut)
                 options = {"rules": chosen.rules}
                 label = f"{label} ({chosen.chosen})"
-            pruned(f"{label} {rate:.0%} MACs", lambda repair, c=criterion, o=options, r=rate, k=settings:
+            pruned(f"{label} {rate:.0%} MACs", lambda repair, c=criterion, o=options, r=rate, k=cut:
                    compress.prune(module, study.ref, c, r, criterion_options=o, repair=named_repair(repair),
                                   calibration=tune_x, **k))
         pruned(f"torch-pruning l1 {rate:.0%} MACs", lambda _, r=rate: _torch_pruning(module, study.ref.x[:2], r),
