@@ -149,19 +149,31 @@ def onnx_runner(path: str | os.PathLike[str], feeds: dict[str, Any], threads: in
     return make
 
 
-def module_latency(module: Any, example: Any, config: LatencyConfig = LatencyConfig(iterations=50, duration_s=0.5),
-                   threads: int | None = None) -> dict[str, Any]:
-    """The latency of a torch module as the kit ships it: exported to ONNX (in a scratch folder) and timed in ONNX
-    Runtime on this machine's CPU at `example`'s batch (measure_latency's record, with the backend named)."""
-    import tempfile
+SHORT = LatencyConfig(iterations=50, duration_s=0.5)
+"""A quick measurement, for a command's before-and-after line rather than a benchmark."""
 
+
+def file_latency(path: str | os.PathLike[str], example: Any, config: LatencyConfig = SHORT,
+                 threads: int | None = None) -> dict[str, Any]:
+    """The latency of an ONNX file with one input, fed `example` (a tensor or array), in ONNX Runtime on this
+    machine's CPU (measure_latency's record, with the backend and batch named)."""
     import onnx
 
     from edgewise.bench.inputs import declared_inputs
+
+    array = example.cpu().numpy() if hasattr(example, "cpu") else example
+    name = declared_inputs(onnx.load(str(path), load_external_data=False).graph)[0].name
+    record = measure_latency(onnx_runner(path, {name: array}, threads), config)
+    return {**record, "backend": "onnxruntime (CPUExecutionProvider)", "batch": int(array.shape[0])}
+
+
+def module_latency(module: Any, example: Any, config: LatencyConfig = SHORT, threads: int | None = None
+                   ) -> dict[str, Any]:
+    """The latency of a torch module as the kit ships it: exported to ONNX (in a scratch folder) and timed as
+    file_latency times a file."""
+    import tempfile
+
     from edgewise.export import to_onnx
 
     with tempfile.TemporaryDirectory(prefix="edgewise-latency-") as scratch:
-        path = to_onnx(module, example, Path(scratch) / "model.onnx").path
-        name = declared_inputs(onnx.load(str(path), load_external_data=False).graph)[0].name
-        record = measure_latency(onnx_runner(path, {name: example.cpu().numpy()}, threads), config)
-    return {**record, "backend": "onnxruntime (CPUExecutionProvider)", "batch": int(example.shape[0])}
+        return file_latency(to_onnx(module, example, Path(scratch) / "model.onnx").path, example, config, threads)

@@ -191,7 +191,7 @@ def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | Non
     result = prune_model(module, dataset, config, class_ids)
     out = Path(out)
     save_model(result.model, out, {**_with_source(card, model), "stage": result.label})
-    timed, notes = latency_before_after(module, result.model, dataset.val.x[:1]) if latency else ({}, ())
+    timed, notes = latency_before_after(module, result.model, dataset.val.x[:1], model) if latency else ({}, ())
     write_json(out.with_suffix(".prune.json"), {**result.summary(), **timed})
     if class_ids is not None and dataset.task in ("classification", "segmentation"):  # an expert: on its classes
         from edgewise.stages.scoring import class_score
@@ -205,21 +205,29 @@ def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | Non
                            out.stat().st_size, notes)
 
 
-def latency_before_after(module: nn.Module, pruned: nn.Module, example: torch.Tensor
+def latency_before_after(module: nn.Module, pruned: nn.Module, example: torch.Tensor, source: str | Path | None = None
                          ) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """Both models' latency as shipped (ONNX Runtime on this CPU, at `example`'s batch; bench.latency.module_latency):
-    the records under "latency" for the report JSON, and the line that says what was measured."""
-    from edgewise.bench.latency import module_latency
+    """Both models' latency as shipped (ONNX Runtime on this CPU, at `example`'s batch; bench.latency.module_latency)
+    and, for a model given as an ONNX file, that file's own (the kit's export of the unpruned model can differ from
+    it): the records under "latency" for the report JSON, and the line that says what was measured."""
+    from edgewise.bench.latency import file_latency, module_latency
 
     example = example.to(device_of(module))
-    before, after = module_latency(module, example), module_latency(pruned, example)
+    records = {"before": module_latency(module, example), "after": module_latency(pruned, example)}
+    before, after = records["before"], records["after"]
     line = (f"latency (measured: ONNX Runtime on this CPU, batch {before['batch']}, median of {before['iterations']:,} "
             f"and {after['iterations']:,} runs): {before['median_ms']:.3g} ms -> {after['median_ms']:.3g} ms "
             f"({after['median_ms'] / before['median_ms'] - 1:+.0%})")
-    unstable = before["unstable"] + after["unstable"]
+    if source is not None and str(source).endswith(".onnx"):
+        try:
+            records["source"] = file_latency(source, example)
+            line += f"; the source file itself {records['source']['median_ms']:.3g} ms"
+        except UserError as exc:  # a file of several inputs or a fixed batch: its own figure is left out
+            line += f"; the source file not timed ({exc.problem})"
+    unstable = [reason for record in records.values() for reason in record["unstable"]]
     if unstable:
         line += f"; unstable: {unstable[0]}"
-    return {"latency": {"before": before, "after": after}}, (line,)
+    return {"latency": records}, (line,)
 
 
 def _reads_classes(config: PruneConfig, classes: list[str] | None) -> None:
@@ -280,7 +288,7 @@ def prune_detector_file(model: str, out: str | Path, config: PruneConfig, images
     result = prune_as_configured(module, ref, config, tuner(module, ref.x, None, ref.task, config))
     out = Path(out)
     save_model(result.model, out, {**card, "task": "detection", "stage": result.label})
-    timed, notes = latency_before_after(module, result.model, ref.x[:1]) if latency else ({}, ())
+    timed, notes = latency_before_after(module, result.model, ref.x[:1], model) if latency else ({}, ())
     write_json(out.with_suffix(".prune.json"), {**result.summary(), **timed})
     return result, Outcome("no labels: detections are not scored here", None, None, out, out.stat().st_size, notes)
 

@@ -106,3 +106,17 @@ def test_a_drifting_timing_or_a_busy_machine_makes_it_unstable():
     reasons = stability({"drift": 0.3}, 0.4)
     assert reasons == ["the medians of its first and second half differ by 30% (more than 10%)",
                        "other processes kept 40% of the CPUs busy (more than 25%)"]
+
+
+def test_a_module_is_timed_as_shipped_and_a_file_as_it_is(tmp_path):
+    from edgewise.bench.latency import file_latency, module_latency
+    from edgewise.export import to_onnx
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU()).eval()
+    x = torch.rand(2, 3, 16, 16)
+    config = LatencyConfig(warmup_s=0.0, warmup_iterations=1, iterations=5, duration_s=0.0)
+    timed = module_latency(model, x, config)
+    assert timed["kind"] == "measured" and timed["batch"] == 2 and timed["iterations"] == 5
+    assert timed["backend"] == "onnxruntime (CPUExecutionProvider)" and timed["median_ms"] > 0
+    path = to_onnx(model, x, tmp_path / "m.onnx").path
+    assert file_latency(path, x.numpy(), config)["iterations"] == 5

@@ -100,12 +100,14 @@ def test_prune_command_refuses_bad_rates_and_criteria(tmp_path, edgewise):
 def test_prune_command_meets_a_mac_target(tmp_path, digits_cnn, edgewise):
     out = tmp_path / "p.pt"
     result = edgewise("prune", "digits-cnn", "-o", str(out), "--criterion", "l1", "--target", "macs=0.6",
-                      "--repair", "none")
+                      "--repair", "none", "--latency")
     assert result.returncode == 0, result.stderr
     summary = json.loads(out.with_suffix(".prune.json").read_text())
     assert summary["unit"] == "macs" and summary["rate_requested"] == pytest.approx(0.4)
     assert 0.4 <= summary["removed"]["macs"] <= 0.42 and summary["shortfall"] is None
     assert f"(-{summary['removed']['macs']:.1%}); written to" in " ".join(result.stderr.split())
+    assert "latency (measured: ONNX Runtime on this CPU, batch 1, median of" in " ".join(result.stderr.split())
+    assert {summary["latency"][k]["kind"] for k in ("before", "after")} == {"measured"}
     from edgewise.core.modelio import load_model
 
     assert load_model(out)[1]["stage"] == f"pruned l1: MACs -{summary['removed']['macs']:.0%}, " \

@@ -2,6 +2,7 @@
 today's exporter with a fixed batch, data without labels, and a cost line per command."""
 
 import hashlib
+import json
 import subprocess
 import sys
 import textwrap
@@ -84,7 +85,8 @@ def test_a_current_onnx_file_with_a_fixed_batch_and_no_labels_goes_through(vendo
     assert max(o.version for o in onnx.load(str(vendor_file)).opset_import) >= 18
     np.savez(tmp_path / "x.npz", x=np.random.default_rng(1).random((30, 3, 8, 8), dtype=np.float32))
     monkeypatch.chdir(tmp_path)
-    steps = [("prune", str(vendor_file), "--data", "x.npz", "-o", "p.pt", "--criterion", "lrp", "--rate", "0.3"),
+    steps = [("prune", str(vendor_file), "--data", "x.npz", "-o", "p.pt", "--criterion", "lrp", "--rate", "0.3",
+              "--latency"),
              ("quantize", "p.pt", "--data", "x.npz", "-o", "q.pt", "--method", "ecqx"),
              ("export", "q.pt", "--records", "q.npz", "--data", "x.npz", "-o", "q.onnx"),
              ("export", "q.pt", "--records", "q.npz", "--data", "x.npz", "-o", "w4a8.onnx", "--w4a8")]
@@ -92,6 +94,7 @@ def test_a_current_onnx_file_with_a_fixed_batch_and_no_labels_goes_through(vendo
         done = edgewise(*args)
         assert done.returncode == 0, (args, done.stderr)
         assert "cost: score" in done.stderr and "agreement with the source model" in done.stderr, done.stderr
+    assert json.loads((tmp_path / "p.prune.json").read_text())["latency"]["source"]["kind"] == "measured"
     shipped = onnx.load(str(tmp_path / "q.onnx"))
     assert [d.dim_value for d in shipped.graph.input[0].type.tensor_type.shape.dim] == [1, 3, 8, 8]
 
