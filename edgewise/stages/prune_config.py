@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from edgewise.base.errors import UserError
-from edgewise.compress.composites import AUTO, COMPOSITES
+from edgewise.compress.composites import AUTO, composite_rules
 from edgewise.compress.criteria import CRITERIA
 from edgewise.compress.schedules import SCHEDULES, iterative_rates
 from edgewise.zoo.training_config import FinetuneConfig
@@ -69,9 +69,11 @@ class PruneConfig(BaseModel):
             raise ValueError(f"composite {self.composite} names LRP rules, but the criterion is {self.criterion}")
         if self.composite == AUTO and self.options.get("rules"):
             raise ValueError("composite auto chooses every rule: give it, or rules, not both")
-        if self.composite != AUTO and self.composite not in COMPOSITES:
-            raise ValueError(f"unknown LRP composite {self.composite!r}: use one of {', '.join(COMPOSITES)} or "
-                             f"{AUTO}")
+        if self.composite != AUTO:
+            try:
+                composite_rules(self.composite)
+            except UserError as exc:
+                raise ValueError(f"{exc.problem}: {exc.fix}") from None
         return self
 
     def criterion_options(self) -> dict[str, Any]:
@@ -79,7 +81,7 @@ class PruneConfig(BaseModel):
         when pruning runs, see stages.prune.prune_as_configured)."""
         if self.composite in (None, AUTO):
             return dict(self.options)
-        return {**self.options, "rules": {**COMPOSITES[self.composite], **self.options.get("rules", {})}}
+        return {**self.options, "rules": {**composite_rules(self.composite), **self.options.get("rules", {})}}
 
     @model_validator(mode="after")
     def _one_fine_tuning(self) -> PruneConfig:
