@@ -18,7 +18,7 @@ _WHERE = {
     "ChannelGraph": ".graph", "PruningError": ".graph",
     "LayerCost": ".model_stats", "ModelCost": ".model_stats", "count_parameters": ".model_stats",
     "measure_cost": ".model_stats",
-    "Plan": ".pruning", "PruneResult": ".pruning", "apply_plan": ".pruning", "prune": ".pruning",
+    "Plan": ".pruning", "PruneResult": ".pruning", "Pruner": ".pruning", "apply_plan": ".pruning", "prune": ".pruning",
     "QUANTIZERS": ".quant", "Quantizer": ".quant", "get_quantizer": ".quant", "quantize": ".quant",
     "register_quantizer": ".quant",
     "QuantizedModel": ".quant.model", "floats_of": ".quant.model", "load_decoded": ".quant.model",

@@ -146,154 +146,190 @@ def _remove(graph: ChannelGraph, removal: Plan, plan: Plan, kept: Plan) -> int:
     return sum(len(i) for i in removal.values())
 
 
-def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = "lrp", rate: float = 0.5,
-          schedule: str | Schedule = "oneshot", *, ranking: Ranking | None = None, ignore: tuple[str, ...] = (),
-          step: float = 0.05, sf: float = 0.5, max_steps: int = MAX_STEPS,
-          criterion_options: dict[str, Any] | None = None,
-          finetune: Callable[[nn.Module], dict[str, Any] | None] | None = None,
-          evaluate: Callable[[nn.Module], float] | None = None, output: OutputKey = None,
-          repair: Repair | None = REPAIR, calibration: torch.Tensor | None = None, unit: Unit = "channels"
-          ) -> PruneResult:
-    """Prune `model`'s channels scored by `criterion` on `ref`; the pruned channels are physically removed.
+class Pruner:
+    """One pruning run, as Torch-Pruning's pruners hold it: the working copy of the model, its channel graph and the
+    channels kept so far; each `step()` makes the schedule's next cut, repairs it and records it, and `result()` is
+    the pruned model with its report.
 
-    Schedules: `oneshot` removes `rate` of the prunable channels at once; `iterative` removes
-    `step` of the original channels per step up to `rate`, re-scoring (and fine-tuning, when
-    `finetune` is given) between steps; `adaptive` applies seed 002's threshold
-    median x SF^(C0/Ct) per group until nothing more falls below it (`rate` is then unused) and
-    reports the Lambert-W prediction beside the observed counts; or any Schedule object, or the name
-    of one registered (compress.schedules). `unit` says what `rate` (and each step's rate) counts: the
-    prunable channels, or the model's MACs or parameters (compress.budget finds the channel rate of the
-    ranking that meets it; `shortfall` on the result says where the cut fell short). After every cut,
-    `repair` (compress.repair; None: off) refits
-    the layers that read pruned channels and re-estimates batch-norm statistics towards the unpruned
-    network on `calibration` inputs (default: the reference samples), keeping each part only where it
-    helps; then `finetune` runs (compress.tuning.tune distils without labels; a record it returns joins
-    the step's history). The input model is not changed. `evaluate`, when
-    given, scores the model after every step for the history. A model returning a dict, tuple or
-    list is scored by the tensor `output` names (default: a dict's 'out', else the first tensor;
-    for detection samples, a known detector's class scores, see compress.detectors); the pruned
-    model returns what the original did.
+    `criterion` scores channels on `ref`; `schedule` is `oneshot` (remove `rate` of the prunable channels at once),
+    `iterative` (`step` of the original channels per step up to `rate`, re-scoring, and fine-tuning when `finetune`
+    is given, between steps), `adaptive` (seed 002's threshold median x SF^(C0/Ct) per group until nothing more falls
+    below it; `rate` is then unused; the Lambert-W prediction is reported beside the observed counts), any Schedule
+    object, or the name of one registered (compress.schedules). `unit` says what `rate` (and each step's rate)
+    counts: the prunable channels, or the model's MACs or parameters (compress.budget finds the channel rate of the
+    ranking that meets it). A group whose cut breaks the network is left whole in the same run. After every cut,
+    `repair` (compress.repair; None: off) refits the layers that read pruned channels and re-estimates batch-norm
+    statistics towards the unpruned network on `calibration` inputs (default: the reference samples), keeping each
+    part only where it helps; then `finetune` runs (compress.tuning.tune distils without labels; a record it returns
+    joins the step's history) and `evaluate`, when given, scores the model for the history. A model returning a
+    dict, tuple or list is scored by the tensor `output` names (default: a dict's 'out', else the first tensor; for
+    detection samples, a known detector's class scores, see compress.detectors). The input model is not changed.
     """
-    check_module(model)
-    check_reference(ref)
-    ranking = ranking or Ranking()
-    steps = get_schedule(schedule, rate=rate, step=step, sf=sf, max_steps=max_steps)
-    _validate(rate, ranking, unit, steps)
-    scorer = get_criterion(criterion, **(criterion_options or {}))
-    if output is None and ref.task == "detection":
-        output = detection_output(model)
-    work = written_out_copy(model)
-    input_shape = tuple(ref.x.shape[1:])
-    example = ref.x[:1].to(device_of(work))
-    reference_output = run_on_samples(work, ref, output, count=1)  # what the model cannot take, before any work
-    reference_shapes = shapes(reference_output)
-    before = measure_cost(work, input_shape, ref.x.dtype)
-    graph = ChannelGraph(work, example, ignore)
-    if not graph.groups:
-        raise PruningError(_nothing_prunable(work, graph.skipped), _NOTHING_FIX)
-    original = {g.name: g.channels for g in graph.groups}
-    # ranking counts units: a channel, or in a group feeding a grouped convolution one channel per block
-    original_units = {g.name: g.units for g in graph.groups}
-    width = {g.name: g.width for g in graph.groups}
-    plan: Plan = {g: list(range(c)) for g, c in original.items()}
-    kept: Plan = {}  # per layer that lost output channels, the original indices it keeps
-    unpruned = model_copy(work) if repair is not None else None
-    calibration = ref.x if calibration is None else calibration
-    repairs: list[dict[str, Any]] = []
 
-    def record(step_index: int, tuned: dict[str, Any] | None = None) -> None:
-        cost = measure_cost(work, input_shape, ref.x.dtype)
-        point = {"step": step_index, "channels": sum(len(k) for k in plan.values()),
-                 "channel_rate": 1.0 - sum(len(k) for k in plan.values()) / max(sum(original.values()), 1),
+    def __init__(self, model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = "lrp",
+                 rate: float = 0.5, schedule: str | Schedule = "oneshot", *, ranking: Ranking | None = None,
+                 ignore: tuple[str, ...] = (), step: float = 0.05, sf: float = 0.5, max_steps: int = MAX_STEPS,
+                 criterion_options: dict[str, Any] | None = None,
+                 finetune: Callable[[nn.Module], dict[str, Any] | None] | None = None,
+                 evaluate: Callable[[nn.Module], float] | None = None, output: OutputKey = None,
+                 repair: Repair | None = REPAIR, calibration: torch.Tensor | None = None,
+                 unit: Unit = "channels") -> None:
+        check_module(model)
+        check_reference(ref)
+        self.ranking = ranking or Ranking()
+        self.schedule = get_schedule(schedule, rate=rate, step=step, sf=sf, max_steps=max_steps)
+        _validate(rate, self.ranking, unit, self.schedule)
+        self.scorer = get_criterion(criterion, **(criterion_options or {}))
+        self.ref, self.rate, self.unit, self.ignore = ref, rate, unit, ignore
+        self.output = detection_output(model) if output is None and ref.task == "detection" else output
+        self.finetune, self.evaluate, self.repair = finetune, evaluate, repair
+        self.work = written_out_copy(model)
+        self.example = ref.x[:1].to(device_of(self.work))
+        # what the model cannot take shows before any work
+        self.reference_shapes = shapes(run_on_samples(self.work, ref, self.output, count=1))
+        self.before = self._cost()
+        self.graph = ChannelGraph(self.work, self.example, ignore)
+        if not self.graph.groups:
+            raise PruningError(_nothing_prunable(self.work, self.graph.skipped), _NOTHING_FIX)
+        self.original = {g.name: g.channels for g in self.graph.groups}
+        # ranking counts units: a channel, or in a group feeding a grouped convolution one channel per block
+        self.original_units = {g.name: g.units for g in self.graph.groups}
+        self.width = {g.name: g.width for g in self.graph.groups}
+        self.plan: Plan = {g: list(range(c)) for g, c in self.original.items()}
+        self.kept: Plan = {}  # per layer that lost output channels, the original indices it keeps
+        self.unpruned = model_copy(self.work) if repair is not None else None
+        self.calibration = ref.x if calibration is None else calibration
+        self.history: list[dict[str, Any]] = []
+        self.repairs: list[dict[str, Any]] = []
+        self.unscored: dict[str, str] = {}
+        self.broken: dict[str, str] = {}  # groups whose cut broke the network, left whole in the same run
+        self.steps_done = 0
+        self._stale = False  # the graph predates the last cut
+        self._record()
+
+    @property
+    def done(self) -> bool:
+        """Whether the schedule has made its last cut (or found nothing more to cut)."""
+        return self.steps_done >= self.schedule.steps
+
+    def step(self) -> bool:
+        """Make the schedule's next cut, repair and record it; False, with nothing cut, once the schedule is done."""
+        if self.done:
+            return False
+        if self._stale:
+            self.graph = ChannelGraph(self.work, self.example, self.ignore)
+        index = self.steps_done + 1
+        removal = self.removal(index)
+        while removal is not None and not self._cut(removal):
+            removal = self.removal(index)
+        if removal is None:
+            self.steps_done = self.schedule.steps
+            return False
+        self.steps_done, self._stale = index, True
+        if self.unpruned is not None:
+            report = repair_cut(self.unpruned, self.work, self.calibration, self.kept, self.repair)
+            self.repairs.append({"step": index, **report.to_json()})
+        self._record(self.finetune(self.work) if self.finetune is not None else None)
+        return True
+
+    def scores(self) -> dict[str, torch.Tensor]:
+        """The criterion's score per unit of every group it reaches, on the model as cut so far."""
+        names = {name for g in self.graph.groups for name, _, _ in g.members}
+        with scoring(self.work, self.example, self.output):
+            by_group = self.graph.group_scores(self.scorer.scores(self.work, names, self.ref))
+        # a group the scored output does not reach (a detector's box branch when its class scores are scored) scores
+        # only zeros: it is left whole rather than cut to the floor
+        for g in self.graph.groups:
+            if not by_group[g.name].any():
+                self.unscored[g.name] = (f"the scored output does not depend on it, so {self.scorer.name} gives it "
+                                         "no score")
+        if self.graph.groups and len(self.unscored) == len(self.graph.groups):
+            raise PruningError(f"{self.scorer.name} gives no layer a score: the scored output does not depend on any "
+                               "of them for these samples (an untrained head initialised at zero does this)",
+                               "train the model first, or score with a criterion that needs no output (l1)")
+        return {g.name: g.unit_scores(by_group[g.name]) for g in self.graph.groups if g.name not in self.unscored}
+
+    def removal(self, index: int) -> Plan | None:
+        """The units step `index` removes per group (None: the schedule stops); with a budget, the removal whose
+        estimated cost meets the step's rate of the unpruned model's cost in `unit`."""
+        if self.unit == "channels":
+            return self.schedule.removal(index, self.scores(), self.original_units, self.ranking,
+                                         self.scorer.normalization, self.width)
+        unit_scores = self.scores()
+
+        def at(channel_rate: float) -> Plan:
+            return plan_removal(unit_scores, {g: self.original_units[g] for g in unit_scores}, channel_rate,
+                                self.ranking, self.scorer.normalization, self.width)
+
+        budget = Budget(self.unit, self.graph, self._cost())
+        whole = self.before.macs if self.unit == "macs" else self.before.params
+        goal = whole * (1.0 - self.schedule.rates[index - 1])
+        return at(budget.channel_rate(goal, lambda r: self._channels(at(r))))
+
+    def result(self) -> PruneResult:
+        """The pruned model (the working copy, now an ordinary smaller module) and its report."""
+        self.work.eval()
+        with torch.no_grad():
+            now = shapes(self.work(self.example))
+        if now != self.reference_shapes:
+            raise PruningError(f"pruning changed the output shapes from {self.reference_shapes} to {now}",
+                               "leave the output layers out of pruning (ignore)")
+        after = self._cost()
+        prunable = {name for g in self.graph.groups for name, _, _ in g.members}
+        return PruneResult(self.work, self.plan, self.scorer.describe(), self.schedule.name, self.rate, self.before,
+                           after, _layer_rows(self.before, after, prunable), self.history,
+                           self.schedule.prediction(self.original, self.plan),
+                           left_whole={**self.graph.skipped, **self.unscored, **self.broken}, repairs=self.repairs,
+                           unit=self.unit)
+
+    def _cost(self) -> ModelCost:
+        return measure_cost(self.work, tuple(self.ref.x.shape[1:]), self.ref.x.dtype)
+
+    def _channels(self, units: Plan) -> Plan:
+        groups = {g.name: g for g in self.graph.groups}
+        return {name: groups[name].channels_of(u) for name, u in units.items()}
+
+    def _record(self, tuned: dict[str, Any] | None = None) -> None:
+        cost = self._cost()
+        left = sum(len(k) for k in self.plan.values())
+        point = {"step": self.steps_done, "channels": left,
+                 "channel_rate": 1.0 - left / max(sum(self.original.values()), 1),
                  "params": cost.params, "macs": cost.macs}
         if tuned is not None:
             point["tuning"] = tuned
-        if evaluate is not None:
-            point["score"] = evaluate(work)
-        history.append(point)
+        if self.evaluate is not None:
+            point["score"] = self.evaluate(self.work)
+        self.history.append(point)
 
-    def scores() -> dict[str, torch.Tensor]:
-        names = {name for g in graph.groups for name, _, _ in g.members}
-        with scoring(work, example, output):
-            by_group = graph.group_scores(scorer.scores(work, names, ref))
-        # a group the scored output does not reach (a detector's box branch when its class scores are scored) scores
-        # only zeros: it is left whole rather than cut to the floor
-        for g in graph.groups:
-            if not by_group[g.name].any():
-                unscored[g.name] = f"the scored output does not depend on it, so {scorer.name} gives it no score"
-        if graph.groups and len(unscored) == len(graph.groups):
-            raise PruningError(f"{scorer.name} gives no layer a score: the scored output does not depend on any of "
-                               "them for these samples (an untrained head initialised at zero does this)",
-                               "train the model first, or score with a criterion that needs no output (l1)")
-        return {g.name: g.unit_scores(by_group[g.name]) for g in graph.groups if g.name not in unscored}
-
-    def channels(units: Plan) -> Plan:
-        groups = {g.name: g for g in graph.groups}
-        return {name: groups[name].channels_of(u) for name, u in units.items()}
-
-    history: list[dict[str, Any]] = []
-    unscored: dict[str, str] = {}
-    broken: dict[str, str] = {}  # groups whose cut broke the network, left whole in the same run
-    record(0)
-    def budgeted(step_index: int) -> Plan:
-        """The step's removal whose estimated cost meets the step's rate of the unpruned model's cost in `unit`."""
-        unit_scores = scores()
-
-        def at(channel_rate: float) -> Plan:
-            return plan_removal(unit_scores, {g: original_units[g] for g in unit_scores}, channel_rate, ranking,
-                                scorer.normalization, width)
-
-        budget = Budget(unit, graph, measure_cost(work, input_shape, ref.x.dtype))
-        goal = (before.macs if unit == "macs" else before.params) * (1.0 - steps.rates[step_index - 1])
-        return at(budget.channel_rate(goal, lambda r: channels(at(r))))
-
-    def cut(removal: Plan) -> bool:
+    def _cut(self, removal: Plan) -> bool:
         """Remove `removal`'s units; False when that broke the network: then the model is as before the cut, and the
         groups whose cut alone breaks it are left whole (with why) in a new graph, for the step to be planned again."""
-        nonlocal work, graph, plan, kept, ignore
-        before_cut = model_copy((work, plan, kept))
+        before_cut = model_copy((self.work, self.plan, self.kept))
         try:
-            _remove(graph, channels(removal), plan, kept)
+            _remove(self.graph, self._channels(removal), self.plan, self.kept)
             return True
         except PruningError:
-            work, plan, kept = before_cut
-            breaking = breaking_removals(work, example, ignore, channels(removal))
+            self.work, self.plan, self.kept = before_cut
+            breaking = breaking_removals(self.work, self.example, self.ignore, self._channels(removal))
             if not breaking:
                 raise
-        for group, why in breaking.items():
-            broken[group] = why
-        ignore = (*ignore, *breaking)
-        graph = ChannelGraph(work, example, ignore)
-        if not graph.groups:
-            raise PruningError(_nothing_prunable(work, {**graph.skipped, **broken}), _NOTHING_FIX)
+        self.broken.update(breaking)
+        self.ignore = (*self.ignore, *breaking)
+        self.graph = ChannelGraph(self.work, self.example, self.ignore)
+        if not self.graph.groups:
+            raise PruningError(_nothing_prunable(self.work, {**self.graph.skipped, **self.broken}), _NOTHING_FIX)
         return False
 
-    for step_index in range(1, steps.steps + 1):
-        while True:
-            if unit == "channels":
-                removal = steps.removal(step_index, scores(), original_units, ranking, scorer.normalization, width)
-            else:
-                removal = budgeted(step_index)
-            if removal is None or cut(removal):
-                break
-        if removal is None:
-            break
-        if unpruned is not None:
-            repairs.append({"step": step_index, **repair_cut(unpruned, work, calibration, kept, repair).to_json()})
-        record(step_index, finetune(work) if finetune is not None else None)
-        if step_index < steps.steps:
-            graph = ChannelGraph(work, example, ignore)
-    work.eval()
-    with torch.no_grad():
-        if shapes(work(example)) != reference_shapes:
-            raise PruningError(f"pruning changed the output shapes from {reference_shapes} to {shapes(work(example))}",
-                               "leave the output layers out of pruning (ignore)")
-    after = measure_cost(work, input_shape, ref.x.dtype)
-    prunable = {name for g in graph.groups for name, _, _ in g.members}
-    return PruneResult(work, plan, scorer.describe(), steps.name, rate, before, after,
-                       _layer_rows(before, after, prunable), history, steps.prediction(original, plan),
-                       left_whole={**graph.skipped, **unscored, **broken}, repairs=repairs,
-                       unit=unit)
+
+def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = "lrp", rate: float = 0.5,
+          schedule: str | Schedule = "oneshot", **settings: Any) -> PruneResult:
+    """Prune `model`'s channels scored by `criterion` on `ref` at `rate` by `schedule`, the pruned channels physically
+    removed: a Pruner run to the end of its schedule. `settings` are the Pruner's keyword arguments (ranking, ignore,
+    unit, repair, calibration, finetune, ...); the input model is not changed."""
+    pruner = Pruner(model, ref, criterion, rate, schedule, **settings)
+    while pruner.step():
+        pass
+    return pruner.result()
 
 
 _NOTHING_FIX = "compress it by quantization alone (edgewise quantize), or leave fewer layers whole"

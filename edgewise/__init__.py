@@ -24,9 +24,9 @@ except metadata.PackageNotFoundError:  # running from a source tree that is not 
 
 _WHERE = {
     # compress
-    "prune": ".compress", "quantize": ".compress", "fold_batchnorm": ".compress", "encode": ".compress",
-    "decode": ".compress", "ReferenceSamples": ".compress", "PruneResult": ".compress", "QuantizedModel": ".compress",
-    "Bitstream": ".compress", "DetectorHeads": ".compress",
+    "prune": ".compress", "Pruner": ".compress", "quantize": ".compress", "fold_batchnorm": ".compress",
+    "encode": ".compress", "decode": ".compress", "ReferenceSamples": ".compress", "PruneResult": ".compress",
+    "QuantizedModel": ".compress", "Bitstream": ".compress", "DetectorHeads": ".compress",
     # export
     "to_onnx": ".export", "open_session": ".export", "OnnxFile": ".export",
     # bench: the subpackage is callable, edgewise.bench("model.onnx", target=...)

@@ -5,7 +5,7 @@ from torch import nn
 from edgewise.base.errors import UserError
 from edgewise.compress.criteria.base import Criterion
 from edgewise.compress.graph import PruningError
-from edgewise.compress.pruning import apply_plan, prune
+from edgewise.compress.pruning import Pruner, apply_plan, prune
 from edgewise.compress.ranking import Ranking
 from edgewise.core.modelio import load_model, save_model
 from edgewise.zoo.models import build_model
@@ -261,6 +261,22 @@ def test_iterative_schedule_steps_and_finetunes(reference):
     rates = [h["channel_rate"] for h in result.history]
     assert rates == sorted(rates) and rates[-1] == pytest.approx(0.2, abs=0.01)
     assert all(h["score"] == 0.5 for h in result.history)
+
+
+def test_a_pruner_steps_through_its_schedule_and_gives_what_prune_gives(reference):
+    model = build_model("lenet", (1, 8, 8), 10).eval()
+    ref = reference((1, 8, 8))
+    pruner = Pruner(model, ref, "l1", 0.2, "iterative", step=0.1)
+    assert not pruner.done and [h["step"] for h in pruner.history] == [0]
+    widths = []
+    while pruner.step():
+        widths.append(sum(len(kept) for kept in pruner.plan.values()))
+    assert pruner.done and not pruner.step()  # a finished pruner cuts nothing more
+    assert widths == sorted(widths, reverse=True) and len(widths) == 2
+    stepped, whole = pruner.result(), prune(model, ref, "l1", 0.2, "iterative", step=0.1)
+    assert stepped.plan == whole.plan and stepped.history == whole.history
+    x = ref.x[:4]
+    assert torch.equal(stepped.model(x), whole.model(x))
 
 
 def test_adaptive_schedule_converges_and_reports_the_prediction(reference):

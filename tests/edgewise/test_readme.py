@@ -35,6 +35,20 @@ def test_the_python_quickstart_runs(tmp_path):
     assert (tmp_path / "mlp.onnx").is_file()
 
 
+def test_the_pruner_example_runs_on_the_quickstarts_model(tmp_path):
+    """The stepped Pruner example, after the quickstart's lines up to its prune (the model, reference, accuracy)."""
+    text = README.read_text(encoding="utf-8")
+    example = re.search(r"gives the steps to a loop of your own.*?```python\n(.*?)```", text, re.S)
+    assert example, "the README has no Pruner example"
+    setup = quickstart().split("pruned = ew.prune(")[0].replace("fit(model, 150)", "fit(model, 20)")
+    (tmp_path / "pruner.py").write_text(setup + example.group(1) + "print(pruned.unit, len(pruned.history))\n",
+                                        encoding="utf-8")
+    completed = subprocess.run([sys.executable, "pruner.py"], cwd=tmp_path, capture_output=True, text=True,
+                               env={**os.environ, "EDGEWISE_QUIET": "1"}, timeout=300, check=False)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.splitlines()[-1] == "macs 4"  # the unpruned record and three steps of 0.1
+
+
 def test_the_plug_in_example_runs(tmp_path):
     """The Plug-ins section's example registers a criterion and a schedule and prunes with them, by name."""
     match = re.search(r"## Plug-ins.*?```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
