@@ -375,7 +375,7 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
     (export.plain_runtime: auto, always, never).
     """
     from edgewise import export
-    from edgewise.stages.export import shipped_score
+    from edgewise.stages.export import export_verified
     from edgewise.zoo.training import evaluate
 
     if w4a8 is not None and not records:
@@ -405,18 +405,12 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
                             f"export without --tensorrt and build on the board: {' '.join(command)}")
     probe = dataset.test.x[:8]
     with atomic_path(out) as staged:
-        if w4a8 is not None:
-            onnx_file = export.to_w4a8(module, probe[:2], staged, layers, dataset.train.x[: w4a8.samples].numpy(),
-                                       w4a8.calibrator, w4a8.activations, keep_float=w4a8.keep_float,
-                                       tolerance=w4a8.tolerance)
-        else:
-            onnx_file = export.to_onnx(module, probe[:2], staged, layers)
-        check = export.verify(staged, module, probe, quantized=layers is not None)
-        result = {**check, "path": str(out), "quantized_layers": onnx_file.quantized_layers,
+        onnx_file, check = export_verified(module, probe[:2], probe, staged, dataset, layers, w4a8)
+        result = {**check, "path": str(out),
                   **({"float_nodes": onnx_file.float_nodes, "float_nodes_line": float_nodes_line(onnx_file)}
                      if w4a8 is not None else {}),
                   "torch_score": evaluate(module, dataset.test, dataset.task)["score"],
-                  "onnx_score": shipped_score(staged, dataset), "score_name": score_name(dataset)}
+                  "score_name": score_name(dataset)}
         if card.get("source_onnx") and dataset.reference is None:
             result.update(_against_source(Path(card["source_onnx"]), staged, dataset))
     result.update(_runtimes(out, probe, plain))
@@ -509,8 +503,10 @@ def deploy_file(model: str, out: str | Path, records: str | Path | None = None, 
 
     from edgewise import export
     from edgewise.export.bundles import check_target
-    from edgewise.stages.deploy import preprocessing
+    from edgewise.stages.deploy import bundle_for_board
+    from edgewise.stages.deploy_config import DeployConfig
 
+    config = DeployConfig(tar=tar, to=to, precision=precision, sign_key=sign_key)
     distinct_output(out, model, records, bitstream, data, sign_key)
     check_target(out, tar)  # before the export's work, not after it
     module, _, dataset = resolve_model(model, data, trusted=trusted)
@@ -524,13 +520,8 @@ def deploy_file(model: str, out: str | Path, records: str | Path | None = None, 
         export.verify(onnx_path, module, probe, quantized=layers is not None)
         with torch.no_grad():
             expected = module.eval()(probe).numpy()
-        command = export.trtexec_command("model.onnx", "model.engine", "x", dataset.input_shape, precision)
-        path = export.bundle(onnx_path, out, name=Path(out).name, probe_input=probe.numpy(), probe_output=expected,
-                             trtexec=command, bitstream=bitstream, tar=tar,
-                             preprocessing=preprocessing(dataset), sign_key=sign_key)
-    export.verify_bundle(path, sign_key)
-    if to:
-        export.copy_to(path, to)
+        path, _ = bundle_for_board(onnx_path, Path(out), Path(out).name, probe, expected, dataset, config,
+                                   bitstream)
     return path
 
 

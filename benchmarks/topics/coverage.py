@@ -120,10 +120,10 @@ def _narrowest(original: torch.nn.Module, pruned: torch.nn.Module) -> tuple[str,
 
 def _onnx_parity(model: torch.nn.Module, x: torch.Tensor) -> float:
     """Relative max difference of ONNX Runtime against torch on `x` (the scored output)."""
-    import numpy as np
 
     from edgewise.compress.outputs import scored_output
     from edgewise.export import open_session, to_onnx
+    from edgewise.export.checks import relative_difference
 
     with scored_output(model.eval()) as scored, tempfile.TemporaryDirectory() as scratch:
         path = to_onnx(scored, x[:1], Path(scratch) / "m.onnx").path
@@ -131,7 +131,7 @@ def _onnx_parity(model: torch.nn.Module, x: torch.Tensor) -> float:
         got = session.run(None, {session.get_inputs()[0].name: x[:1].numpy()})[0]
         with torch.no_grad():
             want = scored(x[:1]).numpy()
-    return float(np.abs(got - want).max() / max(float(np.abs(want).max()), 1e-12))
+    return relative_difference(got, want)
 
 
 def _torch_pruning(model: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from edgewise import export
@@ -22,6 +24,22 @@ def preprocessing(data: Dataset) -> dict[str, Any]:
             "classes": list(data.class_names)}
 
 
+def bundle_for_board(onnx_path: Path, out: Path, name: str, probe: torch.Tensor, expected: np.ndarray, data: Dataset,
+                     config: DeployConfig, bitstream: Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """The deploy work of `edgewise deploy` and the deploy stage alike: `onnx_path` bundled at `out` with its probe
+    (`probe` and the output `expected` of it), hashes, runner and the board's trtexec command, verified, and copied
+    with scp as `config.to` says. Returns the bundle's path and its verification (export.verify_bundle), with the
+    copy's command as `copied_with` when it was copied."""
+    command = export.trtexec_command("model.onnx", "model.engine", "x", data.input_shape, config.precision)
+    path = export.bundle(onnx_path, out, name=name, probe_input=probe.numpy(), probe_output=expected, trtexec=command,
+                         bitstream=bitstream, tar=config.tar, preprocessing=preprocessing(data),
+                         sign_key=config.sign_key)
+    checked = export.verify_bundle(path, config.sign_key)
+    if config.to:
+        checked["copied_with"] = export.copy_to(path, config.to)
+    return path, checked
+
+
 def deploy_stage(state: ModelState, config: DeployConfig) -> None:
     """Bundle the final version's ONNX file (and its NNCodec bitstream, if coded) with its probe, hashes and runner;
     optionally copy it to a board."""
@@ -37,14 +55,9 @@ def deploy_stage(state: ModelState, config: DeployConfig) -> None:
         expected = session.run(None, {session.get_inputs()[0].name: probe.numpy()})[0]
 
     def deploy(st: StageWindow) -> dict[str, Any]:
-        command = export.trtexec_command("model.onnx", "model.engine", "x", state.data.input_shape, config.precision)
-        path = export.bundle(final.files[ONNX], st.path("bundle"), name=name, probe_input=probe.numpy(),
-                             probe_output=expected, trtexec=command, bitstream=bitstream, tar=config.tar,
-                             preprocessing=preprocessing(state.data), sign_key=config.sign_key)
-        checked = export.verify_bundle(path, config.sign_key)
+        path, checked = bundle_for_board(final.files[ONNX], st.path("bundle"), name, probe, expected, state.data,
+                                         config, bitstream)
         st.metrics.update(bundle=str(path), **checked)
-        if config.to:
-            st.metrics["copied_with"] = export.copy_to(path, config.to)
         for file in ([path] if path.is_file() else sorted(f for f in path.rglob("*") if f.is_file())):
             st.add_output(file)
         return {"bundle": str(path.relative_to(state.run.root)), "files": checked["files"]}

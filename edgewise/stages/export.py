@@ -5,16 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 import torch
 
 from edgewise import export
 from edgewise.base.errors import UserError
-from edgewise.base.records import load_records
+from edgewise.base.records import QuantizedLayer, load_records
 from edgewise.core.console import console
 from edgewise.core.ledger import ONNX, RECORDS, TORCH, W4A8, Version
 from edgewise.core.rundir import StageWindow
+from edgewise.export.checks import relative_difference
+from edgewise.export.onnx_export import OnnxFile
 from edgewise.export.plain_runtime import SLOWER, write_plain_variant
 from edgewise.export.session import session_runner
 from edgewise.export.w4a8 import float_nodes_line
@@ -51,6 +52,24 @@ def shipped_score(path: Path, data: Dataset) -> float:
     return score_logits(torch.from_numpy(logits), data.test.y, data.task, data.class_names)["score"]
 
 
+def export_verified(module: torch.nn.Module, example: torch.Tensor, probe: torch.Tensor, path: Path, data: Dataset,
+                    records: dict[str, QuantizedLayer] | None = None, w4a8: W4A8Config | None = None,
+                    dynamic_batch: bool = True) -> tuple[OnnxFile, dict[str, Any]]:
+    """The export work of `edgewise export` and the export stage alike: `module` written to `path` as ONNX (4-bit
+    weights where `records` are given; with `w4a8`, 8-bit activations too, their ranges calibrated on the training
+    split), verified against the module on `probe` and scored as it ships on the test split. Returns the file and
+    its record: the verification (export.verify), the 4-bit layers and `onnx_score`."""
+    if w4a8 is not None:
+        onnx_file = export.to_w4a8(module, example, path, records, data.train.x[: w4a8.samples].numpy(),
+                                   w4a8.calibrator, w4a8.activations, dynamic_batch, keep_float=w4a8.keep_float,
+                                   tolerance=w4a8.tolerance)
+    else:
+        onnx_file = export.to_onnx(module, example, path, records, dynamic_batch)
+    check = export.verify(path, module, probe, quantized=records is not None)
+    return onnx_file, {**check, "quantized_layers": onnx_file.quantized_layers,
+                       "onnx_score": shipped_score(path, data)}
+
+
 def _torch_row(state: ModelState, version: Version) -> dict[str, Any] | None:
     """The version's score row, or (a folded model, which computes what its parent does) its parent's."""
     while version.row is None and version.parent is not None:
@@ -67,18 +86,17 @@ def _export_torch(state: ModelState, config: ExportConfig, versions: list[Versio
         for version in versions:
             module, filename = state.module(version), onnx_name(version, final)
             records = load_records(version.files[RECORDS])[0] if RECORDS in version.files else None
-            onnx_file = export.to_onnx(module, probe[:1], st.path(filename), records, config.dynamic_batch)
-            check = export.verify(onnx_file.path, module, probe, quantized=records is not None)
+            onnx_file, check = export_verified(module, probe[:1], probe, st.path(filename), state.data, records,
+                                               dynamic_batch=config.dynamic_batch)
             shapes = export.check_shapes(onnx_file.path, module, original)
             st.add_output(onnx_file.path)
-            score, row = shipped_score(onnx_file.path, state.data), _torch_row(state, version)
+            score, row = check.pop("onnx_score"), _torch_row(state, version)
             gap = None if row is None else row["score"] - score
             flagged = gap is not None and abs(gap) > SCORE_GAP
             if flagged:
                 console.print(f"  {state.entry.name} {filename}: ONNX Runtime scores {score:.4f}, torch "
                               f"{row['score']:.4f}: a gap of {100 * gap:+.1f} points", markup=False)
-            st.metrics[filename] = {**check, "quantized_layers": onnx_file.quantized_layers,
-                                    "pruned_layers": sum(r["torch"] != r["original"] for r in shapes),
+            st.metrics[filename] = {**check, "pruned_layers": sum(r["torch"] != r["original"] for r in shapes),
                                     "onnx_score": score, "score_gap": gap}
             rows.append((version.label, filename, binary_bytes(onnx_file.bytes), str(check["opset"]),
                          f"{check['rel_diff']:.1e}", f"{check['fast_rel_diff']:.1e}",
@@ -147,16 +165,13 @@ def _export_w4a8(state: ModelState, config: W4A8Config, st: StageWindow, quantiz
     version, scored as it ships; returns its ledger values and its row of the export table."""
     module = state.module(quantized)
     records = load_records(quantized.files[RECORDS])[0]
-    calibration = state.data.train.x[: config.samples].numpy()
     path = st.path(W4A8_FILE)
-    onnx_file = export.to_w4a8(module, probe[:1], path, records, calibration, config.calibrator, config.activations,
-                               keep_float=config.keep_float, tolerance=config.tolerance)
-    check = export.verify(path, module, probe, quantized=True)
+    onnx_file, check = export_verified(module, probe[:1], probe, path, state.data, records, config)
     st.add_output(path)
-    score = shipped_score(path, state.data)
+    score = check.pop("onnx_score")
     label = f"{quantized.label}, 8-bit activations"
     gap = quantized.row["score"] - score
-    st.metrics[W4A8_FILE] = {**check, "quantized_layers": onnx_file.quantized_layers, "onnx_score": score,
+    st.metrics[W4A8_FILE] = {**check, "onnx_score": score,
                              "score_gap": gap, **config.model_dump(mode="json"), "float_nodes": onnx_file.float_nodes,
                              "sensitivity": onnx_file.sensitivity, "folded_batchnorms": onnx_file.folded_batchnorms,
                              "corrected_biases": onnx_file.corrected_biases}
@@ -183,7 +198,7 @@ def _check_given(state: ModelState, config: ExportConfig, given: Version) -> Non
     def verify(st: StageWindow) -> dict[str, Any]:
         exact = session_runner(export.open_session(path, fast=False))(probe)
         fast = session_runner(export.open_session(path))(probe)
-        rel = float(np.abs(fast - exact).max() / max(np.abs(exact).max(), 1e-12))
+        rel = relative_difference(fast, exact)
         opset = max((o.version for o in onnx.load(str(path)).opset_import if o.domain in ("", "ai.onnx")), default=0)
         st.metrics.update(fast_rel_diff=rel, opset=opset)
         if config.tensorrt is not None:
