@@ -9,8 +9,8 @@ from __future__ import annotations
 import platform
 from typing import Any
 
-from edgewise.base.system import procfs
-from edgewise.bench.energy import NvmlMeter, meter_for
+from edgewise.board.energy import NvmlMeter, meter_for
+from edgewise.board.system import procfs
 from edgewise.targets import load_target, target_names
 
 # the device tree's model string names the module, e.g. "NVIDIA Jetson Orin NX Engineering Reference Developer Kit"

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import onnx
 
-from edgewise.base.errors import UserError
 from edgewise.base.paths import MODEL_OR_BUNDLE, existing
 from edgewise.bench.counts import count_onnx
 from edgewise.bench.inputs import Inputs, declared_inputs, load_arrays, parse_request, resolve_inputs
 from edgewise.bench.target_bench import BenchConfig, bench_model
+from edgewise.board.errors import UserError
 from edgewise.export.integrity import check_weights
 from edgewise.export.onnx_file import read_onnx
 
@@ -23,7 +23,7 @@ from edgewise.export.onnx_file import read_onnx
 def _model(path: Path) -> tuple[Path, dict[str, np.ndarray]]:
     """The ONNX file to run, and the arrays a bundle ships as its probe (one sample of its input)."""
     if path.is_dir():
-        from edgewise.export.runner import BundleError, check_files, read_manifest
+        from edgewise.board.manifest import BundleError, check_files, read_manifest
 
         if not (path / "manifest.json").is_file():
             raise UserError(f"{path} is a folder without manifest.json", "give an .onnx file or a deploy bundle")

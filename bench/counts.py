@@ -149,8 +149,8 @@ def _profile(model: onnx.ModelProto, inputs: Inputs) -> list[dict[str, Any]]:
     """The node events of one run of `model` as written, with ONNX Runtime's profiler on."""
     import onnxruntime as ort
 
-    from edgewise.base.errors import UserError
-    from edgewise.export.session import session_options
+    from edgewise.board.errors import UserError
+    from edgewise.board.session import session_options
 
     with tempfile.TemporaryDirectory(prefix="edgewise-counts-") as scratch:
         # a model it cannot load is our one-line error, not its log line too

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 
 PRECISIONS = ("fp32", "fp16", "int8", "int4")
 # what each precision computes on (TensorRT on Ampere and newer runs FP32 engines on TF32 tensor cores) and how many

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgewise.bench.energy import NvmlMeter, measure_energy, meter_for
 from edgewise.bench.inputs import Inputs
 from edgewise.bench.latency import LatencyConfig, measure_latency
+from edgewise.board.energy import NvmlMeter, measure_energy, meter_for
 
 CPU = "CPUExecutionProvider"
 
@@ -67,7 +67,7 @@ def _nvml_memory(meter: Any) -> dict[str, Any]:
 
 
 def _onnxruntime(path: Path, inputs: Inputs, config: Any, providers: list[str]) -> tuple[Callable[[], Any], dict]:
-    from edgewise.export.session import open_session
+    from edgewise.board.session import open_session
 
     session = open_session(path, threads=config.threads, providers=[*providers, CPU])
     run = lambda: session.run(None, inputs.feeds)  # noqa: E731 (outputs come back to the host: run is synchronous)
@@ -107,7 +107,7 @@ def measure_gpu(path: str | os.PathLike[str], inputs: Inputs, profile: dict[str,
     CUDA events. Neither: every part unavailable, with the fix. Energy per inference comes from
     the target's meter (NVML) over repeated windows, with an idle baseline.
     """
-    from edgewise.export.session import device_providers
+    from edgewise.board.session import device_providers
 
     meter, why = meter_for(profile)
     gpu = [p for p in device_providers("auto") if p != CPU]

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from edgewise.base.errors import UserError
 from edgewise.base.npz import check_fits_in_memory
+from edgewise.board.errors import UserError
 
 # ONNX tensor element type -> numpy dtype, for the types users feed
 ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool",

@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgewise.base.system import procfs, sysfs
-from edgewise.export.runner import time_runs
+from edgewise.board.system import procfs, sysfs
+from edgewise.board.timing import time_runs
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def measure_latency(make_runner: Callable[[], Callable[[], Any]], config: Latenc
     CPUs other processes used while timing (`load`'s window) and why the figure is unstable (empty
     when it is not); kind "measured".
     `timer(run)` times one run in seconds (default: `clock` around it; CUDA passes device events).
-    The timing loop is the bundle runner's (edgewise.export.runner.time_runs), so a board and this
+    The timing loop is the bundle runner's (edgewise.board.timing.time_runs), so a board and this
     machine time alike.
     """
     start = clock()
@@ -134,8 +134,8 @@ def onnx_runner(path: str | os.PathLike[str], feeds: dict[str, Any], threads: in
     model) is a UserError naming the inputs and the fix, not a traceback.
     """
     def make() -> Callable[[], Any]:
-        from edgewise.base.errors import UserError
-        from edgewise.export.session import open_session
+        from edgewise.board.errors import UserError
+        from edgewise.board.session import open_session
 
         session = open_session(path, threads=threads, providers=providers)
         try:

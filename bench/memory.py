@@ -13,13 +13,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# the child loads the kit's session module by its file (the way a bundle's run.py does), not the kit's packages:
-# what it imports is what serving the model needs, and the baseline imports the same
+# the child loads the board package from its folder under the name a bundle gives it (as a bundle's run.py does),
+# not the kit's packages: what it imports is what serving the model needs, and the baseline imports the same
 _SESSION = """
-import importlib.util, sys
-spec = importlib.util.spec_from_file_location("edgewise_session", sys.argv[1])
-session_module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(session_module)
+import importlib, importlib.util, sys
+spec = importlib.util.spec_from_file_location("edgewise_board", sys.argv[1] + "/__init__.py",
+                                              submodule_search_locations=[sys.argv[1]])
+sys.modules["edgewise_board"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sys.modules["edgewise_board"])
+session_module = importlib.import_module("edgewise_board.session")
 import onnx
 """
 _CHILD = _SESSION + """
@@ -58,15 +60,15 @@ def onnx_peak_memory(path: str | os.PathLike[str], inputs: str | os.PathLike[str
 
     `inputs` is an .npz with one array per input name (edgewise.bench.inputs.Inputs.save).
 
-    The session is the one every measurement uses (edgewise.export.session: the shipped graph,
-    with `threads`, on `providers`). Also reports the baseline of the same interpreter loading that session module
+    The session is the one every measurement uses (edgewise.board.session: the shipped graph,
+    with `threads`, on `providers`). Also reports the baseline of the same interpreter loading the board package
     without a model, so the model's own share can be read off; the arena setting is recorded because
     it inflates the peak.
     """
-    from edgewise.base.errors import StageError
-    from edgewise.export import session
+    from edgewise.board import session
+    from edgewise.board.errors import StageError
 
-    module = str(Path(session.__file__))
+    module = str(Path(session.__file__).parent)
     baseline_code, baseline = python_peak_rss(_SESSION, module)
     code, peak = python_peak_rss(_CHILD, module, str(path), str(inputs), str(runs), "1" if arena else "0",
                                  str(threads or 0), ",".join(providers or []))

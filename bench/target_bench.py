@@ -11,16 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgewise.base.errors import UserError
 from edgewise.bench.availability import availability, board_model, this_board
 from edgewise.bench.counts import Counts
-from edgewise.bench.energy import RamPeak, board_state, measure_energy, meter_for
 from edgewise.bench.estimate import estimate
 from edgewise.bench.gpu import measure_gpu
 from edgewise.bench.inputs import Inputs
 from edgewise.bench.latency import LatencyConfig, machine_settings, measure_latency, onnx_runner
 from edgewise.bench.memory import onnx_peak_memory
-from edgewise.export.runner import RESULT_FORMAT
+from edgewise.board.energy import RamPeak, board_state, measure_energy, meter_for
+from edgewise.board.errors import UserError
+from edgewise.board.runner import RESULT_FORMAT
 from edgewise.targets import load_target
 
 # upper bounds that keep a mistyped setting from running for days
@@ -87,7 +87,7 @@ def _here(onnx_path: Path, inputs: Inputs, profile: dict[str, Any], config: Benc
     system RAM outside any process's resident set) also the system RAM in use above idle while
     the child runs. Energy comes from the target's meter, or is unavailable with why.
     """
-    from edgewise.export.session import open_session
+    from edgewise.board.session import open_session
 
     _pin(config.cpus)
     latency = measure_latency(onnx_runner(onnx_path, inputs.feeds, config.threads, providers),
@@ -110,10 +110,10 @@ def _here(onnx_path: Path, inputs: Inputs, profile: dict[str, Any], config: Benc
 def _trtexec_here(onnx_path: Path, inputs: Inputs, profile: dict[str, Any], config: BenchConfig,
                   precision: str | None) -> dict[str, Any]:
     """Latency, memory and energy of a TensorRT engine built and timed by trtexec on this board, as run.py does."""
-    from edgewise.bench import energy
-    from edgewise.export.runner import trtexec_measurement, trtexec_path
+    from edgewise.board import energy
+    from edgewise.board.runner import trtexec_measurement, trtexec_path
+    from edgewise.board.trtexec_report import TrtexecError
     from edgewise.export.tensorrt import trtexec_command
-    from edgewise.export.trtexec_report import TrtexecError
 
     executable = trtexec_path()
     if executable is None:
@@ -138,7 +138,7 @@ def _on_board(onnx_path: Path, inputs: Inputs, profile: dict[str, Any], config: 
               precision: str | None) -> dict[str, Any]:
     """This Jetson measured: ONNX Runtime on the best providers installed (TensorRT, CUDA, else CPU), or trtexec when
     asked for; with the power mode and GPU clocks the figures hold for."""
-    from edgewise.export.session import device_providers
+    from edgewise.board.session import device_providers
 
     if config.backend == "trtexec":
         parts = _trtexec_here(onnx_path, inputs, profile, config, precision)

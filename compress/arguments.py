@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from edgewise.base.device import device_of
-from edgewise.base.errors import UserError
 from edgewise.base.records import QuantizedLayer
+from edgewise.board.errors import UserError
 from edgewise.compress.outputs import OutputKey, pick
 from edgewise.compress.reference import ReferenceSamples
 from edgewise.compress.tasks import CLASS_TASKS

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 
 if TYPE_CHECKING:
     from torch import nn

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgewise.base.errors import UserError
 from edgewise.base.records import QuantizedLayer
+from edgewise.board.errors import UserError
 from edgewise.compress.arguments import check_records
 
 MAGIC = b"EWNNC1\n"

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 
 if TYPE_CHECKING:
     import torch

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.compress.attention import written_out_copy
 from edgewise.compress.graph import ChannelGraph
 from edgewise.compress.pruning import Plan, PruneResult, apply_plan, prune

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from edgewise.base.device import device_of
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.compress.arguments import check_module, forward
 from edgewise.compress.copying import model_copy
 from edgewise.compress.layers import WEIGHT_LAYERS, output_axis

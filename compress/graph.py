@@ -13,7 +13,7 @@ from torch import nn
 from torch_pruning.dependency import index_mapping, shape_infer
 
 from edgewise.base.device import device_of
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.compress.copying import model_copy
 from edgewise.compress.heads import HeadGroup, head_groups, head_projections
 from edgewise.compress.layers import (

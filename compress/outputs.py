@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 
 OutputKey = str | int | Callable[[Any], torch.Tensor] | None
 """Which output scores: a dict key, a tuple/list index, a function of the output, or None (the default pick)."""

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from edgewise.base.device import device_of
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.compress.arguments import check_module, check_reference, run_on_samples
 from edgewise.compress.attention import written_out_copy
 from edgewise.compress.budget import SHORTFALL, Budget, Unit

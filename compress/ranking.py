@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 
 NORMALIZATIONS = ("none", "sum", "l2")
 SCOPES = ("global", "layer")

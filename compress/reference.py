@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.compress.tasks import CLASS_TASKS, OUTPUT_TASKS, TASKS
 
 OUTPUT_SEEDS = ("onehot", "logit", "contrast")

@@ -14,7 +14,7 @@ from zennit.types import Convolution
 from zennit.types import Linear as AnyLinear
 
 from edgewise.base.device import device_of
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.compress.attention import written_out_copy
 from edgewise.compress.fold import batchnorm_pairs
 from edgewise.compress.layers import watch_weight_inputs

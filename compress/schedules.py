@@ -13,8 +13,8 @@ import inspect
 import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from edgewise.base.errors import UserError
 from edgewise.base.registry import Registry, registrar
+from edgewise.board.errors import UserError
 
 if TYPE_CHECKING:
     import torch

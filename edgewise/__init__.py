@@ -34,7 +34,7 @@ _WHERE = {
     # runtime
     "IntegerMLP": ".runtime",
     # records and errors
-    "QuantizedLayer": ".base.records", "EdgewiseError": ".base.errors", "UserError": ".base.errors",
+    "QuantizedLayer": ".base.records", "EdgewiseError": ".board.errors", "UserError": ".board.errors",
     # recipes and runs
     "run": ".api", "Recipe": ".recipe", "load_recipe": ".recipe", "RunResult": ".pipeline",
     "SweepResult": ".sweep",

@@ -13,8 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgewise import __version__
-from edgewise.base.errors import EdgewiseError, UserError, filesystem_error
 from edgewise.base.paths import MODEL_OR_BUNDLE, existing, named_inputs
+from edgewise.board.errors import EdgewiseError, UserError, filesystem_error
 from edgewise.core.console import console
 
 if TYPE_CHECKING:

@@ -13,9 +13,9 @@ from torch import nn
 from edgewise import compress
 from edgewise.base.atomic import atomic_path, write_bytes, write_json
 from edgewise.base.device import device_of, on_device, resolve_device
-from edgewise.base.errors import DataError, UserError, first_line
 from edgewise.base.paths import distinct_output
 from edgewise.base.records import load_records, save_records
+from edgewise.board.errors import DataError, UserError, first_line
 from edgewise.core.modelio import load_model, save_model
 from edgewise.stages.export_config import W4A8Config
 from edgewise.stages.prune_config import PruneConfig
@@ -436,8 +436,8 @@ def _export_detector(module: nn.Module, card: dict[str, Any], model: str, out: s
     the images of `images` (.npz x); a model converted from ONNX is compared with the file it came from, output for
     output. The file replaces `out` only once it is verified."""
     from edgewise import export
-    from edgewise.export.checks import relative_difference
-    from edgewise.export.session import session_runner
+    from edgewise.board.compare import relative_difference
+    from edgewise.board.session import session_runner
 
     if not images:
         raise UserError(f"{model} is a detector: its export is checked on images", "pass --data images.npz (x)")
@@ -461,7 +461,7 @@ def _against_source(source: Path, exported: Path, dataset: Dataset) -> dict[str,
     """The ONNX file a converted model came from against its export: both scores on the test split, and the share of
     test samples whose prediction (argmax over the output's axis 1) is the same."""
     from edgewise import export
-    from edgewise.export.session import session_runner
+    from edgewise.board.session import session_runner
     from edgewise.stages.export import shipped_score
 
     if not source.is_file():

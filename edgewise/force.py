@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.stages.table import STAGE_NAMES
 
 

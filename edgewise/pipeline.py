@@ -11,8 +11,8 @@ import torch
 
 from edgewise.base.atomic import write_json, write_text
 from edgewise.base.device import resolve_device
-from edgewise.base.errors import UserError
 from edgewise.base.paths import run_directory
+from edgewise.board.errors import UserError
 from edgewise.core.console import console
 from edgewise.core.rundir import RunDirectory, StageWindow
 from edgewise.core.usercode import allow_code

@@ -15,9 +15,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from edgewise.base.device import check_device_choice
-from edgewise.base.errors import RecipeError, UserError
 from edgewise.base.paths import MAX_NAME, NAME_PATTERN, regular_file
 from edgewise.base.yamltext import load_yaml
+from edgewise.board.errors import RecipeError, UserError
 from edgewise.stages.table import STAGES, check_entry
 from edgewise.zoo.architectures import ARCHITECTURES
 from edgewise.zoo.data import DataSpec

@@ -15,8 +15,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from edgewise.base.errors import StageError, UserError
 from edgewise.base.paths import run_directory
+from edgewise.board.errors import StageError, UserError
 from edgewise.core.console import bar, console
 from edgewise.core.rundir import RunDirectory
 from edgewise.recipe import Recipe, SweepConfiguration
@@ -52,7 +52,7 @@ def run_configuration(payload: dict[str, Any]) -> dict[str, Any]:
     """
     import torch
 
-    from edgewise.base.errors import EdgewiseError
+    from edgewise.board.errors import EdgewiseError
     from edgewise.pipeline import run_recipe
 
     os.environ["EDGEWISE_QUIET"] = "1"

@@ -8,8 +8,8 @@ from edgewise.base.lazy import lazy_attributes
 _WHERE = {
     "ExportError": ".errors", "OnnxFile": ".onnx_export", "to_onnx": ".onnx_export",
     "bundle": ".bundles", "copy_to": ".bundles", "verify_bundle": ".bundles",
-    "SessionError": ".session", "open_session": ".session",
-    "parse_trtexec": ".trtexec_report", "run_trtexec": ".tensorrt", "tensorrt_status": ".tensorrt",
+    "SessionError": "..board.session", "open_session": "..board.session",
+    "parse_trtexec": "..board.trtexec_report", "run_trtexec": ".tensorrt", "tensorrt_status": ".tensorrt",
     "to_tensorrt": ".tensorrt", "trtexec_command": ".tensorrt",
     "check_shapes": ".checks", "verify": ".checks",
     "records_from_onnx": ".onnx_records", "rounded_layer": ".onnx_records",

@@ -14,19 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from edgewise.base import errors as base_errors
-from edgewise.base import system as base_system
+import edgewise.board
 from edgewise.base.atomic import TEMPORARY_SUFFIX, sha256_file
-from edgewise.base.errors import filesystem_error, first_line
-from edgewise.export.checks import FAST_RTOL, relative_difference
-from edgewise.export.errors import ExportError
-from edgewise.export.runner import (
-    BASE_MODULES,
-    ENERGY_PACKAGE,
-    RUN_OUTPUTS,
-    SESSION_MODULE,
+from edgewise.board.compare import relative_difference
+from edgewise.board.errors import filesystem_error, first_line
+from edgewise.board.manifest import (
     SIGNATURE,
-    TRTEXEC_MODULE,
     BundleError,
     check_files,
     check_signature,
@@ -34,15 +27,32 @@ from edgewise.export.runner import (
     read_manifest,
     signature,
 )
+from edgewise.board.runner import RUN_OUTPUTS
+from edgewise.export.checks import FAST_RTOL
+from edgewise.export.errors import ExportError
 from edgewise.export.w4a8 import TENSORRT_FILE, for_tensorrt, is_w4a8
 
-FORMAT = "edgewise-bundle/1"
-# what run.py needs beside it, by the name it has in a bundle: the kit's own modules, so the board measures as the kit
-SHIPPED = {"run.py": Path(__file__).with_name("runner.py"), SESSION_MODULE: Path(__file__).with_name("session.py"),
-           TRTEXEC_MODULE: Path(__file__).with_name("trtexec_report.py"),
-           **dict(zip(BASE_MODULES, (Path(base_errors.__file__), Path(base_system.__file__)), strict=True))}
-# the energy package is the bench layer's; it is copied as files (never imported here), installed or not
-ENERGY = Path(__file__).resolve().parent.parent / "bench" / "energy"
+FORMAT = "edgewise-bundle/2"  # 2: the board package whole in edgewise_board/, run.py its launcher
+BOARD_PACKAGE = "edgewise_board"  # the board package's name in a bundle
+# the bundle's entry point: the board package's runner, on the bundle's folder
+RUN_PY = f'''"""Run this Edgewise bundle on the board: python3 run.py --help (the runner: {BOARD_PACKAGE}/runner.py)."""
+import sys
+from pathlib import Path
+
+sys.dont_write_bytecode = True  # the bundle stays as shipped: no __pycache__ among its hashed files
+here = Path(__file__).resolve().parent
+sys.path.insert(0, str(here))
+from {BOARD_PACKAGE}.runner import main  # noqa: E402
+
+sys.exit(main(root=here))
+'''
+
+
+def board_files() -> dict[str, Path]:
+    """The board package's files (edgewise.board, the folder whole, its caches left out) by their names in a bundle:
+    the board runs and measures with the kit's own code."""
+    root = Path(edgewise.board.__file__).parent
+    return {f"{BOARD_PACKAGE}/{path.relative_to(root).as_posix()}": path for path in sorted(root.rglob("*.py"))}
 
 
 def _readme(name: str, command: list[str] | None, no_tensorrt: str) -> str:
@@ -82,11 +92,12 @@ def bundle(onnx_path: str | os.PathLike[str], out: str | os.PathLike[str], *, na
     """Write a deploy bundle to `out` (a directory, or `out`.tar.gz with `tar`) and return its path.
 
     The bundle holds model.onnx, the NNCodec bitstream if given, the probe input and the expected
-    output (the torch model's), run.py (the board runner) with the kit's own session module,
-    trtexec reader and energy package (so the board runs the graph we measured and measures it
-    as the kit does), README.txt and manifest.json with the sha256 and size of every file, the
-    input names/shapes/dtypes and the trtexec command. A W4A8 model ships a copy with INT8 weights
-    for TensorRT (int8 activations), or no trtexec command and the reason (uint8 ones). With
+    output (the torch model's), run.py and the board package it runs (edgewise.board: the kit's
+    own runner, session, timing loop, trtexec reader and energy meters, so the board runs the graph
+    we measured and measures it as the kit does), README.txt and manifest.json with the sha256 and
+    size of every file, the input names/shapes/dtypes and the trtexec command. A W4A8 model ships
+    a copy with INT8 weights for TensorRT (int8 activations), or no trtexec command and the reason
+    (uint8 ones). With
     `sign_key` (a key file) the manifest carries its HMAC-SHA256, which `verify_bundle` and run.py
     check when given the key: a bundle rewritten with new hashes no longer passes. It is
     assembled in a temporary directory and renamed into place, so a failure leaves no half bundle.
@@ -125,12 +136,13 @@ def _assemble(target: Path, onnx_path: str | os.PathLike[str], name: str, probe_
             files.append("model.nnc")
         np.save(staging / "probe_input.npy", probe_input.astype(np.float32))
         np.save(staging / "probe_output.npy", probe_output.astype(np.float32))
-        (staging / ENERGY_PACKAGE).mkdir()
-        shipped = {**SHIPPED, **{f"{ENERGY_PACKAGE}/{f.name}": f for f in sorted(ENERGY.glob("*.py"))}}
+        (staging / "run.py").write_text(RUN_PY)
+        shipped = board_files()
         for name_in_bundle, source in shipped.items():
+            (staging / name_in_bundle).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, staging / name_in_bundle)
         (staging / "README.txt").write_text(_readme(name, trtexec, no_tensorrt))
-        files += ["probe_input.npy", "probe_output.npy", *shipped, "README.txt"]
+        files += ["probe_input.npy", "probe_output.npy", "run.py", *shipped, "README.txt"]
         graph = model.graph
         inputs = [{"name": i.name, "shape": [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim],
                    "dtype": onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type).name}
@@ -199,7 +211,7 @@ def verify_bundle(path: str | os.PathLike[str], key: str | os.PathLike[str] | No
     A damaged manifest, a changed, missing or extra file, a signature that does not match, or a
     probe output outside the manifest's tolerance raises ExportError naming it.
     """
-    from edgewise.export.session import open_session
+    from edgewise.board.session import open_session
 
     with tempfile.TemporaryDirectory() as scratch:
         root = _open(Path(path), Path(scratch))

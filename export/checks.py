@@ -11,10 +11,11 @@ import onnx
 import torch
 from torch import nn
 
+from edgewise.board.compare import relative_difference
+from edgewise.board.session import open_session, run_samples
 from edgewise.compress.layers import weight_layers
 from edgewise.compress.outputs import tensors_of
 from edgewise.export.errors import ExportError
-from edgewise.export.session import open_session, run_samples
 from edgewise.export.w4a8 import is_w4a8
 
 FLOAT_RTOL = 1e-5
@@ -22,12 +23,6 @@ FLOAT_RTOL = 1e-5
 QUANTIZED_RTOL = 1e-4
 # MatMulNBits quantizes activations to int8 (accuracy level 4): recorded, and bounded loosely as a sanity check.
 FAST_RTOL = 5e-2
-
-
-def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
-    """The largest difference of `a` from `b`, relative to `b`'s largest magnitude (a zero `b` counts as 1e-12):
-    how every export, bundle and converted graph is compared with what it should compute."""
-    return float(np.abs(a - b).max() / max(float(np.abs(b).max()), 1e-12))
 
 
 def verify(path: str | os.PathLike[str], model: nn.Module, probe: torch.Tensor, quantized: bool = False

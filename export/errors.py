@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 
 
 class ExportError(UserError):

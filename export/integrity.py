@@ -16,7 +16,7 @@ import onnx
 from onnx import numpy_helper
 
 from edgewise.base.digest import tensors_digest
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 
 DIGEST_KEY = "edgewise.weights_sha256"
 GRAPH_KEY = "edgewise.graph_sha256"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import onnx
 
-from edgewise.base.errors import UserError, first_line
+from edgewise.board.errors import UserError, first_line
 
 
 def _check_external_data(model: onnx.ModelProto, file: Path) -> None:

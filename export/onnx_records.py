@@ -12,12 +12,12 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edgewise.base.errors import UserError
 from edgewise.base.grid import MULTIPLIER_MAX, symmetric_levels
 from edgewise.base.records import QuantizedLayer
+from edgewise.board.errors import UserError
+from edgewise.board.session import node_consumers
 from edgewise.export.integrity import check_weights
 from edgewise.export.onnx_file import read_onnx
-from edgewise.export.session import node_consumers
 
 
 def rounded_layer(name: str, weight: np.ndarray, bias: np.ndarray | None, kind: str = "Linear") -> QuantizedLayer:

@@ -26,10 +26,10 @@ import onnx
 import onnxruntime as ort
 
 from edgewise.base.atomic import atomic_path
+from edgewise.board.session import fold_dequantized_weights, open_session, session_options, widen_w4a8
+from edgewise.board.timing import time_runs
 from edgewise.export.integrity import stamp
 from edgewise.export.qdq_graph import drop_unread
-from edgewise.export.runner import time_runs
-from edgewise.export.session import fold_dequantized_weights, open_session, session_options, widen_w4a8
 
 PLAIN_SUFFIX = ".plain.onnx"
 """The variant's name: the shipped file's with this suffix."""

@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgewise.export.session import run_samples, session_options
+from edgewise.board.session import run_samples, session_options
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 

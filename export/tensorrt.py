@@ -2,7 +2,7 @@
 
 Engines are specific to the GPU and TensorRT version they are built on, so the normal flow for a
 board is to ship the ONNX file and build there. `trtexec_command` writes that command;
-`run_trtexec` runs it and reads its report (edgewise.export.trtexec_report, which bundles ship too).
+`run_trtexec` runs it and reads its report (edgewise.board.trtexec_report, which bundles ship too).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from edgewise.board.trtexec_report import TrtexecError
+from edgewise.board.trtexec_report import run_trtexec as _run_trtexec
 from edgewise.export.errors import ExportError
-from edgewise.export.trtexec_report import TrtexecError
-from edgewise.export.trtexec_report import run_trtexec as _run_trtexec
 
 PRECISIONS = ("fp32", "fp16", "int8", "int4")
 

@@ -7,7 +7,7 @@ Runtime's own QDQ quantizer then places the Q/DQ pairs where its kernels fuse th
 scales as overrides and, per output channel, the record's step as the weight scale, so that the
 weight integers are exactly the record's levels (checked). The file stores them as INT4 (UINT4
 and a zero point for a [-7, 8] grid): no runtime has 4-bit convolutions, so the session we ship
-widens them to INT8 when it loads the file (edgewise.export.session). The graph's outputs stay
+widens them to INT8 when it loads the file (edgewise.board.session). The graph's outputs stay
 float, as the integer kernel's logits do. Layers without a record keep float weights.
 """
 
@@ -28,8 +28,9 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from edgewise.base.calibration import CALIBRATORS, activation_bounds
-from edgewise.base.errors import UserError
 from edgewise.base.records import RECURRENT_KINDS, QuantizedLayer
+from edgewise.board.errors import UserError
+from edgewise.board.session import node_consumers, run_samples, session_options, widen_w4a8
 from edgewise.compress.arguments import check_records
 from edgewise.export.errors import ExportError
 from edgewise.export.graph_batchnorm import fold_graph_batchnorm
@@ -41,7 +42,6 @@ from edgewise.export.int4 import (
     zero_point_tensor,
 )
 from edgewise.export.onnx_export import OnnxFile, export_proto, write_proto
-from edgewise.export.session import node_consumers, run_samples, session_options, widen_w4a8
 from edgewise.export.w4a8_bias import correct_biases
 from edgewise.export.w4a8_precision import (
     ACTIVATION_TOLERANCE,

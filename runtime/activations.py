@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 
 
 def quantize_input(x: np.ndarray, scale: float, bits: int, signed: bool) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.runtime.representations import smallest
 from edgewise.targets import load_target
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from edgewise.base.errors import UserError
 from edgewise.base.registry import Registry, registrar
+from edgewise.board.errors import UserError
 from edgewise.targets import load_target, target_names
 
 EMULATORS: Registry[Callable[[Any, dict[str, Any], int], dict[str, Any]]] = Registry(

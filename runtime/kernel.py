@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from edgewise.base.calibration import activation_range
-from edgewise.base.errors import UserError
 from edgewise.base.grid import expand_blocks
 from edgewise.base.records import QuantizedLayer
+from edgewise.board.errors import UserError
 from edgewise.runtime.activations import Requantizer, quantize_input
 from edgewise.runtime.conv import Window, im2col, max_pool, rows_to_maps
 

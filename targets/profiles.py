@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 
 
 def target_names(kind: str | None = None) -> list[str]:

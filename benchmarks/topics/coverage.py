@@ -121,9 +121,9 @@ def _narrowest(original: torch.nn.Module, pruned: torch.nn.Module) -> tuple[str,
 def _onnx_parity(model: torch.nn.Module, x: torch.Tensor) -> float:
     """Relative max difference of ONNX Runtime against torch on `x` (the scored output)."""
 
+    from edgewise.board.compare import relative_difference
     from edgewise.compress.outputs import scored_output
     from edgewise.export import open_session, to_onnx
-    from edgewise.export.checks import relative_difference
 
     with scored_output(model.eval()) as scored, tempfile.TemporaryDirectory() as scratch:
         path = to_onnx(scored, x[:1], Path(scratch) / "m.onnx").path

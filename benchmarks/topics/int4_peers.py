@@ -63,7 +63,7 @@ def _as_matmuls(model):
 def _session(path: Path, fast_export: bool):
     import onnxruntime as ort
 
-    from edgewise.export.session import open_session, session_options
+    from edgewise.board.session import open_session, session_options
 
     if fast_export:
         return open_session(path, fast=True, threads=1)

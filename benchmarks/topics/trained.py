@@ -48,7 +48,7 @@ import numpy as np
 
 from benchmarks.suite import Figure, timed_calls
 from edgewise.base.atomic import write_json
-from edgewise.base.errors import first_line
+from edgewise.board.errors import first_line
 
 # (label, criterion, options): LRP with the kit's default rules (z+ on convolutions), with alpha2beta1, which also
 # follows negative (inhibitory) contributions, and with the composite `--composite auto` chooses (COMPOSITE_AUTO)
@@ -109,8 +109,8 @@ def _wheel_model(package: str, relative: str) -> Path | None:
 
 
 def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
+    from edgewise.board.session import session_runner
     from edgewise.export import open_session
-    from edgewise.export.session import session_runner
 
     return session_runner(open_session(path))(x)
 

@@ -11,8 +11,8 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from edgewise.base.errors import UserError
 from edgewise.base.registry import Registry, registrar
+from edgewise.board.errors import UserError
 
 if TYPE_CHECKING:
     from edgewise.compress.criteria.base import Criterion

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgewise.base.device import device_of
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.compress.criteria.base import Criterion
 from edgewise.compress.reference import ReferenceSamples
 from edgewise.compress.taps import capture_outputs

@@ -11,9 +11,9 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
-from edgewise.base.errors import UserError
 from edgewise.base.lazy import lazy_attributes
 from edgewise.base.registry import Registry, registrar
+from edgewise.board.errors import UserError
 
 if TYPE_CHECKING:
     from edgewise.compress.quant.base import Quantizer

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 
 
 def fake_quantize(x: torch.Tensor, top: torch.Tensor | float, bits: int) -> torch.Tensor:

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgewise.base.errors import UserError
 from edgewise.base.grid import blocked_steps, check_block
 from edgewise.base.records import QuantizedLayer
+from edgewise.board.errors import UserError
 from edgewise.compress.arguments import check_finite
 from edgewise.compress.layers import output_axis
 from edgewise.compress.outputs import tensors_of

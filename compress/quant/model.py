@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgewise.base.errors import UserError
 from edgewise.base.records import QuantizedLayer
+from edgewise.board.errors import UserError
 from edgewise.compress.layers import RecurrentMatrix, layer_kind, output_axis, recurrent_matrices, weight_layers
 
 

@@ -22,8 +22,8 @@ from typing import Any, ClassVar, Protocol
 import torch
 from torch import nn
 
-from edgewise.base.errors import UserError
 from edgewise.base.records import QuantizedLayer
+from edgewise.board.errors import UserError
 from edgewise.compress.quant.input_moments import observed, with_input_moments
 from edgewise.compress.quant.model import write_back
 from edgewise.compress.reference import ReferenceSamples

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edgewise.base.errors import UserError, filesystem_error
+from edgewise.board.errors import UserError, filesystem_error
 
 TEMPORARY_SUFFIX = ".tmp"
 

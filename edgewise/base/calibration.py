@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 
 CALIBRATORS = ("max", "percentile", "entropy", "mse")
 HISTOGRAM_BINS = 2048

@@ -12,7 +12,7 @@ import itertools
 import re
 from typing import TYPE_CHECKING
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 
 if TYPE_CHECKING:
     import torch

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 
 
 def symmetric_levels(weight: np.ndarray, bits: int, axis: int | None = None

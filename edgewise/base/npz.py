@@ -9,8 +9,8 @@ import zipfile
 
 import numpy as np
 
-from edgewise.base.errors import DataError
-from edgewise.base.system import available_memory
+from edgewise.board.errors import DataError
+from edgewise.board.system import available_memory
 
 
 def declared_bytes(path: str | os.PathLike[str], float_copies: int = 0) -> int:

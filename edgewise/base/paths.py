@@ -9,7 +9,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from edgewise.base.errors import UserError, filesystem_error, filesystem_refusal
+from edgewise.board.errors import UserError, filesystem_error, filesystem_refusal
 
 
 def regular_file(path: str | os.PathLike[str], role: str, fix: str) -> Path:

@@ -21,9 +21,9 @@ import numpy as np
 
 from edgewise.base.atomic import write_bytes
 from edgewise.base.digest import tensors_digest
-from edgewise.base.errors import UserError, first_line
 from edgewise.base.grid import MULTIPLIER_MAX, expand_blocks, input_axis_of, multiplied
 from edgewise.base.npz import check_fits_in_memory
+from edgewise.board.errors import UserError, first_line
 
 FORMAT = "edgewise-quantized/1"
 RECURRENT_KINDS = ("LSTM", "GRU")

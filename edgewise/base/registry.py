@@ -13,7 +13,7 @@ import importlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 
 T = TypeVar("T")
 

@@ -7,7 +7,7 @@ import platform
 from importlib import metadata
 from typing import Any
 
-from edgewise.base.system import procfs
+from edgewise.board.system import procfs
 
 KEY_PACKAGES = ("edgewise", "torch", "torchvision", "zennit", "nncodec", "torch-pruning", "onnx", "onnxruntime",
                 "onnxscript", "numpy", "scikit-learn")

@@ -17,7 +17,7 @@ from torch import nn
 from edgewise.base.atomic import write_bytes
 from edgewise.base.device import on_device
 from edgewise.base.digest import tensors_digest
-from edgewise.base.errors import UserError, first_line
+from edgewise.board.errors import UserError, first_line
 from edgewise.compress.layers import converted_from_onnx
 from edgewise.core.usercode import CODE_ENTRY, allow_code, code_object, code_of
 

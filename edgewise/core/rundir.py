@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgewise.base.atomic import leftover_temporaries, remove_temporary, sha256_file, write_json
-from edgewise.base.errors import EdgewiseError, UserError, filesystem_error
+from edgewise.board.errors import EdgewiseError, UserError, filesystem_error
 from edgewise.core.environment import describe_environment, library_versions
 
 MANIFEST = "manifest.json"

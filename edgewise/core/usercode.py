@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from edgewise.base.errors import UserError, first_line
+from edgewise.board.errors import UserError, first_line
 
 CODE_ENTRY = "edgewise-code"
 """The name of the archive entry a model file the kit writes holds its code's name in (see modelio.save_model)."""

@@ -19,9 +19,9 @@ import torch
 from onnx import helper
 from torch import nn
 
-from edgewise.base.errors import UserError, first_line
+from edgewise.board.errors import UserError, first_line
+from edgewise.board.session import run_samples, session_options
 from edgewise.export.onnx_file import ort_message, read_onnx
-from edgewise.export.session import run_samples, session_options
 from edgewise.onnxin.graph import CONVERT_RTOL, OnnxGraph
 from edgewise.onnxin.handlers import install
 from edgewise.onnxin.versions import UnsupportedNode

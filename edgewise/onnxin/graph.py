@@ -19,9 +19,9 @@ import torch
 from onnx import helper
 from torch import nn
 
-from edgewise.base.errors import UserError, first_line
+from edgewise.board.errors import UserError, first_line
+from edgewise.board.session import batch_axis
 from edgewise.export.onnx_export import OPSET
-from edgewise.export.session import batch_axis
 from edgewise.onnxin.handlers import weight_writer
 
 CONVERT_RTOL = 1e-3

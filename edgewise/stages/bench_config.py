@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from edgewise.base.errors import UserError
 from edgewise.base.registry import registered
+from edgewise.board.errors import UserError
 
 
 class BenchStageConfig(BaseModel):

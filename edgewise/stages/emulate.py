@@ -8,8 +8,8 @@ import numpy as np
 from torch import nn
 
 from edgewise.base.atomic import write_json
-from edgewise.base.errors import UserError
 from edgewise.base.records import QuantizedLayer, load_records
+from edgewise.board.errors import UserError
 from edgewise.core.ledger import EMULATION, ONNX, RECORDS, TORCH, Version
 from edgewise.core.rundir import StageWindow
 from edgewise.export.onnx_records import records_from_onnx, rounded_layer

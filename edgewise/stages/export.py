@@ -9,15 +9,15 @@ import onnx
 import torch
 
 from edgewise import export
-from edgewise.base.errors import UserError
 from edgewise.base.records import QuantizedLayer, load_records
+from edgewise.board.compare import relative_difference
+from edgewise.board.errors import UserError
+from edgewise.board.session import session_runner
 from edgewise.core.console import console
 from edgewise.core.ledger import ONNX, RECORDS, TORCH, W4A8, Version
 from edgewise.core.rundir import StageWindow
-from edgewise.export.checks import relative_difference
 from edgewise.export.onnx_export import OnnxFile
 from edgewise.export.plain_runtime import SLOWER, write_plain_variant
-from edgewise.export.session import session_runner
 from edgewise.export.w4a8 import float_nodes_line
 from edgewise.report.section import Section
 from edgewise.report.units import binary_bytes

@@ -11,13 +11,13 @@ import torch
 
 from edgewise import export
 from edgewise.base.atomic import write_bytes
-from edgewise.base.errors import UserError
 from edgewise.bench.benchmark import model_inputs
 from edgewise.bench.counts import count_onnx
+from edgewise.board.errors import UserError
+from edgewise.board.session import session_runner
 from edgewise.core.ledger import GIVEN, ONNX, TORCH
 from edgewise.core.modelio import save_model
 from edgewise.core.rundir import StageWindow
-from edgewise.export.session import session_runner
 from edgewise.onnxin.convert import onnx_to_torch
 from edgewise.stages.state import ModelState
 from edgewise.stages.table import compresses

@@ -10,7 +10,7 @@ from torch import nn
 
 from edgewise import compress
 from edgewise.base.atomic import write_json
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.compress.composites import AUTO, select_composite, selection_line
 from edgewise.compress.size import ladder_row, weight_count
 from edgewise.core.ledger import PRUNED, TORCH

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.compress.composites import AUTO, composite_rules
 from edgewise.compress.criteria import CRITERIA
 from edgewise.compress.schedules import SCHEDULES, iterative_rates

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.compress.quant import LAMBDA_LIMIT, QUANTIZERS, quantizer_settings
 from edgewise.zoo.training_config import QATConfig
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from edgewise.base.device import on_device
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.core.console import console, stage_display
 from edgewise.core.ledger import TORCH, Ledger, Version
 from edgewise.core.modelio import load_model

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.compress.tasks import OUTPUT_TASKS
 from edgewise.zoo.dataset import Dataset, Split
 
@@ -39,7 +39,7 @@ Reference = Callable[[torch.Tensor], torch.Tensor]
 
 def onnx_reference(path: str | Path) -> Reference:
     """The ONNX file at `path`, run exactly (no graph optimisation) in ONNX Runtime, as a source."""
-    from edgewise.export.session import open_session, session_runner
+    from edgewise.board.session import open_session, session_runner
 
     run = session_runner(open_session(path, fast=False))
     return lambda x: torch.from_numpy(run(x.numpy()))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edgewise.base.system import available_memory
+from edgewise.board.system import available_memory
 
 if TYPE_CHECKING:
     from edgewise.zoo.dataset import Dataset

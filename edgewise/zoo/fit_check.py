@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgewise.base.errors import DataError
+from edgewise.board.errors import DataError
 from edgewise.compress.modes import evaluating
 from edgewise.compress.outputs import pick
 from edgewise.zoo.dataset import Dataset, Split

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgewise.base.errors import UserError, first_line
+from edgewise.board.errors import UserError, first_line
 from edgewise.compress.modes import evaluating
 from edgewise.zoo.architectures import ARCHITECTURES
 

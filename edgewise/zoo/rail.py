@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.zoo.dataset import Dataset, make_split
 
 RAIL_CLASSES = ("rail", "trackbed", "vegetation", "anomaly", "ground", "buildings", "sky")

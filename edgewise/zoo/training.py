@@ -12,7 +12,7 @@ from torch import nn
 
 from edgewise.base import progress
 from edgewise.base.device import device_of
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.compress.outputs import pick
 from edgewise.compress.tasks import OUTPUT_TASKS, loss_for
 from edgewise.zoo.dataset import Dataset, Split

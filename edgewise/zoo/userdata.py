@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgewise.base.errors import DataError, first_line
 from edgewise.base.npz import check_fits_in_memory
+from edgewise.board.errors import DataError, first_line
 from edgewise.zoo.dataset import UNLABELLED, Dataset, Split, make_split, stratified_split
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}

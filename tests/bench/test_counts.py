@@ -113,7 +113,7 @@ def test_recurrent_cells(tmp_path):
 def test_a_model_that_cannot_run_at_the_inputs_is_a_user_error(tmp_path):
     node = helper.make_node("MatMul", ["x", "w"], ["y"])
     path = _save(tmp_path, [node], [_float("x", ["N", 4])], [_float("y", None)], [_weights("w", (4, 2))])
-    from edgewise.base.errors import UserError
+    from edgewise.board.errors import UserError
 
     with pytest.raises(UserError, match="cannot run the model at x:1x4:int32") as caught:
         _count(path, "x:1x4:int32")

@@ -2,9 +2,9 @@
 
 import pytest
 
-from edgewise.base.errors import UserError
 from edgewise.bench.counts import Counts, LayerCount
 from edgewise.bench.estimate import estimate, precision_of
+from edgewise.board.errors import UserError
 from edgewise.targets import load_target
 
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import edgewise
-from edgewise.base.errors import UserError
 from edgewise.bench import gpu
 from edgewise.bench.target_bench import BenchConfig
+from edgewise.board.errors import UserError
 from edgewise.zoo.models import build_model
 
 WATTS = 250.0

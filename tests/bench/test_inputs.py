@@ -5,8 +5,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from edgewise.base.errors import UserError
 from edgewise.bench.inputs import declared_inputs, load_arrays, parse_request, resolve_inputs
+from edgewise.board.errors import UserError
 
 
 def _graph(*inputs):

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from edgewise import export
-from edgewise.base.errors import UserError
 from edgewise.bench.counts import count_onnx
 from edgewise.bench.inputs import Inputs
 from edgewise.bench.target_bench import BenchConfig, bench_model
+from edgewise.board.errors import UserError
 from edgewise.zoo.models import build_model
 
 QUICK = BenchConfig(iterations=20, duration_s=0.1, memory_runs=2)

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 import edgewise as ew
-from edgewise.base.errors import UserError
 from edgewise.bench.target_bench import BenchConfig
+from edgewise.board.errors import UserError
 
 
 def _mlp():

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.compress.budget import Budget, parse_target
 from edgewise.compress.graph import ChannelGraph
 from edgewise.compress.model_stats import measure_cost

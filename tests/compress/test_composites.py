@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.compress.composites import COMPOSITES, composite_rules, select_composite, selection_line
 from edgewise.compress.criteria.lrp import LRPCriterion
 from edgewise.compress.pruning import prune

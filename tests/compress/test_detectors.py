@@ -96,7 +96,7 @@ def test_segmentation_pose_and_obb_heads_are_scored_by_their_class_rows_only(kin
 
 
 def test_two_stage_detectors_are_refused_in_one_line():
-    from edgewise.base.errors import UserError
+    from edgewise.board.errors import UserError
 
     detector = torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None)
     with pytest.raises(UserError, match="FasterRCNN is a two-stage detector"):

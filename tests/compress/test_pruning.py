@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.compress.criteria.base import Criterion
 from edgewise.compress.graph import PruningError
 from edgewise.compress.pruning import Pruner, apply_plan, prune

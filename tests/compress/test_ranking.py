@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.compress.ranking import Ranking, adaptive_removal, normalize, plan_removal
 
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.compress.reference import ReferenceSamples
 from edgewise.compress.relevance import layer_relevance, lrp_composite
 from edgewise.zoo.models import build_model

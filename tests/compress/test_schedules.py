@@ -1,6 +1,6 @@
 import pytest
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.compress.schedules import iterative_rates, predicted_remaining, simulated_remaining
 
 

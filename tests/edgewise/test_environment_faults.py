@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from test_hard_edges import assert_user_error
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 
 STAGED = {"name": "faults", "report": False, "models": [{
     "zoo": "digits-mlp", "prune": {"criterion": "l1", "rate": 0.3}, "quantize": {"method": "uniform", "bits": 4},

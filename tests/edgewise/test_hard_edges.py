@@ -85,7 +85,7 @@ def test_two_runs_in_one_directory_at_once(tmp_path, edgewise_process):
 @pytest.mark.slow
 def test_full_disk_and_unwritable_directory_leave_earlier_artifacts_intact(tmp_path, monkeypatch, digits_mlp):
     import edgewise.base.atomic
-    from edgewise.base.errors import UserError
+    from edgewise.board.errors import UserError
     from edgewise.pipeline import run_recipe
     from edgewise.recipe import parse_recipe
 

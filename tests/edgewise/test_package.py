@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 import subprocess
 import sys
 import zipfile
@@ -16,16 +17,18 @@ import edgewise
 ROOT = Path(__file__).resolve().parents[2]
 # the folder of each installed subpackage (setuptools package-dir in pyproject.toml)
 FOLDERS = {"edgewise": "edgewise", "edgewise.compress": "compress", "edgewise.export": "export",
-           "edgewise.runtime": "runtime", "edgewise.bench": "bench", "edgewise.targets": "targets",
-           "edgewise.examples": "examples"}
-# the layers and what each may import: the front door sits on everything, the base layer on nothing
+           "edgewise.runtime": "runtime", "edgewise.bench": "bench", "edgewise.board": "board",
+           "edgewise.targets": "targets", "edgewise.examples": "examples"}
+# the layers and what each may import: the front door sits on everything, the board package (what a deploy bundle
+# ships whole) on nothing of the kit
 ALLOWED = {
-    "base": set(),
-    "targets": {"base"},
-    "compress": {"base"},
-    "runtime": {"base", "targets"},
-    "export": {"base", "compress"},
-    "bench": {"base", "targets", "runtime", "export"},
+    "board": set(),
+    "base": {"board"},
+    "targets": {"base", "board"},
+    "compress": {"base", "board"},
+    "runtime": {"base", "targets", "board"},
+    "export": {"base", "compress", "board"},
+    "bench": {"base", "targets", "runtime", "export", "board"},
 }
 
 
@@ -47,6 +50,8 @@ def _modules() -> dict[str, Path]:
 
 
 def _imports(path: Path) -> set[str]:
+    """The modules `path` imports, by import statement or by name in a call (importlib.import_module's argument, or
+    any function that takes a module's name)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
@@ -54,14 +59,73 @@ def _imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
             found |= {f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Call):
+            found |= {a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)
+                      and re.fullmatch(r"edgewise(\.\w+)+", a.value) and a.value.split(".")[1] in _subpackages()}
     return found
 
 
+@functools.cache
+def _subpackages() -> set[str]:
+    """The names of the kit's subpackages (compress, export, bench, board, base, core, ...): what a module name in a
+    string starts with, where an entry-point group or a metadata key (edgewise.criteria) does not."""
+    return {name.split(".")[1] for name, path in _modules().items() if path.name == "__init__.py" and "." in name}
+
+
+def _escapes(path: Path, depth: int) -> list[str]:
+    """The relative imports of `path`, a module `depth` packages below the board package's top, that reach out of
+    it (`from .. import x` in board/runner.py is the kit's edgewise package)."""
+    return [f"{'.' * node.level}{node.module or ''}" for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.ImportFrom) and node.level > depth + 1]
+
+
+def _folder_paths(path: Path, folders: tuple[str, ...]) -> list[str]:
+    """String constants of `path` that name one of `folders` as a path part: a file copied from another layer's
+    folder by path ("bench" / "energy"), which no import statement shows."""
+    return [node.value for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and set(re.split(r"[/\\]", node.value)) & set(folders)]
+
+
 def test_no_module_imports_the_folders_by_their_bare_names():
-    bare = ("compress", "export", "runtime", "bench", "targets")
+    bare = ("compress", "export", "runtime", "bench", "board", "targets")
     offenders = sorted(f"{name}: {imported}" for name, path in _modules().items() for imported in _imports(path)
                        if imported.split(".")[0] in bare)
     assert not offenders, offenders
+
+
+def test_the_board_package_imports_nothing_of_the_kit():
+    """What a deploy bundle ships whole runs on a board without the kit: no import of edgewise (statement, string
+    or a relative import above the package), so the bundle's copy and the kit's module are one code."""
+    offenders = []
+    for name, path in _modules().items():
+        if name.startswith("edgewise.board"):
+            depth = len(path.relative_to(ROOT / "board").parts) - 1
+            offenders += [f"{name}: {i}" for i in _imports(path) if i.split(".")[0] == "edgewise"]
+            offenders += [f"{name}: {i}" for i in _escapes(path, depth)]
+    assert not offenders, offenders
+
+
+def test_export_does_not_reach_bench():
+    """Bundles take the board's code from the board package: export neither imports bench (by statement or by
+    name) nor copies its files by path."""
+    offenders = []
+    for name, path in _modules().items():
+        if name.startswith("edgewise.export"):
+            offenders += [f"{name} imports {i}" for i in _imports(path) if i.startswith("edgewise.bench")]
+            offenders += [f"{name} names the path {p!r}" for p in _folder_paths(path, ("bench",))]
+    assert not offenders, offenders
+
+
+def test_the_checks_find_a_planted_violation(tmp_path):
+    """Each check above, on a module that breaks it: an import_module string, a copied path, an escaping import."""
+    planted = tmp_path / "planted.py"
+    planted.write_text("import importlib\nfrom pathlib import Path\nfrom ..export import bundles\n"
+                       "energy = importlib.import_module('edgewise.bench.energy')\n"
+                       "ENERGY = Path(__file__).parent.parent / 'bench' / 'energy'\n", encoding="utf-8")
+    assert "edgewise.bench.energy" in _imports(planted)
+    assert _folder_paths(planted, ("bench",)) == ["bench"]
+    assert _escapes(planted, 0) == ["..export"] and _escapes(planted, 1) == []
 
 
 def test_the_layers_depend_one_way():
@@ -137,7 +201,7 @@ def test_no_two_packages_import_each_other_at_any_depth():
 def test_every_onnx_runtime_session_takes_the_kits_options():
     """One place builds ONNX Runtime's SessionOptions (export.session.session_options): logging, optimisation level,
     threads and profiling are then set alike for every session the kit makes."""
-    builders = sorted(name for name, path in _modules().items() if name != "edgewise.export.session"
+    builders = sorted(name for name, path in _modules().items() if name != "edgewise.board.session"
                       for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
                       if isinstance(node, ast.Attribute) and node.attr == "SessionOptions")
     assert not builders, builders

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from edgewise.base.errors import RecipeError
+from edgewise.board.errors import RecipeError
 from edgewise.recipe import load_recipe, parse_recipe
 
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from edgewise import compress
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.force import force_policy
 from edgewise.pipeline import run_recipe
 from edgewise.recipe import Recipe

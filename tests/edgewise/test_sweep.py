@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edgewise.base.errors import RecipeError
+from edgewise.board.errors import RecipeError
 from edgewise.recipe import parse_recipe
 from edgewise.sweep import run_sweep
 

@@ -142,7 +142,7 @@ def test_a_recipe_builds_a_users_own_class_by_its_import_path():
 
     module = build_model("torch.nn:Linear", (4,), 3, in_features=4, out_features=3)
     assert isinstance(module, nn.Linear)
-    from edgewise.base.errors import UserError
+    from edgewise.board.errors import UserError
 
     with pytest.raises(UserError, match="cannot be imported"):
         build_model("no_such_pkg.models:Net", (4,), 3)

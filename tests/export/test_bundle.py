@@ -32,9 +32,11 @@ def _bundle(onnx_model, out, **kwargs):
 
 def test_bundle_verifies_and_its_runner_works(onnx_model, tmp_path):
     path = _bundle(onnx_model, tmp_path / "b")
-    shipped = len(list(export.bundles.ENERGY.glob("*.py")))  # the energy package, file by file
-    # model, probe in/out, run.py, its session module, trtexec reader, error types and roots, README
-    assert export.verify_bundle(path)["files"] == 9 + shipped
+    board = export.bundles.board_files()  # the board package whole, file by file
+    assert {"edgewise_board/runner.py", "edgewise_board/energy/window.py", "edgewise_board/errors.py"} <= set(board)
+    # model, probe in/out, run.py, README and the board package
+    assert export.verify_bundle(path)["files"] == 5 + len(board)
+    assert all((path / name).read_bytes() == source.read_bytes() for name, source in board.items())
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["inputs"][0]["name"] == "x" and manifest["trtexec"][0] == "trtexec"
     # as on a board: no Edgewise to import (numpy and onnxruntime only), bytecode written where allowed
@@ -59,7 +61,7 @@ def test_bundle_verifies_and_its_runner_works(onnx_model, tmp_path):
 
 
 @pytest.mark.parametrize("victim", ["model.onnx", "probe_output.npy", "run.py", "README.txt",
-                                    "edgewise_energy/rails.py"])
+                                    "edgewise_board/energy/rails.py"])
 def test_tampering_with_any_file_is_detected(onnx_model, tmp_path, victim):
     path = _bundle(onnx_model, tmp_path / "b")
     data = bytearray((path / victim).read_bytes())
@@ -169,7 +171,7 @@ def test_a_signed_bundle_rewritten_with_new_hashes_is_caught_with_the_key(onnx_m
     # an attacker replaces the model and rewrites its hash and size in the manifest
     import onnx
 
-    from edgewise.export.runner import sha256
+    from edgewise.board.manifest import sha256
 
     tampered = onnx.load(str(path / "model.onnx"))
     tampered.doc_string = "not the model that was signed"

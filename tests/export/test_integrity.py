@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from edgewise import compress, export
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.export.integrity import GRAPH_KEY, check_weights
 from edgewise.zoo.models import build_model
 

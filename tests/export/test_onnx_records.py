@@ -5,8 +5,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgewise.base.errors import UserError
 from edgewise.base.grid import symmetric_levels
+from edgewise.board.errors import UserError
 from edgewise.export.onnx_records import records_from_onnx
 from edgewise.runtime import IntegerMLP
 

@@ -4,6 +4,7 @@ import pytest
 from onnx import TensorProto
 
 from edgewise import compress, export
+from edgewise.board.session import session_runner
 from edgewise.export.integrity import check_weights
 from edgewise.export.plain_runtime import (
     RUNTIME_KEY,
@@ -13,7 +14,6 @@ from edgewise.export.plain_runtime import (
     runtime_speeds,
     variant_path,
 )
-from edgewise.export.session import session_runner
 
 FOUR_BIT = (TensorProto.INT4, TensorProto.UINT4)
 

@@ -5,9 +5,9 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from edgewise import compress
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
+from edgewise.board.session import open_session, session_options, shipped_model, widen_w4a8
 from edgewise.export.onnx_records import records_from_onnx
-from edgewise.export.session import open_session, session_options, shipped_model, widen_w4a8
 from edgewise.export.w4a8 import to_w4a8
 from edgewise.runtime import IntegerMLP
 

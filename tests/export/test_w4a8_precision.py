@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto
 
 from edgewise import compress
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.export import w4a8
 from edgewise.export.onnx_export import export_proto
 from edgewise.export.w4a8_precision import only_quantized, quantized_readers, sensitivity

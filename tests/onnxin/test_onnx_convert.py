@@ -9,7 +9,7 @@ from onnx import helper, numpy_helper
 from torch import nn
 
 from edgewise import compress, export
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.core.modelio import load_model, save_model
 from edgewise.export.checks import check_shapes
 from edgewise.onnxin import OnnxGraph, onnx_to_torch

@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from edgewise import compress, export
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.compress.model_stats import measure_cost
 from edgewise.onnxin import onnx_to_torch, source_proto
 
@@ -83,7 +83,7 @@ def test_a_steps_first_ctc_head_of_a_fixed_batch_is_read_sample_by_sample_and_sc
     """ddddocr's OCR file is such a model: batch fixed at 1, LSTM, (steps, 1, classes) logits. Its samples are the
     output's axis 1: joined there and moved first, in ONNX Runtime and in the converted module alike, they are each
     sample's own steps, and the outputs read as CTC logits (a sequence), not as boxes."""
-    from edgewise.export.session import open_session, run_samples
+    from edgewise.board.session import open_session, run_samples
     from edgewise.zoo.agreement import output_task
 
     torch.manual_seed(0)

@@ -8,7 +8,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from edgewise import export
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.onnxin import OpHandler, onnx_to_torch, register_op_handler, source_proto
 from edgewise.onnxin.handlers import ONNX_OPS
 

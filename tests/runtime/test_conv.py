@@ -8,10 +8,10 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from edgewise import compress, export
-from edgewise.base.errors import UserError
 from edgewise.base.records import QuantizedLayer
+from edgewise.board.errors import UserError
+from edgewise.board.session import session_options, shipped_model
 from edgewise.export.onnx_records import records_from_onnx
-from edgewise.export.session import session_options, shipped_model
 from edgewise.runtime import IntegerMLP
 from edgewise.runtime.conv import Window, im2col, max_pool, rows_to_maps
 from edgewise.zoo.models import build_model

@@ -41,7 +41,7 @@ def test_mlp_costs_are_emulated_and_sparsity_saves_work():
 
 
 def test_weights_wider_than_4_bits_are_not_costed_as_fantastic4():
-    from edgewise.base.errors import UserError
+    from edgewise.board.errors import UserError
 
     rng = np.random.default_rng(0)
     wide = QuantizedLayer("fc", "Linear", rng.integers(-100, 100, (4, 6)).astype(np.int8), np.float32(0.01), 8,

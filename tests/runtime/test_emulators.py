@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from edgewise.base.errors import RecipeError, UserError
 from edgewise.base.records import QuantizedLayer
+from edgewise.board.errors import RecipeError, UserError
 from edgewise.recipe import parse_recipe
 from edgewise.runtime import IntegerMLP, emulators
 

@@ -1,6 +1,6 @@
 import pytest
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.targets import load_target, target_names
 
 

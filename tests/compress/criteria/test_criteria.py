@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.compress.criteria import CRITERIA, get_criterion
 from edgewise.compress.layers import weight_layers
 from edgewise.compress.reference import ReferenceSamples

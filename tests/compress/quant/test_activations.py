@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from edgewise import compress
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.compress.quant.activations import fake_quantize, fake_quantized_activations
 
 

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from edgewise import compress, export
-from edgewise.base.errors import RecipeError
 from edgewise.base.records import load_records, save_records
+from edgewise.board.errors import RecipeError
 from edgewise.compress.codec import decode, encode
 from edgewise.recipe import parse_recipe
 from edgewise.runtime import IntegerMLP

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgewise import compress
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.compress.quant.ecq import assign
 from edgewise.compress.quant.grid import ecq_grid
 from edgewise.zoo.models import build_model

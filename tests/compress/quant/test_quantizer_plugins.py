@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from edgewise import compress
-from edgewise.base.errors import RecipeError, UserError
+from edgewise.board.errors import RecipeError, UserError
 from edgewise.compress.quant import QUANTIZERS
 from edgewise.compress.quant.model import QuantizedModel, layer_record, write_back
 from edgewise.compress.quant.uniform import UniformQuantizer
@@ -79,7 +79,7 @@ def test_the_built_in_settings_table_is_each_constructor_s_keywords():
 def test_a_quantizer_without_training_refuses_to_train():
     import torch
 
-    from edgewise.base.errors import UserError
+    from edgewise.board.errors import UserError
     from edgewise.compress.quant import get_quantizer
 
     uniform = get_quantizer("uniform")

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from edgewise.base.errors import UserError
 from edgewise.base.grid import symmetric_levels
+from edgewise.board.errors import UserError
 from edgewise.compress.quant import quantize
 from edgewise.compress.quant.ecq import EntropyCost
 from edgewise.compress.quant.input_moments import _rows, moment_shape, with_input_moments

@@ -26,7 +26,7 @@ def test_full_disk_is_a_user_error(tmp_path, monkeypatch):
     import errno
     import os
 
-    from edgewise.base.errors import UserError
+    from edgewise.board.errors import UserError
 
     def no_space(*args):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from edgewise.base.calibration import activation_bounds, activation_range
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 
 
 def _with_outliers():

@@ -7,7 +7,7 @@ import yaml
 from torch import nn
 
 from edgewise.base.device import device_of, on_device, resolve_device
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 
 
 def _fake_gpus(monkeypatch, count):

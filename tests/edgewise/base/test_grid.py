@@ -57,8 +57,8 @@ def test_block_steps_are_a_signed_integer_times_a_channel_base(shape, axis, bloc
 
 
 def test_a_block_that_is_not_a_supported_size_is_refused():
-    from edgewise.base.errors import UserError
     from edgewise.base.grid import blocked_symmetric_levels
+    from edgewise.board.errors import UserError
 
     with pytest.raises(UserError, match="block size 24 is not supported"):
         blocked_symmetric_levels(np.ones((4, 48), np.float32), 4, 0, 24)

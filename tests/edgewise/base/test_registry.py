@@ -3,8 +3,8 @@ import textwrap
 
 import pytest
 
-from edgewise.base.errors import UserError
 from edgewise.base.registry import Registry, registrar
+from edgewise.board.errors import UserError
 
 
 def test_builtin_entries_are_named_without_importing_them():

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.core.modelio import load_model, load_weights, save_model
 from edgewise.zoo.models import build_model
 

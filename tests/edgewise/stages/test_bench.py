@@ -11,7 +11,7 @@ from edgewise.pipeline import run_recipe
 from edgewise.recipe import parse_recipe
 from edgewise.report.figures import energy_text, latency_text, memory_text
 
-RESULT = {  # what a bundle's run.py writes on an Orin NX (edgewise.export.runner)
+RESULT = {  # what a bundle's run.py writes on an Orin NX (edgewise.board.runner)
     "format": "edgewise-bundle-result/1", "bundle": "m", "model": "model.onnx", "kind": "measured",
     "backend": "tensorrt", "device": {"machine": "aarch64"},
     "board": {"power_mode": {"name": "MAXN", "id": 0}, "gpu_clocks": {"jetson_clocks": True}},

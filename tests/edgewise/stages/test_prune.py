@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.compress.reference import ReferenceSamples
 from edgewise.stages.prune import calibration_inputs, prune_as_configured, step_lines, tuner
 from edgewise.stages.prune_config import PruneConfig

@@ -3,7 +3,7 @@
 import pytest
 
 from edgewise import pipeline
-from edgewise.base.errors import RecipeError, UserError
+from edgewise.board.errors import RecipeError, UserError
 from edgewise.force import force_policy
 from edgewise.recipe import parse_recipe
 from edgewise.stages.table import STAGE_NAMES, STAGES, Stage

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.zoo.agreement import output_task, source_labelled
 from edgewise.zoo.dataset import UNLABELLED
 from edgewise.zoo.training import greedy_ctc, score_logits

@@ -3,7 +3,7 @@ import re
 import pytest
 import torch
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.zoo.architectures import ARCHITECTURES
 from edgewise.zoo.models import build_model
 
@@ -60,7 +60,7 @@ def test_unknown_architectures_are_user_errors():
     ("torchvision:vit_b_16", {}, "cannot take inputs of shape [1, 8, 8]"),
 ])
 def test_an_architecture_that_cannot_be_built_for_the_data_is_refused_before_training(arch, args, words):
-    from edgewise.base.errors import UserError
+    from edgewise.board.errors import UserError
     from edgewise.zoo.models import build_model
 
     with pytest.raises(UserError, match=re.escape(words)):

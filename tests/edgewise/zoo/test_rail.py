@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from edgewise.base.errors import UserError
+from edgewise.board.errors import UserError
 from edgewise.zoo.rail import RAIL_CLASSES, rail_dataset, render_scene, render_scenes
 
 

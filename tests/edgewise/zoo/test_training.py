@@ -65,7 +65,7 @@ def test_evaluate_segmentation_counts_iou_exactly():
 
 
 def test_an_output_that_does_not_fit_the_labels_is_a_one_line_error():
-    from edgewise.base.errors import UserError
+    from edgewise.board.errors import UserError
     from edgewise.zoo.training import score_logits
 
     detections = torch.rand(4, 8, 84)  # a detector's (samples, boxes + classes, anchors)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgewise.base.errors import DataError
+from edgewise.board.errors import DataError
 from edgewise.zoo.userdata import load_folder, load_npz
 
 

@@ -1,10 +1,9 @@
 """The one way Edgewise opens an ONNX model for inference: the session we ship, wherever a model runs.
 
 Latency, memory, energy, scoring, bundle verification and a bundle's run.py on a board all open
-their model here, so every figure is taken on the same optimized graph. This file imports nothing
-of the kit beyond its error type (and works without it): deploy bundles ship a copy beside
-run.py, which needs only the standard library, numpy and onnxruntime (and onnx to pre-dequantize
-4-bit convolution weights).
+their model here, so every figure is taken on the same optimized graph. Part of the board package
+(edgewise.board), which deploy bundles ship whole: it needs only the standard library, numpy and
+onnxruntime (and onnx to pre-dequantize 4-bit convolution weights).
 """
 
 from __future__ import annotations
@@ -17,13 +16,10 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-try:
-    from edgewise.export.errors import ExportError as _Base
-except ImportError:  # a copy in a deploy bundle, without the kit: its error types ship beside it
-    from edgewise_errors import UserError as _Base  # type: ignore[no-redef]
+from .errors import UserError
 
 
-class SessionError(_Base):
+class SessionError(UserError):
     """A model file ONNX Runtime cannot open."""
 
 

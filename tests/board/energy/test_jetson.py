@@ -3,8 +3,8 @@ import sys
 
 import pytest
 
-from edgewise.bench.energy import InaMeter, TegrastatsMeter, parse_tegrastats
-from edgewise.bench.energy.rails import board_total
+from edgewise.board.energy import InaMeter, TegrastatsMeter, parse_tegrastats
+from edgewise.board.energy.rails import board_total
 
 LINES = {
     "nano": "RAM 2020/3956MB (lfb 1x2MB) SWAP 0/1978MB (cached 0MB) IRAM 0/252kB(lfb 252kB) CPU [9%@1479,4%@1479] "

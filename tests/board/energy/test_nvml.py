@@ -2,7 +2,7 @@ import types
 
 import pytest
 
-from edgewise.bench.energy import NvmlMeter
+from edgewise.board.energy import NvmlMeter
 
 
 class NVMLError(Exception):

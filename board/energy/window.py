@@ -1,9 +1,8 @@
 """The measurement window every energy source implements, its result record, and the error a source raises.
 
 This package uses only the standard library (and pynvml where NVML is read) and relative
-imports: deploy bundles ship it whole as edgewise_energy/ beside run.py, so the board's runner
-measures the way the kit does. The kit's error types and sysfs/procfs roots come from
-edgewise.base, which bundles ship beside it as edgewise_errors.py and edgewise_system.py.
+imports: it is part of the board package (edgewise.board), which deploy bundles ship whole, so
+the board's runner measures the way the kit does.
 """
 
 from __future__ import annotations
@@ -14,18 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-try:
-    from edgewise.base.errors import UserError as _Base
-    from edgewise.base.system import procfs, sysfs
-except ImportError:  # a copy in a deploy bundle, without the kit: the bundle ships these two modules beside it
-    from edgewise_errors import UserError as _Base  # type: ignore[no-redef]
-    from edgewise_system import procfs, sysfs  # type: ignore[no-redef]
-
+from ..errors import UserError
+from ..system import procfs, sysfs
 
 __all__ = ["KINDS", "EnergyMeter", "EnergyResult", "MeterError", "procfs", "sysfs", "unavailable"]
 
 
-class MeterError(_Base):
+class MeterError(UserError):
     """An energy source that cannot be read as asked, with the fix."""
 
 KINDS = ("measured", "emulated", "estimated", "unavailable")

@@ -2,7 +2,7 @@ import subprocess
 
 import pytest
 
-from edgewise.export.trtexec_report import (
+from edgewise.board.trtexec_report import (
     has_figures,
     inferences,
     latency_of,

@@ -1,7 +1,7 @@
 """trtexec runs as measurements: its printed report (TensorRT 7 to 10) as numbers, and timing plus energy of an engine.
 
-The standard library only: deploy bundles ship this file beside run.py (as edgewise_trtexec.py),
-and the kit's TensorRT export and on-board benchmark use it too, so a board is timed one way.
+The standard library only: part of the board package (edgewise.board), which deploy bundles ship
+whole; the kit's TensorRT export and on-board benchmark use it too, so a board is timed one way.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Jetson power as energy meters: the INA rails in sysfs, or tegrastats lines, integrated over a window.
 
-Reading the rails and choosing the board total is edgewise.bench.energy.rails (the standard
+Reading the rails and choosing the board total is edgewise.board.energy.rails (the standard
 library only, so a bundle's run.py ships it too); these meters put it behind the window API.
 """
 

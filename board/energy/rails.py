@@ -1,7 +1,7 @@
 """Jetson power rails, read from sysfs or tegrastats lines, and the board total: the standard library only.
 
-Deploy bundles ship it in edgewise_energy/ beside run.py, so the board's runner reads
-power the way the kit does. Readers:
+Deploy bundles ship it in the board package, so the board's runner reads power the way the kit
+does. Readers:
 - INA3221 through the L4T iio driver (JetPack 4: `bus/i2c/drivers/ina3221x/<bus>-<addr>/iio:device*`,
   L4T 28 on TX1/TX2: `.../iio_device`): `rail_name_<n>` and `in_power<n>_input` (mW);
 - INA3221 through hwmon (JetPack 5+): `in<n>_label`, `in<n>_input` (mV) x `curr<n>_input` (mA);

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from edgewise.base.errors import UserError
-from edgewise.bench.energy import RaplMeter
+from edgewise.board.energy import RaplMeter
+from edgewise.board.errors import UserError
 
 
 def _zone(root: Path, name: str, label: str, energy: int, span: int = 262143328850) -> Path:
@@ -90,7 +90,7 @@ def test_unavailable_without_powercap(tmp_path):
 
 
 def test_energy_per_inference_gross_and_net(powercap):
-    from edgewise.bench.energy.measure import energy_per_inference
+    from edgewise.board.energy.measure import energy_per_inference
 
     root, zones = powercap
     clock = Clock()

@@ -1,7 +1,7 @@
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from edgewise.export.session import fold_dequantized_weights
+from edgewise.board.session import fold_dequantized_weights
 
 
 def _conv_graph(scale: np.ndarray, axis: int = 0):
@@ -39,7 +39,7 @@ def _steps_first(batch):
 def test_an_output_s_samples_are_joined_along_its_own_batch_axis_and_come_first():
     import onnxruntime as ort
 
-    from edgewise.export.session import batch_axis, run_samples
+    from edgewise.board.session import batch_axis, run_samples
 
     x = np.arange(5 * 12, dtype=np.float32).reshape(5, 3, 4)
     for batch in (1, "n"):  # a vendor file's fixed batch 1, run sample by sample; a free batch, run at once

@@ -1,7 +1,7 @@
 import stat
 import sys
 
-from edgewise.bench.energy.tegra import RamPeak, board_state, gpu_clocks, power_mode, ram_in_use
+from edgewise.board.energy.tegra import RamPeak, board_state, gpu_clocks, power_mode, ram_in_use
 
 
 def test_power_mode_from_nvpmodel(tmp_path, monkeypatch):

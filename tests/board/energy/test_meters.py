@@ -3,9 +3,9 @@ import sys
 
 import pytest
 
-from edgewise.bench.energy import InaMeter, NvmlMeter, RaplMeter, TegrastatsMeter, detect_meter, meter_for
-from edgewise.bench.energy.measure import measure_energy
-from edgewise.bench.energy.window import EnergyMeter, MeterError
+from edgewise.board.energy import InaMeter, NvmlMeter, RaplMeter, TegrastatsMeter, detect_meter, meter_for
+from edgewise.board.energy.measure import measure_energy
+from edgewise.board.energy.window import EnergyMeter, MeterError
 from edgewise.targets import load_target, target_names
 
 
@@ -85,7 +85,7 @@ def test_energy_per_inference_and_marginal_energy_from_an_injected_clock(whole_r
             self.start = now[0]
 
         def end(self):
-            from edgewise.bench.energy import EnergyResult
+            from edgewise.board.energy import EnergyResult
 
             return EnergyResult(10.0 * (now[0] - self.start), now[0] - self.start, "fake", "measured",
                                 details={"start": self.start, "end": now[0]})
@@ -105,7 +105,7 @@ def test_energy_per_inference_and_marginal_energy_from_an_injected_clock(whole_r
         now[0] += 0.5 + seconds  # start-up and load: 0.5 s, then inferences
         return round(seconds / 0.01)
 
-    from edgewise.bench.energy import energy_per_inference, marginal_energy
+    from edgewise.board.energy import energy_per_inference, marginal_energy
 
     if whole_runs:
         energy = marginal_energy(Meter(), run_for, 1.0, repeats=2, clock=tick, sleep=sleep)

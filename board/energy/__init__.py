@@ -1,6 +1,6 @@
 """Energy measurement over a window (begin, end, a result) for every source: RAPL, NVML, Jetson INA rails, tegrastats.
 
-Relative imports only: deploy bundles ship this package as edgewise_energy/ (see window.py).
+Relative imports only: part of the board package (edgewise.board), which deploy bundles ship whole.
 """
 
 from .jetson import InaMeter, TegrastatsMeter
