@@ -1,7 +1,8 @@
 """Which targets can be measured on this machine, which only estimated or emulated, and why.
 
 The machine is read under the kit's sysfs and procfs roots (EDGEWISE_SYSFS, EDGEWISE_PROCFS):
-the board from the device tree's model string, energy sources through each target's meter.
+the board from the device tree's model string (each board profile says what it holds), energy
+sources through each target's meter.
 """
 
 from __future__ import annotations
@@ -9,13 +10,10 @@ from __future__ import annotations
 import platform
 from typing import Any
 
-from edgewise.board.energy import NvmlMeter, meter_for
+from edgewise.board.energy import NvmlMeter
 from edgewise.board.system import procfs
 from edgewise.targets import load_target, target_names
-
-# the device tree's model string names the module, e.g. "NVIDIA Jetson Orin NX Engineering Reference Developer Kit"
-JETSON_MODELS = {"jetson-nano": "Nano", "jetson-xavier-nx": "Xavier NX", "jetson-orin-nano": "Orin Nano",
-                 "jetson-orin-nx": "Orin NX", "jetson-agx-orin": "AGX Orin", "jetson-agx-thor": "AGX Thor"}
+from edgewise.targets.power_sources import meter_for
 
 
 def board_model() -> str:
@@ -27,10 +25,12 @@ def board_model() -> str:
 
 
 def this_board() -> str | None:
-    """The target name of the Jetson this runs on, or None: the longest module name in the model string wins
-    ('Orin Nano' over 'Nano')."""
+    """The name of the board target this runs on, or None: the board profile whose `device_tree_model` the device
+    tree's model string holds (e.g. "NVIDIA Jetson Orin NX Engineering Reference Developer Kit"), the longest
+    such match where several do ('Jetson Orin Nano' over a profile's 'Orin')."""
     model = board_model()
-    found = [(len(module), name) for name, module in JETSON_MODELS.items() if module in model and "Jetson" in model]
+    found = [(len(profile["device_tree_model"]), name) for name in target_names("board")
+             if (profile := load_target(name))["device_tree_model"] in model]
     return max(found)[1] if found else None
 
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from edgewise.bench.inputs import Inputs
 from edgewise.bench.latency import LatencyConfig, measure_latency
-from edgewise.board.energy import NvmlMeter, measure_energy, meter_for
+from edgewise.board.energy import NvmlMeter, measure_energy
+from edgewise.targets.power_sources import meter_for
 
 CPU = "CPUExecutionProvider"
 

@@ -18,10 +18,11 @@ from edgewise.bench.gpu import measure_gpu
 from edgewise.bench.inputs import Inputs
 from edgewise.bench.latency import LatencyConfig, machine_settings, measure_latency, onnx_runner
 from edgewise.bench.memory import onnx_peak_memory
-from edgewise.board.energy import RamPeak, board_state, measure_energy, meter_for
+from edgewise.board.energy import RamPeak, board_state, measure_energy
 from edgewise.board.errors import UserError
 from edgewise.board.runner import RESULT_FORMAT
 from edgewise.targets import load_target
+from edgewise.targets.power_sources import meter_for
 
 # upper bounds that keep a mistyped setting from running for days
 MAX_ITERATIONS = 10_000_000

@@ -21,9 +21,10 @@ HAS_CUDA = torch.cuda.is_available()
 @pytest.fixture(scope="session", autouse=True)
 def _bare_machine(tmp_path_factory: pytest.TempPathFactory):
     """Every test sees the same machine, whatever it runs on: empty sysfs and procfs roots (no RAPL, no board), no
-    NVML, no TensorRT, an onnxruntime with the CPU provider alone (onnxruntime-gpu would offer CUDA), and no CUDA
-    device for torch (device auto is the CPU, here and in the `edgewise` processes tests start). Tests of a reader
-    give it its own fake tree or module; the CUDA tests take the `cuda_device` fixture."""
+    target profiles of the user's, no NVML, no TensorRT, an onnxruntime with the CPU provider alone (onnxruntime-gpu
+    would offer CUDA), and no CUDA device for torch (device auto is the CPU, here and in the `edgewise` processes
+    tests start). Tests of a reader give it its own fake tree or module; the CUDA tests take the `cuda_device`
+    fixture."""
     import onnxruntime
 
     root = tmp_path_factory.mktemp("bare-machine")
@@ -31,6 +32,7 @@ def _bare_machine(tmp_path_factory: pytest.TempPathFactory):
         patch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
         patch.setenv("EDGEWISE_SYSFS", str(root / "sys"))
         patch.setenv("EDGEWISE_PROCFS", str(root / "proc"))
+        patch.setenv("EDGEWISE_TARGETS", str(root / "targets"))
         patch.setitem(sys.modules, "pynvml", None)
         patch.setitem(sys.modules, "tensorrt", None)
         patch.setattr(torch.cuda, "is_available", lambda: False)

@@ -3,10 +3,11 @@ import sys
 
 import pytest
 
-from edgewise.board.energy import InaMeter, NvmlMeter, RaplMeter, TegrastatsMeter, detect_meter, meter_for
+from edgewise.board.energy import InaMeter, NvmlMeter, RaplMeter, TegrastatsMeter, detect_meter
 from edgewise.board.energy.measure import measure_energy
 from edgewise.board.energy.window import EnergyMeter, MeterError
 from edgewise.targets import load_target, target_names
+from edgewise.targets.power_sources import meter_for
 
 
 def _rails(sys_root):
