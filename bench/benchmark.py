@@ -16,14 +16,17 @@ from edgewise.bench.counts import count_onnx
 from edgewise.bench.inputs import Inputs, declared_inputs, load_arrays, parse_request, resolve_inputs
 from edgewise.bench.target_bench import BenchConfig, bench_model
 from edgewise.board.errors import UserError
+from edgewise.board.manifest import BundleError, check_files, read_manifest
 from edgewise.export.integrity import check_weights
+from edgewise.export.onnx_export import to_onnx
 from edgewise.export.onnx_file import read_onnx
+from edgewise.runtime import IntegerMLP
+from edgewise.targets import load_target
 
 
 def _model(path: Path) -> tuple[Path, dict[str, np.ndarray]]:
     """The ONNX file to run, and the arrays a bundle ships as its probe (one sample of its input)."""
     if path.is_dir():
-        from edgewise.board.manifest import BundleError, check_files, read_manifest
 
         if not (path / "manifest.json").is_file():
             raise UserError(f"{path} is a folder without manifest.json", "give an .onnx file or a deploy bundle")
@@ -73,7 +76,6 @@ def _emulated(path: Path, inputs: Inputs, target: str) -> dict[str, Any] | None:
     The inputs only set activation scales: the emulated costs depend on the weights alone.
     """
     from edgewise.export.onnx_records import records_from_onnx
-    from edgewise.runtime import IntegerMLP
 
     first = next(iter(inputs.feeds.values()))
     try:
@@ -89,7 +91,6 @@ def _torch_onnx(module: Any, requests: Sequence[str], arrays: dict[str, np.ndarr
     any name), and that input under the exported graph's name."""
     import torch
 
-    from edgewise.export import to_onnx
 
     shapes = [r.shape for r in map(parse_request, requests) if r.shape is not None]
     given = list(arrays.values())
@@ -119,7 +120,6 @@ def benchmark(model: Any, target: str = "x86-host", config: BenchConfig | None =
     result.json) is given. Returns the record (JSON-able), with the inputs and the model's counts
     at them; a target with no figure at all here is a UserError.
     """
-    from edgewise.targets import load_target
 
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
         raise UserError(f"batch {batch!r} is not a batch size", "give a batch of 1 or more (--batch)")

@@ -24,6 +24,7 @@ import onnx
 from onnx import numpy_helper
 
 from edgewise.bench.inputs import Inputs
+from edgewise.board.errors import UserError
 from edgewise.export.onnx_file import load_fix, ort_message, read_onnx
 
 # bytes per element of the type names ONNX Runtime's profiler writes
@@ -149,7 +150,6 @@ def _profile(model: onnx.ModelProto, inputs: Inputs) -> list[dict[str, Any]]:
     """The node events of one run of `model` as written, with ONNX Runtime's profiler on."""
     import onnxruntime as ort
 
-    from edgewise.board.errors import UserError
     from edgewise.board.session import session_options
 
     with tempfile.TemporaryDirectory(prefix="edgewise-counts-") as scratch:

@@ -9,8 +9,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgewise.bench.inputs import declared_inputs
+from edgewise.board.errors import UserError
 from edgewise.board.system import procfs, sysfs
 from edgewise.board.timing import time_runs
+from edgewise.export.onnx_export import to_onnx
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,6 @@ def onnx_runner(path: str | os.PathLike[str], feeds: dict[str, Any], threads: in
     model) is a UserError naming the inputs and the fix, not a traceback.
     """
     def make() -> Callable[[], Any]:
-        from edgewise.board.errors import UserError
         from edgewise.board.session import open_session
 
         session = open_session(path, threads=threads, providers=providers)
@@ -159,7 +161,6 @@ def file_latency(path: str | os.PathLike[str], example: Any, config: LatencyConf
     machine's CPU (measure_latency's record, with the backend and batch named)."""
     import onnx
 
-    from edgewise.bench.inputs import declared_inputs
 
     array = example.cpu().numpy() if hasattr(example, "cpu") else example
     name = declared_inputs(onnx.load(str(path), load_external_data=False).graph)[0].name
@@ -173,7 +174,6 @@ def module_latency(module: Any, example: Any, config: LatencyConfig = SHORT, thr
     file_latency times a file."""
     import tempfile
 
-    from edgewise.export import to_onnx
 
     with tempfile.TemporaryDirectory(prefix="edgewise-latency-") as scratch:
         return file_latency(to_onnx(module, example, Path(scratch) / "model.onnx").path, example, config, threads)

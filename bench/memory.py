@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edgewise.board.errors import StageError
+
 # the child loads the board package from its folder under the name a bundle gives it (as a bundle's run.py does),
 # not the kit's packages: what it imports is what serving the model needs, and the baseline imports the same
 _SESSION = """
@@ -66,7 +68,6 @@ def onnx_peak_memory(path: str | os.PathLike[str], inputs: str | os.PathLike[str
     it inflates the peak.
     """
     from edgewise.board import session
-    from edgewise.board.errors import StageError
 
     module = str(Path(session.__file__).parent)
     baseline_code, baseline = python_peak_rss(_SESSION, module)

@@ -18,9 +18,12 @@ from edgewise.bench.gpu import measure_gpu
 from edgewise.bench.inputs import Inputs
 from edgewise.bench.latency import LatencyConfig, machine_settings, measure_latency, onnx_runner
 from edgewise.bench.memory import onnx_peak_memory
+from edgewise.board import energy
 from edgewise.board.energy import RamPeak, board_state, measure_energy
 from edgewise.board.errors import UserError
-from edgewise.board.runner import RESULT_FORMAT
+from edgewise.board.runner import RESULT_FORMAT, trtexec_measurement, trtexec_path
+from edgewise.board.trtexec_report import TrtexecError
+from edgewise.export.tensorrt import trtexec_command
 from edgewise.targets import load_target
 from edgewise.targets.power_sources import meter_for
 
@@ -111,10 +114,6 @@ def _here(onnx_path: Path, inputs: Inputs, profile: dict[str, Any], config: Benc
 def _trtexec_here(onnx_path: Path, inputs: Inputs, profile: dict[str, Any], config: BenchConfig,
                   precision: str | None) -> dict[str, Any]:
     """Latency, memory and energy of a TensorRT engine built and timed by trtexec on this board, as run.py does."""
-    from edgewise.board import energy
-    from edgewise.board.runner import trtexec_measurement, trtexec_path
-    from edgewise.board.trtexec_report import TrtexecError
-    from edgewise.export.tensorrt import trtexec_command
 
     executable = trtexec_path()
     if executable is None:

@@ -5,7 +5,30 @@ and `QUANTIZERS` list the plug-ins, and `register_criterion` / `register_quantiz
 without importing torch.
 """
 
+from typing import TYPE_CHECKING
+
 from edgewise.base.lazy import lazy_attributes
+
+if TYPE_CHECKING:  # the lazy names' definitions, for type checkers and editors (nothing imported at run time)
+    from edgewise.compress.codec import Bitstream, CodecError, decode, encode
+    from edgewise.compress.criteria import CRITERIA, Criterion, get_criterion, register_criterion
+    from edgewise.compress.detectors import DetectorHeads, yolo_scores
+    from edgewise.compress.experts import combine, derive_expert, expert_loss, expert_table, union
+    from edgewise.compress.fold import fold_batchnorm
+    from edgewise.compress.graph import ChannelGraph, PruningError
+    from edgewise.compress.model_stats import LayerCost, ModelCost, count_parameters, measure_cost
+    from edgewise.compress.pruning import Plan, Pruner, PruneResult, apply_plan, prune
+    from edgewise.compress.quant import QUANTIZERS, Quantizer, get_quantizer, quantize, register_quantizer
+    from edgewise.compress.quant.model import QuantizedModel, floats_of, load_decoded
+    from edgewise.compress.ranking import Ranking
+    from edgewise.compress.reference import ReferenceSamples
+    from edgewise.compress.schedules import (
+        SCHEDULES,
+        Schedule,
+        predicted_remaining,
+        register_schedule,
+        simulated_remaining,
+    )
 
 _WHERE = {
     "Bitstream": ".codec", "CodecError": ".codec", "decode": ".codec", "encode": ".codec",

@@ -7,6 +7,7 @@ from typing import Any
 from torch import nn
 
 from edgewise.base.records import QuantizedLayer
+from edgewise.compress.layers import recurrent_matrices, weight_layers
 
 
 def float_bytes(model: nn.Module) -> int:
@@ -26,7 +27,6 @@ def packed_bytes(model: nn.Module, records: dict[str, QuantizedLayer]) -> int:
 def weight_count(model: nn.Module) -> int:
     """Number of weights in the conv and linear layers and the LSTM and GRU matrices (the tensors that get
     quantized)."""
-    from edgewise.compress.layers import recurrent_matrices, weight_layers
 
     layers = [*weight_layers(model).values(), *recurrent_matrices(model).values()]
     return sum(m.weight.numel() for m in layers)

@@ -10,10 +10,11 @@ The public API, imported on first use (`import edgewise` itself imports no torch
     run = ew.run("recipe.yaml")                                                  # a whole recipe
 
 The kit's parts are subpackages of this one: edgewise.compress, edgewise.export,
-edgewise.runtime, edgewise.bench, edgewise.targets, with the base layer in edgewise.base.
+edgewise.runtime, edgewise.bench, edgewise.board, edgewise.targets, with the base layer in edgewise.base.
 """
 
 from importlib import metadata
+from typing import TYPE_CHECKING
 
 from edgewise.base.lazy import lazy_attributes
 
@@ -21,6 +22,30 @@ try:
     __version__ = metadata.version("edgewise")
 except metadata.PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
+
+if TYPE_CHECKING:  # the lazy names' definitions, for type checkers and editors (nothing imported at run time)
+    from edgewise import bench
+    from edgewise.api import run
+    from edgewise.base.records import QuantizedLayer
+    from edgewise.board.errors import EdgewiseError, UserError
+    from edgewise.compress import (
+        Bitstream,
+        DetectorHeads,
+        Pruner,
+        PruneResult,
+        QuantizedModel,
+        ReferenceSamples,
+        decode,
+        encode,
+        fold_batchnorm,
+        prune,
+        quantize,
+    )
+    from edgewise.export import OnnxFile, open_session, to_onnx
+    from edgewise.pipeline import RunResult
+    from edgewise.recipe import Recipe, load_recipe
+    from edgewise.runtime import IntegerMLP
+    from edgewise.sweep import SweepResult
 
 _WHERE = {
     # compress

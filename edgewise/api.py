@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgewise.recipe import Recipe, load_recipe, parse_recipe
+from edgewise.sweep import run_sweep
 
 
 def run(recipe: str | os.PathLike[str] | dict[str, Any] | Recipe | None = None, out: str | Path = "runs",
@@ -21,7 +22,6 @@ def run(recipe: str | os.PathLike[str] | dict[str, Any] | Recipe | None = None, 
     `jobs` local processes, or as Ray tasks on the cluster at `ray`.
     """
     from edgewise.pipeline import run_recipe
-    from edgewise.sweep import run_sweep
 
     if isinstance(recipe, Recipe):
         parsed = recipe

@@ -10,22 +10,32 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgewise import compress
+from edgewise import compress, export
 from edgewise.base.atomic import atomic_path, write_bytes, write_json
 from edgewise.base.device import device_of, on_device, resolve_device
 from edgewise.base.paths import distinct_output
 from edgewise.base.records import load_records, save_records
+from edgewise.bench.latency import file_latency, module_latency
+from edgewise.board.compare import relative_difference
 from edgewise.board.errors import DataError, UserError, first_line
+from edgewise.compress.size import packed_bytes
 from edgewise.core.modelio import load_model, save_model
+from edgewise.runtime import IntegerMLP
+from edgewise.stages.deploy import bundle_for_board
+from edgewise.stages.deploy_config import DeployConfig
 from edgewise.stages.export_config import W4A8Config
+from edgewise.stages.prune import prune_as_configured, prune_model, tuner
 from edgewise.stages.prune_config import PruneConfig
 from edgewise.stages.quantize_config import QuantizeConfig
+from edgewise.stages.scoring import class_score
 from edgewise.zoo.agreement import Reference, module_reference, onnx_reference, source_labelled
 from edgewise.zoo.cache import trained_model
 from edgewise.zoo.data import DATA_SOURCES, FolderData, NpzData, load_data
 from edgewise.zoo.dataset import UNLABELLED, Dataset
 from edgewise.zoo.fit_check import check_module_fits, fitted_layout, module_takes, onnx_takes, with_model_classes
 from edgewise.zoo.reference import REFERENCES
+from edgewise.zoo.training import evaluate
+from edgewise.zoo.userdata import read_npz
 
 
 def data_from_argument(value: str) -> Dataset:
@@ -156,7 +166,6 @@ def score_name(dataset: Dataset) -> str:
 
 
 def _test_score(module: nn.Module, dataset: Dataset) -> float:
-    from edgewise.zoo.training import evaluate
 
     return float(evaluate(module, dataset.test, dataset.task)["score"])
 
@@ -186,7 +195,6 @@ def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | Non
         if unknown:
             raise UserError(f"unknown classes {unknown}", f"use some of {', '.join(dataset.class_names)}")
         class_ids = tuple(dataset.class_names.index(c) for c in classes)
-    from edgewise.stages.prune import prune_model
 
     result = prune_model(module, dataset, config, class_ids)
     out = Path(out)
@@ -194,7 +202,6 @@ def prune_file(model: str, out: str | Path, config: PruneConfig, data: str | Non
     timed, notes = latency_before_after(module, result.model, dataset.val.x[:1], model) if latency else ({}, ())
     write_json(out.with_suffix(".prune.json"), {**result.summary(), **timed})
     if class_ids is not None and dataset.task in ("classification", "segmentation"):  # an expert: on its classes
-        from edgewise.stages.scoring import class_score
 
         named = f"{'IoU' if dataset.task == 'segmentation' else 'accuracy'}[{','.join(classes)}]"
         return result, Outcome(f"{named}, {len(dataset.test)} test samples",
@@ -210,7 +217,6 @@ def latency_before_after(module: nn.Module, pruned: nn.Module, example: torch.Te
     """Both models' latency as shipped (ONNX Runtime on this CPU, at `example`'s batch; bench.latency.module_latency)
     and, for a model given as an ONNX file, that file's own (the kit's export of the unpruned model can differ from
     it): the records under "latency" for the report JSON, and the line that says what was measured."""
-    from edgewise.bench.latency import file_latency, module_latency
 
     example = example.to(device_of(module))
     records = {"before": module_latency(module, example), "after": module_latency(pruned, example)}
@@ -240,7 +246,6 @@ def _reads_classes(config: PruneConfig, classes: list[str] | None) -> None:
 
 def detection_images(path: str | Path) -> torch.Tensor:
     """Reference images for a detector: the `x` array (images, channels, height, width) of a .npz, labels unneeded."""
-    from edgewise.zoo.userdata import read_npz
 
     file = Path(path)
     if file.suffix != ".npz":
@@ -283,7 +288,6 @@ def prune_detector_file(model: str, out: str | Path, config: PruneConfig, images
     module = on_device(module, resolve_device(device))
     ref = compress.ReferenceSamples.for_detection(x, _detection_classes(module, classes) if classes else None,
                                                   detections, output=config.output)
-    from edgewise.stages.prune import prune_as_configured, tuner
 
     result = prune_as_configured(module, ref, config, tuner(module, ref.x, None, ref.task, config))
     out = Path(out)
@@ -321,7 +325,6 @@ def quantize_file(model: str, out: str | Path, config: QuantizeConfig,
     save_records(out.with_suffix(".npz"), result.records, compress.floats_of(result.model, result.records))
     save_model(result.model, out, {**_with_source(card, model), "stage": f"{config.method} {config.bits}-bit"})
     write_json(out.with_suffix(".quantize.json"), result.summary())
-    from edgewise.compress.size import packed_bytes
 
     notes = (f"batch-norm folded into the layer before it first: {', '.join(folded)}",) if folded else ()
     if "lambda_search" in result.history:
@@ -374,9 +377,7 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
     a plain ONNX Runtime one, and its plain variant written beside it as `plain` says
     (export.plain_runtime: auto, always, never).
     """
-    from edgewise import export
     from edgewise.stages.export import export_verified
-    from edgewise.zoo.training import evaluate
 
     if w4a8 is not None and not records:
         raise UserError("--w4a8 needs the quantized records", "pass --records model-q.npz from `edgewise quantize`")
@@ -435,8 +436,6 @@ def _export_detector(module: nn.Module, card: dict[str, Any], model: str, out: s
     """Export a detector loaded from the file `model` (no labels: its outputs are what the file is checked by) on
     the images of `images` (.npz x); a model converted from ONNX is compared with the file it came from, output for
     output. The file replaces `out` only once it is verified."""
-    from edgewise import export
-    from edgewise.board.compare import relative_difference
     from edgewise.board.session import session_runner
 
     if not images:
@@ -460,7 +459,6 @@ def _export_detector(module: nn.Module, card: dict[str, Any], model: str, out: s
 def _against_source(source: Path, exported: Path, dataset: Dataset) -> dict[str, Any]:
     """The ONNX file a converted model came from against its export: both scores on the test split, and the share of
     test samples whose prediction (argmax over the output's axis 1) is the same."""
-    from edgewise import export
     from edgewise.board.session import session_runner
     from edgewise.stages.export import shipped_score
 
@@ -501,10 +499,7 @@ def deploy_file(model: str, out: str | Path, records: str | Path | None = None, 
 
     import torch
 
-    from edgewise import export
     from edgewise.export.bundles import check_target
-    from edgewise.stages.deploy import bundle_for_board
-    from edgewise.stages.deploy_config import DeployConfig
 
     config = DeployConfig(tar=tar, to=to, precision=precision, sign_key=sign_key)
     distinct_output(out, model, records, bitstream, data, sign_key)
@@ -533,7 +528,6 @@ def emulate_file(model: str | Path, target: str, data: str = "digits", activatio
     calibrated on the training split by `calibrator`: max, percentile or entropy).
     """
     from edgewise.export.onnx_records import records_from_onnx
-    from edgewise.runtime import IntegerMLP
 
     dataset = data_from_argument(data)
     path = Path(model)

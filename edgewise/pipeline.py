@@ -14,12 +14,15 @@ from edgewise.base.device import resolve_device
 from edgewise.base.paths import run_directory
 from edgewise.board.errors import UserError
 from edgewise.core.console import console
+from edgewise.core.modelio import load_model
 from edgewise.core.rundir import RunDirectory, StageWindow
 from edgewise.core.usercode import allow_code
 from edgewise.force import force_policy
 from edgewise.recipe import Recipe
 from edgewise.report.ladder import ladder_section
+from edgewise.report.render import write_report
 from edgewise.report.section import Section
+from edgewise.report.summary import experts_summary, summary_section
 from edgewise.report.tables import RESULT_FIELDS, bench_csv, csv_text
 from edgewise.stages.state import ModelState
 from edgewise.stages.table import STAGES
@@ -70,7 +73,6 @@ def entry_data(entry: Any) -> Dataset:
     if entry.onnx is not None:
         return source_labelled(fitted_layout(data, onnx_takes(entry.onnx)), onnx_reference(entry.onnx), entry.score)
     if entry.file is not None:
-        from edgewise.core.modelio import load_model
 
         module = load_model(entry.file, entry.trusted)[0]
         return source_labelled(fitted_layout(data, module_takes(module)), module_reference(module), entry.score)
@@ -107,8 +109,6 @@ def _run(run: RunDirectory, recipe: Recipe, root: Path, device: torch.device) ->
 
 def _write_results(st: StageWindow, result: RunResult, recipe: Recipe, manifest: dict[str, Any]) -> None:
     """The run's tables (results, versions, size ladders, bench records) and, when the recipe asks, the report."""
-    from edgewise.report.render import write_report
-    from edgewise.report.summary import experts_summary, summary_section
 
     root = result.root
     st.add_output(write_json(root / "results.json", result.rows))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgewise.base.paths import run_directory
-from edgewise.board.errors import StageError, UserError
+from edgewise.board.errors import EdgewiseError, StageError, UserError
 from edgewise.core.console import bar, console
 from edgewise.core.rundir import RunDirectory
 from edgewise.recipe import Recipe, SweepConfiguration
@@ -52,7 +52,6 @@ def run_configuration(payload: dict[str, Any]) -> dict[str, Any]:
     """
     import torch
 
-    from edgewise.board.errors import EdgewiseError
     from edgewise.pipeline import run_recipe
 
     os.environ["EDGEWISE_QUIET"] = "1"

@@ -28,6 +28,7 @@ from edgewise.board.manifest import (
     signature,
 )
 from edgewise.board.runner import RUN_OUTPUTS
+from edgewise.board.session import open_session
 from edgewise.export.checks import FAST_RTOL
 from edgewise.export.errors import ExportError
 from edgewise.export.w4a8 import TENSORRT_FILE, for_tensorrt, is_w4a8
@@ -211,7 +212,6 @@ def verify_bundle(path: str | os.PathLike[str], key: str | os.PathLike[str] | No
     A damaged manifest, a changed, missing or extra file, a signature that does not match, or a
     probe output outside the manifest's tolerance raises ExportError naming it.
     """
-    from edgewise.board.session import open_session
 
     with tempfile.TemporaryDirectory() as scratch:
         root = _open(Path(path), Path(scratch))

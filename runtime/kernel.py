@@ -31,6 +31,7 @@ from edgewise.base.records import QuantizedLayer
 from edgewise.board.errors import UserError
 from edgewise.runtime.activations import Requantizer, quantize_input
 from edgewise.runtime.conv import Window, im2col, max_pool, rows_to_maps
+from edgewise.runtime.emulators import emulated_costs
 
 MODES = ("bins", "bitplanes", "fast")
 GIVEN_SCALES = "given"  # meta calibrator of a kernel whose activation scales came with its records (a W4A8 file)
@@ -351,6 +352,5 @@ class IntegerMLP:
         is labelled emulated. The kernel itself runs any weight width, bit-exact; a cost model
         refuses widths its chip does not have.
         """
-        from edgewise.runtime.emulators import emulated_costs
 
         return emulated_costs(self, target, batch)

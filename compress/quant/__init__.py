@@ -15,8 +15,10 @@ from edgewise.base.lazy import lazy_attributes
 from edgewise.base.registry import Registry, registrar
 from edgewise.board.errors import UserError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # with the lazy names' definitions, for type checkers and editors
+    from edgewise.compress.quant.apply import quantize
     from edgewise.compress.quant.base import Quantizer
+    from edgewise.compress.quant.model import QuantizedModel
 
 _HERE = "edgewise.compress.quant"
 QUANTIZERS: Registry[type[Quantizer]] = Registry("quantization method", "edgewise.quantizers", {

@@ -8,7 +8,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edgewise.base.registry import registered
+from edgewise.bench.inputs import parse_request
 from edgewise.board.errors import UserError
+from edgewise.targets import target_names
 
 
 class BenchStageConfig(BaseModel):
@@ -30,14 +32,12 @@ class BenchStageConfig(BaseModel):
     @field_validator("targets")
     @classmethod
     def _known_targets(cls, values: list[str]) -> list[str]:
-        from edgewise.targets import target_names
 
         return registered(values, target_names(), "targets")
 
     @field_validator("inputs")
     @classmethod
     def _input_forms(cls, values: list[str]) -> list[str]:
-        from edgewise.bench.inputs import parse_request
 
         for value in values:
             try:

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edgewise.base.registry import registered
+from edgewise.targets import target_names
 
 
 class EmulateConfig(BaseModel):
@@ -25,6 +26,5 @@ class EmulateConfig(BaseModel):
     @field_validator("targets")
     @classmethod
     def _emulated_targets(cls, values: list[str]) -> list[str]:
-        from edgewise.targets import target_names
 
         return registered(values, target_names(kind="emulated"), "emulated accelerators")

@@ -13,6 +13,7 @@ from edgewise.base.atomic import write_json
 from edgewise.board.errors import UserError
 from edgewise.compress.composites import AUTO, select_composite, selection_line
 from edgewise.compress.size import ladder_row, weight_count
+from edgewise.compress.tuning import Tuning, tune
 from edgewise.core.ledger import PRUNED, TORCH
 from edgewise.core.modelio import save_model
 from edgewise.core.rundir import StageWindow
@@ -52,7 +53,6 @@ def tuner(teacher: nn.Module, x: torch.Tensor, y: torch.Tensor | None, task: str
     `teacher` (the unpruned model) when config.tune_targets says so or, at auto, where there are no labels `y`."""
     if not config.tune_steps:
         return None
-    from edgewise.compress.tuning import Tuning, tune
 
     distil = config.tune_targets == "distill" or (config.tune_targets == "auto" and y is None)
     if not distil and y is None:

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from edgewise import compress
 from edgewise.board.errors import UserError
 from edgewise.compress.composites import AUTO, composite_rules
 from edgewise.compress.criteria import CRITERIA
@@ -107,5 +108,4 @@ class PruneConfig(BaseModel):
 
     def ranking(self) -> Any:
         """The compress.Ranking these settings describe."""
-        from edgewise import compress
         return compress.Ranking(self.scope, self.normalization, self.min_channels, self.round_to, self.max_layer_rate)

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edgewise.base.grid import check_block
 from edgewise.board.errors import UserError
 from edgewise.compress.quant import LAMBDA_LIMIT, QUANTIZERS, quantizer_settings
 from edgewise.zoo.training_config import QATConfig
@@ -54,7 +55,6 @@ class QuantizeConfig(BaseModel):
     @field_validator("block")
     @classmethod
     def _block_size(cls, value: int | None) -> int | None:
-        from edgewise.base.grid import check_block
 
         try:
             check_block(value)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from edgewise.zoo.architectures import ARCHITECTURES
+from edgewise.zoo.data import DATA_SOURCES
+from edgewise.zoo.reference import REFERENCES
+
 
 def catalogue() -> list[tuple[str, tuple[str, ...], list[tuple[str, ...]]]]:
     """The zoo as tables (title, columns, rows): architectures, data sources, reference models."""
-    from edgewise.zoo.architectures import ARCHITECTURES
-    from edgewise.zoo.data import DATA_SOURCES
-    from edgewise.zoo.reference import REFERENCES
 
     archs = [(a.name, a.task, a.description) for a in ARCHITECTURES.values()]
     archs.append(("torchvision:<name>", "either", "any torchvision architecture, random weights"))

@@ -18,7 +18,9 @@ from torch import nn
 
 from edgewise.board.errors import UserError
 from edgewise.compress.tasks import OUTPUT_TASKS
+from edgewise.zoo.boxes import detections
 from edgewise.zoo.dataset import Dataset, Split
+from edgewise.zoo.training import predict
 
 SCORES = ("classification", "segmentation", "sequence", "embedding", "boxes", "regression")
 """The tasks a source's outputs can label data for (the --score names)."""
@@ -47,7 +49,6 @@ def onnx_reference(path: str | Path) -> Reference:
 
 def module_reference(module: nn.Module) -> Reference:
     """A torch module, in eval mode and batches (zoo.training.predict), as a source."""
-    from edgewise.zoo.training import predict
 
     return lambda x: predict(module, x)
 
@@ -83,7 +84,6 @@ def output_task(out: torch.Tensor) -> str:
 
 def _detects(out: torch.Tensor) -> bool:
     """Whether a detector's output `out` holds any detection above the score threshold."""
-    from edgewise.zoo.boxes import detections
 
     return any(len(boxes) for boxes, _ in detections(out))
 

@@ -15,6 +15,7 @@ from edgewise.base.device import device_of
 from edgewise.board.errors import UserError
 from edgewise.compress.outputs import pick
 from edgewise.compress.tasks import OUTPUT_TASKS, loss_for
+from edgewise.zoo.boxes import box_f1
 from edgewise.zoo.dataset import Dataset, Split
 from edgewise.zoo.training_config import TrainConfig
 
@@ -98,7 +99,6 @@ def _output_scores(out: torch.Tensor, y: torch.Tensor, task: str) -> dict[str, A
         raise UserError(f"the model's output {tuple(out.shape)} differs from the reference outputs {tuple(y.shape)}",
                         "score the model on the data its reference outputs were computed on")
     if task == "boxes":
-        from edgewise.zoo.boxes import box_f1
 
         scores = box_f1(out, y)
         return {"score_name": "box F1", "score": scores["f1"], **scores, "loss": float(loss_for(task)(out, y))}

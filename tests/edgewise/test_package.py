@@ -198,6 +198,81 @@ def test_no_two_packages_import_each_other_at_any_depth():
                                                        "edgewise.zoo"}, edges.get("edgewise.core")
 
 
+# what an in-function import may defer: the libraries that make an import slow or a process large
+DEFERRED = {"torch", "torchvision", "onnx", "onnxruntime", "onnx2torch", "ray", "zennit", "torch_pruning", "nncodec",
+            "timm", "scipy", "sklearn", "matplotlib"}
+
+
+def _top_level_imports(name: str) -> tuple[set[str], set[str]]:
+    """The kit's modules and the other top-level packages module `name` imports when it is imported (module level,
+    inside `if` and `try` but not `if TYPE_CHECKING`), its parent packages included."""
+    modules, path = _modules(), _modules()[name]
+    kit, other = {".".join(name.split(".")[:i]) for i in range(2, name.count(".") + 1)} & set(modules), set()
+
+    def resolve(module: str, names: list[str]) -> None:
+        kit.update({m for m in (module, *(f"{module}.{n}" for n in names)) if m in modules})
+
+    def visit(statements: list[ast.stmt]) -> None:
+        for node in statements:
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    (resolve(alias.name, []) if alias.name.startswith("edgewise") else
+                     other.add(alias.name.split(".")[0]))
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    package = name.split(".")[: name.count(".") + (path.name == "__init__.py") - node.level + 1]
+                    resolve(".".join([*package, *([node.module] if node.module else [])]), [a.name for a in node.names])
+                elif node.module.startswith("edgewise"):
+                    resolve(node.module, [a.name for a in node.names])
+                else:
+                    other.add(node.module.split(".")[0])
+            elif isinstance(node, ast.If) and "TYPE_CHECKING" not in ast.dump(node.test):
+                visit(node.body + node.orelse)
+            elif isinstance(node, ast.Try):
+                visit(node.body + node.orelse + [s for h in node.handlers for s in h.body])
+
+    visit(ast.parse(path.read_text(encoding="utf-8")).body)
+    return kit, other
+
+
+@functools.cache
+def _heavy(name: str) -> frozenset[str]:
+    """The DEFERRED libraries importing module `name` loads, through the kit's modules it imports."""
+    found, seen, stack = set(), {name}, [name]
+    while stack:
+        kit, other = _top_level_imports(stack.pop())
+        found |= other & DEFERRED
+        stack += [m for m in kit - seen]
+        seen |= kit
+    return frozenset(found)
+
+
+def test_a_kit_import_inside_a_function_defers_a_heavy_library():
+    """An import of the kit's own code inside a function hides the call graph from static tools; it is there only
+    where it keeps torch, onnx, ray and their like out of a module that does not load them yet. The command line
+    (edgewise.cli) defers every import past its argument parsing, so `edgewise --help` and a bad argument answer at
+    once."""
+    modules = _modules()
+    pointless = []
+    for name, path in modules.items():
+        if name in ("edgewise.cli", "edgewise.__main__"):
+            continue
+        for function in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module.startswith("edgewise"):
+                    targets = {m for m in (node.module, *(f"{node.module}.{a.name}" for a in node.names))
+                               if m in modules}
+                elif isinstance(node, ast.Import) and node.names[0].name.startswith("edgewise"):
+                    targets = {node.names[0].name} & set(modules)
+                else:
+                    continue
+                if not set().union(*map(_heavy, targets)) - _heavy(name):
+                    pointless.append(f"{name}:{node.lineno} ({function.name})")
+    assert not pointless, pointless
+
+
 def test_every_onnx_runtime_session_takes_the_kits_options():
     """One place builds ONNX Runtime's SessionOptions (export.session.session_options): logging, optimisation level,
     threads and profiling are then set alike for every session the kit makes."""
