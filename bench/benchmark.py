@@ -120,7 +120,6 @@ def benchmark(model: Any, target: str = "x86-host", config: BenchConfig | None =
     result.json) is given. Returns the record (JSON-able), with the inputs and the model's counts
     at them; a target with no figure at all here is a UserError.
     """
-
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
         raise UserError(f"batch {batch!r} is not a batch size", "give a batch of 1 or more (--batch)")
     kind = load_target(target)["kind"]  # an unknown target fails before any work

@@ -114,7 +114,6 @@ def _here(onnx_path: Path, inputs: Inputs, profile: dict[str, Any], config: Benc
 def _trtexec_here(onnx_path: Path, inputs: Inputs, profile: dict[str, Any], config: BenchConfig,
                   precision: str | None) -> dict[str, Any]:
     """Latency, memory and energy of a TensorRT engine built and timed by trtexec on this board, as run.py does."""
-
     executable = trtexec_path()
     if executable is None:
         raise UserError("trtexec is not on PATH or in /usr/src/tensorrt/bin",

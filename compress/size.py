@@ -27,7 +27,6 @@ def packed_bytes(model: nn.Module, records: dict[str, QuantizedLayer]) -> int:
 def weight_count(model: nn.Module) -> int:
     """Number of weights in the conv and linear layers and the LSTM and GRU matrices (the tensors that get
     quantized)."""
-
     layers = [*weight_layers(model).values(), *recurrent_matrices(model).values()]
     return sum(m.weight.numel() for m in layers)
 

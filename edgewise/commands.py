@@ -217,7 +217,6 @@ def latency_before_after(module: nn.Module, pruned: nn.Module, example: torch.Te
     """Both models' latency as shipped (ONNX Runtime on this CPU, at `example`'s batch; bench.latency.module_latency)
     and, for a model given as an ONNX file, that file's own (the kit's export of the unpruned model can differ from
     it): the records under "latency" for the report JSON, and the line that says what was measured."""
-
     example = example.to(device_of(module))
     records = {"before": module_latency(module, example), "after": module_latency(pruned, example)}
     before, after = records["before"], records["after"]
@@ -246,7 +245,6 @@ def _reads_classes(config: PruneConfig, classes: list[str] | None) -> None:
 
 def detection_images(path: str | Path) -> torch.Tensor:
     """Reference images for a detector: the `x` array (images, channels, height, width) of a .npz, labels unneeded."""
-
     file = Path(path)
     if file.suffix != ".npz":
         raise UserError(f"detection images {file} are not a .npz file", "save the images as np.savez(path, x=images)")

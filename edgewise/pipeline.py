@@ -109,7 +109,6 @@ def _run(run: RunDirectory, recipe: Recipe, root: Path, device: torch.device) ->
 
 def _write_results(st: StageWindow, result: RunResult, recipe: Recipe, manifest: dict[str, Any]) -> None:
     """The run's tables (results, versions, size ladders, bench records) and, when the recipe asks, the report."""
-
     root = result.root
     st.add_output(write_json(root / "results.json", result.rows))
     st.add_output(write_text(root / "results.csv", csv_text(result.rows, RESULT_FIELDS)))

@@ -212,7 +212,6 @@ def verify_bundle(path: str | os.PathLike[str], key: str | os.PathLike[str] | No
     A damaged manifest, a changed, missing or extra file, a signature that does not match, or a
     probe output outside the manifest's tolerance raises ExportError naming it.
     """
-
     with tempfile.TemporaryDirectory() as scratch:
         root = _open(Path(path), Path(scratch))
         try:

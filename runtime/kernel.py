@@ -352,5 +352,4 @@ class IntegerMLP:
         is labelled emulated. The kernel itself runs any weight width, bit-exact; a cost model
         refuses widths its chip does not have.
         """
-
         return emulated_costs(self, target, batch)

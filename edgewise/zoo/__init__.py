@@ -9,7 +9,6 @@ from edgewise.zoo.reference import REFERENCES
 
 def catalogue() -> list[tuple[str, tuple[str, ...], list[tuple[str, ...]]]]:
     """The zoo as tables (title, columns, rows): architectures, data sources, reference models."""
-
     archs = [(a.name, a.task, a.description) for a in ARCHITECTURES.values()]
     archs.append(("torchvision:<name>", "either", "any torchvision architecture, random weights"))
     data = [(name, (spec.__doc__ or "").strip().splitlines()[0]) for name, spec in DATA_SOURCES.items()]

@@ -49,7 +49,6 @@ def onnx_reference(path: str | Path) -> Reference:
 
 def module_reference(module: nn.Module) -> Reference:
     """A torch module, in eval mode and batches (zoo.training.predict), as a source."""
-
     return lambda x: predict(module, x)
 
 
@@ -84,7 +83,6 @@ def output_task(out: torch.Tensor) -> str:
 
 def _detects(out: torch.Tensor) -> bool:
     """Whether a detector's output `out` holds any detection above the score threshold."""
-
     return any(len(boxes) for boxes, _ in detections(out))
 
 
