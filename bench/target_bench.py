@@ -1,30 +1,35 @@
-"""One model on one target: latency, memory and energy, each measured, emulated, estimated or unavailable."""
+"""One model on one target: latency, memory and energy, each measured, emulated, estimated or unavailable.
+
+Each kind of target (host, gpu, board, emulated) is one class here: whether it runs on this machine,
+and where its figures come from there and elsewhere (TARGET_KINDS, by a profile's `kind`).
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import platform
 import tempfile
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgewise.bench.availability import availability, board_model, this_board
 from edgewise.bench.counts import Counts
 from edgewise.bench.estimate import estimate
 from edgewise.bench.gpu import measure_gpu
 from edgewise.bench.inputs import Inputs
 from edgewise.bench.latency import LatencyConfig, machine_settings, measure_latency, onnx_runner
 from edgewise.bench.memory import onnx_peak_memory
+from edgewise.bench.this_machine import board_model, this_board
 from edgewise.board import energy
-from edgewise.board.energy import RamPeak, board_state, measure_energy
+from edgewise.board.energy import NvmlMeter, RamPeak, board_state, measure_energy
 from edgewise.board.errors import UserError
 from edgewise.board.runner import RESULT_FORMAT, trtexec_measurement, trtexec_path
 from edgewise.board.trtexec_report import TrtexecError
 from edgewise.export.tensorrt import trtexec_command
-from edgewise.targets import load_target
+from edgewise.targets import load_target, target_names
 from edgewise.targets.power_sources import meter_for
 
 # upper bounds that keep a mistyped setting from running for days
@@ -205,6 +210,118 @@ def _on_another_board(target: str) -> None:
                         "(--result)")
 
 
+@dataclass(frozen=True)
+class Job:
+    """What a benchmark was asked: the model's file and inputs, how hard to measure, and what else it has for the
+    target (the emulator's totals, the layer counts an estimate reads, a bundle's result, the torch model)."""
+
+    onnx_path: Path
+    inputs: Inputs
+    config: BenchConfig
+    counts: Counts | None = None
+    emulated: dict[str, Any] | None = None
+    precision: str | None = None
+    board_result: str | os.PathLike[str] | None = None
+    torch_model: Any | None = None
+
+
+def _energy_line(profile: dict[str, Any]) -> str:
+    meter, why = meter_for(profile)
+    return f"measured ({meter.label})" if meter else f"unavailable: {why}"
+
+
+class TargetKind:
+    """How one kind of target is benchmarked: whether it runs here (`availability`), and its latency, memory and
+    energy for a job (`parts`), each saying how it was obtained."""
+
+    def availability(self, profile: dict[str, Any]) -> dict[str, Any]:
+        """runs_here, figures (measured, emulated, estimated or unavailable), energy and why, for this machine."""
+        raise NotImplementedError
+
+    def parts(self, profile: dict[str, Any], status: dict[str, Any], job: Job) -> dict[str, Any]:
+        """The job's latency, memory and energy on the target (and what else the kind records)."""
+        raise NotImplementedError
+
+
+class HostKind(TargetKind):
+    """This machine's x86-64 CPU: measured here with ONNX Runtime, energy from the target's meter."""
+
+    def availability(self, profile: dict[str, Any]) -> dict[str, Any]:
+        ok = platform.machine() in ("x86_64", "AMD64")
+        return {"runs_here": ok, "figures": "measured" if ok else "unavailable", "energy": _energy_line(profile),
+                "why": f"this CPU ({platform.machine()})" if ok else f"not an x86-64 machine ({platform.machine()})"}
+
+    def parts(self, profile: dict[str, Any], status: dict[str, Any], job: Job) -> dict[str, Any]:
+        if not status["runs_here"]:
+            raise UserError(f"target {profile['name']} is not this machine: {status['why']}",
+                            "pick a target that runs here")
+        return _here(Path(job.onnx_path), job.inputs, profile, job.config)
+
+
+class GpuKind(TargetKind):
+    """An NVIDIA GPU found through NVML: measured there (ONNX Runtime's CUDA or TensorRT provider, else the torch
+    model on CUDA), with NVML's memory and energy; unavailable elsewhere."""
+
+    def availability(self, profile: dict[str, Any]) -> dict[str, Any]:
+        ok, why = NvmlMeter().available()  # the GPU is found through NVML, its energy source too
+        return {"runs_here": ok, "figures": "measured" if ok else "unavailable",
+                "energy": "measured (NVML)" if ok else f"unavailable: {why}", "why": why}
+
+    def parts(self, profile: dict[str, Any], status: dict[str, Any], job: Job) -> dict[str, Any]:
+        if not status["runs_here"]:
+            return {k: _unavailable(status["why"]) for k in ("latency", "memory", "energy")}
+        _pin(job.config.cpus)
+        return measure_gpu(job.onnx_path, job.inputs, profile, job.config, job.torch_model)
+
+
+class BoardKind(TargetKind):
+    """A board: measured when this machine is it, from a bundle's result.json when one is given (beside the estimate
+    it replaces), else the calibrated per-layer estimate from the model's counts."""
+
+    def availability(self, profile: dict[str, Any]) -> dict[str, Any]:
+        if this_board() == profile["name"]:
+            return {"runs_here": True, "figures": "measured", "energy": _energy_line(profile),
+                    "why": f"this board ({board_model()})"}
+        return {"runs_here": False, "figures": "estimated", "energy": "estimated (power mode x estimated latency)",
+                "why": "not this machine: a per-layer estimate calibrated on published measurements, or a result JSON "
+                       "from the bundle's run.py"}
+
+    def parts(self, profile: dict[str, Any], status: dict[str, Any], job: Job) -> dict[str, Any]:
+        if job.board_result:
+            return _board_result(Path(job.board_result), _estimated(profile, job.counts, job.precision))
+        if status["runs_here"]:
+            return _on_board(Path(job.onnx_path), job.inputs, profile, job.config, job.precision)
+        _on_another_board(profile["name"])
+        return _estimated(profile, job.counts, job.precision)
+
+
+class EmulatedKind(TargetKind):
+    """An emulated accelerator: its cost model's figures for the model, anywhere."""
+
+    def availability(self, profile: dict[str, Any]) -> dict[str, Any]:
+        return {"runs_here": True, "figures": "emulated", "energy": "emulated (cost model)",
+                "why": "the FantastIC4 emulator runs anywhere"}
+
+    def parts(self, profile: dict[str, Any], status: dict[str, Any], job: Job) -> dict[str, Any]:
+        return _emulated(job.emulated)
+
+
+# a profile's kind -> how that kind is benchmarked (the kinds edgewise.targets.profiles checks profiles against)
+TARGET_KINDS: dict[str, TargetKind] = {"host": HostKind(), "gpu": GpuKind(), "board": BoardKind(),
+                                       "emulated": EmulatedKind()}
+
+
+def availability(name: str) -> dict[str, Any]:
+    """For target `name`: can it run here, how figures are obtained (measured/emulated/estimated), the energy source."""
+    profile = load_target(name)
+    return {"target": name, **TARGET_KINDS[profile["kind"]].availability(profile)}
+
+
+def all_targets() -> list[dict[str, Any]]:
+    """Availability of every target."""
+    return [availability(name) for name in target_names()]
+
+
 def bench_model(onnx_path: str | os.PathLike[str], inputs: Inputs, target: str, config: BenchConfig = BenchConfig(),
                 *, counts: Counts | None = None, emulated: dict[str, Any] | None = None, precision: str | None = None,
                 board_result: str | os.PathLike[str] | None = None, torch_model: Any | None = None
@@ -221,24 +338,6 @@ def bench_model(onnx_path: str | os.PathLike[str], inputs: Inputs, target: str, 
     unavailable. The record names the inputs it holds for.
     """
     profile = load_target(target)
-    status = availability(target)
-    kind = profile["kind"]
-    if kind == "host":
-        if not status["runs_here"]:
-            raise UserError(f"target {target} is not this machine: {status['why']}", "pick a target that runs here")
-        parts = _here(Path(onnx_path), inputs, profile, config)
-    elif kind == "emulated":
-        parts = _emulated(emulated)
-    elif kind == "board" and board_result:
-        parts = _board_result(Path(board_result), _estimated(profile, counts, precision))
-    elif kind == "board" and status["runs_here"]:
-        parts = _on_board(Path(onnx_path), inputs, profile, config, precision)
-    elif kind == "board":
-        _on_another_board(target)
-        parts = _estimated(profile, counts, precision)
-    elif status["runs_here"]:
-        _pin(config.cpus)
-        parts = measure_gpu(onnx_path, inputs, profile, config, torch_model)
-    else:
-        parts = {k: _unavailable(status["why"]) for k in ("latency", "memory", "energy")}
+    job = Job(Path(onnx_path), inputs, config, counts, emulated, precision, board_result, torch_model)
+    parts = TARGET_KINDS[profile["kind"]].parts(profile, availability(target), job)
     return {"target": target, "model_file": str(onnx_path), "inputs": inputs.spec, **parts}

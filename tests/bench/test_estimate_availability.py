@@ -1,7 +1,8 @@
 
 import pytest
 
-from edgewise.bench.availability import all_targets, availability, this_board
+from edgewise.bench.target_bench import all_targets, availability
+from edgewise.bench.this_machine import this_board
 from edgewise.targets import target_names
 
 
@@ -42,3 +43,14 @@ def test_the_machine_is_read_under_the_kit_sysfs_and_procfs_roots(tmp_path, monk
     assert availability("x86-host")["energy"] == "measured (RAPL)"
     assert availability("jetson-orin-nx")["energy"].startswith("unavailable: no energy source here: no INA3221")
     assert availability("jetson-orin-nx")["runs_here"]
+
+
+def test_every_kind_a_profile_may_have_is_benchmarked_by_its_class():
+    import typing
+
+    from edgewise.bench.target_bench import TARGET_KINDS
+    from edgewise.targets.profiles import TargetProfile
+
+    kinds = {profile.model_fields["kind"].annotation.__args__[0]
+             for profile in typing.get_args(typing.get_args(TargetProfile)[0])}
+    assert kinds == set(TARGET_KINDS) == {"host", "gpu", "board", "emulated"}
