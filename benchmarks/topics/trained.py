@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.suite import Figure, timed_calls
-from edgewise.base.atomic import write_json
+from edgewise.base.atomic import write_bytes, write_json
 from edgewise.board.errors import first_line
 
 # (label, criterion, options): LRP with the kit's default rules (z+ on convolutions), with alpha2beta1, which also
@@ -507,6 +507,38 @@ def _figure(study: Study, row: dict[str, Any]) -> Figure:
                   note=f"{tuned}{row['bytes']:,} B, {row['latency_ms']:.2f} ms batch 1")
 
 
+STAGES = (("score_oneshot", "as cut"), ("score", "repaired (the default)"), ("score_tuned", f"+ {TUNE_STEPS} "
+                                                                                     "distillation steps"))
+
+
+def curves_png(rows: list[dict[str, Any]]) -> bytes | None:
+    """One network's prune rows as curves: its score against the share of MACs removed, one line per method, one
+    panel per stage (as cut, repaired, tuned); None when fewer than two rates were measured."""
+    from edgewise.report.plots import panel_curves
+
+    pruned = [r for r in rows if "MACs" in r["version"] and "failed" not in r]
+    rates = sorted({_rate(r["version"]) for r in pruned})
+    if len(rates) < 2:
+        return None
+    methods = sorted({_method(r["version"]) for r in pruned})
+    panels = {stage: {method: ([100 * _rate(r["version"]) for r in pruned if _method(r["version"]) == method],
+                               [r[key] for r in pruned if _method(r["version"]) == method])
+                      for method in methods} for key, stage in STAGES}
+    float_row = next(r for r in rows if r["version"].startswith("float"))
+    return panel_curves(panels, "MACs removed (%)", rows[0].get("score_name", "score"),
+                        f"{float_row['network']} (float {float_row['score']:.3f})")
+
+
+def _rate(version: str) -> float:
+    return float(re.search(r"(\d+)% MACs", version).group(1)) / 100
+
+
+def _method(version: str) -> str:
+    """The method of a row's version ('lrp auto (epsilon) 30% MACs' -> 'lrp auto'): the composite auto chose varies
+    with the rate, the method does not."""
+    return re.sub(r" \(.*?\)", "", version.split(" MACs")[0].rsplit(" ", 1)[0])
+
+
 def run() -> list[Figure]:
     """Each network's rows (also runs/bench/trained-rows.json), or one figure saying why the topic cannot run."""
     pattern = re.compile(os.environ.get("EDGEWISE_TRAINED", ".*"))
@@ -529,4 +561,7 @@ def run() -> list[Figure]:
             rows += study_rows
             figures += study_figures
             write_json(OUT / "trained-rows.json", {"rows": rows})
+            png = curves_png(study_rows)
+            if png is not None:
+                write_bytes(OUT / f"trained-{key}.png", png)
     return figures

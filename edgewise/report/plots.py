@@ -95,6 +95,17 @@ def rate_curves(curves: dict[str, Any], score_name: str, title: str) -> bytes:
     return _png(fig)
 
 
+def panel_curves(panels: dict[str, dict[str, tuple[list[float], list[float]]]], xlabel: str, ylabel: str,
+                 title: str) -> bytes:
+    """Panels side by side on one y axis, each one line per series (e.g. a criterion's score against the share of
+    MACs removed, one panel per stage: as cut, repaired, tuned)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.8), dpi=110, sharey=True, squeeze=False)
+    for index, (ax, (name, series)) in enumerate(zip(axes[0], panels.items(), strict=True)):
+        _lines(ax, series, xlabel, ylabel if index == 0 else "", name)
+    fig.suptitle(title, fontsize=10)
+    return _png(fig)
+
+
 def size_ladder(rungs: Sequence[dict[str, Any]], title: str) -> bytes:
     """Horizontal bars of each rung's size in bytes (log scale), labelled with its score."""
     fig, ax = plt.subplots(figsize=(6.4, 0.55 * len(rungs) + 1.2), dpi=110)

