@@ -23,7 +23,6 @@ from edgewise.bench.inputs import Inputs
 from edgewise.bench.latency import LatencyConfig, machine_settings, measure_latency, onnx_runner
 from edgewise.bench.memory import onnx_peak_memory
 from edgewise.bench.this_machine import board_model, this_board
-from edgewise.board import energy
 from edgewise.board.energy import NvmlMeter, RamPeak, board_state, measure_energy
 from edgewise.board.errors import UserError
 from edgewise.board.runner import RESULT_FORMAT, trtexec_measurement, trtexec_path
@@ -130,7 +129,7 @@ def _trtexec_here(onnx_path: Path, inputs: Inputs, profile: dict[str, Any], conf
                                   shapes=inputs.dynamic_shapes())
         meter, why = meter_for(profile)
         try:
-            measured = trtexec_measurement([executable, *command[1:]], Path(scratch), energy, meter, why,
+            measured = trtexec_measurement([executable, *command[1:]], Path(scratch), meter, why,
                                            config.energy_window_s, config.energy_repeats)
         except TrtexecError as exc:
             raise UserError(f"{exc}", "run the trtexec command by hand to read its whole output") from None

@@ -33,14 +33,11 @@ RUN_OUTPUTS = ("result.json", "__pycache__", "model.engine")
 _TRTEXEC_DEFAULT = "/usr/src/tensorrt/bin/trtexec"  # where JetPack installs it, off PATH
 
 
-def _energy_meter(args: argparse.Namespace) -> tuple[Any, Any, str]:
-    """The energy package and this machine's meter, or why energy is not measured."""
-    from . import energy
+def _energy_meter(args: argparse.Namespace) -> tuple[Any, str]:
+    """This machine's meter, or why energy is not measured."""
+    from .energy import detect_meter
 
-    if args.no_energy:
-        return energy, None, "not asked for (--no-energy)"
-    meter, reason = energy.detect_meter()
-    return energy, meter, reason
+    return (None, "not asked for (--no-energy)") if args.no_energy else detect_meter()
 
 
 def _unavailable(reason: str) -> dict:
@@ -51,11 +48,12 @@ def _run_onnxruntime(root: Path, manifest: dict, args: argparse.Namespace) -> di
     import numpy as np
     import onnxruntime as ort
 
+    from . import energy
     from .compare import relative_difference
     from .session import device_providers, open_session
     from .timing import process_memory, time_runs
 
-    energy, meter, why = _energy_meter(args)
+    meter, why = _energy_meter(args)
     providers = device_providers(args.providers)
     before = process_memory()
     ram = energy.RamPeak()
@@ -92,15 +90,14 @@ def trtexec_path() -> str | None:
     return shutil.which("trtexec") or (_TRTEXEC_DEFAULT if Path(_TRTEXEC_DEFAULT).exists() else None)
 
 
-def trtexec_measurement(command: list[str], cwd: Path, energy: Any, meter: Any, why: str, window_s: float,
-                        repeats: int) -> dict:
-    """Build and time the engine with a trtexec `command`, with the system RAM it takes above idle and, given a
-    `meter` of the `energy` package, energy per inference from timing runs of the saved engine (else why not).
+def trtexec_measurement(command: list[str], cwd: Path, meter: Any, why: str, window_s: float, repeats: int) -> dict:
+    """Build and time the engine with a trtexec `command`, with the system RAM it takes above idle and, given an
+    energy `meter`, energy per inference from timing runs of the saved engine (else `why` not).
 
     Shared by run.py and the kit's on-board benchmark. A failed run, or one without figures,
     raises the reader's TrtexecError.
     """
-    from . import trtexec_report
+    from . import energy, trtexec_report
 
     engine = next((p.split("=", 1)[1] for p in command if p.startswith("--saveEngine=")), "model.engine")
     ram = energy.RamPeak()
@@ -123,9 +120,9 @@ def _run_trtexec(root: Path, manifest: dict, args: argparse.Namespace) -> dict:
     command += [f"--duration={args.duration:g}", f"--iterations={args.iterations}"]
     from . import trtexec_report
 
-    energy, meter, why = _energy_meter(args)
+    meter, why = _energy_meter(args)
     try:
-        return trtexec_measurement(command, root, energy, meter, why, args.energy_window, args.energy_repeats)
+        return trtexec_measurement(command, root, meter, why, args.energy_window, args.energy_repeats)
     except trtexec_report.TrtexecError as exc:
         raise SystemExit(f"error: {exc}") from None
 
