@@ -1,6 +1,6 @@
 """Which runtime a shipped file is fast in, and the variant of it that a plain ONNX Runtime session runs fast.
 
-The kit's session (export.session.open_session, and a deploy bundle's run.py) rewrites a file with
+The kit's session (board.session.open_session, and a deploy bundle's run.py) rewrites a file with
 4-bit DequantizeLinear weights when it loads it: W4A8 layers' weights widened to INT8 for the int8
 kernels, 4-bit weights of convolutions, Gemm and recurrent layers dequantized once, MatMulAddFusion
 off so the 4-bit MatMul layers become MatMulNBits. A user who opens the same file in a plain

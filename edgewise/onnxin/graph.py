@@ -75,7 +75,7 @@ class OnnxGraph(nn.Module):
     def forward(self, *inputs: torch.Tensor) -> Any:
         """Run the steps on `inputs` (the ONNX graph's inputs, in order); one output, or a tuple of several. A graph
         whose batch is fixed runs the samples in slices of that batch. Each output's samples are joined along its
-        batch axis, which comes first (export.session.batch_axis: an LSTM head's (steps, batch, classes) becomes
+        batch axis, which comes first (board.session.batch_axis: an LSTM head's (steps, batch, classes) becomes
         (batch, steps, classes)), as ONNX Runtime's runs of the file are read."""
         batch, n = self.fixed_batch, inputs[0].shape[0]
         step = n if batch is None else batch

@@ -274,7 +274,7 @@ def test_a_kit_import_inside_a_function_defers_a_heavy_library():
 
 
 def test_every_onnx_runtime_session_takes_the_kits_options():
-    """One place builds ONNX Runtime's SessionOptions (export.session.session_options): logging, optimisation level,
+    """One place builds ONNX Runtime's SessionOptions (board.session.session_options): logging, optimisation level,
     threads and profiling are then set alike for every session the kit makes."""
     builders = sorted(name for name, path in _modules().items() if name != "edgewise.board.session"
                       for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
