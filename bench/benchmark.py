@@ -18,7 +18,6 @@ from edgewise.bench.target_bench import BenchConfig, bench_model
 from edgewise.board.errors import UserError
 from edgewise.board.manifest import BundleError, check_files, read_manifest
 from edgewise.export.integrity import check_weights
-from edgewise.export.onnx_export import to_onnx
 from edgewise.export.onnx_file import read_onnx
 from edgewise.runtime import IntegerMLP
 from edgewise.targets import load_target
@@ -91,6 +90,7 @@ def _torch_onnx(module: Any, requests: Sequence[str], arrays: dict[str, np.ndarr
     any name), and that input under the exported graph's name."""
     import torch
 
+    from edgewise.export.onnx_export import to_onnx
 
     shapes = [r.shape for r in map(parse_request, requests) if r.shape is not None]
     given = list(arrays.values())

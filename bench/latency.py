@@ -13,7 +13,6 @@ from edgewise.bench.inputs import declared_inputs
 from edgewise.board.errors import UserError
 from edgewise.board.system import procfs, sysfs
 from edgewise.board.timing import time_runs
-from edgewise.export.onnx_export import to_onnx
 
 
 @dataclass(frozen=True)
@@ -161,7 +160,6 @@ def file_latency(path: str | os.PathLike[str], example: Any, config: LatencyConf
     machine's CPU (measure_latency's record, with the backend and batch named)."""
     import onnx
 
-
     array = example.cpu().numpy() if hasattr(example, "cpu") else example
     name = declared_inputs(onnx.load(str(path), load_external_data=False).graph)[0].name
     record = measure_latency(onnx_runner(path, {name: array}, threads), config)
@@ -174,6 +172,7 @@ def module_latency(module: Any, example: Any, config: LatencyConfig = SHORT, thr
     file_latency times a file."""
     import tempfile
 
+    from edgewise.export.onnx_export import to_onnx  # torch: only when a module is timed
 
     with tempfile.TemporaryDirectory(prefix="edgewise-latency-") as scratch:
         return file_latency(to_onnx(module, example, Path(scratch) / "model.onnx").path, example, config, threads)

@@ -1,7 +1,7 @@
 """One model on one target: latency, memory and energy, each measured, emulated, estimated or unavailable.
 
-Each kind of target (host, gpu, board, emulated) is one class here: whether it runs on this machine,
-and where its figures come from there and elsewhere (TARGET_KINDS, by a profile's `kind`).
+The kind of the target (edgewise.bench.target_kinds) says where its figures come from; the ways of
+obtaining them (measured here, on this board, from a bundle's result, estimated, emulated) are here.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import tempfile
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -18,17 +17,17 @@ from typing import Any
 
 from edgewise.bench.counts import Counts
 from edgewise.bench.estimate import estimate
-from edgewise.bench.gpu import measure_gpu
 from edgewise.bench.inputs import Inputs
 from edgewise.bench.latency import LatencyConfig, machine_settings, measure_latency, onnx_runner
 from edgewise.bench.memory import onnx_peak_memory
+from edgewise.bench.target_kinds import TARGET_KINDS, Job, availability
 from edgewise.bench.this_machine import board_model, this_board
-from edgewise.board.energy import NvmlMeter, RamPeak, board_state, measure_energy
+from edgewise.board.energy import RamPeak, board_state, measure_energy
 from edgewise.board.errors import UserError
 from edgewise.board.runner import RESULT_FORMAT, trtexec_measurement, trtexec_path
 from edgewise.board.trtexec_report import TrtexecError
 from edgewise.export.tensorrt import trtexec_command
-from edgewise.targets import load_target, target_names
+from edgewise.targets import load_target
 from edgewise.targets.power_sources import meter_for
 
 # upper bounds that keep a mistyped setting from running for days
@@ -74,11 +73,17 @@ class BenchConfig:
                             "out for ONNX Runtime's own choice")
 
 
-def _unavailable(reason: str) -> dict[str, Any]:
+def unavailable_part(reason: str) -> dict[str, Any]:
+    """A latency, memory or energy figure that does not exist here, with why."""
     return {"kind": "unavailable", "reason": reason}
 
 
-def _pin(cpus: tuple[int, ...] | None) -> None:
+def unavailable_parts(reason: str) -> dict[str, Any]:
+    """Latency, memory and energy all unavailable, for one reason."""
+    return {part: unavailable_part(reason) for part in ("latency", "memory", "energy")}
+
+
+def pin_cpus(cpus: tuple[int, ...] | None) -> None:
     if cpus:
         try:
             os.sched_setaffinity(0, cpus)
@@ -87,7 +92,7 @@ def _pin(cpus: tuple[int, ...] | None) -> None:
                             f"choose CPUs among {sorted(os.sched_getaffinity(0))}") from None
 
 
-def _here(onnx_path: Path, inputs: Inputs, profile: dict[str, Any], config: BenchConfig,
+def measured_here(onnx_path: Path, inputs: Inputs, profile: dict[str, Any], config: BenchConfig,
           providers: list[str] | None = None, unified_memory: bool = False) -> dict[str, Any]:
     """Latency, memory and energy measured on this machine with ONNX Runtime on `providers` (the CPU by default).
 
@@ -97,7 +102,7 @@ def _here(onnx_path: Path, inputs: Inputs, profile: dict[str, Any], config: Benc
     """
     from edgewise.board.session import open_session
 
-    _pin(config.cpus)
+    pin_cpus(config.cpus)
     latency = measure_latency(onnx_runner(onnx_path, inputs.feeds, config.threads, providers),
                               LatencyConfig(iterations=config.iterations, duration_s=config.duration_s))
     providers = providers or ["CPUExecutionProvider"]
@@ -137,7 +142,7 @@ def _trtexec_here(onnx_path: Path, inputs: Inputs, profile: dict[str, Any], conf
     return {part: measured[part] for part in ("latency", "memory", "energy")}
 
 
-def _on_board(onnx_path: Path, inputs: Inputs, profile: dict[str, Any], config: BenchConfig,
+def measured_on_board(onnx_path: Path, inputs: Inputs, profile: dict[str, Any], config: BenchConfig,
               precision: str | None) -> dict[str, Any]:
     """This Jetson measured: ONNX Runtime on the best providers installed (TensorRT, CUDA, else CPU), or trtexec when
     asked for; with the power mode and GPU clocks the figures hold for."""
@@ -146,15 +151,15 @@ def _on_board(onnx_path: Path, inputs: Inputs, profile: dict[str, Any], config: 
     if config.backend == "trtexec":
         parts = _trtexec_here(onnx_path, inputs, profile, config, precision)
     else:
-        parts = _here(onnx_path, inputs, profile, config, device_providers("auto"), unified_memory=True)
+        parts = measured_here(onnx_path, inputs, profile, config, device_providers("auto"), unified_memory=True)
     return {**parts, "board": board_state()}
 
 
-def _emulated(total: dict[str, Any] | None) -> dict[str, Any]:
+def emulated_parts(total: dict[str, Any] | None) -> dict[str, Any]:
     if total is None:
         reason = ("not emulated: the accelerator runs chains of 4-bit convolutions and linear layers (this model has "
                   "float weights or branches, or the recipe has no emulate section)")
-        return {"latency": _unavailable(reason), "memory": _unavailable(reason), "energy": _unavailable(reason)}
+        return unavailable_parts(reason)
     return {"latency": {"kind": "emulated", "median_ms": total["latency_s"] * 1e3, "p90_ms": total["latency_s"] * 1e3,
                         "throughput_per_s": total["throughput_per_s"]},
             "memory": {"kind": "emulated", "weight_bytes": total["weight_bytes"]},
@@ -162,7 +167,7 @@ def _emulated(total: dict[str, Any] | None) -> dict[str, Any]:
                        "inferences_per_j": total["inferences_per_j"], "source": "FantastIC4 cost model"}}
 
 
-def _board_result(path: Path, estimated: dict[str, Any]) -> dict[str, Any]:
+def from_board_result(path: Path, estimated: dict[str, Any]) -> dict[str, Any]:
     """A bundle's result.json as measured parts, each beside the estimate it replaces (when there is one)."""
     try:
         result = json.loads(Path(path).read_text())
@@ -177,18 +182,18 @@ def _board_result(path: Path, estimated: dict[str, Any]) -> dict[str, Any]:
         raise UserError(f"{path} holds no latency figures", "run the bundle again on the board; its run failed")
     older = "this result.json comes from an older run.py that did not measure it; rebuild the bundle and run it again"
     parts = {"latency": {**latency, "kind": "measured", "backend": result.get("backend")},
-             "memory": result.get("memory") or _unavailable(older),
-             "energy": result.get("energy") or _unavailable(older)}
+             "memory": result.get("memory") or unavailable_part(older),
+             "energy": result.get("energy") or unavailable_part(older)}
     for part, figure in parts.items():
         if estimated[part]["kind"] == "estimated":
             figure["replaces"] = estimated[part]
     return {**parts, "board": result.get("board", {}), "device": result.get("device", {})}
 
 
-def _estimated(profile: dict[str, Any], counts: Counts | None, precision: str | None) -> dict[str, Any]:
+def estimated_parts(profile: dict[str, Any], counts: Counts | None, precision: str | None) -> dict[str, Any]:
     if counts is None or not counts.layers:
         reason = "no counted layers to estimate from" + (f" ({'; '.join(counts.unknown)})" if counts else "")
-        return {"latency": _unavailable(reason), "memory": _unavailable(reason), "energy": _unavailable(reason)}
+        return unavailable_parts(reason)
     e = estimate(profile, counts, precision)
     ms, (low, high) = e["latency_s"] * 1e3, e["range_s"]
     method = e["method"] + ("" if e["calibrated"] else "; not calibrated for this GPU architecture")
@@ -201,124 +206,12 @@ def _estimated(profile: dict[str, Any], counts: Counts | None, precision: str | 
                        "method": "module power of the power mode x estimated latency"}}
 
 
-def _on_another_board(target: str) -> None:
+def refuse_another_board(target: str) -> None:
     here = this_board()
     if here is not None and here != target:
         raise UserError(f"this machine is a {board_model()} ({here}), not {target}",
                         f"measure it with --target {here}; for {target}, run the bundle there and give its result.json "
                         "(--result)")
-
-
-@dataclass(frozen=True)
-class Job:
-    """What a benchmark was asked: the model's file and inputs, how hard to measure, and what else it has for the
-    target (the emulator's totals, the layer counts an estimate reads, a bundle's result, the torch model)."""
-
-    onnx_path: Path
-    inputs: Inputs
-    config: BenchConfig
-    counts: Counts | None = None
-    emulated: dict[str, Any] | None = None
-    precision: str | None = None
-    board_result: str | os.PathLike[str] | None = None
-    torch_model: Any | None = None
-
-
-def _energy_line(profile: dict[str, Any]) -> str:
-    meter, why = meter_for(profile)
-    return f"measured ({meter.label})" if meter else f"unavailable: {why}"
-
-
-class TargetKind:
-    """How one kind of target is benchmarked: whether it runs here (`availability`), and its latency, memory and
-    energy for a job (`parts`), each saying how it was obtained."""
-
-    def availability(self, profile: dict[str, Any]) -> dict[str, Any]:
-        """runs_here, figures (measured, emulated, estimated or unavailable), energy and why, for this machine."""
-        raise NotImplementedError
-
-    def parts(self, profile: dict[str, Any], status: dict[str, Any], job: Job) -> dict[str, Any]:
-        """The job's latency, memory and energy on the target (and what else the kind records)."""
-        raise NotImplementedError
-
-
-class HostKind(TargetKind):
-    """This machine's x86-64 CPU: measured here with ONNX Runtime, energy from the target's meter."""
-
-    def availability(self, profile: dict[str, Any]) -> dict[str, Any]:
-        ok = platform.machine() in ("x86_64", "AMD64")
-        return {"runs_here": ok, "figures": "measured" if ok else "unavailable", "energy": _energy_line(profile),
-                "why": f"this CPU ({platform.machine()})" if ok else f"not an x86-64 machine ({platform.machine()})"}
-
-    def parts(self, profile: dict[str, Any], status: dict[str, Any], job: Job) -> dict[str, Any]:
-        if not status["runs_here"]:
-            raise UserError(f"target {profile['name']} is not this machine: {status['why']}",
-                            "pick a target that runs here")
-        return _here(Path(job.onnx_path), job.inputs, profile, job.config)
-
-
-class GpuKind(TargetKind):
-    """An NVIDIA GPU found through NVML: measured there (ONNX Runtime's CUDA or TensorRT provider, else the torch
-    model on CUDA), with NVML's memory and energy; unavailable elsewhere."""
-
-    def availability(self, profile: dict[str, Any]) -> dict[str, Any]:
-        ok, why = NvmlMeter().available()  # the GPU is found through NVML, its energy source too
-        return {"runs_here": ok, "figures": "measured" if ok else "unavailable",
-                "energy": "measured (NVML)" if ok else f"unavailable: {why}", "why": why}
-
-    def parts(self, profile: dict[str, Any], status: dict[str, Any], job: Job) -> dict[str, Any]:
-        if not status["runs_here"]:
-            return {k: _unavailable(status["why"]) for k in ("latency", "memory", "energy")}
-        _pin(job.config.cpus)
-        return measure_gpu(job.onnx_path, job.inputs, profile, job.config, job.torch_model)
-
-
-class BoardKind(TargetKind):
-    """A board: measured when this machine is it, from a bundle's result.json when one is given (beside the estimate
-    it replaces), else the calibrated per-layer estimate from the model's counts."""
-
-    def availability(self, profile: dict[str, Any]) -> dict[str, Any]:
-        if this_board() == profile["name"]:
-            return {"runs_here": True, "figures": "measured", "energy": _energy_line(profile),
-                    "why": f"this board ({board_model()})"}
-        return {"runs_here": False, "figures": "estimated", "energy": "estimated (power mode x estimated latency)",
-                "why": "not this machine: a per-layer estimate calibrated on published measurements, or a result JSON "
-                       "from the bundle's run.py"}
-
-    def parts(self, profile: dict[str, Any], status: dict[str, Any], job: Job) -> dict[str, Any]:
-        if job.board_result:
-            return _board_result(Path(job.board_result), _estimated(profile, job.counts, job.precision))
-        if status["runs_here"]:
-            return _on_board(Path(job.onnx_path), job.inputs, profile, job.config, job.precision)
-        _on_another_board(profile["name"])
-        return _estimated(profile, job.counts, job.precision)
-
-
-class EmulatedKind(TargetKind):
-    """An emulated accelerator: its cost model's figures for the model, anywhere."""
-
-    def availability(self, profile: dict[str, Any]) -> dict[str, Any]:
-        return {"runs_here": True, "figures": "emulated", "energy": "emulated (cost model)",
-                "why": "the FantastIC4 emulator runs anywhere"}
-
-    def parts(self, profile: dict[str, Any], status: dict[str, Any], job: Job) -> dict[str, Any]:
-        return _emulated(job.emulated)
-
-
-# a profile's kind -> how that kind is benchmarked (the kinds edgewise.targets.profiles checks profiles against)
-TARGET_KINDS: dict[str, TargetKind] = {"host": HostKind(), "gpu": GpuKind(), "board": BoardKind(),
-                                       "emulated": EmulatedKind()}
-
-
-def availability(name: str) -> dict[str, Any]:
-    """For target `name`: can it run here, how figures are obtained (measured/emulated/estimated), the energy source."""
-    profile = load_target(name)
-    return {"target": name, **TARGET_KINDS[profile["kind"]].availability(profile)}
-
-
-def all_targets() -> list[dict[str, Any]]:
-    """Availability of every target."""
-    return [availability(name) for name in target_names()]
 
 
 def bench_model(onnx_path: str | os.PathLike[str], inputs: Inputs, target: str, config: BenchConfig = BenchConfig(),

@@ -54,7 +54,6 @@ class DetectorHeads(nn.Module):
         features = list(features.values()) if isinstance(features, dict) else [features]
         return self.detector.head(features)
 
-
     def transformed(self, x: torch.Tensor) -> torch.Tensor:
         """What the detector's eval-mode transform makes of a batch of same-size images, computed on the batch as a
         whole (torchvision's works image by image, which ties an exported graph to one batch size): normalised,

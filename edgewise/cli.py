@@ -493,7 +493,7 @@ def emulate(
 @app.command("targets")
 def targets_command() -> None:
     """List the hardware targets, whether they run here, and how their figures are obtained."""
-    from edgewise.bench.target_bench import all_targets
+    from edgewise.bench.target_kinds import all_targets
     from edgewise.targets import load_target
 
     table = Table(title="Targets", title_justify="left")

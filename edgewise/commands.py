@@ -18,11 +18,17 @@ from edgewise.base.records import load_records, save_records
 from edgewise.bench.latency import file_latency, module_latency
 from edgewise.board.compare import relative_difference
 from edgewise.board.errors import DataError, UserError, first_line
+from edgewise.board.session import session_runner
 from edgewise.compress.size import packed_bytes
 from edgewise.core.modelio import load_model, save_model
+from edgewise.export.bundles import check_target
+from edgewise.export.onnx_records import records_from_onnx
+from edgewise.export.plain_runtime import runtime_speeds
+from edgewise.export.w4a8 import check_w4a8_records, float_nodes_line
 from edgewise.runtime import IntegerMLP
-from edgewise.stages.deploy import bundle_for_board
+from edgewise.stages.deploy import deploy_module
 from edgewise.stages.deploy_config import DeployConfig
+from edgewise.stages.export import export_verified, shipped_score
 from edgewise.stages.export_config import W4A8Config
 from edgewise.stages.prune import prune_as_configured, prune_model, tuner
 from edgewise.stages.prune_config import PruneConfig
@@ -375,14 +381,11 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
     a plain ONNX Runtime one, and its plain variant written beside it as `plain` says
     (export.plain_runtime: auto, always, never).
     """
-    from edgewise.stages.export import export_verified
-
     if w4a8 is not None and not records:
         raise UserError("--w4a8 needs the quantized records", "pass --records model-q.npz from `edgewise quantize`")
     distinct_output(out, model, records, data)
     layers = load_records(records)[0] if records else None
     if w4a8 is not None:
-        from edgewise.export.w4a8 import check_w4a8_records, float_nodes_line
 
         check_w4a8_records(layers)  # before the model's conversion and the calibration it would waste
     loaded = load_model(model, trusted) if str(model).endswith((".pt", ".pth")) and Path(model).is_file() else None
@@ -423,8 +426,6 @@ def export_file(model: str, out: str | Path, records: str | Path | None = None, 
 def _runtimes(path: str | Path, probe: torch.Tensor, plain: str) -> dict[str, Any]:
     """The written file's speeds in the kit's session and a plain one, its plain variant as `plain` says
     (export.plain_runtime.runtime_speeds), and the sentence that says so; nothing for a file both load alike."""
-    from edgewise.export.plain_runtime import runtime_speeds
-
     speeds = runtime_speeds(path, probe.numpy(), plain)
     return {} if speeds is None else {"runtime": speeds.to_json(), "runtime_line": speeds.line(Path(path).name)}
 
@@ -434,8 +435,6 @@ def _export_detector(module: nn.Module, card: dict[str, Any], model: str, out: s
     """Export a detector loaded from the file `model` (no labels: its outputs are what the file is checked by) on
     the images of `images` (.npz x); a model converted from ONNX is compared with the file it came from, output for
     output. The file replaces `out` only once it is verified."""
-    from edgewise.board.session import session_runner
-
     if not images:
         raise UserError(f"{model} is a detector: its export is checked on images", "pass --data images.npz (x)")
     layers = load_records(records)[0] if records else None
@@ -457,9 +456,6 @@ def _export_detector(module: nn.Module, card: dict[str, Any], model: str, out: s
 def _against_source(source: Path, exported: Path, dataset: Dataset) -> dict[str, Any]:
     """The ONNX file a converted model came from against its export: both scores on the test split, and the share of
     test samples whose prediction (argmax over the output's axis 1) is the same."""
-    from edgewise.board.session import session_runner
-    from edgewise.stages.export import shipped_score
-
     if not source.is_file():
         raise UserError(f"the ONNX file this model came from ({source}) is gone",
                         "put it back to compare with it, or export without it: the export itself is written")
@@ -493,12 +489,6 @@ def deploy_file(model: str, out: str | Path, records: str | Path | None = None, 
                 data: str | None = None, tar: bool = False, to: str | None = None,
                 precision: str = "fp16", trusted: bool = False, sign_key: str | Path | None = None) -> Path:
     """Export `model`, bundle it with its probe, hashes and board runner at `out`, verify it, optionally scp it."""
-    import tempfile
-
-    import torch
-
-    from edgewise.export.bundles import check_target
-
     config = DeployConfig(tar=tar, to=to, precision=precision, sign_key=sign_key)
     distinct_output(out, model, records, bitstream, data, sign_key)
     check_target(out, tar)  # before the export's work, not after it
@@ -506,15 +496,8 @@ def deploy_file(model: str, out: str | Path, records: str | Path | None = None, 
     layers = load_records(records)[0] if records else None
     if bitstream is not None:
         _check_bitstream(Path(bitstream), layers, module)
-    probe = dataset.test.x[:4]
-    with tempfile.TemporaryDirectory() as scratch:
-        onnx_path = Path(scratch) / "model.onnx"
-        export.to_onnx(module, probe[:2], onnx_path, layers)
-        export.verify(onnx_path, module, probe, quantized=layers is not None)
-        with torch.no_grad():
-            expected = module.eval()(probe).numpy()
-        path, _ = bundle_for_board(onnx_path, Path(out), Path(out).name, probe, expected, dataset, config,
-                                   bitstream)
+    path, _ = deploy_module(module, Path(out), Path(out).name, dataset, config, layers,
+                            None if bitstream is None else Path(bitstream))
     return path
 
 
@@ -525,8 +508,6 @@ def emulate_file(model: str | Path, target: str, data: str = "digits", activatio
     Returns the IntegerMLP, its emulated costs and its test accuracy on `data` (activation ranges
     calibrated on the training split by `calibrator`: max, percentile or entropy).
     """
-    from edgewise.export.onnx_records import records_from_onnx
-
     dataset = data_from_argument(data)
     path = Path(model)
     if not path.is_file():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 
 from edgewise import export
+from edgewise.base.records import QuantizedLayer
 from edgewise.core.console import console
 from edgewise.core.ledger import BITSTREAM, BITSTREAM_FILE, ONNX, TORCH
 from edgewise.core.rundir import StageWindow
@@ -38,6 +40,22 @@ def bundle_for_board(onnx_path: Path, out: Path, name: str, probe: torch.Tensor,
     if config.to:
         checked["copied_with"] = export.copy_to(path, config.to)
     return path, checked
+
+
+def deploy_module(module: torch.nn.Module, out: Path, name: str, data: Dataset, config: DeployConfig,
+                  records: dict[str, QuantizedLayer] | None = None, bitstream: Path | None = None
+                  ) -> tuple[Path, dict[str, Any]]:
+    """A torch model deployed as `edgewise deploy` does it: exported to ONNX (4-bit weights where `records` are given),
+    verified against the module on the test split's first samples, and bundled with their outputs as its probe
+    (bundle_for_board)."""
+    probe = data.test.x[:4]
+    with tempfile.TemporaryDirectory() as scratch:
+        onnx_path = Path(scratch) / "model.onnx"
+        export.to_onnx(module, probe[:2], onnx_path, records)
+        export.verify(onnx_path, module, probe, quantized=records is not None)
+        with torch.no_grad():
+            expected = module.eval()(probe).numpy()
+        return bundle_for_board(onnx_path, out, name, probe, expected, data, config, bitstream)
 
 
 def deploy_stage(state: ModelState, config: DeployConfig) -> None:

@@ -1,7 +1,7 @@
 
 import pytest
 
-from edgewise.bench.target_bench import all_targets, availability
+from edgewise.bench.target_kinds import all_targets, availability
 from edgewise.bench.this_machine import this_board
 from edgewise.targets import target_names
 
@@ -48,7 +48,7 @@ def test_the_machine_is_read_under_the_kit_sysfs_and_procfs_roots(tmp_path, monk
 def test_every_kind_a_profile_may_have_is_benchmarked_by_its_class():
     import typing
 
-    from edgewise.bench.target_bench import TARGET_KINDS
+    from edgewise.bench.target_kinds import TARGET_KINDS
     from edgewise.targets.profiles import TargetProfile
 
     kinds = {profile.model_fields["kind"].annotation.__args__[0]

@@ -105,7 +105,7 @@ def test_a_board_and_its_meter_come_from_one_file_of_a_users_package(tmp_path):
         "[edgewise.power_sources]\nacme-shunt = acme_widget:AcmeShunt\n")
     (tmp_path / "proc/device-tree").mkdir(parents=True)
     (tmp_path / "proc/device-tree/model").write_text("Acme Widget Board rev 2\x00")
-    code = ("from edgewise.bench.target_bench import availability\n"
+    code = ("from edgewise.bench.target_kinds import availability\n"
             "from edgewise.targets import meter_for, load_target\n"
             "status = availability('acme-widget')\n"
             "meter = meter_for(load_target('acme-widget'))[0]\n"
