@@ -7,6 +7,7 @@ Light to import (`edgewise targets` answers without onnx or torch): a kind's `pa
 
 from __future__ import annotations
 
+import abc
 import os
 import platform
 from dataclasses import dataclass
@@ -46,17 +47,17 @@ def _energy_line(profile: dict[str, Any]) -> str:
     return f"measured ({meter.label})" if meter else f"unavailable: {why}"
 
 
-class TargetKind:
+class TargetKind(abc.ABC):
     """How one kind of target is benchmarked: whether it runs here (`availability`), and its latency, memory and
     energy for a job (`parts`), each saying how it was obtained."""
 
+    @abc.abstractmethod
     def availability(self, profile: dict[str, Any]) -> dict[str, Any]:
         """runs_here, figures (measured, emulated, estimated or unavailable), energy and why, for this machine."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def parts(self, profile: dict[str, Any], status: dict[str, Any], job: Job) -> dict[str, Any]:
         """The job's latency, memory and energy on the target (and what else the kind records)."""
-        raise NotImplementedError
 
 
 class HostKind(TargetKind):
