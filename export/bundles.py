@@ -28,7 +28,7 @@ from edgewise.board.manifest import (
     signature,
 )
 from edgewise.board.runner import RUN_OUTPUTS
-from edgewise.board.session import open_session
+from edgewise.board.session import open_session, run_samples
 from edgewise.export.checks import FAST_RTOL
 from edgewise.export.errors import ExportError
 from edgewise.export.w4a8 import TENSORRT_FILE, for_tensorrt, is_w4a8
@@ -233,7 +233,7 @@ def verify_bundle(path: str | os.PathLike[str], key: str | os.PathLike[str] | No
         session = open_session(root / manifest["model"], fast=True)
         probe = np.load(root / manifest["probe"]["input"])
         expected = np.load(root / manifest["probe"]["output"])
-        got = session.run(None, {session.get_inputs()[0].name: probe})[0]
+        got = run_samples(session, probe)[0]
         rel = relative_difference(got, expected) if got.shape == expected.shape else float("inf")
         if rel > manifest["probe"]["rtol"]:
             raise ExportError(f"bundle {path}: the probe output differs by {rel:.2e} (tolerance "

@@ -60,6 +60,24 @@ def test_bundle_verifies_and_its_runner_works(onnx_model, tmp_path):
     assert export.verify_bundle(path)  # result.json is allowed beside the bundle's files
 
 
+def test_a_model_fixed_at_batch_one_is_probed_in_slices_on_the_host_and_the_board(tmp_path):
+    """A file exported with a static batch of 1 (as a vendor's often is) takes the 4-sample probe one at a time."""
+    torch.manual_seed(0)
+    model = build_model("mlp", (1, 8, 8), 10, hidden=[16]).eval()
+    probe = torch.rand(4, 1, 8, 8)
+    file = export.to_onnx(model, probe[:1], tmp_path / "m.onnx", dynamic_batch=False)
+    with torch.no_grad():
+        expected = model(probe).numpy()
+    path = export.bundle(file.path, tmp_path / "b", name="t", probe_input=probe.numpy(), probe_output=expected,
+                         trtexec=None)
+    assert export.verify_bundle(path)["probe_rel_diff"] < 1e-5
+    completed = subprocess.run([sys.executable, "run.py", "--backend", "onnxruntime", "--duration", "0",
+                                "--iterations", "5", "--no-energy"], cwd=path, capture_output=True, text=True,
+                               check=False)
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads((path / "result.json").read_text())["probe_ok"]
+
+
 @pytest.mark.parametrize("victim", ["model.onnx", "probe_output.npy", "run.py", "README.txt",
                                     "edgewise_board/energy/rails.py"])
 def test_tampering_with_any_file_is_detected(onnx_model, tmp_path, victim):
