@@ -13,7 +13,7 @@ from edgewise.base.device import device_of
 from edgewise.board.errors import UserError
 from edgewise.compress.arguments import check_module, check_reference, run_on_samples
 from edgewise.compress.attention import written_out_copy
-from edgewise.compress.budget import SHORTFALL, Budget, Unit
+from edgewise.compress.budget import LATENCY_SHORTFALL, SHORTFALL, Budget, LatencyMeter, Unit, latency_search
 from edgewise.compress.copying import model_copy
 from edgewise.compress.criteria import Criterion, get_criterion
 from edgewise.compress.detectors import detection_output
@@ -37,7 +37,8 @@ class PruneResult:
     `left_whole` names the channel groups that could not be pruned safely, with the reason; `repairs` holds, per
     step, what repair did (compress.repair.RepairReport.to_json()); `unit` is what `rate` counts (channels, macs or
     params, see compress.budget); `selection` how the LRP composite was chosen, where it was
-    (compress.composites.Selection.to_json()).
+    (compress.composites.Selection.to_json()); `latency` the latency budget's record where the model was timed
+    (how, before_ms, after_ms and per step its goal and the timed trial cuts).
     """
 
     model: nn.Module
@@ -54,6 +55,7 @@ class PruneResult:
     repairs: list[dict[str, Any]] = field(default_factory=list)
     unit: Unit = "channels"
     selection: dict[str, Any] | None = None
+    latency: dict[str, Any] | None = None
 
     @property
     def channel_rate(self) -> float:
@@ -61,9 +63,12 @@ class PruneResult:
         return self.history[-1]["channel_rate"]
 
     def removed(self, unit: Unit) -> float:
-        """The share of the prunable channels, of the MACs or of the parameters that the cut removed."""
+        """The share of the prunable channels, of the MACs, of the parameters or of the measured latency (0.0 where
+        it was not measured) that the cut removed."""
         if unit == "channels":
             return self.channel_rate
+        if unit == "latency":
+            return 1.0 - self.latency["after_ms"] / self.latency["before_ms"] if self.latency else 0.0
         before, after = (self.before.macs, self.after.macs) if unit == "macs" else (self.before.params,
                                                                                     self.after.params)
         return 1.0 - after / before if before else 0.0
@@ -72,10 +77,11 @@ class PruneResult:
     def shortfall(self) -> str | None:
         """Why the cut removed less than asked, when it fell more than compress.budget.SHORTFALL short (else None)."""
         achieved = self.removed(self.unit)
-        if self.rate - achieved <= SHORTFALL:
+        if self.rate - achieved <= (LATENCY_SHORTFALL if self.unit == "latency" else SHORTFALL):
             return None
         return (f"asked to remove {self.rate:.0%} of the {self.unit}, the cut removed {achieved:.1%}: the most any "
-                f"layer may lose (max_layer_rate), min_channels, round_to or the groups left whole stopped it")
+                f"layer may lose (max_layer_rate), min_channels, round_to or the groups left whole stopped it"
+                + (", or the runtime's speed does not follow the MACs there" if self.unit == "latency" else ""))
 
     @property
     def label(self) -> str:
@@ -92,9 +98,10 @@ class PruneResult:
     def summary(self) -> dict[str, Any]:
         """JSON-able record: settings, parameters and MACs before and after, per-layer rows, history, prediction."""
         narrowest = self.narrowest
+        units = ("channels", "macs", "params", *(("latency",) if self.latency else ()))
         return {
             "criterion": self.criterion, "schedule": self.schedule, "rate_requested": self.rate, "unit": self.unit,
-            "channel_rate": self.channel_rate, "removed": {u: self.removed(u) for u in ("channels", "macs", "params")},
+            "channel_rate": self.channel_rate, "removed": {u: self.removed(u) for u in units},
             "shortfall": self.shortfall,
             "narrowest_layer": None if narrowest is None else {
                 k: narrowest[k] for k in ("layer", "channels_before", "channels_after", "rate")},
@@ -102,10 +109,14 @@ class PruneResult:
             "macs_before": self.before.macs, "macs_after": self.after.macs,
             "layers": self.layers, "history": self.history, "prediction": self.prediction, "plan": self.plan,
             "left_whole": self.left_whole, "repair": self.repairs, "composite_selection": self.selection,
+            "latency_budget": self.latency,
         }
 
 
-def _validate(rate: float, ranking: Ranking, unit: Unit, steps: Schedule) -> None:
+def _validate(rate: float, ranking: Ranking, unit: Unit, steps: Schedule, latency: LatencyMeter | None) -> None:
+    if unit == "latency" and latency is None:
+        raise UserError("a budget in latency needs a meter to time the model with",
+                        "give latency=LatencyMeter(measure, how), or budget in macs or params")
     if not 0.0 <= rate < 1.0:
         raise UserError(f"pruning rate must be in [0, 1), got {rate}", "give a fraction such as 0.5")
     if unit != "channels" and not hasattr(steps, "rates"):
@@ -153,17 +164,19 @@ class Pruner:
 
     `criterion` scores channels on `ref`; `schedule` is `oneshot` (remove `rate` of the prunable channels at once),
     `iterative` (`step` of the original channels per step up to `rate`, re-scoring, and fine-tuning when `finetune`
-    is given, between steps), `adaptive` (seed 002's threshold median x SF^(C0/Ct) per group until nothing more falls
-    below it; `rate` is then unused; the Lambert-W prediction is reported beside the observed counts), any Schedule
-    object, or the name of one registered (compress.schedules). `unit` says what `rate` (and each step's rate)
-    counts: the prunable channels, or the model's MACs or parameters (compress.budget finds the channel rate of the
-    ranking that meets it). A group whose cut breaks the network is left whole in the same run. After every cut,
-    `repair` (compress.repair; None: off) refits the layers that read pruned channels and re-estimates batch-norm
-    statistics towards the unpruned network on `calibration` inputs (default: the reference samples), keeping each
-    part only where it helps; then `finetune` runs (compress.tuning.tune distils without labels; a record it returns
-    joins the step's history) and `evaluate`, when given, scores the model for the history. A model returning a
-    dict, tuple or list is scored by the tensor `output` names (default: a dict's 'out', else the first tensor; for
-    detection samples, a known detector's class scores, see compress.detectors). The input model is not changed.
+    is given, between steps), `adaptive` (seed 002's threshold median x SF^(C0/Ct) per group until nothing more
+    falls below it; `rate` is then unused; the Lambert-W prediction is reported beside the observed counts), any
+    Schedule object, or the name of one registered (compress.schedules). `unit` says what `rate` (and each step's
+    rate) counts: the prunable channels, or the model's MACs or parameters (compress.budget finds the channel rate
+    of the ranking that meets it), or its latency as `latency` (a compress.budget.LatencyMeter) measures it: timed
+    trial cuts at MAC budgets find the smallest that meets it, and every step's model is timed too. A group whose
+    cut breaks the network is left whole in the same run. After every cut, `repair` (compress.repair; None: off)
+    refits the layers that read pruned channels and re-estimates batch-norm statistics towards the unpruned network
+    on `calibration` inputs (default: the reference samples), keeping each part only where it helps; then `finetune`
+    runs (compress.tuning.tune distils without labels; a record it returns joins the step's history) and `evaluate`,
+    when given, scores the model for the history. A model returning a dict, tuple or list is scored by the tensor
+    `output` names (default: a dict's 'out', else the first tensor; for detection samples, a known detector's class
+    scores, see compress.detectors). The input model is not changed.
     """
 
     def __init__(self, model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = "lrp",
@@ -173,14 +186,14 @@ class Pruner:
                  finetune: Callable[[nn.Module], dict[str, Any] | None] | None = None,
                  evaluate: Callable[[nn.Module], float] | None = None, output: OutputKey = None,
                  repair: Repair | None = REPAIR, calibration: torch.Tensor | None = None,
-                 unit: Unit = "channels") -> None:
+                 unit: Unit = "channels", latency: LatencyMeter | None = None) -> None:
         check_module(model)
         check_reference(ref)
         self.ranking = ranking or Ranking()
         self.schedule = get_schedule(schedule, rate=rate, step=step, sf=sf, max_steps=max_steps)
-        _validate(rate, self.ranking, unit, self.schedule)
+        _validate(rate, self.ranking, unit, self.schedule, latency)
         self.scorer = get_criterion(criterion, **(criterion_options or {}))
-        self.ref, self.rate, self.unit, self.ignore = ref, rate, unit, ignore
+        self.ref, self.rate, self.unit, self.ignore, self.latency = ref, rate, unit, ignore, latency
         self.output = detection_output(model) if output is None and ref.task == "detection" else output
         self.finetune, self.evaluate, self.repair = finetune, evaluate, repair
         self.work = written_out_copy(model)
@@ -205,6 +218,7 @@ class Pruner:
         self.broken: dict[str, str] = {}  # groups whose cut broke the network, left whole in the same run
         self.steps_done = 0
         self._stale = False  # the graph predates the last cut
+        self.searches: list[dict[str, Any]] = []  # per step of a latency budget: its goal and the timed trial cuts
         self._record()
 
     @property
@@ -251,20 +265,53 @@ class Pruner:
 
     def removal(self, index: int) -> Plan | None:
         """The units step `index` removes per group (None: the schedule stops); with a budget, the removal whose
-        estimated cost meets the step's rate of the unpruned model's cost in `unit`."""
+        estimated cost (or, for latency, measured latency) meets the step's rate of the unpruned model's."""
         if self.unit == "channels":
             return self.schedule.removal(index, self.scores(), self.original_units, self.ranking,
                                          self.scorer.normalization, self.width)
-        unit_scores = self.scores()
+        unit_scores, cost = self.scores(), self._cost()
 
         def at(channel_rate: float) -> Plan:
-            return plan_removal(unit_scores, {g: self.original_units[g] for g in unit_scores}, channel_rate,
-                                self.ranking, self.scorer.normalization, self.width)
+            # a group a timed trial cut found breaking is left whole from then on
+            scored = {g.name: unit_scores[g.name] for g in self.graph.groups if g.name in unit_scores}
+            return plan_removal(scored, {g: self.original_units[g] for g in scored}, channel_rate, self.ranking,
+                                self.scorer.normalization, self.width)
 
-        budget = Budget(self.unit, self.graph, self._cost())
-        whole = self.before.macs if self.unit == "macs" else self.before.params
-        goal = whole * (1.0 - self.schedule.rates[index - 1])
-        return at(budget.channel_rate(goal, lambda r: self._channels(at(r))))
+        def budgeted(unit: Unit, share: float) -> Plan:
+            whole = self.before.macs if unit == "macs" else self.before.params
+            budget = Budget(unit, self.graph, cost)
+            return at(budget.channel_rate(whole * (1.0 - share), lambda r: self._channels(at(r))))
+
+        share = self.schedule.rates[index - 1]
+        if self.unit != "latency":
+            return budgeted(self.unit, share)
+        return budgeted("macs", self._latency_share(index, share, lambda r: budgeted("macs", r)))
+
+    def _latency_share(self, index: int, share: float, removal_at: Callable[[float], Plan]) -> float:
+        """The share of the unpruned MACs step `index` removes so that the measured latency drops by `share` of the
+        unpruned model's: 0.0 where it is there already, else latency_search over timed trial cuts."""
+        before_ms = self.history[0]["latency_ms"]
+        goal = before_ms * (1.0 - share)
+        search: dict[str, Any] = {"step": index, "goal_ms": goal, "probes": []}
+        self.searches.append(search)
+        removed = 1.0 - self._cost().macs / self.before.macs
+        current = self.history[-1]["latency_ms"]
+        if current <= goal:
+            return removed
+        found, search["probes"] = latency_search(goal, lambda r: self._timed(removal_at(r)), removed, 0.95, current)
+        return found
+
+    def _timed(self, removal: Plan) -> float:
+        """The latency of a copy of the model with `removal` cut; the groups whose cut breaks the network are left
+        whole first (as a real cut leaves them), and the rest is timed."""
+        while True:
+            trial = model_copy(self.work)
+            try:
+                ChannelGraph(trial, self.example, self.ignore).remove(self._channels(removal))
+                return self.latency.measure(trial)
+            except PruningError as error:
+                self._leave_breaking(removal, error)
+            removal = {g.name: removal[g.name] for g in self.graph.groups if g.name in removal}
 
     def result(self) -> PruneResult:
         """The pruned model (the working copy, now an ordinary smaller module) and its report."""
@@ -280,7 +327,13 @@ class Pruner:
                            after, _layer_rows(self.before, after, prunable), self.history,
                            self.schedule.prediction(self.original, self.plan),
                            left_whole={**self.graph.skipped, **self.unscored, **self.broken}, repairs=self.repairs,
-                           unit=self.unit)
+                           unit=self.unit, latency=self._latency_record())
+
+    def _latency_record(self) -> dict[str, Any] | None:
+        if self.latency is None:
+            return None
+        return {"how": self.latency.how, "before_ms": self.history[0]["latency_ms"],
+                "after_ms": self.history[-1]["latency_ms"], "steps": self.searches}
 
     def _cost(self) -> ModelCost:
         return measure_cost(self.work, tuple(self.ref.x.shape[1:]), self.ref.x.dtype)
@@ -295,6 +348,8 @@ class Pruner:
         point = {"step": self.steps_done, "channels": left,
                  "channel_rate": 1.0 - left / max(sum(self.original.values()), 1),
                  "params": cost.params, "macs": cost.macs}
+        if self.latency is not None:
+            point["latency_ms"] = self.latency.measure(self.work)
         if tuned is not None:
             point["tuning"] = tuned
         if self.evaluate is not None:
@@ -308,17 +363,22 @@ class Pruner:
         try:
             _remove(self.graph, self._channels(removal), self.plan, self.kept)
             return True
-        except PruningError:
+        except PruningError as error:
             self.work, self.plan, self.kept = before_cut
-            breaking = breaking_removals(self.work, self.example, self.ignore, self._channels(removal))
-            if not breaking:
-                raise
+            self._leave_breaking(removal, error)
+        return False
+
+    def _leave_breaking(self, removal: Plan, error: PruningError) -> None:
+        """Leave whole, in a new graph, the groups whose cut alone (of `removal`) breaks the network, with why;
+        `error` (what cutting all of them raised) goes on when no one group breaks it alone."""
+        breaking = breaking_removals(self.work, self.example, self.ignore, self._channels(removal))
+        if not breaking:
+            raise error
         self.broken.update(breaking)
         self.ignore = (*self.ignore, *breaking)
         self.graph = ChannelGraph(self.work, self.example, self.ignore)
         if not self.graph.groups:
             raise PruningError(_nothing_prunable(self.work, {**self.graph.skipped, **self.broken}), _NOTHING_FIX)
-        return False
 
 
 def prune(model: nn.Module, ref: ReferenceSamples, criterion: str | Criterion = "lrp", rate: float = 0.5,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import astuple
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, get_args
@@ -122,8 +123,10 @@ def prune(
     rate: Annotated[float | None, typer.Option(help="Fraction of prunable channels to remove, in [0, 1) (default "
                                                     "0.5).")] = None,
     target: Annotated[str | None, typer.Option(help="Instead of --rate, what to keep in the units you budget: "
-                                                    "macs=0.7 (70% of the multiply-accumulates), params=0.5 or "
-                                                    "channels=0.8; the ranking decides where.")] = None,
+                                                    "macs=0.7 (70% of the multiply-accumulates), params=0.5, "
+                                                    "channels=0.8, or latency=0.7 / latency=2.5ms (measured in ONNX "
+                                                    "Runtime on this CPU at batch 1, by timed trial cuts); the "
+                                                    "ranking decides where.")] = None,
     schedule: Annotated[str, typer.Option(help="oneshot, iterative or adaptive.")] = "oneshot",
     scope: Annotated[str, typer.Option(help="global or layer ranking.")] = "global",
     max_layer_rate: Annotated[float, typer.Option(help="The largest share of one layer's channels that may go "
@@ -180,14 +183,15 @@ def prune(
     if twice:
         raise UserError(f"--rule gives the layer kind {twice[0]} more than one rule "
                         f"({', '.join(r for r in rule if r.startswith(twice[0] + '='))})", "give one rule per kind")
-    unit = "channels"
+    unit, goal_ms = "channels", None
     if target is not None:
         if rate is not None:
             raise UserError("--rate and --target both say how much to cut", "give one of them")
         from edgewise.compress.budget import parse_target
 
-        unit, rate = parse_target(target)
+        unit, rate, goal_ms = astuple(parse_target(target))
     config = _config(PruneConfig, criterion=criterion, rate=0.5 if rate is None else rate, unit=unit,
+                     latency_ms=goal_ms,
                      schedule=schedule, scope=scope,
                      max_layer_rate=max_layer_rate, round_to=round_to, samples_per_class=samples,
                      ignore=ignore or [], options={"rules": dict(r.split("=") for r in rule)} if rule else {},
@@ -220,13 +224,15 @@ def prune(
     if len(shown) < len(whole):
         console.print(f"left whole: {len(whole) - len(shown)} more groups, each with its reason in "
                       f"{Path(out).with_suffix('.prune.json')} (--verbose prints them)")
-    from edgewise.stages.prune import step_lines
+    from edgewise.stages.prune import latency_budget_line, step_lines
 
     for line in step_lines(result):
         console.print(line, markup=False)
     console.print(f"parameters {result.before.params:,} -> {result.after.params:,} (-{result.removed('params'):.1%}), "
                   f"MACs {result.before.macs:,} -> {result.after.macs:,} (-{result.removed('macs'):.1%}); "
                   f"written to {out}")
+    if result.latency:
+        console.print(latency_budget_line(result), markup=False)
     if result.shortfall:
         console.print(f"warning: {result.shortfall}", markup=False)
     for note in outcome.notes:

@@ -10,7 +10,10 @@ from torch import nn
 
 from edgewise import compress
 from edgewise.base.atomic import write_json
+from edgewise.base.device import device_of
+from edgewise.bench.latency import SHORT, module_latency
 from edgewise.board.errors import UserError
+from edgewise.compress.budget import LatencyMeter, latency_share
 from edgewise.compress.composites import AUTO, select_composite, selection_line
 from edgewise.compress.size import ladder_row, weight_count
 from edgewise.compress.tuning import Tuning, tune
@@ -67,19 +70,36 @@ def prune_as_configured(module: nn.Module, ref: compress.ReferenceSamples, confi
                         calibration: torch.Tensor | None = None) -> compress.PruneResult:
     """compress.prune of `module` on the reference samples `ref` with every setting `config` gives; repair reads
     `calibration` (default: the reference samples). With composite auto, compress.composites.select_composite
-    chooses the LRP rules first (its record joins the result's `selection`)."""
+    chooses the LRP rules first (its record joins the result's `selection`; for a latency budget its trial cuts
+    remove the same share of the MACs, untimed). A latency budget times with latency_meter at batch 1."""
     calibration = ref.x if calibration is None else calibration
     shared = {"ranking": config.ranking(), "ignore": tuple(config.ignore), "repair": config.repair_settings(),
               "unit": config.unit}
+    rate, meter = config.rate, None
+    if config.unit == "latency":
+        meter = latency_meter(ref.x[:1])
+        if config.latency_ms is not None:
+            rate = latency_share(config.latency_ms, meter.measure(module), meter.how)
     options, selection = config.criterion_options(), None
     if config.composite == AUTO:
-        selection = select_composite(module, ref, config.rate, calibration, **shared)
+        selection = select_composite(module, ref, rate, calibration,
+                                     **{**shared, "unit": "macs" if meter else config.unit})
         options = {**options, "rules": selection.rules}
-    result = compress.prune(module, ref, config.criterion, config.rate, config.schedule, step=config.step,
+    result = compress.prune(module, ref, config.criterion, rate, config.schedule, step=config.step,
                             sf=config.sf, criterion_options=options, finetune=finetune, evaluate=evaluate,
-                            calibration=calibration, **shared)
+                            calibration=calibration, latency=meter, **shared)
     result.selection = None if selection is None else selection.to_json()
     return result
+
+
+def latency_meter(example: torch.Tensor) -> LatencyMeter:
+    """How a latency budget times a model: exported as the kit ships it and run in ONNX Runtime on this CPU at
+    `example`'s batch (bench.latency.module_latency, its short measurement), the median in milliseconds."""
+    def measure(model: nn.Module) -> float:
+        return module_latency(model, example.to(device_of(model)), SHORT)["median_ms"]
+
+    return LatencyMeter(measure, f"measured: ONNX Runtime on this CPU, batch {len(example)}, median of at least "
+                                 f"{SHORT.iterations} runs")
 
 
 def calibration_inputs(x: torch.Tensor, count: int, seed: int = 0) -> torch.Tensor:
@@ -121,6 +141,16 @@ def step_lines(result: compress.PruneResult) -> list[str]:
     return lines
 
 
+def latency_budget_line(result: compress.PruneResult) -> str:
+    """What a latency budget measured: the latency before and after, how it was measured, the last step's goal and
+    how many trial cuts were timed to meet it."""
+    record = result.latency
+    goal = next((f", goal {s['goal_ms']:.3g} ms" for s in reversed(record["steps"])), "")
+    probes = sum(len(s["probes"]) for s in record["steps"])
+    return (f"latency ({record['how']}): {record['before_ms']:.3g} ms -> {record['after_ms']:.3g} ms "
+            f"({-result.removed('latency'):+.0%}){goal}, {probes} trial cut{'' if probes == 1 else 's'} timed")
+
+
 def layer_section(title: str, result: compress.PruneResult) -> Section:
     """Per layer: channels before and after, the share removed, parameters and MACs; with the totals in the note."""
     rows = [(r["layer"], r["kind"], f"{r['channels_before']} -> {r['channels_after']}", f"{r['rate']:.0%}",
@@ -133,6 +163,8 @@ def layer_section(title: str, result: compress.PruneResult) -> Section:
     if result.narrowest:
         n = result.narrowest
         note += f" Narrowest layer: {n['layer']}, {n['channels_before']} -> {n['channels_after']} channels."
+    if result.latency:
+        note += f" The {latency_budget_line(result)}."
     if result.shortfall:
         note += f" Short of the target: {result.shortfall}."
     for group, why in result.left_whole.items():

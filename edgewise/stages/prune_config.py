@@ -23,9 +23,13 @@ class PruneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     criterion: Annotated[str, AfterValidator(CRITERIA.known)] = "lrp"
     rate: float = Field(0.5, allow_inf_nan=False, ge=0.0, lt=1.0, description="the share of `unit` to remove")
-    unit: Literal["channels", "macs", "params"] = Field(
+    unit: Literal["channels", "macs", "params", "latency"] = Field(
         "channels", description="what rate counts: the prunable channels, or the model's multiply-accumulates or "
-        "parameters (the channel rate of the ranking that removes that share, see compress.budget)")
+        "parameters (the channel rate of the ranking that removes that share, see compress.budget), or its latency "
+        "measured in ONNX Runtime on this CPU at batch 1 (timed trial cuts)")
+    latency_ms: float | None = Field(None, allow_inf_nan=False, gt=0.0, description="with unit latency, a goal in "
+                                     "milliseconds instead of rate: the rate is what it takes from the unpruned "
+                                     "model's measured latency")
     schedule: Annotated[str, AfterValidator(SCHEDULES.known)] = Field(
         "oneshot", description="a registered schedule (edgewise.compress.schedules.SCHEDULES): oneshot, iterative "
         "or adaptive")
@@ -83,6 +87,12 @@ class PruneConfig(BaseModel):
         if self.composite in (None, AUTO):
             return dict(self.options)
         return {**self.options, "rules": {**composite_rules(self.composite), **self.options.get("rules", {})}}
+
+    @model_validator(mode="after")
+    def _goal_in_latency(self) -> PruneConfig:
+        if self.latency_ms is not None and self.unit != "latency":
+            raise ValueError(f"latency_ms is a latency goal, but the unit is {self.unit}: give unit latency")
+        return self
 
     @model_validator(mode="after")
     def _one_fine_tuning(self) -> PruneConfig:

@@ -3,8 +3,10 @@ import torch
 from torch import nn
 
 from edgewise.board.errors import UserError
+from edgewise.compress.budget import LatencyMeter
 from edgewise.compress.criteria.base import Criterion
 from edgewise.compress.graph import PruningError
+from edgewise.compress.model_stats import measure_cost
 from edgewise.compress.pruning import Pruner, apply_plan, prune
 from edgewise.compress.ranking import Ranking
 from edgewise.core.modelio import load_model, save_model
@@ -435,6 +437,16 @@ def test_a_group_whose_cut_breaks_the_network_is_left_whole_in_the_same_run(sche
     assert result.model.a.out_channels < 16 and result.model.b.out_channels < 16
     assert result.model(ref.x[:2]).shape == (2, 4)
     assert result.after.macs < result.before.macs
+
+
+def test_a_timed_trial_cut_leaves_a_breaking_group_whole_and_the_latency_budget_is_met(reference):
+    torch.manual_seed(0)
+    model, ref = FixedView().eval(), reference((3, 8, 8), classes=4)
+    meter = LatencyMeter(lambda m: measure_cost(m, (3, 8, 8)).macs / 1e6, "test: MACs in millions")
+    result = prune(model, ref, "l1", 0.3, unit="latency", latency=meter, repair=None)
+    assert list(result.left_whole) == ["c"] and "no longer runs after removing channels of c" in result.left_whole["c"]
+    assert result.model.c.out_channels == 16 and result.model(ref.x[:2]).shape == (2, 4)
+    assert result.shortfall is None and result.removed("latency") >= 0.3
 
 
 def test_ghostnet_is_pruned_by_the_channels_its_cheap_operation_doubles(reference):

@@ -114,6 +114,24 @@ def test_prune_command_meets_a_mac_target(tmp_path, digits_cnn, edgewise):
         f"params -{summary['removed']['params']:.0%}"
 
 
+def test_prune_command_meets_a_latency_target_by_timed_trial_cuts(tmp_path, digits_cnn, edgewise):
+    out = tmp_path / "p.pt"
+    result = edgewise("prune", "digits-cnn", "-o", str(out), "--criterion", "l1", "--target", "latency=0.9",
+                      "--repair", "none")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(out.with_suffix(".prune.json").read_text())
+    record = summary["latency_budget"]
+    assert summary["unit"] == "latency"
+    assert summary["removed"]["latency"] == 1 - record["after_ms"] / record["before_ms"]
+    assert record["how"].startswith("measured: ONNX Runtime on this CPU, batch 1, median of at least")
+    assert [s["step"] for s in record["steps"]] == [1] and record["steps"][0]["probes"][0]["macs_removed"] == 0.95
+    printed = " ".join(result.stderr.split())
+    assert f"latency ({record['how']}): {record['before_ms']:.3g} ms -> {record['after_ms']:.3g} ms" in printed
+    unreachable = edgewise("prune", "digits-cnn", "-o", str(tmp_path / "q.pt"), "--target", "latency=10000ms")
+    assert unreachable.returncode == 2 and "within the goal of 10000 ms" in unreachable.stderr
+    assert "Traceback" not in unreachable.stderr and not (tmp_path / "q.pt").exists()
+
+
 @pytest.mark.slow
 def test_run_writes_manifest_results_and_report(tmp_path, digits_mlp, digits_cnn, edgewise):
     recipe = tmp_path / "r.yaml"

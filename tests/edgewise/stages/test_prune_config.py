@@ -41,3 +41,11 @@ def test_a_composite_that_cannot_apply_is_refused(settings, problem):
 def test_a_budget_unit_and_rounding_by_default():
     config = PruneConfig(unit="macs", rate=0.3)
     assert config.ranking().round_to == 8 and config.unit == "macs"
+
+
+def test_a_latency_goal_in_milliseconds_needs_the_latency_unit():
+    assert PruneConfig(unit="latency", latency_ms=2.5).latency_ms == 2.5
+    with pytest.raises(ValidationError, match="latency_ms is a latency goal, but the unit is macs"):
+        PruneConfig(unit="macs", latency_ms=2.5)
+    with pytest.raises(ValidationError, match="latency_ms"):
+        PruneConfig(unit="latency", latency_ms=0)
