@@ -34,7 +34,8 @@ TRUST_HELP = ("Unpickle a model file that names code of your own (its classes ru
               "you trust")
 LEFT_WHOLE_SHOWN = 5  # groups left whole that `edgewise prune` names before it counts the rest
 CODE_HELP = ("The .py file or package that defines the model's classes (a torch.save(model) from a training script): "
-             "allows that code alone, and files written from the model remember it")
+             "allows that code alone, and files written from the model remember it; several comma-separated "
+             "(model.py,omegaconf) where the model holds objects of other packages")
 SCORE_HELP = ("Data without labels is scored by agreement with the source model, as its outputs say; name how: "
               "classification (top-1), segmentation (per-pixel mIoU), sequence (greedy CTC strings), embedding "
               "(cosine), boxes (a one-stage detector's box F1), regression (1 - relative error)")
@@ -252,9 +253,9 @@ def _cost_line(outcome: Outcome) -> str:
 def _allow(code: str | None) -> None:
     """Allow the classes of the code the user named (--code) in the model files this command loads."""
     if code is not None:
-        from edgewise.core.usercode import allow_code
+        from edgewise.core.usercode import allow_codes
 
-        allow_code(code)
+        allow_codes(code)
 
 
 def _config(model_cls, **values):

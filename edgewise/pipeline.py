@@ -16,7 +16,7 @@ from edgewise.board.errors import UserError
 from edgewise.core.console import console
 from edgewise.core.modelio import load_model
 from edgewise.core.rundir import RunDirectory, StageWindow
-from edgewise.core.usercode import allow_code
+from edgewise.core.usercode import allow_codes
 from edgewise.force import force_policy
 from edgewise.recipe import Recipe
 from edgewise.report.ladder import ladder_section
@@ -93,7 +93,7 @@ def _run(run: RunDirectory, recipe: Recipe, root: Path, device: torch.device) ->
     console.print(f"[bold]edgewise[/bold] run {run.manifest['run']} -> {root} (torch on {device})")
     for entry in recipe.models:
         if entry.code is not None:
-            allow_code(entry.code)
+            allow_codes(entry.code)
         state = ModelState(run, entry, entry_data(entry), device=device)
         run_model(state)
         result.rows += state.ledger.rows()

@@ -19,7 +19,7 @@ from edgewise.base.device import on_device
 from edgewise.base.digest import tensors_digest
 from edgewise.board.errors import UserError, first_line
 from edgewise.compress.layers import converted_from_onnx
-from edgewise.core.usercode import CODE_ENTRY, allow_code, code_object, code_of
+from edgewise.core.usercode import CODE_ENTRY, allow_code, allowed_specs, code_object, code_of
 
 FORMAT = "edgewise-model/1"
 
@@ -39,7 +39,11 @@ def save_model(model: nn.Module, path: str | os.PathLike[str], card: dict[str, A
         cpu = portable(cpu)
     # through a file object: torch names the archive's folder after a file name, and the temporary one is random
     payload = {"format": FORMAT, "card": card, "module": cpu, "weights_sha256": weights_digest(cpu)}
-    return write_bytes(path, _with_code(_canonical(payload), code_of([type(m) for m in cpu.modules()])))
+    archive = _canonical(payload)
+    # the modules the file names: its layers' classes, and what they hold (a training script's config objects)
+    named = {name.rpartition(".")[0] for name in torch.serialization.get_unsafe_globals_in_checkpoint(
+        io.BytesIO(archive))}
+    return write_bytes(path, _with_code(archive, code_of(named)))
 
 
 def _with_code(archive: bytes, specs: list[str]) -> bytes:
@@ -95,13 +99,25 @@ def weights_digest(model: nn.Module) -> str:
 # packages whose nn.Module classes a model file may name and still load without consent: unpickling with
 # weights_only builds those classes and sets their attributes, and runs no code the file brings
 TRUSTED_PACKAGES = ("torch", "torchvision", "timm", "ultralytics", "onnx2torch", "edgewise")
-SAFE_GLOBALS = {"functools.partial"}  # calls only what the file may name anyway (torchvision's norm_layer partials)
+# calls only what the file may name anyway (torchvision's norm_layer partials), and the plain types a training
+# script's settings name as objects (omegaconf's nodes record their element type: builtins.int, typing.Any)
+SAFE_GLOBALS = {"functools.partial", "builtins.list", "builtins.dict", "builtins.tuple", "builtins.set",
+                "builtins.int", "builtins.float", "builtins.str", "builtins.bool", "builtins.bytes",
+                "collections.OrderedDict", "collections.defaultdict", "typing.Any"}
 # functions a model may hold (a detector's matcher holds box_iou): tensor arithmetic, harmless whatever a file passes
 SAFE_FUNCTION_MODULES = ("torchvision.ops.boxes",)
-TRUST_FIX = ("name the code that defines its classes: --code my_model.py (or the package; recipe: code:), which "
-             "allows that code alone; or, if you trust whoever made the file, --trust-model-file (recipe: trusted: "
-             "true); safer formats load without either: a state_dict with its architecture (recipe: arch + weights), "
-             "or ONNX (onnx:)")
+
+
+def trust_fix(packages: list[str]) -> str:
+    """How to load a model file that names code of `packages` (top-level module names) outside the trusted classes
+    and the code already allowed: where code was named (--code), the same with these packages added (never the
+    standard library's: a file naming os.system is crafted, not a model)."""
+    given = allowed_specs()
+    code = (f"--code {','.join([*given, *(p for p in packages if p not in sys.stdlib_module_names)])}" if given
+            else "--code my_model.py (or the package; recipe: code:)")
+    return (f"name the code that defines its classes: {code}, which allows that code alone; or, if you trust whoever "
+            "made the file, --trust-model-file (recipe: trusted: true); safer formats load without either: a "
+            "state_dict with its architecture (recipe: arch + weights), or ONNX (onnx:)")
 
 
 def _trusted_global(name: str) -> object | None:
@@ -150,13 +166,14 @@ def _unpickle(file: Path, trusted: bool) -> object:
     _allow_stamped_code(file)
     needed = torch.serialization.get_unsafe_globals_in_checkpoint(file)
     allowed = {name: _trusted_global(name) or code_object(name) for name in needed}
-    refused = [name for name, obj in allowed.items() if obj is None]
+    refused = sorted((name for name, obj in allowed.items() if obj is None), key=lambda n: n.split(".")[0])
     if refused and trusted:
         return torch.load(file, map_location="cpu", weights_only=False)
     if refused:
+        packages = sorted({name.split(".")[0] for name in refused})
         more = f" and {len(refused) - 1} more" if len(refused) > 1 else ""
         raise UserError(f"model file {file} names code outside the classes Edgewise trusts ({refused[0]}{more}): "
-                        "unpickling it could run any code the file holds", TRUST_FIX)
+                        "unpickling it could run any code the file holds", trust_fix(packages))
     # a class of the user's code named otherwise in the file (__main__.Net) is allowed under the file's name for it
     with torch.serialization.safe_globals([obj if f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
                                            == name else (obj, name) for name, obj in allowed.items()]):

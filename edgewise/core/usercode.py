@@ -88,8 +88,19 @@ def code_object(name: str) -> object | None:
     return None
 
 
-def code_of(classes: list[type]) -> list[str]:
-    """The allowed code names (as given) whose modules define some of `classes`: what a model file of them needs."""
-    modules = {cls.__module__ for cls in classes}
+def allow_codes(specs: str) -> list[ModuleType]:
+    """allow_code of each of the comma-separated `specs` (--code model.py,omegaconf: a model's own code and a package
+    whose objects it holds)."""
+    return [allow_code(spec.strip()) for spec in str(specs).split(",") if spec.strip()]
+
+
+def allowed_specs() -> list[str]:
+    """The code allowed in this process, as named (a file's absolute path, or a module)."""
+    return list(_allowed)
+
+
+def code_of(modules: set[str]) -> list[str]:
+    """The allowed code names (as given) that hold some of the `modules` (dotted names): what a model file naming
+    objects of those modules needs."""
     return [key for key, module in _allowed.items()
             if any(m == module.__name__ or m.startswith(module.__name__.split(".")[0] + ".") for m in modules)]

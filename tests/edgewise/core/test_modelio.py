@@ -112,3 +112,67 @@ def test_the_same_model_writes_the_same_bytes_after_a_trip_through_a_file(tmp_pa
     again, read_card = load_model(tmp_path / "a.pt")
     save_model(again, tmp_path / "b.pt", read_card)
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+
+
+SETTINGS_PACKAGE = '''
+import typing
+
+
+class Settings:
+    """A training script's hyper-parameters, as a config library keeps them: values and the types they hold."""
+
+    def __init__(self, widths):
+        self.widths, self.kind, self.anything = widths, list, typing.Any
+'''
+PITCH_NET = '''
+from torch import nn
+
+import hparams_kit
+
+
+class PitchNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hparams = hparams_kit.Settings([8, 16])
+        self.conv = nn.Conv1d(1, 8, 5)
+'''
+
+
+def test_a_model_holding_another_packages_objects_loads_with_both_named_and_its_files_remember_both(tmp_path,
+                                                                                                     monkeypatch):
+    import subprocess
+    import sys
+    import typing
+    import zipfile
+
+    from edgewise.core import usercode
+
+    (tmp_path / "hparams_kit").mkdir()
+    (tmp_path / "hparams_kit" / "__init__.py").write_text(SETTINGS_PACKAGE)
+    (tmp_path / "pitchnet.py").write_text(PITCH_NET)
+    subprocess.run([sys.executable, "-c", "import torch, pitchnet; torch.save(pitchnet.PitchNet(), 'net.pt')"],
+                   cwd=tmp_path, check=True, env={"PYTHONPATH": str(tmp_path)})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(usercode, "_allowed", {})
+    usercode.allow_codes("pitchnet")
+    with pytest.raises(UserError, match=r"trusts \(hparams_kit.Settings\)") as caught:
+        load_model(tmp_path / "net.pt")
+    assert "--code pitchnet,hparams_kit," in caught.value.fix
+    usercode.allow_codes("pitchnet, hparams_kit")
+    model, _ = load_model(tmp_path / "net.pt")
+    assert model.hparams.widths == [8, 16] and model.hparams.kind is list and model.hparams.anything is typing.Any
+    save_model(model, tmp_path / "saved.pt", {"stage": "float32"})
+    with zipfile.ZipFile(tmp_path / "saved.pt") as archive:
+        stamped = next(n for n in archive.namelist() if n.endswith(usercode.CODE_ENTRY))
+        assert archive.read(stamped).decode().splitlines() == ["pitchnet", "hparams_kit"]
+
+
+def test_the_fix_never_offers_to_allow_the_standard_library(tmp_path, monkeypatch):
+    from edgewise.core import usercode
+
+    torch.save({"format": "edgewise-model/1", "card": {}, "module": Planted(tmp_path / "ran")}, tmp_path / "evil.pt")
+    monkeypatch.setattr(usercode, "_allowed", {"my_model": usercode})
+    with pytest.raises(UserError, match=r"\(posix.system\)") as caught:
+        load_model(tmp_path / "evil.pt")
+    assert caught.value.fix.startswith("name the code that defines its classes: --code my_model, which")
+    assert not (tmp_path / "ran").exists()
