@@ -155,7 +155,8 @@ def prune(
                                                        "epsilon-alpha2beta1-flat, epsilon-gamma-flat, epsilon; --rule "
                                                        "overrides it per kind) or auto: each tried in a trial cut, "
                                                        "repaired, and the one whose outputs stay closest to the "
-                                                       "unpruned network's chosen.")] = None,
+                                                       "unpruned network's chosen (the default without --rule or "
+                                                       "--class).")] = None,
     repair: Annotated[str, typer.Option(help="After the cut: all (reconstruct the layers that read pruned channels, "
                                              "then re-estimate batch-norm statistics, each kept where it helps), "
                                              "reconstruct, batchnorm or none.")] = "all",

@@ -69,7 +69,8 @@ def prune_as_configured(module: nn.Module, ref: compress.ReferenceSamples, confi
                         evaluate: Callable[[nn.Module], float] | None = None,
                         calibration: torch.Tensor | None = None) -> compress.PruneResult:
     """compress.prune of `module` on the reference samples `ref` with every setting `config` gives; repair reads
-    `calibration` (default: the reference samples). With composite auto, compress.composites.select_composite
+    `calibration` (default: the reference samples). With composite auto (config.chosen_composite: the default for
+    an LRP cut over all classes), compress.composites.select_composite
     chooses the LRP rules first (its record joins the result's `selection`; for a latency budget its trial cuts
     remove the same share of the MACs, untimed). A latency budget times with latency_meter at batch 1."""
     calibration = ref.x if calibration is None else calibration
@@ -81,7 +82,8 @@ def prune_as_configured(module: nn.Module, ref: compress.ReferenceSamples, confi
         if config.latency_ms is not None:
             rate = latency_share(config.latency_ms, meter.measure(module), meter.how)
     options, selection = config.criterion_options(), None
-    if config.composite == AUTO:
+    # unasked, auto is skipped where it cannot choose (fewer than 4 calibration inputs)
+    if config.chosen_composite(ref.classes is not None) == AUTO and (config.composite == AUTO or len(calibration) >= 4):
         selection = select_composite(module, ref, rate, calibration,
                                      **{**shared, "unit": "macs" if meter else config.unit})
         options = {**options, "rules": selection.rules}

@@ -52,7 +52,8 @@ class PruneConfig(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict, description="criterion options, e.g. LRP rules")
     composite: str | None = Field(None, description="lrp: a named rule composite (compress.composites.COMPOSITES; "
                                   "options' rules override it per layer kind), or auto: the one whose trial cut, "
-                                  "repaired, keeps the outputs closest to the unpruned network's")
+                                  "repaired, keeps the outputs closest to the unpruned network's. Unset: auto for an "
+                                  "LRP cut over all classes without rules given (see chosen_composite)")
     finetune: FinetuneConfig | None = None
     repair: RepairName = Field(
         "all", description="after every cut: reconstruct (refit the layers that read pruned channels to the unpruned "
@@ -80,6 +81,15 @@ class PruneConfig(BaseModel):
             except UserError as exc:
                 raise ValueError(f"{exc.problem}: {exc.fix}") from None
         return self
+
+    def chosen_composite(self, class_specific: bool) -> str | None:
+        """The composite a cut uses: the one given; unset, auto for LRP scores over all classes without rules given
+        (the rules that score channels best differ by network: measured, epsilon-plus-flat lost to auto's choice on
+        PESTO, PP-OCR's classifier and detector), else None (the criterion's own rules). An expert's cut is scored on
+        its classes, while auto's trial compares whole outputs, so it keeps the criterion's rules."""
+        if self.composite is not None or self.criterion != "lrp" or self.options.get("rules") or class_specific:
+            return self.composite
+        return AUTO
 
     def criterion_options(self) -> dict[str, Any]:
         """The criterion's options with a named composite's rules under the rules given per kind (auto is chosen

@@ -29,16 +29,30 @@ def test_calibration_inputs_are_a_draw_not_the_first_of_an_ordered_split():
     assert torch.equal(drawn, calibration_inputs(x, 10))
 
 
-def test_composite_auto_chooses_the_rules_before_the_cut_and_records_why():
+def small_cnn():
+    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4)).eval()
+
+
+@pytest.mark.parametrize("settings", [{"composite": "auto"}, {}])
+def test_composite_auto_chooses_the_rules_before_the_cut_and_records_why(settings):
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
-                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4)).eval()
+    model = small_cnn()
     ref = ReferenceSamples.from_split(torch.rand(16, 1, 8, 8), torch.arange(16) % 4, "classification", None)
-    result = prune_as_configured(model, ref, PruneConfig(composite="auto", rate=0.3),
-                                 calibration=torch.rand(32, 1, 8, 8))
+    result = prune_as_configured(model, ref, PruneConfig(rate=0.3, **settings), calibration=torch.rand(32, 1, 8, 8))
     chosen = result.summary()["composite_selection"]
     assert {t["composite"] for t in chosen["trials"]} == {"epsilon-plus-flat", "epsilon-alpha2beta1-flat",
                                                           "epsilon-gamma-flat", "epsilon"}
     rules = ", ".join(f"{k}={v}" for k, v in chosen["rules"].items())
     assert result.criterion == f"lrp({rules})"
     assert step_lines(result)[0].startswith(f"LRP composite {chosen['chosen']} chosen by a trial cut of 30%")
+
+
+def test_without_calibration_enough_to_choose_an_lrp_cut_keeps_its_own_rules():
+    torch.manual_seed(0)
+    ref = ReferenceSamples.from_split(torch.rand(16, 1, 8, 8), torch.arange(16) % 4, "classification", None)
+    result = prune_as_configured(small_cnn(), ref, PruneConfig(rate=0.3), calibration=torch.rand(3, 1, 8, 8))
+    assert result.selection is None and result.criterion.startswith("lrp(")
+    with pytest.raises(UserError, match="needs at least 4 calibration inputs"):
+        prune_as_configured(small_cnn(), ref, PruneConfig(rate=0.3, composite="auto"),
+                            calibration=torch.rand(3, 1, 8, 8))

@@ -49,3 +49,10 @@ def test_a_latency_goal_in_milliseconds_needs_the_latency_unit():
         PruneConfig(unit="macs", latency_ms=2.5)
     with pytest.raises(ValidationError, match="latency_ms"):
         PruneConfig(unit="latency", latency_ms=0)
+
+
+@pytest.mark.parametrize(("settings", "class_specific", "chosen"), [
+    ({}, False, "auto"), ({}, True, None), ({"composite": "epsilon"}, False, "epsilon"),
+    ({"options": {"rules": {"conv": "gamma"}}}, False, None), ({"criterion": "l1"}, False, None)])
+def test_an_lrp_cut_over_all_classes_chooses_its_rules_by_measurement_unless_told(settings, class_specific, chosen):
+    assert PruneConfig(**settings).chosen_composite(class_specific) == chosen
