@@ -75,7 +75,8 @@ class PruneResult:
 
     @property
     def shortfall(self) -> str | None:
-        """Why the cut removed less than asked, when it fell more than compress.budget.SHORTFALL short (else None)."""
+        """Why the cut removed less than asked, when it fell more than compress.budget.SHORTFALL short (for a
+        measured latency LATENCY_SHORTFALL; else None)."""
         achieved = self.removed(self.unit)
         if self.rate - achieved <= (LATENCY_SHORTFALL if self.unit == "latency" else SHORTFALL):
             return None

@@ -70,9 +70,9 @@ def prune_as_configured(module: nn.Module, ref: compress.ReferenceSamples, confi
                         calibration: torch.Tensor | None = None) -> compress.PruneResult:
     """compress.prune of `module` on the reference samples `ref` with every setting `config` gives; repair reads
     `calibration` (default: the reference samples). With composite auto (config.chosen_composite: the default for
-    an LRP cut over all classes), compress.composites.select_composite
-    chooses the LRP rules first (its record joins the result's `selection`; for a latency budget its trial cuts
-    remove the same share of the MACs, untimed). A latency budget times with latency_meter at batch 1."""
+    an LRP cut over all classes), compress.composites.select_composite chooses the LRP rules first (its record
+    joins the result's `selection`; for a latency budget its trial cuts remove the same share of the MACs,
+    untimed). A latency budget times with latency_meter at batch 1, so its cut depends on this machine's speed."""
     calibration = ref.x if calibration is None else calibration
     shared = {"ranking": config.ranking(), "ignore": tuple(config.ignore), "repair": config.repair_settings(),
               "unit": config.unit}
