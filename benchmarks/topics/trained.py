@@ -25,7 +25,8 @@ kit's label-free tuning (compress.tuning: distilled from the float model); torch
 and after the same tuning;
 uniform per channel, block-32, ECQ and ECQx at 4 bit, each rounded to nearest and with compensated
 (GPTQ-style) rounding on the reference samples, and ECQ and ECQx after a short QAT distilled from the
-float model (no labels); each 4-bit file's latency in the kit's session, in a plain ONNX Runtime
+float model (no labels); each 4-bit version's weights coded losslessly by NNCodec (the `.nnc` container's
+bytes, as `edgewise encode` writes it); each 4-bit file's latency in the kit's session, in a plain ONNX Runtime
 session, and of its plain variant there; W4A8 (uniform per-channel or ECQ 4-bit weights, 8-bit
 activations on mse ranges, with and without the sensitivity pass) against the peers' files of the
 source: ONNX Runtime's quantize_static (W8A8) and quantize_dynamic, NNCF's quantize (W8A8) and
@@ -306,6 +307,7 @@ def _study(study: Study, scratch: Path, progress: Callable[[list[dict[str, Any]]
     from torch import nn
 
     from edgewise import compress, export
+    from edgewise.compress.codec import encode
     from edgewise.compress.composites import select_composite
     from edgewise.compress.model_stats import measure_cost
     from edgewise.compress.repair import named_repair
@@ -326,7 +328,7 @@ def _study(study: Study, scratch: Path, progress: Callable[[list[dict[str, Any]]
         if quantized is not None:  # the same file in a plain ONNX Runtime session, and its plain variant there
             speeds = runtime_speeds(file, x1, "always", scratch / "version.plain.onnx")
             out.update(plain_session_ms=speeds.plain_ms, plain_variant_ms=speeds.variant_ms,
-                       plain_variant_bytes=speeds.variant_bytes)
+                       plain_variant_bytes=speeds.variant_bytes, nnc_bytes=len(encode(quantized.records).data))
         if result is not None:
             out.update(channel_rate=result.channel_rate, params=result.after.params, macs=result.after.macs)
         return out
@@ -503,8 +505,9 @@ def _figure(study: Study, row: dict[str, Any]) -> Figure:
     tuned = "".join(f"{row[key]:.3f} {what}; " for key, what in (
         ("score_oneshot", "as cut"), ("score_batchnorm", "statistics re-estimated"),
         ("score_tuned", f"tuned {TUNE_STEPS} steps")) if key in row)
+    coded = f" (NNCodec {row['nnc_bytes']:,} B)" if "nnc_bytes" in row else ""
     return Figure(f"{study.name}: {row['version']}", row["score"], study.score_name,
-                  note=f"{tuned}{row['bytes']:,} B, {row['latency_ms']:.2f} ms batch 1")
+                  note=f"{tuned}{row['bytes']:,} B{coded}, {row['latency_ms']:.2f} ms batch 1")
 
 
 STAGES = (("score_oneshot", "as cut"), ("score", "repaired (the default)"), ("score_tuned", f"+ {TUNE_STEPS} "
