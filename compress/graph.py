@@ -235,9 +235,11 @@ class _GroupTooLarge(Exception):
 @contextmanager
 def _bounded_walk() -> Iterator[None]:
     """Within the block, torch-pruning's flatten index mapping and its group walk raise _GroupTooLarge instead of
-    building more than MAX_GROUP_INDICES indices or MAX_GROUP_STEPS dependencies."""
+    building more than MAX_GROUP_INDICES indices or MAX_GROUP_STEPS dependencies; and the walk's check whether a
+    dependency was met before with the same indices looks among those of the same target and handler only (it
+    scanned every dependency of the group: a walk of n steps cost n squared comparisons)."""
     mapping, group = index_mapping._FlattenIndexMapping, tp.dependency.Group
-    unbounded_mapping, unbounded_add = mapping.__call__, group.add_dep
+    unbounded_mapping, unbounded_add, scanning = mapping.__call__, group.add_dep, group.has_pruning_op
 
     def bounded_mapping(self, idxs):
         if not self.reverse and len(idxs) * self._stride > MAX_GROUP_INDICES:
@@ -250,13 +252,17 @@ def _bounded_walk() -> Iterator[None]:
             raise _GroupTooLarge(f"torch-pruning's walk of the layers its channels reach passes {MAX_GROUP_STEPS:,} "
                                  "steps (the same tensors reached by many paths with other channel indices, as in "
                                  "attention converted from ONNX)")
+        self.__dict__.setdefault("_met", {}).setdefault((dep.target, dep.handler), []).append(idxs)
         return unbounded_add(self, dep, idxs)
 
-    mapping.__call__, group.add_dep = bounded_mapping, bounded_add
+    def indexed_has_pruning_op(self, dep, idxs):
+        return any(met == idxs for met in self.__dict__.get("_met", {}).get((dep.target, dep.handler), ()))
+
+    mapping.__call__, group.add_dep, group.has_pruning_op = bounded_mapping, bounded_add, indexed_has_pruning_op
     try:
         yield
     finally:
-        mapping.__call__, group.add_dep = unbounded_mapping, unbounded_add
+        mapping.__call__, group.add_dep, group.has_pruning_op = unbounded_mapping, unbounded_add, scanning
 
 
 def _group_of(graph: tp.DependencyGraph, module: nn.Module) -> object:
