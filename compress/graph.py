@@ -15,6 +15,7 @@ from torch_pruning.dependency import index_mapping, shape_infer
 from edgewise.base.device import device_of
 from edgewise.board.errors import UserError
 from edgewise.compress.copying import model_copy
+from edgewise.compress.group_walk import GroupTooLarge, bounded_walk
 from edgewise.compress.heads import HeadGroup, head_groups, head_projections
 from edgewise.compress.layers import (
     WEIGHT_LAYERS,
@@ -217,58 +218,11 @@ def _bisect(items: list[str], breaks: Callable[[list[str]], str]) -> dict[str, s
     return {**_bisect(items[:half], breaks), **_bisect(items[half:], breaks)}
 
 
-MAX_GROUP_INDICES = 2_000_000
-"""The most channel indices one group's mapping may reach: the flattening reshapes of window attention (Swin) make
-torch-pruning's index lists grow multiplicatively, to tens of gigabytes, and such a group is left whole."""
-
-MAX_GROUP_STEPS = 5_000
-"""The most dependencies one group's walk may collect. The largest group of the architectures we prune has under 500
-(torchvision's vit_b_16: its residual stream); attention converted from ONNX (PP-OCRv4's recogniser) reaches the same
-tensors by so many paths, each with other channel indices, that torch-pruning's walk ran for over eight minutes (it
-compares each new dependency with every one before it), and such a group is left whole."""
-
-
-class _GroupTooLarge(Exception):
-    """A group whose walk passes a bound; the message says which, as the reason the group is left whole."""
-
-
-@contextmanager
-def _bounded_walk() -> Iterator[None]:
-    """Within the block, torch-pruning's flatten index mapping and its group walk raise _GroupTooLarge instead of
-    building more than MAX_GROUP_INDICES indices or MAX_GROUP_STEPS dependencies; and the walk's check whether a
-    dependency was met before with the same indices looks among those of the same target and handler only (it
-    scanned every dependency of the group: a walk of n steps cost n squared comparisons)."""
-    mapping, group = index_mapping._FlattenIndexMapping, tp.dependency.Group
-    unbounded_mapping, unbounded_add, scanning = mapping.__call__, group.add_dep, group.has_pruning_op
-
-    def bounded_mapping(self, idxs):
-        if not self.reverse and len(idxs) * self._stride > MAX_GROUP_INDICES:
-            raise _GroupTooLarge(f"torch-pruning's index mapping of its channels grows past {MAX_GROUP_INDICES:,} "
-                                 "indices (window partitions, as in Swin)")
-        return unbounded_mapping(self, idxs)
-
-    def bounded_add(self, dep, idxs):
-        if len(self) >= MAX_GROUP_STEPS:
-            raise _GroupTooLarge(f"torch-pruning's walk of the layers its channels reach passes {MAX_GROUP_STEPS:,} "
-                                 "steps (the same tensors reached by many paths with other channel indices, as in "
-                                 "attention converted from ONNX)")
-        self.__dict__.setdefault("_met", {}).setdefault((dep.target, dep.handler), []).append(idxs)
-        return unbounded_add(self, dep, idxs)
-
-    def indexed_has_pruning_op(self, dep, idxs):
-        return any(met == idxs for met in self.__dict__.get("_met", {}).get((dep.target, dep.handler), ()))
-
-    mapping.__call__, group.add_dep, group.has_pruning_op = bounded_mapping, bounded_add, indexed_has_pruning_op
-    try:
-        yield
-    finally:
-        mapping.__call__, group.add_dep, group.has_pruning_op = unbounded_mapping, unbounded_add, scanning
-
-
 def _group_of(graph: tp.DependencyGraph, module: nn.Module) -> object:
-    """torch-pruning's group of all of `module`'s output channels, its walk bounded (_GroupTooLarge)."""
+    """torch-pruning's group of all of `module`'s output channels, its walk bounded (GroupTooLarge); the graph's
+    index mappings are taken as up to date (_root_groups computes them once)."""
     pruner = graph.get_pruner_of_module(module)
-    with _bounded_walk(), _torch_pruning():
+    with bounded_walk(mapped=True), _torch_pruning():
         return graph.get_pruning_group(module, pruner.prune_out_channels, list(range(pruner.get_out_channels(module))))
 
 
@@ -278,6 +232,8 @@ def _root_groups(graph: tp.DependencyGraph, ignored: list[nn.Module]) -> Iterato
     channels are not yielded."""
     covered: set[nn.Module] = set()
     ignored_ids = {id(m) for m in ignored}
+    with _torch_pruning():  # once for every walk: the model does not change while its groups are found
+        index_mapping.update_index_mapping(graph)
     for module in list(graph.module2node):
         if id(module) in ignored_ids or module in covered or not isinstance(module, WEIGHT_LAYERS):
             continue
@@ -294,7 +250,7 @@ def _root_groups(graph: tp.DependencyGraph, ignored: list[nn.Module]) -> Iterato
             if narrower:
                 module = min(narrower, key=_out_channels)
                 group = _group_of(graph, module)
-        except _GroupTooLarge as exc:
+        except GroupTooLarge as exc:
             covered.add(module)
             yield module, str(exc)
             continue

@@ -3,7 +3,7 @@ import torch
 import torchvision
 from torch import nn
 
-from edgewise.compress import graph as graph_module
+from edgewise.compress import group_walk
 from edgewise.compress.attention import explicit_attention
 from edgewise.compress.graph import ChannelGraph, PruningError
 from edgewise.compress.heads import remove_heads
@@ -103,10 +103,10 @@ class _Flattened(nn.Module):
 def test_a_group_whose_index_mapping_explodes_is_left_whole(monkeypatch):
     """Swin's window partitions make torch-pruning's index lists grow to tens of gigabytes; past a bound the group
     is left whole instead of exhausting memory (here the bound is lowered below a flatten's 8 x 64 indices)."""
-    monkeypatch.setattr(graph_module, "MAX_GROUP_INDICES", 100)
+    monkeypatch.setattr(group_walk, "MAX_GROUP_INDICES", 100)
     graph = ChannelGraph(_Flattened().eval(), torch.rand(1, 3, 8, 8))
     assert graph.groups == [] and "index mapping" in graph.skipped["conv"]
-    monkeypatch.setattr(graph_module, "MAX_GROUP_INDICES", 1000)
+    monkeypatch.setattr(group_walk, "MAX_GROUP_INDICES", 1000)
     assert [g.name for g in ChannelGraph(_Flattened().eval(), torch.rand(1, 3, 8, 8)).groups] == ["conv"]
 
 
@@ -121,6 +121,6 @@ def test_an_output_that_depends_on_nothing_is_a_one_line_error(reference):
 def test_a_group_whose_walk_passes_its_bound_is_left_whole(monkeypatch):
     """PP-OCRv4's attention, converted from ONNX, sent torch-pruning's group walk on for minutes; past a bound on its
     steps the group is left whole with the reason (here the bound is lowered below the conv's group)."""
-    monkeypatch.setattr(graph_module, "MAX_GROUP_STEPS", 1)
+    monkeypatch.setattr(group_walk, "MAX_GROUP_STEPS", 1)
     graph = ChannelGraph(_Flattened().eval(), torch.rand(1, 3, 8, 8))
     assert graph.groups == [] and "walk" in graph.skipped["conv"]
