@@ -33,30 +33,29 @@ class GroupTooLarge(Exception):
     """A group whose walk passes a bound; the message says which, as the reason the group is left whole."""
 
 
-def _pair(idx: int, root: int | None) -> _HybridIndex:
-    """An (index, root index) pair as torch-pruning builds it, without its keyword-argument constructor (a tenth of
-    the cost: the walk builds millions)."""
-    return tuple.__new__(_HybridIndex, (idx, root))
+_new = tuple.__new__
+"""Builds an (index, root index) pair as `_new(_HybridIndex, (idx, root))`: torch-pruning's keyword constructor runs
+Python code per pair, and the walk builds millions; inline in the comprehensions below for the same reason."""
 
 
 def _flatten(self: index_mapping._FlattenIndexMapping, idxs: list) -> list:
     """_FlattenIndexMapping: each channel to its `stride` flattened positions, or back; the same pairs in the same
     order, refused past MAX_GROUP_INDICES."""
-    stride = self._stride
+    stride, pair, new = self._stride, _HybridIndex, _new
     if self.reverse:
-        return list({_pair(i[0] // stride, i[1]) for i in idxs})
+        return list({new(pair, (i[0] // stride, i[1])) for i in idxs})
     if len(idxs) * stride > MAX_GROUP_INDICES:
         raise GroupTooLarge(f"torch-pruning's index mapping of its channels grows past {MAX_GROUP_INDICES:,} indices "
                             "(window partitions, as in Swin)")
-    return [_pair(k, i[1]) for i in idxs for k in range(i[0] * stride, (i[0] + 1) * stride)]
+    return [new(pair, (k, i[1])) for i in idxs for k in range(i[0] * stride, (i[0] + 1) * stride)]
 
 
 def _split(self: index_mapping._SplitIndexMapping, idxs: list) -> list:
     """_SplitIndexMapping: into a split's part (the indices inside it, shifted) or back out of it."""
-    start, end = self.offset[0], self.offset[1]
+    start, end, pair, new = self.offset[0], self.offset[1], _HybridIndex, _new
     if self.reverse:
-        return [_pair(i[0] + start, i[1]) for i in idxs]
-    return [_pair(i[0] - start, i[1]) for i in idxs if start <= i[0] < end]
+        return [new(pair, (i[0] + start, i[1])) for i in idxs]
+    return [new(pair, (i[0] - start, i[1])) for i in idxs if start <= i[0] < end]
 
 
 @contextmanager
