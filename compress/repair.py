@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgewise.base.device import device_of
+from edgewise.compress.batching import samples_per_pass
 from edgewise.compress.modes import evaluating
 from edgewise.compress.outputs import tensors_of
 from edgewise.compress.reference import held_out_split
@@ -175,8 +176,10 @@ def reconstructable(original: nn.Module, pruned: nn.Module, kept: dict[str, list
 
 
 def output_error(original: nn.Module, pruned: nn.Module, x: torch.Tensor, batch: int = 16) -> float:
-    """Relative squared error of every output tensor of `pruned` against `original`'s on `x`."""
+    """Relative squared error of every output tensor of `pruned` against `original`'s on `x`, `batch` samples at a
+    time or fewer (compress.batching.samples_per_pass)."""
     num = den = 0.0
+    batch = min(batch, samples_per_pass(original, x)) if len(x) > 1 else batch
     with torch.no_grad():
         for chunk in x.split(batch):
             for a, b in zip(tensors_of(original(chunk)), tensors_of(pruned(chunk)), strict=True):
@@ -184,24 +187,6 @@ def output_error(original: nn.Module, pruned: nn.Module, x: torch.Tensor, batch:
                     num += float((b.double() - a.double()).pow(2).sum())
                     den += float(a.double().pow(2).sum())
     return num / max(den, 1e-30)
-
-
-def _fitting(model: nn.Module, x: torch.Tensor, budget: int = 1 << 30) -> int:
-    """How many of the inputs `x` one forward pass of `model` can take within `budget` bytes of activations (at
-    least 2): the fit runs them as one batch, so that each layer is refitted once, in the pass itself."""
-    largest = [0]
-
-    def seen(_m: nn.Module, _a: tuple, out: Any) -> None:
-        largest[0] = max([largest[0], *(t.numel() for t in tensors_of(out))])
-
-    handles = [m.register_forward_hook(seen) for m in model.modules()]
-    try:
-        with torch.no_grad():
-            model(x[:1])
-    finally:
-        for h in handles:
-            h.remove()
-    return max(2, min(len(x), budget // max(1, 24 * largest[0])))
 
 
 def _reconstruct(original: nn.Module, pruned: nn.Module, kept: dict[str, list[int]], x: torch.Tensor,
@@ -212,13 +197,19 @@ def _reconstruct(original: nn.Module, pruned: nn.Module, kept: dict[str, list[in
 
     A model that runs its samples in slices of a fixed batch (a converted ONNX graph with `fixed_batch`) calls each
     layer once per slice: its layers gather every slice's rows and are all refitted after the pass, each from the
-    inputs the cut left it."""
+    inputs the cut left it. Where one pass over all the fit inputs would hold more than
+    compress.batching.PASS_BUDGET (PP-OCRv4's recogniser holds 200 MB a line), they run in chunks that fit, and each
+    layer is refitted in every chunk's pass from the statistics of all the chunks so far: sequential within a pass,
+    and in the end fitted on every input. On PP-OCRv4's recogniser at 20% fewer MACs (l1) the held-out error was
+    0.15 refitted from the 5 lines that fit at once, 0.45 from all 150 refitted after the passes, 0.027 so."""
     wanted = set(reconstructable(original, pruned, kept))
     order = _calls(pruned, x[:1])
     once = [n for n in dict.fromkeys(order) if n in wanted and order.count(n) == 1]  # a shared layer keeps its weights
     if not once:
         return []
-    batch = x[:_fitting(original, x)]
+    # the unpruned pass holds its activations and two copies of a layer's output at a time (the reshaped grid, and
+    # the padded input of the refit)
+    chunks = x.split(max(2, samples_per_pass(original, x, copies=2)))
     sliced = getattr(pruned, "fixed_batch", None) is not None
     generator = torch.Generator().manual_seed(0)
     calls: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {n: [] for n in once}  # (positions, targets) per call
@@ -237,7 +228,7 @@ def _reconstruct(original: nn.Module, pruned: nn.Module, kept: dict[str, list[in
         return hook
 
     def write(module: nn.Module, name: str) -> None:
-        gram, cross = sums.pop(name)
+        gram, cross = sums[name]
         _write(module, _solve(gram, cross, settings.ridge, module.bias is not None))
 
     def refit(name: str) -> Callable[..., None]:
@@ -250,16 +241,18 @@ def _reconstruct(original: nn.Module, pruned: nn.Module, kept: dict[str, list[in
                 write(module, name)
         return hook
 
-    for model, hooks in ((original, {n: original.get_submodule(n).register_forward_hook(record(n)) for n in once}),
-                         (pruned, {n: pruned.get_submodule(n).register_forward_pre_hook(refit(n)) for n in once})):
-        try:
-            with torch.no_grad():
-                model(batch)
-        finally:
-            for handle in hooks.values():
-                handle.remove()
-    for name in list(sums):
-        write(pruned.get_submodule(name), name)
+    for batch in chunks:
+        for model, hooks in ((original, {n: original.get_submodule(n).register_forward_hook(record(n)) for n in once}),
+                             (pruned, {n: pruned.get_submodule(n).register_forward_pre_hook(refit(n)) for n in once})):
+            try:
+                with torch.no_grad():
+                    model(batch)
+            finally:
+                for handle in hooks.values():
+                    handle.remove()
+    if sliced:
+        for name in sums:
+            write(pruned.get_submodule(name), name)
     return once
 
 

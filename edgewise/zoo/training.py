@@ -13,6 +13,7 @@ from torch import nn
 from edgewise.base import progress
 from edgewise.base.device import device_of
 from edgewise.board.errors import UserError
+from edgewise.compress.batching import samples_per_pass
 from edgewise.compress.outputs import pick
 from edgewise.compress.tasks import OUTPUT_TASKS, loss_for
 from edgewise.zoo.boxes import box_f1
@@ -28,9 +29,12 @@ def _batches(n: int, batch_size: int, generator: torch.Generator | None) -> list
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Run `model` in eval mode over `x` in batches on the model's device and return the concatenated logits on the
-    CPU (a model returning a dict, tuple or list: its scoring tensor, compress.outputs.pick)."""
+    CPU (a model returning a dict, tuple or list: its scoring tensor, compress.outputs.pick). A batch holds at most
+    `batch_size` samples, fewer where one pass of that many would hold more than compress.batching.PASS_BUDGET."""
     model.eval()
     device = device_of(model)
+    if len(x) > 1:
+        batch_size = min(batch_size, samples_per_pass(model, x))
     return torch.cat([pick(model(x[idx].to(device))).cpu() for idx in _batches(len(x), batch_size, None)])
 
 

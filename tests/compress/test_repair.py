@@ -22,7 +22,13 @@ def _cut(model: nn.Module, first: str, second: str, keep: list[int], reads: list
     return pruned
 
 
-def test_a_channel_the_others_span_is_reconstructed_exactly():
+@pytest.mark.parametrize("budget", [None, 1])
+def test_a_channel_the_others_span_is_reconstructed_exactly(budget, monkeypatch):
+    """Also when the fit inputs run two at a time (a budget of one byte), refitted in every chunk's pass."""
+    from edgewise.compress import batching
+
+    if budget is not None:
+        monkeypatch.setattr(batching, "PASS_BUDGET", budget)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 5, 3, padding=1)).eval()
     with torch.no_grad():  # channel 3 is channels 0 + 1: its loss is undone exactly by the layer that reads it
@@ -38,7 +44,12 @@ def test_a_channel_the_others_span_is_reconstructed_exactly():
     assert pruned[1].weight.shape == (5, 3, 3, 3)
 
 
-def test_a_grouped_and_a_linear_consumer_are_refitted_and_the_error_falls():
+@pytest.mark.parametrize("budget", [None, 1])
+def test_a_grouped_and_a_linear_consumer_are_refitted_and_the_error_falls(budget, monkeypatch):
+    from edgewise.compress import batching
+
+    if budget is not None:
+        monkeypatch.setattr(batching, "PASS_BUDGET", budget)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1, groups=2), nn.ReLU(),
                           nn.Flatten(), nn.Linear(8 * 36, 4)).eval()
