@@ -8,8 +8,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from edgewise.board.errors import UserError
+from edgewise.compress.batching import samples_per_pass
 from edgewise.compress.tasks import CLASS_TASKS, OUTPUT_TASKS, TASKS
 
 OUTPUT_SEEDS = ("onehot", "logit", "contrast")
@@ -95,11 +97,17 @@ class ReferenceSamples:
         picked = torch.cat([torch.nonzero(y == c).flatten()[:per_class] for c in torch.unique(y)]).sort().values
         return cls(x[picked], y[picked], task, classes, **kwargs)
 
-    def batches(self, device: torch.device | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(self, device: torch.device | None = None, model: nn.Module | None = None, backward: bool = False
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The samples in order, `batch_size` at a time, on `device` (the model's: the samples stay where they are
-        and only a batch at a time travels)."""
-        for start in range(0, len(self.x), self.batch_size):
-            x, y = self.x[start:start + self.batch_size], self.y[start:start + self.batch_size]
+        and only a batch at a time travels); fewer at a time where a pass of `model` over that many would hold more
+        than compress.batching.PASS_BUDGET (with `backward`, three times a forward pass's: its activations kept for
+        the backward pass, and their gradients)."""
+        size = self.batch_size
+        if model is not None and len(self.x) > 1:
+            size = max(1, min(size, samples_per_pass(model, self.x) // (3 if backward else 1)))
+        for start in range(0, len(self.x), size):
+            x, y = self.x[start:start + size], self.y[start:start + size]
             yield (x, y) if device is None else (x.to(device), y.to(device))
 
     def label_mask(self, y: torch.Tensor) -> torch.Tensor:

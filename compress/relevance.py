@@ -78,7 +78,7 @@ def _explained(model: nn.Module, ref: ReferenceSamples, rules: Mapping[str, str]
 def _backward_passes(modified: nn.Module, ref: ReferenceSamples) -> Iterator[torch.Tensor]:
     """Per batch of `ref`, its input once relevance has flowed back to it through the composite-modified model:
     `.grad` holds the input relevance, and retained gradients inside the model are their tensors' relevance."""
-    for x, y in ref.batches(device_of(modified)):
+    for x, y in ref.batches(device_of(modified), modified, backward=True):
         x = x.clone().requires_grad_(x.is_floating_point())  # token or byte inputs take no relevance
         with op_rules():
             logits = modified(x)

@@ -39,7 +39,7 @@ def backward_with_outputs(model: nn.Module, names: set[str], ref: ReferenceSampl
     """Yield, per batch, the captured layer outputs (with gradients of J) and the labels."""
     model = model.eval()
     with capture_outputs(model, names, retain_grad=True) as out:
-        for x, y in ref.batches(device_of(model)):
+        for x, y in ref.batches(device_of(model), model, backward=True):
             model.zero_grad(set_to_none=True)
             logits = model(x.clone().requires_grad_(x.is_floating_point()))
             objective(logits, y, ref, kind).backward()
