@@ -97,15 +97,19 @@ class ReferenceSamples:
         picked = torch.cat([torch.nonzero(y == c).flatten()[:per_class] for c in torch.unique(y)]).sort().values
         return cls(x[picked], y[picked], task, classes, **kwargs)
 
-    def batches(self, device: torch.device | None = None, model: nn.Module | None = None, backward: bool = False
+    def batch_for(self, model: nn.Module, backward: bool = False) -> int:
+        """`batch_size`, or fewer where a pass of `model` (without the hooks a criterion attaches: probe it before)
+        over that many samples would hold more than compress.batching.PASS_BUDGET; with `backward`, a third of
+        what a forward pass may take (its activations kept for the backward pass, and their gradients)."""
+        if len(self.x) < 2:
+            return self.batch_size
+        return max(1, min(self.batch_size, samples_per_pass(model, self.x) // (3 if backward else 1)))
+
+    def batches(self, device: torch.device | None = None, size: int | None = None
                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The samples in order, `batch_size` at a time, on `device` (the model's: the samples stay where they are
-        and only a batch at a time travels); fewer at a time where a pass of `model` over that many would hold more
-        than compress.batching.PASS_BUDGET (with `backward`, three times a forward pass's: its activations kept for
-        the backward pass, and their gradients)."""
-        size = self.batch_size
-        if model is not None and len(self.x) > 1:
-            size = max(1, min(size, samples_per_pass(model, self.x) // (3 if backward else 1)))
+        """The samples in order, `size` (default `batch_size`; see batch_for) at a time, on `device` (the model's:
+        the samples stay where they are and only a batch at a time travels)."""
+        size = size or self.batch_size
         for start in range(0, len(self.x), size):
             x, y = self.x[start:start + size], self.y[start:start + size]
             yield (x, y) if device is None else (x.to(device), y.to(device))

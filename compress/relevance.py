@@ -75,10 +75,10 @@ def _explained(model: nn.Module, ref: ReferenceSamples, rules: Mapping[str, str]
     return clone, lrp_composite(rules, batchnorm_pairs(clone, ref.x[:1]))
 
 
-def _backward_passes(modified: nn.Module, ref: ReferenceSamples) -> Iterator[torch.Tensor]:
+def _backward_passes(modified: nn.Module, ref: ReferenceSamples, size: int) -> Iterator[torch.Tensor]:
     """Per batch of `ref`, its input once relevance has flowed back to it through the composite-modified model:
     `.grad` holds the input relevance, and retained gradients inside the model are their tensors' relevance."""
-    for x, y in ref.batches(device_of(modified), modified, backward=True):
+    for x, y in ref.batches(device_of(modified), size):
         x = x.clone().requires_grad_(x.is_floating_point())  # token or byte inputs take no relevance
         with op_rules():
             logits = modified(x)
@@ -98,11 +98,12 @@ def layer_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str],
     signed relevance summed over the inputs, per sample.
     """
     clone, composite = _explained(model, ref, rules)
+    size = ref.batch_for(clone, backward=True)  # probed before any hook is attached
     sums: dict[str, torch.Tensor] = {}
     input_relevance = []
     # the capture hooks come after zennit's: a token-layout layer's recorded view replaces its output
     with composite.context(clone) as modified, capture_outputs(modified, names, retain_grad=True) as out:
-        for x in _backward_passes(modified, ref):
+        for x in _backward_passes(modified, ref, size):
             for name, tensor in out.items():
                 if tensor.grad is None:  # no path to the scored output (a detector's box branch): no score
                     continue
@@ -134,6 +135,7 @@ def weight_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str],
     the gradient of sum(z x R/z) with respect to w, for linear and (non-transposed) conv layers.
     """
     clone, composite = _explained(model, ref, rules)
+    size = ref.batch_for(clone, backward=True)  # probed before any hook is attached
     captured: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     modules = dict(clone.named_modules())
 
@@ -147,7 +149,7 @@ def weight_relevance(model: nn.Module, ref: ReferenceSamples, names: set[str],
     totals: dict[str, torch.Tensor] = {}
     try:
         with composite.context(clone) as modified:
-            for _ in _backward_passes(modified, ref):
+            for _ in _backward_passes(modified, ref, size):
                 for name, (inputs, out) in captured.items():
                     if out.grad is None:  # no path to the scored output (another head of the model): no relevance
                         continue

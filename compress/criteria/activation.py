@@ -15,8 +15,9 @@ from edgewise.compress.taps import capture_outputs
 def _activations(model: nn.Module, names: set[str], ref: ReferenceSamples):
     """Yield per batch: ReLU of each layer's (batch-normalised) output, and the chosen classes' mask at its size."""
     model = model.eval()
+    size = ref.batch_for(model)
     with capture_outputs(model, names) as out:
-        for x, y in ref.batches(device_of(model), model):
+        for x, y in ref.batches(device_of(model), size):
             model(x)
             yield {name: (t.clamp(min=0), ref.spatial_mask(y, t.shape[2:])) for name, t in out.items()}
 

@@ -38,8 +38,9 @@ def objective(logits: torch.Tensor, y: torch.Tensor, ref: ReferenceSamples, kind
 def backward_with_outputs(model: nn.Module, names: set[str], ref: ReferenceSamples, kind: str):
     """Yield, per batch, the captured layer outputs (with gradients of J) and the labels."""
     model = model.eval()
+    size = ref.batch_for(model, backward=True)
     with capture_outputs(model, names, retain_grad=True) as out:
-        for x, y in ref.batches(device_of(model), model, backward=True):
+        for x, y in ref.batches(device_of(model), size):
             model.zero_grad(set_to_none=True)
             logits = model(x.clone().requires_grad_(x.is_floating_point()))
             objective(logits, y, ref, kind).backward()
