@@ -15,9 +15,9 @@ wheel is missing is skipped with the pip command that installs it. EDGEWISE_TRAI
 expression, picks networks by key (orientation, detector, recogniser, pages, nudenet);
 EDGEWISE_TRAINED_ROWS picks groups of rows (prune, quantize, learned, qat, w4a8).
 
-Per network: the source file's score in ONNX Runtime; lrp (z+ on convolutions, the kit's default rules,
-alpha2beta1, which also follows inhibitory contributions, and the composite `--composite auto` chooses), l1,
-taylor, random and torch-pruning's magnitude pruner (the peer, its ratio bisected to the same MACs) at each
+Per network: the source file's score in ONNX Runtime; lrp (z+ on convolutions, the criterion's own rules,
+alpha2beta1, which also follows inhibitory contributions, and the composite auto chooses, the command's default),
+l1, taylor, random and torch-pruning's magnitude pruner (the peer, its ratio bisected to the same MACs) at each
 share of the MACs removed (10-50%, widths in multiples of 8 as the command cuts them): one-shot as cut,
 with batch-norm statistics re-estimated, with
 the kit's repair (reconstruction, then statistics; compress.repair), and after TUNE_STEPS steps of the
@@ -51,7 +51,7 @@ from benchmarks.suite import Figure, timed_calls
 from edgewise.base.atomic import write_bytes, write_json
 from edgewise.board.errors import first_line
 
-# (label, criterion, options): LRP with the kit's default rules (z+ on convolutions), with alpha2beta1, which also
+# (label, criterion, options): LRP with its own rules (z+ on convolutions), with alpha2beta1, which also
 # follows negative (inhibitory) contributions, and with the composite `--composite auto` chooses (COMPOSITE_AUTO)
 COMPOSITE_AUTO = "lrp auto"
 CRITERIA = (("lrp", "lrp", {}), ("lrp a2b1", "lrp", {"rules": {"conv": "alpha2beta1"}}), (COMPOSITE_AUTO, "lrp", {}),
