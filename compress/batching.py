@@ -13,6 +13,7 @@ from torch import nn
 
 from edgewise.base.device import device_of
 from edgewise.compress.outputs import tensors_of
+from edgewise.compress.taps import hooked_pass
 
 PASS_BUDGET = 1 << 30
 """Bytes of activations one forward pass may hold (1 GiB): a batch is as many samples as fit."""
@@ -30,13 +31,7 @@ def pass_bytes(model: nn.Module, sample: torch.Tensor) -> tuple[int, int]:
             total[0] += size
             largest[0] = max(largest[0], size)
 
-    handles = [m.register_forward_hook(seen) for m in model.modules() if not list(m.children())]
-    try:
-        with torch.no_grad():
-            model(sample)
-    finally:
-        for h in handles:
-            h.remove()
+    hooked_pass(model, sample, (m for m in model.modules() if not list(m.children())), seen)
     return total[0], largest[0]
 
 

@@ -30,6 +30,7 @@ from edgewise.compress.batching import samples_per_pass
 from edgewise.compress.modes import evaluating
 from edgewise.compress.outputs import tensors_of
 from edgewise.compress.reference import held_out_split
+from edgewise.compress.taps import hooked_pass
 
 REFITTED = (nn.Conv1d, nn.Conv2d, nn.Linear)
 """Layers reconstruction refits; transposed and 3-D convolutions keep their weights."""
@@ -87,14 +88,8 @@ class RepairReport:
 def _calls(model: nn.Module, x: torch.Tensor) -> list[str]:
     """The refittable layers in the order one forward pass calls them, each named once per call."""
     order: list[str] = []
-    handles = [m.register_forward_pre_hook(lambda _m, _a, n=n: order.append(n))
-               for n, m in model.named_modules() if isinstance(m, REFITTED)]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
+    names = {m: n for n, m in model.named_modules() if isinstance(m, REFITTED)}
+    hooked_pass(model, x, names, lambda m, _a, _out: order.append(names[m]))  # a leaf's hook runs as it is called
     return order
 
 

@@ -1,9 +1,10 @@
-"""Forward hooks that capture each conv/linear layer's output, batch-normalised when a BatchNorm follows it."""
+"""Forward hooks that capture each conv/linear layer's output, batch-normalised when a BatchNorm follows it, and one
+pass watched by hooks."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -59,3 +60,16 @@ def capture_outputs(model: nn.Module, names: set[str], retain_grad: bool = False
     finally:
         for h in hooks:
             h.remove()
+
+
+def hooked_pass(model: nn.Module, x: torch.Tensor, modules: Iterable[nn.Module],
+                hook: Callable[[nn.Module, tuple, object], None]) -> None:
+    """One forward pass of `model` on `x` without gradients, with `hook` a forward hook of each of `modules` for
+    that pass alone."""
+    handles = [m.register_forward_hook(hook) for m in modules]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
