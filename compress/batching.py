@@ -39,6 +39,8 @@ def samples_per_pass(model: nn.Module, x: torch.Tensor, budget: int | None = Non
     """How many of the samples `x` one forward pass of `model` can take within `budget` bytes (default PASS_BUDGET;
     at least 1, at most all of them), from a one-sample probe on the model's device; `copies` counts the per-sample
     copies of the largest activation that the caller's hooks make besides."""
+    if len(x) < 2:  # nothing to decide: no probe
+        return max(1, len(x))
     total, largest = pass_bytes(model, x[:1].to(device_of(model)))
     budget = PASS_BUDGET if budget is None else budget
     return max(1, min(len(x), budget // max(1, total + copies * largest)))

@@ -101,7 +101,8 @@ def latency_search(goal_ms: float, latency_at: Callable[[float], float], low: fl
                    probes: int = PROBES) -> tuple[float, list[dict[str, float]]]:
     """The smallest share of the MACs to remove, between `low` (what is removed already, timed at `current_ms`) and
     `high`, whose measured latency `latency_at(share)` meets `goal_ms`, by bisection over `probes` timed trial cuts
-    after the first (at `high`). Returns the share and every probe (share, ms).
+    after the first (at `high`); `low`, untimed, where the model meets the goal already. Returns the share and
+    every probe (share, ms).
 
     Where even the deepest cut misses the goal, the runtime will not go faster by cutting channels
     (fixed costs dominate, or its kernels do not follow the widths): the goal becomes the deepest
@@ -110,6 +111,8 @@ def latency_search(goal_ms: float, latency_at: Callable[[float], float], low: fl
     noise, not smoothly, so the search only assumes that a deeper cut is not slower; each probe is
     a real measurement, never interpolated.
     """
+    if current_ms <= goal_ms:
+        return low, []
     tried = [{"macs_removed": high, "latency_ms": latency_at(high)}]
     goal_ms = max(goal_ms, tried[0]["latency_ms"] * (1.0 + LATENCY_SHORTFALL))
     if current_ms <= goal_ms:
@@ -123,6 +126,8 @@ def latency_search(goal_ms: float, latency_at: Callable[[float], float], low: fl
         else:
             low = middle
     return high, tried
+
+
 def _width(module: nn.Module, inputs: bool) -> int:
     """A conv, transposed conv or linear layer's output (or input) channel count."""
     if hasattr(module, "in_features"):

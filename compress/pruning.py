@@ -286,21 +286,11 @@ class Pruner:
         share = self.schedule.rates[index - 1]
         if self.unit != "latency":
             return budgeted(self.unit, share)
-        return budgeted("macs", self._latency_share(index, share, lambda r: budgeted("macs", r)))
-
-    def _latency_share(self, index: int, share: float, removal_at: Callable[[float], Plan]) -> float:
-        """The share of the unpruned MACs step `index` removes so that the measured latency drops by `share` of the
-        unpruned model's: 0.0 where it is there already, else latency_search over timed trial cuts."""
-        before_ms = self.history[0]["latency_ms"]
-        goal = before_ms * (1.0 - share)
-        search: dict[str, Any] = {"step": index, "goal_ms": goal, "probes": []}
-        self.searches.append(search)
-        removed = 1.0 - self._cost().macs / self.before.macs
-        current = self.history[-1]["latency_ms"]
-        if current <= goal:
-            return removed
-        found, search["probes"] = latency_search(goal, lambda r: self._timed(removal_at(r)), removed, 0.95, current)
-        return found
+        goal = self.history[0]["latency_ms"] * (1.0 - share)
+        found, probes = latency_search(goal, lambda r: self._timed(budgeted("macs", r)),
+                                       1.0 - cost.macs / self.before.macs, 0.95, self.history[-1]["latency_ms"])
+        self.searches.append({"step": index, "goal_ms": goal, "probes": probes})
+        return budgeted("macs", found)
 
     def _timed(self, removal: Plan) -> float:
         """The latency of a copy of the model with `removal` cut; the groups whose cut breaks the network are left

@@ -101,8 +101,6 @@ class ReferenceSamples:
         """`batch_size`, or fewer where a pass of `model` (without the hooks a criterion attaches: probe it before)
         over that many samples would hold more than compress.batching.PASS_BUDGET; with `backward`, a third of
         what a forward pass may take (its activations kept for the backward pass, and their gradients)."""
-        if len(self.x) < 2:
-            return self.batch_size
         return max(1, min(self.batch_size, samples_per_pass(model, self.x) // (3 if backward else 1)))
 
     def batches(self, device: torch.device | None = None, size: int | None = None

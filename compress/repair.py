@@ -174,7 +174,7 @@ def output_error(original: nn.Module, pruned: nn.Module, x: torch.Tensor, batch:
     """Relative squared error of every output tensor of `pruned` against `original`'s on `x`, `batch` samples at a
     time or fewer (compress.batching.samples_per_pass)."""
     num = den = 0.0
-    batch = min(batch, samples_per_pass(original, x)) if len(x) > 1 else batch
+    batch = min(batch, samples_per_pass(original, x))
     with torch.no_grad():
         for chunk in x.split(batch):
             for a, b in zip(tensors_of(original(chunk)), tensors_of(pruned(chunk)), strict=True):

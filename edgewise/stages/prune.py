@@ -82,8 +82,7 @@ def prune_as_configured(module: nn.Module, ref: compress.ReferenceSamples, confi
         if config.latency_ms is not None:
             rate = latency_share(config.latency_ms, meter.measure(module), meter.how)
     options, selection = config.criterion_options(), None
-    # unasked, auto is skipped where it cannot choose (fewer than 4 calibration inputs)
-    if config.chosen_composite(ref.classes is not None) == AUTO and (config.composite == AUTO or len(calibration) >= 4):
+    if config.chosen_composite(ref.classes is not None, len(calibration)) == AUTO:
         selection = select_composite(module, ref, rate, calibration,
                                      **{**shared, "unit": "macs" if meter else config.unit})
         options = {**options, "rules": selection.rules}

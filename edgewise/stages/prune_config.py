@@ -82,12 +82,14 @@ class PruneConfig(BaseModel):
                 raise ValueError(f"{exc.problem}: {exc.fix}") from None
         return self
 
-    def chosen_composite(self, class_specific: bool) -> str | None:
+    def chosen_composite(self, class_specific: bool, calibration: int) -> str | None:
         """The composite a cut uses: the one given; unset, auto for LRP scores over all classes without rules given
         (the rules that score channels best differ by network: measured, epsilon-plus-flat lost to auto's choice on
         PESTO, PP-OCR's classifier and detector), else None (the criterion's own rules). An expert's cut is scored on
-        its classes, while auto's trial compares whole outputs, so it keeps the criterion's rules."""
-        if self.composite is not None or self.criterion != "lrp" or self.options.get("rules") or class_specific:
+        its classes, while auto's trial compares whole outputs, so it keeps the criterion's rules; so does a cut with
+        fewer than 4 `calibration` inputs, too few to choose by."""
+        if self.composite is not None or self.criterion != "lrp" or self.options.get("rules") or class_specific \
+                or calibration < 4:
             return self.composite
         return AUTO
 

@@ -33,8 +33,7 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.T
     `batch_size` samples, fewer where one pass of that many would hold more than compress.batching.PASS_BUDGET."""
     model.eval()
     device = device_of(model)
-    if len(x) > 1:
-        batch_size = min(batch_size, samples_per_pass(model, x))
+    batch_size = min(batch_size, samples_per_pass(model, x))
     return torch.cat([pick(model(x[idx].to(device))).cpu() for idx in _batches(len(x), batch_size, None)])
 
 

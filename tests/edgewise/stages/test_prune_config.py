@@ -51,8 +51,10 @@ def test_a_latency_goal_in_milliseconds_needs_the_latency_unit():
         PruneConfig(unit="latency", latency_ms=0)
 
 
-@pytest.mark.parametrize(("settings", "class_specific", "chosen"), [
-    ({}, False, "auto"), ({}, True, None), ({"composite": "epsilon"}, False, "epsilon"),
-    ({"options": {"rules": {"conv": "gamma"}}}, False, None), ({"criterion": "l1"}, False, None)])
-def test_an_lrp_cut_over_all_classes_chooses_its_rules_by_measurement_unless_told(settings, class_specific, chosen):
-    assert PruneConfig(**settings).chosen_composite(class_specific) == chosen
+@pytest.mark.parametrize(("settings", "class_specific", "calibration", "chosen"), [
+    ({}, False, 256, "auto"), ({}, True, 256, None), ({}, False, 3, None), ({"composite": "auto"}, False, 3, "auto"),
+    ({"composite": "epsilon"}, False, 256, "epsilon"), ({"options": {"rules": {"conv": "gamma"}}}, False, 256, None),
+    ({"criterion": "l1"}, False, 256, None)])
+def test_an_lrp_cut_over_all_classes_chooses_its_rules_by_measurement_unless_told(settings, class_specific,
+                                                                                   calibration, chosen):
+    assert PruneConfig(**settings).chosen_composite(class_specific, calibration) == chosen
