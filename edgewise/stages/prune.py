@@ -94,19 +94,19 @@ def prune_as_configured(module: nn.Module, ref: compress.ReferenceSamples, confi
 
 
 TIMINGS = 3
-"""How many times a latency budget times one model at most: again while a timing is unstable (on a busy 2-core VM,
-trial cuts of one network timed 0.30 and 0.58 ms for 53% and 56% fewer MACs), keeping the lowest median."""
+"""How many times a latency budget times each model, keeping the lowest median (bench.latency.module_latency): one
+timing of a model can be 60% slow on this VM with nothing to show it."""
 
 
 def latency_meter(example: torch.Tensor) -> LatencyMeter:
     """How a latency budget times a model: exported as the kit ships it and run in ONNX Runtime on this CPU at
-    `example`'s batch (bench.latency.module_latency, its short measurement, retried while unstable), the median in
+    `example`'s batch (bench.latency.module_latency, its short measurement, TIMINGS times), the lowest median in
     milliseconds."""
     def measure(model: nn.Module) -> float:
-        return module_latency(model, example.to(device_of(model)), SHORT, retries=TIMINGS - 1)["median_ms"]
+        return module_latency(model, example.to(device_of(model)), SHORT, timings=TIMINGS)["median_ms"]
 
     return LatencyMeter(measure, f"measured: ONNX Runtime on this CPU, batch {len(example)}, median of at least "
-                                 f"{SHORT.iterations} runs, the lowest of up to {TIMINGS} timings while unstable")
+                                 f"{SHORT.iterations} runs, the lowest of {TIMINGS} timings")
 
 
 def calibration_inputs(x: torch.Tensor, count: int, seed: int = 0) -> torch.Tensor:
